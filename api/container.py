@@ -1,0 +1,65 @@
+"""Everything a request handler needs, built once per process (or injected by tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jinja2
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+
+from core.db import SessionFactory, create_engine, session_factory
+from core.links import LinkSigner
+from core.settings import Settings
+from core.templates import page_environment
+from core.temporal import connect_temporal
+from integrations.his import HisClient
+from pathways.catalog import Catalog, load_catalog
+
+
+@dataclass
+class Container:
+    settings: Settings
+    sessions: SessionFactory
+    temporal: Client
+    his: HisClient
+    catalog: Catalog
+    links: LinkSigner
+    pages: jinja2.Environment
+    engine: AsyncEngine | None = None
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        sessions: SessionFactory,
+        temporal: Client,
+        his: HisClient,
+        engine: AsyncEngine | None = None,
+    ) -> Container:
+        return cls(
+            settings=settings,
+            sessions=sessions,
+            temporal=temporal,
+            his=his,
+            catalog=load_catalog(),
+            links=LinkSigner(settings.link_secret.get_secret_value()),
+            pages=page_environment(settings.tz),
+            engine=engine,
+        )
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Container:
+        engine = create_engine(settings.database_url, echo=settings.database_echo)
+        temporal = await connect_temporal(settings)
+        his = HisClient.create(
+            settings.his_base_url,
+            settings.his_api_key.get_secret_value(),
+            settings.his_timeout_seconds,
+        )
+        return cls.build(settings, session_factory(engine), temporal, his, engine)
+
+    async def close(self) -> None:
+        await self.his.close()
+        if self.engine is not None:
+            await self.engine.dispose()

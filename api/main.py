@@ -1,0 +1,55 @@
+"""The HTTP API: ``uvicorn api.main:app``. Thin: validates, authorises, starts or signals
+workflows, and reads projections."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.container import Container
+from api.routers import alerts, health, his_webhooks, messages, patient_pages, runs, tasks
+from core.logs import configure_logging
+from core.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+    """With a container (tests), the app uses it as is; otherwise it opens its own at start-up."""
+    settings = settings or (container.settings if container else get_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if container is not None:
+            yield
+            return
+        configure_logging(json=settings.json_logs, level=settings.log_level)
+        opened = await Container.open(settings)
+        app.state.container = opened
+        try:
+            yield
+        finally:
+            await opened.close()
+
+    app = FastAPI(
+        title="CarePath",
+        summary="Care pathways for hospitals as durable Temporal workflows",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    if container is not None:
+        app.state.container = container
+    for router in (
+        health.router,
+        his_webhooks.router,
+        patient_pages.router,
+        tasks.router,
+        runs.router,
+        alerts.router,
+        messages.router,
+    ):
+        app.include_router(router)
+    return app
+
+
+app = create_app()

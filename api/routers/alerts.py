@@ -1,0 +1,69 @@
+"""Alerts for the responsible staff (FU-9): abnormal answers and undeliverable messages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from api.deps import SessionDep, StaffDep, ensure_visible
+from api.schemas import AcknowledgeAlert, AlertOut, Page, PatientBrief
+from core.models import Alert, AlertStatus, Patient, utcnow
+from services import audit
+from services.queries import list_alerts, patient_brief
+
+router = APIRouter(prefix="/api/alerts", tags=["alerts"])
+
+
+def alert_out(alert: Alert, patient: Patient) -> AlertOut:
+    return AlertOut.model_validate(
+        {**alert.model_dump(), "patient": PatientBrief.model_validate(patient_brief(patient))}
+    )
+
+
+@router.get("", response_model=Page[AlertOut])
+async def get_alerts(
+    session: SessionDep,
+    staff: StaffDep,
+    alert_status: Annotated[AlertStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[AlertOut]:
+    rows, total = await list_alerts(
+        session,
+        staff,
+        status=alert_status.value if alert_status else None,
+        limit=limit,
+        offset=offset,
+    )
+    return Page(
+        items=[alert_out(a, p) for a, p in rows], total=total, limit=limit, offset=offset
+    )
+
+
+@router.post("/{alert_id}/acknowledge", response_model=AlertOut)
+async def acknowledge(
+    alert_id: str, body: AcknowledgeAlert, session: SessionDep, staff: StaffDep
+) -> AlertOut:
+    alert = await session.get(Alert, alert_id, with_for_update=True)
+    if alert is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert with id '{alert_id}'")
+    ensure_visible(staff, alert.department_code)
+    if alert.status != AlertStatus.ACKNOWLEDGED:
+        alert.status = AlertStatus.ACKNOWLEDGED
+        alert.acknowledged_at = utcnow()
+        alert.acknowledged_by = staff.id
+        alert.acknowledge_note = body.note
+        audit.record(
+            session,
+            actor_type="staff",
+            actor_id=staff.id,
+            action="alert.acknowledged",
+            target_type="alert",
+            target_id=alert.id,
+            note=body.note,
+        )
+    patient = await session.get(Patient, alert.patient_id)
+    assert patient is not None
+    await session.commit()
+    return alert_out(alert, patient)

@@ -1,0 +1,198 @@
+"""The page a patient opens from the SMS link: a mobile form, submitted to the running workflow.
+
+Every failure is a readable page in Chinese with the right status code, never a stack trace:
+a tampered link (404), an expired link or task (410), an incomplete form (422), or our side
+being unavailable (503).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+from fastapi.responses import HTMLResponse
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.deps import ContainerDep, SessionDep
+from core.links import LinkError, LinkExpired
+from core.logs import get_logger
+from core.models import CareTask, PathwayRun, TaskStatus, utcnow
+from pathways.answers import AnswerError, abnormal_findings, check_answers
+from pathways.model import FormDefinition, PlanSnapshot
+from services import audit
+from workflows.contracts import SIGNAL_SUBMIT_ANSWERS, AnswerSubmission
+
+router = APIRouter(tags=["patient pages"], include_in_schema=False)
+log = get_logger(__name__)
+
+# The token in the URL is a credential: keep it out of caches, referrers and frames.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+}
+
+ANSWER_ERROR_TEXT = {
+    "required": "请回答此题",
+    "single_only": "此题只能选择一项",
+    "invalid_option": "请从给出的选项中选择",
+    "exclusive": "此选项不能与其他选项同时选择",
+    "too_long": "回答过长，请精简后再提交",
+}
+
+
+@dataclass(frozen=True)
+class _OpenTask:
+    task: CareTask
+    form: FormDefinition
+
+
+def _page(
+    container: ContainerDep, template: str, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    settings = container.settings
+    html = container.pages.get_template(template).render(
+        hospital_name=settings.hospital_name, hospital_phone=settings.hospital_phone, **context
+    )
+    return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
+
+
+def _message(
+    container: ContainerDep, status_code: int, heading: str, *lines: str, tone: str = "notice"
+) -> HTMLResponse:
+    return _page(
+        container, "message.html", status_code, heading=heading, lines=list(lines), tone=tone
+    )
+
+
+def _invalid(container: ContainerDep) -> HTMLResponse:
+    return _message(
+        container,
+        status.HTTP_404_NOT_FOUND,
+        "链接无效",
+        "该链接不完整或已被修改，请检查短信中的链接是否完整打开。",
+    )
+
+
+def _expired(container: ContainerDep) -> HTMLResponse:
+    return _message(
+        container,
+        status.HTTP_410_GONE,
+        "链接已过期",
+        "该随访问卷的填写时间已过。",
+        "医护人员可能会通过电话与您联系。",
+    )
+
+
+def _already_answered(container: ContainerDep) -> HTMLResponse:
+    return _message(
+        container, status.HTTP_200_OK, "您已提交", "您已完成本次问卷，感谢您的配合。", tone="ok"
+    )
+
+
+async def _open(
+    token: str, container: ContainerDep, session: SessionDep
+) -> _OpenTask | HTMLResponse:
+    try:
+        claims = container.links.verify(token, utcnow())
+    except LinkExpired:
+        return _expired(container)
+    except LinkError:
+        log.warning("patient link refused", reason="bad token")
+        return _invalid(container)
+    task = await session.get(CareTask, claims.task_id)
+    run = await session.get(PathwayRun, task.workflow_id) if task else None
+    if task is None or run is None or task.form_id is None:
+        return _invalid(container)
+    if task.status in (TaskStatus.COMPLETED, TaskStatus.ABNORMAL):
+        return _already_answered(container)
+    if task.status not in (TaskStatus.SENT, TaskStatus.PENDING):
+        return _expired(container)
+    snapshot = PlanSnapshot.model_validate(run.plan_snapshot)
+    return _OpenTask(task=task, form=snapshot.forms[task.form_id])
+
+
+def _form_page(
+    container: ContainerDep,
+    opened: _OpenTask,
+    *,
+    values: dict[str, list[str]],
+    errors: list[AnswerError],
+) -> HTMLResponse:
+    shown = {e.question_id: ANSWER_ERROR_TEXT.get(e.code, "请检查此题") for e in errors}
+    return _page(
+        container,
+        "form.html",
+        status.HTTP_422_UNPROCESSABLE_CONTENT if errors else status.HTTP_200_OK,
+        form=opened.form,
+        valid_until=opened.task.valid_until,
+        values=values,
+        errors=shown,
+    )
+
+
+@router.get("/p/{token}", response_class=HTMLResponse)
+async def show_form(token: str, container: ContainerDep, session: SessionDep) -> HTMLResponse:
+    opened = await _open(token, container, session)
+    if isinstance(opened, HTMLResponse):
+        return opened
+    return _form_page(container, opened, values={}, errors=[])
+
+
+@router.post("/p/{token}", response_class=HTMLResponse)
+async def submit_form(
+    token: str, request: Request, container: ContainerDep, session: SessionDep
+) -> HTMLResponse:
+    opened = await _open(token, container, session)
+    if isinstance(opened, HTMLResponse):
+        return opened
+    posted = await request.form()
+    raw: dict[str, list[str]] = {}
+    for key, value in posted.multi_items():
+        if isinstance(value, str):
+            raw.setdefault(key, []).append(value)
+    answers, errors = check_answers(opened.form, raw)
+    if errors:
+        return _form_page(container, opened, values=raw, errors=errors)
+
+    task = opened.task
+    submission = AnswerSubmission(
+        step_id=task.step_id, occurrence=task.occurrence, answers=answers, submitted_at=utcnow()
+    )
+    try:
+        await container.temporal.get_workflow_handle(task.workflow_id).signal(
+            SIGNAL_SUBMIT_ANSWERS, submission
+        )
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            # The run has ended (every step closed) since the page was opened.
+            return _expired(container)
+        log.error("answer signal failed", task_id=task.id, error=str(exc))
+        return _message(
+            container,
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "系统繁忙",
+            "您的回答暂未提交成功，请稍后重新打开链接再试。",
+        )
+    audit.record(
+        session,
+        actor_type="patient",
+        actor_id=task.patient_id,
+        action="followup.answers_submitted",
+        target_type="care_task",
+        target_id=task.id,
+    )
+    await session.commit()
+    if abnormal_findings(opened.form, answers):
+        return _message(
+            container,
+            status.HTTP_200_OK,
+            "提交成功",
+            "感谢您的配合。",
+            "您的回答中有需要关注的情况，护士会尽快与您联系；如症状加重，请立即就医。",
+        )
+    return _message(
+        container, status.HTTP_200_OK, "提交成功", "感谢您的配合，祝您早日康复！", tone="ok"
+    )

@@ -1,0 +1,114 @@
+"""Follow-up runs: list from the projection; live progress straight from the workflow."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Query, status
+from sqlmodel import col, select
+from temporalio.client import WorkflowQueryFailedError
+from temporalio.service import RPCError
+
+from api.deps import ContainerDep, SessionDep, StaffDep, ensure_visible
+from api.schemas import Page, PatientBrief, RunOut, RunProgressOut
+from core.logs import get_logger
+from core.models import CareTask, FormResponse, PathwayRun, Patient, RunStatus
+from services.queries import list_runs, patient_brief
+from workflows.contracts import QUERY_PROGRESS, FindingRecord, RunProgress, StepProgress
+
+router = APIRouter(prefix="/api/runs", tags=["runs"])
+log = get_logger(__name__)
+
+# A query needs a worker to replay the workflow; do not hang a request when none is up.
+QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+def run_out(container: ContainerDep, run: PathwayRun, patient: Patient) -> RunOut:
+    settings = container.settings
+    ui = (
+        f"{settings.temporal_ui_url.rstrip('/')}/namespaces/{settings.temporal_namespace}"
+        f"/workflows/{quote(run.workflow_id, safe='')}"
+    )
+    return RunOut.model_validate(
+        {
+            **run.model_dump(),
+            "patient": PatientBrief.model_validate(patient_brief(patient)),
+            "temporal_ui_url": ui,
+        }
+    )
+
+
+@router.get("", response_model=Page[RunOut])
+async def get_runs(
+    container: ContainerDep,
+    session: SessionDep,
+    staff: StaffDep,
+    run_status: Annotated[RunStatus | None, Query(alias="status")] = None,
+    patient_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[RunOut]:
+    rows, total = await list_runs(
+        session,
+        staff,
+        status=run_status.value if run_status else None,
+        patient_id=patient_id,
+        limit=limit,
+        offset=offset,
+    )
+    return Page(
+        items=[run_out(container, r, p) for r, p in rows], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/{workflow_id}", response_model=RunProgressOut)
+async def get_run(
+    workflow_id: str, container: ContainerDep, session: SessionDep, staff: StaffDep
+) -> RunProgressOut:
+    run = await session.get(PathwayRun, workflow_id)
+    if run is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run with id '{workflow_id}'")
+    ensure_visible(staff, run.department_code)
+    patient = await session.get(Patient, run.patient_id)
+    assert patient is not None
+    base = run_out(container, run, patient).model_dump()
+    try:
+        progress = await container.temporal.get_workflow_handle(workflow_id).query(
+            QUERY_PROGRESS, result_type=RunProgress, rpc_timeout=QUERY_TIMEOUT
+        )
+    except (RPCError, WorkflowQueryFailedError) as exc:
+        log.warning("progress query failed, answering from the projection", error=str(exc))
+        steps = await _projected_steps(session, workflow_id)
+        return RunProgressOut.model_validate({**base, "source": "projection", "steps": steps})
+    return RunProgressOut.model_validate(
+        {**base, "status": progress.status, "source": "workflow", "steps": progress.steps}
+    )
+
+
+async def _projected_steps(session: SessionDep, workflow_id: str) -> list[StepProgress]:
+    rows = await session.exec(
+        select(CareTask, FormResponse)
+        .join(FormResponse, col(FormResponse.task_id) == CareTask.id, isouter=True)
+        .where(CareTask.workflow_id == workflow_id)
+        .order_by(col(CareTask.due_at))
+    )
+    return [
+        StepProgress(
+            step_id=task.step_id,
+            occurrence=task.occurrence,
+            task_id=task.id,
+            title=task.title,
+            status=task.status,  # type: ignore[arg-type]
+            due_at=task.due_at,
+            sent_at=task.sent_at,
+            valid_until=task.valid_until,
+            lost_at=task.lost_at,
+            answered_at=task.answered_at,
+            findings=[FindingRecord.model_validate(f) for f in response.abnormal_findings]
+            if response
+            else [],
+        )
+        for task, response in rows.all()
+    ]

@@ -1,0 +1,71 @@
+"""Staff work queue: follow-up tasks from the database projection (FU-4, FU-7, FU-8)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from sqlmodel import select
+
+from api.deps import ContainerDep, SessionDep, StaffDep, ensure_visible
+from api.schemas import FormResponseOut, Page, PatientBrief, TaskDetail, TaskOut
+from core.models import CareTask, FormResponse, Patient, TaskStatus, utcnow
+from services.queries import Due, list_tasks, patient_brief
+
+router = APIRouter(prefix="/api/tasks", tags=["tasks"])
+
+
+def task_out(task: CareTask, patient: Patient) -> TaskOut:
+    return TaskOut.model_validate(
+        {**task.model_dump(), "patient": PatientBrief.model_validate(patient_brief(patient))}
+    )
+
+
+@router.get("", response_model=Page[TaskOut])
+async def get_tasks(
+    container: ContainerDep,
+    session: SessionDep,
+    staff: StaffDep,
+    task_status: Annotated[list[TaskStatus] | None, Query(alias="status")] = None,
+    due: Due = "all",
+    plan_id: str | None = None,
+    patient_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[TaskOut]:
+    rows, total = await list_tasks(
+        session,
+        staff,
+        statuses=[s.value for s in task_status or []],
+        due=due,
+        now=utcnow(),
+        tz=container.settings.tz,
+        plan_id=plan_id,
+        patient_id=patient_id,
+        limit=limit,
+        offset=offset,
+    )
+    return Page(
+        items=[task_out(task, patient) for task, patient in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/{task_id}", response_model=TaskDetail)
+async def get_task(task_id: str, session: SessionDep, staff: StaffDep) -> TaskDetail:
+    task = await session.get(CareTask, task_id)
+    if task is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task with id '{task_id}'")
+    ensure_visible(staff, task.department_code)
+    patient = await session.get(Patient, task.patient_id)
+    assert patient is not None
+    found = await session.exec(select(FormResponse).where(FormResponse.task_id == task.id))
+    response = found.first()
+    return TaskDetail.model_validate(
+        {
+            **task_out(task, patient).model_dump(),
+            "response": FormResponseOut.model_validate(response.model_dump()) if response else None,
+        }
+    )

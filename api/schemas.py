@@ -1,0 +1,107 @@
+"""Response models of the staff API (the database tables are never returned directly)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Generic, Literal, TypeVar
+
+from pydantic import BaseModel
+
+from workflows.contracts import StepProgress
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class PatientBrief(BaseModel):
+    id: str
+    his_patient_id: str
+    name: str
+    phone_masked: str
+
+
+class TaskOut(BaseModel):
+    id: str
+    workflow_id: str
+    plan_id: str
+    step_id: str
+    title: str
+    status: str
+    department_code: str
+    responsible_role: str
+    due_at: datetime
+    sent_at: datetime | None
+    valid_until: datetime | None
+    lost_at: datetime | None
+    answered_at: datetime | None
+    patient: PatientBrief
+
+
+class FormResponseOut(BaseModel):
+    form_id: str
+    submitted_at: datetime
+    answers: dict[str, list[str]]
+    abnormal_findings: list[dict[str, str]]
+
+
+class TaskDetail(TaskOut):
+    response: FormResponseOut | None
+
+
+class AlertOut(BaseModel):
+    id: str
+    kind: str
+    status: str
+    summary: str
+    role: str
+    department_code: str
+    task_id: str
+    workflow_id: str
+    raised_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    details: list[dict[str, str]]
+    patient: PatientBrief
+
+
+class AcknowledgeAlert(BaseModel):
+    note: str | None = None
+
+
+class RunOut(BaseModel):
+    workflow_id: str
+    plan_id: str
+    plan_version: int
+    status: str
+    department_code: str
+    anchor_at: datetime
+    started_at: datetime
+    finished_at: datetime | None
+    patient: PatientBrief
+    temporal_ui_url: str
+
+
+class RunProgressOut(RunOut):
+    # "workflow": answered by the running workflow; "projection": from the database because the
+    # workflow could not be queried (no worker up), possibly a few seconds behind.
+    source: Literal["workflow", "projection"]
+    steps: list[StepProgress]
+
+
+class MessageOut(BaseModel):
+    id: str
+    channel: str
+    category: str
+    status: str
+    recipient_masked: str
+    body: str
+    workflow_id: str | None
+    task_id: str | None
+    scheduled_for: datetime
+    created_at: datetime

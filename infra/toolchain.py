@@ -1,0 +1,36 @@
+"""Where infra/setup.sh caches the binaries that cannot come from PyPI.
+
+The Temporal SDK would otherwise download its dev server and test server at run time, which these
+machines cannot do; everything here is built or fetched once by ``make setup`` and reused.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEMPORAL_CLI_VERSION = "1.5.1"
+TEST_SERVER_VERSION = "1.38.0"
+
+
+class ToolchainMissing(RuntimeError):
+    pass
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("CAREPATH_CACHE", Path.home() / ".cache" / "carepath"))
+
+
+def temporal_cli() -> Path:
+    path = cache_dir() / f"temporal-cli-{TEMPORAL_CLI_VERSION}" / "temporal"
+    if not os.access(path, os.X_OK):
+        raise ToolchainMissing(f"Temporal CLI not found at {path}; run `make setup` first")
+    return path
+
+
+def test_server_script() -> Path:
+    lib = cache_dir() / f"temporal-test-server-{TEST_SERVER_VERSION}" / "lib"
+    if not any(lib.glob("temporal-test-server-*.jar")):
+        raise ToolchainMissing(f"Temporal test server jars not found in {lib}; run `make setup`")
+    return REPO_ROOT / "infra" / "temporal-test-server.sh"

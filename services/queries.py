@@ -1,0 +1,140 @@
+"""Read models for staff: work queues, alerts, runs and messages, scoped to the caller's department."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from core.logs import mask_text
+from core.models import Alert, CareTask, OutboundMessage, PathwayRun, Patient
+from services.staff import StaffPrincipal
+
+Due = Literal["today", "week", "all"]
+R = TypeVar("R")
+
+
+def mask_phone(phone: str) -> str:
+    return mask_text(phone) if phone else ""
+
+
+def patient_brief(patient: Patient) -> dict[str, Any]:
+    return {
+        "id": patient.id,
+        "his_patient_id": patient.his_patient_id,
+        "name": patient.name,
+        "phone_masked": mask_phone(patient.phone),
+    }
+
+
+def due_window(due: Due, now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime] | None:
+    """Today / this week (Monday to Sunday) in the hospital's timezone (FU-8 to-do lists)."""
+    if due == "all":
+        return None
+    local = now.astimezone(tz)
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if due == "week":
+        start -= timedelta(days=start.weekday())
+        return start, start + timedelta(days=7)
+    return start, start + timedelta(days=1)
+
+
+def _scoped(query: SelectOfScalar[R], column: Any, staff: StaffPrincipal) -> SelectOfScalar[R]:
+    return query if staff.department_code is None else query.where(column == staff.department_code)
+
+
+async def _page(
+    session: AsyncSession, query: SelectOfScalar[Any], limit: int, offset: int
+) -> tuple[Sequence[Any], int]:
+    total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
+    rows = (await session.exec(query.limit(limit).offset(offset))).all()
+    return rows, int(total)
+
+
+async def list_tasks(
+    session: AsyncSession,
+    staff: StaffPrincipal,
+    *,
+    statuses: Sequence[str],
+    due: Due,
+    now: datetime,
+    tz: ZoneInfo,
+    plan_id: str | None = None,
+    patient_id: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[Sequence[tuple[CareTask, Patient]], int]:
+    query: Any = select(CareTask, Patient).join(Patient, col(Patient.id) == CareTask.patient_id)
+    query = _scoped(query, CareTask.department_code, staff)
+    if statuses:
+        query = query.where(col(CareTask.status).in_(statuses))
+    if plan_id:
+        query = query.where(CareTask.plan_id == plan_id)
+    if patient_id:
+        query = query.where(CareTask.patient_id == patient_id)
+    window = due_window(due, now, tz)
+    if window:
+        query = query.where(CareTask.due_at >= window[0], CareTask.due_at < window[1])
+    query = query.order_by(col(CareTask.due_at), col(CareTask.id))
+    return await _page(session, query, limit, offset)
+
+
+async def list_alerts(
+    session: AsyncSession,
+    staff: StaffPrincipal,
+    *,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[Sequence[tuple[Alert, Patient]], int]:
+    query: Any = select(Alert, Patient).join(Patient, col(Patient.id) == Alert.patient_id)
+    query = _scoped(query, Alert.department_code, staff)
+    if status:
+        query = query.where(Alert.status == status)
+    query = query.order_by(col(Alert.raised_at).desc(), col(Alert.id))
+    return await _page(session, query, limit, offset)
+
+
+async def list_runs(
+    session: AsyncSession,
+    staff: StaffPrincipal,
+    *,
+    status: str | None,
+    patient_id: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[Sequence[tuple[PathwayRun, Patient]], int]:
+    query: Any = select(PathwayRun, Patient).join(
+        Patient, col(Patient.id) == PathwayRun.patient_id
+    )
+    query = _scoped(query, PathwayRun.department_code, staff)
+    if status:
+        query = query.where(PathwayRun.status == status)
+    if patient_id:
+        query = query.where(PathwayRun.patient_id == patient_id)
+    query = query.order_by(col(PathwayRun.started_at).desc(), col(PathwayRun.workflow_id))
+    return await _page(session, query, limit, offset)
+
+
+async def list_messages(
+    session: AsyncSession,
+    staff: StaffPrincipal,
+    *,
+    workflow_id: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[Sequence[OutboundMessage], int]:
+    query: Any = select(OutboundMessage).join(
+        PathwayRun, col(PathwayRun.workflow_id) == OutboundMessage.workflow_id
+    )
+    query = _scoped(query, PathwayRun.department_code, staff)
+    if workflow_id:
+        query = query.where(OutboundMessage.workflow_id == workflow_id)
+    query = query.order_by(col(OutboundMessage.created_at).desc(), col(OutboundMessage.id))
+    return await _page(session, query, limit, offset)

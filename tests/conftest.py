@@ -1,0 +1,100 @@
+"""Session-wide real infrastructure: PostgreSQL, the Temporal dev server and the time-skipping
+test server. Every test gets its own database (cloned from a migrated template) and task queue."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from core.db import SessionFactory, create_engine, session_factory
+from core.logs import configure_logging
+from core.settings import Settings
+from tests.harness.databases import clone_database, create_template, drop_database
+from tests.harness.postgres import PostgresServer, start_postgres
+from tests.harness.temporal import start_dev_server, start_time_skipping_server
+
+TEST_SECRET = "test-link-secret-0123456789abcdef0123456789"
+TEST_WEBHOOK_SECRET = "test-webhook-secret-0123456789abcdef012345"
+TEST_HIS_API_KEY = "test-his-api-key-0123456789abcdef0123456789"
+
+
+def make_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "environment": "test",
+        "database_url": "sqlite+aiosqlite:///:memory:",
+        "link_secret": TEST_SECRET,
+        "his_webhook_secret": TEST_WEBHOOK_SECRET,
+        "his_api_key": TEST_HIS_API_KEY,
+        "public_base_url": "http://patient.test",
+        "allow_demo_clock": True,
+        "log_json": False,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    # Not pytest's tmp_path: its parents are private to root, and the server runs as 'postgres'.
+    base = Path(tempfile.mkdtemp(prefix="carepath-pg-"))
+    server = start_postgres(base)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def pg_template(postgres: PostgresServer) -> str:
+    return await create_template(postgres)
+
+
+@pytest.fixture
+async def database_url(postgres: PostgresServer, pg_template: str) -> AsyncIterator[str]:
+    name = await clone_database(postgres, pg_template)
+    yield postgres.url(name)
+    await drop_database(postgres, name)
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[SessionFactory]:
+    engine = create_engine(database_url)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url=database_url)
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await start_time_skipping_server()
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await start_dev_server()
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"test-{uuid.uuid4()}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _masked_logging() -> None:
+    # Tests log through the same masked pipeline as production, so a leak shows up here first.
+    configure_logging(json=False, level="INFO")

@@ -1,0 +1,117 @@
+"""A private PostgreSQL server for the test session, from Debian's packages.
+
+Started in a temporary directory on a free loopback port and stopped at the end; tuned for speed
+(no fsync), never for durability. Each test gets its own database cloned from a migrated template.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class PostgresUnavailable(RuntimeError):
+    pass
+
+
+def find_pg_bin() -> Path:
+    configured = os.environ.get("CAREPATH_PG_BIN")
+    candidates = [Path(configured)] if configured else []
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    for candidate in candidates:
+        if (candidate / "initdb").exists() and (candidate / "pg_ctl").exists():
+            return candidate
+    raise PostgresUnavailable(
+        "PostgreSQL server binaries not found; `make setup-test` installs the Debian package"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class PostgresServer:
+    bin_dir: Path
+    data_dir: Path
+    socket_dir: Path
+    port: int
+    run_as: str | None
+    user: str = "postgres"
+
+    def url(self, database: str, driver: str = "asyncpg") -> str:
+        return f"postgresql+{driver}://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def dsn(self, database: str) -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *args: str) -> None:
+        command = [str(self.bin_dir / args[0]), *args[1:]]
+        if self.run_as:
+            # initdb and postgres refuse to run as root; CI machines run tests as root.
+            command = ["runuser", "-u", self.run_as, "--", *command]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            log = self.data_dir.parent / "postgres.log"
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            raise PostgresUnavailable(
+                f"{' '.join(args[:2])} failed ({result.returncode}): {result.stderr}\n{tail}"
+            )
+
+    def start(self) -> None:
+        self._run(
+            "initdb", "-D", str(self.data_dir), "-U", self.user, "--auth=trust",
+            "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync",
+        )  # fmt: skip
+        options = " ".join(
+            [
+                f"-p {self.port}",
+                f"-k {self.socket_dir}",
+                "-c listen_addresses=127.0.0.1",
+                "-c fsync=off",
+                "-c synchronous_commit=off",
+                "-c full_page_writes=off",
+                "-c max_connections=300",
+                "-c shared_buffers=128MB",
+            ]
+        )
+        log = self.data_dir.parent / "postgres.log"
+        self._run("pg_ctl", "-D", str(self.data_dir), "-o", options, "-l", str(log), "-w", "start")
+
+    def stop(self) -> None:
+        if (self.data_dir / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "-w", "stop")
+
+
+def start_postgres(base_dir: Path) -> PostgresServer:
+    bin_dir = find_pg_bin()
+    run_as = None
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError as exc:
+            raise PostgresUnavailable("running as root but no 'postgres' system user") from exc
+        run_as = "postgres"
+    base_dir.mkdir(parents=True, exist_ok=True)
+    socket_dir = base_dir / "sock"
+    socket_dir.mkdir(exist_ok=True)
+    if run_as:
+        base_dir.chmod(0o755)
+        for path in (base_dir, socket_dir):
+            shutil.chown(path, user=run_as)
+    server = PostgresServer(
+        bin_dir=bin_dir,
+        data_dir=base_dir / "data",
+        socket_dir=socket_dir,
+        port=free_port(),
+        run_as=run_as,
+    )
+    server.start()
+    return server

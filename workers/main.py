@@ -1,0 +1,40 @@
+"""Worker process: ``python -m workers.main``. Stops cleanly on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from core.db import create_engine, session_factory
+from core.logs import configure_logging, get_logger
+from core.settings import get_settings
+from core.temporal import connect_temporal
+from workers.factory import WorkerDeps, build_worker
+
+log = get_logger("workers")
+
+
+async def main() -> None:
+    settings = get_settings()
+    configure_logging(json=settings.json_logs, level=settings.log_level)
+    engine = create_engine(settings.database_url, echo=settings.database_echo)
+    client = await connect_temporal(settings)
+    worker = build_worker(
+        client,
+        settings.temporal_task_queue,
+        WorkerDeps.from_settings(settings, session_factory(engine)),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker started", task_queue=settings.temporal_task_queue)
+    async with worker:
+        await stop.wait()
+        log.info("worker stopping")
+    await engine.dispose()
+    log.info("worker stopped")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
