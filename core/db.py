@@ -65,6 +65,27 @@ def session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+async def insert_if_absent(
+    session: AsyncSession, table: sa.Table, values: dict[str, Any], unique_on: list[str]
+) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING on the unique columns, on SQLite and PostgreSQL.
+
+    Two requests creating the same row at once then both succeed instead of one failing on the
+    unique index; read the row back afterwards.
+    """
+    dialect = session.get_bind().dialect.name
+    insert: Any
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - only the two supported backends
+        raise NotImplementedError(dialect)
+    await session.exec(  # type: ignore[call-overload]
+        insert(table).values(**values).on_conflict_do_nothing(index_elements=unique_on)
+    )
+
+
 @asynccontextmanager
 async def transaction(sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
     """One unit of work: commits when the block ends normally, rolls back on any exception."""

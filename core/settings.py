@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     temporal_tls: bool = False
     temporal_api_key: SecretStr | None = None
     temporal_ui_url: str = "http://localhost:8233"
+    # How long the API waits for a workflow query before answering from the database instead.
+    temporal_query_timeout_seconds: float = Field(default=5.0, gt=0)
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -18,7 +18,8 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from core.models import Encounter, InboundEvent, Patient, utcnow
+from core.db import insert_if_absent
+from core.models import Encounter, InboundEvent, Patient, new_id, utcnow
 from core.phones import normalise_cn_mobile
 from core.settings import Settings
 from integrations.his import HisClient, HisPatient, HisUnavailable
@@ -77,14 +78,13 @@ async def accept_discharge(
         return _duplicate(previous, body_sha256)
     _check_event(ctx.settings, event)
 
-    patient = await _upsert_patient(session, await _fetch_patient(session, ctx.his, event))
-    encounter = await _upsert_encounter(session, patient, event)
+    # The event row goes first: a racing redelivery of the same event blocks on its unique index
+    # until this transaction ends, then takes the duplicate path below.
     record = InboundEvent(
         source=SOURCE, event_id=event.event_id, event_type=event.event_type, body_sha256=body_sha256
     )
     session.add(record)
     try:
-        # Two deliveries racing: the loser blocks here until the winner commits, then fails.
         await session.flush()
     except IntegrityError:
         await session.rollback()
@@ -92,6 +92,8 @@ async def accept_discharge(
         if raced is None:
             raise
         return _duplicate(raced, body_sha256)
+    patient = await _upsert_patient(session, await _fetch_patient(session, ctx.his, event))
+    encounter = await _upsert_encounter(session, patient, event)
 
     plans = [] if patient.excluded else ctx.catalog.plans_for(
         "discharge", event.encounter.kind, event.encounter.department_code
@@ -114,7 +116,7 @@ async def accept_discharge(
         runs.append(
             StartedRun(
                 workflow_id=workflow_id,
-                run_id=handle.run_id or "",
+                run_id=handle.result_run_id or handle.run_id or "",
                 plan_id=plan.id,
                 plan_version=plan.version,
             )
@@ -186,10 +188,16 @@ async def _patient_by_his_id(session: AsyncSession, his_patient_id: str) -> Pati
 async def _upsert_patient(session: AsyncSession, source: HisPatient | Patient) -> Patient:
     if isinstance(source, Patient):
         return source
+    # Another event for the same patient may be creating the row right now.
+    await insert_if_absent(
+        session,
+        Patient.__table__,  # type: ignore[attr-defined]
+        {"id": new_id(), "his_patient_id": source.patient_id, "name": source.name, "phone": "",
+         "excluded": False, "created_at": utcnow(), "updated_at": utcnow()},
+        unique_on=["his_patient_id"],
+    )  # fmt: skip
     patient = await _patient_by_his_id(session, source.patient_id)
-    if patient is None:
-        patient = Patient(his_patient_id=source.patient_id, name=source.name, phone="")
-        session.add(patient)
+    assert patient is not None
     patient.name = source.name
     # Keep the number as the HIS gave it if it does not parse; the send step reports it.
     patient.phone = normalise_cn_mobile(source.phone) or (source.phone or "")
@@ -209,15 +217,19 @@ async def _upsert_encounter(
     )
     encounter = result.first()
     if encounter is None:
-        encounter = Encounter(
-            his_encounter_id=info.encounter_id,
-            patient_id=patient.id,
-            kind=info.kind,
-            department_code=info.department_code,
-            department_name=info.department_name,
+        await insert_if_absent(
+            session,
+            Encounter.__table__,  # type: ignore[attr-defined]
+            {"id": new_id(), "his_encounter_id": info.encounter_id, "patient_id": patient.id,
+             "kind": info.kind, "department_code": info.department_code,
+             "department_name": info.department_name, "diagnoses": [], "created_at": utcnow()},
+            unique_on=["his_encounter_id"],
+        )  # fmt: skip
+        result = await session.exec(
+            select(Encounter).where(Encounter.his_encounter_id == info.encounter_id)
         )
-        session.add(encounter)
-    elif encounter.patient_id != patient.id:
+        encounter = result.one()
+    if encounter.patient_id != patient.id:
         raise InvalidEvent("encounter.encounter_id", "encounter belongs to another patient")
     encounter.kind = info.kind
     encounter.department_code = info.department_code

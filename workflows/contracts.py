@@ -39,7 +39,7 @@ def task_id_for(workflow_id: str, step_id: str, occurrence: int = 0) -> str:
 
 def followup_workflow_id(plan_id: str, his_patient_id: str, his_encounter_id: str) -> str:
     """One run per plan, patient and discharge: a redelivered event maps to the same id."""
-    return f"followup/{plan_id}/{his_patient_id}/{his_encounter_id}"
+    return f"followup:{plan_id}:{his_patient_id}:{his_encounter_id}"
 
 
 class _Msg(BaseModel):

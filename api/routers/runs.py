@@ -21,9 +21,6 @@ from workflows.contracts import QUERY_PROGRESS, FindingRecord, RunProgress, Step
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 log = get_logger(__name__)
 
-# A query needs a worker to replay the workflow; do not hang a request when none is up.
-QUERY_TIMEOUT = timedelta(seconds=5)
-
 
 def run_out(container: ContainerDep, run: PathwayRun, patient: Patient) -> RunOut:
     settings = container.settings
@@ -76,7 +73,10 @@ async def get_run(
     base = run_out(container, run, patient).model_dump()
     try:
         progress = await container.temporal.get_workflow_handle(workflow_id).query(
-            QUERY_PROGRESS, result_type=RunProgress, rpc_timeout=QUERY_TIMEOUT
+            QUERY_PROGRESS,
+            result_type=RunProgress,
+            # A query needs a worker to replay the workflow; do not hang when none is up.
+            rpc_timeout=timedelta(seconds=container.settings.temporal_query_timeout_seconds),
         )
     except (RPCError, WorkflowQueryFailedError) as exc:
         log.warning("progress query failed, answering from the projection", error=str(exc))
