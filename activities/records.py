@@ -98,7 +98,7 @@ class RecordActivities:
             task.updated_at = change.at
             if change.status in TERMINAL_STATUSES:
                 task.closed_at = change.at
-            if change.status == TaskStatus.FAILED:
+            if change.status == "failed":
                 await _raise_alert(
                     session,
                     task,
@@ -170,10 +170,8 @@ async def _raise_alert(
     details: list[dict[str, str]],
     at: datetime,
 ) -> None:
-    """One alert per task and kind, addressed to the plan's executor role in the task's department."""
-    existing = await session.exec(
-        select(Alert).where(Alert.task_id == task.id, Alert.kind == kind)
-    )
+    """One alert per task and kind, for the plan's executor role in the task's department."""
+    existing = await session.exec(select(Alert).where(Alert.task_id == task.id, Alert.kind == kind))
     if existing.first() is not None:
         return
     session.add(

@@ -59,7 +59,9 @@ def require_role(
     async def check(staff: StaffDep) -> StaffPrincipal:
         if staff.role not in roles:
             allowed = ", ".join(sorted(roles))
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs one of the roles: {allowed}")
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"this needs one of the roles: {allowed}"
+            )
         return staff
 
     return check

@@ -34,7 +34,11 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def process_result_value(
+        self,
+        value: datetime | None,
+        dialect: Dialect,  # noqa: ARG002 - signature fixed by TypeDecorator
+    ) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -81,7 +85,7 @@ async def insert_if_absent(
         from sqlalchemy.dialects.sqlite import insert
     else:  # pragma: no cover - only the two supported backends
         raise NotImplementedError(dialect)
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         insert(table).values(**values).on_conflict_do_nothing(index_elements=unique_on)
     )
 

@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 # Mainland mobile numbers, optionally with the +86/86 country code.
-_PHONE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+_PHONE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?!\d)")
 # Resident identity card numbers (18 characters, last may be X).
 _ID_CARD = re.compile(r"(?<![0-9A-Za-z])(\d{4})\d{10}(\d{3}[\dXx])(?![0-9A-Za-z])")
 # Patient link tokens are credentials: anyone holding one can answer that patient's form.

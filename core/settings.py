@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Development-only secrets. Refused outside development so that a production deployment that
 # forgot to configure a secret fails at start-up instead of signing links with a public value.
-DEV_PLACEHOLDER_SECRET = "dev-only-insecure-secret-change-me"
+DEV_PLACEHOLDER_SECRET = "dev-only-insecure-secret-change-me"  # noqa: S105 - refused below
 
 Environment = Literal["development", "test", "production"]
 

@@ -26,7 +26,7 @@ def message_environment(tz: ZoneInfo) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR / "messages"),
         undefined=jinja2.StrictUndefined,
-        autoescape=False,
+        autoescape=False,  # noqa: S701 - plain-text SMS bodies, never rendered as HTML
         keep_trailing_newline=False,
         trim_blocks=True,
         lstrip_blocks=True,

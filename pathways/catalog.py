@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from pathways.model import FollowUpPlan, FormDefinition, PlanSnapshot
 
 LIBRARY_ROOT = Path(__file__).resolve().parent
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", FollowUpPlan, FormDefinition)
 
 
 class CatalogError(ValueError):
@@ -49,7 +49,9 @@ class Catalog:
         plan = self.plans[plan_id]
         return PlanSnapshot(plan=plan, forms={s.form: self.forms[s.form] for s in plan.steps})
 
-    def plans_for(self, event: str, encounter_kind: str, department_code: str) -> list[FollowUpPlan]:
+    def plans_for(
+        self, event: str, encounter_kind: str, department_code: str
+    ) -> list[FollowUpPlan]:
         return [
             plan
             for plan in sorted(self.plans.values(), key=lambda p: p.id)
@@ -60,7 +62,11 @@ class Catalog:
 def _load_dir(directory: Path, model: type[M], problems: list[str]) -> dict[str, M]:
     loaded: dict[str, M] = {}
     for path in sorted(directory.glob("*.yaml")):
-        name = path.relative_to(LIBRARY_ROOT.parent) if path.is_relative_to(LIBRARY_ROOT.parent) else path
+        name = (
+            path.relative_to(LIBRARY_ROOT.parent)
+            if path.is_relative_to(LIBRARY_ROOT.parent)
+            else path
+        )
         try:
             data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
             item = model.model_validate(data)
@@ -70,7 +76,7 @@ def _load_dir(directory: Path, model: type[M], problems: list[str]) -> dict[str,
         except ValidationError as exc:
             problems.extend(f"{name}: {line}" for line in describe_validation_error(exc))
             continue
-        item_id = getattr(item, "id")
+        item_id = item.id
         if item_id in loaded:
             problems.append(f"{name}: id '{item_id}' is defined twice")
             continue
@@ -85,7 +91,9 @@ def load_catalog(root: Path = LIBRARY_ROOT) -> Catalog:
     for plan in plans.values():
         for index, step in enumerate(plan.steps):
             if step.form not in forms:
-                problems.append(f"plan '{plan.id}': steps[{index}].form: unknown form '{step.form}'")
+                problems.append(
+                    f"plan '{plan.id}': steps[{index}].form: unknown form '{step.form}'"
+                )
     if problems:
         raise CatalogError(problems)
     return Catalog(plans=plans, forms=forms)

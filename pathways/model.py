@@ -111,11 +111,16 @@ class FollowUpStep(_Model):
         return self
 
 
+EncounterKind = Literal["inpatient", "outpatient", "exam"]
+
+
+def _inpatients_only() -> list[EncounterKind]:
+    return ["inpatient"]
+
+
 class Trigger(_Model):
     event: Literal["discharge"]
-    encounter_kinds: list[Literal["inpatient", "outpatient", "exam"]] = Field(
-        default_factory=lambda: ["inpatient"], min_length=1
-    )
+    encounter_kinds: list[EncounterKind] = Field(default_factory=_inpatients_only, min_length=1)
     # Department codes the plan recruits from; empty means every department (FU-1).
     departments: list[str] = Field(default_factory=list)
 
@@ -131,7 +136,7 @@ class FollowUpPlan(_Model):
     id: Slug
     version: int = Field(ge=1)
     name: str = Field(min_length=1, max_length=100)
-    plan_type: Literal["inpatient", "outpatient", "exam"]
+    plan_type: EncounterKind
     anchor: Literal["discharge"]
     executor_role: Literal["nurse", "doctor"]
     trigger: Trigger

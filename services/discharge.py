@@ -95,12 +95,18 @@ async def accept_discharge(
     patient = await _upsert_patient(session, await _fetch_patient(session, ctx.his, event))
     encounter = await _upsert_encounter(session, patient, event)
 
-    plans = [] if patient.excluded else ctx.catalog.plans_for(
-        "discharge", event.encounter.kind, event.encounter.department_code
+    plans = (
+        []
+        if patient.excluded
+        else ctx.catalog.plans_for(
+            "discharge", event.encounter.kind, event.encounter.department_code
+        )
     )
     runs = []
     for plan in plans:
-        workflow_id = followup_workflow_id(plan.id, patient.his_patient_id, encounter.his_encounter_id)
+        workflow_id = followup_workflow_id(
+            plan.id, patient.his_patient_id, encounter.his_encounter_id
+        )
         handle = await _start_once(
             ctx,
             workflow_id,
@@ -167,7 +173,7 @@ def _duplicate(previous: InboundEvent, body_sha256: str) -> DischargeOutcome:
 async def _fetch_patient(
     session: AsyncSession, his: HisClient, event: DischargeEvent
 ) -> HisPatient | Patient:
-    """Fresh master data from the HIS; our stored copy if the HIS is down and we know the patient."""
+    """Fresh master data from the HIS, or our stored copy if the HIS is down and we know them."""
     try:
         fetched = await his.get_patient(event.patient_id)
     except HisUnavailable:

@@ -1,4 +1,4 @@
-"""Read models for staff: work queues, alerts, runs and messages, scoped to the caller's department."""
+"""Read models for staff (work queues, alerts, runs, messages), scoped to their department."""
 
 from __future__ import annotations
 
@@ -110,9 +110,7 @@ async def list_runs(
     limit: int,
     offset: int,
 ) -> tuple[Sequence[tuple[PathwayRun, Patient]], int]:
-    query: Any = select(PathwayRun, Patient).join(
-        Patient, col(Patient.id) == PathwayRun.patient_id
-    )
+    query: Any = select(PathwayRun, Patient).join(Patient, col(Patient.id) == PathwayRun.patient_id)
     query = _scoped(query, PathwayRun.department_code, staff)
     if status:
         query = query.where(PathwayRun.status == status)

@@ -8,6 +8,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -24,8 +25,8 @@ TEST_WEBHOOK_SECRET = "test-webhook-secret-0123456789abcdef012345"
 TEST_HIS_API_KEY = "test-his-api-key-0123456789abcdef0123456789"
 
 
-def make_settings(**overrides: object) -> Settings:
-    values: dict[str, object] = {
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
         "environment": "test",
         "database_url": "sqlite+aiosqlite:///:memory:",
         "link_secret": TEST_SECRET,
@@ -36,7 +37,7 @@ def make_settings(**overrides: object) -> Settings:
         "log_json": False,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture(scope="session")

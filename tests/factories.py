@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -80,18 +79,18 @@ async def running_worker(
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 15.0, what: str = "condition"
+    probe: Callable[[], Awaitable[T | None]], *, within: float = 15.0, what: str = "condition"
 ) -> T:
-    """Polls ``probe`` until it returns something truthy; fails the test after ``timeout``.
+    """Polls ``probe`` until it returns something truthy; fails the test after ``within`` s.
 
     Waits on an observable condition (a row, a workflow state), never a fixed delay.
     """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while True:
         result = await probe()
         if result:
             return result
         if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.05)

@@ -234,7 +234,9 @@ class FollowUpWorkflow:
         assert step.answer is not None
         form = self._input.snapshot.forms[step.definition.form]
         step.findings = [
-            FindingRecord(question_id=f.question_id, question=f.question, value=f.value, label=f.label)
+            FindingRecord(
+                question_id=f.question_id, question=f.question, value=f.value, label=f.label
+            )
             for f in abnormal_findings(form, step.answer.answers)
         ]
         step.status = "abnormal" if step.findings else "completed"

@@ -36,9 +36,7 @@ async def get_alerts(
         limit=limit,
         offset=offset,
     )
-    return Page(
-        items=[alert_out(a, p) for a, p in rows], total=total, limit=limit, offset=offset
-    )
+    return Page(items=[alert_out(a, p) for a, p in rows], total=total, limit=limit, offset=offset)
 
 
 @router.post("/{alert_id}/acknowledge", response_model=AlertOut)

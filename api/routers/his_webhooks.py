@@ -59,7 +59,10 @@ async def _authenticated_body(request: Request, container: ContainerDep) -> byte
     response_model=DischargeOutcome,
     status_code=status.HTTP_202_ACCEPTED,
     responses={
-        200: {"description": "Duplicate event: the runs it started before", "model": DischargeOutcome},
+        200: {
+            "description": "Duplicate event: the runs it started before",
+            "model": DischargeOutcome,
+        },
         401: {"description": "Bad signature or stale timestamp"},
         404: {"description": "The HIS does not know the patient"},
         409: {"description": "Event id reused with a different body"},
@@ -87,7 +90,14 @@ async def discharge(
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     except InvalidEvent as exc:
         raise RequestValidationError(
-            [{"type": "value_error", "loc": ("body", *exc.field.split(".")), "msg": str(exc), "input": None}]
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("body", *exc.field.split(".")),
+                    "msg": str(exc),
+                    "input": None,
+                }
+            ]
         ) from exc
     except HisUnavailable as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc

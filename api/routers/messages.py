@@ -25,9 +25,7 @@ async def get_messages(
         session, staff, workflow_id=workflow_id, limit=limit, offset=offset
     )
     items = [
-        MessageOut.model_validate(
-            {**m.model_dump(), "recipient_masked": mask_phone(m.recipient)}
-        )
+        MessageOut.model_validate({**m.model_dump(), "recipient_masked": mask_phone(m.recipient)})
         for m in rows
     ]
     return Page(items=items, total=total, limit=limit, offset=offset)

@@ -100,7 +100,7 @@ async def _projected_steps(session: SessionDep, workflow_id: str) -> list[StepPr
             occurrence=task.occurrence,
             task_id=task.id,
             title=task.title,
-            status=task.status,  # type: ignore[arg-type]
+            status=task.status,
             due_at=task.due_at,
             sent_at=task.sent_at,
             valid_until=task.valid_until,

@@ -85,7 +85,7 @@ class Api:
         result: dict[str, int] = {}
         async with self.sessions() as session:
             for name, table in SQLModel.metadata.tables.items():
-                count = await session.exec(select(func.count()).select_from(table))  # type: ignore[call-overload]
+                count = await session.exec(select(func.count()).select_from(table))
                 result[name] = int(count.one())
         return result
 
@@ -109,7 +109,7 @@ async def api(
     his_sim: HisSim,
     task_queue: str,
 ) -> AsyncIterator[Api]:
-    """The API wired to the dev server: workflows start for real (no worker unless a test runs one)."""
+    """The API on the dev server: workflows really start (no worker unless a test runs one)."""
     settings = make_settings(
         database_url=database_url,
         his_base_url=his_sim.url,

@@ -40,7 +40,11 @@ async def test_discharge_starts_one_followup_run(api: Api) -> None:
         encounter = (await session.exec(select(Encounter))).one()
         audit = (await session.exec(select(AuditEntry))).one()
     # Master data came from the HIS query interface, not from the event.
-    assert (patient.his_patient_id, patient.name, patient.phone) == ("P0001", "张建国", "13800138001")
+    assert (patient.his_patient_id, patient.name, patient.phone) == (
+        "P0001",
+        "张建国",
+        "13800138001",
+    )
     assert (encounter.his_encounter_id, encounter.department_code) == (encounter_id, "cardiology")
     assert (audit.actor_type, audit.action) == ("his", "discharge.accepted")
 
@@ -54,9 +58,7 @@ async def test_duplicate_event_returns_the_existing_run_and_starts_nothing(api: 
     assert second.json()["duplicate"] is True
     assert second.json()["runs"] == first.json()["runs"]
     workflow_id = first.json()["runs"][0]["workflow_id"]
-    executions = [
-        wf async for wf in api.temporal.list_workflows(f"WorkflowId = '{workflow_id}'")
-    ]
+    executions = [wf async for wf in api.temporal.list_workflows(f"WorkflowId = '{workflow_id}'")]
     assert len(executions) == 1
     counts = await api.counts()
     assert (counts["inbound_event"], counts["patient"], counts["encounter"]) == (1, 1, 1)

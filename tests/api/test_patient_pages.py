@@ -39,9 +39,7 @@ class SentLink:
 
 
 @pytest.fixture
-async def sent_link(
-    skipping_api: Api, time_env: WorkflowEnvironment
-) -> AsyncIterator[SentLink]:
+async def sent_link(skipping_api: Api, time_env: WorkflowEnvironment) -> AsyncIterator[SentLink]:
     """A discharged patient whose day-3 questionnaire has just been sent, with a worker running."""
     api = skipping_api
     now = await time_env.get_current_time()
@@ -82,7 +80,7 @@ async def test_form_renders_for_a_phone(sent_link: SentLink) -> None:
         assert label in html
     assert 'type="radio" name="overall"' in html
     assert 'type="checkbox" name="symptoms"' in html
-    assert "<textarea name=\"notes\"" in html
+    assert '<textarea name="notes"' in html
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["referrer-policy"] == "no-referrer"
 
@@ -106,7 +104,12 @@ async def test_abnormal_answers_are_accepted_and_reach_the_nurse(sent_link: Sent
     api = sent_link.api
     response = await api.http.post(
         sent_link.path,
-        data={"overall": "poor", "symptoms": ["fever"], "medication": "on_time", "notes": "夜里发热"},
+        data={
+            "overall": "poor",
+            "symptoms": ["fever"],
+            "medication": "on_time",
+            "notes": "夜里发热",
+        },
     )
 
     assert response.status_code == 200
@@ -126,7 +129,8 @@ async def test_abnormal_answers_are_accepted_and_reach_the_nurse(sent_link: Sent
             )
         ).one()
     assert alert.role == "nurse"
-    assert "较差" in alert.summary and "发热" in alert.summary
+    assert "较差" in alert.summary
+    assert "发热" in alert.summary
     assert audit.target_id == sent_link.task_id
     # Opening the link again says it is done instead of showing the form.
     again = await api.http.get(sent_link.path)
@@ -153,7 +157,9 @@ async def test_expired_link_gets_a_clear_page(sent_link: SentLink) -> None:
         assert "链接已过期" in response.text
 
 
-async def test_link_to_a_lost_task_is_expired(sent_link: SentLink, time_env: WorkflowEnvironment) -> None:
+async def test_link_to_a_lost_task_is_expired(
+    sent_link: SentLink, time_env: WorkflowEnvironment
+) -> None:
     # Let the whole plan run out: day 3 and day 7 both go unanswered.
     await time_env.sleep(12 * DAY)
 

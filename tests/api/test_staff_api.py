@@ -31,7 +31,9 @@ async def project_run(
 ) -> tuple[str, dict[str, str]]:
     """A run written through the real projection activities, as the workflow would."""
     patient, encounter = await add_patient(sessions, department_code=department_code, name=name)
-    workflow_id = f"followup:inpatient-discharge:{patient.his_patient_id}:{encounter.his_encounter_id}"
+    workflow_id = (
+        f"followup:inpatient-discharge:{patient.his_patient_id}:{encounter.his_encounter_id}"
+    )
     snapshot = load_catalog().snapshot("inpatient-discharge")
     tasks = {s.id: task_id_for(workflow_id, s.id) for s in snapshot.plan.steps}
     await RecordActivities(sessions).run_started(
@@ -98,7 +100,7 @@ async def test_work_queue_is_scoped_to_the_nurses_department(api: Api) -> None:
 async def test_work_queue_filters_by_status_and_due_date(api: Api) -> None:
     now = datetime.now(UTC)
     # Discharged three days ago: day 3 is due today, day 7 in four days.
-    workflow_id, tasks = await project_run(api.sessions, "cardiology", now - 3 * DAY)
+    _workflow_id, tasks = await project_run(api.sessions, "cardiology", now - 3 * DAY)
     await RecordActivities(api.sessions).step_changed(
         StepChanged(task_id=tasks["day7"], status="expired", at=now)
     )
@@ -128,7 +130,11 @@ async def test_alert_is_listed_acknowledged_and_audited(api: Api) -> None:
             workflow_id=workflow_id,
             form_id="discharge-recovery",
             answers={"overall": ["poor"], "symptoms": ["none"], "medication": ["on_time"]},
-            findings=[FindingRecord(question_id="overall", question="整体感觉", value="poor", label="较差")],
+            findings=[
+                FindingRecord(
+                    question_id="overall", question="整体感觉", value="poor", label="较差"
+                )
+            ],
             submitted_at=now,
             recorded_at=now,
             step_title="出院第3天随访",

@@ -12,7 +12,15 @@ from temporalio.testing import WorkflowEnvironment
 
 from core.db import SessionFactory
 from core.links import LinkExpired, LinkSigner
-from core.models import Alert, CareTask, Encounter, FormResponse, OutboundMessage, PathwayRun, Patient
+from core.models import (
+    Alert,
+    CareTask,
+    Encounter,
+    FormResponse,
+    OutboundMessage,
+    PathwayRun,
+    Patient,
+)
 from core.settings import Settings
 from pathways.catalog import load_catalog
 from tests.factories import add_patient, eventually, running_worker
@@ -190,7 +198,8 @@ async def test_abnormal_answer_marks_task_abnormal_and_alerts_the_nurse(
         "open",
     )
     assert alert.task_id == tasks["day3"].id
-    assert "发热" in alert.summary and "胸闷" in alert.summary
+    assert "发热" in alert.summary
+    assert "胸闷" in alert.summary
     assert response.answers == ABNORMAL
     assert [f["value"] for f in response.abnormal_findings] == ["fever", "chest"]
 

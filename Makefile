@@ -1,0 +1,39 @@
+# CarePath: `make run` starts everything on embedded defaults; `make test` runs the test suite.
+# Both install what they need on first use (see infra/setup.sh).
+SHELL := /bin/bash
+PY := .venv/bin/python
+
+.PHONY: setup setup-test run stop demo test lint fmt bench clean
+
+setup:
+	@infra/setup.sh run
+
+setup-test:
+	@infra/setup.sh test
+
+run: setup
+	@$(PY) -m infra.launcher
+
+stop:
+	@$(PY) -m infra.launcher stop
+
+demo:
+	@$(PY) -m infra.demo $(ARGS)
+
+test: setup-test
+	@$(PY) -m pytest $(ARGS)
+
+lint: setup
+	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+	@.venv/bin/mypy .
+
+fmt: setup
+	@.venv/bin/ruff format .
+	@.venv/bin/ruff check --fix .
+
+bench: setup-test
+	@$(PY) -m bench.webhook_throughput $(ARGS)
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

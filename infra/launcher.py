@@ -1,0 +1,283 @@
+"""``make run``: the whole platform on its embedded defaults, in the foreground.
+
+Starts, in order: the Temporal dev server (file persistence, UI), database migrations and the
+demo seed, the HIS simulator, the worker and the API. Ctrl-C (or ``make stop``) stops them in
+reverse order; if any of them dies, the rest are stopped too, so nothing is left half-running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+
+from core.db import create_engine, session_factory
+from core.logs import configure_logging, get_logger
+from core.migrate import upgrade
+from core.settings import Settings, get_settings
+from infra.seed import seed_demo
+from infra.toolchain import REPO_ROOT, temporal_cli
+
+log = get_logger("launcher")
+
+STOP_GRACE_SECONDS = 15.0
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    log_file: Path
+    process: asyncio.subprocess.Process | None = None
+    pump: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    async def start(self, env: dict[str, str]) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            *self.argv,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            # Own process group: the terminal's Ctrl-C reaches only the launcher, which then
+            # stops the children in order instead of all at once.
+            start_new_session=True,
+        )
+        self.pump = asyncio.create_task(self._pump_output())
+
+    async def _pump_output(self) -> None:
+        assert self.process is not None
+        assert self.process.stdout is not None
+        with self.log_file.open("ab") as sink:
+            async for line in self.process.stdout:
+                sink.write(line)
+                sink.flush()
+                sys.stderr.write(f"[{self.name}] {line.decode(errors='replace')}")
+
+    async def stop(self) -> None:
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), STOP_GRACE_SECONDS)
+        except TimeoutError:
+            log.warning("did not stop in time, killing", service=self.name)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+        if self.pump is not None:
+            await self.pump
+
+
+async def _wait_for_port(host: str, port: int, child: Child, within: float = 90.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if child.process is not None and child.process.returncode is not None:
+            raise RuntimeError(f"{child.name} exited with code {child.process.returncode}")
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            await asyncio.sleep(0.2)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    raise RuntimeError(f"{child.name} did not open {host}:{port} within {within:.0f}s")
+
+
+async def _wait_for_ready(url: str, child: Child, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(timeout=2.0) as http:
+        while time.monotonic() < deadline:
+            if child.process is not None and child.process.returncode is not None:
+                raise RuntimeError(f"{child.name} exited with code {child.process.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get(url)).status_code == 200:
+                    return
+            await asyncio.sleep(0.3)
+    raise RuntimeError(f"{child.name} was not ready at {url} within {within:.0f}s")
+
+
+def _pid_file(settings: Settings) -> Path:
+    return settings.data_dir / "run" / "launcher.pid"
+
+
+def _running_pid(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    except PermissionError:
+        return int(pid_file.read_text().strip())
+    return pid
+
+
+def _banner(settings: Settings, tokens: list[tuple[str, str]]) -> str:
+    lines = [
+        "",
+        "CarePath is running (embedded defaults). Ctrl-C or `make stop` stops everything.",
+        f"  API and patient pages  http://{settings.api_host}:{settings.api_port}  (docs: /docs)",
+        f"  Temporal frontend      {settings.temporal_address}",
+        f"  Temporal UI            {settings.temporal_ui_url}",
+        f"  HIS simulator          {settings.his_base_url}  (docs: /docs)",
+        f"  Data                   {settings.data_dir.resolve()}",
+        "  Demo staff tokens (Authorization: Bearer <token>):",
+        *[f"    {token:<24} {who}" for token, who in tokens],
+        "  Watch a discharged patient's follow-up end to end: `make demo`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+async def run(settings: Settings, *, embedded_temporal: bool) -> int:
+    data = settings.data_dir
+    for sub in ("temporal", "logs", "run"):
+        (data / sub).mkdir(parents=True, exist_ok=True)
+    pid_file = _pid_file(settings)
+    other = _running_pid(pid_file)
+    if other is not None and other != os.getpid():
+        log.error("already running; stop it first with `make stop`", pid=other)
+        return 1
+    pid_file.write_text(str(os.getpid()))
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    python = sys.executable
+    temporal = urlparse(f"//{settings.temporal_address}")
+    his = urlparse(settings.his_base_url)
+    ui_port = urlparse(settings.temporal_ui_url).port or 8233
+    logs = data / "logs"
+    children: list[Child] = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def launch(child: Child) -> Child:
+        await child.start(env)
+        children.append(child)
+        log.info("started", service=child.name, pid=child.process.pid if child.process else None)
+        return child
+
+    exit_code = 0
+    try:
+        if embedded_temporal:
+            server = await launch(
+                Child(
+                    "temporal",
+                    [
+                        str(temporal_cli()), "server", "start-dev",
+                        "--ip", temporal.hostname or "127.0.0.1",
+                        "--port", str(temporal.port or 7233),
+                        "--ui-port", str(ui_port),
+                        "--db-filename", str((data / "temporal" / "temporal.db").resolve()),
+                        "--log-level", "warn",
+                        # "default" always exists; any other namespace is created on start.
+                        *(["--namespace", settings.temporal_namespace]
+                          if settings.temporal_namespace != "default" else []),
+                    ],
+                    logs / "temporal.log",
+                )
+            )  # fmt: skip
+            await _wait_for_port(temporal.hostname or "127.0.0.1", temporal.port or 7233, server)
+
+        await asyncio.to_thread(upgrade, settings.database_url)
+        tokens: list[tuple[str, str]] = []
+        if settings.environment == "development":
+            engine = create_engine(settings.database_url)
+            staff = await seed_demo(session_factory(engine))
+            await engine.dispose()
+            tokens = [
+                (s.token, f"{s.name} ({s.role}, {s.department_code or 'all'})") for s in staff
+            ]
+
+        sim = await launch(Child("his-sim", [python, "-m", "simulators.his"], logs / "his-sim.log"))
+        await _wait_for_port(his.hostname or "127.0.0.1", his.port or 8081, sim)
+        await launch(Child("worker", [python, "-m", "workers.main"], logs / "worker.log"))
+        api = await launch(
+            Child(
+                "api",
+                [
+                    python, "-m", "uvicorn", "api.main:app",
+                    "--host", settings.api_host, "--port", str(settings.api_port),
+                    "--no-access-log",
+                ],
+                logs / "api.log",
+            )
+        )  # fmt: skip
+        await _wait_for_ready(f"http://{settings.api_host}:{settings.api_port}/readyz", api)
+        sys.stderr.write(_banner(settings, tokens) + "\n")
+
+        waits = {
+            asyncio.ensure_future(c.process.wait()): c for c in children if c.process is not None
+        }
+        stopper = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait([stopper, *waits], return_when=asyncio.FIRST_COMPLETED)
+        for finished in done:
+            if finished is not stopper:
+                child = waits[finished]
+                log.error(
+                    "service exited; stopping the rest", service=child.name, code=finished.result()
+                )
+                exit_code = 1
+        stopper.cancel()
+        for pending in waits:
+            pending.cancel()
+    except Exception as exc:  # noqa: BLE001 - any start-up failure stops what was started
+        log.error("start-up failed; stopping what was started", error=str(exc))
+        exit_code = 1
+    finally:
+        for child in reversed(children):
+            log.info("stopping", service=child.name)
+            await child.stop()
+        with contextlib.suppress(FileNotFoundError):
+            pid_file.unlink()
+        log.info("all services stopped")
+    return exit_code
+
+
+def stop_running(settings: Settings, timeout: float = 60.0) -> int:
+    pid_file = _pid_file(settings)
+    pid = _running_pid(pid_file)
+    if pid is None:
+        sys.stderr.write("CarePath is not running.\n")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _running_pid(pid_file) is None:
+            sys.stderr.write("CarePath stopped.\n")
+            return 0
+        time.sleep(0.2)
+    sys.stderr.write(f"CarePath (pid {pid}) did not stop within {timeout:.0f}s.\n")
+    return 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("command", nargs="?", choices=["start", "stop"], default="start")
+    parser.add_argument(
+        "--external-temporal",
+        action="store_true",
+        help="use the Temporal cluster at CAREPATH_TEMPORAL_ADDRESS instead of the dev server",
+    )
+    args = parser.parse_args()
+    settings = get_settings()
+    if args.command == "stop":
+        sys.exit(stop_running(settings))
+    configure_logging(json=settings.json_logs, level=settings.log_level)
+    sys.exit(asyncio.run(run(settings, embedded_temporal=not args.external_temporal)))
+
+
+if __name__ == "__main__":
+    main()

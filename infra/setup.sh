@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Installs what CarePath needs, idempotently: the Python environment (uv + .venv), the Temporal
+# CLI built from source, and, for tests, the Java time-skipping test server, PostgreSQL and
+# Chromium. Everything downloaded is cached outside the repository ($CAREPATH_CACHE, default
+# ~/.cache/carepath) so a second run only checks and returns.
+#
+#   infra/setup.sh           what `make run` needs
+#   infra/setup.sh test      plus what `make test` needs
+set -euo pipefail
+
+mode="${1:-run}"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cache="${CAREPATH_CACHE:-$HOME/.cache/carepath}"
+temporal_cli_version="1.5.1"
+test_server_version="1.38.0"
+mkdir -p "$cache"
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+apt_packages=()
+want_apt() { apt_packages+=("$@"); }
+install_apt() {
+  [ ${#apt_packages[@]} -eq 0 ] && return 0
+  say "installing Debian packages: ${apt_packages[*]}"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || die "need root (or sudo) to install: ${apt_packages[*]}"
+    sudo="sudo"
+  fi
+  # Do not let the postgresql package create and start a system-wide cluster: the test harness
+  # runs its own private server.
+  if [[ " ${apt_packages[*]} " == *" postgresql "* ]] && [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+    $sudo mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
+  fi
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+}
+
+# --- Python environment -------------------------------------------------------------------
+command -v python3 >/dev/null || die "python3 (3.11 or newer) is required"
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "python3 must be 3.11 or newer"
+uv="$cache/uv-venv/bin/uv"
+if [ ! -x "$uv" ]; then
+  say "installing uv into $cache/uv-venv"
+  python3 -m venv "$cache/uv-venv"
+  "$cache/uv-venv/bin/pip" install --quiet --disable-pip-version-check 'uv>=0.9,<0.14'
+fi
+say "syncing the Python environment (.venv) from uv.lock"
+(cd "$root" && UV_PYTHON_DOWNLOADS=never "$uv" sync --frozen --quiet --python python3)
+
+# --- Temporal CLI (dev server + UI), built from source -----------------------------------
+# The SDK's own download of the dev server needs the internet; these machines reach only the
+# Go module proxy. Later CLI versions carry a `replace` directive that breaks `go install`.
+cli="$cache/temporal-cli-$temporal_cli_version/temporal"
+if [ ! -x "$cli" ]; then
+  command -v go >/dev/null || die "Go is required to build the Temporal CLI"
+  say "building Temporal CLI v$temporal_cli_version with go install (takes a few minutes once)"
+  start=$(date +%s)
+  mkdir -p "$(dirname "$cli")"
+  GOBIN="$(dirname "$cli")" GOFLAGS=-mod=mod go install "github.com/temporalio/cli/cmd/temporal@v$temporal_cli_version"
+  say "Temporal CLI built in $(( $(date +%s) - start ))s"
+fi
+
+if [ "$mode" != "test" ]; then
+  say "ready to run"
+  exit 0
+fi
+
+# --- Test-only system packages ------------------------------------------------------------
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want_apt postgresql
+[ -x /usr/bin/chromium ] || want_apt chromium
+command -v java >/dev/null || want_apt default-jre-headless
+command -v mvn >/dev/null || want_apt maven
+install_apt
+
+# --- Temporal Java time-skipping test server (jars from Maven Central) --------------------
+lib="$cache/temporal-test-server-$test_server_version/lib"
+if ! ls "$lib"/temporal-test-server-*.jar >/dev/null 2>&1; then
+  say "fetching io.temporal:temporal-test-server:$test_server_version from Maven Central"
+  mvn -q -B -f "$root/infra/test-server/pom.xml" \
+    -Dtemporal.version="$test_server_version" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$lib"
+fi
+say "ready to test"
