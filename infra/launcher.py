@@ -181,7 +181,7 @@ async def run(settings: Settings, *, embedded_temporal: bool) -> int:
                         "--port", str(temporal.port or 7233),
                         "--ui-port", str(ui_port),
                         "--db-filename", str((data / "temporal" / "temporal.db").resolve()),
-                        "--log-level", "warn",
+                        "--log-level", "error",
                         # "default" always exists; any other namespace is created on start.
                         *(["--namespace", settings.temporal_namespace]
                           if settings.temporal_namespace != "default" else []),
@@ -210,7 +210,6 @@ async def run(settings: Settings, *, embedded_temporal: bool) -> int:
                 [
                     python, "-m", "uvicorn", "api.main:app",
                     "--host", settings.api_host, "--port", str(settings.api_port),
-                    "--no-access-log",
                 ],
                 logs / "api.log",
             )
