@@ -18,9 +18,9 @@ import httpx
 
 from core.settings import get_settings
 
-NURSE_TOKEN = "dev-nurse-cardiology"  # seeded by the launcher in development
+NURSE_TOKEN = "dev-nurse-cardiology"  # noqa: S105 - public demo token, development only
 ANSWERS = {
-    "day3": {"overall": "poor", "symptoms": ["fever"], "medication": "on_time", "notes": "夜间低热"},
+    "day3": {"overall": "poor", "symptoms": ["fever"], "medication": "on_time", "notes": "低热"},
     "day7": {"overall": "good", "symptoms": ["none"], "medication": "on_time"},
 }
 
@@ -53,15 +53,21 @@ def main() -> int:
             say(f"The platform is not ready yet: {ready.text}")
             return 1
 
-        encounter = http.post(
-            f"{args.his}/sim/encounters", json={"patient_id": args.patient}
-        ).raise_for_status().json()
+        encounter = (
+            http.post(f"{args.his}/sim/encounters", json={"patient_id": args.patient})
+            .raise_for_status()
+            .json()
+        )
         say(f"HIS: patient {args.patient} admitted to 心内科 as {encounter['encounter_id']}")
         speedup = 86400 / args.day_seconds
-        result = http.post(
-            f"{args.his}/sim/encounters/{encounter['encounter_id']}/discharge",
-            json={"demo_clock_speedup": speedup},
-        ).raise_for_status().json()
+        result = (
+            http.post(
+                f"{args.his}/sim/encounters/{encounter['encounter_id']}/discharge",
+                json={"demo_clock_speedup": speedup},
+            )
+            .raise_for_status()
+            .json()
+        )
         delivery = result["deliveries"][0]
         if delivery["status_code"] not in (200, 202):
             say(f"The platform refused the discharge event: {delivery}")
@@ -77,7 +83,9 @@ def main() -> int:
         return _follow(http, args, staff, workflow_id)
 
 
-def _follow(http: httpx.Client, args: argparse.Namespace, staff: dict[str, str], workflow_id: str) -> int:
+def _follow(
+    http: httpx.Client, args: argparse.Namespace, staff: dict[str, str], workflow_id: str
+) -> int:
     seen: dict[str, str] = {}
     shown_messages: set[str] = set()
     shown_alerts: set[str] = set()

@@ -1,7 +1,7 @@
 """``python -m infra.staff``: create or revoke staff API tokens (production has no demo seed).
 
-    python -m infra.staff create --name 王护士 --role nurse --department cardiology
-    python -m infra.staff revoke --token <token>
+python -m infra.staff create --name 王护士 --role nurse --department cardiology
+python -m infra.staff revoke --token <token>
 """
 
 from __future__ import annotations
