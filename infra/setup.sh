@@ -71,6 +71,8 @@ fi
 # --- Test-only system packages ------------------------------------------------------------
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want_apt postgresql
 [ -x /usr/bin/chromium ] || want_apt chromium
+# A CJK font, so browser screenshots of the Chinese patient pages are legible.
+fc-list :lang=zh 2>/dev/null | grep -q . || want_apt fonts-wqy-zenhei
 command -v java >/dev/null || want_apt default-jre-headless
 command -v mvn >/dev/null || want_apt maven
 install_apt

@@ -79,7 +79,11 @@ async def running_worker(
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T | None]], *, within: float = 15.0, what: str = "condition"
+    probe: Callable[[], Awaitable[T | None]],
+    *,
+    within: float = 15.0,
+    what: str = "condition",
+    interval: float = 0.05,
 ) -> T:
     """Polls ``probe`` until it returns something truthy; fails the test after ``within`` s.
 
@@ -93,4 +97,4 @@ async def eventually(
             return result
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(interval)

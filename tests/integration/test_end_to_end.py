@@ -1,0 +1,258 @@
+"""The whole platform as `make run` wires it: real uvicorn, real worker processes, the HIS
+simulator, the Temporal dev server with its UI, PostgreSQL, and Chromium as the patient's phone.
+
+A discharge goes in through the simulator; the patient answers both questionnaires in the
+browser; the worker is restarted between them; the run finishes and the Temporal UI lists it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+
+from core.db import SessionFactory
+from core.temporal import DATA_CONVERTER
+from infra.toolchain import temporal_cli
+from tests.conftest import TEST_HIS_API_KEY, TEST_SECRET, TEST_WEBHOOK_SECRET
+from tests.factories import add_staff, eventually
+from tests.harness.postgres import free_port
+from tests.harness.processes import Process, start_process
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+# Flags for a closed network: without them Chromium keeps dialling Google services.
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+# One plan day lasts 3 seconds: day 3 at 9 s, each link valid 15 s, day 7 at 21 s.
+SPEEDUP = 86400 / 3
+
+
+@dataclass
+class Platform:
+    api: str
+    his: str
+    env: dict[str, str]
+    logs: Path
+    processes: dict[str, Process]
+    temporal: WorkflowEnvironment
+    ui: str
+
+    def restart_worker(self) -> None:
+        self.processes["worker"].stop()
+        self.processes["worker"] = start_process(
+            "worker-2", ["-m", "workers.main"], self.env, self.logs
+        )
+
+    def diagnostics(self) -> str:
+        return "\n".join(p.tail() for p in self.processes.values())
+
+
+@pytest.fixture
+async def temporal_with_ui() -> AsyncIterator[tuple[WorkflowEnvironment, str]]:
+    ui_port = free_port()
+    env = await WorkflowEnvironment.start_local(
+        data_converter=DATA_CONVERTER,
+        dev_server_existing_path=str(temporal_cli()),
+        dev_server_startup_timeout=timedelta(seconds=60),
+        ui=True,
+        ui_port=ui_port,
+    )
+    yield env, f"http://127.0.0.1:{ui_port}"
+    await env.shutdown()
+
+
+@pytest.fixture
+def platform(
+    database_url: str, temporal_with_ui: tuple[WorkflowEnvironment, str], tmp_path: Path
+) -> Iterator[Platform]:
+    temporal, ui = temporal_with_ui
+    api_port, his_port = free_port(), free_port()
+    env = {
+        "CAREPATH_ENVIRONMENT": "test",
+        "CAREPATH_LOG_JSON": "true",
+        "CAREPATH_DATABASE_URL": database_url,
+        "CAREPATH_TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
+        "CAREPATH_TEMPORAL_TASK_QUEUE": f"e2e-{uuid.uuid4()}",
+        "CAREPATH_TEMPORAL_UI_URL": ui,
+        "CAREPATH_API_HOST": "127.0.0.1",
+        "CAREPATH_API_PORT": str(api_port),
+        "CAREPATH_PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
+        "CAREPATH_HIS_BASE_URL": f"http://127.0.0.1:{his_port}",
+        "CAREPATH_LINK_SECRET": TEST_SECRET,
+        "CAREPATH_HIS_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET,
+        "CAREPATH_HIS_API_KEY": TEST_HIS_API_KEY,
+        "CAREPATH_ALLOW_DEMO_CLOCK": "true",
+    }
+    processes = {
+        "his-sim": start_process("his-sim", ["-m", "simulators.his"], env, tmp_path),
+        "worker": start_process("worker", ["-m", "workers.main"], env, tmp_path),
+        "api": start_process(
+            "api",
+            ["-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(api_port)],
+            env,
+            tmp_path,
+        ),
+    }
+    platform = Platform(
+        api=f"http://127.0.0.1:{api_port}",
+        his=f"http://127.0.0.1:{his_port}",
+        env=env,
+        logs=tmp_path,
+        processes=processes,
+        temporal=temporal,
+        ui=ui,
+    )
+    try:
+        yield platform
+    finally:
+        for process in processes.values():
+            process.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield chromium
+        await chromium.close()
+
+
+async def _ready(http: httpx.AsyncClient, url: str) -> bool:
+    with contextlib.suppress(httpx.HTTPError):
+        return (await http.get(url)).status_code == 200
+    return False
+
+
+async def _answer(
+    page: Page, link: str, choices: list[str], notes: str | None, shot: Path | None = None
+) -> str:
+    await page.goto(link)
+    await page.get_by_role("heading", name="出院康复随访问卷").wait_for()
+    for label in choices:
+        await page.get_by_text(label, exact=True).click()
+    if notes:
+        await page.get_by_role("textbox").fill(notes)
+    if shot:
+        await page.screenshot(path=str(shot), full_page=True)
+    await page.get_by_role("button", name="提交").click()
+    await page.get_by_role("heading", name="提交成功").wait_for()
+    return await page.content()
+
+
+async def test_discharge_to_finished_follow_up(
+    platform: Platform, browser: Browser, sessions: SessionFactory, tmp_path: Path
+) -> None:
+    token = await add_staff(sessions)
+    staff = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        try:
+            await eventually(lambda: _ready(http, f"{platform.api}/readyz"), within=60, what="API")
+            await eventually(
+                lambda: _ready(http, f"{platform.his}/sim/patients"), within=30, what="HIS"
+            )
+            await _run_scenario(platform, browser, http, staff, tmp_path)
+        except BaseException:
+            print(platform.diagnostics())  # noqa: T201 - shown by pytest on failure only
+            raise
+
+
+async def _run_scenario(
+    platform: Platform,
+    browser: Browser,
+    http: httpx.AsyncClient,
+    staff: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    encounter = (
+        await http.post(f"{platform.his}/sim/encounters", json={"patient_id": "P0003"})
+    ).json()
+    discharge = await http.post(
+        f"{platform.his}/sim/encounters/{encounter['encounter_id']}/discharge",
+        json={"demo_clock_speedup": SPEEDUP},
+    )
+    delivery = discharge.json()["deliveries"][0]
+    assert delivery["status_code"] == 202, delivery
+    workflow_id = delivery["response"]["runs"][0]["workflow_id"]
+
+    async def message_for(step_title: str) -> dict[str, Any] | None:
+        got = await http.get(
+            f"{platform.api}/api/messages", params={"workflow_id": workflow_id}, headers=staff
+        )
+        return next((m for m in got.json()["items"] if step_title in m["body"]), None)
+
+    def link_in(body: str) -> str:
+        return next(w for w in body.replace("：", " ").split() if "/p/" in w)
+
+    phone = await browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, locale="zh-CN"
+    )
+    page = await phone.new_page()
+
+    day3 = await eventually(
+        lambda: message_for("出院第3天随访"), within=40, what="day-3 SMS", interval=0.2
+    )
+    assert day3["recipient_masked"] == "137****7003"
+    assert "王志强您好" in day3["body"]
+    html = await _answer(
+        page,
+        link_in(day3["body"]),
+        ["较差", "发热（体温38℃以上）", "按时服药"],
+        "夜里38.5度",
+        shot=tmp_path / "day3-form.png",
+    )
+    assert "护士会尽快与您联系" in html
+    await page.screenshot(path=str(tmp_path / "day3-submitted.png"), full_page=True)
+
+    async def abnormal_alert() -> dict[str, Any] | None:
+        got = await http.get(f"{platform.api}/api/alerts", headers=staff)
+        return next((a for a in got.json()["items"] if a["workflow_id"] == workflow_id), None)
+
+    alert = await eventually(abnormal_alert, within=20, what="the nurse's alert", interval=0.2)
+    assert "发热" in alert["summary"]
+
+    # A deploy between the two questionnaires: the run continues on the new worker process.
+    platform.restart_worker()
+
+    day7 = await eventually(
+        lambda: message_for("出院第7天随访"), within=60, what="day-7 SMS", interval=0.2
+    )
+    await _answer(page, link_in(day7["body"]), ["良好", "以上均无", "按时服药"], None)
+
+    async def finished() -> dict[str, Any] | None:
+        got = (await http.get(f"{platform.api}/api/runs/{workflow_id}", headers=staff)).json()
+        return got if got["status"] == "completed" else None
+
+    run = await eventually(finished, within=30, what="the run to finish", interval=0.2)
+    assert [(s["step_id"], s["status"]) for s in run["steps"]] == [
+        ("day3", "abnormal"),
+        ("day7", "completed"),
+    ]
+    messages = await http.get(
+        f"{platform.api}/api/messages", params={"workflow_id": workflow_id}, headers=staff
+    )
+    assert messages.json()["total"] == 2  # one per step, nothing re-sent by the restart
+    description = await platform.temporal.client.get_workflow_handle(workflow_id).describe()
+    assert description.status == WorkflowExecutionStatus.COMPLETED
+
+    # The operator's view: the Temporal UI lists the finished run.
+    ui = await browser.new_page()
+    await ui.goto(f"{platform.ui}/namespaces/default/workflows")
+    await ui.get_by_text(workflow_id).first.wait_for(timeout=30_000)
+    await ui.screenshot(path=str(tmp_path / "temporal-ui.png"))
+    await phone.close()
