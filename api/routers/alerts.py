@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 
-from api.deps import SessionDep, StaffDep, ensure_visible
+from api.deps import SessionDep, StaffDep, ensure_visible, require_role
 from api.schemas import AcknowledgeAlert, AlertOut, Page, PatientBrief
-from core.models import Alert, AlertStatus, Patient, utcnow
+from core.models import Alert, AlertStatus, Patient, StaffRole, utcnow
 from services import audit
 from services.queries import list_alerts, patient_brief
+from services.staff import StaffPrincipal
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
@@ -39,9 +40,16 @@ async def get_alerts(
     return Page(items=[alert_out(a, p) for a, p in rows], total=total, limit=limit, offset=offset)
 
 
+# Acting on an alert is clinical work; administrators can read alerts but not close them.
+ClinicianDep = Annotated[
+    StaffPrincipal,
+    Depends(require_role(StaffRole.NURSE, StaffRole.DOCTOR, StaffRole.CARE_MANAGER)),
+]
+
+
 @router.post("/{alert_id}/acknowledge", response_model=AlertOut)
 async def acknowledge(
-    alert_id: str, body: AcknowledgeAlert, session: SessionDep, staff: StaffDep
+    alert_id: str, body: AcknowledgeAlert, session: SessionDep, staff: ClinicianDep
 ) -> AlertOut:
     alert = await session.get(Alert, alert_id, with_for_update=True)
     if alert is None:

@@ -142,6 +142,7 @@ async def test_alert_is_listed_acknowledged_and_audited(api: Api) -> None:
     )
     nurse = await add_staff(api.sessions)
     other_ward = await add_staff(api.sessions, department_code="orthopedics", name="骨科护士")
+    admin = await add_staff(api.sessions, StaffRole.ADMIN, None, name="管理员")
 
     listed = (await api.http.get("/api/alerts?status=open", headers=auth(nurse))).json()
     assert listed["total"] == 1
@@ -150,6 +151,11 @@ async def test_alert_is_listed_acknowledged_and_audited(api: Api) -> None:
     assert alert["details"][0]["label"] == "较差"
     assert (await api.http.get("/api/alerts", headers=auth(other_ward))).json()["total"] == 0
 
+    read_only = await api.http.post(
+        f"/api/alerts/{alert['id']}/acknowledge", json={}, headers=auth(admin)
+    )
+    assert read_only.status_code == 403
+    assert "nurse" in read_only.json()["detail"]
     foreign = await api.http.post(
         f"/api/alerts/{alert['id']}/acknowledge", json={}, headers=auth(other_ward)
     )
@@ -224,7 +230,7 @@ async def test_messages_list_masks_the_recipient(api: Api) -> None:
                 task_id=task.id,
                 workflow_id=workflow_id,
                 recipient="13800138001",
-                body="【示例医院】测试",
+                body="【示例医院】测试 http://patient.test/p/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
                 status="sent",
                 scheduled_for=now,
             )
@@ -234,3 +240,11 @@ async def test_messages_list_masks_the_recipient(api: Api) -> None:
     assert listed["total"] == 1
     assert listed["items"][0]["recipient_masked"] == "138****8001"
     assert "recipient" not in listed["items"][0]
+    assert (
+        listed["items"][0]["body"]
+        == "【示例医院】测试 http://patient.test/p/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
+    )
+    # In production the link, a credential of the patient's, is not shown to staff.
+    api.settings.environment = "production"
+    hidden = (await api.http.get("/api/messages", headers=auth(nurse))).json()
+    assert hidden["items"][0]["body"] == "【示例医院】测试 http://patient.test/p/<token>"

@@ -73,14 +73,18 @@ async def record(name: str, phone: str, answer_day3: bool) -> None:
 
                 async def sent() -> bool:
                     progress = await handle.query(QUERY_PROGRESS, result_type=RunProgress)
-                    return progress.steps[0].status == "sent"
+                    return bool(progress.steps[0].status == "sent")
 
                 await eventually(sent)
                 await handle.signal(
                     SIGNAL_SUBMIT_ANSWERS,
                     AnswerSubmission(
                         step_id="day3",
-                        answers={"overall": ["poor"], "symptoms": ["fever"], "medication": ["on_time"]},
+                        answers={
+                            "overall": ["poor"],
+                            "symptoms": ["fever"],
+                            "medication": ["on_time"],
+                        },
                         submitted_at=await env.get_current_time(),
                     ),
                 )
