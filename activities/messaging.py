@@ -1,128 +1,351 @@
-"""Sending the follow-up invitation: render the SMS with a signed link and hand it to a channel.
+"""Message delivery activities: prepare (compose, route, quiet hours), deliver on one channel,
+and record the outcome; plus the pages and the end of a batch send.
 
-Idempotent per run, step and occurrence: the message row is reserved under an idempotency key
-before delivery, so a retried activity finds it and does not send a second message.
+Everything is idempotent under the message's key: a retried activity finds the row, and a
+channel attempt is reserved before the provider is called, so a retry after a crash asks the
+provider whether the first try got through before sending again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
-import jinja2
 from sqlmodel import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.channels import MessageChannel, OutgoingMessage
 from core.db import SessionFactory, transaction
-from core.links import LinkSigner
 from core.logs import get_logger
-from core.models import CareTask, Encounter, OutboundMessage, Patient, TaskStatus
-from core.phones import normalise_cn_mobile
-from core.templates import render_message
+from core.models import (
+    AttemptStatus,
+    BatchStatus,
+    CareTask,
+    MessageAttempt,
+    MessageBatch,
+    MessageStatus,
+    OutboundMessage,
+    Patient,
+    TaskStatus,
+)
+from messaging.categories import OPTIONAL_CATEGORIES
+from messaging.channel import (
+    DeliveryError,
+    DeliveryReceipt,
+    MessageChannel,
+    PermanentDeliveryError,
+)
+from messaging.routing import channel_order
+from services.message_status import advance
+from services.messages import Composer, MessageRejected, message_by_key, outgoing
 from workflows.contracts import ACTIVITY_SEND_INVITE, UNDELIVERABLE, InviteRequest, InviteResult
+from workflows.message_contracts import (
+    ACTIVITY_BATCH_FINISHED,
+    ACTIVITY_BATCH_PAGE,
+    ACTIVITY_DELIVER,
+    ACTIVITY_FINISH,
+    ACTIVITY_PREPARE,
+    PERMANENT_DELIVERY_FAILURE,
+    AttemptResult,
+    BatchFinished,
+    BatchPage,
+    BatchPageRequest,
+    DeliverAttempt,
+    LinkSpec,
+    MessageFinished,
+    MessageRequest,
+    PreparedMessage,
+    PrepareMessage,
+)
 
 log = get_logger(__name__)
 
-
-@dataclass(frozen=True)
-class MessageBranding:
-    hospital_name: str
-    hospital_phone: str
-    public_base_url: str
+_DONE = {MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ}
 
 
 class MessagingActivities:
     def __init__(
         self,
         sessions: SessionFactory,
-        channel: MessageChannel,
-        templates: jinja2.Environment,
-        links: LinkSigner,
-        branding: MessageBranding,
+        composer: Composer,
+        channels: Mapping[str, MessageChannel],
+        enabled: Sequence[str],
     ) -> None:
         self._sessions = sessions
-        self._channel = channel
-        self._templates = templates
-        self._links = links
-        self._branding = branding
+        self._composer = composer
+        self._channels = dict(channels)
+        self._enabled = list(enabled)
 
+    @activity.defn(name=ACTIVITY_PREPARE)
+    async def prepare(self, prepare: PrepareMessage) -> PreparedMessage:
+        request = prepare.request
+        async with transaction(self._sessions) as session:
+            message = await message_by_key(session, request.key)
+            if message is None:
+                try:
+                    message = await self._composer.compose(session, request, prepare.now)
+                except MessageRejected as exc:
+                    log.warning("message refused", key=request.key, reason=str(exc))
+                    rejected = self._rejected(request, prepare, exc)
+                    session.add(rejected)
+                    return PreparedMessage(
+                        message_id=rejected.id, status="failed", reason=rejected.failure_reason
+                    )
+            if message.status in _DONE:
+                return PreparedMessage(
+                    message_id=message.id,
+                    status="done",
+                    channel=message.channel,
+                    link_expires_at=message.link_expires_at,
+                )
+            if message.status in (MessageStatus.FAILED, MessageStatus.SUPPRESSED):
+                return PreparedMessage(
+                    message_id=message.id,
+                    status="failed" if message.status == MessageStatus.FAILED else "suppressed",
+                    reason=message.failure_reason,
+                )
+            patient = await session.get(Patient, message.patient_id) if message.patient_id else None
+            if (
+                patient is not None
+                and message.category in OPTIONAL_CATEGORIES
+                and message.category in patient.message_opt_outs
+            ):
+                message.status = MessageStatus.SUPPRESSED
+                message.failure_reason = "患者已关闭此类消息"
+                return PreparedMessage(
+                    message_id=message.id, status="suppressed", reason=message.failure_reason
+                )
+
+            draft = outgoing(message, patient.name if patient else None)
+            unavailable = {}
+            for name in self._enabled:
+                channel = self._channels.get(name)
+                reason = "渠道未配置" if channel is None else channel.unavailable_reason(draft)
+                if reason:
+                    unavailable[name] = reason
+            route = channel_order(
+                enabled=self._enabled,
+                preferred=patient.preferred_channel if patient else None,
+                unavailable=unavailable,
+            )
+            if not route.channels:
+                message.status = MessageStatus.FAILED
+                message.failure_reason = "；".join(f"{c}: {r}" for c, r in route.skipped.items())
+                return PreparedMessage(
+                    message_id=message.id,
+                    status="failed",
+                    skipped=route.skipped,
+                    reason=message.failure_reason,
+                )
+
+            # Re-checked now: a message composed earlier (by the push API) may be due already.
+            not_before = (
+                message.not_before
+                if message.not_before and message.not_before > prepare.now
+                else None
+            )
+            return PreparedMessage(
+                message_id=message.id,
+                status="ready",
+                channels=route.channels,
+                skipped=route.skipped,
+                not_before=not_before,
+                link_expires_at=message.link_expires_at,
+            )
+
+    @staticmethod
+    def _rejected(
+        request: MessageRequest, prepare: PrepareMessage, exc: MessageRejected
+    ) -> OutboundMessage:
+        # A refused message is kept (failed, with the reason) so the send log shows it.
+        return OutboundMessage(
+            idempotency_key=request.key,
+            category=request.category or "unknown",
+            template=request.template,
+            hospital_code=request.hospital_code,
+            department_code=request.department_code,
+            sender=request.sender,
+            patient_id=None if exc.field == "to.patient_id" else request.patient_id,
+            task_id=request.task_id,
+            workflow_id=request.workflow_id,
+            batch_id=request.batch_id,
+            status=MessageStatus.FAILED,
+            failure_reason=str(exc)[:500],
+            scheduled_for=prepare.now,
+        )
+
+    @activity.defn(name=ACTIVITY_DELIVER)
+    async def deliver(self, attempt: DeliverAttempt) -> AttemptResult:
+        channel = self._channels.get(attempt.channel)
+        if channel is None:
+            raise ApplicationError(
+                f"channel {attempt.channel} is not configured on this worker",
+                type=PERMANENT_DELIVERY_FAILURE,
+                non_retryable=True,
+            )
+        async with transaction(self._sessions) as session:
+            message = await session.get(OutboundMessage, attempt.message_id, with_for_update=True)
+            if message is None:
+                raise LookupError(f"message {attempt.message_id} vanished")
+            patient = await session.get(Patient, message.patient_id) if message.patient_id else None
+            draft = outgoing(message, patient.name if patient else None)
+            found = await session.exec(
+                select(MessageAttempt).where(
+                    MessageAttempt.message_id == message.id,
+                    MessageAttempt.channel == attempt.channel,
+                )
+            )
+            row = found.first()
+            if row is None:
+                recipient = draft.openid if attempt.channel == "wechat" else draft.phone
+                row = MessageAttempt(
+                    message_id=message.id, channel=attempt.channel, recipient=recipient or ""
+                )
+                session.add(row)
+            if row.status in (AttemptStatus.SENT, AttemptStatus.DELIVERED):
+                assert row.provider_message_id is not None
+                return AttemptResult(
+                    channel=attempt.channel, provider_message_id=row.provider_message_id
+                )
+            if row.status == AttemptStatus.FAILED:
+                raise ApplicationError(
+                    row.error_message or "failed before",
+                    type=PERMANENT_DELIVERY_FAILURE,
+                    non_retryable=True,
+                )
+            # A try before this one may have reached the provider and died before we recorded it.
+            uncertain = row.tries > 0
+            row.tries += 1
+            row.updated_at = attempt.now
+            advance(message, MessageStatus.SENDING, attempt.now)
+            await session.flush()
+            attempt_id, reserved_at = row.id, row.created_at
+
+        try:
+            receipt: DeliveryReceipt | None = None
+            if uncertain:
+                receipt = await channel.find_sent(draft, reserved_at)
+            if receipt is None:
+                receipt = await channel.deliver(draft)
+        except DeliveryError as exc:
+            await self._attempt_error(attempt_id, exc, attempt.now)
+            permanent = isinstance(exc, PermanentDeliveryError)
+            raise ApplicationError(
+                exc.reason,
+                type=PERMANENT_DELIVERY_FAILURE if permanent else "TransientDeliveryFailure",
+                non_retryable=permanent,
+            ) from exc
+
+        async with transaction(self._sessions) as session:
+            row = await session.get(MessageAttempt, attempt_id, with_for_update=True)
+            message = await session.get(OutboundMessage, attempt.message_id, with_for_update=True)
+            assert row is not None
+            assert message is not None
+            row.status = AttemptStatus.SENT
+            row.provider_message_id = receipt.provider_message_id
+            row.provider_status = receipt.provider_status
+            row.error_code = row.error_message = None
+            row.updated_at = attempt.now
+            if message.channel is None:
+                message.channel = attempt.channel
+                message.sent_at = attempt.now
+            advance(message, MessageStatus.SENT, attempt.now)
+        return AttemptResult(
+            channel=attempt.channel, provider_message_id=receipt.provider_message_id
+        )
+
+    async def _attempt_error(self, attempt_id: str, exc: DeliveryError, at: datetime) -> None:
+        async with transaction(self._sessions) as session:
+            row = await session.get(MessageAttempt, attempt_id, with_for_update=True)
+            assert row is not None
+            row.error_code = exc.code
+            row.error_message = exc.reason[:500]
+            row.updated_at = at
+            if isinstance(exc, PermanentDeliveryError):
+                row.status = AttemptStatus.FAILED
+        log.warning("delivery attempt failed", attempt_id=attempt_id, reason=exc.reason)
+
+    @activity.defn(name=ACTIVITY_FINISH)
+    async def finish(self, finished: MessageFinished) -> None:
+        async with transaction(self._sessions) as session:
+            message = await session.get(OutboundMessage, finished.message_id, with_for_update=True)
+            if message is None:
+                raise LookupError(f"message {finished.message_id} vanished")
+            attempts = await session.exec(
+                select(MessageAttempt).where(MessageAttempt.message_id == message.id)
+            )
+            for row in attempts.all():
+                if row.channel in finished.failures and row.status == AttemptStatus.SENDING:
+                    row.status = AttemptStatus.FAILED
+                    row.error_message = (row.error_message or finished.failures[row.channel])[:500]
+                    row.updated_at = finished.at
+            if finished.status == "sent":
+                message.channel = message.channel or finished.channel
+                message.sent_at = message.sent_at or finished.sent_at or finished.at
+                advance(message, MessageStatus.SENT, finished.at)
+            elif message.status not in _DONE:
+                message.status = MessageStatus.FAILED
+                message.failure_reason = (finished.reason or "")[:500]
+                message.updated_at = finished.at
+
+    @activity.defn(name=ACTIVITY_BATCH_PAGE)
+    async def batch_page(self, page: BatchPageRequest) -> BatchPage:
+        async with self._sessions() as session:
+            batch = await session.get(MessageBatch, page.batch_id)
+            if batch is None:
+                raise LookupError(f"batch {page.batch_id} vanished")
+            return BatchPage(patient_ids=batch.recipients[page.offset : page.offset + page.limit])
+
+    @activity.defn(name=ACTIVITY_BATCH_FINISHED)
+    async def batch_finished(self, finished: BatchFinished) -> None:
+        async with transaction(self._sessions) as session:
+            batch = await session.get(MessageBatch, finished.batch_id, with_for_update=True)
+            if batch is None:
+                raise LookupError(f"batch {finished.batch_id} vanished")
+            if batch.status != BatchStatus.COMPLETED:
+                batch.status = BatchStatus.COMPLETED
+                batch.finished_at = finished.at
+
+    # Kept for follow-up runs started before message delivery became its own workflow: an
+    # invitation activity already scheduled by such a run still completes after an upgrade.
     @activity.defn(name=ACTIVITY_SEND_INVITE)
     async def send_followup_invite(self, request: InviteRequest) -> InviteResult:
         key = f"{request.workflow_id}/{request.step_id}/{request.occurrence}/invite"
-        message, patient_name = await self._reserve(key, request)
-        if message.status != "sent":
-            receipt = await self._channel.deliver(
-                OutgoingMessage(
-                    message_id=message.id,
-                    idempotency_key=key,
-                    recipient=message.recipient,
-                    body=message.body,
-                    category=message.category,
-                    redact=(patient_name,),
-                )
+        prepared = await self.prepare(
+            PrepareMessage(
+                request=MessageRequest(
+                    key=key,
+                    template=request.template,
+                    patient_id=request.patient_id,
+                    variables={"step_title": request.step_title,
+                               "valid_until": request.valid_until,
+                               "discharged_at": request.scheduled_for},
+                    link=LinkSpec(task_id=request.task_id, expires_at=request.valid_until),
+                    urgent=True,
+                    workflow_id=request.workflow_id,
+                    task_id=request.task_id,
+                ),
+                now=request.scheduled_for,
             )
-            message.status = "sent"
-            message.provider_message_id = receipt.provider_message_id
+        )  # fmt: skip
+        if prepared.status == "done":
+            return InviteResult(message_id=prepared.message_id, channel=prepared.channel or "")
+        if prepared.status != "ready":
+            raise ApplicationError(
+                prepared.reason or "undeliverable", type=UNDELIVERABLE, non_retryable=True
+            )
+        result = await self.deliver(
+            DeliverAttempt(
+                message_id=prepared.message_id,
+                channel=prepared.channels[0],
+                now=request.scheduled_for,
+            )
+        )
         async with transaction(self._sessions) as session:
-            stored = await session.get(OutboundMessage, message.id, with_for_update=True)
             task = await session.get(CareTask, request.task_id, with_for_update=True)
-            if stored is None or task is None:
-                raise LookupError(f"message or task vanished for {key}")
-            stored.status = message.status
-            stored.provider_message_id = message.provider_message_id
-            if task.status == TaskStatus.PENDING:
+            if task is not None and task.status == TaskStatus.PENDING:
                 task.status = TaskStatus.SENT
                 task.sent_at = request.scheduled_for
                 task.valid_until = request.valid_until
                 task.updated_at = request.scheduled_for
-        return InviteResult(message_id=message.id, channel=message.channel)
-
-    async def _reserve(self, key: str, request: InviteRequest) -> tuple[OutboundMessage, str]:
-        """The message stored under ``key`` (created if new) and the patient's name."""
-        async with transaction(self._sessions) as session:
-            patient = await session.get(Patient, request.patient_id)
-            if patient is None:
-                raise LookupError(f"patient {request.patient_id} is not in the database")
-            found = await session.exec(
-                select(OutboundMessage).where(OutboundMessage.idempotency_key == key)
-            )
-            existing = found.first()
-            if existing is not None:
-                return existing, patient.name
-            phone = normalise_cn_mobile(patient.phone)
-            if phone is None:
-                raise ApplicationError(
-                    "患者没有有效的手机号码", type=UNDELIVERABLE, non_retryable=True
-                )
-            encounter = (
-                await session.get(Encounter, request.encounter_id) if request.encounter_id else None
-            )
-            token = self._links.issue(request.task_id, request.valid_until)
-            body = render_message(
-                self._templates,
-                request.template,
-                hospital_name=self._branding.hospital_name,
-                hospital_phone=self._branding.hospital_phone,
-                patient_name=patient.name,
-                discharged_at=encounter.discharged_at if encounter else None,
-                step_title=request.step_title,
-                valid_until=request.valid_until,
-                link=f"{self._branding.public_base_url.rstrip('/')}/p/{token}",
-            )
-            message = OutboundMessage(
-                idempotency_key=key,
-                channel=self._channel.name,
-                category="followup",
-                template=request.template,
-                patient_id=patient.id,
-                task_id=request.task_id,
-                workflow_id=request.workflow_id,
-                recipient=phone,
-                body=body,
-                status="queued",
-                scheduled_for=request.scheduled_for,
-            )
-            session.add(message)
-        log.info("message reserved", message_id=message.id, key=key)
-        return message, patient.name
+        return InviteResult(message_id=prepared.message_id, channel=result.channel)

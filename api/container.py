@@ -15,6 +15,7 @@ from core.templates import page_environment
 from core.temporal import connect_temporal
 from integrations.his import HisClient
 from pathways.catalog import Catalog, load_catalog
+from services.messages import Composer, TemplateStore
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Container:
     catalog: Catalog
     links: LinkSigner
     pages: jinja2.Environment
+    composer: Composer
     engine: AsyncEngine | None = None
 
     @classmethod
@@ -37,14 +39,16 @@ class Container:
         his: HisClient,
         engine: AsyncEngine | None = None,
     ) -> Container:
+        links = LinkSigner(settings.link_secret.get_secret_value())
         return cls(
             settings=settings,
             sessions=sessions,
             temporal=temporal,
             his=his,
             catalog=load_catalog(),
-            links=LinkSigner(settings.link_secret.get_secret_value()),
+            links=links,
             pages=page_environment(settings.tz),
+            composer=Composer(settings, TemplateStore.load(settings), links),
             engine=engine,
         )
 

@@ -9,7 +9,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.container import Container
-from api.routers import alerts, health, his_webhooks, messages, patient_pages, runs, tasks
+from api.routers import (
+    alerts,
+    health,
+    his_webhooks,
+    hospitals,
+    message_templates,
+    messages,
+    patient_pages,
+    patients,
+    provider_webhooks,
+    runs,
+    tasks,
+)
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
 
@@ -47,6 +59,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         runs.router,
         alerts.router,
         messages.router,
+        message_templates.router,
+        patients.router,
+        provider_webhooks.router,
+        hospitals.router,
     ):
         app.include_router(router)
     return app

@@ -96,12 +96,40 @@ class RunProgressOut(RunOut):
 
 class MessageOut(BaseModel):
     id: str
-    channel: str
+    idempotency_key: str
+    channel: str | None
     category: str
+    template: str
     status: str
+    failure_reason: str | None
     recipient_masked: str
+    patient_id: str | None
+    department_code: str | None
+    sender: str
+    urgent: bool
     body: str
     workflow_id: str | None
     task_id: str | None
+    batch_id: str | None
     scheduled_for: datetime
+    not_before: datetime | None
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    read_at: datetime | None
     created_at: datetime
+
+
+class AttemptOut(BaseModel):
+    channel: str
+    status: str
+    provider_message_id: str | None
+    provider_status: str | None
+    error_code: str | None
+    error_message: str | None
+    tries: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class MessageDetail(MessageOut):
+    attempts: list[AttemptOut]

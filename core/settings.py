@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_PLACEHOLDER_SECRET = "dev-only-insecure-secret-change-me"  # noqa: S105 - refused below
 
 Environment = Literal["development", "test", "production"]
+KNOWN_CHANNELS = ("wechat", "sms", "outbox")
 
 
 class Settings(BaseSettings):
@@ -60,23 +61,65 @@ class Settings(BaseSettings):
     # end-to-end test can watch a multi-day plan finish. Never honoured in production.
     allow_demo_clock: bool | None = None
 
-    message_channel: Literal["outbox"] = "outbox"
+    # Hospital this deployment serves by default; per-hospital settings live in the database.
+    default_hospital_code: str = "default"
+
+    # Messaging (MSG-*). Channels in fallback order; a patient's preferred one goes first.
+    # "outbox" stores and logs without sending: the safe default until providers are configured.
+    message_channels: str = "outbox"
+    sms_max_segments: int = Field(default=4, ge=1, le=10)
+    twilio_account_sid: str = "AC00000000000000000000000000000000"
+    twilio_auth_token: SecretStr = SecretStr(DEV_PLACEHOLDER_SECRET)
+    twilio_from_number: str = "+15005550006"
+    twilio_api_base_url: str = "https://api.twilio.com"
+    # Sends per second across all workers, enforced by Temporal on the channel's task queue.
+    twilio_rate_per_second: float = Field(default=20.0, gt=0)
+    wechat_appid: str = "wx0000000000000000"
+    wechat_secret: SecretStr = SecretStr(DEV_PLACEHOLDER_SECRET)
+    # The token configured for the official account's server URL (event push signatures).
+    wechat_token: SecretStr = SecretStr(DEV_PLACEHOLDER_SECRET)
+    wechat_api_base_url: str = "https://api.weixin.qq.com"
+    # Our template code -> the template id WeChat assigned to this official account (JSON).
+    wechat_template_ids: dict[str, str] = Field(default_factory=dict)
+    wechat_rate_per_second: float = Field(default=50.0, gt=0)
+    channel_timeout_seconds: float = Field(default=10.0, gt=0)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production_values(self) -> Settings:
+        unknown = set(self.enabled_channels) - set(KNOWN_CHANNELS)
+        if unknown or not self.enabled_channels:
+            raise ValueError(
+                f"CAREPATH_MESSAGE_CHANNELS must list channels among {', '.join(KNOWN_CHANNELS)}"
+            )
         if self.environment == "development":
             return self
         for name in ("link_secret", "his_webhook_secret", "his_api_key"):
-            value: SecretStr = getattr(self, name)
-            secret = value.get_secret_value()
+            secret = getattr(self, name).get_secret_value()
             if secret == DEV_PLACEHOLDER_SECRET or len(secret) < 32:
                 raise ValueError(
                     f"CAREPATH_{name.upper()} must be set to a random value of at least 32 "
                     f"characters outside development"
                 )
+        # Issued by the providers, in their own formats: only the placeholder is refused.
+        provider_secrets = []
+        if "sms" in self.enabled_channels:
+            provider_secrets.append("twilio_auth_token")
+        if "wechat" in self.enabled_channels:
+            provider_secrets += ["wechat_secret", "wechat_token"]
+        for name in provider_secrets:
+            if getattr(self, name).get_secret_value() == DEV_PLACEHOLDER_SECRET:
+                raise ValueError(f"CAREPATH_{name.upper()} must be set outside development")
         if self.environment == "production" and self.allow_demo_clock:
             raise ValueError("CAREPATH_ALLOW_DEMO_CLOCK must be false in production")
         return self
+
+    @property
+    def enabled_channels(self) -> list[str]:
+        return [c.strip() for c in self.message_channels.split(",") if c.strip()]
+
+    @property
+    def twilio_status_callback_url(self) -> str:
+        return f"{self.public_base_url.rstrip('/')}/webhooks/twilio/status"
 
     @property
     def json_logs(self) -> bool:

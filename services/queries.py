@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
@@ -14,6 +15,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from core.logs import mask_text
 from core.models import Alert, CareTask, OutboundMessage, PathwayRun, Patient
+from core.phones import to_e164
 from services.staff import StaffPrincipal
 
 Due = Literal["today", "week", "all"]
@@ -120,19 +122,56 @@ async def list_runs(
     return await _page(session, query, limit, offset)
 
 
+@dataclass(frozen=True)
+class MessageFilter:
+    """The send log's search fields (MSG-3)."""
+
+    sent_from: datetime | None = None
+    sent_to: datetime | None = None
+    receiver: str | None = None  # a phone number (any format) or an internal patient id
+    sender: str | None = None
+    department_code: str | None = None
+    status: str | None = None
+    channel: str | None = None
+    category: str | None = None
+    workflow_id: str | None = None
+    batch_id: str | None = None
+
+
 async def list_messages(
     session: AsyncSession,
     staff: StaffPrincipal,
+    filters: MessageFilter,
     *,
-    workflow_id: str | None,
     limit: int,
     offset: int,
 ) -> tuple[Sequence[OutboundMessage], int]:
-    query: Any = select(OutboundMessage).join(
-        PathwayRun, col(PathwayRun.workflow_id) == OutboundMessage.workflow_id
-    )
-    query = _scoped(query, PathwayRun.department_code, staff)
-    if workflow_id:
-        query = query.where(OutboundMessage.workflow_id == workflow_id)
+    query: Any = select(OutboundMessage)
+    if staff.department_code is not None:
+        # Department staff see their department's messages; hospital-wide ones are for admins.
+        query = query.where(OutboundMessage.department_code == staff.department_code)
+    f = filters
+    if f.sent_from:
+        query = query.where(OutboundMessage.created_at >= f.sent_from)
+    if f.sent_to:
+        query = query.where(OutboundMessage.created_at < f.sent_to)
+    if f.receiver:
+        phone = to_e164(f.receiver)
+        query = query.where(
+            OutboundMessage.recipient_phone == phone
+            if phone
+            else OutboundMessage.patient_id == f.receiver
+        )
+    for column, value in (
+        (OutboundMessage.sender, f.sender),
+        (OutboundMessage.department_code, f.department_code),
+        (OutboundMessage.status, f.status),
+        (OutboundMessage.channel, f.channel),
+        (OutboundMessage.category, f.category),
+        (OutboundMessage.workflow_id, f.workflow_id),
+        (OutboundMessage.batch_id, f.batch_id),
+    ):
+        if value:
+            query = query.where(column == value)
     query = query.order_by(col(OutboundMessage.created_at).desc(), col(OutboundMessage.id))
     return await _page(session, query, limit, offset)

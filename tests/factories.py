@@ -6,8 +6,9 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -15,10 +16,22 @@ from temporalio.worker import Worker
 from core.db import SessionFactory, transaction
 from core.models import Encounter, Patient, StaffRole
 from core.settings import Settings
+from messaging.channel import MessageChannel
 from services.staff import create_staff
-from workers.factory import WorkerDeps, build_worker
+from workers.factory import WorkerDeps, build_workers, running_workers
 
 T = TypeVar("T")
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+def daytime(moment: datetime, hour: int = 10) -> datetime:
+    """The latest ``hour`` o'clock Beijing time at or before ``moment``: an anchor whose day-N
+    steps fall outside quiet hours, whatever time of day the test runs."""
+    local = moment.astimezone(BEIJING)
+    anchor = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+    if anchor > local:
+        anchor -= timedelta(days=1)
+    return anchor.astimezone(UTC)
 
 
 async def add_patient(
@@ -67,15 +80,16 @@ async def running_worker(
     sessions: SessionFactory,
     *,
     max_cached_workflows: int = 1000,
-) -> AsyncIterator[Worker]:
-    worker = build_worker(
-        client,
-        task_queue,
-        WorkerDeps.from_settings(settings, sessions),
-        max_cached_workflows=max_cached_workflows,
-    )
-    async with worker:
-        yield worker
+    channels: dict[str, MessageChannel] | None = None,
+) -> AsyncIterator[list[Worker]]:
+    """The platform's workers (main + one per channel) for one test's task queue."""
+    deps = WorkerDeps.from_settings(settings, sessions, channels)
+    workers = build_workers(client, task_queue, deps, max_cached_workflows=max_cached_workflows)
+    try:
+        async with running_workers(workers):
+            yield workers
+    finally:
+        await deps.close()
 
 
 async def eventually(

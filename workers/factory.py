@@ -1,59 +1,113 @@
-"""Builds the follow-up worker from injected dependencies; used by the worker process and tests."""
+"""Builds the workers from injected dependencies; used by the worker process and by tests.
+
+One main worker runs the workflows and the database activities on the configured task queue;
+each enabled message channel gets its own worker on its own task queue, whose server-side rate
+limit (max_task_queue_activities_per_second) caps that channel's sends across all workers.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-import jinja2
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.channels import MessageChannel, OutboxChannel
-from activities.messaging import MessageBranding, MessagingActivities
+from activities.messaging import MessagingActivities
 from activities.records import RecordActivities
 from core.db import SessionFactory
 from core.links import LinkSigner
 from core.settings import Settings
-from core.templates import message_environment
+from integrations.outbox import OutboxChannel
+from integrations.twilio_sms import TwilioSmsChannel
+from integrations.wechat import WeChatTemplateChannel
+from messaging.channel import MessageChannel
+from services.messages import Composer, TemplateStore
 from workflows.followup import FollowUpWorkflow
+from workflows.message_batch import MessageBatchWorkflow
+from workflows.message_contracts import channel_task_queue
+from workflows.message_delivery import MessageDeliveryWorkflow
 
-WORKFLOWS = [FollowUpWorkflow]
+WORKFLOWS = [FollowUpWorkflow, MessageDeliveryWorkflow, MessageBatchWorkflow]
 # Lets in-flight activities finish on SIGTERM before the worker exits (rolling restarts).
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 
 
+def build_channels(settings: Settings) -> dict[str, MessageChannel]:
+    """The enabled channels. Call from inside the event loop (the SDK clients open sessions)."""
+    channels: dict[str, MessageChannel] = {}
+    for name in settings.enabled_channels:
+        if name == "outbox":
+            channels[name] = OutboxChannel()
+        elif name == "sms":
+            channels[name] = TwilioSmsChannel(
+                account_sid=settings.twilio_account_sid,
+                auth_token=settings.twilio_auth_token.get_secret_value(),
+                from_number=settings.twilio_from_number,
+                api_base_url=settings.twilio_api_base_url,
+                status_callback_url=settings.twilio_status_callback_url,
+                timeout_seconds=settings.channel_timeout_seconds,
+            )
+        elif name == "wechat":
+            channels[name] = WeChatTemplateChannel.create(
+                base_url=settings.wechat_api_base_url,
+                appid=settings.wechat_appid,
+                secret=settings.wechat_secret.get_secret_value(),
+                template_ids=settings.wechat_template_ids,
+                timeout_seconds=settings.channel_timeout_seconds,
+            )
+    return channels
+
+
+def channel_rates(settings: Settings) -> dict[str, float | None]:
+    return {
+        "sms": settings.twilio_rate_per_second,
+        "wechat": settings.wechat_rate_per_second,
+        "outbox": None,
+    }
+
+
 @dataclass(frozen=True)
 class WorkerDeps:
+    settings: Settings
     sessions: SessionFactory
-    channel: MessageChannel
-    templates: jinja2.Environment
-    links: LinkSigner
-    branding: MessageBranding
+    composer: Composer
+    channels: Mapping[str, MessageChannel]
 
     @classmethod
-    def from_settings(cls, settings: Settings, sessions: SessionFactory) -> WorkerDeps:
-        return cls(
-            sessions=sessions,
-            channel=OutboxChannel(),
-            templates=message_environment(settings.tz),
+    def from_settings(
+        cls,
+        settings: Settings,
+        sessions: SessionFactory,
+        channels: Mapping[str, MessageChannel] | None = None,
+    ) -> WorkerDeps:
+        composer = Composer(
+            settings=settings,
+            templates=TemplateStore.load(settings),
             links=LinkSigner(settings.link_secret.get_secret_value()),
-            branding=MessageBranding(
-                hospital_name=settings.hospital_name,
-                hospital_phone=settings.hospital_phone,
-                public_base_url=settings.public_base_url,
-            ),
+        )
+        return cls(
+            settings=settings,
+            sessions=sessions,
+            composer=composer,
+            channels=channels if channels is not None else build_channels(settings),
         )
 
+    async def close(self) -> None:
+        for channel in self.channels.values():
+            await channel.close()
 
-def build_worker(
+
+def build_workers(
     client: Client, task_queue: str, deps: WorkerDeps, *, max_cached_workflows: int = 1000
-) -> Worker:
+) -> list[Worker]:
     records = RecordActivities(deps.sessions)
     messaging = MessagingActivities(
-        deps.sessions, deps.channel, deps.templates, deps.links, deps.branding
+        deps.sessions, deps.composer, deps.channels, deps.settings.enabled_channels
     )
-    return Worker(
+    main = Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
@@ -62,8 +116,32 @@ def build_worker(
             records.step_changed,
             records.answers_received,
             records.run_finished,
+            messaging.prepare,
+            messaging.finish,
+            messaging.batch_page,
+            messaging.batch_finished,
             messaging.send_followup_invite,
         ],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         max_cached_workflows=max_cached_workflows,
     )
+    rates = channel_rates(deps.settings)
+    channel_workers = [
+        Worker(
+            client,
+            task_queue=channel_task_queue(task_queue, name),
+            activities=[messaging.deliver],
+            max_task_queue_activities_per_second=rates.get(name),
+            graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        )
+        for name in deps.channels
+    ]
+    return [main, *channel_workers]
+
+
+@asynccontextmanager
+async def running_workers(workers: list[Worker]) -> AsyncIterator[list[Worker]]:
+    async with AsyncExitStack() as stack:
+        for worker in workers:
+            await stack.enter_async_context(worker)
+        yield workers

@@ -9,7 +9,7 @@ from core.db import create_engine, session_factory
 from core.logs import configure_logging, get_logger
 from core.settings import get_settings
 from core.temporal import connect_temporal
-from workers.factory import WorkerDeps, build_worker
+from workers.factory import WorkerDeps, build_workers, running_workers
 
 log = get_logger("workers")
 
@@ -19,20 +19,24 @@ async def main() -> None:
     configure_logging(json=settings.json_logs, level=settings.log_level)
     engine = create_engine(settings.database_url, echo=settings.database_echo)
     client = await connect_temporal(settings)
-    worker = build_worker(
-        client,
-        settings.temporal_task_queue,
-        WorkerDeps.from_settings(settings, session_factory(engine)),
-    )
+    deps = WorkerDeps.from_settings(settings, session_factory(engine))
+    workers = build_workers(client, settings.temporal_task_queue, deps)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    log.info("worker started", task_queue=settings.temporal_task_queue)
-    async with worker:
-        await stop.wait()
-        log.info("worker stopping")
-    await engine.dispose()
+    log.info(
+        "worker started",
+        task_queue=settings.temporal_task_queue,
+        channels=list(deps.channels),
+    )
+    try:
+        async with running_workers(workers):
+            await stop.wait()
+            log.info("worker stopping")
+    finally:
+        await deps.close()
+        await engine.dispose()
     log.info("worker stopped")
 
 

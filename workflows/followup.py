@@ -42,6 +42,17 @@ with workflow.unsafe.imports_passed_through():
         StepStatus,
         task_id_for,
     )
+    from workflows.message_contracts import (
+        DELIVERY_WORKFLOW,
+        DeliveryOutcome,
+        LinkSpec,
+        MessageRequest,
+        delivery_workflow_id,
+    )
+
+# Invitations go through the MessageDelivery child workflow (routing, quiet hours, fallback);
+# runs recorded before this change keep their single send activity on replay.
+PATCH_DELIVERY_WORKFLOW = "message-delivery-workflow"
 
 # Projection writes must eventually land: a database outage delays them, it does not fail a
 # patient's plan. Operators see the retrying activity in the Temporal UI.
@@ -196,32 +207,36 @@ class FollowUpWorkflow:
         step.sent_at = now
         step.valid_until = now + link_valid
         step.lost_at = now + definition.lost_after.to_timedelta() / speedup
-        try:
-            await workflow.execute_activity(
-                ACTIVITY_SEND_INVITE,
-                InviteRequest(
-                    task_id=step.task_id,
-                    workflow_id=workflow.info().workflow_id,
-                    step_id=definition.id,
-                    occurrence=0,
-                    patient_id=self._input.patient_id,
-                    encounter_id=self._input.encounter_id,
-                    template=definition.message_template,
-                    step_title=definition.title,
-                    scheduled_for=now,
-                    valid_until=step.valid_until,
-                ),
-                result_type=InviteResult,
-                start_to_close_timeout=SEND_TIMEOUT,
-                retry_policy=SEND_RETRY,
-            )
-        except ActivityError as err:
-            cause = err.cause
-            reason = cause.message if isinstance(cause, ApplicationError) else str(err)
-            await self._change(step, "failed", reason=reason)
-            return
-        if step.answer is None:
-            step.status = "sent"
+        if workflow.patched(PATCH_DELIVERY_WORKFLOW):
+            if not await self._deliver_invite(step):
+                return
+        else:
+            try:
+                await workflow.execute_activity(
+                    ACTIVITY_SEND_INVITE,
+                    InviteRequest(
+                        task_id=step.task_id,
+                        workflow_id=workflow.info().workflow_id,
+                        step_id=definition.id,
+                        occurrence=0,
+                        patient_id=self._input.patient_id,
+                        encounter_id=self._input.encounter_id,
+                        template=definition.message_template,
+                        step_title=definition.title,
+                        scheduled_for=now,
+                        valid_until=step.valid_until,
+                    ),
+                    result_type=InviteResult,
+                    start_to_close_timeout=SEND_TIMEOUT,
+                    retry_policy=SEND_RETRY,
+                )
+            except ActivityError as err:
+                cause = err.cause
+                reason = cause.message if isinstance(cause, ApplicationError) else str(err)
+                await self._change(step, "failed", reason=reason)
+                return
+            if step.answer is None:
+                step.status = "sent"
 
         if not await self._answer_before(step, step.valid_until):
             await self._change(step, "expired")
@@ -229,6 +244,42 @@ class FollowUpWorkflow:
                 await self._change(step, "lost")
                 return
         await self._record_answer(step)
+
+    async def _deliver_invite(self, step: _Step) -> bool:
+        """Sends the step's invitation; False (and the task failed) when it could not go out."""
+        info = workflow.info()
+        definition = step.definition
+        speedup = self._input.clock_speedup
+        link_valid = definition.link_valid.to_timedelta() / speedup
+        key = f"{info.workflow_id}/{definition.id}/0/invite"
+        outcome = await workflow.execute_child_workflow(
+            DELIVERY_WORKFLOW,
+            MessageRequest(
+                key=key,
+                template=definition.message_template,
+                patient_id=self._input.patient_id,
+                variables={"step_title": definition.title, "discharged_at": self._input.anchor_at},
+                link=LinkSpec(task_id=step.task_id, valid_for=link_valid),
+                department_code=self._input.department_code,
+                workflow_id=info.workflow_id,
+                task_id=step.task_id,
+                # A compressed demo clock has no nights: quiet hours would only stall it.
+                urgent=speedup > 1,
+            ),
+            id=delivery_workflow_id(key),
+            result_type=DeliveryOutcome,
+        )
+        if outcome.status != "sent":
+            await self._change(step, "failed", reason=outcome.reason)
+            return False
+        # Quiet hours may have held the message: the windows count from when it went out.
+        sent_at = outcome.sent_at or workflow.now()
+        step.sent_at = sent_at
+        step.valid_until = outcome.link_expires_at or sent_at + link_valid
+        step.lost_at = sent_at + definition.lost_after.to_timedelta() / speedup
+        if step.answer is None:
+            await self._change(step, "sent")
+        return True
 
     async def _record_answer(self, step: _Step) -> None:
         assert step.answer is not None

@@ -1,42 +1,419 @@
-"""Messages sent to patients (the outbox in development), scoped like the runs they belong to."""
+"""The send log (MSG-3), the push interface other systems call (MSG-5) and batch sends (MSG-2).
+
+A push is validated and rendered before anything is stored or started: an unknown template, a
+missing variable or an invalid number is a 422 naming the field, and leaves nothing behind. The
+caller's idempotency key makes a retried push return the first message instead of sending again.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import hashlib
+import json
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy import func
+from sqlmodel import col, select
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError
 
-from api.deps import ContainerDep, SessionDep, StaffDep
-from api.schemas import MessageOut, Page
-from core.logs import mask_text
-from services.queries import list_messages, mask_phone
+from api.deps import ContainerDep, SessionDep, StaffDep, ensure_visible, require_role
+from api.schemas import AttemptOut, MessageDetail, MessageOut, Page
+from core.logs import get_logger, mask_text
+from core.models import (
+    MessageAttempt,
+    MessageBatch,
+    MessageStatus,
+    OutboundMessage,
+    Patient,
+    StaffRole,
+    new_id,
+    utcnow,
+)
+from services import audit
+from services.messages import MessageRejected, message_by_key
+from services.queries import MessageFilter, list_messages, mask_phone
+from services.staff import StaffPrincipal
+from workflows.message_contracts import (
+    BATCH_WORKFLOW,
+    DELIVERY_WORKFLOW,
+    QUERY_BATCH_PROGRESS,
+    BatchInput,
+    BatchProgress,
+    MessageRequest,
+    delivery_workflow_id,
+)
 
 router = APIRouter(prefix="/api/messages", tags=["messages"])
+log = get_logger(__name__)
+
+MAX_BATCH = 20_000
+Scalar = str | int | float | bool
+
+
+def message_out(container: ContainerDep, message: OutboundMessage) -> dict[str, Any]:
+    # A patient link is the patient's credential: in production staff see the text without it.
+    # Elsewhere the send log doubles as the demo's and the tests' view of what a patient got.
+    hide_links = container.settings.environment == "production"
+    return {
+        **message.model_dump(),
+        "body": mask_text(message.body) if hide_links else message.body,
+        "recipient_masked": mask_phone(message.recipient_phone or ""),
+    }
 
 
 @router.get("", response_model=Page[MessageOut])
-async def get_messages(
+async def search_messages(
     container: ContainerDep,
     session: SessionDep,
     staff: StaffDep,
+    sent_from: Annotated[datetime | None, Query(alias="from")] = None,
+    sent_to: Annotated[datetime | None, Query(alias="to")] = None,
+    receiver: Annotated[str | None, Query(description="phone number or patient id")] = None,
+    sender: str | None = None,
+    department_code: str | None = None,
+    message_status: Annotated[MessageStatus | None, Query(alias="status")] = None,
+    channel: str | None = None,
+    category: str | None = None,
     workflow_id: str | None = None,
+    batch_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page[MessageOut]:
-    rows, total = await list_messages(
-        session, staff, workflow_id=workflow_id, limit=limit, offset=offset
+    filters = MessageFilter(
+        sent_from=sent_from,
+        sent_to=sent_to,
+        receiver=receiver,
+        sender=sender,
+        department_code=department_code,
+        status=message_status.value if message_status else None,
+        channel=channel,
+        category=category,
+        workflow_id=workflow_id,
+        batch_id=batch_id,
     )
-    # A patient link is the patient's credential: in production staff see the text without it.
-    # Elsewhere the outbox doubles as the demo's and the tests' view of what a patient received.
-    hide_links = container.settings.environment == "production"
-    items = [
-        MessageOut.model_validate(
-            {
-                **m.model_dump(),
-                "body": mask_text(m.body) if hide_links else m.body,
-                "recipient_masked": mask_phone(m.recipient),
-            }
-        )
-        for m in rows
-    ]
+    rows, total = await list_messages(session, staff, filters, limit=limit, offset=offset)
+    items = [MessageOut.model_validate(message_out(container, m)) for m in rows]
     return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+class PushTo(BaseModel):
+    patient_id: str | None = Field(default=None, description="the patient's HIS id")
+    phone: str | None = Field(default=None, description="mainland mobile or E.164 number")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PushTo:
+        if (self.patient_id is None) == (self.phone is None):
+            raise ValueError("give exactly one of patient_id and phone")
+        return self
+
+
+class PushMessage(BaseModel):
+    idempotency_key: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
+    to: PushTo
+    template: str = Field(min_length=1, max_length=64)
+    variables: dict[str, Scalar] = Field(default_factory=dict)
+    urgent: bool = False
+    department_code: str | None = Field(default=None, max_length=32)
+
+
+class PushAccepted(BaseModel):
+    message_id: str
+    workflow_id: str
+    status: str
+    duplicate: bool
+
+
+def _reject(exc: MessageRejected) -> RequestValidationError:
+    loc = ("body", *exc.field.split("."))
+    return RequestValidationError([{"type": "value_error", "loc": loc, "msg": exc.reason}])
+
+
+def _fingerprint(body: PushMessage) -> str:
+    return hashlib.sha256(json.dumps(body.model_dump(), sort_keys=True).encode()).hexdigest()
+
+
+PushDep = Annotated[
+    StaffPrincipal,
+    Depends(
+        require_role(
+            StaffRole.INTEGRATION,
+            StaffRole.ADMIN,
+            StaffRole.NURSE,
+            StaffRole.DOCTOR,
+            StaffRole.CARE_MANAGER,
+        )
+    ),
+]
+
+
+@router.post(
+    "",
+    response_model=PushAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        200: {"description": "Duplicate idempotency key: the message it created before"},
+        404: {"description": "Unknown patient"},
+        409: {"description": "Idempotency key reused for a different message"},
+        422: {"description": "Invalid number, unknown template or missing variable"},
+    },
+)
+async def push_message(
+    body: PushMessage,
+    response: Response,
+    container: ContainerDep,
+    session: SessionDep,
+    caller: PushDep,
+) -> PushAccepted:
+    prefix = "api" if caller.role == StaffRole.INTEGRATION else "staff"
+    key = f"push:{prefix}:{caller.id}:{body.idempotency_key}"
+    workflow_id = delivery_workflow_id(key)
+    fingerprint = _fingerprint(body)
+    existing = await message_by_key(session, key)
+    if existing is not None:
+        if existing.variables.get("_push_fingerprint") != fingerprint:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"idempotency_key '{body.idempotency_key}' was used for a different message",
+            )
+        response.status_code = status.HTTP_200_OK
+        return PushAccepted(
+            message_id=existing.id, workflow_id=workflow_id, status=existing.status, duplicate=True
+        )
+
+    patient_id = None
+    if body.to.patient_id is not None:
+        found = await session.exec(
+            select(Patient).where(Patient.his_patient_id == body.to.patient_id)
+        )
+        patient = found.first()
+        if patient is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"no patient with HIS id '{body.to.patient_id}'"
+            )
+        patient_id = patient.id
+    department = body.department_code if caller.department_code is None else caller.department_code
+    request = MessageRequest(
+        key=key,
+        template=body.template,
+        patient_id=patient_id,
+        phone=body.to.phone,
+        variables=dict(body.variables),
+        urgent=body.urgent,
+        hospital_code=container.settings.default_hospital_code,
+        department_code=department,
+        sender=f"{prefix}:{caller.id}",
+    )
+    try:
+        message = await container.composer.compose(session, request, now=utcnow())
+    except MessageRejected as exc:
+        raise _reject(exc) from exc
+    message.variables = {**message.variables, "_push_fingerprint": fingerprint}
+    audit.record(
+        session,
+        actor_type=prefix,
+        actor_id=caller.id,
+        action="message.pushed",
+        target_type="outbound_message",
+        target_id=message.id,
+        template=body.template,
+    )
+    await session.flush()
+    try:
+        await container.temporal.start_workflow(
+            DELIVERY_WORKFLOW,
+            request,
+            id=workflow_id,
+            task_queue=container.settings.temporal_task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+    except RPCError as exc:
+        log.error("message workflow start failed", key=key, error=str(exc))
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "workflow service unavailable, retry later"
+        ) from exc
+    await session.commit()
+    return PushAccepted(
+        message_id=message.id, workflow_id=workflow_id, status=message.status, duplicate=False
+    )
+
+
+class BatchRecipients(BaseModel):
+    patient_ids: list[str] = Field(
+        min_length=1, max_length=MAX_BATCH, description="HIS patient ids"
+    )
+
+
+class CreateBatch(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    template: str = Field(min_length=1, max_length=64)
+    variables: dict[str, Scalar] = Field(default_factory=dict)
+    recipients: BatchRecipients
+
+
+class BatchOut(BaseModel):
+    id: str
+    workflow_id: str
+    name: str
+    template: str
+    category: str
+    status: str
+    total: int
+    processed: int | None
+    counts: dict[str, int]
+    unknown_patients: list[str] = Field(default_factory=list)
+    created_at: datetime
+    finished_at: datetime | None
+
+
+StaffSenderDep = Annotated[
+    StaffPrincipal,
+    Depends(
+        require_role(StaffRole.ADMIN, StaffRole.NURSE, StaffRole.DOCTOR, StaffRole.CARE_MANAGER)
+    ),
+]
+
+
+@router.post("/batches", response_model=BatchOut, status_code=status.HTTP_202_ACCEPTED)
+async def create_batch(
+    body: CreateBatch, container: ContainerDep, session: SessionDep, staff: StaffSenderDep
+) -> BatchOut:
+    spec = await container.composer.templates.resolve(
+        session, body.template, department_code=staff.department_code, staff_id=staff.id
+    )
+    if spec is None:
+        raise _reject(MessageRejected("template", f"unknown template '{body.template}'"))
+    missing = sorted(set(spec.variables) - set(body.variables))
+    if missing:
+        raise _reject(MessageRejected(f"variables.{missing[0]}", f"missing ({', '.join(missing)})"))
+    wanted = list(dict.fromkeys(body.recipients.patient_ids))
+    found = await session.exec(
+        select(Patient.his_patient_id, Patient.id).where(col(Patient.his_patient_id).in_(wanted))
+    )
+    ids = dict(found.all())
+    unknown = [p for p in wanted if p not in ids]
+    recipients = [ids[p] for p in wanted if p in ids]
+    if not recipients:
+        raise _reject(MessageRejected("recipients.patient_ids", "none of these patients is known"))
+    batch_id = new_id()
+    batch = MessageBatch(
+        id=batch_id,
+        workflow_id=f"batch:{batch_id}",
+        name=body.name,
+        category=spec.category,
+        template=spec.code,
+        variables=dict(body.variables),
+        recipients=recipients,
+        total=len(recipients),
+        created_by=staff.id,
+        department_code=staff.department_code,
+        hospital_code=container.settings.default_hospital_code,
+    )
+    session.add(batch)
+    audit.record(
+        session,
+        actor_type="staff",
+        actor_id=staff.id,
+        action="message_batch.created",
+        target_type="message_batch",
+        target_id=batch_id,
+        total=len(recipients),
+        template=spec.code,
+    )
+    await session.flush()
+    try:
+        await container.temporal.start_workflow(
+            BATCH_WORKFLOW,
+            BatchInput(
+                batch_id=batch_id,
+                template=spec.code,
+                variables=dict(body.variables),
+                hospital_code=batch.hospital_code,
+                department_code=staff.department_code,
+                sender=f"staff:{staff.id}",
+                total=len(recipients),
+            ),
+            id=batch.workflow_id,
+            task_queue=container.settings.temporal_task_queue,
+        )
+    except RPCError as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "workflow service unavailable, retry later"
+        ) from exc
+    await session.commit()
+    out = await _batch_out(container, session, batch)
+    return out.model_copy(update={"unknown_patients": unknown})
+
+
+@router.get("/batches/{batch_id}", response_model=BatchOut)
+async def get_batch(
+    batch_id: str, container: ContainerDep, session: SessionDep, staff: StaffDep
+) -> BatchOut:
+    batch = await session.get(MessageBatch, batch_id)
+    if batch is None or (
+        staff.department_code is not None and batch.department_code != staff.department_code
+    ):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no batch with id '{batch_id}'")
+    return await _batch_out(container, session, batch)
+
+
+async def _batch_out(container: ContainerDep, session: SessionDep, batch: MessageBatch) -> BatchOut:
+    rows = await session.exec(
+        select(OutboundMessage.status, func.count())
+        .where(OutboundMessage.batch_id == batch.id)
+        .group_by(col(OutboundMessage.status))
+    )
+    counts = {status_: int(n) for status_, n in rows.all()}
+    processed = None
+    try:
+        progress = await container.temporal.get_workflow_handle(batch.workflow_id).query(
+            QUERY_BATCH_PROGRESS, result_type=BatchProgress, rpc_timeout=_query_timeout(container)
+        )
+        processed = progress.processed
+    except Exception as exc:  # noqa: BLE001 - progress is optional; the counts are the record
+        log.info("batch progress query failed", batch_id=batch.id, error=str(exc))
+    return BatchOut(
+        id=batch.id,
+        workflow_id=batch.workflow_id,
+        name=batch.name,
+        template=batch.template,
+        category=batch.category,
+        status=batch.status,
+        total=batch.total,
+        processed=processed,
+        counts=counts,
+        created_at=batch.created_at,
+        finished_at=batch.finished_at,
+    )
+
+
+def _query_timeout(container: ContainerDep) -> timedelta:
+    return timedelta(seconds=container.settings.temporal_query_timeout_seconds)
+
+
+@router.get("/{message_id}", response_model=MessageDetail)
+async def get_message(
+    message_id: str, container: ContainerDep, session: SessionDep, staff: StaffDep
+) -> MessageDetail:
+    message = await session.get(OutboundMessage, message_id)
+    if message is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no message with id '{message_id}'")
+    if message.department_code is None:
+        if staff.department_code is not None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
+    else:
+        ensure_visible(staff, message.department_code)
+    attempts = await session.exec(
+        select(MessageAttempt)
+        .where(MessageAttempt.message_id == message.id)
+        .order_by(col(MessageAttempt.created_at))
+    )
+    return MessageDetail.model_validate(
+        {
+            **message_out(container, message),
+            "attempts": [AttemptOut.model_validate(a.model_dump()) for a in attempts.all()],
+        }
+    )

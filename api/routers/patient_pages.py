@@ -21,6 +21,7 @@ from core.models import CareTask, PathwayRun, TaskStatus, utcnow
 from pathways.answers import AnswerError, abnormal_findings, check_answers
 from pathways.model import FormDefinition, PlanSnapshot
 from services import audit
+from services.message_status import mark_read_by_task
 from workflows.contracts import SIGNAL_SUBMIT_ANSWERS, AnswerSubmission
 
 router = APIRouter(tags=["patient pages"], include_in_schema=False)
@@ -138,6 +139,9 @@ async def show_form(token: str, container: ContainerDep, session: SessionDep) ->
     opened = await _open(token, container, session)
     if isinstance(opened, HTMLResponse):
         return opened
+    # Opening the link is the only "read" signal SMS has, and a more reliable one than WeChat's.
+    await mark_read_by_task(session, opened.task.id, utcnow())
+    await session.commit()
     return _form_page(container, opened, values={}, errors=[])
 
 

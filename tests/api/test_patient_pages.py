@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from core.links import LinkSigner
 from core.models import Alert, AuditEntry, CareTask, OutboundMessage
 from tests.api.conftest import Api, discharge_event
-from tests.factories import eventually, running_worker
+from tests.factories import daytime, eventually, running_worker
 
 DAY = timedelta(days=1)
 
@@ -44,7 +44,8 @@ async def sent_link(skipping_api: Api, time_env: WorkflowEnvironment) -> AsyncIt
     api = skipping_api
     now = await time_env.get_current_time()
     # The time-skipping server's clock runs ahead of the wall clock after earlier tests.
-    discharged = min(now, datetime.now(UTC))
+    # A daytime discharge, so that day 3 is outside quiet hours.
+    discharged = daytime(min(now, datetime.now(UTC)))
     response = await api.post_event(discharge_event(discharged_at=discharged))
     assert response.status_code == 202, response.text
     workflow_id = response.json()["runs"][0]["workflow_id"]
@@ -56,9 +57,14 @@ async def sent_link(skipping_api: Api, time_env: WorkflowEnvironment) -> AsyncIt
         async def sent() -> OutboundMessage | None:
             async with api.sessions() as session:
                 rows = await session.exec(
-                    select(OutboundMessage).where(OutboundMessage.workflow_id == workflow_id)
+                    select(OutboundMessage).where(
+                        OutboundMessage.workflow_id == workflow_id,
+                        OutboundMessage.status == "sent",
+                    )
                 )
-                return rows.first()
+                message = rows.first()
+                task = await session.get(CareTask, message.task_id) if message else None
+                return message if task is not None and task.status == "sent" else None
 
         message = await eventually(sent, what="the day-3 message")
         token = message.body.split("/p/")[1].split()[0]

@@ -23,7 +23,7 @@ from core.models import (
 )
 from core.settings import Settings
 from pathways.catalog import load_catalog
-from tests.factories import add_patient, eventually, running_worker
+from tests.factories import add_patient, daytime, eventually, running_worker
 from workflows.contracts import (
     QUERY_PROGRESS,
     SIGNAL_SUBMIT_ANSWERS,
@@ -66,7 +66,11 @@ async def start(
 def offsets(messages: list[OutboundMessage], anchor: datetime) -> list[timedelta]:
     """Days after the anchor each message went out. A timer fires at its due time and the
     workflow task that acts on it runs a few milliseconds later, so round to the second."""
-    return [timedelta(seconds=round((m.scheduled_for - anchor).total_seconds())) for m in messages]
+    return [
+        timedelta(seconds=round((m.sent_at - anchor).total_seconds()))
+        for m in messages
+        if m.sent_at is not None
+    ]
 
 
 def near(actual: datetime | None, expected: datetime) -> bool:
@@ -110,7 +114,7 @@ async def test_day3_and_day7_messages_go_out_on_time_with_valid_links(
     time_env: WorkflowEnvironment, task_queue: str, settings: Settings, sessions: SessionFactory
 ) -> None:
     patient, encounter = await add_patient(sessions)
-    anchor = await time_env.get_current_time()
+    anchor = daytime(await time_env.get_current_time())
     async with running_worker(time_env.client, task_queue, settings, sessions):
         handle = await start(time_env, task_queue, patient, encounter, anchor)
         summary = await handle.result()
@@ -120,28 +124,31 @@ async def test_day3_and_day7_messages_go_out_on_time_with_valid_links(
     messages = await messages_of(sessions, handle.id)
     assert offsets(messages, anchor) == [3 * DAY, 7 * DAY]
     assert all(m.channel == "outbox" and m.status == "sent" for m in messages)
-    assert all(m.recipient == "13800138001" for m in messages)
+    assert all(m.recipient_phone == "+8613800138001" for m in messages)
     signer = LinkSigner(settings.link_secret.get_secret_value())
     tasks = await tasks_of(sessions, handle.id)
     for message, step in zip(messages, ["day3", "day7"], strict=True):
         assert "张建国您好" in message.body
         assert message.body.count("http://patient.test/p/") == 1
         task = tasks[step]
-        assert task.sent_at == message.scheduled_for
-        assert task.valid_until == message.scheduled_for + 5 * DAY
+        assert task.sent_at == message.sent_at
+        assert message.sent_at is not None
+        assert message.link_expires_at is not None
+        assert task.valid_until == message.link_expires_at
+        assert near(message.link_expires_at, message.sent_at + 5 * DAY)
         token = token_of(message.body)
         # The link works until the validity window closes, and not a second after.
-        claims = signer.verify(token, now=message.scheduled_for + 5 * DAY - timedelta(seconds=1))
+        claims = signer.verify(token, now=message.link_expires_at - timedelta(seconds=1))
         assert claims.task_id == task.id
         with pytest.raises(LinkExpired):
-            signer.verify(token, now=message.scheduled_for + 5 * DAY)
+            signer.verify(token, now=message.link_expires_at)
 
 
 async def test_unanswered_task_expires_then_is_lost(
     time_env: WorkflowEnvironment, task_queue: str, settings: Settings, sessions: SessionFactory
 ) -> None:
     patient, encounter = await add_patient(sessions)
-    anchor = await time_env.get_current_time()
+    anchor = daytime(await time_env.get_current_time())
     async with running_worker(time_env.client, task_queue, settings, sessions):
         handle = await start(time_env, task_queue, patient, encounter, anchor)
         await time_env.sleep(3 * DAY + 5 * DAY + timedelta(minutes=1))
@@ -166,7 +173,7 @@ async def test_abnormal_answer_marks_task_abnormal_and_alerts_the_nurse(
     time_env: WorkflowEnvironment, task_queue: str, settings: Settings, sessions: SessionFactory
 ) -> None:
     patient, encounter = await add_patient(sessions)
-    anchor = await time_env.get_current_time()
+    anchor = daytime(await time_env.get_current_time())
     async with running_worker(time_env.client, task_queue, settings, sessions):
         handle = await start(time_env, task_queue, patient, encounter, anchor)
         await time_env.sleep(3 * DAY + timedelta(hours=2))
@@ -208,7 +215,7 @@ async def test_normal_answers_complete_the_run_without_alerts(
     time_env: WorkflowEnvironment, task_queue: str, settings: Settings, sessions: SessionFactory
 ) -> None:
     patient, encounter = await add_patient(sessions)
-    anchor = await time_env.get_current_time()
+    anchor = daytime(await time_env.get_current_time())
     async with running_worker(time_env.client, task_queue, settings, sessions):
         handle = await start(time_env, task_queue, patient, encounter, anchor)
         for step, day in (("day3", 3), ("day7", 7)):
@@ -233,7 +240,7 @@ async def test_worker_restart_mid_plan_loses_nothing(
     time_env: WorkflowEnvironment, task_queue: str, settings: Settings, sessions: SessionFactory
 ) -> None:
     patient, encounter = await add_patient(sessions)
-    anchor = await time_env.get_current_time()
+    anchor = daytime(await time_env.get_current_time())
     # The Java test server never moves a workflow off a dead worker's sticky queue (the real
     # server does, see tests/integration), so the first worker keeps no cache. The second one
     # therefore rebuilds the run purely from its history, which is what a restart exercises.
@@ -285,13 +292,16 @@ async def test_patient_without_a_mobile_number_fails_the_task_and_alerts(
     time_env: WorkflowEnvironment, task_queue: str, settings: Settings, sessions: SessionFactory
 ) -> None:
     patient, encounter = await add_patient(sessions, phone="010-8888 6666")
-    anchor = await time_env.get_current_time()
+    anchor = daytime(await time_env.get_current_time())
     async with running_worker(time_env.client, task_queue, settings, sessions):
         handle = await start(time_env, task_queue, patient, encounter, anchor)
         summary = await handle.result()
 
     assert summary.counts == {"failed": 2}
-    assert await messages_of(sessions, handle.id) == []
+    # Nothing went out; the send log keeps both attempts with the reason.
+    messages = await messages_of(sessions, handle.id)
+    assert [m.status for m in messages] == ["failed", "failed"]
+    assert all(m.sent_at is None and "手机号" in (m.failure_reason or "") for m in messages)
     async with sessions() as session:
         alerts = (await session.exec(select(Alert))).all()
     assert sorted(a.kind for a in alerts) == ["send_failed", "send_failed"]

@@ -1,42 +1,18 @@
-"""Database tables. The workflow is the source of truth for a run; these rows are what people
-search, count and export (projections), plus master data, inbound-event dedup and audit."""
+"""Clinical records: patients, encounters, and the projections of pathway runs (runs, tasks,
+answers, alerts). The workflow is the source of truth for a run; these rows are what people
+search, count and export."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlmodel import Field, SQLModel
 
 from core.db import UTCDateTime
-
-# Deterministic constraint names, so Alembic migrations are identical on every backend.
-SQLModel.metadata.naming_convention = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-# JSONB on PostgreSQL (indexable), plain JSON text on SQLite.
-JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def _ts(*, nullable: bool = True, index: bool = False) -> Any:
-    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+from core.models.base import JSONType, new_id, ts_field, utcnow
 
 
 class TaskStatus(StrEnum):
@@ -58,13 +34,6 @@ class RunStatus(StrEnum):
     COMPLETED = "completed"
 
 
-class StaffRole(StrEnum):
-    NURSE = "nurse"
-    DOCTOR = "doctor"
-    CARE_MANAGER = "care_manager"
-    ADMIN = "admin"
-
-
 class AlertStatus(StrEnum):
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
@@ -80,6 +49,11 @@ class Patient(SQLModel, table=True):
     sex: str | None = Field(default=None, max_length=1)
     birth_date: date | None = None
     excluded: bool = False
+    # Messaging (MSG-1, MSG-6): the WeChat official-account binding, the channel the patient
+    # prefers, and the message categories they switched off.
+    wechat_openid: str | None = Field(default=None, max_length=64, unique=True)
+    preferred_channel: str | None = Field(default=None, max_length=16)
+    message_opt_outs: list[str] = Field(default_factory=list, sa_type=JSONType)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -98,25 +72,9 @@ class Encounter(SQLModel, table=True):
     attending_doctor: str | None = Field(default=None, max_length=64)
     responsible_nurse: str | None = Field(default=None, max_length=64)
     diagnoses: list[dict[str, str]] = Field(default_factory=list, sa_type=JSONType)
-    admitted_at: datetime | None = _ts()
-    discharged_at: datetime | None = _ts()
+    admitted_at: datetime | None = ts_field()
+    discharged_at: datetime | None = ts_field()
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-
-
-class InboundEvent(SQLModel, table=True):
-    """Every accepted webhook event, keyed by the sender's event id so a redelivery is a no-op."""
-
-    __tablename__ = "inbound_event"
-    __table_args__ = (sa.UniqueConstraint("source", "event_id", name="uq_inbound_event_source_id"),)
-
-    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
-    source: str = Field(max_length=32)
-    event_id: str = Field(max_length=128)
-    event_type: str = Field(max_length=32)
-    body_sha256: str = Field(max_length=64)
-    # The runs this event started: [{workflow_id, run_id, plan_id, plan_version}].
-    runs: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONType)
-    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class PathwayRun(SQLModel, table=True):
@@ -134,7 +92,7 @@ class PathwayRun(SQLModel, table=True):
     # The definition the run is pinned to, as handed to the workflow; pages render forms from it.
     plan_snapshot: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    finished_at: datetime | None = _ts()
+    finished_at: datetime | None = ts_field()
 
 
 class CareTask(SQLModel, table=True):
@@ -158,11 +116,11 @@ class CareTask(SQLModel, table=True):
     responsible_role: str = Field(max_length=16)
     status: str = Field(default=TaskStatus.PENDING, max_length=16)
     due_at: datetime = Field(sa_type=UTCDateTime)
-    sent_at: datetime | None = _ts()
-    valid_until: datetime | None = _ts()
-    lost_at: datetime | None = _ts()
-    answered_at: datetime | None = _ts()
-    closed_at: datetime | None = _ts()
+    sent_at: datetime | None = ts_field()
+    valid_until: datetime | None = ts_field()
+    lost_at: datetime | None = ts_field()
+    answered_at: datetime | None = ts_field()
+    closed_at: datetime | None = ts_field()
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -193,54 +151,6 @@ class Alert(SQLModel, table=True):
     details: list[dict[str, str]] = Field(default_factory=list, sa_type=JSONType)
     status: str = Field(default=AlertStatus.OPEN, max_length=16, index=True)
     raised_at: datetime = Field(sa_type=UTCDateTime)
-    acknowledged_at: datetime | None = _ts()
+    acknowledged_at: datetime | None = ts_field()
     acknowledged_by: str | None = Field(default=None, max_length=36)
     acknowledge_note: str | None = Field(default=None, max_length=500)
-
-
-class OutboundMessage(SQLModel, table=True):
-    """Every message we send. The idempotency key makes a retried send a no-op."""
-
-    __tablename__ = "outbound_message"
-
-    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
-    idempotency_key: str = Field(max_length=255, unique=True)
-    channel: str = Field(max_length=16)
-    category: str = Field(max_length=32)
-    template: str = Field(max_length=64)
-    patient_id: str = Field(foreign_key="patient.id", index=True, max_length=36)
-    task_id: str | None = Field(default=None, foreign_key="care_task.id", max_length=36)
-    workflow_id: str | None = Field(default=None, max_length=200, index=True)
-    recipient: str = Field(max_length=32)
-    body: str
-    status: str = Field(default="queued", max_length=16)
-    provider_message_id: str | None = Field(default=None, max_length=128)
-    # Workflow time the send was due (virtual under a compressed clock or time skipping).
-    scheduled_for: datetime = Field(sa_type=UTCDateTime)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
-
-
-class StaffUser(SQLModel, table=True):
-    __tablename__ = "staff_user"
-
-    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
-    name: str = Field(max_length=64)
-    role: str = Field(max_length=16)
-    # None: all departments (hospital-wide roles such as administrators).
-    department_code: str | None = Field(default=None, max_length=32)
-    token_sha256: str = Field(max_length=64, unique=True)
-    active: bool = True
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-
-
-class AuditEntry(SQLModel, table=True):
-    __tablename__ = "audit_entry"
-
-    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
-    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
-    actor_type: str = Field(max_length=16)  # staff / patient / his / system
-    actor_id: str | None = Field(default=None, max_length=128)
-    action: str = Field(max_length=64)
-    target_type: str = Field(max_length=32)
-    target_id: str = Field(max_length=200)
-    detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)

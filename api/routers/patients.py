@@ -1,0 +1,118 @@
+"""A patient's messaging preferences (MSG-1, MSG-6): WeChat binding, preferred channel and the
+message categories they switched off. Staff set them on the patient's behalf; the hospital's
+patient portal (WeChat menu, app) sets them through an integration token."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from api.deps import SessionDep, StaffDep, require_role
+from core.models import Encounter, Patient, StaffRole
+from core.settings import KNOWN_CHANNELS
+from messaging.categories import OPTIONAL_CATEGORIES
+from services import audit
+from services.staff import StaffPrincipal
+
+router = APIRouter(prefix="/api/patients", tags=["patients"])
+
+EditorDep = Annotated[
+    StaffPrincipal,
+    Depends(
+        require_role(
+            StaffRole.NURSE, StaffRole.DOCTOR, StaffRole.CARE_MANAGER, StaffRole.INTEGRATION
+        )
+    ),
+]
+
+
+class MessagingPreferences(BaseModel):
+    preferred_channel: str | None = None
+    wechat_openid: str | None = Field(default=None, min_length=6, max_length=64)
+    opt_outs: list[str] = Field(default_factory=list)
+
+
+class MessagingPreferencesOut(MessagingPreferences):
+    patient_id: str
+    optional_categories: list[str]
+
+
+async def _patient(session: SessionDep, staff: StaffPrincipal, patient_id: str) -> Patient:
+    patient = await session.get(Patient, patient_id)
+    if patient is not None and staff.department_code is not None:
+        # Department staff manage patients their department has seen.
+        seen = await session.exec(
+            select(Encounter.id).where(
+                Encounter.patient_id == patient.id,
+                Encounter.department_code == staff.department_code,
+            )
+        )
+        if seen.first() is None:
+            patient = None
+    if patient is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no patient with id '{patient_id}'")
+    return patient
+
+
+def _out(patient: Patient) -> MessagingPreferencesOut:
+    return MessagingPreferencesOut(
+        patient_id=patient.id,
+        preferred_channel=patient.preferred_channel,
+        wechat_openid=patient.wechat_openid,
+        opt_outs=list(patient.message_opt_outs),
+        optional_categories=sorted(OPTIONAL_CATEGORIES),
+    )
+
+
+@router.get("/{patient_id}/messaging", response_model=MessagingPreferencesOut)
+async def get_preferences(
+    patient_id: str, session: SessionDep, staff: StaffDep
+) -> MessagingPreferencesOut:
+    return _out(await _patient(session, staff, patient_id))
+
+
+@router.put("/{patient_id}/messaging", response_model=MessagingPreferencesOut)
+async def set_preferences(
+    patient_id: str, body: MessagingPreferences, session: SessionDep, staff: EditorDep
+) -> MessagingPreferencesOut:
+    errors: list[dict[str, object]] = []
+    if body.preferred_channel is not None and body.preferred_channel not in KNOWN_CHANNELS:
+        errors.append(
+            {"type": "value_error", "loc": ("body", "preferred_channel"),
+             "msg": f"must be one of {', '.join(KNOWN_CHANNELS)}"}
+        )  # fmt: skip
+    for index, category in enumerate(body.opt_outs):
+        if category not in OPTIONAL_CATEGORIES:
+            errors.append(
+                {"type": "value_error", "loc": ("body", "opt_outs", index),
+                 "msg": f"'{category}' cannot be switched off"}
+            )  # fmt: skip
+    if errors:
+        raise RequestValidationError(errors)
+    patient = await _patient(session, staff, patient_id)
+    patient.preferred_channel = body.preferred_channel
+    patient.wechat_openid = body.wechat_openid
+    patient.message_opt_outs = sorted(set(body.opt_outs))
+    audit.record(
+        session,
+        actor_type="staff" if staff.role != StaffRole.INTEGRATION else "api",
+        actor_id=staff.id,
+        action="patient.messaging_preferences_set",
+        target_type="patient",
+        target_id=patient.id,
+        preferred_channel=body.preferred_channel,
+        opt_outs=patient.message_opt_outs,
+        wechat_bound=body.wechat_openid is not None,
+    )
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "this WeChat openid is bound to another patient"
+        ) from exc
+    return _out(patient)

@@ -1,0 +1,57 @@
+"""Database tables, grouped by domain; import them from here."""
+
+from core.models.base import JSONType, new_id, utcnow
+from core.models.clinical import (
+    OPEN_TASK_STATUSES,
+    Alert,
+    AlertStatus,
+    CareTask,
+    Encounter,
+    FormResponse,
+    PathwayRun,
+    Patient,
+    RunStatus,
+    TaskStatus,
+)
+from core.models.messaging import (
+    MESSAGE_STATUS_RANK,
+    AttemptStatus,
+    BatchStatus,
+    MessageAttempt,
+    MessageBatch,
+    MessageStatus,
+    MessageTemplate,
+    OutboundMessage,
+    TemplateOwner,
+)
+from core.models.operations import AuditEntry, Hospital, InboundEvent, StaffRole, StaffUser
+
+__all__ = [
+    "MESSAGE_STATUS_RANK",
+    "OPEN_TASK_STATUSES",
+    "Alert",
+    "AlertStatus",
+    "AttemptStatus",
+    "AuditEntry",
+    "BatchStatus",
+    "CareTask",
+    "Encounter",
+    "FormResponse",
+    "Hospital",
+    "InboundEvent",
+    "JSONType",
+    "MessageAttempt",
+    "MessageBatch",
+    "MessageStatus",
+    "MessageTemplate",
+    "OutboundMessage",
+    "PathwayRun",
+    "Patient",
+    "RunStatus",
+    "StaffRole",
+    "StaffUser",
+    "TaskStatus",
+    "TemplateOwner",
+    "new_id",
+    "utcnow",
+]

@@ -1,0 +1,79 @@
+"""Operational tables: hospitals and their settings, staff accounts, inbound-event
+deduplication and the audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from core.db import UTCDateTime
+from core.models.base import JSONType, new_id, utcnow
+
+
+class StaffRole(StrEnum):
+    NURSE = "nurse"
+    DOCTOR = "doctor"
+    CARE_MANAGER = "care_manager"
+    ADMIN = "admin"
+    # Another hospital system calling the push API (MSG-5); not a person.
+    INTEGRATION = "integration"
+
+
+class InboundEvent(SQLModel, table=True):
+    """Every accepted webhook event, keyed by the sender's event id so a redelivery is a no-op."""
+
+    __tablename__ = "inbound_event"
+    __table_args__ = (sa.UniqueConstraint("source", "event_id", name="uq_inbound_event_source_id"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    source: str = Field(max_length=32)
+    event_id: str = Field(max_length=128)
+    event_type: str = Field(max_length=32)
+    body_sha256: str = Field(max_length=64)
+    # The runs this event started: [{workflow_id, run_id, plan_id, plan_version}].
+    runs: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONType)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class StaffUser(SQLModel, table=True):
+    __tablename__ = "staff_user"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    name: str = Field(max_length=64)
+    role: str = Field(max_length=16)
+    # None: all departments (hospital-wide roles such as administrators).
+    department_code: str | None = Field(default=None, max_length=32)
+    token_sha256: str = Field(max_length=64, unique=True)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class AuditEntry(SQLModel, table=True):
+    __tablename__ = "audit_entry"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    actor_type: str = Field(max_length=16)  # staff / patient / his / system
+    actor_id: str | None = Field(default=None, max_length=128)
+    action: str = Field(max_length=64)
+    target_type: str = Field(max_length=32)
+    target_id: str = Field(max_length=200)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+
+
+class Hospital(SQLModel, table=True):
+    """A hospital served by this deployment, with its own settings (quiet hours, review
+    deadlines, refund rules). ``config`` is validated by ``core.hospitals.HospitalConfig``."""
+
+    __tablename__ = "hospital"
+
+    code: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=100)
+    phone: str | None = Field(default=None, max_length=32)
+    timezone: str = Field(default="Asia/Shanghai", max_length=64)
+    config: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

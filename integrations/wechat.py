@@ -1,0 +1,181 @@
+"""WeChat official-account template messages, over plain httpx.
+
+Why not wechatpy: it is synchronous (a thread per send), its last stable release predates the
+``stable_token`` endpoint, and its token cache is per process. Several workers that each fetch
+a classic access token invalidate one another's; ``stable_token`` returns the same token to every
+caller until it expires, which is what a horizontally scaled worker pool needs. The API surface we
+use is three calls (token, template send, and the event push handled in the API), so the
+dependency would buy little.
+
+Token handling: cached until five minutes before expiry; refreshed once, with force_refresh,
+when WeChat says the token is invalid or expired (40001, 40014, 42001).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from core.logs import get_logger
+from messaging.channel import (
+    DeliveryReceipt,
+    OutgoingMessage,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+
+log = get_logger(__name__)
+
+TOKEN_INVALID = frozenset({40001, 40014, 42001})
+# Errors about this message or this user: another try will fail the same way.
+PERMANENT_ERRORS = frozenset(
+    {
+        40003,  # invalid openid
+        40036,  # invalid template id size
+        40037,  # invalid template id
+        43004,  # user has not followed the official account
+        43019,  # user blacklisted the account
+        43101,  # user refused subscription messages
+        47003,  # argument invalid (a field too long, for example)
+    }
+)
+TOKEN_MARGIN_SECONDS = 300
+
+
+class WeChatApiError(Exception):
+    def __init__(self, errcode: int, errmsg: str) -> None:
+        super().__init__(f"WeChat error {errcode}: {errmsg}")
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+
+class WeChatApi:
+    def __init__(self, http: httpx.AsyncClient, *, base_url: str, appid: str, secret: str) -> None:
+        self._http = http
+        self._base = base_url.rstrip("/")
+        self._appid = appid
+        self._secret = secret
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._lock = asyncio.Lock()
+
+    async def access_token(self, *, force_refresh: bool = False) -> str:
+        async with self._lock:
+            if not force_refresh and self._token and time.monotonic() < self._token_expires:
+                return self._token
+            body = await self._call(
+                "POST",
+                "/cgi-bin/stable_token",
+                json={
+                    "grant_type": "client_credential",
+                    "appid": self._appid,
+                    "secret": self._secret,
+                    "force_refresh": force_refresh,
+                },
+            )
+            self._token = str(body["access_token"])
+            lifetime = int(body.get("expires_in", 7200))
+            self._token_expires = time.monotonic() + max(lifetime - TOKEN_MARGIN_SECONDS, 60)
+            log.info("wechat access token fetched", expires_in=lifetime, forced=force_refresh)
+            return self._token
+
+    async def send_template(
+        self, *, openid: str, template_id: str, data: Mapping[str, Any], url: str | None
+    ) -> int:
+        payload: dict[str, Any] = {"touser": openid, "template_id": template_id, "data": data}
+        if url:
+            payload["url"] = url
+        for attempt in (1, 2):
+            token = await self.access_token(force_refresh=attempt == 2)
+            try:
+                body = await self._call(
+                    "POST",
+                    "/cgi-bin/message/template/send",
+                    params={"access_token": token},
+                    json=payload,
+                )
+            except WeChatApiError as exc:
+                if exc.errcode in TOKEN_INVALID and attempt == 1:
+                    log.info("wechat token rejected, refreshing", errcode=exc.errcode)
+                    continue
+                raise
+            return int(body["msgid"])
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        response = await self._http.request(method, f"{self._base}{path}", **kwargs)
+        if response.status_code >= 500:
+            raise TransientDeliveryError(f"WeChat HTTP {response.status_code}")
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        errcode = int(body.get("errcode", 0))
+        if errcode != 0:
+            raise WeChatApiError(errcode, str(body.get("errmsg", "")))
+        return body
+
+
+class WeChatTemplateChannel:
+    name = "wechat"
+
+    def __init__(
+        self, api: WeChatApi, http: httpx.AsyncClient, template_ids: Mapping[str, str]
+    ) -> None:
+        self._api = api
+        self._http = http
+        self._template_ids = dict(template_ids)
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        base_url: str,
+        appid: str,
+        secret: str,
+        template_ids: Mapping[str, str],
+        timeout_seconds: float = 10.0,
+    ) -> WeChatTemplateChannel:
+        http = httpx.AsyncClient(timeout=httpx.Timeout(timeout_seconds))
+        api = WeChatApi(http, base_url=base_url, appid=appid, secret=secret)
+        return cls(api, http, template_ids)
+
+    def unavailable_reason(self, message: OutgoingMessage) -> str | None:
+        if not message.openid:
+            return "患者未绑定微信"
+        if message.wechat is None:
+            return "该模板没有微信版本"
+        if message.template not in self._template_ids:
+            return f"未配置微信模板ID（{message.template}）"
+        return None
+
+    async def deliver(self, message: OutgoingMessage) -> DeliveryReceipt:
+        assert message.openid is not None
+        assert message.wechat is not None
+        try:
+            msgid = await self._api.send_template(
+                openid=message.openid,
+                template_id=self._template_ids[message.template],
+                data=message.wechat["data"],
+                url=message.wechat.get("url"),
+            )
+        except WeChatApiError as exc:
+            reason = f"WeChat {exc.errcode}: {exc.errmsg}"
+            if exc.errcode in PERMANENT_ERRORS:
+                raise PermanentDeliveryError(reason, str(exc.errcode)) from exc
+            raise TransientDeliveryError(reason, str(exc.errcode)) from exc
+        except httpx.HTTPError as exc:
+            raise TransientDeliveryError(f"WeChat unreachable: {exc.__class__.__name__}") from exc
+        log.info("wechat template message accepted", message_id=message.message_id, msgid=msgid)
+        return DeliveryReceipt(provider_message_id=str(msgid))
+
+    async def find_sent(self, message: OutgoingMessage, since: datetime) -> DeliveryReceipt | None:  # noqa: ARG002
+        # WeChat has no lookup of sent template messages: a worker dying between WeChat's answer
+        # and our commit can, rarely, send one twice. See README (messaging, known limits).
+        return None
+
+    async def close(self) -> None:
+        await self._http.aclose()

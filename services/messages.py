@@ -1,0 +1,228 @@
+"""Composing a message: the recipient, the template, the variables and the rendering, checked
+before anything is stored, so an invalid request leaves nothing behind and a patient never gets
+a message with a blank in it. Used by the push API (to answer 422 at once) and by the delivery
+workflow's prepare activity (for messages the platform's own workflows send)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from pydantic_core import to_jsonable_python
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.links import LinkSigner
+from core.models import MessageStatus, MessageTemplate, OutboundMessage, Patient, TemplateOwner
+from core.phones import to_e164
+from core.settings import Settings
+from messaging.categories import COMMON_VARIABLES, is_urgent
+from messaging.channel import OutgoingMessage
+from messaging.routing import next_allowed_time
+from messaging.sms import sms_size
+from messaging.templates import (
+    MissingVariables,
+    TemplateSpec,
+    WeChatTemplate,
+    load_platform_templates,
+    make_environment,
+    render_template,
+)
+from services.hospitals import hospital_profile
+from workflows.message_contracts import MessageRequest
+
+
+class MessageRejected(ValueError):
+    """The request cannot become a message; ``field`` names the offending input."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def spec_from_row(row: MessageTemplate) -> TemplateSpec:
+    return TemplateSpec(
+        code=row.code,
+        category=row.category,
+        name=row.name,
+        variables=list(row.variables),
+        sms=row.sms,
+        wechat=WeChatTemplate.model_validate(row.wechat) if row.wechat else None,
+    )
+
+
+class TemplateStore:
+    """Platform templates from files; team and personal ones from the database. A code resolves
+    to the sender's personal template, then their department's, then the platform's."""
+
+    def __init__(self, platform: dict[str, TemplateSpec]) -> None:
+        self.platform = platform
+
+    @classmethod
+    def load(cls, settings: Settings) -> TemplateStore:
+        return cls(load_platform_templates(max_sms_segments=settings.sms_max_segments))
+
+    async def resolve(
+        self,
+        session: AsyncSession,
+        code: str,
+        *,
+        department_code: str | None,
+        staff_id: str | None,
+    ) -> TemplateSpec | None:
+        owners = []
+        if staff_id:
+            owners.append((TemplateOwner.PERSONAL.value, staff_id))
+        if department_code:
+            owners.append((TemplateOwner.TEAM.value, department_code))
+        for owner_type, owner_id in owners:
+            found = await session.exec(
+                select(MessageTemplate).where(
+                    MessageTemplate.code == code,
+                    MessageTemplate.owner_type == owner_type,
+                    MessageTemplate.owner_id == owner_id,
+                    MessageTemplate.active,
+                )
+            )
+            row = found.first()
+            if row is not None:
+                return spec_from_row(row)
+        return self.platform.get(code)
+
+
+def staff_id_of(sender: str) -> str | None:
+    kind, _, ident = sender.partition(":")
+    return ident if kind == "staff" and ident else None
+
+
+@dataclass
+class Composer:
+    settings: Settings
+    templates: TemplateStore
+    links: LinkSigner
+    _envs: dict[str, jinja2.Environment] = field(default_factory=dict)
+
+    def environment(self, tz: ZoneInfo) -> jinja2.Environment:
+        env = self._envs.get(tz.key)
+        if env is None:
+            env = self._envs[tz.key] = make_environment(tz)
+        return env
+
+    async def compose(
+        self, session: AsyncSession, request: MessageRequest, now: datetime
+    ) -> OutboundMessage:
+        """Checks and renders the request and adds its row to the session (not committed).
+
+        Raises MessageRejected naming the field when the request cannot become a message."""
+        patient = await session.get(Patient, request.patient_id) if request.patient_id else None
+        if request.patient_id and patient is None:
+            raise MessageRejected("to.patient_id", "no such patient")
+        if request.phone:
+            phone = to_e164(request.phone)
+            if phone is None:
+                raise MessageRejected("to.phone", "not a mainland mobile number or an E.164 number")
+        else:
+            phone = to_e164(patient.phone) if patient else None
+        if patient is None and phone is None:
+            raise MessageRejected("to", "a patient or a phone number is required")
+
+        spec = await self.templates.resolve(
+            session,
+            request.template,
+            department_code=request.department_code,
+            staff_id=staff_id_of(request.sender),
+        )
+        if spec is None:
+            raise MessageRejected("template", f"unknown template '{request.template}'")
+        if request.category and request.category != spec.category:
+            raise MessageRejected(
+                "category", f"template '{spec.code}' is a '{spec.category}' template"
+            )
+
+        profile = await hospital_profile(session, self.settings, request.hospital_code)
+        # Quiet hours (MSG-2 routing): a non-urgent message waits for the morning, and a link it
+        # carries is valid from then, not from when the message was due.
+        send_at = now
+        if not is_urgent(spec.category, request.urgent):
+            send_at = next_allowed_time(now, profile.tz, profile.config.quiet_hours)
+        variables: dict[str, Any] = {
+            "hospital_name": profile.name,
+            "hospital_phone": profile.phone,
+            "patient_name": patient.name if patient else "",
+            **request.variables,
+        }
+        link_expires_at = None
+        if request.link is not None:
+            link = request.link
+            link_expires_at = link.expires_at or send_at + (link.valid_for or timedelta(0))
+            token = self.links.issue(link.task_id, link_expires_at)
+            variables["link"] = f"{self.settings.public_base_url.rstrip('/')}/p/{token}"
+            variables["valid_until"] = link_expires_at
+        try:
+            rendered = render_template(spec, self.environment(profile.tz), variables)
+        except MissingVariables as exc:
+            raise MessageRejected(
+                f"variables.{exc.names[0]}", f"missing ({', '.join(exc.names)})"
+            ) from exc
+        except (jinja2.TemplateError, ValueError) as exc:
+            raise MessageRejected("variables", f"does not render: {exc}") from exc
+        size = sms_size(rendered.sms)
+        if size.segments > self.settings.sms_max_segments:
+            raise MessageRejected(
+                "variables",
+                f"the SMS would be {size.segments} segments ({size.units} characters); "
+                f"the limit is {self.settings.sms_max_segments}",
+            )
+
+        message = OutboundMessage(
+            idempotency_key=request.key,
+            category=spec.category,
+            template=spec.code,
+            hospital_code=profile.code,
+            department_code=request.department_code,
+            sender=request.sender,
+            patient_id=patient.id if patient else None,
+            recipient_phone=phone,
+            recipient_openid=patient.wechat_openid if patient and not request.phone else None,
+            task_id=request.task_id,
+            workflow_id=request.workflow_id,
+            batch_id=request.batch_id,
+            urgent=request.urgent,
+            variables=to_jsonable_python(
+                {k: v for k, v in request.variables.items() if k not in COMMON_VARIABLES}
+            ),
+            body=rendered.sms,
+            wechat_payload=rendered.wechat,
+            status=MessageStatus.SCHEDULED if send_at > now else MessageStatus.QUEUED,
+            scheduled_for=now,
+            not_before=send_at if send_at > now else None,
+            link_expires_at=link_expires_at,
+        )
+        session.add(message)
+        await session.flush()
+        return message
+
+
+async def message_by_key(session: AsyncSession, key: str) -> OutboundMessage | None:
+    found = await session.exec(
+        select(OutboundMessage).where(OutboundMessage.idempotency_key == key)
+    )
+    return found.first()
+
+
+def outgoing(message: OutboundMessage, patient_name: str | None) -> OutgoingMessage:
+    return OutgoingMessage(
+        message_id=message.id,
+        idempotency_key=message.idempotency_key,
+        category=message.category,
+        template=message.template,
+        phone=message.recipient_phone,
+        openid=message.recipient_openid,
+        sms_body=message.body,
+        wechat=message.wechat_payload,
+        redact=(patient_name,) if patient_name else (),
+    )

@@ -1,0 +1,174 @@
+"""Inputs and outputs of the message workflows (one delivery, one batch) and their activities.
+
+Plain pydantic models shared by workflows, activities and the API. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DELIVERY_WORKFLOW = "MessageDelivery"
+BATCH_WORKFLOW = "MessageBatchSend"
+QUERY_DELIVERY = "delivery"
+QUERY_BATCH_PROGRESS = "progress"
+
+ACTIVITY_PREPARE = "messaging.prepare"
+ACTIVITY_DELIVER = "messaging.deliver"
+ACTIVITY_FINISH = "messaging.finish"
+ACTIVITY_BATCH_PAGE = "messaging.batch_page"
+ACTIVITY_BATCH_FINISHED = "messaging.batch_finished"
+
+# Error type of a channel failure that retrying cannot fix (invalid number, user blocked us).
+PERMANENT_DELIVERY_FAILURE = "PermanentDeliveryFailure"
+
+
+def delivery_workflow_id(key: str) -> str:
+    return f"msg:{key}"
+
+
+def channel_task_queue(base: str, channel: str) -> str:
+    """Each channel's sends run on their own task queue, rate-limited by the server (MSG-2)."""
+    return f"{base}.channel.{channel}"
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class LinkSpec(_Msg):
+    """A patient link to sign at render time: the task it opens, and how long it works counted
+    from when the message actually goes out (after quiet hours), or until a fixed moment."""
+
+    task_id: str
+    valid_for: timedelta | None = None
+    expires_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _one_expiry(self) -> LinkSpec:
+        if (self.valid_for is None) == (self.expires_at is None):
+            raise ValueError("give exactly one of valid_for and expires_at")
+        return self
+
+
+class MessageRequest(_Msg):
+    # One logical message per key, whatever the retries: e.g. "<run>/<step>/<occurrence>/invite".
+    key: str = Field(min_length=1, max_length=240)
+    template: str
+    # The template's category unless given; a mismatch is refused.
+    category: str | None = None
+    patient_id: str | None = None
+    # A number to text when there is no patient record (e.g. a family member), E.164 or CN mobile.
+    phone: str | None = None
+    variables: dict[str, Any] = Field(default_factory=dict)
+    link: LinkSpec | None = None
+    urgent: bool = False
+    hospital_code: str = "default"
+    department_code: str | None = None
+    sender: str = "system"
+    workflow_id: str | None = None
+    task_id: str | None = None
+    batch_id: str | None = None
+
+
+class PrepareMessage(_Msg):
+    request: MessageRequest
+    # Workflow time: under time skipping it is not the wall clock.
+    now: datetime
+
+
+PreparedStatus = Literal["ready", "suppressed", "failed", "done"]
+
+
+class PreparedMessage(_Msg):
+    message_id: str
+    status: PreparedStatus
+    channels: list[str] = Field(default_factory=list)
+    skipped: dict[str, str] = Field(default_factory=dict)
+    not_before: datetime | None = None
+    reason: str | None = None
+    # Set when status is "done": the message was already sent before this workflow run.
+    channel: str | None = None
+    # When the link it carries stops working (requests with a LinkSpec).
+    link_expires_at: datetime | None = None
+
+
+class DeliverAttempt(_Msg):
+    message_id: str
+    channel: str
+    now: datetime
+
+
+class AttemptResult(_Msg):
+    channel: str
+    provider_message_id: str
+
+
+class MessageFinished(_Msg):
+    message_id: str
+    status: Literal["sent", "failed"]
+    channel: str | None
+    reason: str | None
+    failures: dict[str, str] = Field(default_factory=dict)
+    at: datetime
+    # When the channel that carried it was called (the send log's sent time).
+    sent_at: datetime | None = None
+
+
+OutcomeStatus = Literal["sent", "failed", "suppressed"]
+
+
+class DeliveryOutcome(_Msg):
+    message_id: str | None
+    status: OutcomeStatus
+    channel: str | None = None
+    reason: str | None = None
+    sent_at: datetime | None = None
+    link_expires_at: datetime | None = None
+
+
+class DeliveryProgress(_Msg):
+    message_id: str | None
+    state: Literal["preparing", "scheduled", "sending", "finished"]
+    not_before: datetime | None
+    channel: str | None
+    outcome: DeliveryOutcome | None
+
+
+class BatchInput(_Msg):
+    batch_id: str
+    template: str
+    variables: dict[str, Any] = Field(default_factory=dict)
+    hospital_code: str = "default"
+    department_code: str | None = None
+    sender: str
+    total: int
+    # Carried over continue-as-new.
+    offset: int = 0
+    counts: dict[str, int] = Field(default_factory=dict)
+
+
+class BatchPageRequest(_Msg):
+    batch_id: str
+    offset: int
+    limit: int
+
+
+class BatchPage(_Msg):
+    patient_ids: list[str]
+
+
+class BatchFinished(_Msg):
+    batch_id: str
+    counts: dict[str, int]
+    at: datetime
+
+
+class BatchProgress(_Msg):
+    batch_id: str
+    total: int
+    processed: int
+    counts: dict[str, int]
+    finished: bool

@@ -1,0 +1,166 @@
+"""One logical message to one patient: route it, hold it through quiet hours, try each channel
+in order (WeChat, SMS, outbox, the patient's preferred one first), and record the outcome.
+
+The workflow id is derived from the message's idempotency key, so a retried caller, a redelivered
+push or a resumed batch can never send the same message twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.message_contracts import (
+        ACTIVITY_DELIVER,
+        ACTIVITY_FINISH,
+        ACTIVITY_PREPARE,
+        DELIVERY_WORKFLOW,
+        PERMANENT_DELIVERY_FAILURE,
+        QUERY_DELIVERY,
+        AttemptResult,
+        DeliverAttempt,
+        DeliveryOutcome,
+        DeliveryProgress,
+        MessageFinished,
+        MessageRequest,
+        PreparedMessage,
+        PrepareMessage,
+        channel_task_queue,
+    )
+
+# Database work: a database outage delays a message, it does not lose it.
+RECORD_TIMEOUT = timedelta(seconds=30)
+RECORD_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+)
+# A provider call: short, so a worker that dies mid-send is retried quickly.
+SEND_TIMEOUT = timedelta(seconds=20)
+# Transient failures (5xx, timeouts) are retried with backoff, then the next channel is tried;
+# a permanent one (invalid number, user blocked the account) moves on at once.
+SEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+    non_retryable_error_types=[PERMANENT_DELIVERY_FAILURE],
+)
+
+
+def _reason(err: ActivityError) -> str:
+    cause = err.cause
+    while isinstance(cause, ActivityError):  # pragma: no cover - defensive
+        cause = cause.cause
+    if isinstance(cause, ApplicationError):
+        return cause.message
+    return str(cause or err)
+
+
+@workflow.defn(name=DELIVERY_WORKFLOW)
+class MessageDeliveryWorkflow:
+    def __init__(self) -> None:
+        self._link_expires_at: datetime | None = None
+        self._progress = DeliveryProgress(
+            message_id=None, state="preparing", not_before=None, channel=None, outcome=None
+        )
+
+    @workflow.run
+    async def run(self, request: MessageRequest) -> DeliveryOutcome:
+        prepared = await workflow.execute_activity(
+            ACTIVITY_PREPARE,
+            PrepareMessage(request=request, now=workflow.now()),
+            result_type=PreparedMessage,
+            start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+        )
+        self._set(message_id=prepared.message_id)
+        if prepared.status != "ready":
+            return self._finish(
+                DeliveryOutcome(
+                    message_id=prepared.message_id,
+                    status="sent" if prepared.status == "done" else prepared.status,
+                    channel=prepared.channel,
+                    reason=prepared.reason,
+                    link_expires_at=prepared.link_expires_at,
+                )
+            )
+
+        if prepared.not_before is not None and prepared.not_before > workflow.now():
+            self._set(state="scheduled", not_before=prepared.not_before)
+            await workflow.sleep(prepared.not_before - workflow.now())
+
+        self._link_expires_at = prepared.link_expires_at
+        failures = dict(prepared.skipped)
+        base_queue = workflow.info().task_queue
+        for channel in prepared.channels:
+            self._set(state="sending", channel=channel)
+            attempt_at = workflow.now()
+            try:
+                await workflow.execute_activity(
+                    ACTIVITY_DELIVER,
+                    DeliverAttempt(message_id=prepared.message_id, channel=channel, now=attempt_at),
+                    result_type=AttemptResult,
+                    task_queue=channel_task_queue(base_queue, channel),
+                    start_to_close_timeout=SEND_TIMEOUT,
+                    retry_policy=SEND_RETRY,
+                )
+            except ActivityError as err:
+                failures[channel] = _reason(err)
+                workflow.logger.info("channel %s failed, falling back: %s", channel, err)
+                continue
+            return await self._record(
+                MessageFinished(
+                    message_id=prepared.message_id,
+                    status="sent",
+                    channel=channel,
+                    reason=None,
+                    failures=failures,
+                    at=workflow.now(),
+                    sent_at=attempt_at,
+                )
+            )
+        reason = "；".join(f"{c}: {r}" for c, r in failures.items()) or "没有可用的发送渠道"
+        return await self._record(
+            MessageFinished(
+                message_id=prepared.message_id,
+                status="failed",
+                channel=None,
+                reason=reason[:500],
+                failures=failures,
+                at=workflow.now(),
+            )
+        )
+
+    @workflow.query(name=QUERY_DELIVERY)
+    def delivery(self) -> DeliveryProgress:
+        return self._progress
+
+    async def _record(self, finished: MessageFinished) -> DeliveryOutcome:
+        await workflow.execute_activity(
+            ACTIVITY_FINISH,
+            finished,
+            start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+        )
+        return self._finish(
+            DeliveryOutcome(
+                message_id=finished.message_id,
+                status=finished.status,
+                channel=finished.channel,
+                reason=finished.reason,
+                sent_at=finished.sent_at,
+                link_expires_at=self._link_expires_at,
+            )
+        )
+
+    def _finish(self, outcome: DeliveryOutcome) -> DeliveryOutcome:
+        self._set(state="finished", outcome=outcome)
+        return outcome
+
+    def _set(self, **changes: object) -> None:
+        self._progress = self._progress.model_copy(update=changes)
