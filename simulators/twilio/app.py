@@ -34,6 +34,8 @@ from pydantic import BaseModel, Field
 
 API_PREFIX = "/2010-04-01/Accounts/{account_sid}"
 _E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+# Module level: FastAPI resolves the string annotations below against module globals.
+basic = HTTPBasic(auto_error=False)
 
 
 class Faults(BaseModel):
@@ -132,8 +134,6 @@ def create_app(state: TwilioState) -> FastAPI:
 
     app = FastAPI(title="Twilio simulator", version="1", lifespan=lifespan)
     app.state.twilio = state
-    basic = HTTPBasic(auto_error=False)
-
     def authenticate(
         account_sid: str,
         credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)],

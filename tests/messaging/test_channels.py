@@ -1,0 +1,207 @@
+"""Each channel end to end against its simulator, fallback between them, opt-outs and the
+providers' delivery reports — on the Temporal dev server, in real time."""
+
+from __future__ import annotations
+
+import httpx
+from sqlmodel import func, select
+from temporalio.testing import WorkflowEnvironment
+
+from core.models import InboundEvent
+from simulators.twilio.app import Faults as TwilioFaults
+from simulators.twilio.app import twilio_signature
+from tests.factories import eventually
+from tests.messaging.conftest import NOTICE, TWILIO_TOKEN, StackFactory
+
+
+async def test_sms_goes_through_twilio_and_its_delivery_report_comes_back(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+) -> None:
+    async with messaging_stack(dev_env) as stack, stack.workers():
+        patient = await stack.patient(phone="13800138001")
+        response = await stack.push(
+            idempotency_key="notice-1", to={"patient_id": patient.his_patient_id}
+        )
+        assert response.status_code == 202, response.text
+        message_id = response.json()["message_id"]
+        message = await stack.wait_status(message_id, "delivered")
+
+    assert message.channel == "sms"
+    assert message.sent_at is not None and message.delivered_at is not None
+    [received] = stack.twilio.messages.values()
+    assert received.to == "+8613800138001"
+    assert received.body == f"【示例医院】{NOTICE['title']}：{NOTICE['content']}"
+    attempts = await stack.attempts(message_id)
+    assert list(attempts) == ["sms"]
+    assert attempts["sms"].provider_message_id == received.sid
+    assert attempts["sms"].status == "delivered"
+    # Twilio signed both callbacks and we accepted both.
+    assert [(c["status"], c["response"]) for c in stack.twilio.callbacks] == [
+        ("sent", 204),
+        ("delivered", 204),
+    ]
+
+
+async def test_wechat_template_message_with_token_refresh(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+) -> None:
+    async with messaging_stack(dev_env) as stack, stack.workers():
+        patient = await stack.patient(openid="oPatient0001")
+        to = {"patient_id": patient.his_patient_id}
+        first = (await stack.push(idempotency_key="wx-1", to=to)).json()
+        await stack.wait_status(first["message_id"], "delivered")
+        # WeChat invalidates the token (expiry, or another system forced a refresh).
+        stack.wechat.tokens.update(dict.fromkeys(stack.wechat.tokens, 0.0))
+        second = (await stack.push(idempotency_key="wx-2", to=to)).json()
+        message = await stack.wait_status(second["message_id"], "delivered")
+
+    assert message.channel == "wechat"
+    assert len(stack.wechat.sent) == 2
+    sent = stack.wechat.sent[0]
+    assert sent.touser == "oPatient0001"
+    assert sent.template_id == "TPL-NOTICE"
+    assert sent.data["first"] == {"value": NOTICE["title"]}
+    assert sent.data["keyword1"] == {"value": NOTICE["content"]}
+    # One token for the first send, one fresh after the 42001: not one per message.
+    assert stack.wechat.token_requests == 2
+    assert stack.twilio.messages == {}
+
+
+async def test_falls_back_to_sms_when_the_patient_no_longer_follows_the_account(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+) -> None:
+    async with messaging_stack(dev_env) as stack, stack.workers():
+        patient = await stack.patient(openid="oUnfollowed01", follower=False)
+        response = await stack.push(
+            idempotency_key="fb-1", to={"patient_id": patient.his_patient_id}
+        )
+        message = await stack.wait_status(response.json()["message_id"], "delivered")
+
+    assert message.channel == "sms"
+    attempts = await stack.attempts(message.id)
+    # 43004 is permanent: one try, no retries, then straight to SMS.
+    assert attempts["wechat"].status == "failed"
+    assert attempts["wechat"].error_code == "43004"
+    assert attempts["wechat"].tries == 1
+    assert attempts["sms"].status == "delivered"
+    assert stack.wechat.sent == []
+
+
+async def test_patients_preferred_channel_goes_first(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+) -> None:
+    async with messaging_stack(dev_env) as stack, stack.workers():
+        patient = await stack.patient(openid="oPrefersSms01", preferred="sms")
+        response = await stack.push(
+            idempotency_key="pref-1", to={"patient_id": patient.his_patient_id}
+        )
+        message = await stack.wait_status(response.json()["message_id"], "delivered")
+
+    assert message.channel == "sms"
+    assert stack.wechat.sent == []
+
+
+async def test_number_the_provider_refuses_fails_without_retry(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+) -> None:
+    async with messaging_stack(dev_env, channels="sms") as stack, stack.workers():
+        stack.twilio.faults = TwilioFaults(invalid_numbers=["+8613900000000"])
+        patient = await stack.patient(phone="13900000000")
+        response = await stack.push(
+            idempotency_key="bad-1", to={"patient_id": patient.his_patient_id}
+        )
+        message = await stack.wait_status(response.json()["message_id"], "failed")
+
+    attempts = await stack.attempts(message.id)
+    assert attempts["sms"].tries == 1
+    assert attempts["sms"].error_code == "21211"
+    assert "21211" in (message.failure_reason or "")
+    assert stack.twilio.messages == {}
+
+
+async def test_undelivered_report_marks_the_message_failed(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+) -> None:
+    async with messaging_stack(dev_env, channels="sms") as stack, stack.workers():
+        stack.twilio.faults = TwilioFaults(undeliverable_numbers=["+8613800138099"])
+        patient = await stack.patient(phone="13800138099")
+        response = await stack.push(
+            idempotency_key="und-1", to={"patient_id": patient.his_patient_id}
+        )
+        message = await stack.wait_status(response.json()["message_id"], "failed")
+
+    assert message.sent_at is not None
+    assert "undelivered" in (message.failure_reason or "")
+    assert (await stack.attempts(message.id))["sms"].error_code == "30003"
+
+
+async def test_opted_out_categories_are_suppressed_but_critical_values_go_out(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+) -> None:
+    async with messaging_stack(dev_env) as stack, stack.workers():
+        patient = await stack.patient(opt_outs=["notice"])
+        to = {"patient_id": patient.his_patient_id}
+        notice = (await stack.push(idempotency_key="oo-1", to=to)).json()
+        critical = (
+            await stack.push(
+                idempotency_key="oo-2",
+                to=to,
+                template="critical_value",
+                variables={"item": "血钾 6.8 mmol/L", "advice": "请立即到急诊就诊"},
+            )
+        ).json()
+        suppressed = await stack.wait_status(notice["message_id"], "suppressed")
+        sent = await stack.wait_status(critical["message_id"], "delivered")
+
+    assert suppressed.sent_at is None
+    assert sent.channel == "sms"
+    assert [m.body for m in stack.twilio.messages.values()] == [sent.body]
+
+
+async def test_duplicate_and_out_of_order_reports_are_applied_once(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+) -> None:
+    async with messaging_stack(dev_env, channels="sms") as stack, stack.workers():
+        stack.twilio.faults = TwilioFaults(duplicate_callbacks=2, out_of_order_callbacks=True)
+        patient = await stack.patient()
+        response = await stack.push(
+            idempotency_key="dup-1", to={"patient_id": patient.his_patient_id}
+        )
+        message_id = response.json()["message_id"]
+
+        async def all_callbacks() -> bool:
+            return len(stack.twilio.callbacks) == 6
+
+        await eventually(all_callbacks, what="six callbacks")
+        message = await stack.message(message_id)
+
+    # 'delivered' arrived first and three times, then 'sent' three times: still delivered.
+    assert message.status == "delivered"
+    async with stack.sessions() as session:
+        recorded = await session.exec(
+            select(func.count()).select_from(InboundEvent).where(InboundEvent.source == "twilio")
+        )
+        assert recorded.one() == 2
+
+
+async def test_forged_twilio_callback_is_refused(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+) -> None:
+    async with messaging_stack(dev_env) as stack:
+        url = f"{stack.url}/webhooks/twilio/status"
+        params = {"MessageSid": "SM" + "0" * 32, "MessageStatus": "delivered"}
+        async with httpx.AsyncClient() as http:
+            forged = await http.post(
+                url,
+                data=params,
+                headers={"X-Twilio-Signature": twilio_signature("wrong", url, params)},
+            )
+            genuine = await http.post(
+                url,
+                data=params,
+                headers={"X-Twilio-Signature": twilio_signature(TWILIO_TOKEN, url, params)},
+            )
+
+    assert forged.status_code == 401
+    # Genuine but about a message we never sent: acknowledged, nothing to change.
+    assert genuine.status_code == 204
