@@ -36,7 +36,7 @@ from messaging.channel import (
     PermanentDeliveryError,
 )
 from messaging.routing import channel_order
-from services.message_status import advance
+from services.message_status import advance, apply_pending_reports
 from services.messages import Composer, MessageRejected, message_by_key, outgoing
 from workflows.contracts import ACTIVITY_SEND_INVITE, UNDELIVERABLE, InviteRequest, InviteResult
 from workflows.message_contracts import (
@@ -250,6 +250,14 @@ class MessagingActivities:
                 message.channel = attempt.channel
                 message.sent_at = attempt.now
             advance(message, MessageStatus.SENT, attempt.now)
+            await session.flush()
+            # The provider may have reported on this message before we got here.
+            await apply_pending_reports(
+                session,
+                channel=attempt.channel,
+                provider_message_id=receipt.provider_message_id,
+                at=attempt.now,
+            )
         return AttemptResult(
             channel=attempt.channel, provider_message_id=receipt.provider_message_id
         )

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.logs import get_logger
 from core.models import (
     MESSAGE_STATUS_RANK,
     AttemptStatus,
+    DeliveryReport,
     MessageAttempt,
     MessageStatus,
     OutboundMessage,
@@ -42,17 +44,48 @@ def wechat_status(value: str) -> MessageStatus:
     return MessageStatus.DELIVERED if value == "success" else MessageStatus.FAILED
 
 
-async def apply_delivery_report(
+def _mapped(channel: str, provider_status: str) -> MessageStatus | None:
+    if channel == "wechat":
+        return wechat_status(provider_status)
+    return TWILIO_STATUS.get(provider_status)
+
+
+async def record_delivery_report(
     session: AsyncSession,
     *,
     channel: str,
     provider_message_id: str,
-    status: MessageStatus,
     provider_status: str,
     error_code: str | None,
     at: datetime,
 ) -> bool:
-    """Records a provider's report on one of our sends; False when we never sent it."""
+    """Stores a provider's report and applies it if we know the send yet; False when the same
+    report was received before (providers redeliver)."""
+    session.add(
+        DeliveryReport(
+            channel=channel,
+            provider_message_id=provider_message_id,
+            provider_status=provider_status,
+            error_code=error_code,
+            received_at=at,
+        )
+    )
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        return False
+    await apply_pending_reports(
+        session, channel=channel, provider_message_id=provider_message_id, at=at
+    )
+    return True
+
+
+async def apply_pending_reports(
+    session: AsyncSession, *, channel: str, provider_message_id: str, at: datetime
+) -> None:
+    """Applies every stored, not yet applied report about one provider message, oldest first.
+    Called when a report arrives and when a send records the provider's id."""
     found = await session.exec(
         select(MessageAttempt)
         .where(
@@ -63,12 +96,38 @@ async def apply_delivery_report(
     )
     attempt = found.first()
     if attempt is None:
-        log.warning(
-            "delivery report for an unknown message", channel=channel, id=provider_message_id
+        log.info("delivery report ahead of our record of the send", channel=channel)
+        return
+    reports = await session.exec(
+        select(DeliveryReport)
+        .where(
+            DeliveryReport.channel == channel,
+            DeliveryReport.provider_message_id == provider_message_id,
+            col(DeliveryReport.applied_at).is_(None),
         )
-        return False
+        .order_by(col(DeliveryReport.received_at))
+        .with_for_update()
+    )
+    pending = reports.all()
+    if not pending:
+        return
     message = await session.get(OutboundMessage, attempt.message_id, with_for_update=True)
     assert message is not None
+    for report in pending:
+        status = _mapped(channel, report.provider_status)
+        if status is not None:
+            _apply(attempt, message, status, report.provider_status, report.error_code, at)
+        report.applied_at = at
+
+
+def _apply(
+    attempt: MessageAttempt,
+    message: OutboundMessage,
+    status: MessageStatus,
+    provider_status: str,
+    error_code: str | None,
+    at: datetime,
+) -> None:
     attempt.provider_status = provider_status
     attempt.updated_at = at
     if status == MessageStatus.FAILED:
@@ -77,18 +136,17 @@ async def apply_delivery_report(
         attempt.error_message = f"provider reported {provider_status}"
         # Only the channel that carried the message decides its fate; a failure report on an
         # attempt we already fell back from changes nothing for the patient.
-        if message.channel == channel and advance(message, MessageStatus.FAILED, at):
+        if attempt.channel == message.channel and advance(message, MessageStatus.FAILED, at):
             message.failure_reason = (
-                f"{channel}: 运营商报告未送达（{provider_status} {error_code or ''}）"
+                f"{attempt.channel}: 运营商报告未送达（{provider_status} {error_code or ''}）"
             )
     elif status == MessageStatus.DELIVERED:
         if attempt.status == AttemptStatus.SENT:
             attempt.status = AttemptStatus.DELIVERED
-        if message.channel == channel and advance(message, MessageStatus.DELIVERED, at):
+        if attempt.channel == message.channel and advance(message, MessageStatus.DELIVERED, at):
             message.delivered_at = at
-    elif message.channel == channel:
+    elif attempt.channel == message.channel:
         advance(message, status, at)
-    return True
 
 
 async def mark_read_by_task(session: AsyncSession, task_id: str, at: datetime) -> None:

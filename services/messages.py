@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 from pydantic_core import to_jsonable_python
-from sqlmodel import select
+from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.links import LinkSigner
@@ -76,19 +76,23 @@ class TemplateStore:
     ) -> TemplateSpec | None:
         owners = []
         if staff_id:
-            owners.append((TemplateOwner.PERSONAL.value, staff_id))
+            owners.append(
+                (col(MessageTemplate.owner_type) == TemplateOwner.PERSONAL.value)
+                & (col(MessageTemplate.owner_id) == staff_id)
+            )
         if department_code:
-            owners.append((TemplateOwner.TEAM.value, department_code))
-        for owner_type, owner_id in owners:
+            owners.append(
+                (col(MessageTemplate.owner_type) == TemplateOwner.TEAM.value)
+                & (col(MessageTemplate.owner_id) == department_code)
+            )
+        if owners:
             found = await session.exec(
                 select(MessageTemplate).where(
-                    MessageTemplate.code == code,
-                    MessageTemplate.owner_type == owner_type,
-                    MessageTemplate.owner_id == owner_id,
-                    MessageTemplate.active,
+                    MessageTemplate.code == code, MessageTemplate.active, or_(*owners)
                 )
             )
-            row = found.first()
+            rows = {row.owner_type: row for row in found.all()}
+            row = rows.get(TemplateOwner.PERSONAL) or rows.get(TemplateOwner.TEAM)
             if row is not None:
                 return spec_from_row(row)
         return self.platform.get(code)

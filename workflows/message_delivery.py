@@ -141,12 +141,15 @@ class MessageDeliveryWorkflow:
         return self._progress
 
     async def _record(self, finished: MessageFinished) -> DeliveryOutcome:
-        await workflow.execute_activity(
-            ACTIVITY_FINISH,
-            finished,
-            start_to_close_timeout=RECORD_TIMEOUT,
-            retry_policy=RECORD_RETRY,
-        )
+        # The deliver activity has recorded a clean first-channel send itself; only failures and
+        # fallbacks need the send log updated here.
+        if finished.status != "sent" or finished.failures:
+            await workflow.execute_activity(
+                ACTIVITY_FINISH,
+                finished,
+                start_to_close_timeout=RECORD_TIMEOUT,
+                retry_policy=RECORD_RETRY,
+            )
         return self._finish(
             DeliveryOutcome(
                 message_id=finished.message_id,

@@ -1,6 +1,7 @@
 """Delivery reports from the message providers (MSG-3): Twilio status callbacks and WeChat
 template send-job events. Each is authenticated the provider's way, deduplicated by provider id
-and status, and applied without ever moving a message backwards."""
+and status, and applied without ever moving a message backwards, even when a report outruns our own
+record of the send."""
 
 from __future__ import annotations
 
@@ -12,37 +13,17 @@ from typing import Annotated
 import defusedxml.ElementTree as SafeXml
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
-from sqlalchemy.exc import IntegrityError
-from sqlmodel.ext.asyncio.session import AsyncSession
 from twilio.request_validator import RequestValidator
 
 from api.deps import ContainerDep, SessionDep
 from core.logs import get_logger
-from core.models import InboundEvent, MessageStatus, utcnow
-from services.message_status import TWILIO_STATUS, apply_delivery_report, wechat_status
+from core.models import utcnow
+from services.message_status import record_delivery_report
 
 router = APIRouter(prefix="/webhooks", tags=["provider webhooks"])
 log = get_logger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
-
-
-async def _first_time(session: AsyncSession, source: str, event_id: str, event_type: str) -> bool:
-    """Records the event; False when it was seen before (a provider redelivery)."""
-    session.add(
-        InboundEvent(
-            source=source,
-            event_id=event_id[:128],
-            event_type=event_type[:32],
-            body_sha256=hashlib.sha256(event_id.encode()).hexdigest(),
-        )
-    )
-    try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
-        return False
-    return True
 
 
 @router.post("/twilio/status", status_code=status.HTTP_204_NO_CONTENT)
@@ -61,19 +42,15 @@ async def twilio_status(request: Request, container: ContainerDep, session: Sess
     sid, reported = params.get("MessageSid", ""), params.get("MessageStatus", "")
     if not sid or not reported:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "MessageSid and MessageStatus")
-    mapped = TWILIO_STATUS.get(reported)
-    if mapped is None or not await _first_time(session, "twilio", f"{sid}:{reported}", reported):
-        return Response(status_code=status.HTTP_204_NO_CONTENT)
-    await apply_delivery_report(
+    if await record_delivery_report(
         session,
         channel="sms",
-        provider_message_id=sid,
-        status=mapped,
-        provider_status=reported,
+        provider_message_id=sid[:128],
+        provider_status=reported[:32],
         error_code=params.get("ErrorCode"),
         at=utcnow(),
-    )
-    await session.commit()
+    ):
+        await session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -127,16 +104,13 @@ async def wechat_event(
     if fields.get("MsgType") != "event" or fields.get("Event") != "TEMPLATESENDJOBFINISH":
         return "success"
     msgid, outcome = fields.get("MsgID", ""), fields.get("Status", "")
-    if msgid and await _first_time(session, "wechat", f"{msgid}:{outcome}", "template_job"):
-        mapped = wechat_status(outcome)
-        await apply_delivery_report(
-            session,
-            channel="wechat",
-            provider_message_id=msgid,
-            status=mapped,
-            provider_status=outcome[:32],
-            error_code=None if mapped == MessageStatus.DELIVERED else outcome[:32],
-            at=utcnow(),
-        )
+    if msgid and await record_delivery_report(
+        session,
+        channel="wechat",
+        provider_message_id=msgid[:128],
+        provider_status=outcome[:32],
+        error_code=None if outcome == "success" else outcome[:32],
+        at=utcnow(),
+    ):
         await session.commit()
     return "success"

@@ -171,3 +171,26 @@ class MessageBatch(SQLModel, table=True):
     status: str = Field(default=BatchStatus.RUNNING, max_length=16)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     finished_at: datetime | None = ts_field()
+
+
+class DeliveryReport(SQLModel, table=True):
+    """Every delivery report a provider sent us, deduplicated by (channel, provider id, status).
+
+    A report can outrun our own record of the send (Twilio may call back before the activity
+    that got the message sid has committed); it then waits here, unapplied, and the activity
+    applies it as soon as it records the sid."""
+
+    __tablename__ = "delivery_report"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "channel", "provider_message_id", "provider_status", name="uq_delivery_report_status"
+        ),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    channel: str = Field(max_length=16)
+    provider_message_id: str = Field(max_length=128)
+    provider_status: str = Field(max_length=32)
+    error_code: str | None = Field(default=None, max_length=32)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    applied_at: datetime | None = ts_field()

@@ -52,6 +52,8 @@ class Faults(BaseModel):
     # 'delivered' arrives before 'sent'.
     out_of_order_callbacks: bool = False
     callback_delay_ms: int = Field(default=20, ge=0, le=60_000)
+    # Off: no status callbacks at all (as if none was requested).
+    send_callbacks: bool = True
 
 
 @dataclass
@@ -134,6 +136,7 @@ def create_app(state: TwilioState) -> FastAPI:
 
     app = FastAPI(title="Twilio simulator", version="1", lifespan=lifespan)
     app.state.twilio = state
+
     def authenticate(
         account_sid: str,
         credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)],
@@ -229,7 +232,7 @@ def create_app(state: TwilioState) -> FastAPI:
                 await _callback(message, step)
 
     async def _callback(message: SimMessage, step: str) -> None:
-        if not message.status_callback:
+        if not message.status_callback or not state.faults.send_callbacks:
             return
         params = {
             "AccountSid": message.account_sid,

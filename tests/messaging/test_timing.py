@@ -31,13 +31,14 @@ async def _sleep_until_local(env: WorkflowEnvironment, hour: int, minute: int = 
 
 
 async def _send(env: WorkflowEnvironment, queue: str, request: MessageRequest) -> DeliveryOutcome:
-    return await env.client.execute_workflow(
+    outcome: DeliveryOutcome = await env.client.execute_workflow(
         DELIVERY_WORKFLOW,
         request,
         id=delivery_workflow_id(request.key),
         task_queue=queue,
         result_type=DeliveryOutcome,
     )
+    return outcome
 
 
 async def test_quiet_hours_hold_a_notice_until_seven_but_not_a_critical_value(

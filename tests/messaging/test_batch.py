@@ -1,0 +1,110 @@
+"""A batch send to 1,000 patients survives its worker being killed (SIGKILL, mid-send) without
+messaging anyone twice: the real worker process, the dev server and the Twilio simulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import col, func, select
+from temporalio.testing import WorkflowEnvironment
+
+from core.db import transaction
+from core.models import MessageBatch, OutboundMessage, Patient, StaffRole, new_id
+from core.settings import Settings
+from simulators.twilio.app import Faults as TwilioFaults
+from tests.factories import add_staff, eventually
+from tests.harness.processes import start_process
+from tests.messaging.conftest import NOTICE, StackFactory
+
+RECIPIENTS = 1000
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as the CAREPATH_* environment a worker process reads."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"CAREPATH_{name.upper()}"] = (
+            json.dumps(value) if isinstance(value, dict | list) else str(value)
+        )
+    return env
+
+
+async def test_batch_of_1000_resumes_after_a_worker_kill_with_no_duplicates(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory, tmp_path: Path
+) -> None:
+    async with messaging_stack(dev_env, channels="sms", twilio_rate_per_second=500.0) as stack:
+        async with transaction(stack.sessions) as session:
+            for n in range(RECIPIENTS):
+                session.add(
+                    Patient(
+                        id=new_id(), his_patient_id=f"B{n:05d}", name=f"患者{n}",
+                        phone=f"139{n:08d}",
+                    )
+                )  # fmt: skip
+        nurse = await add_staff(stack.sessions, StaffRole.NURSE, "cardiology")
+        # Delivery reports are tested elsewhere; here they would only compete for the CPU.
+        stack.twilio.faults = TwilioFaults(send_callbacks=False)
+        env = {
+            **settings_env(stack.settings),
+            "CAREPATH_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+            "CAREPATH_LOG_LEVEL": "WARNING",
+        }
+        worker = start_process("worker-1", ["-m", "workers.main"], env, tmp_path)
+        try:
+            created = await stack.http.post(
+                "/api/messages/batches",
+                json={
+                    "name": "冬季流感疫苗接种通知",
+                    "template": "notice_generic",
+                    "variables": NOTICE,
+                    "recipients": {"patient_ids": [f"B{n:05d}" for n in range(RECIPIENTS)]},
+                },
+                headers=stack.auth(nurse),
+            )
+            assert created.status_code == 202, created.text
+            batch_id = created.json()["id"]
+
+            async def some_sent() -> bool:
+                return len(stack.twilio.messages) >= 250
+
+            await eventually(some_sent, within=120, what="a quarter of the batch to go out")
+            worker.popen.kill()  # no graceful shutdown: activities die mid-flight
+            worker.popen.wait()
+            killed_at = len(stack.twilio.messages)
+            worker = start_process("worker-2", ["-m", "workers.main"], env, tmp_path)
+
+            async def finished() -> MessageBatch | None:
+                async with stack.sessions() as session:
+                    batch = await session.get(MessageBatch, batch_id)
+                    return batch if batch and batch.status == "completed" else None
+
+            await eventually(finished, within=240, what="the batch to finish")
+            progress = await stack.http.get(
+                f"/api/messages/batches/{batch_id}", headers=stack.auth(nurse)
+            )
+        finally:
+            worker.stop()
+
+    assert killed_at < RECIPIENTS
+    received = [m.to for m in stack.twilio.messages.values()]
+    assert len(received) == RECIPIENTS
+    assert len(set(received)) == RECIPIENTS  # nobody twice
+    async with stack.sessions() as session:
+        rows = await session.exec(
+            select(OutboundMessage.status, func.count())
+            .where(OutboundMessage.batch_id == batch_id)
+            .group_by(col(OutboundMessage.status))
+        )
+        by_status: dict[str, Any] = dict(rows.all())
+    assert sum(by_status.values()) == RECIPIENTS
+    assert set(by_status) <= {"sent", "delivered"}
+    body = progress.json()
+    assert body["status"] == "completed"
+    assert body["total"] == RECIPIENTS
+    assert sum(body["counts"].values()) == RECIPIENTS
