@@ -33,7 +33,8 @@ fmt: setup
 	@.venv/bin/ruff check --fix .
 
 bench: setup-test
-	@$(PY) -m bench.webhook_throughput $(ARGS)
+	@$(PY) -m bench.webhook_throughput
+	@$(PY) -m bench.messages_throughput
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

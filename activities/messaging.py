@@ -250,8 +250,9 @@ class MessagingActivities:
                 message.channel = attempt.channel
                 message.sent_at = attempt.now
             advance(message, MessageStatus.SENT, attempt.now)
-            await session.flush()
-            # The provider may have reported on this message before we got here.
+        # The provider may have reported on this message before we committed its id; applied
+        # in a second transaction, after the id is visible (see record_delivery_report).
+        async with transaction(self._sessions) as session:
             await apply_pending_reports(
                 session,
                 channel=attempt.channel,

@@ -105,6 +105,8 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # httpx logs every request at INFO; our own code logs what matters about outbound calls.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The Twilio SDK logs every request's headers at INFO.
+    logging.getLogger("twilio").setLevel(logging.WARNING)
     # uvicorn installs its own handlers; send its records through ours instead.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         lib_logger = logging.getLogger(name)

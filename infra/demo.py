@@ -25,6 +25,9 @@ ANSWERS = {
 }
 
 
+SENT = {"sent", "delivered", "read"}
+
+
 def say(text: str) -> None:
     stamp = time.strftime("%H:%M:%S")
     print(f"{stamp}  {text}", flush=True)
@@ -40,6 +43,11 @@ def main() -> int:
         "--day-seconds", type=float, default=20.0, help="how long one plan day lasts"
     )
     parser.add_argument("--auto", action="store_true", help="answer the forms automatically")
+    parser.add_argument(
+        "--wechat",
+        action="store_true",
+        help="bind the patient to the WeChat simulator first, so messages go by WeChat",
+    )
     args = parser.parse_args()
 
     staff = {"Authorization": f"Bearer {NURSE_TOKEN}"}
@@ -80,7 +88,25 @@ def main() -> int:
             f"/workflows/{quote(workflow_id, safe='')}"
         )
         say(f"One plan day lasts {args.day_seconds:g}s: day 3 is {3 * args.day_seconds:g}s away.")
+        if args.wechat:
+            _bind_wechat(http, args, staff, workflow_id)
         return _follow(http, args, staff, workflow_id)
+
+
+def _bind_wechat(
+    http: httpx.Client, args: argparse.Namespace, staff: dict[str, str], workflow_id: str
+) -> None:
+    while (run := http.get(f"{args.api}/api/runs/{workflow_id}", headers=staff)).status_code == 404:
+        time.sleep(0.3)
+    patient_id = run.raise_for_status().json()["patient"]["id"]
+    # The WeChat simulator's demo followers are oDemo0001..oDemo0005.
+    openid = f"oDemo{int(args.patient.lstrip('P') or 1):04d}"
+    http.put(
+        f"{args.api}/api/patients/{patient_id}/messaging",
+        json={"wechat_openid": openid, "preferred_channel": "wechat"},
+        headers=staff,
+    ).raise_for_status()
+    say(f"Patient bound to WeChat as {openid}: messages go by WeChat, SMS is the fallback")
 
 
 def _follow(
@@ -103,10 +129,10 @@ def _follow(
             f"{args.api}/api/messages", params={"workflow_id": workflow_id}, headers=staff
         ).json()["items"]
         for message in reversed(messages):
-            if message["id"] in shown_messages:
+            if message["id"] in shown_messages or message["status"] not in SENT:
                 continue
             shown_messages.add(message["id"])
-            say(f"SMS to {message['recipient_masked']} (outbox): {message['body']}")
+            say(f"{message['channel']} to {message['recipient_masked']}: {message['body']}")
             step_id = next(
                 (s["step_id"] for s in run["steps"] if s["task_id"] == message["task_id"]), None
             )

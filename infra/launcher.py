@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -26,10 +27,13 @@ from core.migrate import upgrade
 from core.settings import Settings, get_settings
 from infra.seed import seed_demo
 from infra.toolchain import REPO_ROOT, temporal_cli
+from messaging.templates import load_platform_templates
 
 log = get_logger("launcher")
 
 STOP_GRACE_SECONDS = 15.0
+SIM_TWILIO_URL = "http://127.0.0.1:8082"
+SIM_WECHAT_URL = "http://127.0.0.1:8083"
 
 
 @dataclass
@@ -123,6 +127,23 @@ def _running_pid(pid_file: Path) -> int | None:
     return pid
 
 
+def embedded_environment(settings: Settings) -> dict[str, str]:
+    """What ``make run`` sets for its children unless the operator already has: the message
+    channels point at the local Twilio and WeChat simulators, WeChat first, then SMS, then the
+    outbox. Only in development; elsewhere the configuration is the operator's."""
+    if settings.environment != "development":
+        return {}
+    platform = load_platform_templates(max_sms_segments=settings.sms_max_segments)
+    return {
+        "CAREPATH_MESSAGE_CHANNELS": "wechat,sms,outbox",
+        "CAREPATH_TWILIO_API_BASE_URL": SIM_TWILIO_URL,
+        "CAREPATH_WECHAT_API_BASE_URL": SIM_WECHAT_URL,
+        "CAREPATH_WECHAT_TEMPLATE_IDS": json.dumps(
+            {code: f"TPL-{code.upper()}" for code in platform}
+        ),
+    }
+
+
 def _banner(settings: Settings, tokens: list[tuple[str, str]]) -> str:
     lines = [
         "",
@@ -131,6 +152,9 @@ def _banner(settings: Settings, tokens: list[tuple[str, str]]) -> str:
         f"  Temporal frontend      {settings.temporal_address}",
         f"  Temporal UI            {settings.temporal_ui_url}",
         f"  HIS simulator          {settings.his_base_url}  (docs: /docs)",
+        f"  Twilio simulator       {settings.twilio_api_base_url}  (sent SMS: /sim/messages)",
+        f"  WeChat simulator       {settings.wechat_api_base_url}  (sent: /sim/messages)",
+        f"  Message channels       {' → '.join(settings.enabled_channels)}",
         f"  Data                   {settings.data_dir.resolve()}",
         "  Demo staff tokens (Authorization: Bearer <token>):",
         *[f"    {token:<24} {who}" for token, who in tokens],
@@ -203,6 +227,14 @@ async def run(settings: Settings, *, embedded_temporal: bool) -> int:
 
         sim = await launch(Child("his-sim", [python, "-m", "simulators.his"], logs / "his-sim.log"))
         await _wait_for_port(his.hostname or "127.0.0.1", his.port or 8081, sim)
+        for name, module, url in (
+            ("twilio-sim", "simulators.twilio", settings.twilio_api_base_url),
+            ("wechat-sim", "simulators.wechat", settings.wechat_api_base_url),
+        ):
+            target = urlparse(url)
+            if target.hostname in ("127.0.0.1", "localhost"):
+                child = await launch(Child(name, [python, "-m", module], logs / f"{name}.log"))
+                await _wait_for_port(target.hostname, target.port or 80, child)
         await launch(Child("worker", [python, "-m", "workers.main"], logs / "worker.log"))
         api = await launch(
             Child(
@@ -274,6 +306,10 @@ def main() -> None:
     settings = get_settings()
     if args.command == "stop":
         sys.exit(stop_running(settings))
+    # The children read their configuration from the environment; an operator's own values win.
+    for key, value in embedded_environment(settings).items():
+        os.environ.setdefault(key, value)
+    settings = Settings()
     configure_logging(json=settings.json_logs, level=settings.log_level)
     sys.exit(asyncio.run(run(settings, embedded_temporal=not args.external_temporal)))
 

@@ -59,8 +59,12 @@ async def record_delivery_report(
     error_code: str | None,
     at: datetime,
 ) -> bool:
-    """Stores a provider's report and applies it if we know the send yet; False when the same
-    report was received before (providers redeliver)."""
+    """Stores a provider's report, commits it, then applies it if we know the send yet; False
+    when the same report was received before (providers redeliver).
+
+    The report is committed before it is applied, and a send commits the provider's id before
+    applying pending reports, so whichever of the two commits last sees the other's row: a
+    report can never be left unapplied by the race between a fast callback and our own commit."""
     session.add(
         DeliveryReport(
             channel=channel,
@@ -71,13 +75,14 @@ async def record_delivery_report(
         )
     )
     try:
-        await session.flush()
+        await session.commit()
     except IntegrityError:
         await session.rollback()
         return False
     await apply_pending_reports(
         session, channel=channel, provider_message_id=provider_message_id, at=at
     )
+    await session.commit()
     return True
 
 
@@ -116,7 +121,10 @@ async def apply_pending_reports(
     for report in pending:
         status = _mapped(channel, report.provider_status)
         if status is not None:
-            _apply(attempt, message, status, report.provider_status, report.error_code, at)
+            _apply(
+                attempt, message, status, report.provider_status, report.error_code,
+                report.received_at,
+            )  # fmt: skip
         report.applied_at = at
 
 

@@ -42,15 +42,14 @@ async def twilio_status(request: Request, container: ContainerDep, session: Sess
     sid, reported = params.get("MessageSid", ""), params.get("MessageStatus", "")
     if not sid or not reported:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "MessageSid and MessageStatus")
-    if await record_delivery_report(
+    await record_delivery_report(
         session,
         channel="sms",
         provider_message_id=sid[:128],
         provider_status=reported[:32],
         error_code=params.get("ErrorCode"),
         at=utcnow(),
-    ):
-        await session.commit()
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -104,13 +103,13 @@ async def wechat_event(
     if fields.get("MsgType") != "event" or fields.get("Event") != "TEMPLATESENDJOBFINISH":
         return "success"
     msgid, outcome = fields.get("MsgID", ""), fields.get("Status", "")
-    if msgid and await record_delivery_report(
-        session,
-        channel="wechat",
-        provider_message_id=msgid[:128],
-        provider_status=outcome[:32],
-        error_code=None if outcome == "success" else outcome[:32],
-        at=utcnow(),
-    ):
-        await session.commit()
+    if msgid:
+        await record_delivery_report(
+            session,
+            channel="wechat",
+            provider_message_id=msgid[:128],
+            provider_status=outcome[:32],
+            error_code=None if outcome == "success" else outcome[:32],
+            at=utcnow(),
+        )
     return "success"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.settings import Settings
 from infra.toolchain import REPO_ROOT
 
 
@@ -45,3 +47,17 @@ def start_process(name: str, args: list[str], env: dict[str, str], log_dir: Path
     )
     sink.close()
     return Process(name, popen, log)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Settings as the CAREPATH_* environment a platform process (worker, API) reads."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"CAREPATH_{name.upper()}"] = (
+            json.dumps(value) if isinstance(value, dict | list) else str(value)
+        )
+    return env

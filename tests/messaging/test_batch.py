@@ -3,7 +3,6 @@ messaging anyone twice: the real worker process, the dev server and the Twilio s
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,27 +11,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from core.db import transaction
 from core.models import MessageBatch, OutboundMessage, Patient, StaffRole, new_id
-from core.settings import Settings
 from simulators.twilio.app import Faults as TwilioFaults
 from tests.factories import add_staff, eventually
-from tests.harness.processes import start_process
+from tests.harness.processes import settings_env, start_process
 from tests.messaging.conftest import NOTICE, StackFactory
 
 RECIPIENTS = 1000
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The settings as the CAREPATH_* environment a worker process reads."""
-    env: dict[str, str] = {}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"CAREPATH_{name.upper()}"] = (
-            json.dumps(value) if isinstance(value, dict | list) else str(value)
-        )
-    return env
 
 
 async def test_batch_of_1000_resumes_after_a_worker_kill_with_no_duplicates(

@@ -5,12 +5,15 @@ backoff before the next one is tried."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
+from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
+from core.models import OutboundMessage
 from simulators.wechat.app import Faults as WeChatFaults
-from tests.factories import BEIJING
-from tests.messaging.conftest import NOTICE, StackFactory
+from tests.factories import BEIJING, eventually
+from tests.messaging.conftest import NOTICE, Stack, StackFactory
 from workflows.message_contracts import (
     DELIVERY_WORKFLOW,
     DeliveryOutcome,
@@ -47,38 +50,56 @@ async def test_quiet_hours_hold_a_notice_until_seven_but_not_a_critical_value(
     async with messaging_stack(time_env, channels="sms", quiet_hours=True) as stack:
         patient = await stack.patient()
         queue = stack.settings.temporal_task_queue
+
+        async def start(key: str, template: str, variables: dict[str, str]) -> Any:
+            request = MessageRequest(
+                key=key, template=template, patient_id=patient.id, variables=variables
+            )
+            return await time_env.client.start_workflow(
+                DELIVERY_WORKFLOW, request, id=delivery_workflow_id(key), task_queue=queue,
+                result_type=DeliveryOutcome,
+            )  # fmt: skip
+
         async with stack.workers():
             late_evening = await _sleep_until_local(time_env, 23, 0)
-            critical = await _send(
-                time_env,
-                queue,
-                MessageRequest(
-                    key=f"critical-{patient.id}",
-                    template="critical_value",
-                    patient_id=patient.id,
-                    variables={"item": "血钾 6.8 mmol/L", "advice": "请立即到急诊就诊"},
-                ),
-            )
-            notice = await _send(
-                time_env,
-                queue,
-                MessageRequest(
-                    key=f"notice-{patient.id}", template="notice_generic",
-                    patient_id=patient.id, variables=NOTICE,
-                ),
-            )  # fmt: skip
+            # The clock moves only when this test moves it: no jumps to other tests' timers.
+            with time_env.auto_time_skipping_disabled():
+                critical_run = await start(
+                    f"critical-{patient.id}",
+                    "critical_value",
+                    {"item": "血钾 6.8 mmol/L", "advice": "请立即到急诊就诊"},
+                )
+                notice_run = await start(f"notice-{patient.id}", "notice_generic", NOTICE)
+                critical: DeliveryOutcome = await critical_run.result()
+                notice_id = await _message_id(stack, f"notice-{patient.id}")
+                held = await stack.wait_status(notice_id, "scheduled")
+                assert len(stack.twilio.messages) == 1
+            await time_env.sleep(timedelta(hours=8, seconds=1))  # to 07:00:01
+            with time_env.auto_time_skipping_disabled():
+                notice: DeliveryOutcome = await notice_run.result()
 
     assert critical.status == "sent"
     assert critical.sent_at is not None
-    assert critical.sent_at - late_evening < timedelta(minutes=1)
+    assert critical.sent_at - late_evening < timedelta(seconds=5)
+    assert held.not_before is not None
+    seven = held.not_before.astimezone(BEIJING)
+    assert (seven.hour, seven.minute, seven.second) == (7, 0, 0)
+    assert seven.date() == (late_evening.astimezone(BEIJING) + timedelta(days=1)).date()
     assert notice.status == "sent"
     assert notice.sent_at is not None
-    local = notice.sent_at.astimezone(BEIJING)
-    assert (local.hour, local.minute) == (7, 0)
-    assert local.date() == (late_evening.astimezone(BEIJING) + timedelta(days=1)).date()
-    message = await stack.message(notice.message_id or "")
-    assert message.not_before == notice.sent_at.replace(microsecond=0)
+    assert held.not_before <= notice.sent_at < held.not_before + timedelta(seconds=5)
     assert len(stack.twilio.messages) == 2
+
+
+async def _message_id(stack: Stack, key: str) -> str:
+    async def probe() -> str | None:
+        async with stack.sessions() as session:
+            found = await session.exec(
+                select(OutboundMessage.id).where(OutboundMessage.idempotency_key == key)
+            )
+            return found.first()
+
+    return await eventually(probe, what=f"message {key}")
 
 
 async def test_transient_wechat_errors_are_retried_with_backoff_then_sms_takes_over(

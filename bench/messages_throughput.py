@@ -1,0 +1,184 @@
+"""Messages per second through the Twilio path: ``make bench``, or
+``python -m bench.messages_throughput --messages 500``.
+
+Two figures, both against the Twilio simulator over loopback with the real Twilio SDK client:
+- the channel alone (SDK → HTTP → simulator), many sends in flight;
+- end to end: pushes through the HTTP API, one MessageDelivery workflow each on the Temporal dev
+  server, executed by a separate worker process, with PostgreSQL as the send log, until the
+  simulator has every message.
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from api.container import Container
+from api.main import create_app
+from core.db import create_engine, session_factory, transaction
+from core.hospitals import HospitalConfig, QuietHours
+from core.logs import configure_logging
+from core.models import Hospital, Patient, StaffRole, new_id
+from integrations.his import HisClient
+from integrations.twilio_sms import TwilioSmsChannel
+from messaging.channel import OutgoingMessage
+from simulators.twilio.app import Faults, TwilioState
+from simulators.twilio.app import create_app as create_twilio
+from tests.conftest import make_settings
+from tests.factories import add_staff, eventually
+from tests.harness.databases import clone_database, create_template
+from tests.harness.postgres import free_port, start_postgres
+from tests.harness.processes import settings_env, start_process
+from tests.harness.servers import serve
+from tests.harness.temporal import start_dev_server
+
+SID = "AC" + "2" * 32
+TOKEN = "bench-twilio-token-0123456789abcdef"
+
+
+async def channel_only(twilio_url: str, count: int, concurrency: int) -> None:
+    channel = TwilioSmsChannel(
+        account_sid=SID, auth_token=TOKEN, from_number="+15005550006",
+        api_base_url=twilio_url, status_callback_url=None,
+    )  # fmt: skip
+    gate = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+
+    async def one(n: int) -> None:
+        async with gate:
+            start = time.perf_counter()
+            await channel.deliver(
+                OutgoingMessage(
+                    message_id=str(n), idempotency_key=str(n), category="notice",
+                    template="notice_generic", phone=f"+86139{n:08d}", openid=None,
+                    sms_body=f"【示例医院】停诊通知：第{n}条测试消息。",
+                )
+            )  # fmt: skip
+            latencies.append(time.perf_counter() - start)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(n) for n in range(count)))
+    wall = time.perf_counter() - start
+    await channel.close()
+    ordered = sorted(latencies)
+    print(
+        f"{'Twilio channel (SDK only)':<34} n={count:<5} {count / wall:7.1f} msg/s  "
+        f"p50={ordered[len(ordered) // 2] * 1000:6.1f}ms  "
+        f"p95={ordered[int(len(ordered) * 0.95)] * 1000:6.1f}ms  "
+        f"mean={statistics.fmean(ordered) * 1000:6.1f}ms"
+    )
+
+
+async def end_to_end(count: int, workdir: Path) -> None:
+    # Its own directory: the server runs as 'postgres' and must be able to enter it.
+    pg_dir = Path(tempfile.mkdtemp(prefix="carepath-bench-pg-"))
+    pg = start_postgres(pg_dir)
+    temporal = await start_dev_server()
+    worker = None
+    try:
+        await create_template(pg)
+        url = pg.url(await clone_database(pg))
+        engine = create_engine(url)
+        sessions = session_factory(engine)
+        twilio = TwilioState(account_sid=SID, auth_token=TOKEN)
+        twilio.faults = Faults(send_callbacks=False)
+        async with serve(create_twilio(twilio)) as twilio_url:
+            await channel_only(twilio_url, count, concurrency=20)
+            twilio.messages.clear()
+            api_port = free_port()
+            settings = make_settings(
+                database_url=url, temporal_task_queue="bench-messages",
+                public_base_url=f"http://127.0.0.1:{api_port}", message_channels="sms",
+                twilio_account_sid=SID, twilio_auth_token=TOKEN, twilio_api_base_url=twilio_url,
+                twilio_rate_per_second=1000.0,
+            )  # fmt: skip
+            async with transaction(sessions) as session:
+                session.add(
+                    Hospital(
+                        code="default", name="示例医院",
+                        config=HospitalConfig(quiet_hours=QuietHours(enabled=False)).model_dump(
+                            mode="json"
+                        ),
+                    )
+                )  # fmt: skip
+                for n in range(count):
+                    session.add(
+                        Patient(id=new_id(), his_patient_id=f"M{n:05d}", name=f"患者{n}",
+                                phone=f"139{n:08d}")
+                    )  # fmt: skip
+            token = await add_staff(sessions, StaffRole.INTEGRATION, None, name="bench")
+            env = {
+                **settings_env(settings),
+                "CAREPATH_TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
+                "CAREPATH_LOG_LEVEL": "WARNING",
+            }
+            worker = start_process("bench-worker", ["-m", "workers.main"], env, workdir)
+            his = HisClient.create("http://127.0.0.1:9", "unused", timeout_seconds=1)
+            app = create_app(container=Container.build(settings, sessions, temporal.client, his))
+            async with (
+                serve(app, port=api_port) as api_url,
+                httpx.AsyncClient(base_url=api_url, timeout=60) as http,
+            ):
+                headers = {"Authorization": f"Bearer {token}"}
+                gate = asyncio.Semaphore(10)
+
+                async def push(n: int) -> None:
+                    async with gate:
+                        response = await http.post(
+                            "/api/messages",
+                            json={
+                                "idempotency_key": f"bench-{n}",
+                                "to": {"patient_id": f"M{n:05d}"},
+                                "template": "notice_generic",
+                                "variables": {"title": "停诊通知", "content": f"第{n}条"},
+                            },
+                            headers=headers,
+                        )
+                        response.raise_for_status()
+
+                start = time.perf_counter()
+                await asyncio.gather(*(push(n) for n in range(count)))
+                accepted = time.perf_counter() - start
+
+                async def all_received() -> bool:
+                    return len(twilio.messages) >= count
+
+                await eventually(all_received, within=3600, what="every message")
+                wall = time.perf_counter() - start
+            await his.close()
+        print(
+            f"{'push API → workflow → Twilio':<34} n={count:<5} {count / wall:7.1f} msg/s  "
+            f"(all {count} accepted by the API in {accepted:.1f}s, delivered in {wall:.1f}s)"
+        )
+        await engine.dispose()
+    finally:
+        if worker is not None:
+            worker.stop()
+        await temporal.shutdown()
+        pg.stop()
+        shutil.rmtree(pg_dir, ignore_errors=True)
+
+
+async def main(count: int) -> None:
+    configure_logging(json=True, level="WARNING")
+    workdir = Path(tempfile.mkdtemp(prefix="carepath-bench-msg-"))
+    print(f"messages through the Twilio path, {count} messages, 2-core box")
+    try:
+        await end_to_end(count, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=500)
+    args = parser.parse_args()
+    asyncio.run(main(args.messages))
