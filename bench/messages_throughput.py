@@ -77,7 +77,7 @@ async def channel_only(twilio_url: str, count: int, concurrency: int) -> None:
     )
 
 
-async def end_to_end(count: int, workdir: Path) -> None:
+async def end_to_end(count: int, workdir: Path, rate: float, label: str) -> None:
     # Its own directory: the server runs as 'postgres' and must be able to enter it.
     pg_dir = Path(tempfile.mkdtemp(prefix="carepath-bench-pg-"))
     pg = start_postgres(pg_dir)
@@ -91,14 +91,15 @@ async def end_to_end(count: int, workdir: Path) -> None:
         twilio = TwilioState(account_sid=SID, auth_token=TOKEN)
         twilio.faults = Faults(send_callbacks=False)
         async with serve(create_twilio(twilio)) as twilio_url:
-            await channel_only(twilio_url, count, concurrency=20)
-            twilio.messages.clear()
+            if rate >= 1000:
+                await channel_only(twilio_url, count, concurrency=20)
+                twilio.messages.clear()
             api_port = free_port()
             settings = make_settings(
                 database_url=url, temporal_task_queue="bench-messages",
                 public_base_url=f"http://127.0.0.1:{api_port}", message_channels="sms",
                 twilio_account_sid=SID, twilio_auth_token=TOKEN, twilio_api_base_url=twilio_url,
-                twilio_rate_per_second=1000.0,
+                twilio_rate_per_second=rate,
             )  # fmt: skip
             async with transaction(sessions) as session:
                 session.add(
@@ -154,9 +155,13 @@ async def end_to_end(count: int, workdir: Path) -> None:
                 await eventually(all_received, within=3600, what="every message")
                 wall = time.perf_counter() - start
             await his.close()
+        # Sustained rate at the provider: first to last message received, worker start-up aside.
+        stamps = sorted(m.date_created for m in twilio.messages.values())
+        sustained = (count - 1) / max((stamps[-1] - stamps[0]).total_seconds(), 1e-6)
         print(
-            f"{'push API → workflow → Twilio':<34} n={count:<5} {count / wall:7.1f} msg/s  "
-            f"(all {count} accepted by the API in {accepted:.1f}s, delivered in {wall:.1f}s)"
+            f"{label:<34} n={count:<5} {sustained:7.1f} msg/s sustained  "
+            f"(API accepted all in {accepted:.1f}s; all delivered {wall:.1f}s after the first push,"
+            f" worker start-up included)"
         )
         await engine.dispose()
     finally:
@@ -172,7 +177,9 @@ async def main(count: int) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="carepath-bench-msg-"))
     print(f"messages through the Twilio path, {count} messages, 2-core box")
     try:
-        await end_to_end(count, workdir)
+        await end_to_end(count, workdir, 1000.0, "push API → workflow → Twilio")
+        # The channel's task-queue rate limit, enforced by the Temporal server across workers.
+        await end_to_end(60, workdir, 5.0, "same, SMS limited to 5/s")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

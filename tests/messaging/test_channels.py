@@ -3,6 +3,8 @@ providers' delivery reports — on the Temporal dev server, in real time."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
@@ -10,8 +12,9 @@ from temporalio.testing import WorkflowEnvironment
 from core.models import DeliveryReport
 from simulators.twilio.app import Faults as TwilioFaults
 from simulators.twilio.app import twilio_signature
+from simulators.wechat.app import wechat_signature
 from tests.factories import eventually
-from tests.messaging.conftest import NOTICE, TWILIO_TOKEN, StackFactory
+from tests.messaging.conftest import NOTICE, TWILIO_TOKEN, WECHAT_TOKEN, StackFactory
 
 
 async def test_sms_goes_through_twilio_and_its_delivery_report_comes_back(
@@ -206,3 +209,37 @@ async def test_forged_twilio_callback_is_refused(
     assert forged.status_code == 401
     # Genuine but about a message we never sent: acknowledged, nothing to change.
     assert genuine.status_code == 204
+
+
+async def test_wechat_event_push_is_verified(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+) -> None:
+    xml = (
+        b"<xml><MsgType>event</MsgType><Event>TEMPLATESENDJOBFINISH</Event>"
+        b"<MsgID>42</MsgID><Status>success</Status></xml>"
+    )
+    async with messaging_stack(dev_env) as stack, httpx.AsyncClient() as http:
+        url = f"{stack.url}/webhooks/wechat"
+        now, nonce = str(int(time.time())), "n0nce"
+        good = wechat_signature(WECHAT_TOKEN, now, nonce)
+        forged = await http.post(
+            url, params={"signature": wechat_signature("guess", now, nonce), "timestamp": now,
+                         "nonce": nonce}, content=xml,
+        )  # fmt: skip
+        stale = str(int(time.time()) - 3600)
+        replayed = await http.post(
+            url, params={"signature": wechat_signature(WECHAT_TOKEN, stale, nonce),
+                         "timestamp": stale, "nonce": nonce}, content=xml,
+        )  # fmt: skip
+        genuine = await http.post(
+            url, params={"signature": good, "timestamp": now, "nonce": nonce}, content=xml
+        )
+        verify = await http.get(
+            url, params={"signature": good, "timestamp": now, "nonce": nonce, "echostr": "e42"}
+        )
+
+    assert forged.status_code == 401
+    assert replayed.status_code == 401
+    assert genuine.status_code == 200
+    assert genuine.text == "success"
+    assert verify.text == "e42"
