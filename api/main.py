@@ -11,13 +11,16 @@ from fastapi import FastAPI
 from api.container import Container
 from api.routers import (
     alerts,
+    enterprise_webhooks,
     health,
+    his_prescriptions,
     his_webhooks,
     hospitals,
     message_templates,
     messages,
     patient_pages,
     patients,
+    prescriptions,
     provider_webhooks,
     runs,
     tasks,
@@ -63,6 +66,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         patients.router,
         provider_webhooks.router,
         hospitals.router,
+        his_prescriptions.router,
+        enterprise_webhooks.router,
+        prescriptions.router,
     ):
         app.include_router(router)
     return app

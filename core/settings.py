@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     his_api_key: SecretStr = SecretStr(DEV_PLACEHOLDER_SECRET)
     his_timeout_seconds: float = Field(default=5.0, gt=0)
 
+    # Service enterprises for herbal prescriptions (RX-6): code -> base URL of their order API.
+    enterprise_base_urls: dict[str, str] = Field(
+        default_factory=lambda: {"ENT-DEMO": "http://127.0.0.1:8084"}
+    )
+    # Shared with the enterprises; signs the status updates they post to us.
+    enterprise_webhook_secret: SecretStr = SecretStr(DEV_PLACEHOLDER_SECRET)
+    enterprise_timeout_seconds: float = Field(default=10.0, gt=0)
+
     # Lets a discharge event ask for a compressed clock (a day in seconds) so a demo or an
     # end-to-end test can watch a multi-day plan finish. Never honoured in production.
     allow_demo_clock: bool | None = None
@@ -93,7 +101,12 @@ class Settings(BaseSettings):
             )
         if self.environment == "development":
             return self
-        for name in ("link_secret", "his_webhook_secret", "his_api_key"):
+        for name in (
+            "link_secret",
+            "his_webhook_secret",
+            "his_api_key",
+            "enterprise_webhook_secret",
+        ):
             secret = getattr(self, name).get_secret_value()
             if secret == DEV_PLACEHOLDER_SECRET or len(secret) < 32:
                 raise ValueError(

@@ -17,6 +17,10 @@ class HisUnavailable(Exception):
     """The HIS did not answer usefully (network error, timeout, 5xx, unreadable body)."""
 
 
+class HisRefused(Exception):
+    """The HIS answered that it will not accept what we sent (a 4xx other than 409/429)."""
+
+
 class HisPatient(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -59,3 +63,25 @@ class HisClient:
             return HisPatient.model_validate_json(response.content)
         except ValidationError as exc:
             raise HisUnavailable("HIS sent an unreadable patient record") from exc
+
+    async def post_prescription_status(
+        self, prescription_no: str, body: dict[str, object], idempotency_key: str
+    ) -> None:
+        """Calls back the HIS with a prescription's conclusion or status change (HIS-3, RX-5).
+
+        Raises HisUnavailable when it is worth retrying (network, 5xx, 429) and HisRefused when
+        the HIS rejects the call itself (other 4xx)."""
+        try:
+            response = await self._http.post(
+                f"/his/api/v1/prescriptions/{prescription_no}/status-callbacks",
+                json=body,
+                headers={"Idempotency-Key": idempotency_key},
+            )
+        except httpx.HTTPError as exc:
+            raise HisUnavailable(f"HIS callback failed: {exc.__class__.__name__}") from exc
+        if response.status_code in (200, 201, 202, 204, 409):
+            # 409: the HIS already has this callback (our idempotency key) — delivered.
+            return
+        if response.status_code >= 500 or response.status_code == 429:
+            raise HisUnavailable(f"HIS answered {response.status_code} to a callback")
+        raise HisRefused(f"HIS refused the callback: {response.status_code} {response.text[:200]}")

@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from workflows.prescription_contracts import Delivery, EnterpriseStatus, PrescriptionContent
+
 # HIS identifiers end up in workflow ids and URLs, so only a safe alphabet is accepted.
 HisId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 
@@ -42,3 +44,61 @@ class DischargeEvent(_Event):
     encounter: EncounterInfo
     # Demo and end-to-end tests only: how many times faster than real time the plan runs.
     demo_clock_speedup: float | None = Field(default=None, ge=1.0, le=10_000_000.0)
+
+
+class PrescriptionSubmitted(PrescriptionContent):
+    """A herbal prescription the HIS sends for review (RX-1)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
+
+    event_id: str = Field(min_length=1, max_length=128)
+    hospital_code: HisId
+    prescription_no: HisId
+    patient_id: HisId
+    department_code: HisId
+    department_name: str = Field(min_length=1, max_length=64)
+    doctor_id: HisId
+    doctor_name: str = Field(min_length=1, max_length=64)
+    delivery: Delivery
+
+
+class PrescriptionRevised(PrescriptionContent):
+    """The doctor's edit of a returned prescription: a new review round (RX-3)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
+
+    event_id: str = Field(min_length=1, max_length=128)
+    hospital_code: HisId
+    doctor_id: HisId
+
+
+class PrescriptionCancelled(_Event):
+    event_id: str = Field(min_length=1, max_length=128)
+    hospital_code: HisId
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class PrescriptionPaid(_Event):
+    event_id: str = Field(min_length=1, max_length=128)
+    hospital_code: HisId
+    payment_id: HisId
+    amount_fen: int = Field(gt=0, le=100_000_000)
+    paid_at: AwareDatetime
+
+
+class PrescriptionRefundRequested(_Event):
+    event_id: str = Field(min_length=1, max_length=128)
+    hospital_code: HisId
+    refund_id: HisId
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class EnterpriseStatusEvent(_Event):
+    """A service enterprise's progress report on a dispatched prescription (RX-6)."""
+
+    event_id: str = Field(min_length=1, max_length=128)
+    prescription_id: str = Field(min_length=1, max_length=36)
+    status: EnterpriseStatus
+    at: AwareDatetime
+    note: str | None = Field(default=None, max_length=200)
+    tracking_no: str | None = Field(default=None, max_length=64)

@@ -20,12 +20,12 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from core.db import insert_if_absent
 from core.models import Encounter, InboundEvent, Patient, new_id, utcnow
-from core.phones import normalise_cn_mobile
 from core.settings import Settings
-from integrations.his import HisClient, HisPatient, HisUnavailable
+from integrations.his import HisClient
 from integrations.his_events import DischargeEvent
 from pathways.catalog import Catalog
 from services import audit
+from services.patients import fetch_patient, upsert_patient
 from workflows.contracts import WORKFLOW_NAME, FollowUpInput, followup_workflow_id
 
 SOURCE = "his"
@@ -44,11 +44,6 @@ class DischargeOutcome(BaseModel):
     event_id: str
     duplicate: bool
     runs: list[StartedRun]
-
-
-class UnknownPatient(Exception):
-    def __init__(self, his_patient_id: str) -> None:
-        super().__init__(f"the HIS has no patient with id '{his_patient_id}'")
 
 
 class EventConflict(Exception):
@@ -92,7 +87,7 @@ async def accept_discharge(
         if raced is None:
             raise
         return _duplicate(raced, body_sha256)
-    patient = await _upsert_patient(session, await _fetch_patient(session, ctx.his, event))
+    patient = await upsert_patient(session, await fetch_patient(session, ctx.his, event.patient_id))
     encounter = await _upsert_encounter(session, patient, event)
 
     plans = (
@@ -168,50 +163,6 @@ def _duplicate(previous: InboundEvent, body_sha256: str) -> DischargeOutcome:
         duplicate=True,
         runs=[StartedRun.model_validate(run) for run in previous.runs],
     )
-
-
-async def _fetch_patient(
-    session: AsyncSession, his: HisClient, event: DischargeEvent
-) -> HisPatient | Patient:
-    """Fresh master data from the HIS, or our stored copy if the HIS is down and we know them."""
-    try:
-        fetched = await his.get_patient(event.patient_id)
-    except HisUnavailable:
-        known = await _patient_by_his_id(session, event.patient_id)
-        if known is None:
-            raise
-        return known
-    if fetched is None:
-        raise UnknownPatient(event.patient_id)
-    return fetched
-
-
-async def _patient_by_his_id(session: AsyncSession, his_patient_id: str) -> Patient | None:
-    result = await session.exec(select(Patient).where(Patient.his_patient_id == his_patient_id))
-    return result.first()
-
-
-async def _upsert_patient(session: AsyncSession, source: HisPatient | Patient) -> Patient:
-    if isinstance(source, Patient):
-        return source
-    # Another event for the same patient may be creating the row right now.
-    await insert_if_absent(
-        session,
-        Patient.__table__,  # type: ignore[attr-defined]
-        {"id": new_id(), "his_patient_id": source.patient_id, "name": source.name, "phone": "",
-         "excluded": False, "created_at": utcnow(), "updated_at": utcnow()},
-        unique_on=["his_patient_id"],
-    )  # fmt: skip
-    patient = await _patient_by_his_id(session, source.patient_id)
-    assert patient is not None
-    patient.name = source.name
-    # Keep the number as the HIS gave it if it does not parse; the send step reports it.
-    patient.phone = normalise_cn_mobile(source.phone) or (source.phone or "")
-    patient.sex = source.sex
-    patient.birth_date = source.birth_date
-    patient.updated_at = utcnow()
-    await session.flush()
-    return patient
 
 
 async def _upsert_encounter(

@@ -23,6 +23,7 @@ from tests.harness.temporal import start_dev_server, start_time_skipping_server
 TEST_SECRET = "test-link-secret-0123456789abcdef0123456789"
 TEST_WEBHOOK_SECRET = "test-webhook-secret-0123456789abcdef012345"
 TEST_HIS_API_KEY = "test-his-api-key-0123456789abcdef0123456789"
+TEST_ENTERPRISE_SECRET = "test-enterprise-secret-0123456789abcdef0123"
 
 
 def make_settings(**overrides: Any) -> Settings:
@@ -32,6 +33,7 @@ def make_settings(**overrides: Any) -> Settings:
         "link_secret": TEST_SECRET,
         "his_webhook_secret": TEST_WEBHOOK_SECRET,
         "his_api_key": TEST_HIS_API_KEY,
+        "enterprise_webhook_secret": TEST_ENTERPRISE_SECRET,
         "public_base_url": "http://patient.test",
         "allow_demo_clock": True,
         "log_json": False,

@@ -16,10 +16,13 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.messaging import MessagingActivities
+from activities.prescriptions import PrescriptionActivities
 from activities.records import RecordActivities
 from core.db import SessionFactory
 from core.links import LinkSigner
 from core.settings import Settings
+from integrations.enterprise import EnterpriseClient
+from integrations.his import HisClient
 from integrations.outbox import OutboxChannel
 from integrations.twilio_sms import TwilioSmsChannel
 from integrations.wechat import WeChatTemplateChannel
@@ -29,8 +32,9 @@ from workflows.followup import FollowUpWorkflow
 from workflows.message_batch import MessageBatchWorkflow
 from workflows.message_contracts import channel_task_queue
 from workflows.message_delivery import MessageDeliveryWorkflow
+from workflows.prescription import PrescriptionWorkflow
 
-WORKFLOWS = [FollowUpWorkflow, MessageDeliveryWorkflow, MessageBatchWorkflow]
+WORKFLOWS = [FollowUpWorkflow, MessageDeliveryWorkflow, MessageBatchWorkflow, PrescriptionWorkflow]
 # Lets in-flight activities finish on SIGTERM before the worker exits (rolling restarts).
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 
@@ -75,6 +79,8 @@ class WorkerDeps:
     sessions: SessionFactory
     composer: Composer
     channels: Mapping[str, MessageChannel]
+    his: HisClient
+    enterprises: EnterpriseClient
 
     @classmethod
     def from_settings(
@@ -93,11 +99,21 @@ class WorkerDeps:
             sessions=sessions,
             composer=composer,
             channels=channels if channels is not None else build_channels(settings),
+            his=HisClient.create(
+                settings.his_base_url,
+                settings.his_api_key.get_secret_value(),
+                settings.his_timeout_seconds,
+            ),
+            enterprises=EnterpriseClient.create(
+                settings.enterprise_base_urls, settings.enterprise_timeout_seconds
+            ),
         )
 
     async def close(self) -> None:
         for channel in self.channels.values():
             await channel.close()
+        await self.his.close()
+        await self.enterprises.close()
 
 
 def build_workers(
@@ -107,6 +123,7 @@ def build_workers(
     messaging = MessagingActivities(
         deps.sessions, deps.composer, deps.channels, deps.settings.enabled_channels
     )
+    prescriptions = PrescriptionActivities(deps.sessions, deps.his, deps.enterprises)
     main = Worker(
         client,
         task_queue=task_queue,
@@ -121,6 +138,11 @@ def build_workers(
             messaging.batch_page,
             messaging.batch_finished,
             messaging.send_followup_invite,
+            prescriptions.check,
+            prescriptions.record,
+            prescriptions.his_callback,
+            prescriptions.dispatch,
+            prescriptions.cancel_order,
         ],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         max_cached_workflows=max_cached_workflows,

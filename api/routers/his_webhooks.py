@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import time
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep
+from api.signed import parse, signed_body
 from core.logs import get_logger
-from core.webhook_auth import (
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    WebhookAuthError,
-    verify_webhook,
-)
 from integrations.his import HisUnavailable
 from integrations.his_events import DischargeEvent
 from services.discharge import (
@@ -25,33 +18,12 @@ from services.discharge import (
     DischargeOutcome,
     EventConflict,
     InvalidEvent,
-    UnknownPatient,
     accept_discharge,
 )
+from services.patients import UnknownPatient
 
 router = APIRouter(prefix="/webhooks/his", tags=["HIS webhooks"])
 log = get_logger(__name__)
-
-MAX_BODY_BYTES = 256 * 1024
-
-
-async def _authenticated_body(request: Request, container: ContainerDep) -> bytes:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "event body too large")
-    try:
-        verify_webhook(
-            secret=container.settings.his_webhook_secret.get_secret_value(),
-            timestamp=request.headers.get(TIMESTAMP_HEADER),
-            signature=request.headers.get(SIGNATURE_HEADER),
-            body=body,
-            now=time.time(),
-            tolerance_seconds=container.settings.his_webhook_tolerance_seconds,
-        )
-    except WebhookAuthError as exc:
-        log.warning("webhook refused", reason=str(exc), path=request.url.path)
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from exc
-    return body
 
 
 @router.post(
@@ -73,13 +45,13 @@ async def _authenticated_body(request: Request, container: ContainerDep) -> byte
 async def discharge(
     request: Request, response: Response, container: ContainerDep, session: SessionDep
 ) -> DischargeOutcome:
-    body = await _authenticated_body(request, container)
-    try:
-        event = DischargeEvent.model_validate_json(body)
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        ) from exc
+    settings = container.settings
+    body = await signed_body(
+        request,
+        settings.his_webhook_secret.get_secret_value(),
+        settings.his_webhook_tolerance_seconds,
+    )
+    event = parse(DischargeEvent, body)
     ctx = DischargeContext(container.settings, container.temporal, container.his, container.catalog)
     try:
         outcome = await accept_discharge(session, ctx, event, hashlib.sha256(body).hexdigest())

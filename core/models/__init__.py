@@ -26,6 +26,7 @@ from core.models.messaging import (
     TemplateOwner,
 )
 from core.models.operations import AuditEntry, Hospital, InboundEvent, StaffRole, StaffUser
+from core.models.prescriptions import Prescription, PrescriptionEvent
 
 __all__ = [
     "MESSAGE_STATUS_RANK",
@@ -49,6 +50,8 @@ __all__ = [
     "OutboundMessage",
     "PathwayRun",
     "Patient",
+    "Prescription",
+    "PrescriptionEvent",
     "RunStatus",
     "StaffRole",
     "StaffUser",

@@ -19,6 +19,7 @@ class StaffRole(StrEnum):
     DOCTOR = "doctor"
     CARE_MANAGER = "care_manager"
     ADMIN = "admin"
+    PHARMACIST = "pharmacist"
     # Another hospital system calling the push API (MSG-5); not a person.
     INTEGRATION = "integration"
 

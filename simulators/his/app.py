@@ -83,6 +83,9 @@ class Faults(BaseModel):
     latency_ms: int = Field(default=0, ge=0, le=60_000)
     # Each event is delivered this many extra times (duplicate delivery, as real engines do).
     duplicate_deliveries: int = Field(default=0, ge=0, le=10)
+    # The next N prescription callbacks we receive answer with this status (e.g. 503).
+    callback_status: int | None = None
+    callback_count: int = 0
 
 
 @dataclass
@@ -102,6 +105,9 @@ class HisState:
     sent_events: dict[str, bytes] = field(default_factory=dict)
     deliveries: list[Delivery] = field(default_factory=list)
     faults: Faults = field(default_factory=Faults)
+    # Prescription status callbacks received, keyed by the caller's idempotency key (HIS-3).
+    prescription_callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    callback_attempts: int = 0
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def next_encounter_id(self) -> str:
@@ -203,7 +209,38 @@ def create_app(
             raise HTTPException(status.HTTP_404_NOT_FOUND, {"code": "ENCOUNTER_NOT_FOUND"})
         return encounter
 
+    @query.post("/prescriptions/{prescription_no}/status-callbacks", status_code=202)
+    async def prescription_callback(
+        prescription_no: str,
+        body: dict[str, Any],
+        idempotency_key: str | None = Header(default=None),
+    ) -> dict[str, Any]:
+        his.callback_attempts += 1
+        faults = his.faults
+        if faults.callback_status and faults.callback_count > 0:
+            faults.callback_count -= 1
+            raise HTTPException(faults.callback_status, {"code": "INJECTED_FAULT"})
+        if not idempotency_key:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, {"code": "IDEMPOTENCY_KEY_REQUIRED"})
+        if body.get("prescription_no") != prescription_no:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, {"code": "PRESCRIPTION_MISMATCH"})
+        duplicate = idempotency_key in his.prescription_callbacks
+        his.prescription_callbacks.setdefault(
+            idempotency_key, {**body, "received_at": datetime.now(UTC).isoformat()}
+        )
+        return {"accepted": True, "duplicate": duplicate}
+
     control = APIRouter(prefix="/sim", tags=["simulation control"])
+
+    @control.get("/prescription-callbacks")
+    async def prescription_callbacks(prescription_no: str | None = None) -> list[dict[str, Any]]:
+        return sorted(
+            (
+                c for c in his.prescription_callbacks.values()
+                if prescription_no is None or c.get("prescription_no") == prescription_no
+            ),
+            key=lambda c: int(c.get("seq", 0)),
+        )  # fmt: skip
 
     @control.get("/patients")
     async def list_patients() -> list[SimPatient]:

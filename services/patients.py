@@ -1,0 +1,63 @@
+"""Patient master data: fetched from the HIS query interface (HIS-2) and kept in our database.
+
+Fresh data from the HIS when it answers; our stored copy when it is down and we know the patient.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.db import insert_if_absent
+from core.models import Patient, new_id, utcnow
+from core.phones import normalise_cn_mobile
+from integrations.his import HisClient, HisPatient, HisUnavailable
+
+
+class UnknownPatient(Exception):
+    def __init__(self, his_patient_id: str) -> None:
+        super().__init__(f"the HIS has no patient with id '{his_patient_id}'")
+
+
+async def fetch_patient(
+    session: AsyncSession, his: HisClient, his_patient_id: str
+) -> HisPatient | Patient:
+    """Fresh master data from the HIS, or our stored copy if the HIS is down and we know them."""
+    try:
+        fetched = await his.get_patient(his_patient_id)
+    except HisUnavailable:
+        known = await patient_by_his_id(session, his_patient_id)
+        if known is None:
+            raise
+        return known
+    if fetched is None:
+        raise UnknownPatient(his_patient_id)
+    return fetched
+
+
+async def patient_by_his_id(session: AsyncSession, his_patient_id: str) -> Patient | None:
+    result = await session.exec(select(Patient).where(Patient.his_patient_id == his_patient_id))
+    return result.first()
+
+
+async def upsert_patient(session: AsyncSession, source: HisPatient | Patient) -> Patient:
+    if isinstance(source, Patient):
+        return source
+    # Another event for the same patient may be creating the row right now.
+    await insert_if_absent(
+        session,
+        Patient.__table__,  # type: ignore[attr-defined]
+        {"id": new_id(), "his_patient_id": source.patient_id, "name": source.name, "phone": "",
+         "excluded": False, "created_at": utcnow(), "updated_at": utcnow()},
+        unique_on=["his_patient_id"],
+    )  # fmt: skip
+    patient = await patient_by_his_id(session, source.patient_id)
+    assert patient is not None
+    patient.name = source.name
+    # Keep the number as the HIS gave it if it does not parse; the send step reports it.
+    patient.phone = normalise_cn_mobile(source.phone) or (source.phone or "")
+    patient.sex = source.sex
+    patient.birth_date = source.birth_date
+    patient.updated_at = utcnow()
+    await session.flush()
+    return patient

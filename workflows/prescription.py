@@ -1,0 +1,563 @@
+"""One herbal prescription from submission to delivery (RX-1..RX-8).
+
+Review rounds: base rules first (an activity, so a rule-book change never alters a replay), then
+a pharmacist's decision through an update with a validator, until the hospital's deadline. With
+no decision by then the system concludes: approved ("timeout") when the rules found nothing;
+otherwise, by default, returned to the doctor with the findings, because an unsafe combination
+must never pass silently. A returned prescription comes back revised (a new round with a new
+deadline) or is cancelled.
+
+After approval: payment reported by the HIS, dispatch to a service enterprise, the enterprise's
+statuses in their one valid order, and refunds in the states the hospital allows. Every change is
+projected into the database and called back to the HIS, in order, by a background sender that
+retries with backoff; a slow or failing HIS never holds up the review.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from core.hospitals import RxStatus
+    from prescriptions.dispatch import choose_enterprise, enterprise_sequence
+    from workflows.message_contracts import (
+        DELIVERY_WORKFLOW,
+        MessageRequest,
+        delivery_workflow_id,
+    )
+    from workflows.prescription_contracts import (
+        ACTIVITY_CANCEL_ORDER,
+        ACTIVITY_CHECK,
+        ACTIVITY_DISPATCH,
+        ACTIVITY_HIS_CALLBACK,
+        ACTIVITY_RECORD,
+        FINISHED_STATUSES,
+        PRESCRIPTION_WORKFLOW,
+        QUERY_STATE,
+        SYSTEM_REVIEWER,
+        UPDATE_CANCEL,
+        UPDATE_DECIDE,
+        UPDATE_ENTERPRISE_STATUS,
+        UPDATE_PAYMENT,
+        UPDATE_REFUND,
+        UPDATE_REVISE,
+        Cancellation,
+        CancelOrder,
+        CheckRequest,
+        CheckResult,
+        Conclusion,
+        Decision,
+        DispatchOrder,
+        DispatchResult,
+        EnterpriseUpdate,
+        HisCallback,
+        Payment,
+        PrescriptionContent,
+        PrescriptionInput,
+        PrescriptionState,
+        RecordRequest,
+        Refund,
+        ReviewRound,
+        Revision,
+        StatusChange,
+    )
+
+DB_TIMEOUT = timedelta(seconds=30)
+DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+# Callbacks to the HIS: retried with backoff for a day, then recorded as failed.
+CALLBACK_TIMEOUT = timedelta(seconds=30)
+CALLBACK_GIVE_UP = timedelta(days=1)
+CALLBACK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+)
+ENTERPRISE_TIMEOUT = timedelta(seconds=30)
+ENTERPRISE_GIVE_UP = timedelta(hours=12)
+ENTERPRISE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=10),
+    non_retryable_error_types=["EnterpriseRefused"],
+)
+CANCELLABLE: frozenset[str] = frozenset({"reviewing", "returned", "approved"})
+PATIENT_NOTICES: dict[str, str] = {
+    "approved": "已通过药师审核，请按医院提示完成缴费",
+    "shipped": "已发货，请注意查收",
+    "delivered": "已送达，请按医嘱服用",
+    "ready_for_pickup": "已备好，请到取药点取药",
+    "refunded": "已退费",
+}
+
+
+class _Rejected(ApplicationError):
+    """An update that does not apply; the caller gets the message, the run goes on untouched."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type="UpdateRejected", non_retryable=True)
+
+
+@workflow.defn(name=PRESCRIPTION_WORKFLOW)
+class PrescriptionWorkflow:
+    @workflow.init
+    def __init__(self, input: PrescriptionInput) -> None:
+        self._input = input
+        self._status: RxStatus = "reviewing"
+        self._rounds: list[ReviewRound] = []
+        self._history: list[StatusChange] = []
+        self._decision: Decision | None = None
+        self._revision: Revision | None = None
+        self._cancellation: Cancellation | None = None
+        self._payment: Payment | None = None
+        self._refund: Refund | None = None
+        self._enterprise: str | None = None
+        self._tracking_no: str | None = None
+        self._enterprise_updates: list[EnterpriseUpdate] = []
+        self._enterprise_status: str | None = None
+        self._seq = 0
+        self._callbacks: list[HisCallback] = []
+        self._closing = False
+
+    # --- the process ---------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: PrescriptionInput) -> PrescriptionState:  # noqa: ARG002 - held by __init__
+        sender = asyncio.create_task(self._send_callbacks())
+        if await self._review_until_approved():
+            await self._fulfil()
+        self._closing = True
+        await sender
+        return self._state()
+
+    async def _review_until_approved(self) -> bool:
+        content = self._input.content
+        actor = "his"
+        while True:
+            review = await self._start_round(content, actor)
+            conclusion = await self._conclude(review)
+            if conclusion is None:  # cancelled while under review
+                await self._finish_cancelled()
+                return False
+            self._rounds[-1] = review.model_copy(update={"conclusion": conclusion})
+            if conclusion.outcome == "approved":
+                await self._change("approved", conclusion.reviewer, conclusion.reason, "concluded")
+                await self._notify("approved")
+                return True
+            await self._change("returned", conclusion.reviewer, conclusion.reason, "concluded")
+            window = timedelta(hours=self._input.config.review.revision_window_hours)
+            if not await self._wait(lambda: self._revision or self._cancellation, window):
+                self._cancellation = Cancellation(reason="医生未在时限内修改处方", by="system")
+            if self._cancellation is not None:
+                await self._finish_cancelled()
+                return False
+            assert self._revision is not None
+            content, actor = self._revision.content, f"doctor:{self._revision.doctor_id}"
+            self._revision = None
+
+    async def _start_round(self, content: PrescriptionContent, actor: str) -> ReviewRound:
+        started = workflow.now()
+        checked = await workflow.execute_activity(
+            ACTIVITY_CHECK,
+            CheckRequest(items=content.items),
+            result_type=CheckResult,
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+        )
+        deadline = started + timedelta(seconds=self._input.config.review.deadline_seconds)
+        review = ReviewRound(
+            number=len(self._rounds) + 1,
+            started_at=started,
+            deadline_at=deadline,
+            content=content,
+            findings=checked.findings,
+        )
+        self._rounds.append(review)
+        self._decision = None
+        await self._change("reviewing", actor, f"第{review.number}轮审方", "round_started")
+        return review
+
+    async def _conclude(self, review: ReviewRound) -> Conclusion | None:
+        """The round's conclusion: the pharmacist's, or the system's at the deadline."""
+        remaining = review.deadline_at - workflow.now()
+        await self._wait(lambda: self._decision or self._cancellation, remaining)
+        if self._cancellation is not None:
+            return None
+        if self._decision is None:
+            if not review.findings:
+                return Conclusion(
+                    round=review.number, outcome="approved", reviewer=SYSTEM_REVIEWER,
+                    reason="timeout", at=review.deadline_at, timed_out=True,
+                )  # fmt: skip
+            if self._input.config.review.on_timeout_with_findings == "return_to_doctor":
+                problems = "；".join(f.message for f in review.findings)
+                return Conclusion(
+                    round=review.number, outcome="rejected", reviewer=SYSTEM_REVIEWER,
+                    reason=f"审方超时，系统规则发现问题，退回医生：{problems}"[:500],
+                    at=review.deadline_at, timed_out=True,
+                )  # fmt: skip
+            # The hospital chose to leave unsafe prescriptions for a pharmacist, however late.
+            await self._record("review_overdue", SYSTEM_REVIEWER, "已超过审方时限，等待药师审核")
+            await workflow.wait_condition(lambda: bool(self._decision or self._cancellation))
+            if self._cancellation is not None:
+                return None
+        decision = self._decision
+        assert decision is not None
+        return Conclusion(
+            round=review.number,
+            outcome="approved" if decision.outcome == "approve" else "rejected",
+            reviewer=decision.pharmacist_id,
+            reviewer_name=decision.pharmacist_name,
+            reason=decision.reason or "审核通过",
+            at=workflow.now(),
+        )
+
+    async def _fulfil(self) -> None:
+        config = self._input.config
+        window = timedelta(hours=config.review.payment_window_hours)
+        if not await self._wait(lambda: self._payment or self._cancellation, window):
+            self._cancellation = Cancellation(reason="未在时限内缴费", by="system")
+        if self._cancellation is not None:
+            await self._finish_cancelled()
+            return
+        assert self._payment is not None
+        await self._change("paid", "his", f"缴费单号 {self._payment.payment_id}", "paid")
+
+        delivery, content = self._input.delivery, self._rounds[-1].content
+        self._enterprise = choose_enterprise(
+            config.dispatch_rules, delivery.mode, content.decoction
+        )
+        if self._enterprise is not None and self._refund is None:
+            try:
+                await workflow.execute_activity(
+                    ACTIVITY_DISPATCH,
+                    DispatchOrder(
+                        enterprise=self._enterprise,
+                        prescription_id=self._input.prescription_id,
+                        prescription_no=self._input.prescription_no,
+                        hospital_code=self._input.hospital_code,
+                        content=content,
+                        delivery=delivery,
+                        idempotency_key=f"{workflow.info().workflow_id}/dispatch",
+                    ),
+                    result_type=DispatchResult,
+                    start_to_close_timeout=ENTERPRISE_TIMEOUT,
+                    schedule_to_close_timeout=ENTERPRISE_GIVE_UP,
+                    retry_policy=ENTERPRISE_RETRY,
+                )
+            except ActivityError as err:
+                await self._record("dispatch_failed", SYSTEM_REVIEWER, str(err.cause or err))
+                self._enterprise = None
+        if self._enterprise is None and self._refund is None:
+            # Nobody can fill it: it waits, paid, for staff to refund it.
+            await self._record("dispatch_failed", SYSTEM_REVIEWER, "没有可承接的配送企业")
+            await workflow.wait_condition(lambda: self._refund is not None)
+        elif self._refund is None:
+            await self._change("dispatched", SYSTEM_REVIEWER, self._enterprise, "dispatched")
+
+        sequence = enterprise_sequence(delivery.mode, content.decoction)
+        while True:
+            await workflow.wait_condition(
+                lambda: bool(self._refund is not None or self._enterprise_updates)
+            )
+            if self._refund is not None:
+                await self._finish_refunded()
+                return
+            update = self._enterprise_updates.pop(0)
+            self._enterprise_status = update.status
+            self._tracking_no = update.tracking_no or self._tracking_no
+            await self._change(
+                update.status, f"enterprise:{self._enterprise}", update.note, "enterprise_status"
+            )
+            if update.status in PATIENT_NOTICES:
+                await self._notify(update.status)
+            if update.status == sequence[-1]:
+                return
+
+    async def _finish_cancelled(self) -> None:
+        assert self._cancellation is not None
+        await self._change(
+            "cancelled", self._cancellation.by, self._cancellation.reason, "cancelled"
+        )
+
+    async def _finish_refunded(self) -> None:
+        refund = self._refund
+        assert refund is not None
+        if self._enterprise is not None:
+            try:
+                await workflow.execute_activity(
+                    ACTIVITY_CANCEL_ORDER,
+                    CancelOrder(
+                        enterprise=self._enterprise,
+                        prescription_id=self._input.prescription_id,
+                        reason=refund.reason,
+                        idempotency_key=f"{workflow.info().workflow_id}/cancel-order",
+                    ),
+                    start_to_close_timeout=ENTERPRISE_TIMEOUT,
+                    schedule_to_close_timeout=ENTERPRISE_GIVE_UP,
+                    retry_policy=ENTERPRISE_RETRY,
+                )
+            except ActivityError as err:
+                await self._record("order_cancel_failed", SYSTEM_REVIEWER, str(err.cause or err))
+        await self._change("refunded", refund.requested_by, refund.reason, "refunded")
+        await self._notify("refunded", extra=f"，原因：{refund.reason}")
+
+    # --- updates and queries ---------------------------------------------------------------
+
+    @workflow.update(name=UPDATE_DECIDE)
+    async def decide(self, decision: Decision) -> Conclusion:
+        self._check_decision(decision)
+        self._decision = decision
+        await workflow.wait_condition(
+            lambda: self._rounds[decision.round - 1].conclusion is not None
+        )
+        conclusion = self._rounds[decision.round - 1].conclusion
+        if conclusion is None:
+            raise _Rejected("处方已取消")
+        return conclusion
+
+    @decide.validator
+    def _validate_decide(self, decision: Decision) -> None:
+        self._check_decision(decision)
+
+    def _check_decision(self, decision: Decision) -> None:
+        if self._status != "reviewing" or not self._rounds:
+            raise _Rejected(f"处方当前状态为 {self._status}，不在审方中")
+        current = self._rounds[-1]
+        if decision.round != current.number:
+            raise _Rejected(f"第{decision.round}轮已结束，当前为第{current.number}轮")
+        if current.conclusion is not None or self._decision is not None:
+            raise _Rejected(f"第{current.number}轮已有审核结论")
+
+    @workflow.update(name=UPDATE_REVISE)
+    async def revise(self, revision: Revision) -> ReviewRound:
+        self._check_revision()
+        self._revision = revision
+        rounds = len(self._rounds)
+        await workflow.wait_condition(
+            lambda: len(self._rounds) > rounds or self._status in FINISHED_STATUSES
+        )
+        return self._rounds[-1]
+
+    @revise.validator
+    def _validate_revise(self, revision: Revision) -> None:  # noqa: ARG002 - fixed signature
+        self._check_revision()
+
+    def _check_revision(self) -> None:
+        if self._status != "returned" or self._revision is not None:
+            raise _Rejected(f"处方当前状态为 {self._status}，只有退回医生的处方可以修改")
+
+    @workflow.update(name=UPDATE_CANCEL)
+    async def cancel(self, cancellation: Cancellation) -> PrescriptionState:
+        self._check_cancellation()
+        self._cancellation = cancellation
+        await workflow.wait_condition(lambda: self._status in FINISHED_STATUSES)
+        return self._state()
+
+    @cancel.validator
+    def _validate_cancel(self, cancellation: Cancellation) -> None:  # noqa: ARG002
+        self._check_cancellation()
+
+    def _check_cancellation(self) -> None:
+        if self._status not in CANCELLABLE or self._cancellation is not None:
+            raise _Rejected(f"处方当前状态为 {self._status}，不能取消（已缴费的处方请走退费）")
+
+    @workflow.update(name=UPDATE_PAYMENT)
+    async def record_payment(self, payment: Payment) -> PrescriptionState:
+        if self._check_payment(payment):
+            return self._state()
+        self._payment = payment
+        await workflow.wait_condition(lambda: self._status != "approved")
+        return self._state()
+
+    @record_payment.validator
+    def _validate_payment(self, payment: Payment) -> None:
+        self._check_payment(payment)
+
+    def _check_payment(self, payment: Payment) -> bool:
+        """True when this payment was already recorded (a redelivery)."""
+        if self._payment is not None:
+            if self._payment.payment_id == payment.payment_id:
+                return True
+            raise _Rejected("处方已缴费")
+        if self._status != "approved":
+            raise _Rejected(f"处方当前状态为 {self._status}，审方通过后才能缴费")
+        return False
+
+    @workflow.update(name=UPDATE_ENTERPRISE_STATUS)
+    async def enterprise_status(self, update: EnterpriseUpdate) -> PrescriptionState:
+        if self._check_enterprise(update):
+            return self._state()
+        self._enterprise_updates.append(update)
+        await workflow.wait_condition(
+            lambda: self._enterprise_status == update.status or self._status in FINISHED_STATUSES
+        )
+        return self._state()
+
+    @enterprise_status.validator
+    def _validate_enterprise(self, update: EnterpriseUpdate) -> None:
+        self._check_enterprise(update)
+
+    def _check_enterprise(self, update: EnterpriseUpdate) -> bool:
+        """True for a repeat of the current status; refuses any skip or reversal."""
+        if self._enterprise is None or self._status not in (
+            "dispatched", "dispensing", "decocting", "shipped", "ready_for_pickup",
+        ):  # fmt: skip
+            raise _Rejected(f"处方当前状态为 {self._status}，不接受配送企业状态")
+        sequence = enterprise_sequence(
+            self._input.delivery.mode, self._rounds[-1].content.decoction
+        )
+        latest = self._enterprise_updates[-1].status if self._enterprise_updates else None
+        current = latest or self._enterprise_status
+        if update.status == current:
+            return True
+        position = sequence.index(current) + 1 if current in sequence else 0
+        expected = sequence[position] if position < len(sequence) else None
+        if update.status != expected:
+            raise _Rejected(
+                f"状态顺序错误：{current or '已派单'} 之后应为 {expected}，收到 {update.status}"
+            )
+        return False
+
+    @workflow.update(name=UPDATE_REFUND)
+    async def refund(self, refund: Refund) -> PrescriptionState:
+        if self._check_refund(refund):
+            return self._state()
+        self._refund = refund
+        await workflow.wait_condition(lambda: self._status in FINISHED_STATUSES)
+        return self._state()
+
+    @refund.validator
+    def _validate_refund(self, refund: Refund) -> None:
+        self._check_refund(refund)
+
+    def _check_refund(self, refund: Refund) -> bool:
+        if self._refund is not None:
+            if self._refund.refund_id == refund.refund_id:
+                return True
+            raise _Rejected("处方已在退费中")
+        if self._status not in self._input.config.refundable_statuses:
+            allowed = "、".join(self._input.config.refundable_statuses)
+            raise _Rejected(f"处方当前状态为 {self._status}，本院仅允许在以下状态退费：{allowed}")
+        return False
+
+    @workflow.query(name=QUERY_STATE)
+    def state(self) -> PrescriptionState:
+        return self._state()
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _state(self) -> PrescriptionState:
+        return PrescriptionState(
+            prescription_id=self._input.prescription_id,
+            status=self._status,
+            round=len(self._rounds),
+            rounds=list(self._rounds),
+            payment=self._payment,
+            enterprise=self._enterprise,
+            tracking_no=self._tracking_no,
+            refund=self._refund,
+            history=list(self._history),
+        )
+
+    @staticmethod
+    async def _wait(condition: Callable[[], object], within: timedelta) -> bool:
+        """Waits for ``condition`` up to ``within``; False when the time ran out first."""
+        if within <= timedelta(0):
+            return bool(condition())
+        try:
+            await workflow.wait_condition(lambda: bool(condition()), timeout=within)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _change(self, status: RxStatus, by: str, note: str | None, kind: str) -> None:
+        self._status = status
+        self._history.append(StatusChange(status=status, at=workflow.now(), by=by, note=note))
+        await self._record(kind, by, note, callback=True)
+
+    async def _record(
+        self, kind: str, actor: str, note: str | None, *, callback: bool = False
+    ) -> None:
+        self._seq += 1
+        state = self._state()
+        await workflow.execute_activity(
+            ACTIVITY_RECORD,
+            RecordRequest(
+                input=self._input, state=state, seq=self._seq, kind=kind, actor=actor,
+                note=note, at=workflow.now(),
+            ),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+        )  # fmt: skip
+        if callback:
+            current = self._rounds[-1] if self._rounds else None
+            conclusion = current.conclusion if current else None
+            self._callbacks.append(
+                HisCallback(
+                    hospital_code=self._input.hospital_code,
+                    prescription_no=self._input.prescription_no,
+                    prescription_id=self._input.prescription_id,
+                    seq=self._seq,
+                    event=kind,
+                    status=state.status,
+                    round=state.round,
+                    reviewer=conclusion.reviewer if conclusion else None,
+                    reason=note,
+                    findings=current.findings if current and kind == "concluded" else [],
+                    at=workflow.now(),
+                    idempotency_key=f"{workflow.info().workflow_id}/callback/{self._seq}",
+                )
+            )
+
+    async def _send_callbacks(self) -> None:
+        """Delivers HIS callbacks one at a time, in order, each retried with backoff."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self._callbacks) or self._closing)
+            if not self._callbacks:
+                return
+            callback = self._callbacks[0]
+            try:
+                await workflow.execute_activity(
+                    ACTIVITY_HIS_CALLBACK,
+                    callback,
+                    start_to_close_timeout=CALLBACK_TIMEOUT,
+                    schedule_to_close_timeout=CALLBACK_GIVE_UP,
+                    retry_policy=CALLBACK_RETRY,
+                )
+            except ActivityError as err:
+                workflow.logger.warning("HIS callback %s given up: %s", callback.seq, err)
+                await self._record(
+                    "callback_failed", SYSTEM_REVIEWER, f"回调失败：{callback.event}"
+                )
+            self._callbacks.pop(0)
+
+    async def _notify(self, kind: str, extra: str = "") -> None:
+        info = workflow.info()
+        key = f"{info.workflow_id}/notify/{kind}"
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await workflow.start_child_workflow(
+                DELIVERY_WORKFLOW,
+                MessageRequest(
+                    key=key,
+                    template="prescription_status",
+                    patient_id=self._input.patient_id,
+                    variables={
+                        "prescription_no": self._input.prescription_no,
+                        "status_text": PATIENT_NOTICES[kind] + extra,
+                    },
+                    hospital_code=self._input.hospital_code,
+                    department_code=self._input.department_code,
+                    workflow_id=info.workflow_id,
+                ),
+                id=delivery_workflow_id(key),
+                # The message outlives the prescription's workflow if need be.
+                parent_close_policy=ParentClosePolicy.ABANDON,
+            )
