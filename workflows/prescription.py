@@ -328,8 +328,10 @@ class PrescriptionWorkflow:
         self._check_decision(decision)
 
     def _check_decision(self, decision: Decision) -> None:
-        if self._status != "reviewing" or not self._rounds:
+        if self._status != "reviewing":
             raise _Rejected(f"处方当前状态为 {self._status}，不在审方中")
+        if not self._rounds:
+            raise _Rejected("系统规则审核尚未完成，请稍后再审")
         current = self._rounds[-1]
         if decision.round != current.number:
             raise _Rejected(f"第{decision.round}轮已结束，当前为第{current.number}轮")
