@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: setup setup-test run stop demo test lint fmt bench clean
+.PHONY: setup setup-test run stop demo demo-rx test lint fmt bench clean
 
 setup:
 	@infra/setup.sh run
@@ -16,6 +16,9 @@ run: setup
 
 stop:
 	@$(PY) -m infra.launcher stop
+
+demo-rx:
+	@$(PY) -m infra.demo_rx $(ARGS)
 
 demo:
 	@$(PY) -m infra.demo $(ARGS)
@@ -35,6 +38,7 @@ fmt: setup
 bench: setup-test
 	@$(PY) -m bench.webhook_throughput
 	@$(PY) -m bench.messages_throughput
+	@$(PY) -m bench.prescription_autoapproval
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

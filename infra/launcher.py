@@ -154,11 +154,14 @@ def _banner(settings: Settings, tokens: list[tuple[str, str]]) -> str:
         f"  HIS simulator          {settings.his_base_url}  (docs: /docs)",
         f"  Twilio simulator       {settings.twilio_api_base_url}  (sent SMS: /sim/messages)",
         f"  WeChat simulator       {settings.wechat_api_base_url}  (sent: /sim/messages)",
+        f"  Enterprise simulator   {settings.enterprise_base_urls.get('ENT-DEMO', '-')}"
+        "  (herbal orders: /sim/orders)",
         f"  Message channels       {' → '.join(settings.enabled_channels)}",
         f"  Data                   {settings.data_dir.resolve()}",
         "  Demo staff tokens (Authorization: Bearer <token>):",
         *[f"    {token:<24} {who}" for token, who in tokens],
         "  Watch a discharged patient's follow-up end to end: `make demo`",
+        "  Watch a herbal prescription's review and delivery: `make demo-rx`",
         "",
     ]
     return "\n".join(lines)
@@ -230,7 +233,9 @@ async def run(settings: Settings, *, embedded_temporal: bool) -> int:
         for name, module, url in (
             ("twilio-sim", "simulators.twilio", settings.twilio_api_base_url),
             ("wechat-sim", "simulators.wechat", settings.wechat_api_base_url),
-        ):
+            ("enterprise-sim", "simulators.enterprise",
+             settings.enterprise_base_urls.get("ENT-DEMO", "")),
+        ):  # fmt: skip
             target = urlparse(url)
             if target.hostname in ("127.0.0.1", "localhost"):
                 child = await launch(Child(name, [python, "-m", module], logs / f"{name}.log"))

@@ -28,6 +28,7 @@ DEMO_STAFF = (
     DemoStaff("王护士", StaffRole.NURSE, "cardiology", "dev-nurse-cardiology"),
     DemoStaff("赵医生", StaffRole.DOCTOR, "cardiology", "dev-doctor-cardiology"),
     DemoStaff("骨科护士", StaffRole.NURSE, "orthopedics", "dev-nurse-orthopedics"),
+    DemoStaff("李药师", StaffRole.PHARMACIST, None, "dev-pharmacist"),
     DemoStaff("管理员", StaffRole.ADMIN, None, "dev-admin"),
 )
 

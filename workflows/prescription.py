@@ -90,7 +90,7 @@ ENTERPRISE_RETRY = RetryPolicy(
 )
 CANCELLABLE: frozenset[str] = frozenset({"reviewing", "returned", "approved"})
 PATIENT_NOTICES: dict[str, str] = {
-    "approved": "已通过药师审核，请按医院提示完成缴费",
+    "approved": "已审核通过，请按医院提示完成缴费",
     "shipped": "已发货，请注意查收",
     "delivered": "已送达，请按医嘱服用",
     "ready_for_pickup": "已备好，请到取药点取药",
@@ -511,7 +511,7 @@ class PrescriptionWorkflow:
                     event=kind,
                     status=state.status,
                     round=state.round,
-                    reviewer=conclusion.reviewer if conclusion else None,
+                    reviewer=conclusion.reviewer if conclusion and kind == "concluded" else None,
                     reason=note,
                     findings=current.findings if current and kind == "concluded" else [],
                     at=workflow.now(),

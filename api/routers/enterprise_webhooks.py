@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 
 from fastapi import APIRouter, HTTPException, Request, status
-from sqlmodel import select
+from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep
@@ -18,6 +18,7 @@ from core.models import Prescription
 from integrations.his_events import EnterpriseStatusEvent
 from services.prescriptions import PrescriptionConflict, apply
 from workflows.prescription_contracts import (
+    QUERY_STATE,
     UPDATE_ENTERPRISE_STATUS,
     EnterpriseUpdate,
     PrescriptionState,
@@ -38,10 +39,10 @@ async def enterprise_status(
         settings.his_webhook_tolerance_seconds,
     )
     event = parse(EnterpriseStatusEvent, body)
-    found = await session.exec(select(Prescription).where(Prescription.id == event.prescription_id))
-    row = found.first()
-    # An enterprise may only report on prescriptions dispatched to it.
-    if row is None or row.enterprise_code != enterprise_code:
+    row = await session.get(Prescription, event.prescription_id)
+    # An enterprise may only report on prescriptions dispatched to it. The projection may lag a
+    # moment behind the dispatch; the workflow itself is the authority.
+    if row is None or not await _dispatched_to(container, row, enterprise_code):
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
             f"no prescription {event.prescription_id} dispatched to {enterprise_code}",
@@ -78,3 +79,15 @@ async def enterprise_status(
     return ChangeOutcome(
         prescription_id=row.id, duplicate=duplicate, status=state.status, round=state.round
     )
+
+
+async def _dispatched_to(container: ContainerDep, row: Prescription, enterprise_code: str) -> bool:
+    if row.enterprise_code == enterprise_code:
+        return True
+    try:
+        state: PrescriptionState = await container.temporal.get_workflow_handle(
+            row.workflow_id
+        ).query(QUERY_STATE, result_type=PrescriptionState)
+    except (RPCError, WorkflowQueryFailedError):
+        return False
+    return state.enterprise == enterprise_code

@@ -24,7 +24,12 @@ from temporalio.testing import WorkflowEnvironment
 from core.db import SessionFactory
 from core.temporal import DATA_CONVERTER
 from infra.toolchain import temporal_cli
-from tests.conftest import TEST_HIS_API_KEY, TEST_SECRET, TEST_WEBHOOK_SECRET
+from tests.conftest import (
+    TEST_ENTERPRISE_SECRET,
+    TEST_HIS_API_KEY,
+    TEST_SECRET,
+    TEST_WEBHOOK_SECRET,
+)
 from tests.factories import add_staff, eventually
 from tests.harness.postgres import free_port
 from tests.harness.processes import Process, start_process
@@ -95,6 +100,7 @@ def platform(
         "CAREPATH_LINK_SECRET": TEST_SECRET,
         "CAREPATH_HIS_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET,
         "CAREPATH_HIS_API_KEY": TEST_HIS_API_KEY,
+        "CAREPATH_ENTERPRISE_WEBHOOK_SECRET": TEST_ENTERPRISE_SECRET,
         "CAREPATH_ALLOW_DEMO_CLOCK": "true",
     }
     processes = {

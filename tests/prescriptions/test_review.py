@@ -128,8 +128,8 @@ async def test_hospital_may_keep_unsafe_prescriptions_for_a_pharmacist(
 
     assert state.rounds[0].conclusion is not None
     assert state.rounds[0].conclusion.reviewer != "system"
-    detail = await stack.row(accepted["prescription_id"])
-    assert detail.review_reason == "附子与半夏相反，请修改"
+    row = await stack.row(accepted["prescription_id"])
+    assert row.review_reason == "附子与半夏相反，请修改"
 
 
 async def test_reject_edit_review_again_approve(

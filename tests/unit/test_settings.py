@@ -26,13 +26,14 @@ def test_production_refuses_the_demo_clock() -> None:
         Settings(
             _env_file=None, environment="production", link_secret=STRONG,
             his_webhook_secret=STRONG, his_api_key=STRONG, allow_demo_clock=True,
+            enterprise_webhook_secret=STRONG,
         )  # fmt: skip
 
 
 def test_production_with_real_secrets_logs_json_and_has_no_demo_clock() -> None:
     settings = Settings(
         _env_file=None, environment="production", link_secret=STRONG,
-        his_webhook_secret=STRONG, his_api_key=STRONG,
+        his_webhook_secret=STRONG, his_api_key=STRONG, enterprise_webhook_secret=STRONG,
         database_url="postgresql+asyncpg://carepath@db/carepath",
     )  # fmt: skip
     assert settings.json_logs is True
