@@ -37,10 +37,16 @@ COMMON_VARIABLES: frozenset[str] = frozenset({"hospital_name", "hospital_phone",
 # categories may use only these (plus the common ones); NOTICE templates declare their own,
 # which the pushing system must then supply.
 CATEGORY_VARIABLES: dict[str, frozenset[str]] = {
-    Category.FOLLOWUP: frozenset({"step_title", "valid_until", "link", "discharged_at"}),
-    Category.EDUCATION: frozenset({"step_title", "article_title", "valid_until", "link"}),
+    Category.FOLLOWUP: frozenset(
+        {"step_title", "valid_until", "link", "discharged_at", "anchor_at", "advice"}
+    ),
+    Category.EDUCATION: frozenset(
+        {"step_title", "article_title", "valid_until", "link", "reminder_text"}
+    ),
     Category.SATISFACTION: frozenset({"step_title", "valid_until", "link", "visit_date"}),
-    Category.REMINDER: frozenset({"step_title", "reminder_text", "due_at", "link"}),
+    Category.REMINDER: frozenset(
+        {"step_title", "reminder_text", "due_at", "link", "valid_until", "advice"}
+    ),
     Category.PAYMENT: frozenset({"order_title", "amount", "status_text", "link"}),
     Category.PRESCRIPTION: frozenset({"prescription_no", "status_text", "link"}),
 }
@@ -64,6 +70,8 @@ SAMPLE_VALUES: dict[str, Any] = {
     "amount": "¥1,234.56",
     "status_text": "已完成",
     "prescription_no": "RX202611250001",
+    "anchor_at": _SAMPLE_TIME,
+    "advice": "请于三日内到内分泌科门诊复诊，如有不适立即就医",
 }
 GENERIC_SAMPLE = "示例内容十个汉字长度"
 
