@@ -8,14 +8,15 @@ import jinja2
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from core.db import SessionFactory, create_engine, session_factory
+from core.db import SessionFactory, create_engine, session_factory, transaction
 from core.links import LinkSigner
 from core.settings import Settings
 from core.templates import page_environment
 from core.temporal import connect_temporal
 from integrations.his import HisClient
-from pathways.catalog import Catalog, load_catalog
+from pathways.library import load_library
 from services.messages import Composer, TemplateStore
+from services.pathway_definitions import DesignContext, sync_library
 
 
 @dataclass
@@ -24,10 +25,10 @@ class Container:
     sessions: SessionFactory
     temporal: Client
     his: HisClient
-    catalog: Catalog
     links: LinkSigner
     pages: jinja2.Environment
     composer: Composer
+    design: DesignContext
     engine: AsyncEngine | None = None
 
     @classmethod
@@ -40,15 +41,18 @@ class Container:
         engine: AsyncEngine | None = None,
     ) -> Container:
         links = LinkSigner(settings.link_secret.get_secret_value())
+        templates = TemplateStore.load(settings)
         return cls(
             settings=settings,
             sessions=sessions,
             temporal=temporal,
             his=his,
-            catalog=load_catalog(),
             links=links,
             pages=page_environment(settings.tz),
-            composer=Composer(settings, TemplateStore.load(settings), links),
+            composer=Composer(settings, templates, links),
+            design=DesignContext(
+                library=load_library(set(templates.platform)), templates=set(templates.platform)
+            ),
             engine=engine,
         )
 
@@ -61,7 +65,14 @@ class Container:
             settings.his_api_key.get_secret_value(),
             settings.his_timeout_seconds,
         )
-        return cls.build(settings, session_factory(engine), temporal, his, engine)
+        container = cls.build(settings, session_factory(engine), temporal, his, engine)
+        await container.sync_library()
+        return container
+
+    async def sync_library(self) -> None:
+        """Publishes the pathway library shipped with this release (idempotent)."""
+        async with transaction(self.sessions) as session:
+            await sync_library(session, self.design)
 
     async def close(self) -> None:
         await self.his.close()

@@ -18,6 +18,8 @@ from api.routers import (
     hospitals,
     message_templates,
     messages,
+    pathway_runs,
+    pathways,
     patient_pages,
     patients,
     prescriptions,
@@ -69,6 +71,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         his_prescriptions.router,
         enterprise_webhooks.router,
         prescriptions.router,
+        pathways.router,
+        pathway_runs.router,
     ):
         app.include_router(router)
     return app

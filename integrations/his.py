@@ -85,3 +85,19 @@ class HisClient:
         if response.status_code >= 500 or response.status_code == 429:
             raise HisUnavailable(f"HIS answered {response.status_code} to a callback")
         raise HisRefused(f"HIS refused the callback: {response.status_code} {response.text[:200]}")
+
+    async def post_pathway_event(self, body: dict[str, object], idempotency_key: str) -> None:
+        """Tells the HIS a pathway reached a step that the hospital wants to hear about."""
+        try:
+            response = await self._http.post(
+                "/his/api/v1/pathway-events",
+                json=body,
+                headers={"Idempotency-Key": idempotency_key},
+            )
+        except httpx.HTTPError as exc:
+            raise HisUnavailable(f"HIS callback failed: {exc.__class__.__name__}") from exc
+        if response.status_code in (200, 201, 202, 204, 409):
+            return
+        if response.status_code >= 500 or response.status_code == 429:
+            raise HisUnavailable(f"HIS answered {response.status_code} to a pathway event")
+        raise HisRefused(f"HIS refused the pathway event: {response.status_code}")

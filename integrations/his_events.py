@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from workflows.prescription_contracts import Delivery, EnterpriseStatus, PrescriptionContent
 
@@ -32,7 +39,7 @@ class EncounterInfo(_Event):
     attending_doctor: str | None = Field(default=None, max_length=64)
     responsible_nurse: str | None = Field(default=None, max_length=64)
     admitted_at: AwareDatetime | None = None
-    discharged_at: AwareDatetime
+    discharged_at: AwareDatetime | None = None
     diagnoses: list[Diagnosis] = Field(default_factory=list, max_length=50)
 
 
@@ -42,6 +49,15 @@ class DischargeEvent(_Event):
     occurred_at: AwareDatetime
     patient_id: HisId
     encounter: EncounterInfo
+    drugs: list[str] = Field(default_factory=list, max_length=100)
+    orders: list[str] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _discharge_time(self) -> DischargeEvent:
+        if self.encounter.discharged_at is None:
+            raise ValueError("encounter.discharged_at is required for a discharge")
+        return self
+
     # Demo and end-to-end tests only: how many times faster than real time the plan runs.
     demo_clock_speedup: float | None = Field(default=None, ge=1.0, le=10_000_000.0)
 
@@ -102,3 +118,27 @@ class EnterpriseStatusEvent(_Event):
     at: AwareDatetime
     note: str | None = Field(default=None, max_length=200)
     tracking_no: str | None = Field(default=None, max_length=64)
+
+
+class EncounterEvent(_Event):
+    """A visit, admission, surgery, consultation or examination (HIS-1): may enrol the patient
+    in pathways anchored on it."""
+
+    event_id: str = Field(min_length=1, max_length=128)
+    event_type: Literal["visit", "admission", "surgery", "consultation", "exam"]
+    # When it happened: the anchor of pathways counted from this event.
+    occurred_at: AwareDatetime
+    patient_id: HisId
+    encounter: EncounterInfo
+    drugs: list[str] = Field(default_factory=list, max_length=100)
+    orders: list[str] = Field(default_factory=list, max_length=100)
+
+
+class RegistrationEvent(_Event):
+    """The patient registered for an appointment: it satisfies an expected revisit (CM-7)."""
+
+    event_id: str = Field(min_length=1, max_length=128)
+    event_type: Literal["registration"]
+    patient_id: HisId
+    department_code: HisId
+    registered_at: AwareDatetime

@@ -16,6 +16,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.messaging import MessagingActivities
+from activities.pathway_records import PathwayRecordActivities
 from activities.prescriptions import PrescriptionActivities
 from activities.records import RecordActivities
 from core.db import SessionFactory
@@ -32,9 +33,16 @@ from workflows.followup import FollowUpWorkflow
 from workflows.message_batch import MessageBatchWorkflow
 from workflows.message_contracts import channel_task_queue
 from workflows.message_delivery import MessageDeliveryWorkflow
+from workflows.pathway import PathwayRunWorkflow
 from workflows.prescription import PrescriptionWorkflow
 
-WORKFLOWS = [FollowUpWorkflow, MessageDeliveryWorkflow, MessageBatchWorkflow, PrescriptionWorkflow]
+WORKFLOWS = [
+    PathwayRunWorkflow,
+    FollowUpWorkflow,
+    MessageDeliveryWorkflow,
+    MessageBatchWorkflow,
+    PrescriptionWorkflow,
+]
 # Lets in-flight activities finish on SIGTERM before the worker exits (rolling restarts).
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 
@@ -124,6 +132,7 @@ def build_workers(
         deps.sessions, deps.composer, deps.channels, deps.settings.enabled_channels
     )
     prescriptions = PrescriptionActivities(deps.sessions, deps.his, deps.enterprises)
+    pathways = PathwayRecordActivities(deps.sessions, deps.his)
     main = Worker(
         client,
         task_queue=task_queue,
@@ -143,6 +152,12 @@ def build_workers(
             prescriptions.his_callback,
             prescriptions.dispatch,
             prescriptions.cancel_order,
+            pathways.run_opened,
+            pathways.occurrences,
+            pathways.answers,
+            pathways.adjusted,
+            pathways.run_closed,
+            pathways.his_event,
         ],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         max_cached_workflows=max_cached_workflows,

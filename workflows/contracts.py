@@ -47,10 +47,11 @@ class _Msg(BaseModel):
 
 
 StepStatus = Literal[
-    "pending", "sent", "expired", "completed", "abnormal", "lost", "skipped", "failed"
-]
+    "pending", "sent", "read", "expired", "completed", "abnormal", "lost", "not_needed",
+    "skipped", "failed",
+]  # fmt: skip
 TERMINAL_STATUSES: frozenset[str] = frozenset(
-    {"completed", "abnormal", "lost", "skipped", "failed"}
+    {"completed", "abnormal", "lost", "skipped", "failed", "read", "not_needed"}
 )
 
 
@@ -91,13 +92,20 @@ class StepProgress(_Msg):
     lost_at: datetime | None = None
     answered_at: datetime | None = None
     findings: list[FindingRecord] = Field(default_factory=list)
+    # Pathway runs only.
+    action_type: str | None = None
+    read_at: datetime | None = None
+    closed_at: datetime | None = None
+    reason: str | None = None
+    score: float | None = None
+    risk_level: str | None = None
 
 
 class RunProgress(_Msg):
     workflow_id: str
     plan_id: str
     plan_version: int
-    status: Literal["running", "completed"]
+    status: Literal["running", "completed", "paused", "ended"]
     anchor_at: datetime
     clock_speedup: float
     steps: list[StepProgress]

@@ -19,10 +19,12 @@ from core.links import LinkError, LinkExpired
 from core.logs import get_logger
 from core.models import CareTask, PathwayRun, TaskStatus, utcnow
 from pathways.answers import AnswerError, abnormal_findings, check_answers
+from pathways.definition import ArticleDefinition, PathwaySnapshot
 from pathways.model import FormDefinition, PlanSnapshot
 from services import audit
 from services.message_status import mark_read_by_task
 from workflows.contracts import SIGNAL_SUBMIT_ANSWERS, AnswerSubmission
+from workflows.pathway_contracts import SIGNAL_ARTICLE_READ, SIGNAL_CHECKIN, ArticleRead, CheckIn
 
 router = APIRouter(tags=["patient pages"], include_in_schema=False)
 log = get_logger(__name__)
@@ -47,7 +49,9 @@ ANSWER_ERROR_TEXT = {
 @dataclass(frozen=True)
 class _OpenTask:
     task: CareTask
-    form: FormDefinition
+    form: FormDefinition | None = None
+    article: ArticleDefinition | None = None
+    checkin_text: str | None = None
 
 
 def _page(
@@ -105,14 +109,62 @@ async def _open(
         return _invalid(container)
     task = await session.get(CareTask, claims.task_id)
     run = await session.get(PathwayRun, task.workflow_id) if task else None
-    if task is None or run is None or task.form_id is None:
+    if task is None or run is None:
         return _invalid(container)
+    if "definition" not in run.plan_snapshot:  # a run of the first follow-up workflow
+        if task.form_id is None:
+            return _invalid(container)
+        return _open_form(container, task, PlanSnapshot.model_validate(run.plan_snapshot).forms)
+    snapshot = PathwaySnapshot.model_validate(run.plan_snapshot)
+    if task.action_type == "article":
+        article = snapshot.articles.get(task.article_id or "")
+        if article is None:
+            return _invalid(container)
+        if task.status not in (TaskStatus.SENT, TaskStatus.READ, TaskStatus.PENDING):
+            return _expired(container)
+        return _OpenTask(task=task, article=article)
+    if task.action_type == "checkin":
+        step = snapshot.definition.step(task.step_id)
+        if task.status == TaskStatus.COMPLETED:
+            return _message(container, status.HTTP_200_OK, "已打卡", "今天的任务已完成，继续加油！",
+                            tone="ok")  # fmt: skip
+        if task.status not in (TaskStatus.SENT, TaskStatus.PENDING) or step is None:
+            return _expired(container)
+        return _OpenTask(task=task, checkin_text=step.action.text or step.title)
+    if task.form_id is None:
+        return _invalid(container)
+    return _open_form(container, task, snapshot.forms)
+
+
+def _open_form(
+    container: ContainerDep, task: CareTask, forms: dict[str, FormDefinition]
+) -> _OpenTask | HTMLResponse:
     if task.status in (TaskStatus.COMPLETED, TaskStatus.ABNORMAL):
         return _already_answered(container)
     if task.status not in (TaskStatus.SENT, TaskStatus.PENDING):
         return _expired(container)
-    snapshot = PlanSnapshot.model_validate(run.plan_snapshot)
-    return _OpenTask(task=task, form=snapshot.forms[task.form_id])
+    form = forms.get(task.form_id or "")
+    return _invalid(container) if form is None else _OpenTask(task=task, form=form)
+
+
+async def _signal(
+    container: ContainerDep, task: CareTask, name: str, payload: object
+) -> HTMLResponse | None:
+    """Delivers the patient's action to the run; a page to show instead when it cannot."""
+    try:
+        await container.temporal.get_workflow_handle(task.workflow_id).signal(name, payload)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            # The run has ended (every step closed) since the page was opened.
+            return _expired(container)
+        log.error("patient signal failed", task_id=task.id, signal=name, error=str(exc))
+        return _message(
+            container,
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "系统繁忙",
+            "您的操作暂未提交成功，请稍后重新打开链接再试。",
+        )
+    return None
 
 
 def _form_page(
@@ -123,6 +175,7 @@ def _form_page(
     errors: list[AnswerError],
 ) -> HTMLResponse:
     shown = {e.question_id: ANSWER_ERROR_TEXT.get(e.code, "请检查此题") for e in errors}
+    assert opened.form is not None
     return _page(
         container,
         "form.html",
@@ -139,9 +192,22 @@ async def show_form(token: str, container: ContainerDep, session: SessionDep) ->
     opened = await _open(token, container, session)
     if isinstance(opened, HTMLResponse):
         return opened
+    task = opened.task
     # Opening the link is the only "read" signal SMS has, and a more reliable one than WeChat's.
-    await mark_read_by_task(session, opened.task.id, utcnow())
+    await mark_read_by_task(session, task.id, utcnow())
     await session.commit()
+    if opened.article is not None:
+        if task.status != TaskStatus.READ:
+            read = ArticleRead(step_id=task.step_id, occurrence=task.occurrence, at=utcnow())
+            failed = await _signal(container, task, SIGNAL_ARTICLE_READ, read)
+            if failed is not None:
+                return failed
+        return _page(container, "article.html", article=opened.article)
+    if opened.checkin_text is not None:
+        return _page(
+            container, "checkin.html", title=task.title, text=opened.checkin_text,
+            valid_until=task.valid_until,
+        )  # fmt: skip
     return _form_page(container, opened, values={}, errors=[])
 
 
@@ -152,6 +218,16 @@ async def submit_form(
     opened = await _open(token, container, session)
     if isinstance(opened, HTMLResponse):
         return opened
+    if opened.checkin_text is not None:
+        task = opened.task
+        check = CheckIn(step_id=task.step_id, occurrence=task.occurrence, at=utcnow())
+        failed = await _signal(container, task, SIGNAL_CHECKIN, check)
+        if failed is not None:
+            return failed
+        return _message(container, status.HTTP_200_OK, "打卡成功", "今天的任务已完成，继续加油！",
+                        tone="ok")  # fmt: skip
+    if opened.form is None:
+        return _invalid(container)
     posted = await request.form()
     raw: dict[str, list[str]] = {}
     for key, value in posted.multi_items():
@@ -165,21 +241,9 @@ async def submit_form(
     submission = AnswerSubmission(
         step_id=task.step_id, occurrence=task.occurrence, answers=answers, submitted_at=utcnow()
     )
-    try:
-        await container.temporal.get_workflow_handle(task.workflow_id).signal(
-            SIGNAL_SUBMIT_ANSWERS, submission
-        )
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            # The run has ended (every step closed) since the page was opened.
-            return _expired(container)
-        log.error("answer signal failed", task_id=task.id, error=str(exc))
-        return _message(
-            container,
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "系统繁忙",
-            "您的回答暂未提交成功，请稍后重新打开链接再试。",
-        )
+    failed = await _signal(container, task, SIGNAL_SUBMIT_ANSWERS, submission)
+    if failed is not None:
+        return failed
     audit.record(
         session,
         actor_type="patient",

@@ -26,6 +26,13 @@ from core.models.messaging import (
     TemplateOwner,
 )
 from core.models.operations import AuditEntry, Hospital, InboundEvent, StaffRole, StaffUser
+from core.models.pathways import (
+    CandidateStatus,
+    DefinitionStatus,
+    EnrollmentCandidate,
+    Pathway,
+    PathwayVersion,
+)
 from core.models.prescriptions import Prescription, PrescriptionEvent
 
 __all__ = [
@@ -36,9 +43,12 @@ __all__ = [
     "AttemptStatus",
     "AuditEntry",
     "BatchStatus",
+    "CandidateStatus",
     "CareTask",
+    "DefinitionStatus",
     "DeliveryReport",
     "Encounter",
+    "EnrollmentCandidate",
     "FormResponse",
     "Hospital",
     "InboundEvent",
@@ -48,7 +58,9 @@ __all__ = [
     "MessageStatus",
     "MessageTemplate",
     "OutboundMessage",
+    "Pathway",
     "PathwayRun",
+    "PathwayVersion",
     "Patient",
     "Prescription",
     "PrescriptionEvent",

@@ -18,6 +18,8 @@ from core.models.base import JSONType, new_id, ts_field, utcnow
 class TaskStatus(StrEnum):
     PENDING = "pending"  # scheduled, not yet due
     SENT = "sent"  # message with link delivered to the channel
+    READ = "read"  # an article the patient opened (ED-2)
+    NOT_NEEDED = "not_needed"  # a condition did not hold, the plan ended, or was migrated
     EXPIRED = "expired"  # link validity over, not yet lost: staff may still follow up
     COMPLETED = "completed"
     ABNORMAL = "abnormal"  # completed with answers marked abnormal
@@ -32,6 +34,7 @@ OPEN_TASK_STATUSES = (TaskStatus.PENDING, TaskStatus.SENT, TaskStatus.EXPIRED)
 class RunStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
+    ENDED = "ended"  # ended early by staff or because the patient was excluded
 
 
 class AlertStatus(StrEnum):
@@ -89,6 +92,10 @@ class PathwayRun(SQLModel, table=True):
     status: str = Field(default=RunStatus.RUNNING, max_length=16)
     anchor_at: datetime = Field(sa_type=UTCDateTime)
     clock_speedup: float = 1.0
+    kind: str = Field(default="followup", max_length=32)
+    anchor_event: str = Field(default="discharge", max_length=32)
+    paused: bool = False
+    ended_reason: str | None = Field(default=None, max_length=300)
     # The definition the run is pinned to, as handed to the workflow; pages render forms from it.
     plan_snapshot: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -113,6 +120,9 @@ class CareTask(SQLModel, table=True):
     department_code: str = Field(max_length=32, index=True)
     title: str = Field(max_length=128)
     form_id: str | None = Field(default=None, max_length=64)
+    article_id: str | None = Field(default=None, max_length=64)
+    action_type: str = Field(default="form", max_length=16)
+    plan_version: int = 1
     responsible_role: str = Field(max_length=16)
     status: str = Field(default=TaskStatus.PENDING, max_length=16)
     due_at: datetime = Field(sa_type=UTCDateTime)
@@ -120,7 +130,12 @@ class CareTask(SQLModel, table=True):
     valid_until: datetime | None = ts_field()
     lost_at: datetime | None = ts_field()
     answered_at: datetime | None = ts_field()
+    read_at: datetime | None = ts_field()
     closed_at: datetime | None = ts_field()
+    reason: str | None = Field(default=None, max_length=300)
+    # The form's primary score (satisfaction, a scale total) and the highest rule level fired.
+    score: float | None = None
+    risk_level: str | None = Field(default=None, max_length=16)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -133,6 +148,7 @@ class FormResponse(SQLModel, table=True):
     form_id: str = Field(max_length=64)
     answers: dict[str, list[str]] = Field(default_factory=dict, sa_type=JSONType)
     abnormal_findings: list[dict[str, str]] = Field(default_factory=list, sa_type=JSONType)
+    scores: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     submitted_at: datetime = Field(sa_type=UTCDateTime)
 
 
@@ -147,6 +163,7 @@ class Alert(SQLModel, table=True):
     patient_id: str = Field(foreign_key="patient.id", max_length=36)
     department_code: str = Field(max_length=32, index=True)
     role: str = Field(max_length=16)
+    level: str = Field(default="warning", max_length=16)
     summary: str = Field(max_length=500)
     details: list[dict[str, str]] = Field(default_factory=list, sa_type=JSONType)
     status: str = Field(default=AlertStatus.OPEN, max_length=16, index=True)

@@ -1,0 +1,410 @@
+"""The pathway designer (CM-1, CM-4; FU-*, ED-*, SAT-*): drafts in JSON or YAML, validation with
+every problem at its path, publication (immutable), versions, the live version for new runs,
+a preview of the whole timeline for a sample patient, and per-plan statistics."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+import yaml
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from pydantic import BaseModel, Field
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from api.deps import ContainerDep, SessionDep, StaffDep, require_role
+from core.models import CareTask, Pathway, PathwayVersion, StaffRole
+from pathways.definition import PathProblem, PathwayDefinition
+from pathways.membership import EventFacts, matches
+from pathways.timeline import add_offset, timeline
+from services import audit
+from services.pathway_definitions import (
+    DefinitionConflict,
+    DefinitionRejected,
+    create_draft,
+    publish,
+    set_live,
+    update_draft,
+    version_row,
+)
+from services.staff import StaffPrincipal
+
+router = APIRouter(prefix="/api/pathways", tags=["pathway designer"])
+DesignerDep = Annotated[
+    StaffPrincipal, Depends(require_role(StaffRole.CARE_MANAGER, StaffRole.ADMIN))
+]
+
+
+async def definition_body(request: Request) -> dict[str, Any]:
+    """The request body as a definition: JSON, or YAML (application/yaml, text/yaml)."""
+    raw = await request.body()
+    kind = request.headers.get("content-type", "application/json")
+    try:
+        data = yaml.safe_load(raw) if "yaml" in kind else json.loads(raw or b"{}")
+    except (ValueError, yaml.YAMLError) as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [
+                {
+                    "path": "(document)",
+                    "message": f"not valid {'YAML' if 'yaml' in kind else 'JSON'}",
+                }
+            ],
+        ) from exc
+    if not isinstance(data, dict):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [{"path": "(document)", "message": "a definition is a mapping"}],
+        )
+    return data
+
+
+BodyDep = Annotated[dict[str, Any], Depends(definition_body)]
+
+
+class ValidationOut(BaseModel):
+    valid: bool
+    problems: list[PathProblem]
+
+
+class VersionOut(BaseModel):
+    pathway_id: str
+    version: int
+    status: str
+    live: bool
+    created_by: str
+    created_at: datetime
+    published_at: datetime | None
+    body: dict[str, Any]
+
+
+class PathwayOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    live_version: int | None
+    library: bool
+    versions: int
+
+
+def _rejected(exc: DefinitionRejected) -> HTTPException:
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT, [p.model_dump() for p in exc.problems]
+    )
+
+
+def _version_out(row: PathwayVersion, live: int | None) -> VersionOut:
+    return VersionOut.model_validate({**row.model_dump(), "live": row.version == live})
+
+
+@router.get("/schema", response_model=dict[str, Any])
+async def schema() -> dict[str, Any]:
+    """The pathway language as JSON Schema, for editors and other systems."""
+    return PathwayDefinition.model_json_schema()
+
+
+@router.post("/validate", response_model=ValidationOut)
+async def validate(body: BodyDep, container: ContainerDep, _: StaffDep) -> ValidationOut:
+    problems = container.design.validate(body)
+    return ValidationOut(valid=not problems, problems=problems)
+
+
+@router.get("", response_model=list[PathwayOut])
+async def list_pathways(session: SessionDep, _: StaffDep) -> list[PathwayOut]:
+    counts = dict(
+        (
+            await session.exec(
+                select(PathwayVersion.pathway_id, func.count()).group_by(
+                    col(PathwayVersion.pathway_id)
+                )
+            )
+        ).all()
+    )
+    rows = await session.exec(select(Pathway).order_by(col(Pathway.id)))
+    return [
+        PathwayOut.model_validate({**p.model_dump(), "versions": int(counts.get(p.id, 0))})
+        for p in rows.all()
+    ]
+
+
+@router.post("", response_model=VersionOut, status_code=status.HTTP_201_CREATED)
+async def create(
+    body: BodyDep, container: ContainerDep, session: SessionDep, staff: DesignerDep
+) -> VersionOut:
+    try:
+        draft = await create_draft(session, container.design, body, staff.id)
+    except DefinitionRejected as exc:
+        raise _rejected(exc) from exc
+    audit.record(
+        session,
+        actor_type="staff",
+        actor_id=staff.id,
+        action="pathway.draft_created",
+        target_type="pathway",
+        target_id=draft.pathway_id,
+        version=draft.version,
+    )
+    await session.commit()
+    pathway = await session.get(Pathway, draft.pathway_id)
+    return _version_out(draft, pathway.live_version if pathway else None)
+
+
+@router.get("/{pathway_id}/versions", response_model=list[VersionOut])
+async def versions(pathway_id: str, session: SessionDep, _: StaffDep) -> list[VersionOut]:
+    pathway = await session.get(Pathway, pathway_id)
+    if pathway is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no pathway '{pathway_id}'")
+    rows = await session.exec(
+        select(PathwayVersion)
+        .where(PathwayVersion.pathway_id == pathway_id)
+        .order_by(col(PathwayVersion.version))
+    )
+    return [_version_out(r, pathway.live_version) for r in rows.all()]
+
+
+async def _version(session: SessionDep, pathway_id: str, version: int) -> PathwayVersion:
+    try:
+        return await version_row(session, pathway_id, version)
+    except LookupError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+
+
+@router.put("/{pathway_id}/versions/{version}", response_model=VersionOut)
+async def edit(
+    pathway_id: str, version: int, body: BodyDep, session: SessionDep, staff: DesignerDep
+) -> VersionOut:
+    await _version(session, pathway_id, version)
+    try:
+        row = await update_draft(session, pathway_id, version, body)
+    except DefinitionConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except DefinitionRejected as exc:
+        raise _rejected(exc) from exc
+    audit.record(
+        session,
+        actor_type="staff",
+        actor_id=staff.id,
+        action="pathway.draft_edited",
+        target_type="pathway",
+        target_id=pathway_id,
+        version=version,
+    )
+    await session.commit()
+    pathway = await session.get(Pathway, pathway_id)
+    return _version_out(row, pathway.live_version if pathway else None)
+
+
+@router.post("/{pathway_id}/versions/{version}/publish", response_model=VersionOut)
+async def publish_version(
+    pathway_id: str, version: int, container: ContainerDep, session: SessionDep,
+    staff: DesignerDep,
+) -> VersionOut:  # fmt: skip
+    await _version(session, pathway_id, version)
+    try:
+        row = await publish(session, container.design, pathway_id, version, staff.id)
+    except DefinitionConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except DefinitionRejected as exc:
+        raise _rejected(exc) from exc
+    audit.record(
+        session,
+        actor_type="staff",
+        actor_id=staff.id,
+        action="pathway.published",
+        target_type="pathway",
+        target_id=pathway_id,
+        version=version,
+    )
+    await session.commit()
+    pathway = await session.get(Pathway, pathway_id)
+    return _version_out(row, pathway.live_version if pathway else None)
+
+
+class LiveIn(BaseModel):
+    version: int = Field(ge=1)
+
+
+@router.put("/{pathway_id}/live", response_model=PathwayOut)
+async def live(
+    pathway_id: str, body: LiveIn, session: SessionDep, staff: DesignerDep
+) -> PathwayOut:
+    await _version(session, pathway_id, body.version)
+    try:
+        pathway = await set_live(session, pathway_id, body.version)
+    except DefinitionConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    audit.record(
+        session,
+        actor_type="staff",
+        actor_id=staff.id,
+        action="pathway.live_set",
+        target_type="pathway",
+        target_id=pathway_id,
+        version=body.version,
+    )
+    await session.commit()
+    count = (
+        await session.exec(select(func.count()).where(PathwayVersion.pathway_id == pathway_id))
+    ).one()
+    return PathwayOut.model_validate({**pathway.model_dump(), "versions": int(count)})
+
+
+class SamplePatient(BaseModel):
+    sex: str | None = None
+    birth_date: datetime | None = None
+    department_code: str | None = None
+    ward: str | None = None
+    encounter_kind: str | None = None
+    event_type: str | None = None
+    diagnoses: list[tuple[str, str]] = Field(default_factory=list)
+    drugs: list[str] = Field(default_factory=list)
+
+
+class PreviewIn(BaseModel):
+    anchor_at: datetime
+    patient: SamplePatient | None = None
+
+
+class PlannedOut(BaseModel):
+    step_id: str
+    index: int
+    title: str
+    action_type: str
+    due_at: datetime
+    valid_until: datetime | None
+    lost_at: datetime | None
+    condition: str | None
+
+
+class PreviewOut(BaseModel):
+    pathway_id: str
+    version: int
+    enrols: bool | None
+    timeline: list[PlannedOut]
+    # Branch steps: not on the timeline, started by the rules that name them.
+    dormant: list[dict[str, Any]]
+
+
+@router.post("/{pathway_id}/versions/{version}/preview", response_model=PreviewOut)
+async def preview(
+    pathway_id: str, version: int, body: PreviewIn, container: ContainerDep,
+    session: SessionDep, _: StaffDep,
+) -> PreviewOut:  # fmt: skip
+    """The whole computed timeline for a sample patient and anchor time; runs nothing."""
+    row = await _version(session, pathway_id, version)
+    try:
+        pinned = container.design.snapshot(row.body, version)
+    except DefinitionRejected as exc:
+        raise _rejected(exc) from exc
+    definition = pinned.definition
+    tz = container.settings.tz
+    if body.anchor_at.tzinfo is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "anchor_at needs a time zone")
+    enrols = None
+    if body.patient is not None and definition.membership is not None:
+        sample = body.patient
+        enrols = matches(
+            definition.membership,
+            EventFacts(
+                event_type=sample.event_type or definition.membership.events[0],
+                encounter_kind=sample.encounter_kind, department_code=sample.department_code,
+                ward=sample.ward, diagnoses=sample.diagnoses, drugs=sample.drugs,
+                sex=sample.sex,
+                birth_date=sample.birth_date.date() if sample.birth_date else None,
+                on=body.anchor_at.astimezone(tz).date(),
+            ),
+        )  # fmt: skip
+    planned = []
+    for item in timeline(definition, body.anchor_at, tz):
+        step = definition.step(item.step_id)
+        assert step is not None
+        valid = add_offset(item.due_at, step.validity, tz) if step.validity else None
+        lost = add_offset(item.due_at, step.lost_after, tz) if step.lost_after else valid
+        planned.append(
+            PlannedOut(
+                step_id=item.step_id, index=item.index, title=step.title,
+                action_type=step.action.type, due_at=item.due_at, valid_until=valid,
+                lost_at=lost, condition=step.condition,
+            )
+        )  # fmt: skip
+    dormant = [
+        {"step_id": s.id, "title": s.title, "after_activation": s.after_activation,
+         "activated_by": [f"{o.id}.rules[{i}]" for o in definition.steps
+                          for i, r in enumerate(o.rules) if s.id in r.activate]}
+        for s in definition.steps if s.schedule is None
+    ]  # fmt: skip
+    return PreviewOut(
+        pathway_id=pathway_id, version=version, enrols=enrols, timeline=planned, dormant=dormant
+    )
+
+
+class PlanStats(BaseModel):
+    pathway_id: str
+    runs: int
+    by_status: dict[str, int]
+    sent: int
+    awaiting: int
+    completed: int
+    abnormal: int
+    lost: int
+    not_needed: int
+    read: int
+    unread: int
+    read_rate: float | None
+    send_failed: int
+    average_score: float | None
+    revisits_due: int
+    revisits_missed: int
+
+
+@router.get("/{pathway_id}/stats", response_model=PlanStats)
+async def stats(
+    pathway_id: str,
+    session: SessionDep,
+    staff: StaffDep,
+    since: datetime | None = None,
+) -> PlanStats:
+    """FU-7, ED-2, SAT and CM-7 figures for one plan, from the task projection in one query."""
+    status_col, action_col = col(CareTask.status), col(CareTask.action_type)
+
+    def count_if(condition: Any) -> Any:
+        return func.sum(sa.case((condition, 1), else_=0))
+
+    article, revisit = action_col == "article", action_col == "revisit"
+    figures = {
+        name: count_if(status_col == name)
+        for name in ("pending", "sent", "read", "expired", "completed", "abnormal", "lost",
+                     "not_needed", "skipped", "failed")
+    }  # fmt: skip
+    query: Any = sa.select(
+        func.count(func.distinct(CareTask.workflow_id)).label("runs"),
+        *(expression.label(name) for name, expression in figures.items()),
+        count_if(article & (status_col == "read")).label("articles_read"),
+        count_if(article & status_col.in_(["sent", "read", "expired"])).label("articles_pushed"),
+        func.avg(CareTask.score).label("average_score"),
+        count_if(revisit & status_col.in_(["completed", "lost"])).label("revisits_due"),
+        count_if(revisit & (status_col == "lost")).label("revisits_missed"),
+    ).where(col(CareTask.plan_id) == pathway_id)
+    if staff.department_code is not None:
+        query = query.where(CareTask.department_code == staff.department_code)
+    if since is not None:
+        query = query.where(CareTask.due_at >= since)
+    row = (await session.exec(query)).one()
+    counts = {name: int(getattr(row, name) or 0) for name in figures}
+    read, pushed = int(row.articles_read or 0), int(row.articles_pushed or 0)
+    return PlanStats(
+        pathway_id=pathway_id, runs=int(row.runs or 0),
+        by_status={k: v for k, v in counts.items() if v},
+        sent=sum(v for k, v in counts.items()
+                 if k not in ("pending", "failed", "not_needed", "skipped")),
+        awaiting=counts["sent"] + counts["expired"], completed=counts["completed"],
+        abnormal=counts["abnormal"], lost=counts["lost"], not_needed=counts["not_needed"],
+        read=read, unread=pushed - read, read_rate=round(read / pushed, 3) if pushed else None,
+        send_failed=counts["failed"],
+        average_score=round(float(row.average_score), 2) if row.average_score is not None
+        else None,
+        revisits_due=int(row.revisits_due or 0), revisits_missed=int(row.revisits_missed or 0),
+    )  # fmt: skip

@@ -1,0 +1,188 @@
+"""Pathway definitions as versioned data (the designer's work): drafts, validation with every
+problem named by path, immutable published versions with their forms and articles pinned, the
+live version for new runs, and the library shipped with the platform kept in sync."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.models import DefinitionStatus, Pathway, PathwayVersion, utcnow
+from pathways.definition import PathProblem, PathwaySnapshot, validate_definition
+from pathways.library import Library, snapshot
+
+
+class DefinitionRejected(ValueError):
+    def __init__(self, problems: list[PathProblem]) -> None:
+        super().__init__("; ".join(f"{p.path}: {p.message}" for p in problems))
+        self.problems = problems
+
+
+class DefinitionConflict(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class DesignContext:
+    library: Library
+    templates: set[str]
+
+    def validate(self, body: dict[str, Any]) -> list[PathProblem]:
+        _, problems = validate_definition(
+            body, forms=self.library.forms, articles=self.library.articles,
+            templates=self.templates,
+        )  # fmt: skip
+        return problems
+
+    def snapshot(self, body: dict[str, Any], version: int) -> PathwaySnapshot:
+        definition, problems = validate_definition(
+            body, forms=self.library.forms, articles=self.library.articles,
+            templates=self.templates,
+        )  # fmt: skip
+        if definition is None or problems:
+            raise DefinitionRejected(problems)
+        return snapshot(definition, version, self.library.forms, self.library.articles)
+
+
+async def _next_version(session: AsyncSession, pathway_id: str) -> int:
+    found = await session.exec(
+        select(func.max(PathwayVersion.version)).where(PathwayVersion.pathway_id == pathway_id)
+    )
+    return int(found.one() or 0) + 1
+
+
+async def create_draft(
+    session: AsyncSession, ctx: DesignContext, body: dict[str, Any], actor: str
+) -> PathwayVersion:
+    """A new draft: a new pathway, or the next version of an existing one."""
+    pathway_id = str(body.get("id", ""))
+    problems = [p for p in ctx.validate(body) if p.path in ("id", "name", "kind")]
+    if problems:
+        raise DefinitionRejected(problems)
+    pathway = await session.get(Pathway, pathway_id)
+    if pathway is None:
+        pathway = Pathway(id=pathway_id, name=str(body["name"]), kind=str(body["kind"]))
+        session.add(pathway)
+        await session.flush()
+    draft = PathwayVersion(
+        pathway_id=pathway_id, version=await _next_version(session, pathway_id), body=body,
+        created_by=actor,
+    )  # fmt: skip
+    session.add(draft)
+    await session.flush()
+    return draft
+
+
+async def version_row(session: AsyncSession, pathway_id: str, version: int) -> PathwayVersion:
+    found = await session.exec(
+        select(PathwayVersion).where(
+            PathwayVersion.pathway_id == pathway_id, PathwayVersion.version == version
+        )
+    )
+    row = found.first()
+    if row is None:
+        raise LookupError(f"pathway {pathway_id} has no version {version}")
+    return row
+
+
+async def update_draft(
+    session: AsyncSession, pathway_id: str, version: int, body: dict[str, Any]
+) -> PathwayVersion:
+    row = await version_row(session, pathway_id, version)
+    if row.status != DefinitionStatus.DRAFT:
+        raise DefinitionConflict(f"version {version} is published and cannot change")
+    if body.get("id") != pathway_id:
+        raise DefinitionRejected([PathProblem(path="id", message=f"must stay '{pathway_id}'")])
+    row.body = body
+    row.updated_at = utcnow()
+    return row
+
+
+async def publish(
+    session: AsyncSession, ctx: DesignContext, pathway_id: str, version: int, actor: str
+) -> PathwayVersion:
+    row = await version_row(session, pathway_id, version)
+    if row.status == DefinitionStatus.PUBLISHED:
+        raise DefinitionConflict(f"version {version} is already published")
+    pinned = ctx.snapshot(row.body, version)  # raises DefinitionRejected with every problem
+    row.status = DefinitionStatus.PUBLISHED
+    row.snapshot = pinned.model_dump(mode="json")
+    row.published_by = actor
+    row.published_at = utcnow()
+    pathway = await session.get(Pathway, pathway_id)
+    assert pathway is not None
+    pathway.name = pinned.definition.name
+    if pathway.live_version is None:
+        pathway.live_version = version
+    return row
+
+
+async def set_live(session: AsyncSession, pathway_id: str, version: int) -> Pathway:
+    row = await version_row(session, pathway_id, version)
+    if row.status != DefinitionStatus.PUBLISHED:
+        raise DefinitionConflict("only a published version can be live")
+    pathway = await session.get(Pathway, pathway_id)
+    assert pathway is not None
+    pathway.live_version = version
+    return pathway
+
+
+async def published_snapshot(
+    session: AsyncSession, pathway_id: str, version: int
+) -> PathwaySnapshot:
+    row = await version_row(session, pathway_id, version)
+    if row.status != DefinitionStatus.PUBLISHED or row.snapshot is None:
+        raise DefinitionConflict(f"version {version} of {pathway_id} is not published")
+    return PathwaySnapshot.model_validate(row.snapshot)
+
+
+async def live_snapshots(session: AsyncSession) -> list[PathwaySnapshot]:
+    """The version every pathway starts new runs on: what HIS events are matched against."""
+    rows = await session.exec(
+        select(PathwayVersion)
+        .join(Pathway, col(Pathway.id) == PathwayVersion.pathway_id)
+        .where(col(Pathway.live_version) == PathwayVersion.version)
+        .order_by(col(Pathway.id))
+    )
+    return [PathwaySnapshot.model_validate(r.snapshot) for r in rows.all() if r.snapshot]
+
+
+async def sync_library(session: AsyncSession, ctx: DesignContext, actor: str = "library") -> None:
+    """Publishes each library plan that is new or changed as the next version of its pathway,
+    and makes it live if the live version was the library's. Running it again changes nothing."""
+    for definition in ctx.library.definitions.values():
+        body = definition.model_dump(mode="json", exclude_defaults=True)
+        pathway = await session.get(Pathway, definition.id)
+        latest = await session.exec(
+            select(PathwayVersion)
+            .where(
+                PathwayVersion.pathway_id == definition.id,
+                PathwayVersion.status == DefinitionStatus.PUBLISHED,
+                PathwayVersion.created_by == actor,
+            )
+            .order_by(col(PathwayVersion.version).desc())
+        )
+        newest = latest.first()
+        if newest is not None and newest.body == body:
+            continue
+        if pathway is None:
+            pathway = Pathway(id=definition.id, name=definition.name, kind=definition.kind,
+                              library=True)  # fmt: skip
+            session.add(pathway)
+            await session.flush()
+        version = await _next_version(session, definition.id)
+        pinned = snapshot(definition, version, ctx.library.forms, ctx.library.articles)
+        session.add(
+            PathwayVersion(
+                pathway_id=definition.id, version=version, status=DefinitionStatus.PUBLISHED,
+                body=body, snapshot=pinned.model_dump(mode="json"), created_by=actor,
+                published_by=actor, published_at=utcnow(),
+            )
+        )  # fmt: skip
+        if pathway.live_version is None or (newest and pathway.live_version == newest.version):
+            pathway.live_version = version
+        await session.flush()
