@@ -24,14 +24,12 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from zoneinfo import ZoneInfo
-
     from pathways.answers import abnormal_findings, compute_scores, expression_values
     from pathways.definition import Action, Offset, PathwaySnapshot, Step
     from pathways.expressions import compile_expression
     from pathways.migration import MigrationRefused, plan_migration
     from pathways.model import FormDefinition
-    from pathways.timeline import timeline
+    from pathways.timeline import timeline, zone
     from workflows.contracts import (
         TERMINAL_STATUSES,
         AnswerSubmission,
@@ -128,7 +126,7 @@ class PathwayRunWorkflow:
     def __init__(self, input: RunInput) -> None:
         self._input = input
         self._snapshot: PathwaySnapshot = input.snapshot
-        self._tz = ZoneInfo(input.timezone)
+        self._tz = zone(input.timezone)
         carried = input.carried
         self._occ: dict[str, Occurrence] = (
             {o.key: o for o in carried.occurrences} if carried else {}
@@ -195,7 +193,10 @@ class PathwayRunWorkflow:
                 )
             ):
                 workflow.continue_as_new(self._carry())
-            upcoming = [o.due_at for o in pending if not self._paused]
+            # Occurrences already started are not waited for by time: their tasks wake us.
+            upcoming = [
+                o.due_at for o in pending if not self._paused and o.key not in self._running
+            ]
             self._wake = False
             condition = lambda: self._wake or any(t.done() for t in self._running.values())  # noqa: E731
             if upcoming:

@@ -144,19 +144,39 @@ async def add_step(
     return await _update(container, workflow_id, UPDATE_ADD_STEP, change, Occurrence)
 
 
-@router.post("/api/runs/{workflow_id}/{operation}", response_model=RunProgress)
-async def pause_resume_end(
-    workflow_id: str, operation: Literal["pause", "resume", "end"], body: Reason,
-    container: ContainerDep, session: SessionDep, staff: ClinicalDep,
+async def _lifecycle(
+    container: ContainerDep, session: SessionDep, staff: StaffPrincipal, workflow_id: str,
+    name: str, change: BaseModel,
 ) -> RunProgress:  # fmt: skip
     await _run(session, staff, workflow_id)
-    kinds: dict[str, tuple[str, type[BaseModel]]] = {
-        "pause": (UPDATE_PAUSE, Pause), "resume": (UPDATE_RESUME, Resume),
-        "end": (UPDATE_END, End),
-    }  # fmt: skip
-    name, model = kinds[operation]
-    change = model(reason=body.reason, actor=staff.id)
     return await _update(container, workflow_id, name, change, RunProgress)
+
+
+@router.post("/api/runs/{workflow_id}/pause", response_model=RunProgress)
+async def pause(
+    workflow_id: str, body: Reason, container: ContainerDep, session: SessionDep,
+    staff: ClinicalDep,
+) -> RunProgress:  # fmt: skip
+    change = Pause(reason=body.reason, actor=staff.id)
+    return await _lifecycle(container, session, staff, workflow_id, UPDATE_PAUSE, change)
+
+
+@router.post("/api/runs/{workflow_id}/resume", response_model=RunProgress)
+async def resume(
+    workflow_id: str, body: Reason, container: ContainerDep, session: SessionDep,
+    staff: ClinicalDep,
+) -> RunProgress:  # fmt: skip
+    change = Resume(reason=body.reason, actor=staff.id)
+    return await _lifecycle(container, session, staff, workflow_id, UPDATE_RESUME, change)
+
+
+@router.post("/api/runs/{workflow_id}/end", response_model=RunProgress)
+async def end(
+    workflow_id: str, body: Reason, container: ContainerDep, session: SessionDep,
+    staff: ClinicalDep,
+) -> RunProgress:  # fmt: skip
+    change = End(reason=body.reason, actor=staff.id)
+    return await _lifecycle(container, session, staff, workflow_id, UPDATE_END, change)
 
 
 class MigrateIn(Reason):
