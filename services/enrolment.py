@@ -211,6 +211,7 @@ async def start_run(
     anchor_event: str,
     anchor_ref: str,
     speedup: float = 1.0,
+    department_code: str | None = None,
 ) -> StartedRun:
     definition = snapshot.definition
     workflow_id = pathway_workflow_id(definition.id, patient.his_patient_id, anchor_ref)
@@ -218,7 +219,7 @@ async def start_run(
     run_input = RunInput(
         patient_id=patient.id,
         encounter_id=encounter.id if encounter else None,
-        department_code=encounter.department_code if encounter else "",
+        department_code=department_code or (encounter.department_code if encounter else ""),
         hospital_code=profile.code,
         anchor_at=anchor_at,
         anchor_event=anchor_event,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -140,6 +141,7 @@ class PathwayRunWorkflow:
         self._seq = carried.seq if carried else 0
         self._generation = carried.generation if carried else 0
         self._ended: str | None = None
+        self._finished = False
         self._running: dict[str, asyncio.Task[None]] = {}
         self._answers: dict[str, AnswerSubmission] = {}
         self._reads: dict[str, datetime] = {}
@@ -710,13 +712,13 @@ class PathwayRunWorkflow:
 
     @workflow.query(name=QUERY_PROGRESS)
     def progress(self) -> RunProgress:
-        status = "running"
+        status: Literal["running", "completed", "paused", "ended"] = "running"
         if self._ended is not None:
             status = "ended"
+        elif self._finished:
+            status = "completed"
         elif self._paused:
             status = "paused"
-        elif not any(o.status not in TERMINAL_STATUSES for o in self._occ.values()):
-            status = "completed"
         return RunProgress(
             workflow_id=workflow.info().workflow_id,
             plan_id=self._snapshot.definition.id,
@@ -834,7 +836,8 @@ class PathwayRunWorkflow:
             start_to_close_timeout=DB_TIMEOUT, retry_policy=DB_RETRY,
         )  # fmt: skip
 
-    async def _close(self, status: str, reason: str | None) -> None:
+    async def _close(self, status: Literal["completed", "ended"], reason: str | None) -> None:
+        self._finished = True
         for task in self._running.values():
             if not task.done():
                 task.cancel()

@@ -22,6 +22,7 @@ from core.models import (
     AuditEntry,
     CandidateStatus,
     CareTask,
+    Encounter,
     EnrollmentCandidate,
     FormResponse,
     Pathway,
@@ -236,6 +237,7 @@ class StartIn(BaseModel):
     patient_id: str = Field(description="the patient's HIS id")
     anchor_at: datetime
     version: int | None = None
+    department_code: str | None = Field(default=None, description="default: the caller's")
 
 
 @router.post("/api/runs", response_model=StartedRun, status_code=status.HTTP_201_CREATED)
@@ -260,9 +262,16 @@ async def start(
     if patient.excluded:
         raise HTTPException(status.HTTP_409_CONFLICT, "the patient is excluded from management")
     reference = f"manual-{int(body.anchor_at.timestamp())}"
+    department = body.department_code or staff.department_code
+    if department is None:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("body", "department_code"),
+              "msg": "which department manages this patient"}]
+        )  # fmt: skip
     started = await _start(
-        container, session, snapshot, patient, body.anchor_at, reference, staff, "manual"
-    )
+        container, session, snapshot, patient, body.anchor_at, reference, staff, "manual",
+        department,
+    )  # fmt: skip
     await session.commit()
     return started
 
@@ -270,11 +279,12 @@ async def start(
 async def _start(
     container: ContainerDep, session: SessionDep, snapshot: PathwaySnapshot, patient: Patient,
     anchor_at: datetime, anchor_ref: str, staff: StaffPrincipal, event: str,
+    department_code: str, encounter: Encounter | None = None,
 ) -> StartedRun:  # fmt: skip
     ctx = EnrolmentContext(container.settings, container.temporal, container.his)
     started = await start_run(
-        ctx, session, snapshot, patient, encounter=None, anchor_at=anchor_at,
-        anchor_event=event, anchor_ref=anchor_ref,
+        ctx, session, snapshot, patient, encounter=encounter, anchor_at=anchor_at,
+        anchor_event=event, anchor_ref=anchor_ref, department_code=department_code,
     )  # fmt: skip
     audit.record(session, actor_type="staff", actor_id=staff.id, action="pathway.run_started",
                  target_type="pathway_run", target_id=started.workflow_id)  # fmt: skip
@@ -345,8 +355,11 @@ async def enrol(
     if patient.excluded:
         raise HTTPException(status.HTTP_409_CONFLICT, "the patient is excluded from management")
     start_at = body.start_at or utcnow()
-    started = await _start(container, session, snapshot, patient, start_at,
-                           f"enrol-{candidate.id[:8]}", staff, "enrollment")  # fmt: skip
+    encounter = await session.get(Encounter, candidate.encounter_id or "")
+    started = await _start(
+        container, session, snapshot, patient, start_at, f"enrol-{candidate.id[:8]}", staff,
+        "enrollment", candidate.department_code, encounter,
+    )  # fmt: skip
     candidate.status = CandidateStatus.ENROLLED
     candidate.workflow_id = started.workflow_id
     candidate.consent = body.consent.model_dump(mode="json") if body.consent else None

@@ -80,3 +80,101 @@ async def test_inpatient_discharge_plan_from_day_3_to_day_30(
     assert [(a.role, a.level) for a in alerts] == [("nurse", "high")]
     assert "胸闷" in alerts[0].summary
     assert tasks["day3#0"].risk_level == "high"
+
+
+async def test_education_articles_rereads_and_checkins(
+    isolated_time_env: WorkflowEnvironment, pathway_stack: PathwayStackFactory
+) -> None:
+    env = isolated_time_env
+    async with pathway_stack(env) as stack, stack.workers():
+        discharged = daytime(await env.get_current_time(), hour=15)
+        response = await stack.discharge(discharged, department="cardiology")
+        runs = {r["plan_id"]: r["workflow_id"] for r in response.json()["runs"]}
+        assert set(runs) == {"inpatient-discharge", "cardiac-education"}  # several plans at once
+        workflow_id = runs["cardiac-education"]
+        start = discharged.astimezone(BEIJING).replace(hour=9, minute=0)
+
+        # Day 1: the diet article is read at once; the walk is checked in.
+        await _skip_to(env, start + DAY + timedelta(minutes=1))
+        await stack.wait_step(workflow_id, "diet", ("sent",))
+        page = await stack.http.get(await stack.link(workflow_id, "diet"))
+        assert page.status_code == 200
+        assert "冠心病患者出院后的饮食" in page.text
+        await stack.wait_step(workflow_id, "diet", ("read",))
+        await _skip_to(env, start + DAY + timedelta(hours=7, minutes=1))
+        await stack.wait_step(workflow_id, "walk", ("sent",))
+        checked = await stack.http.post(await stack.link(workflow_id, "walk"))
+        assert "打卡成功" in checked.text
+        await stack.wait_step(workflow_id, "walk", ("completed",))
+
+        # The medication article (day 3) is never read: re-pushed on day 5 and day 7, then
+        # it expires unread on day 10.
+        await _skip_to(env, start + 10 * DAY + timedelta(hours=1))
+        await stack.wait_step(workflow_id, "medication", ("expired",))
+        # Skip to the end of the plan; the exercise article (day 7) is read on its last day.
+        await stack.wait_step(workflow_id, "exercise", ("sent",))
+        await stack.http.get(await stack.link(workflow_id, "exercise"))
+        await _skip_to(env, start + 15 * DAY)
+        result = await env.client.get_workflow_handle(workflow_id).result()
+        stats = await stack.http.get(
+            "/api/pathways/cardiac-education/stats", headers=stack.auth("nurse")
+        )
+
+    assert result["status"] == "completed"
+    tasks = await stack.tasks(workflow_id)
+    assert tasks["diet#0"].status == "read"
+    assert tasks["medication#0"].status == "expired"
+    assert tasks["exercise#0"].status == "read"
+    assert [tasks[f"walk#{n}"].status for n in range(7)] == ["completed"] + ["expired"] * 6
+    medication_messages = [
+        m for m in await stack.messages(workflow_id) if m.task_id == tasks["medication#0"].id
+    ]
+    assert [m.template for m in medication_messages] == [
+        "education_article", "education_reread", "education_reread",
+    ]  # fmt: skip
+    reminded = [m.sent_at.astimezone(BEIJING).day for m in medication_messages if m.sent_at]
+    first = medication_messages[0].sent_at
+    assert first is not None
+    assert [(d - first.astimezone(BEIJING).day) % 31 for d in reminded] == [0, 2, 4]
+    figures = stats.json()
+    assert (figures["read"], figures["unread"], figures["read_rate"]) == (2, 1, 0.667)
+
+
+async def test_satisfaction_survey_for_a_sample_of_visits(
+    isolated_time_env: WorkflowEnvironment, pathway_stack: PathwayStackFactory
+) -> None:
+    from pathways.membership import in_sample
+
+    env = isolated_time_env
+    async with pathway_stack(env) as stack, stack.workers():
+        visited = daytime(await env.get_current_time(), hour=9)
+        # 30 % of visits are surveyed, decided reproducibly per patient and visit.
+        chosen = next(
+            f"EVT-SAT-{n}" for n in range(100)
+            if in_sample("outpatient-satisfaction", "P0002", f"OPX{n}", 0.3)
+        )  # fmt: skip
+        encounter = "OPX" + chosen.rsplit("-", 1)[1]
+        body = {
+            "event_id": chosen, "event_type": "visit", "occurred_at": visited.isoformat(),
+            "patient_id": "P0002",
+            "encounter": {"encounter_id": encounter, "kind": "outpatient",
+                          "department_code": "orthopedics", "department_name": "骨科"},
+        }  # fmt: skip
+        response = await stack.event("/webhooks/his/events", body)
+        assert [r["plan_id"] for r in response.json()["runs"]] == ["outpatient-satisfaction"]
+        workflow_id = response.json()["runs"][0]["workflow_id"]
+        await _skip_to(env, visited + timedelta(hours=2, minutes=1))
+        await stack.wait_step(workflow_id, "survey", ("sent",))
+        low = {"registration": "s2", "waiting": "s1", "doctor": "s3", "pharmacy": "s2",
+               "environment": "s4", "comment": "候诊时间太长"}  # fmt: skip
+        assert (await stack.answer(workflow_id, "survey", low)).status_code == 200
+        await stack.wait_step(workflow_id, "survey", ("abnormal",))
+        stats = await stack.http.get(
+            "/api/pathways/outpatient-satisfaction/stats", headers=stack.auth("admin")
+        )
+
+    tasks = await stack.tasks(workflow_id)
+    assert tasks["survey#0"].score == 2.4
+    assert stats.json()["average_score"] == 2.4
+    [alert] = await stack.alerts(workflow_id)
+    assert "满意度较低" in alert.summary
