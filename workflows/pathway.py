@@ -170,6 +170,8 @@ class PathwayRunWorkflow:
             )  # fmt: skip
         while True:
             if self._ended is not None:
+                # The end update's handler finishes its projection and audit before the run does.
+                await workflow.wait_condition(workflow.all_handlers_finished)
                 await self._close("ended", self._ended)
                 return self.progress()
             now = workflow.now()
@@ -184,6 +186,7 @@ class PathwayRunWorkflow:
             self._running = {k: t for k, t in self._running.items() if not t.done()}
             pending = [o for o in self._occ.values() if o.status == "pending"]
             if not pending and not self._running:
+                await workflow.wait_condition(workflow.all_handlers_finished)
                 await self._close("completed", None)
                 return self.progress()
             if (

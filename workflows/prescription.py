@@ -135,6 +135,7 @@ class PrescriptionWorkflow:
             await self._fulfil()
         self._closing = True
         await sender
+        await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state()
 
     async def _review_until_approved(self) -> bool:

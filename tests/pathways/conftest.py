@@ -135,6 +135,14 @@ class PathwayStack:
 
         return await eventually(probe, within=within, what=f"{step_id}#{index} in {statuses}")
 
+    async def wait_projected(self, workflow_id: str) -> dict[str, CareTask]:
+        """Until the run's tasks are in the database (what staff see and act on)."""
+
+        async def probe() -> dict[str, CareTask] | None:
+            return await self.tasks(workflow_id) or None
+
+        return await eventually(probe, what=f"{workflow_id} in the database")
+
     async def tasks(self, workflow_id: str) -> dict[str, CareTask]:
         async with self.sessions() as session:
             rows = await session.exec(select(CareTask).where(CareTask.workflow_id == workflow_id))
