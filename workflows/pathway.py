@@ -341,12 +341,17 @@ class PathwayRunWorkflow:
             }
         )
         self._occ[key] = occ
+        labels = "、".join(f.label for f in findings)
+        # The abnormal options chosen go with every alert, so staff see them without a click.
+        detail = f"（异常回答：{labels}）" if labels else ""
         alerts = [
-            FiredAlert(rule=i, level=r.level, roles=list(r.alert.roles), message=r.alert.message)
+            FiredAlert(
+                rule=i, level=r.level, roles=list(r.alert.roles),
+                message=f"{r.alert.message}{detail}"[:500],
+            )
             for i, r in fired if r.alert is not None
         ]  # fmt: skip
         if findings and not alerts:
-            labels = "、".join(f.label for f in findings)
             alerts.append(
                 FiredAlert(
                     rule=-1,

@@ -15,20 +15,23 @@ from simulators.his.app import Faults
 from tests.api.conftest import Api, discharge_event
 
 # Every table, empty: a refused event writes nothing anywhere.
-EMPTY = dict.fromkeys(SQLModel.metadata.tables, 0)
+EMPTY = dict.fromkeys(set(SQLModel.metadata.tables) - {"pathway", "pathway_version"}, 0)
 
 
-async def test_discharge_starts_one_followup_run(api: Api) -> None:
+async def test_discharge_starts_the_matching_pathways(api: Api) -> None:
     event = discharge_event()
     response = await api.post_event(event)
 
     assert response.status_code == 202, response.text
     body = response.json()
     assert body["duplicate"] is False
-    [run] = body["runs"]
+    runs = {r["plan_id"]: r for r in body["runs"]}
+    # Any inpatient's follow-up, and the cardiology ward's education schedule.
+    assert set(runs) == {"inpatient-discharge", "cardiac-education"}
+    run = runs["inpatient-discharge"]
     encounter_id = event["encounter"]["encounter_id"]
-    assert run["workflow_id"] == f"followup:inpatient-discharge:P0001:{encounter_id}"
-    assert run["plan_id"] == "inpatient-discharge"
+    assert run["workflow_id"] == f"pathway:inpatient-discharge:P0001:{encounter_id}"
+    assert run["plan_version"] == 1
     description = await api.temporal.get_workflow_handle(run["workflow_id"]).describe()
     assert description.status == WorkflowExecutionStatus.RUNNING
     assert description.run_id == run["run_id"]

@@ -39,20 +39,24 @@ class SentLink:
 
 
 @pytest.fixture
-async def sent_link(skipping_api: Api, time_env: WorkflowEnvironment) -> AsyncIterator[SentLink]:
+async def sent_link(
+    skipping_api: Api, isolated_time_env: WorkflowEnvironment
+) -> AsyncIterator[SentLink]:
     """A discharged patient whose day-3 questionnaire has just been sent, with a worker running."""
     api = skipping_api
-    now = await time_env.get_current_time()
+    now = await isolated_time_env.get_current_time()
     # The time-skipping server's clock runs ahead of the wall clock after earlier tests.
     # A daytime discharge, so that day 3 is outside quiet hours.
     discharged = daytime(min(now, datetime.now(UTC)))
     response = await api.post_event(discharge_event(discharged_at=discharged))
     assert response.status_code == 202, response.text
-    workflow_id = response.json()["runs"][0]["workflow_id"]
+    workflow_id = next(
+        r["workflow_id"] for r in response.json()["runs"] if r["plan_id"] == "inpatient-discharge"
+    )
     async with running_worker(
-        time_env.client, api.settings.temporal_task_queue, api.settings, api.sessions
+        isolated_time_env.client, api.settings.temporal_task_queue, api.settings, api.sessions
     ):
-        await time_env.sleep(discharged + 3 * DAY + timedelta(minutes=5) - now)
+        await isolated_time_env.sleep(discharged + 3 * DAY + timedelta(minutes=5) - now)
 
         async def sent() -> OutboundMessage | None:
             async with api.sessions() as session:
@@ -72,7 +76,7 @@ async def sent_link(skipping_api: Api, time_env: WorkflowEnvironment) -> AsyncIt
         yield SentLink(api, token, message.task_id, workflow_id)
     # Leave nothing running on the shared time-skipping server for later tests.
     with contextlib.suppress(RPCError):
-        await time_env.client.get_workflow_handle(workflow_id).terminate("test finished")
+        await isolated_time_env.client.get_workflow_handle(workflow_id).terminate("test finished")
 
 
 async def test_form_renders_for_a_phone(sent_link: SentLink) -> None:
@@ -164,10 +168,10 @@ async def test_expired_link_gets_a_clear_page(sent_link: SentLink) -> None:
 
 
 async def test_link_to_a_lost_task_is_expired(
-    sent_link: SentLink, time_env: WorkflowEnvironment
+    sent_link: SentLink, isolated_time_env: WorkflowEnvironment
 ) -> None:
     # Let the whole plan run out: day 3 and day 7 both go unanswered.
-    await time_env.sleep(12 * DAY)
+    await isolated_time_env.sleep(12 * DAY)
 
     async def lost() -> CareTask | None:
         task = await sent_link.task()

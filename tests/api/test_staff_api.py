@@ -13,7 +13,7 @@ from core.db import SessionFactory, transaction
 from core.models import AuditEntry, CareTask, OutboundMessage, StaffRole
 from pathways.catalog import load_catalog
 from tests.api.conftest import Api, discharge_event
-from tests.factories import add_patient, add_staff, eventually, running_worker
+from tests.factories import BEIJING, add_patient, add_staff, eventually, running_worker
 from workflows.contracts import (
     AnswersReceived,
     FindingRecord,
@@ -182,9 +182,12 @@ async def test_run_progress_comes_from_the_workflow_or_else_the_projection(
     api: Api, dev_env: WorkflowEnvironment
 ) -> None:
     nurse = await add_staff(api.sessions)
-    event = discharge_event(discharged_at=datetime.now(UTC) - timedelta(hours=2))
+    event = discharge_event(
+        discharged_at=datetime.now(UTC) - timedelta(hours=2), department_code="cardiology"
+    )
     response = await api.post_event(event)
-    workflow_id = response.json()["runs"][0]["workflow_id"]
+    runs = {r["plan_id"]: r["workflow_id"] for r in response.json()["runs"]}
+    workflow_id = runs["inpatient-discharge"]
     async with running_worker(
         dev_env.client, api.settings.temporal_task_queue, api.settings, api.sessions
     ):
@@ -198,10 +201,11 @@ async def test_run_progress_comes_from_the_workflow_or_else_the_projection(
 
     assert live["source"] == "workflow"
     assert live["status"] == "running"
-    assert [s["step_id"] for s in live["steps"]] == ["day3", "day7"]
+    assert [s["step_id"] for s in live["steps"]] == ["day3", "day7", "day30"]
     assert {s["status"] for s in live["steps"]} == {"pending"}
-    anchor = datetime.fromisoformat(event["encounter"]["discharged_at"])
-    assert datetime.fromisoformat(live["steps"][0]["due_at"]) == anchor + 3 * DAY
+    anchor = datetime.fromisoformat(event["encounter"]["discharged_at"]).astimezone(BEIJING)
+    due = datetime.fromisoformat(live["steps"][0]["due_at"]).astimezone(BEIJING)
+    assert (due.date() - anchor.date(), due.hour) == (3 * DAY, 10)
     assert live["temporal_ui_url"].endswith(
         "/namespaces/default/workflows/" + workflow_id.replace(":", "%3A")
     )
@@ -209,9 +213,9 @@ async def test_run_progress_comes_from_the_workflow_or_else_the_projection(
     # No worker now: the API answers from the database rather than hanging.
     fallback = (await api.http.get(f"/api/runs/{workflow_id}", headers=auth(nurse))).json()
     assert fallback["source"] == "projection"
-    assert [s["step_id"] for s in fallback["steps"]] == ["day3", "day7"]
+    assert [s["step_id"] for s in fallback["steps"]] == ["day3", "day7", "day30"]
     listed = (await api.http.get("/api/runs?status=running", headers=auth(nurse))).json()
-    assert [r["workflow_id"] for r in listed["items"]] == [workflow_id]
+    assert sorted(r["workflow_id"] for r in listed["items"]) == sorted(runs.values())
 
 
 async def test_messages_list_masks_the_recipient(api: Api) -> None:
