@@ -66,9 +66,10 @@ async def test_round_trip_from_draft_to_a_migrated_run(
         week1 = body["steps"][0]
         week1["lost_after"] = {"days": 5}
         week1["rules"][0]["when"] = "overall == 'poor'"
-        body["steps"].append({"id": "call", "title": "护士电话随访", "after_activation": {"hours": 1},
-                              "action": {"type": "staff_task", "task_kind": "phone_followup"},
-                              "lost_after": {"days": 1}})  # fmt: skip
+        call = {"id": "call", "title": "护士电话随访", "after_activation": {"hours": 1},
+                "action": {"type": "staff_task", "task_kind": "phone_followup"},
+                "lost_after": {"days": 1}}  # fmt: skip
+        body["steps"].append(call)
         draft = await stack.http.post("/api/pathways", json=body, headers=headers)
         assert draft.status_code == 201, draft.text
         assert (draft.json()["version"], draft.json()["status"]) == (1, "draft")
@@ -128,8 +129,10 @@ async def test_round_trip_from_draft_to_a_migrated_run(
         no_reason = await stack.http.post(f"{run}/occurrences/rehab/3/skip", json={},
                                           headers=headers)  # fmt: skip
         assert no_reason.status_code == 422
-        skipped = await stack.http.post(f"{run}/occurrences/rehab/3/skip",
-                                        json={"reason": "已达到康复目标"}, headers=headers)  # fmt: skip
+        reason = {"reason": "已达到康复目标"}
+        skipped = await stack.http.post(
+            f"{run}/occurrences/rehab/3/skip", json=reason, headers=headers
+        )
         assert skipped.json()["status"] == "skipped"
         twice = await stack.http.post(f"{run}/occurrences/rehab/3/skip",
                                       json={"reason": "再来一次"}, headers=headers)  # fmt: skip
@@ -164,8 +167,8 @@ async def test_round_trip_from_draft_to_a_migrated_run(
         assert plan.status_code == 200, plan.text
         assert {c["key"] for c in plan.json()["changes"] if c["change"] == "added"} == {
             "rehab#4", "rehab#5"}  # fmt: skip
-        migrated = await stack.http.post(f"{run}/migration", json={
-            "to_version": 2, "mapping": mapping, "reason": "增加康复打卡"}, headers=headers)  # fmt: skip
+        request = {"to_version": 2, "mapping": mapping, "reason": "增加康复打卡"}
+        migrated = await stack.http.post(f"{run}/migration", json=request, headers=headers)
         assert migrated.status_code == 200
         ended = await stack.http.post(f"{run}/end", json={"reason": "转康复医院"}, headers=headers)
         assert ended.status_code == 200, ended.text

@@ -86,4 +86,3 @@ async def test_a_year_of_daily_reminders_continues_as_new_with_bounded_history(
     assert len(messages) == 365 + 12  # exactly one per occurrence across every hand-over
     assert len(lengths) >= 3
     assert max(lengths) <= HISTORY_LIMIT + 200
-    print(f"1-year plan: {len(lengths)} runs, history lengths {lengths}")
