@@ -38,6 +38,7 @@ fmt: setup
 bench: setup-test
 	@$(PY) -m bench.webhook_throughput
 	@$(PY) -m bench.messages_throughput
+	@$(PY) -m bench.pathway_stats
 	@$(PY) -m bench.prescription_autoapproval
 
 clean:
