@@ -22,6 +22,7 @@ NURSE_TOKEN = "dev-nurse-cardiology"  # noqa: S105 - public demo token, developm
 ANSWERS = {
     "day3": {"overall": "poor", "symptoms": ["fever"], "medication": "on_time", "notes": "低热"},
     "day7": {"overall": "good", "symptoms": ["none"], "medication": "on_time"},
+    "day30": {"overall": "good", "symptoms": ["none"], "medication": "on_time"},
 }
 
 
@@ -40,7 +41,7 @@ def main() -> int:
     parser.add_argument("--his", default=settings.his_base_url)
     parser.add_argument("--patient", default="P0002", help="HIS patient id from the simulator seed")
     parser.add_argument(
-        "--day-seconds", type=float, default=20.0, help="how long one plan day lasts"
+        "--day-seconds", type=float, default=6.0, help="how long one plan day lasts"
     )
     parser.add_argument("--auto", action="store_true", help="answer the forms automatically")
     parser.add_argument(
@@ -80,14 +81,20 @@ def main() -> int:
         if delivery["status_code"] not in (200, 202):
             say(f"The platform refused the discharge event: {delivery}")
             return 1
-        run = delivery["response"]["runs"][0]
-        workflow_id = run["workflow_id"]
+        runs = delivery["response"]["runs"]
+        for other in runs:
+            if other["plan_id"] != "inpatient-discharge":
+                say(f"HIS: the same discharge also started {other['plan_id']}")
+        workflow_id = next(r["workflow_id"] for r in runs if r["plan_id"] == "inpatient-discharge")
         say(f"HIS: discharge event delivered, follow-up run started: {workflow_id}")
         say(
             f"Temporal UI: {settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}"
             f"/workflows/{quote(workflow_id, safe='')}"
         )
-        say(f"One plan day lasts {args.day_seconds:g}s: day 3 is {3 * args.day_seconds:g}s away.")
+        say(
+            f"One plan day lasts {args.day_seconds:g}s: day 3 is about "
+            f"{3 * args.day_seconds:g}s away, day 30 about {30 * args.day_seconds:g}s."
+        )
         if args.wechat:
             _bind_wechat(http, args, staff, workflow_id)
         return _follow(http, args, staff, workflow_id)
@@ -125,6 +132,13 @@ def _follow(
             if seen.get(step["step_id"]) != step["status"]:
                 seen[step["step_id"]] = step["status"]
                 say(f"{step['title']}: {step['status']}")
+                if args.auto and step["action_type"] == "staff_task" and step["status"] == "sent":
+                    http.post(
+                        f"{args.api}/api/tasks/{step['task_id']}/complete",
+                        json={"outcome": "completed", "reason": "已电话随访，患者体温已正常"},
+                        headers=staff,
+                    ).raise_for_status()
+                    say("The nurse phones the patient and records the outcome")
         messages = http.get(
             f"{args.api}/api/messages", params={"workflow_id": workflow_id}, headers=staff
         ).json()["items"]
@@ -147,7 +161,7 @@ def _follow(
             if alert["workflow_id"] == workflow_id and alert["id"] not in shown_alerts:
                 shown_alerts.add(alert["id"])
                 say(f"ALERT for the {alert['role']}: {alert['summary']}")
-        if run["status"] == "completed":
+        if run["status"] in ("completed", "ended"):
             say(f"Run finished: {', '.join(f'{k} {v}' for k, v in seen.items())}")
             return 0
         time.sleep(1.0)

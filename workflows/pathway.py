@@ -505,7 +505,12 @@ class PathwayRunWorkflow:
     def submit_answers(self, submission: AnswerSubmission) -> None:
         key = f"{submission.step_id}#{submission.occurrence}"
         occ = self._occ.get(key)
-        if occ is None or occ.status not in ("sent", "expired") or key in self._answers:
+        # A fast patient can open the link before the send's outcome is recorded: a pending
+        # occurrence whose push is under way accepts answers too.
+        open_ = occ is not None and (
+            occ.status in ("sent", "expired") or (occ.status == "pending" and key in self._running)
+        )
+        if not open_ or key in self._answers:
             workflow.logger.info("answers for %s ignored", key)
             return
         self._answers[key] = submission
