@@ -3,6 +3,8 @@ test server. Every test gets its own database (cloned from a migrated template) 
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import tempfile
 import uuid
@@ -111,3 +113,26 @@ def task_queue() -> str:
 def _masked_logging() -> None:
     # Tests log through the same masked pipeline as production, so a leak shows up here first.
     configure_logging(json=False, level="INFO")
+
+
+HISTORIES_DIR = Path(__file__).parent / "workflows" / "histories"
+
+
+@pytest.fixture
+def record_history() -> Any:
+    """``await record_history(handle, "name")`` saves the run's history for the replay tests
+    when CAREPATH_RECORD_HISTORIES=1; otherwise it does nothing. Recorded once per workflow
+    change and committed, so later code must replay what earlier code did."""
+
+    async def record(handle: Any, name: str) -> None:
+        if os.environ.get("CAREPATH_RECORD_HISTORIES") != "1":
+            return
+        history = await handle.fetch_history()
+        (HISTORIES_DIR / f"{name}.json").write_text(history.to_json())
+        # Replays need the real workflow id: derived ids (children, tasks) depend on it.
+        index_file = HISTORIES_DIR / "workflow_ids.json"
+        index = json.loads(index_file.read_text()) if index_file.exists() else {}
+        index[name] = history.workflow_id
+        index_file.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+
+    return record

@@ -4,6 +4,7 @@ providers' delivery reports — on the Temporal dev server, in real time."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 from sqlmodel import select
@@ -72,7 +73,9 @@ async def test_wechat_template_message_with_token_refresh(
 
 
 async def test_falls_back_to_sms_when_the_patient_no_longer_follows_the_account(
-    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+    dev_env: WorkflowEnvironment,
+    messaging_stack: StackFactory,
+    record_history: Any,
 ) -> None:
     async with messaging_stack(dev_env) as stack, stack.workers():
         patient = await stack.patient(openid="oUnfollowed01", follower=False)
@@ -80,6 +83,10 @@ async def test_falls_back_to_sms_when_the_patient_no_longer_follows_the_account(
             idempotency_key="fb-1", to={"patient_id": patient.his_patient_id}
         )
         message = await stack.wait_status(response.json()["message_id"], "delivered")
+        await record_history(
+            dev_env.client.get_workflow_handle(response.json()["workflow_id"]),
+            "message_delivery_v1_fallback",
+        )
 
     assert message.channel == "sms"
     attempts = await stack.attempts(message.id)

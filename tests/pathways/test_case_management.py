@@ -68,7 +68,9 @@ def _version_two(body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_six_months_of_diabetes_case_management(
-    isolated_time_env: WorkflowEnvironment, pathway_stack: PathwayStackFactory
+    isolated_time_env: WorkflowEnvironment,
+    pathway_stack: PathwayStackFactory,
+    record_history: Any,
 ) -> None:
     env = isolated_time_env
     async with pathway_stack(env) as stack, stack.workers():
@@ -162,6 +164,7 @@ async def test_six_months_of_diabetes_case_management(
         end = max(s.due_at for s in (await stack.progress(workflow_id)).steps)
         await _skip_to(env, end + timedelta(days=15))
         result = await env.client.get_workflow_handle(workflow_id).result()
+        await record_history(env.client.get_workflow_handle(workflow_id), "pathway_v1_migrated")
         outcomes = await stack.http.get(
             f"/api/runs/{workflow_id}/outcomes", headers=stack.auth("care_manager")
         )

@@ -4,6 +4,7 @@ sends at the right local time, answers, branches, loss, staff tasks."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
@@ -21,7 +22,9 @@ async def _skip_to(env: WorkflowEnvironment, moment: datetime) -> None:
 
 
 async def test_inpatient_discharge_plan_from_day_3_to_day_30(
-    isolated_time_env: WorkflowEnvironment, pathway_stack: PathwayStackFactory
+    isolated_time_env: WorkflowEnvironment,
+    pathway_stack: PathwayStackFactory,
+    record_history: Any,
 ) -> None:
     env = isolated_time_env
     async with pathway_stack(env) as stack, stack.workers():
@@ -64,6 +67,11 @@ async def test_inpatient_discharge_plan_from_day_3_to_day_30(
         await stack.wait_step(workflow_id, "day30", ("sent",))
         await stack.answer(workflow_id, "day30", NORMAL)
         result = await env.client.get_workflow_handle(workflow_id).result()
+        await record_history(env.client.get_workflow_handle(workflow_id), "pathway_v1_inpatient")
+        await record_history(
+            env.client.get_workflow_handle(f"msg:{workflow_id}/day3#0/msg/0"),
+            "message_delivery_v1_outbox",
+        )
 
     assert result["status"] == "completed"
     tasks = await stack.tasks(workflow_id)

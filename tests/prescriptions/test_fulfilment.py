@@ -64,7 +64,9 @@ async def test_payment_before_the_conclusion_is_refused_then_accepted_after(
 
 
 async def test_delivery_statuses_flow_to_the_his_and_the_patient_in_order(
-    isolated_time_env: WorkflowEnvironment, rx_stack: RxStackFactory
+    isolated_time_env: WorkflowEnvironment,
+    rx_stack: RxStackFactory,
+    record_history: Any,
 ) -> None:
     async with rx_stack(isolated_time_env) as stack, stack.workers():
         rx = await _approved(stack)
@@ -91,6 +93,10 @@ async def test_delivery_statuses_flow_to_the_his_and_the_patient_in_order(
             )
         result = await isolated_time_env.client.get_workflow_handle(rx["workflow_id"]).result()
         callbacks = await stack.wait_callbacks(rx["number"], 8)
+        await record_history(
+            isolated_time_env.client.get_workflow_handle(rx["workflow_id"]),
+            "prescription_v1_delivered",
+        )
 
     assert result["status"] == "delivered"
     assert result["tracking_no"] == "SF123"

@@ -5,6 +5,7 @@ conclusion at the deadline, rejection and revision, and every conclusion called 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
@@ -133,7 +134,9 @@ async def test_hospital_may_keep_unsafe_prescriptions_for_a_pharmacist(
 
 
 async def test_reject_edit_review_again_approve(
-    isolated_time_env: WorkflowEnvironment, rx_stack: RxStackFactory
+    isolated_time_env: WorkflowEnvironment,
+    rx_stack: RxStackFactory,
+    record_history: Any,
 ) -> None:
     async with rx_stack(isolated_time_env) as stack, stack.workers():
         body = prescription(items=UNSAFE_ITEMS)
@@ -162,6 +165,9 @@ async def test_reject_edit_review_again_approve(
         assert approved.status_code == 200
         state = await stack.wait_status(workflow_id, "approved")
         callbacks = await stack.wait_callbacks(number, 4)
+        await record_history(
+            isolated_time_env.client.get_workflow_handle(workflow_id), "prescription_v1_revised"
+        )
 
     assert [r.number for r in state.rounds] == [1, 2]
     first, second = state.rounds
