@@ -177,9 +177,15 @@ async def accept_encounter_event(
                 await _candidate(session, definition.id, patient, encounter, event.event_id)
                 candidates.append(definition.id)
                 continue
+            anchor_at = anchor
+            if definition.anchor == "fixed_date" and definition.fixed_date is not None:
+                # A campaign on a fixed date: the event enrols, the calendar anchors.
+                anchor_at = datetime.combine(
+                    definition.fixed_date, datetime.min.time(), tzinfo=ctx.settings.tz
+                )
             runs.append(
                 await start_run(
-                    ctx, session, snapshot, patient, encounter=encounter, anchor_at=anchor,
+                    ctx, session, snapshot, patient, encounter=encounter, anchor_at=anchor_at,
                     anchor_event=event.event_type, anchor_ref=encounter.his_encounter_id,
                     speedup=speedup,
                 )

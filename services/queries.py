@@ -69,6 +69,7 @@ async def list_tasks(
     tz: ZoneInfo,
     plan_id: str | None = None,
     patient_id: str | None = None,
+    role: str | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[Sequence[tuple[CareTask, Patient]], int]:
@@ -80,6 +81,8 @@ async def list_tasks(
         query = query.where(CareTask.plan_id == plan_id)
     if patient_id:
         query = query.where(CareTask.patient_id == patient_id)
+    if role:
+        query = query.where(CareTask.responsible_role == role)
     window = due_window(due, now, tz)
     if window:
         query = query.where(CareTask.due_at >= window[0], CareTask.due_at < window[1])

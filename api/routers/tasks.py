@@ -30,9 +30,11 @@ async def get_tasks(
     due: Due = "all",
     plan_id: str | None = None,
     patient_id: str | None = None,
+    mine: Annotated[bool, Query(description="only tasks for the caller's role")] = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page[TaskOut]:
+    """Work queues (FU-8, CM-5): today, this week or all; ``mine`` for the caller's role."""
     rows, total = await list_tasks(
         session,
         staff,
@@ -42,6 +44,7 @@ async def get_tasks(
         tz=container.settings.tz,
         plan_id=plan_id,
         patient_id=patient_id,
+        role=staff.role.value if mine else None,
         limit=limit,
         offset=offset,
     )

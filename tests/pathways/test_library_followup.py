@@ -8,7 +8,8 @@ from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
-from tests.factories import BEIJING, daytime
+from core.models import StaffRole
+from tests.factories import BEIJING, add_staff, daytime
 from tests.pathways.conftest import DAY, PathwayStackFactory
 
 NORMAL = {"overall": "good", "symptoms": ["none"], "medication": "on_time"}
@@ -186,3 +187,41 @@ async def test_satisfaction_survey_for_a_sample_of_visits(
     assert stats.json()["average_score"] == 2.4
     [alert] = await stack.alerts(workflow_id)
     assert "满意度较低" in alert.summary
+
+
+async def test_outpatient_visit_follow_up_and_the_doctors_queue(
+    isolated_time_env: WorkflowEnvironment, pathway_stack: PathwayStackFactory
+) -> None:
+    env = isolated_time_env
+    async with pathway_stack(env) as stack, stack.workers():
+        visited = daytime(await env.get_current_time(), hour=9)
+        response = await stack.visit(visited, patient="P0004", department="cardiology",
+                                     diagnoses=[{"code": "I10", "name": "高血压"}])  # fmt: skip
+        runs = {r["plan_id"]: r["workflow_id"] for r in response.json()["runs"]}
+        workflow_id = runs["outpatient-visit"]
+        day1 = visited.astimezone(BEIJING).replace(hour=18) + DAY
+        await _skip_to(env, day1 + timedelta(minutes=1))
+        await stack.wait_step(workflow_id, "day1", ("sent",))
+        answers = {"better": "same", "medication": "as_prescribed", "revisit": "wanted"}
+        assert (await stack.answer(workflow_id, "day1", answers)).status_code == 200
+        await stack.wait_step(workflow_id, "day1", ("completed",))
+        await _skip_to(env, day1 + 6 * DAY + timedelta(minutes=1))
+        await stack.wait_step(workflow_id, "day7", ("sent",))
+        doctor = await add_staff(stack.sessions, StaffRole.DOCTOR, "cardiology", "赵医生")
+        queue = await stack.http.get(
+            "/api/tasks?mine=true&status=sent", headers={"Authorization": f"Bearer {doctor}"}
+        )
+        nurse_queue = await stack.http.get(
+            "/api/tasks?mine=true&status=sent", headers=stack.auth("nurse")
+        )
+        await _skip_to(env, day1 + 6 * DAY + 5 * DAY + timedelta(minutes=5))
+        result = await env.client.get_workflow_handle(workflow_id).result()
+
+    assert result["status"] == "completed"
+    tasks = await stack.tasks(workflow_id)
+    assert (tasks["day1#0"].status, tasks["day7#0"].status) == ("completed", "lost")
+    # The wish to come back is an alert for the doctor, not an abnormal result.
+    [alert] = await stack.alerts(workflow_id)
+    assert (alert.role, alert.level) == ("doctor", "info")
+    assert [t["step_id"] for t in queue.json()["items"]] == ["day7"]
+    assert nurse_queue.json()["total"] == 0
