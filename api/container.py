@@ -9,14 +9,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from core.db import SessionFactory, create_engine, session_factory, transaction
+from core.dev_keys import wechatpay_keys
 from core.links import LinkSigner
 from core.settings import Settings
 from core.templates import page_environment
 from core.temporal import connect_temporal
 from integrations.his import HisClient
+from integrations.his_charging import HisChargingClient
+from integrations.wechatpay import NoticeVerifier, load_public_key
 from pathways.library import load_library
 from services.messages import Composer, TemplateStore
 from services.pathway_definitions import DesignContext, sync_library
+from services.payments import PaymentContext
 
 
 @dataclass
@@ -29,6 +33,8 @@ class Container:
     pages: jinja2.Environment
     composer: Composer
     design: DesignContext
+    charging: HisChargingClient
+    verifier: NoticeVerifier
     engine: AsyncEngine | None = None
 
     @classmethod
@@ -42,6 +48,7 @@ class Container:
     ) -> Container:
         links = LinkSigner(settings.link_secret.get_secret_value())
         templates = TemplateStore.load(settings)
+        _, platform_key = wechatpay_keys(settings)
         return cls(
             settings=settings,
             sessions=sessions,
@@ -53,8 +60,21 @@ class Container:
             design=DesignContext(
                 library=load_library(set(templates.platform)), templates=set(templates.platform)
             ),
+            charging=HisChargingClient.create(
+                settings.his_base_url,
+                settings.his_api_key.get_secret_value(),
+                settings.his_timeout_seconds,
+            ),
+            verifier=NoticeVerifier(
+                load_public_key(platform_key),
+                settings.wechatpay_apiv3_key.get_secret_value().encode(),
+            ),
             engine=engine,
         )
+
+    @property
+    def payments(self) -> PaymentContext:
+        return PaymentContext(self.settings, self.temporal, self.his, self.charging, self.verifier)
 
     @classmethod
     async def open(cls, settings: Settings) -> Container:
@@ -76,5 +96,6 @@ class Container:
 
     async def close(self) -> None:
         await self.his.close()
+        await self.charging.close()
         if self.engine is not None:
             await self.engine.dispose()

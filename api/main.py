@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from api.container import Container
 from api.routers import (
     alerts,
+    consultations,
     enterprise_webhooks,
     health,
     his_prescriptions,
@@ -22,6 +23,9 @@ from api.routers import (
     pathways,
     patient_pages,
     patients,
+    payment_pages,
+    payment_webhooks,
+    payments,
     prescriptions,
     provider_webhooks,
     runs,
@@ -73,6 +77,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         prescriptions.router,
         pathways.router,
         pathway_runs.router,
+        payments.router,
+        payment_webhooks.router,
+        payment_pages.router,
+        consultations.router,
     ):
         app.include_router(router)
     return app

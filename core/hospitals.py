@@ -92,8 +92,33 @@ class PrescriptionConfig(BaseModel):
     )
 
 
+class PaymentPolicy(BaseModel):
+    """Timings of the payment and refund sagas (PAY-3, PAY-7)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # How long the patient has to pay the self-pay part once the provider order exists; after
+    # that the order is closed and everything compensated.
+    pay_window_seconds: int = Field(default=900, ge=5, le=7 * 86_400)
+    # Polling the provider, between notifications that may never come.
+    poll_interval_seconds: int = Field(default=15, ge=1, le=3600)
+    # One external call; a worker killed mid-call is noticed after this long.
+    call_timeout_seconds: int = Field(default=30, ge=1, le=600)
+    # Confirming with the HIS once money has moved is retried this long before compensating.
+    confirm_give_up_seconds: int = Field(default=86_400, ge=10, le=30 * 86_400)
+
+
+class PaymentConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    policy: PaymentPolicy = Field(default_factory=PaymentPolicy)
+    # An online consultation no doctor accepts within this long is refunded (PAY-7).
+    consultation_accept_seconds: int = Field(default=1800, ge=10, le=7 * 86_400)
+
+
 class HospitalConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     quiet_hours: QuietHours = Field(default_factory=QuietHours)
     prescriptions: PrescriptionConfig = Field(default_factory=PrescriptionConfig)
+    payments: PaymentConfig = Field(default_factory=PaymentConfig)

@@ -92,6 +92,24 @@ class Settings(BaseSettings):
     wechat_rate_per_second: float = Field(default=50.0, gt=0)
     channel_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # Payments (PAY-*): the insurance centre and the payment provider (WeChat Pay API v3).
+    insurance_base_url: str = "http://127.0.0.1:8086"
+    insurance_app_id: str = "carepath"
+    insurance_app_secret: SecretStr = SecretStr(DEV_PLACEHOLDER_SECRET)
+    insurance_timeout_seconds: float = Field(default=10.0, gt=0)
+    wechatpay_api_base_url: str = "https://api.mch.weixin.qq.com"
+    wechatpay_mchid: str = "1900000001"
+    wechatpay_appid: str = "wx0000000000000000"
+    # The merchant API certificate's serial number, and its private key (PEM text or a path).
+    wechatpay_serial_no: str = "DEV0000000000000000000000000000000000000"
+    wechatpay_private_key: SecretStr | None = None
+    # The platform (WeChat Pay) public key that signs answers and notifications (PEM or path).
+    wechatpay_platform_public_key: str | None = None
+    wechatpay_apiv3_key: SecretStr = SecretStr("dev-only-apiv3-key-0123456789abc")
+    wechatpay_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Local hour at which yesterday's provider bill is reconciled (PAY-8).
+    reconciliation_hour: int = Field(default=10, ge=0, le=23)
+
     @model_validator(mode="after")
     def _refuse_unsafe_production_values(self) -> Settings:
         unknown = set(self.enabled_channels) - set(KNOWN_CHANNELS)
@@ -99,6 +117,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"CAREPATH_MESSAGE_CHANNELS must list channels among {', '.join(KNOWN_CHANNELS)}"
             )
+        if len(self.wechatpay_apiv3_key.get_secret_value().encode()) != 32:
+            raise ValueError("CAREPATH_WECHATPAY_APIV3_KEY must be exactly 32 bytes (WeChat Pay)")
         if self.environment == "development":
             return self
         for name in (
@@ -106,6 +126,7 @@ class Settings(BaseSettings):
             "his_webhook_secret",
             "his_api_key",
             "enterprise_webhook_secret",
+            "insurance_app_secret",
         ):
             secret = getattr(self, name).get_secret_value()
             if secret == DEV_PLACEHOLDER_SECRET or len(secret) < 32:
@@ -119,12 +140,21 @@ class Settings(BaseSettings):
             provider_secrets.append("twilio_auth_token")
         if "wechat" in self.enabled_channels:
             provider_secrets += ["wechat_secret", "wechat_token"]
+        if self.wechatpay_private_key is None or self.wechatpay_platform_public_key is None:
+            raise ValueError(
+                "CAREPATH_WECHATPAY_PRIVATE_KEY and CAREPATH_WECHATPAY_PLATFORM_PUBLIC_KEY must "
+                "be set outside development"
+            )
         for name in provider_secrets:
             if getattr(self, name).get_secret_value() == DEV_PLACEHOLDER_SECRET:
                 raise ValueError(f"CAREPATH_{name.upper()} must be set outside development")
         if self.environment == "production" and self.allow_demo_clock:
             raise ValueError("CAREPATH_ALLOW_DEMO_CLOCK must be false in production")
         return self
+
+    @property
+    def wechatpay_notify_url(self) -> str:
+        return f"{self.public_base_url.rstrip('/')}/webhooks/wechatpay/notify"
 
     @property
     def enabled_channels(self) -> list[str]:

@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 import httpx
 
 from core.db import create_engine, session_factory
+from core.dev_keys import dev_payment_keys
 from core.logs import configure_logging, get_logger
 from core.migrate import upgrade
 from core.settings import Settings, get_settings
@@ -34,6 +35,7 @@ log = get_logger("launcher")
 STOP_GRACE_SECONDS = 15.0
 SIM_TWILIO_URL = "http://127.0.0.1:8082"
 SIM_WECHAT_URL = "http://127.0.0.1:8083"
+SIM_WECHATPAY_URL = "http://127.0.0.1:8085"
 
 
 @dataclass
@@ -138,6 +140,7 @@ def embedded_environment(settings: Settings) -> dict[str, str]:
         "CAREPATH_MESSAGE_CHANNELS": "wechat,sms,outbox",
         "CAREPATH_TWILIO_API_BASE_URL": SIM_TWILIO_URL,
         "CAREPATH_WECHAT_API_BASE_URL": SIM_WECHAT_URL,
+        "CAREPATH_WECHATPAY_API_BASE_URL": SIM_WECHATPAY_URL,
         "CAREPATH_WECHAT_TEMPLATE_IDS": json.dumps(
             {code: f"TPL-{code.upper()}" for code in platform}
         ),
@@ -156,12 +159,15 @@ def _banner(settings: Settings, tokens: list[tuple[str, str]]) -> str:
         f"  WeChat simulator       {settings.wechat_api_base_url}  (sent: /sim/messages)",
         f"  Enterprise simulator   {settings.enterprise_base_urls.get('ENT-DEMO', '-')}"
         "  (herbal orders: /sim/orders)",
+        f"  Insurance simulator    {settings.insurance_base_url}  (ledger: /sim/ledger)",
+        f"  Payment simulator      {settings.wechatpay_api_base_url}  (trades: /sim/orders)",
         f"  Message channels       {' → '.join(settings.enabled_channels)}",
         f"  Data                   {settings.data_dir.resolve()}",
         "  Demo staff tokens (Authorization: Bearer <token>):",
         *[f"    {token:<24} {who}" for token, who in tokens],
         "  Watch a discharged patient's follow-up end to end: `make demo`",
         "  Watch a herbal prescription's review and delivery: `make demo-rx`",
+        "  Watch a mixed insurance + WeChat Pay payment and a refund: `make demo-pay`",
         "",
     ]
     return "\n".join(lines)
@@ -219,6 +225,9 @@ async def run(settings: Settings, *, embedded_temporal: bool) -> int:
             await _wait_for_port(temporal.hostname or "127.0.0.1", temporal.port or 7233, server)
 
         await asyncio.to_thread(upgrade, settings.database_url)
+        if settings.environment == "development":
+            # Before any child starts: the payment simulator, worker and API all read them.
+            dev_payment_keys(settings.data_dir)
         tokens: list[tuple[str, str]] = []
         if settings.environment == "development":
             engine = create_engine(settings.database_url)
@@ -235,6 +244,8 @@ async def run(settings: Settings, *, embedded_temporal: bool) -> int:
             ("wechat-sim", "simulators.wechat", settings.wechat_api_base_url),
             ("enterprise-sim", "simulators.enterprise",
              settings.enterprise_base_urls.get("ENT-DEMO", "")),
+            ("insurance-sim", "simulators.insurance", settings.insurance_base_url),
+            ("wechatpay-sim", "simulators.wechatpay", settings.wechatpay_api_base_url),
         ):  # fmt: skip
             target = urlparse(url)
             if target.hostname in ("127.0.0.1", "localhost"):

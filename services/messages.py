@@ -164,7 +164,7 @@ class Composer:
             link = request.link
             link_expires_at = link.expires_at or send_at + (link.valid_for or timedelta(0))
             token = self.links.issue(link.task_id, link_expires_at)
-            variables["link"] = f"{self.settings.public_base_url.rstrip('/')}/p/{token}"
+            variables["link"] = f"{self.settings.public_base_url.rstrip('/')}/{link.path}/{token}"
             variables["valid_until"] = link_expires_at
         try:
             rendered = render_template(spec, self.environment(profile.tz), variables)

@@ -17,24 +17,34 @@ from temporalio.worker import Worker
 
 from activities.messaging import MessagingActivities
 from activities.pathway_records import PathwayRecordActivities
+from activities.payments import PaymentActivities
 from activities.prescriptions import PrescriptionActivities
+from activities.reconciliation import ReconciliationActivities
 from activities.records import RecordActivities
 from core.db import SessionFactory
+from core.dev_keys import wechatpay_keys
 from core.links import LinkSigner
 from core.settings import Settings
 from integrations.enterprise import EnterpriseClient
 from integrations.his import HisClient
+from integrations.his_charging import HisChargingClient
+from integrations.insurance import InsuranceClient
 from integrations.outbox import OutboxChannel
 from integrations.twilio_sms import TwilioSmsChannel
 from integrations.wechat import WeChatTemplateChannel
+from integrations.wechatpay import WeChatPayClient
 from messaging.channel import MessageChannel
 from services.messages import Composer, TemplateStore
+from workflows.consultation import ConsultationWorkflow
 from workflows.followup import FollowUpWorkflow
 from workflows.message_batch import MessageBatchWorkflow
 from workflows.message_contracts import channel_task_queue
 from workflows.message_delivery import MessageDeliveryWorkflow
 from workflows.pathway import PathwayRunWorkflow
+from workflows.payment import PaymentWorkflow
 from workflows.prescription import PrescriptionWorkflow
+from workflows.reconciliation import ReconciliationWorkflow
+from workflows.refund import RefundWorkflow
 
 WORKFLOWS = [
     PathwayRunWorkflow,
@@ -42,6 +52,10 @@ WORKFLOWS = [
     MessageDeliveryWorkflow,
     MessageBatchWorkflow,
     PrescriptionWorkflow,
+    PaymentWorkflow,
+    RefundWorkflow,
+    ConsultationWorkflow,
+    ReconciliationWorkflow,
 ]
 # Lets in-flight activities finish on SIGTERM before the worker exits (rolling restarts).
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
@@ -73,6 +87,20 @@ def build_channels(settings: Settings) -> dict[str, MessageChannel]:
     return channels
 
 
+def wechatpay_client(settings: Settings) -> WeChatPayClient:
+    private_key, platform_key = wechatpay_keys(settings)
+    return WeChatPayClient.create(
+        base_url=settings.wechatpay_api_base_url,
+        mchid=settings.wechatpay_mchid,
+        appid=settings.wechatpay_appid,
+        serial_no=settings.wechatpay_serial_no,
+        private_key=private_key,
+        platform_public_key=platform_key,
+        apiv3_key=settings.wechatpay_apiv3_key.get_secret_value(),
+        timeout_seconds=settings.wechatpay_timeout_seconds,
+    )
+
+
 def channel_rates(settings: Settings) -> dict[str, float | None]:
     return {
         "sms": settings.twilio_rate_per_second,
@@ -89,6 +117,9 @@ class WorkerDeps:
     channels: Mapping[str, MessageChannel]
     his: HisClient
     enterprises: EnterpriseClient
+    charging: HisChargingClient
+    insurance: InsuranceClient
+    provider: WeChatPayClient
 
     @classmethod
     def from_settings(
@@ -115,6 +146,18 @@ class WorkerDeps:
             enterprises=EnterpriseClient.create(
                 settings.enterprise_base_urls, settings.enterprise_timeout_seconds
             ),
+            charging=HisChargingClient.create(
+                settings.his_base_url,
+                settings.his_api_key.get_secret_value(),
+                settings.his_timeout_seconds,
+            ),
+            insurance=InsuranceClient.create(
+                settings.insurance_base_url,
+                settings.insurance_app_id,
+                settings.insurance_app_secret.get_secret_value(),
+                settings.insurance_timeout_seconds,
+            ),
+            provider=wechatpay_client(settings),
         )
 
     async def close(self) -> None:
@@ -122,6 +165,9 @@ class WorkerDeps:
             await channel.close()
         await self.his.close()
         await self.enterprises.close()
+        await self.charging.close()
+        await self.insurance.close()
+        await self.provider.close()
 
 
 def build_workers(
@@ -133,6 +179,8 @@ def build_workers(
     )
     prescriptions = PrescriptionActivities(deps.sessions, deps.his, deps.enterprises)
     pathways = PathwayRecordActivities(deps.sessions, deps.his)
+    payments = PaymentActivities(deps.sessions, deps.charging, deps.insurance, deps.provider)
+    reconciliation = ReconciliationActivities(deps.sessions, deps.provider)
     main = Worker(
         client,
         task_queue=task_queue,
@@ -158,6 +206,23 @@ def build_workers(
             pathways.adjusted,
             pathways.run_closed,
             pathways.his_event,
+            payments.presettle,
+            payments.release,
+            payments.his_settle,
+            payments.his_refund_check,
+            payments.his_refund,
+            payments.insurance_settle,
+            payments.insurance_cancel,
+            payments.provider_create,
+            payments.provider_query,
+            payments.provider_close,
+            payments.provider_refund,
+            payments.provider_refund_query,
+            payments.record_payment,
+            payments.record_refund,
+            payments.open_refund,
+            payments.record_consultation,
+            reconciliation.reconcile,
         ],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         max_cached_workflows=max_cached_workflows,

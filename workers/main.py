@@ -9,6 +9,7 @@ from core.db import create_engine, session_factory
 from core.logs import configure_logging, get_logger
 from core.settings import get_settings
 from core.temporal import connect_temporal
+from services.reconciliation import ensure_reconciliation_schedule
 from workers.factory import WorkerDeps, build_workers, running_workers
 
 log = get_logger("workers")
@@ -21,6 +22,7 @@ async def main() -> None:
     client = await connect_temporal(settings)
     deps = WorkerDeps.from_settings(settings, session_factory(engine))
     workers = build_workers(client, settings.temporal_task_queue, deps)
+    await ensure_reconciliation_schedule(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -45,6 +45,8 @@ class LinkSpec(_Msg):
     task_id: str
     valid_for: timedelta | None = None
     expires_at: datetime | None = None
+    # The page it opens: a care task's (/p/...) or a payment order's (/pay/...).
+    path: Literal["p", "pay"] = "p"
 
     @model_validator(mode="after")
     def _one_expiry(self) -> LinkSpec:

@@ -33,6 +33,15 @@ from core.models.pathways import (
     Pathway,
     PathwayVersion,
 )
+from core.models.payments import (
+    Consultation,
+    Discrepancy,
+    LedgerEntryRow,
+    PaymentEvent,
+    PaymentOrder,
+    PaymentRefund,
+    Reconciliation,
+)
 from core.models.prescriptions import Prescription, PrescriptionEvent
 
 __all__ = [
@@ -45,14 +54,17 @@ __all__ = [
     "BatchStatus",
     "CandidateStatus",
     "CareTask",
+    "Consultation",
     "DefinitionStatus",
     "DeliveryReport",
+    "Discrepancy",
     "Encounter",
     "EnrollmentCandidate",
     "FormResponse",
     "Hospital",
     "InboundEvent",
     "JSONType",
+    "LedgerEntryRow",
     "MessageAttempt",
     "MessageBatch",
     "MessageStatus",
@@ -62,8 +74,12 @@ __all__ = [
     "PathwayRun",
     "PathwayVersion",
     "Patient",
+    "PaymentEvent",
+    "PaymentOrder",
+    "PaymentRefund",
     "Prescription",
     "PrescriptionEvent",
+    "Reconciliation",
     "RunStatus",
     "StaffRole",
     "StaffUser",

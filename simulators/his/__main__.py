@@ -9,6 +9,8 @@ import uvicorn
 from core.logs import configure_logging
 from core.settings import get_settings
 from simulators.his.app import create_app
+from simulators.his.charging import InsuranceAccount
+from simulators.insurance.__main__ import HIS_APP_ID, his_app_secret
 
 
 def main() -> None:
@@ -19,6 +21,9 @@ def main() -> None:
         webhook_target=f"http://{settings.api_host}:{settings.api_port}",
         webhook_secret=settings.his_webhook_secret.get_secret_value(),
         api_key=settings.his_api_key.get_secret_value(),
+        insurance=InsuranceAccount(
+            settings.insurance_base_url, HIS_APP_ID, his_app_secret(settings)
+        ),
     )
     uvicorn.run(
         app,

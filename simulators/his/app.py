@@ -1,8 +1,9 @@
 """A hospital information system (HIS) simulator.
 
 Speaks the two halves of the HIS protocol the platform integrates with: the query interface we
-call (patients, encounters; API-key authenticated) and the event push it makes to our webhooks
-(HMAC-signed, retried on failure like an integration engine would). A /sim control API lets
+call (patients, encounters, and charging in ``charging.py``; API-key authenticated) and the
+event push it makes to our webhooks (HMAC-signed, retried on failure like an integration engine
+would). A /sim control API lets
 people and tests admit and discharge patients and inject faults.
 
 The signing here is written independently of the platform's verifier on purpose, so that a bug
@@ -29,6 +30,9 @@ import httpx
 import yaml
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, status
 from pydantic import BaseModel, Field
+
+from simulators.faults import install as install_faults
+from simulators.his.charging import ChargingState, InsuranceAccount, charging_routers
 
 SEED_FILE = Path(__file__).with_name("seed.yaml")
 
@@ -170,6 +174,8 @@ def create_app(
     webhook_secret: str,
     api_key: str,
     state: HisState | None = None,
+    charging: ChargingState | None = None,
+    insurance: InsuranceAccount | None = None,
 ) -> FastAPI:
     his = state or HisState.seeded()
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0))
@@ -313,6 +319,12 @@ def create_app(
             results.append(delivery.__dict__)
         return {"event": json.loads(body), "deliveries": results}
 
+    billing = charging or ChargingState.seeded()
+    app.state.charging = billing
+    charging_api, charging_control = charging_routers(billing, insurance, http)
+    query.include_router(charging_api)
+    install_faults(app, billing.faults)
     app.include_router(query)
     app.include_router(control)
+    app.include_router(charging_control)
     return app

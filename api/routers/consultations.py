@@ -1,0 +1,145 @@
+"""Online consultations (在线问诊) paid in advance and refunded automatically when no doctor
+accepts them in time (PAY-7)."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from api.deps import ContainerDep, SessionDep, ensure_visible, require_role
+from core.models import Consultation, StaffRole, utcnow
+from integrations.his import HisUnavailable
+from services.patients import UnknownPatient
+from services.payments import OrderConflict, OrderRejected, create_order, start_consultation
+from services.staff import StaffPrincipal
+from workflows.payment_contracts import (
+    QUERY_CONSULTATION,
+    UPDATE_ACCEPT,
+    Acceptance,
+    ConsultationState,
+)
+
+router = APIRouter(prefix="/api/consultations", tags=["consultations"])
+
+WriterDep = Annotated[StaffPrincipal, Depends(require_role(StaffRole.INTEGRATION, StaffRole.ADMIN))]
+DoctorDep = Annotated[StaffPrincipal, Depends(require_role(StaffRole.DOCTOR))]
+ReaderDep = Annotated[
+    StaffPrincipal,
+    Depends(require_role(StaffRole.INTEGRATION, StaffRole.ADMIN, StaffRole.DOCTOR)),
+]
+
+
+class ConsultationCreate(BaseModel):
+    his_order_no: str = Field(min_length=1, max_length=64, description="the fee's HIS order")
+    patient_id: str = Field(min_length=1, max_length=64, description="the patient's HIS id")
+    amount_fen: int = Field(gt=0, le=10_000_000)
+    question: str = Field(min_length=1, max_length=1000)
+    use_insurance: bool = False
+    hospital_code: str | None = Field(default=None, max_length=32)
+
+
+class ConsultationOut(BaseModel):
+    id: str
+    order_id: str
+    department_code: str
+    status: str
+    accept_deadline_at: datetime | None
+    accepted_by: str | None
+    accepted_at: datetime | None
+    refund_id: str | None
+    note: str | None
+    workflow_id: str
+    created_at: datetime
+
+
+def _out(row: Consultation) -> ConsultationOut:
+    return ConsultationOut.model_validate(row, from_attributes=True)
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED)
+async def request_consultation(
+    body: ConsultationCreate,
+    response: Response,
+    container: ContainerDep,
+    session: SessionDep,
+    staff: WriterDep,
+) -> ConsultationOut:
+    ctx = container.payments
+    hospital = body.hospital_code or container.settings.default_hospital_code
+    try:
+        order, created = await create_order(
+            session, ctx, hospital_code=hospital,
+            his_order_no=body.his_order_no, his_patient_id=body.patient_id,
+            amount_fen=body.amount_fen, use_insurance=body.use_insurance,
+            created_by=f"staff:{staff.id}", kind="consultation",
+        )  # fmt: skip
+        row = await start_consultation(
+            session, ctx, order=order, question=body.question, by=f"staff:{staff.id}"
+        )
+        await session.commit()
+    except OrderRejected as exc:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("body", exc.field), "msg": str(exc)}]
+        ) from exc
+    except UnknownPatient as exc:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("body", "patient_id"), "msg": str(exc)}]
+        ) from exc
+    except OrderConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except (HisUnavailable, RPCError) as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "HIS or workflow service unavailable"
+        ) from exc
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    await session.refresh(row)
+    return _out(row)
+
+
+@router.get("/{consultation_id}")
+async def get_consultation(
+    consultation_id: str, session: SessionDep, staff: ReaderDep
+) -> ConsultationOut:
+    row = await session.get(Consultation, consultation_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
+    ensure_visible(staff, row.department_code)
+    return _out(row)
+
+
+@router.post("/{consultation_id}/accept")
+async def accept(
+    consultation_id: str, container: ContainerDep, session: SessionDep, doctor: DoctorDep
+) -> ConsultationState:
+    row = await session.get(Consultation, consultation_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
+    ensure_visible(doctor, row.department_code)
+    handle = container.temporal.get_workflow_handle(row.workflow_id)
+    try:
+        state: ConsultationState = await handle.execute_update(
+            UPDATE_ACCEPT,
+            Acceptance(doctor_id=doctor.id, doctor_name=doctor.name, at=utcnow()),
+            result_type=ConsultationState,
+        )
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(exc)
+        raise HTTPException(status.HTTP_409_CONFLICT, message) from exc
+    except RPCError as exc:
+        # The workflow has finished: the consultation was refunded or already decided.
+        current: ConsultationState | None = None
+        with contextlib.suppress(RPCError):
+            current = await handle.query(QUERY_CONSULTATION, result_type=ConsultationState)
+        detail = f"问诊当前状态为{current.status}，不能接诊" if current else "问诊已结束，不能接诊"
+        raise HTTPException(status.HTTP_409_CONFLICT, detail) from exc
+    return state

@@ -1,0 +1,305 @@
+"""Payments API (PAY-1..PAY-8): create and pay orders, follow them, refund them, list them, and
+read the daily reconciliation.
+
+Writes come from the hospital's patient-facing app or self-service kiosks (integration
+accounts) and from administrators; every response is the order as the database projects its
+saga, so a client can poll it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from temporalio.service import RPCError
+
+from api.deps import ContainerDep, SessionDep, require_role
+from core.logs import get_logger
+from core.models import Discrepancy, PaymentEvent, PaymentOrder, PaymentRefund, StaffRole
+from integrations.his import HisUnavailable
+from services import reconciliation
+from services.patients import UnknownPatient
+from services.payment_refunds import RefundNotAllowed, RefundTooLarge, refundable_fen
+from services.payments import (
+    OrderConflict,
+    OrderRejected,
+    create_order,
+    list_orders,
+    lock_order,
+    order_trail,
+    refund_id_for,
+    request_refund,
+    start_payment,
+)
+from services.staff import StaffPrincipal
+from workflows.payment_contracts import ReconcileSummary
+
+router = APIRouter(prefix="/api/payments", tags=["payments"])
+log = get_logger(__name__)
+
+WriterDep = Annotated[StaffPrincipal, Depends(require_role(StaffRole.INTEGRATION, StaffRole.ADMIN))]
+ReaderDep = Annotated[
+    StaffPrincipal,
+    Depends(require_role(StaffRole.INTEGRATION, StaffRole.ADMIN, StaffRole.CARE_MANAGER)),
+]
+AdminDep = Annotated[StaffPrincipal, Depends(require_role(StaffRole.ADMIN))]
+
+
+class OrderCreate(BaseModel):
+    his_order_no: str = Field(min_length=1, max_length=64)
+    patient_id: str = Field(min_length=1, max_length=64, description="the patient's HIS id")
+    amount_fen: int = Field(gt=0, le=100_000_000, description="must equal the HIS amount")
+    use_insurance: bool = Field(default=True, description="settle the insured part (医保)")
+    hospital_code: str | None = Field(default=None, max_length=32)
+    pay: bool = Field(default=False, description="start paying at once")
+
+
+class RefundCreate(BaseModel):
+    amount_fen: int = Field(gt=0, le=100_000_000)
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class RefundOut(BaseModel):
+    id: str
+    amount_fen: int
+    status: str
+    insurance_fen: int | None
+    self_pay_fen: int | None
+    reason: str
+    failure_reason: str | None
+    provider_refund_id: str | None
+    his_refund_no: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, row: PaymentRefund) -> RefundOut:
+        return cls.model_validate(row, from_attributes=True)
+
+
+class EventOut(BaseModel):
+    status: str
+    note: str | None
+    at: datetime
+
+    @classmethod
+    def of(cls, row: PaymentEvent) -> EventOut:
+        return cls.model_validate(row, from_attributes=True)
+
+
+class OrderOut(BaseModel):
+    id: str
+    hospital_code: str
+    his_order_no: str
+    kind: str
+    title: str
+    department_code: str
+    amount_fen: int
+    status: str
+    saga_status: str | None
+    scenario: str | None
+    insurance_fen: int | None
+    self_pay_fen: int | None
+    pay_url: str | None
+    pay_deadline_at: datetime | None
+    transaction_id: str | None
+    receipt_no: str | None
+    failure_reason: str | None
+    compensations: list[dict[str, Any]]
+    refunded_fen: int
+    refundable_fen: int
+    workflow_id: str | None
+    created_at: datetime
+    settled_at: datetime | None
+    refunds: list[RefundOut] = Field(default_factory=list)
+    events: list[EventOut] = Field(default_factory=list)
+
+    @classmethod
+    def of(
+        cls,
+        row: PaymentOrder,
+        refunds: list[PaymentRefund] | None = None,
+        events: list[PaymentEvent] | None = None,
+    ) -> OrderOut:
+        return cls(
+            **row.model_dump(exclude={"refunds", "events"}),
+            refundable_fen=refundable_fen(row),
+            refunds=[RefundOut.of(r) for r in refunds or []],
+            events=[EventOut.of(e) for e in events or []],
+        )
+
+
+def _field_error(field: str, message: str) -> RequestValidationError:
+    return RequestValidationError([{"type": "value_error", "loc": ("body", field), "msg": message}])
+
+
+def _unavailable(exc: Exception) -> HTTPException:
+    log.error("payment request not accepted", error=str(exc))
+    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "HIS or workflow service unavailable")
+
+
+async def _detailed(session: SessionDep, order: PaymentOrder) -> OrderOut:
+    refunds, events = await order_trail(session, order.id)
+    return OrderOut.of(order, refunds, events)
+
+
+@router.post("/orders", status_code=status.HTTP_201_CREATED)
+async def create(
+    body: OrderCreate,
+    response: Response,
+    container: ContainerDep,
+    session: SessionDep,
+    staff: WriterDep,
+) -> OrderOut:
+    hospital = body.hospital_code or container.settings.default_hospital_code
+    ctx = container.payments
+    try:
+        order, created = await create_order(
+            session, ctx, hospital_code=hospital, his_order_no=body.his_order_no,
+            his_patient_id=body.patient_id, amount_fen=body.amount_fen,
+            use_insurance=body.use_insurance, created_by=f"staff:{staff.id}",
+        )  # fmt: skip
+        if body.pay:
+            locked = await lock_order(session, order.id)
+            assert locked is not None
+            order = await start_payment(session, ctx, locked, by=f"staff:{staff.id}")
+        await session.commit()
+    except OrderRejected as exc:
+        raise _field_error(exc.field, str(exc)) from exc
+    except UnknownPatient as exc:
+        raise _field_error("patient_id", str(exc)) from exc
+    except OrderConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except (HisUnavailable, RPCError) as exc:
+        raise _unavailable(exc) from exc
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    await session.refresh(order)
+    return await _detailed(session, order)
+
+
+@router.post("/orders/{order_id}/pay", status_code=status.HTTP_202_ACCEPTED)
+async def pay(
+    order_id: str, container: ContainerDep, session: SessionDep, staff: WriterDep
+) -> OrderOut:
+    order = await lock_order(session, order_id)
+    if order is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such payment order")
+    try:
+        order = await start_payment(session, container.payments, order, by=f"staff:{staff.id}")
+        await session.commit()
+    except OrderConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except RPCError as exc:
+        raise _unavailable(exc) from exc
+    await session.refresh(order)
+    return await _detailed(session, order)
+
+
+@router.get("/orders/{order_id}")
+async def get_order(order_id: str, session: SessionDep, _: ReaderDep) -> OrderOut:
+    order = await session.get(PaymentOrder, order_id)
+    if order is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such payment order")
+    return await _detailed(session, order)
+
+
+@router.get("/orders")
+async def search_orders(
+    session: SessionDep,
+    _: ReaderDep,
+    status_: Annotated[str | None, Query(alias="status")] = None,
+    kind: str | None = None,
+    patient_id: Annotated[str | None, Query(description="the patient's HIS id")] = None,
+    hospital_code: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[OrderOut]:
+    rows = await list_orders(
+        session, hospital_code=hospital_code, status=status_, kind=kind, patient_id=patient_id,
+        created_from=created_from, created_to=created_to, limit=limit, offset=offset,
+    )  # fmt: skip
+    return [OrderOut.of(row) for row in rows]
+
+
+@router.post("/orders/{order_id}/refunds", status_code=status.HTTP_202_ACCEPTED)
+async def refund(
+    order_id: str,
+    body: RefundCreate,
+    container: ContainerDep,
+    session: SessionDep,
+    staff: WriterDep,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> RefundOut:
+    refund_id = refund_id_for(order_id, idempotency_key)
+    try:
+        row = await request_refund(
+            session, container.payments, order_id=order_id, amount_fen=body.amount_fen,
+            reason=body.reason, refund_id=refund_id, by=f"staff:{staff.id}",
+        )  # fmt: skip
+        await session.commit()
+    except LookupError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such payment order") from exc
+    except RefundTooLarge as exc:
+        raise _field_error(
+            "amount_fen",
+            f"amount_fen exceeds what can still be refunded ({exc.refundable_fen} fen)",
+        ) from exc
+    except (RefundNotAllowed, OrderConflict) as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except RPCError as exc:
+        raise _unavailable(exc) from exc
+    return RefundOut.of(row)
+
+
+class ReconciliationOut(BaseModel):
+    bill_date: date
+    provider_lines: int
+    platform_entries: int
+    matched: int
+    discrepancies: int
+    provider_net_fen: int
+    platform_net_fen: int
+    ran_at: datetime | None = None
+    findings: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def _finding(row: Discrepancy) -> dict[str, Any]:
+    return row.model_dump(exclude={"id", "bill_date"})
+
+
+@router.get("/reconciliations")
+async def reconciliations(
+    session: SessionDep, _: AdminDep, limit: Annotated[int, Query(ge=1, le=366)] = 31
+) -> list[ReconciliationOut]:
+    return [
+        ReconciliationOut.model_validate(run, from_attributes=True)
+        for run in await reconciliation.runs(session, limit)
+    ]
+
+
+@router.get("/reconciliations/{bill_date}")
+async def reconciliation_of(bill_date: date, session: SessionDep, _: AdminDep) -> ReconciliationOut:
+    run, found = await reconciliation.findings(session, bill_date)
+    if run is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{bill_date} has not been reconciled")
+    out = ReconciliationOut.model_validate(run, from_attributes=True)
+    return out.model_copy(update={"findings": [_finding(d) for d in found]})
+
+
+@router.post("/reconciliations/{bill_date}/run")
+async def run_reconciliation(
+    bill_date: date, container: ContainerDep, session: SessionDep, _: AdminDep
+) -> ReconciliationOut:
+    summary: ReconcileSummary = await reconciliation.run_for_day(
+        container.temporal, container.settings, bill_date
+    )
+    run, found = await reconciliation.findings(session, summary.bill_date)
+    assert run is not None
+    out = ReconciliationOut.model_validate(run, from_attributes=True)
+    return out.model_copy(update={"findings": [_finding(d) for d in found]})

@@ -1,0 +1,94 @@
+"""The daily reconciliation's schedule and its findings (PAY-8)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleCalendarSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleRange,
+    ScheduleSpec,
+    ScheduleUpdate,
+)
+
+from core.models import Discrepancy, Reconciliation
+from core.settings import Settings
+from workflows.payment_contracts import (
+    RECONCILIATION_SCHEDULE_ID,
+    RECONCILIATION_WORKFLOW,
+    ReconcileInput,
+    ReconcileSummary,
+)
+
+
+def reconciliation_schedule(settings: Settings) -> Schedule:
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            RECONCILIATION_WORKFLOW,
+            ReconcileInput(timezone=settings.timezone),
+            id="payments-reconciliation",
+            task_queue=settings.temporal_task_queue,
+        ),
+        spec=ScheduleSpec(
+            calendars=[
+                ScheduleCalendarSpec(
+                    hour=[ScheduleRange(settings.reconciliation_hour)],
+                    minute=[ScheduleRange(0)],
+                    second=[ScheduleRange(0)],
+                )
+            ],
+            time_zone_name=settings.timezone,
+        ),
+        # A run missed while the cluster was down still happens when it is back (within a day).
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(days=1)),
+    )
+
+
+async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> None:
+    """Creates the daily schedule, or brings an existing one in line with the settings."""
+    schedule = reconciliation_schedule(settings)
+    try:
+        await client.create_schedule(RECONCILIATION_SCHEDULE_ID, schedule)
+    except ScheduleAlreadyRunningError:
+        handle = client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID)
+        await handle.update(lambda _: ScheduleUpdate(schedule=schedule))
+
+
+async def run_for_day(client: Client, settings: Settings, bill_date: date) -> ReconcileSummary:
+    """Reconciles one day now (a re-run after fixing something, or a missed day)."""
+    result: ReconcileSummary = await client.execute_workflow(
+        RECONCILIATION_WORKFLOW,
+        ReconcileInput(bill_date=bill_date, timezone=settings.timezone),
+        id=f"payments-reconciliation:{bill_date}:{uuid.uuid4().hex[:8]}",
+        task_queue=settings.temporal_task_queue,
+        result_type=ReconcileSummary,
+    )
+    return result
+
+
+async def runs(session: AsyncSession, limit: int) -> list[Reconciliation]:
+    found = await session.exec(
+        select(Reconciliation).order_by(col(Reconciliation.bill_date).desc()).limit(limit)
+    )
+    return list(found.all())
+
+
+async def findings(
+    session: AsyncSession, bill_date: date
+) -> tuple[Reconciliation | None, list[Discrepancy]]:
+    run = await session.get(Reconciliation, bill_date)
+    found = await session.exec(
+        select(Discrepancy)
+        .where(Discrepancy.bill_date == bill_date)
+        .order_by(col(Discrepancy.kind), col(Discrepancy.reference))
+    )
+    return run, list(found.all())

@@ -1,0 +1,1 @@
+"""A medical insurance centre simulator (医保中心)."""

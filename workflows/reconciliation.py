@@ -1,0 +1,49 @@
+"""Daily reconciliation with the payment provider (PAY-8), started by a Temporal Schedule.
+
+The provider publishes each day's trade bill the next morning; one activity downloads it,
+compares it with the money movements our sagas recorded and stores the discrepancies (so the
+bill itself never travels through workflow history). The bill may not be ready yet, or the
+provider may be down: the activity is retried with a long backoff for most of a day.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from pathways.timeline import zone
+    from workflows.payment_contracts import (
+        ACTIVITY_RECONCILE,
+        RECONCILIATION_WORKFLOW,
+        ReconcileInput,
+        ReconcileRequest,
+        ReconcileSummary,
+    )
+
+STATEMENT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=30),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=30),
+)
+
+
+@workflow.defn(name=RECONCILIATION_WORKFLOW)
+class ReconciliationWorkflow:
+    @workflow.run
+    async def run(self, input: ReconcileInput) -> ReconcileSummary:
+        bill_date = input.bill_date
+        if bill_date is None:
+            today = workflow.now().astimezone(zone(input.timezone)).date()
+            bill_date = today - timedelta(days=1)
+        summary: ReconcileSummary = await workflow.execute_activity(
+            ACTIVITY_RECONCILE,
+            ReconcileRequest(bill_date=bill_date, timezone=input.timezone),
+            result_type=ReconcileSummary,
+            start_to_close_timeout=timedelta(minutes=5),
+            schedule_to_close_timeout=timedelta(hours=12),
+            retry_policy=STATEMENT_RETRY,
+        )
+        return summary
