@@ -14,6 +14,7 @@ Random faults draw from a seeded generator so that a run can be repeated.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Awaitable, Callable
 
@@ -52,8 +53,8 @@ class FaultInjector:
         self.scope_prefix = scope_prefix
         self.random = random.Random(self.plan.seed)  # noqa: S311 - simulation, not security
         self.injected: dict[str, int] = {"error": 0, "lost_answer": 0, "rule": 0}
-        # Set while a lost answer is being held, so tests can act in that window.
-        self.holding = asyncio.Event()
+        # Set to let every held answer go at once (shutting a simulator down).
+        self._release = asyncio.Event()
 
     def replace(self, plan: FaultPlan) -> None:
         self.plan = plan
@@ -75,8 +76,14 @@ class FaultInjector:
         return None
 
     async def _hold(self) -> None:
-        self.holding.set()
-        await asyncio.sleep(self.plan.hang_seconds)
+        release = self._release
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(release.wait(), self.plan.hang_seconds)
+
+    def release(self) -> None:
+        """Ends every hold now; later holds wait again."""
+        self._release.set()
+        self._release = asyncio.Event()
 
     async def handle(
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]

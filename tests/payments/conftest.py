@@ -120,7 +120,8 @@ class PayWorld:
         self, his_order_no: str, *, patient: str = INSURED, amount_fen: int | None = None,
         use_insurance: bool = True, pay: bool = True,
     ) -> httpx.Response:  # fmt: skip
-        total = self.charging.orders[his_order_no].total_fen
+        known = self.charging.orders.get(his_order_no)
+        total = known.total_fen if known else 100
         response = await self.http.post(
             "/api/payments/orders",
             json={"his_order_no": his_order_no, "patient_id": patient,
@@ -318,6 +319,9 @@ async def payment_world(
                     yield world
                 finally:
                     await world.terminate_started()
+                    # Held answers would keep the simulators from shutting down.
+                    for injector in (charging.faults, insurance.faults, provider.faults):
+                        injector.release()
             await container.close()
 
 
