@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.payment_contracts import (
         ACTIVITY_OPEN_REFUND,
         ACTIVITY_RECORD_CONSULTATION,
+        CONSULTATION_REFUSALS,
         CONSULTATION_WORKFLOW,
         PAYMENT_WORKFLOW,
         QUERY_CONSULTATION,
@@ -120,10 +121,9 @@ class ConsultationWorkflow:
 
     def _check_accept(self) -> None:
         if self._status != "waiting_doctor" or self._acceptance is not None:
-            labels = {"paying": "患者尚未完成缴费", "accepted": "已有医生接诊",
-                      "refunding": "已超过接诊时限，问诊已取消",
-                      "refunded": "已超过接诊时限，问诊已取消并退费"}  # fmt: skip
-            raise _Rejected(labels.get(self._status, f"问诊当前状态为{self._status}，不能接诊"))
+            raise _Rejected(
+                CONSULTATION_REFUSALS.get(self._status, f"问诊当前状态为{self._status}，不能接诊")
+            )
 
     async def _change(self, status: ConsultationStatus, note: str | None = None) -> None:
         self._status = status

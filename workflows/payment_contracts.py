@@ -61,6 +61,15 @@ ConsultationStatus = Literal[
     "refund_failed",
     "payment_failed",
 ]
+# Why a doctor cannot accept a consultation in each state, for the doctor.
+CONSULTATION_REFUSALS: dict[str, str] = {
+    "paying": "患者尚未完成缴费",
+    "accepted": "已有医生接诊",
+    "refunding": "已超过接诊时限，问诊已取消",
+    "refunded": "已超过接诊时限，问诊已取消并退费",
+    "refund_failed": "已超过接诊时限，问诊已取消",
+    "payment_failed": "患者缴费未成功，问诊已取消",
+}
 PAYMENT_FINISHED: frozenset[str] = frozenset({"settled", "failed"})
 
 

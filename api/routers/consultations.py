@@ -21,6 +21,7 @@ from services.patients import UnknownPatient
 from services.payments import OrderConflict, OrderRejected, create_order, start_consultation
 from services.staff import StaffPrincipal
 from workflows.payment_contracts import (
+    CONSULTATION_REFUSALS,
     QUERY_CONSULTATION,
     UPDATE_ACCEPT,
     Acceptance,
@@ -140,6 +141,10 @@ async def accept(
         current: ConsultationState | None = None
         with contextlib.suppress(RPCError):
             current = await handle.query(QUERY_CONSULTATION, result_type=ConsultationState)
-        detail = f"问诊当前状态为{current.status}，不能接诊" if current else "问诊已结束，不能接诊"
+        detail = (
+            CONSULTATION_REFUSALS.get(current.status, "问诊已结束，不能接诊")
+            if current
+            else ("问诊已结束，不能接诊")
+        )
         raise HTTPException(status.HTTP_409_CONFLICT, detail) from exc
     return state

@@ -112,7 +112,7 @@ class PayWorld:
     ) -> str:
         lines = items(**amounts)
         order = self.charging.add(
-            NewOrder(patient_id=patient, kind=kind, title="心内科门诊缴费", items=lines)  # type: ignore[arg-type]
+            NewOrder(patient_id=patient, kind=kind, title="心内科门诊缴费", items=lines)
         )
         return order.order_no
 
@@ -164,7 +164,12 @@ class PayWorld:
         return result
 
     async def refund(
-        self, order_id: str, amount_fen: int, *, key: str | None = None, reason: str = "患者申请退费"
+        self,
+        order_id: str,
+        amount_fen: int,
+        *,
+        key: str | None = None,
+        reason: str = "患者申请退费",
     ) -> httpx.Response:
         headers = self.auth() | ({"Idempotency-Key": key} if key else {})
         response = await self.http.post(
@@ -258,9 +263,7 @@ async def payment_world(
     api_url = f"http://127.0.0.1:{api_port}"
     provider_port = free_port()
     provider_url = f"http://127.0.0.1:{provider_port}"
-    insurance = InsuranceState(
-        apps={"carepath": TEST_INSURANCE_SECRET, HIS_APP_ID: HIS_APP_SECRET}
-    )
+    insurance = InsuranceState(apps={"carepath": TEST_INSURANCE_SECRET, HIS_APP_ID: HIS_APP_SECRET})
     provider = WeChatPayState(
         mchid="1900000001",
         appid="wx0000000000000000",

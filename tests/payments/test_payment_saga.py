@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
@@ -47,15 +47,17 @@ def notice_body(resource: dict[str, Any], apiv3_key: str) -> bytes:
 
 def notice_headers(body: bytes, private_pem: str, timestamp: int | None = None) -> dict[str, str]:
     key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
     ts, nonce = str(timestamp or int(time.time())), secrets.token_hex(8)
-    signature = key.sign(  # type: ignore[union-attr, call-arg]
-        f"{ts}\n{nonce}\n".encode() + body + b"\n", padding.PKCS1v15(), hashes.SHA256()
-    )
+    message = f"{ts}\n{nonce}\n".encode() + body + b"\n"
+    signature = key.sign(message, padding.PKCS1v15(), hashes.SHA256())
     return {
-        "Content-Type": "application/json", "Wechatpay-Timestamp": ts, "Wechatpay-Nonce": nonce,
+        "Content-Type": "application/json",
+        "Wechatpay-Timestamp": ts,
+        "Wechatpay-Nonce": nonce,
         "Wechatpay-Serial": "SIMPLATFORM0001",
         "Wechatpay-Signature": base64.b64encode(signature).decode(),
-    }  # fmt: skip
+    }
 
 
 async def test_self_pay_order_is_settled_when_the_provider_notifies(
@@ -71,7 +73,8 @@ async def test_self_pay_order_is_settled_when_the_provider_notifies(
 
         assert order["scenario"] == "self_pay"
         assert (order["insurance_fen"], order["self_pay_fen"]) == (0, 2500)
-        assert order["receipt_no"] and order["transaction_id"]
+        assert order["receipt_no"]
+        assert order["transaction_id"]
         assert world.charging.orders[his_no].status == "settled"
         assert world.provider.ledger()["paid_fen"] == 2500
         assert world.insurance.settlements == {}
@@ -85,7 +88,8 @@ async def test_self_pay_order_is_settled_when_the_provider_notifies(
             return sent if len(sent) == 2 else None
 
         texts = await eventually(two_messages, what="due and paid messages")
-        assert any("待缴费" in t for t in texts) and any("已缴费" in t for t in texts)
+        assert any("待缴费" in t for t in texts)
+        assert any("已缴费" in t for t in texts)
 
 
 async def test_pure_insurance_order_settles_without_the_provider(
@@ -163,13 +167,16 @@ async def test_unpaid_order_is_compensated_in_reverse_when_the_window_closes(
     assert "超过支付时限" in order["failure_reason"]
     assert [c["step"] for c in order["compensations"]] == ["provider", "insurance", "his"]
     trade = world.provider.trades[out_trade_no(order_id)]
-    assert trade.state == "CLOSED" and trade.transaction_id is None
+    assert trade.state == "CLOSED"
+    assert trade.transaction_id is None
     settlement = next(iter(world.insurance.settlements.values()))
     assert settlement.status == "cancelled"
     assert world.charging.orders[his_no].status == "pending"
     assert books["provider_net_fen"] == books["insurance_centre_net_fen"] == 0
-    assert failed[0].urgent and "超过支付时限" in failed[0].body
-    assert again.status_code == 201 and again.json()["id"] != order_id
+    assert failed[0].urgent
+    assert "超过支付时限" in failed[0].body
+    assert again.status_code == 201
+    assert again.json()["id"] != order_id
 
 
 async def test_a_lost_notification_is_made_up_for_by_polling(
@@ -185,7 +192,8 @@ async def test_a_lost_notification_is_made_up_for_by_polling(
             QUERY_PAYMENT, result_type=PaymentState
         )
 
-    assert state.notices_accepted == 0 and state.polls >= 1
+    assert state.notices_accepted == 0
+    assert state.polls >= 1
     assert world.provider.notices[0].deliveries == [-1]
 
 
@@ -204,17 +212,15 @@ async def test_duplicate_and_late_notifications_never_advance_the_saga_twice(
         assert again.json()["deliveries"][-1] == 204
 
         async def notices_seen() -> PaymentState | None:
-            state = await world.client.get_workflow_handle(
-                payment_workflow_id(order_id)
-            ).query(QUERY_PAYMENT, result_type=PaymentState)
+            state = await world.client.get_workflow_handle(payment_workflow_id(order_id)).query(
+                QUERY_PAYMENT, result_type=PaymentState
+            )
             return state if state.notices_accepted + state.notices_ignored >= 1 else None
 
         state = await eventually(notices_seen, what="the notification")
         async with world.sessions() as session:
             seen = (
-                await session.exec(
-                    select(InboundEvent).where(InboundEvent.source == "wechatpay")
-                )
+                await session.exec(select(InboundEvent).where(InboundEvent.source == "wechatpay"))
             ).all()
 
     assert state.notices_accepted <= 1
@@ -234,15 +240,21 @@ async def test_forged_tampered_and_replayed_notifications_are_refused(
         order_id = policy_window.json()["id"]
         await world.wait(order_id, saga="awaiting_payment")
         trade = world.provider.trades[out_trade_no(order_id)]
-        resource = {"out_trade_no": trade.out_trade_no, "trade_state": "SUCCESS",
-                    "transaction_id": "4200FORGED", "amount": {"total": 3000}, "attach": order_id}
+        resource = {
+            "out_trade_no": trade.out_trade_no,
+            "trade_state": "SUCCESS",
+            "transaction_id": "4200FORGED",
+            "amount": {"total": 3000},
+            "attach": order_id,
+        }
         forger = generate_pair()  # not the platform's key
         forged = notice_body(resource, TEST_APIV3_KEY)
         responses = [
             await world.http.post("/webhooks/wechatpay/notify", content=forged,
                                   headers=notice_headers(forged, forger.private_pem)),
             await world.http.post(
-                "/webhooks/wechatpay/notify", content=forged.replace(b"TRANSACTION", b"TRANSACTIOM"),
+                "/webhooks/wechatpay/notify",
+                content=forged.replace(b"TRANSACTION", b"TRANSACTIOM"),
                 headers=notice_headers(forged, TEST_PAYMENT_KEYS.platform.private_pem),
             ),
             await world.http.post(
@@ -255,7 +267,8 @@ async def test_forged_tampered_and_replayed_notifications_are_refused(
         order = await world.order(order_id)
 
     assert [r.status_code for r in responses] == [401, 401, 401, 401]
-    assert order["saga_status"] == "awaiting_payment" and order["transaction_id"] is None
+    assert order["saga_status"] == "awaiting_payment"
+    assert order["transaction_id"] is None
 
 
 async def test_a_payment_seen_only_after_the_window_is_refunded_and_its_late_notice_ignored(
