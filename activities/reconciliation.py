@@ -65,7 +65,7 @@ class ReconciliationActivities:
                 )
                 for other in elsewhere.all():
                     ours.setdefault((other.kind, other.reference), other)
-            await session.execute(
+            await session.exec(
                 delete(Discrepancy).where(col(Discrepancy.bill_date) == request.bill_date)
             )
             run = await session.get(Reconciliation, request.bill_date)

@@ -1,0 +1,120 @@
+"""The daily reconciliation (PAY-8): the provider's trade bill against our ledger, run on demand
+through the API and by the Temporal Schedule the worker keeps in place."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from temporalio.client import ScheduleActionStartWorkflow
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from core.db import transaction
+from core.models import LedgerEntryRow, Reconciliation, StaffRole
+from services.reconciliation import ensure_reconciliation_schedule
+from simulators.wechatpay.app import SimTrade
+from tests.factories import add_staff, eventually
+from tests.payments.conftest import UNINSURED, PayWorld, WorldFactory
+from workflows.payment_contracts import RECONCILIATION_SCHEDULE_ID, out_trade_no
+
+CST = timezone(timedelta(hours=8))
+
+
+async def settled_self_pay(world: PayWorld, fen: int) -> dict[str, Any]:
+    his_no = world.his_order(UNINSURED, self_pay_fen=fen)
+    order_id = (await world.create(his_no, patient=UNINSURED)).json()["id"]
+    await world.patient_pays(order_id)
+    return await world.wait(order_id, status="settled")
+
+
+async def test_the_bill_is_matched_and_every_kind_of_difference_is_reported(
+    dev_env: WorkflowEnvironment, pay_world: WorldFactory
+) -> None:
+    async with pay_world(dev_env.client) as world, world.workers():
+        first = await settled_self_pay(world, 4800)
+        second = await settled_self_pay(world, 2600)
+        refund = await world.refund(first["id"], 1000)
+        await world.wait_refund(refund.json()["id"], "succeeded")
+
+        # A trade paid at the provider that no saga of ours started (e.g. a cashier's manual
+        # order in the merchant console).
+        now = datetime.now(UTC)
+        world.provider.trades["MANUAL0001"] = SimTrade(
+            out_trade_no="MANUAL0001", description="窗口补缴", amount_fen=500,
+            notify_url="", time_expire=now, attach="", state="SUCCESS",
+            transaction_id="4200000000MANUAL", success_time=now,
+        )  # fmt: skip
+        # The provider's bill disagrees with us about the second payment's amount...
+        world.provider.trades[out_trade_no(second["id"])].amount_fen = 2500
+        # ...and we recorded a payment the provider has never heard of.
+        async with transaction(world.sessions) as session:
+            session.add(
+                LedgerEntryRow(order_id=second["id"], party="provider", kind="payment",
+                               reference="4200000000GHOST", amount_fen=700, at=now)
+            )  # fmt: skip
+
+        admin = await add_staff(world.sessions, StaffRole.ADMIN, None, name="财务科")
+        bill_date = now.astimezone(CST).date()
+        url = f"/api/payments/reconciliations/{bill_date}"
+        refused = await world.http.post(f"{url}/run", headers=world.auth())
+        ran = await world.http.post(f"{url}/run", headers=world.auth(admin))
+        again = await world.http.post(f"{url}/run", headers=world.auth(admin))
+        stored = await world.http.get(url, headers=world.auth(admin))
+        listed = await world.http.get("/api/payments/reconciliations", headers=world.auth(admin))
+
+    assert refused.status_code == 403
+    assert ran.status_code == 200, ran.text
+    report = ran.json()
+    assert report["provider_lines"] == 4  # two payments, one refund, the manual trade
+    assert report["matched"] == 2  # the first payment and its refund
+    assert report["discrepancies"] == 3
+    assert report["provider_net_fen"] == 4800 + 2500 + 500 - 1000
+    assert report["platform_net_fen"] == 4800 + 2600 + 700 - 1000
+    kinds = {f["kind"]: f for f in report["findings"]}
+    assert set(kinds) == {"missing_in_platform", "amount_mismatch", "missing_at_provider"}
+    assert kinds["missing_in_platform"]["out_trade_no"] == "MANUAL0001"
+    assert kinds["missing_in_platform"]["order_id"] is None
+    mismatch = kinds["amount_mismatch"]
+    assert (mismatch["order_id"], mismatch["provider_fen"], mismatch["platform_fen"]) == (
+        second["id"], 2500, 2600,
+    )  # fmt: skip
+    assert kinds["missing_at_provider"]["reference"] == "4200000000GHOST"
+    # A re-run replaces the day's findings rather than adding to them.
+    assert again.json()["findings"] == report["findings"]
+    assert stored.json()["findings"] == report["findings"]
+    assert [r["bill_date"] for r in listed.json()] == [str(bill_date)]
+
+
+async def test_the_schedule_is_kept_in_place_and_reconciles_yesterday(
+    dev_env: WorkflowEnvironment, pay_world: WorldFactory
+) -> None:
+    async with pay_world(dev_env.client, reconciliation_hour=9) as world, world.workers():
+        handle = world.client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID)
+        try:
+            await ensure_reconciliation_schedule(world.client, world.settings)
+            # A worker restart with a different hour updates the schedule instead of failing.
+            moved = world.settings.model_copy(update={"reconciliation_hour": 7})
+            await ensure_reconciliation_schedule(world.client, moved)
+            described = await handle.describe()
+            await handle.trigger()
+            yesterday = datetime.now(CST).date() - timedelta(days=1)
+
+            async def reconciled() -> Reconciliation | None:
+                async with world.sessions() as session:
+                    return await session.get(Reconciliation, yesterday)
+
+            run = await eventually(reconciled, what="yesterday's reconciliation")
+        finally:
+            with contextlib.suppress(RPCError):
+                await handle.delete()
+
+    spec = described.schedule.spec
+    assert [r.start for r in spec.calendars[0].hour] == [7]
+    assert spec.time_zone_name == "Asia/Shanghai"
+    action = described.schedule.action
+    assert isinstance(action, ScheduleActionStartWorkflow)
+    assert action.task_queue == world.settings.temporal_task_queue
+    assert run.provider_lines == 0
+    assert run.discrepancies == 0
