@@ -40,6 +40,7 @@ bench: setup-test
 	@$(PY) -m bench.messages_throughput
 	@$(PY) -m bench.pathway_stats
 	@$(PY) -m bench.prescription_autoapproval
+	@$(PY) -m bench.payment_faults
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -28,6 +28,9 @@ class ChargeItem(BaseModel):
     amount_fen: int = Field(gt=0)
     # The part of the item the insurance catalogue covers (甲类/乙类); the rest is self-pay.
     insurable_fen: int = Field(default=0, ge=0)
+    # The fund's share of the insurable part when it differs from the usual ratio (e.g. a
+    # chronic-disease outpatient item the fund pays in full).
+    fund_ratio: float | None = Field(default=None, ge=0, le=1)
 
 
 class SimChargeOrder(BaseModel):
@@ -192,7 +195,10 @@ class ChargingState:
 def split(state: ChargingState, order: SimChargeOrder, use_insurance: bool) -> tuple[int, int]:
     if not use_insurance or order.patient_id not in state.insured:
         return 0, order.total_fen
-    insurance = sum(int(i.insurable_fen * state.insurance_ratio) for i in order.items)
+    insurance = sum(
+        int(i.insurable_fen * (state.insurance_ratio if i.fund_ratio is None else i.fund_ratio))
+        for i in order.items
+    )
     return insurance, order.total_fen - insurance
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
@@ -31,17 +31,12 @@ from tests.conftest import (
     TEST_WEBHOOK_SECRET,
 )
 from tests.factories import add_staff, eventually
+from tests.harness.browser import chromium, phone
 from tests.harness.postgres import free_port
 from tests.harness.processes import Process, start_process
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-# Flags for a closed network: without them Chromium keeps dialling Google services.
-CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 # One plan day lasts 1.5 seconds: day 3 at about 4.5 s, day 7 at 10.5 s, day 30 at 45 s; each
 # link is valid 7.5 s.
 SPEEDUP = 86400 / 1.5
@@ -132,12 +127,8 @@ def platform(
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        yield chromium
-        await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 async def _ready(http: httpx.AsyncClient, url: str) -> bool:
@@ -210,10 +201,8 @@ async def _run_scenario(
     def link_in(body: str) -> str:
         return next(w for w in body.replace("：", " ").split() if "/p/" in w)
 
-    phone = await browser.new_context(
-        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, locale="zh-CN"
-    )
-    page = await phone.new_page()
+    handset = await phone(browser)
+    page = await handset.new_page()
 
     day3 = await eventually(
         lambda: message_for("出院第3天随访"), within=40, what="day-3 SMS", interval=0.2
@@ -272,4 +261,4 @@ async def _run_scenario(
     await ui.goto(f"{platform.ui}/namespaces/default/workflows")
     await ui.get_by_text(workflow_id).first.wait_for(timeout=30_000)
     await ui.screenshot(path=str(tmp_path / "temporal-ui.png"))
-    await phone.close()
+    await handset.close()

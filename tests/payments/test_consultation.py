@@ -4,6 +4,7 @@ in time."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
@@ -41,7 +42,7 @@ async def wait_status(world: PayWorld, consultation_id: str, status: str) -> dic
 
 
 async def test_a_consultation_no_doctor_accepts_is_cancelled_and_refunded(
-    dev_env: WorkflowEnvironment, pay_world: WorldFactory
+    dev_env: WorkflowEnvironment, pay_world: WorldFactory, record_history: Any
 ) -> None:
     # The hospital's window, shortened to seconds. (On the time-skipping server the clock stays
     # locked once the fee's saga ends before its "paid" message: temporalio/sdk-java#1138.)
@@ -53,6 +54,9 @@ async def test_a_consultation_no_doctor_accepts_is_cancelled_and_refunded(
         late = await world.http.post(
             f"/api/consultations/{consultation['id']}/accept", headers=world.auth(world.doctor)
         )
+        handle = world.client.get_workflow_handle(consultation_workflow_id(consultation["id"]))
+        await handle.result()
+        await record_history(handle, "consultation_v1_lapsed")
 
     deadline = datetime.fromisoformat(waiting["accept_deadline_at"])
     assert deadline - datetime.fromisoformat(waiting["created_at"]) >= timedelta(seconds=10)

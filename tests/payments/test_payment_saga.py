@@ -61,7 +61,7 @@ def notice_headers(body: bytes, private_pem: str, timestamp: int | None = None) 
 
 
 async def test_self_pay_order_is_settled_when_the_provider_notifies(
-    dev_env: WorkflowEnvironment, pay_world: WorldFactory
+    dev_env: WorkflowEnvironment, pay_world: WorldFactory, record_history: Any
 ) -> None:
     async with pay_world(dev_env.client) as world, world.workers():
         his_no = world.his_order(UNINSURED, self_pay_fen=2500)
@@ -88,6 +88,9 @@ async def test_self_pay_order_is_settled_when_the_provider_notifies(
             return sent if len(sent) == 2 else None
 
         texts = await eventually(two_messages, what="due and paid messages")
+        handle = world.client.get_workflow_handle(wid)
+        await handle.result()
+        await record_history(handle, "payment_v1_self_pay")
         assert any("待缴费" in t for t in texts)
         assert any("已缴费" in t for t in texts)
 
@@ -146,7 +149,7 @@ async def test_an_expired_insurance_token_is_applied_for_again_not_a_failure(
 
 
 async def test_unpaid_order_is_compensated_in_reverse_when_the_window_closes(
-    dev_env: WorkflowEnvironment, pay_world: WorldFactory
+    dev_env: WorkflowEnvironment, pay_world: WorldFactory, record_history: Any
 ) -> None:
     policy = FAST.model_copy(update={"pay_window_seconds": 5})
     async with pay_world(dev_env.client, policy=policy) as world, world.workers():
@@ -159,6 +162,9 @@ async def test_unpaid_order_is_compensated_in_reverse_when_the_window_closes(
             return [m for m in sent if m.idempotency_key.endswith("/failed")] or None
 
         failed = await eventually(failure_message, what="the failure message")
+        handle = world.client.get_workflow_handle(payment_workflow_id(order_id))
+        await handle.result()
+        await record_history(handle, "payment_v1_compensated")
         books = await world.books()
         # The HIS order can be paid again, by a new payment order.
         again = await world.create(his_no, pay=False)

@@ -9,6 +9,7 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 
 from tests.payments.conftest import INSURED, UNINSURED, PayWorld, WorldFactory
+from workflows.payment_contracts import refund_workflow_id
 
 
 async def settled_mixed(world: PayWorld) -> dict[str, Any]:
@@ -19,7 +20,7 @@ async def settled_mixed(world: PayWorld) -> dict[str, Any]:
 
 
 async def test_a_mixed_payment_is_refunded_in_full_along_both_paths(
-    dev_env: WorkflowEnvironment, pay_world: WorldFactory
+    dev_env: WorkflowEnvironment, pay_world: WorldFactory, record_history: Any
 ) -> None:
     async with pay_world(dev_env.client) as world, world.workers():
         order = await settled_mixed(world)
@@ -28,6 +29,9 @@ async def test_a_mixed_payment_is_refunded_in_full_along_both_paths(
         refund = await world.wait_refund(response.json()["id"], "succeeded")
         after = await world.order(order["id"])
         books = await world.books()
+        handle = world.client.get_workflow_handle(refund_workflow_id(refund.id))
+        await handle.result()
+        await record_history(handle, "refund_v1_mixed")
 
     assert (refund.insurance_fen, refund.self_pay_fen) == (4340, 4360)
     assert refund.provider_refund_id
