@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: setup setup-test run stop demo demo-rx test lint fmt bench clean
+.PHONY: setup setup-test run stop demo demo-rx demo-pay test lint fmt bench clean
 
 setup:
 	@infra/setup.sh run
@@ -19,6 +19,9 @@ stop:
 
 demo-rx:
 	@$(PY) -m infra.demo_rx $(ARGS)
+
+demo-pay:
+	@$(PY) -m infra.demo_pay $(ARGS)
 
 demo:
 	@$(PY) -m infra.demo $(ARGS)

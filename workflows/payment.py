@@ -168,7 +168,7 @@ class PaymentWorkflow:
         )  # fmt: skip
         self._receipt = confirmed.receipt_no
         await self._change("settled")
-        await self._notify("paid", "已缴费成功")
+        await self._notify("paid", "已缴费成功", urgent=True)
 
     async def _collect(self, split: Split) -> None:
         """The self-pay part: the provider order, then its notification or our polling, until
@@ -188,7 +188,8 @@ class PaymentWorkflow:
         )  # fmt: skip
         self._pay_url = created.pay_url
         await self._change("awaiting_payment")
-        await self._notify("due", "待缴费，请在有效时间内完成支付")
+        # Quiet hours would hold the link past the pay window: the patient is waiting for it.
+        await self._notify("due", "待缴费，请在有效时间内完成支付", urgent=True)
         poll = timedelta(seconds=order.policy.poll_interval_seconds)
         while self._paid is None:
             remaining = deadline - workflow.now()
