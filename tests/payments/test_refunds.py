@@ -4,6 +4,7 @@ requests a cashier's system may send."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
@@ -155,3 +156,21 @@ async def test_bad_payment_requests_get_a_clear_4xx_and_change_nothing(
     assert negative.status_code == 422
     assert field(negative) == ["body", "amount_fen"]
     assert [o["id"] for o in orders.json()] == [order_id]
+
+
+async def test_two_cashiers_refunding_at_once_cannot_refund_more_than_was_paid(
+    dev_env: WorkflowEnvironment, pay_world: WorldFactory
+) -> None:
+    async with pay_world(dev_env.client) as world, world.workers():
+        order = await settled_mixed(world)  # 8700 fen
+        first, second = await asyncio.gather(
+            world.refund(order["id"], 6000, key="desk-1"),
+            world.refund(order["id"], 6000, key="desk-2"),
+        )
+        accepted = first if first.status_code == 202 else second
+        await world.wait_refund(accepted.json()["id"], "succeeded")
+        after = await world.order(order["id"])
+
+    assert sorted([first.status_code, second.status_code]) == [202, 422]
+    assert after["refunded_fen"] == 6000
+    assert after["refundable_fen"] == 2700
