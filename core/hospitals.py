@@ -104,6 +104,9 @@ class PaymentPolicy(BaseModel):
     poll_interval_seconds: int = Field(default=15, ge=1, le=3600)
     # One external call; a worker killed mid-call is noticed after this long.
     call_timeout_seconds: int = Field(default=30, ge=1, le=600)
+    # A step before the patient's money moves (pre-settlement, insurance, opening the provider
+    # order) is retried this long while the party is unreachable, then the saga compensates.
+    forward_give_up_seconds: int = Field(default=300, ge=5, le=86_400)
     # Confirming with the HIS once money has moved is retried this long before compensating.
     confirm_give_up_seconds: int = Field(default=86_400, ge=10, le=30 * 86_400)
 

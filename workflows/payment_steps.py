@@ -47,8 +47,6 @@ FORWARD_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     non_retryable_error_types=[REFUSED],
 )
-# Forward steps before any money moves give up after this long and the saga compensates.
-FORWARD_GIVE_UP = timedelta(minutes=5)
 UNTIL_DONE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -92,13 +90,15 @@ async def forward(
     *,
     policy: PaymentPolicy,
     what: str,
-    give_up: timedelta = FORWARD_GIVE_UP,
+    give_up: timedelta | None = None,
 ) -> T:
     """A forward step; a refusal or giving up becomes ``SagaFailed`` with a reason for people."""
     try:
         result: T = await workflow.execute_activity(
             activity, arg, result_type=result_type, retry_policy=FORWARD_RETRY,
-            schedule_to_close_timeout=give_up, **_timeouts(policy),
+            schedule_to_close_timeout=give_up
+            or timedelta(seconds=policy.forward_give_up_seconds),
+            **_timeouts(policy),
         )  # fmt: skip
     except ActivityError as error:
         refused = refusal(error)

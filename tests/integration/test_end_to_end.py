@@ -24,16 +24,11 @@ from temporalio.testing import WorkflowEnvironment
 from core.db import SessionFactory
 from core.temporal import DATA_CONVERTER
 from infra.toolchain import temporal_cli
-from tests.conftest import (
-    TEST_ENTERPRISE_SECRET,
-    TEST_HIS_API_KEY,
-    TEST_SECRET,
-    TEST_WEBHOOK_SECRET,
-)
+from tests.conftest import make_settings
 from tests.factories import add_staff, eventually
 from tests.harness.browser import chromium, phone
 from tests.harness.postgres import free_port
-from tests.harness.processes import Process, start_process
+from tests.harness.processes import Process, settings_env, start_process
 
 pytestmark = pytest.mark.e2e
 
@@ -82,23 +77,18 @@ def platform(
 ) -> Iterator[Platform]:
     temporal, ui = temporal_with_ui
     api_port, his_port = free_port(), free_port()
-    env = {
-        "CAREPATH_ENVIRONMENT": "test",
-        "CAREPATH_LOG_JSON": "true",
-        "CAREPATH_DATABASE_URL": database_url,
-        "CAREPATH_TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
-        "CAREPATH_TEMPORAL_TASK_QUEUE": f"e2e-{uuid.uuid4()}",
-        "CAREPATH_TEMPORAL_UI_URL": ui,
-        "CAREPATH_API_HOST": "127.0.0.1",
-        "CAREPATH_API_PORT": str(api_port),
-        "CAREPATH_PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
-        "CAREPATH_HIS_BASE_URL": f"http://127.0.0.1:{his_port}",
-        "CAREPATH_LINK_SECRET": TEST_SECRET,
-        "CAREPATH_HIS_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET,
-        "CAREPATH_HIS_API_KEY": TEST_HIS_API_KEY,
-        "CAREPATH_ENTERPRISE_WEBHOOK_SECRET": TEST_ENTERPRISE_SECRET,
-        "CAREPATH_ALLOW_DEMO_CLOCK": "true",
-    }
+    settings = make_settings(
+        log_json=True,
+        database_url=database_url,
+        temporal_address=temporal.client.service_client.config.target_host,
+        temporal_task_queue=f"e2e-{uuid.uuid4()}",
+        temporal_ui_url=ui,
+        api_host="127.0.0.1",
+        api_port=api_port,
+        public_base_url=f"http://127.0.0.1:{api_port}",
+        his_base_url=f"http://127.0.0.1:{his_port}",
+    )
+    env = settings_env(settings)
     processes = {
         "his-sim": start_process("his-sim", ["-m", "simulators.his"], env, tmp_path),
         "worker": start_process("worker", ["-m", "workers.main"], env, tmp_path),

@@ -310,6 +310,27 @@ async def test_a_payment_seen_only_after_the_window_is_refunded_and_its_late_not
                      ("provider", "refund")]  # fmt: skip
 
 
+async def test_a_provider_that_stays_down_is_given_up_on_and_the_fund_is_made_whole(
+    dev_env: WorkflowEnvironment, pay_world: WorldFactory
+) -> None:
+    async with pay_world(dev_env.client) as world, world.workers():
+        # Every attempt to open the provider order times out (the answer never comes).
+        world.provider.faults.plan.rules.append(
+            FaultRule(path_prefix="/v3/pay/transactions/h5", status=504, count=10_000)
+        )
+        his_no = world.his_order(INSURED, insurable_fen=6200, self_pay_fen=2500)
+        order_id = (await world.create(his_no)).json()["id"]
+        failed = await world.wait(order_id, status="failed", within=60)
+        books = await world.books()
+
+    assert "支付下单未能完成" in failed["failure_reason"]
+    assert [c["step"] for c in failed["compensations"]] == ["provider", "insurance", "his"]
+    assert world.provider.trades == {}
+    assert next(iter(world.insurance.settlements.values())).status == "cancelled"
+    assert world.charging.orders[his_no].status == "pending"
+    assert books["insurance_centre_net_fen"] == books["provider_net_fen"] == 0
+
+
 async def test_his_refusing_the_confirmation_undoes_the_money_already_taken(
     dev_env: WorkflowEnvironment, pay_world: WorldFactory
 ) -> None:
