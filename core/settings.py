@@ -13,6 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Development-only secrets. Refused outside development so that a production deployment that
 # forgot to configure a secret fails at start-up instead of signing links with a public value.
 DEV_PLACEHOLDER_SECRET = "dev-only-insecure-secret-change-me"  # noqa: S105 - refused below
+# The simulator's APIv3 key (exactly 32 bytes, as WeChat Pay requires); development only.
+DEV_APIV3_KEY = "dev-only-apiv3-key-0123456789abc"
 
 Environment = Literal["development", "test", "production"]
 KNOWN_CHANNELS = ("wechat", "sms", "outbox")
@@ -105,7 +107,7 @@ class Settings(BaseSettings):
     wechatpay_private_key: SecretStr | None = None
     # The platform (WeChat Pay) public key that signs answers and notifications (PEM or path).
     wechatpay_platform_public_key: str | None = None
-    wechatpay_apiv3_key: SecretStr = SecretStr("dev-only-apiv3-key-0123456789abc")
+    wechatpay_apiv3_key: SecretStr = SecretStr(DEV_APIV3_KEY)
     wechatpay_timeout_seconds: float = Field(default=10.0, gt=0)
     # Local hour at which yesterday's provider bill is reconciled (PAY-8).
     reconciliation_hour: int = Field(default=10, ge=0, le=23)
@@ -145,6 +147,8 @@ class Settings(BaseSettings):
                 "CAREPATH_WECHATPAY_PRIVATE_KEY and CAREPATH_WECHATPAY_PLATFORM_PUBLIC_KEY must "
                 "be set outside development"
             )
+        if self.wechatpay_apiv3_key.get_secret_value() == DEV_APIV3_KEY:
+            raise ValueError("CAREPATH_WECHATPAY_APIV3_KEY must be set outside development")
         for name in provider_secrets:
             if getattr(self, name).get_secret_value() == DEV_PLACEHOLDER_SECRET:
                 raise ValueError(f"CAREPATH_{name.upper()} must be set outside development")

@@ -1,11 +1,22 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
+from core.dev_keys import generate_pair
 from core.settings import Settings
 
 STRONG = "x" * 40
+PAIR = generate_pair()
+# Everything production needs, each test taking one thing away.
+PRODUCTION: dict[str, Any] = {
+    "environment": "production", "link_secret": STRONG, "his_webhook_secret": STRONG,
+    "his_api_key": STRONG, "enterprise_webhook_secret": STRONG, "insurance_app_secret": STRONG,
+    "wechatpay_private_key": PAIR.private_pem, "wechatpay_platform_public_key": PAIR.public_pem,
+    "wechatpay_apiv3_key": "k" * 32, "allow_demo_clock": False,
+}  # fmt: skip
 
 
 def test_development_defaults_run_without_configuration() -> None:
@@ -23,19 +34,13 @@ def test_placeholder_secrets_are_refused_outside_development() -> None:
 
 def test_production_refuses_the_demo_clock() -> None:
     with pytest.raises(ValidationError, match="ALLOW_DEMO_CLOCK"):
-        Settings(
-            _env_file=None, environment="production", link_secret=STRONG,
-            his_webhook_secret=STRONG, his_api_key=STRONG, allow_demo_clock=True,
-            enterprise_webhook_secret=STRONG,
-        )  # fmt: skip
+        Settings(_env_file=None, **(PRODUCTION | {"allow_demo_clock": True}))
 
 
 def test_production_with_real_secrets_logs_json_and_has_no_demo_clock() -> None:
     settings = Settings(
-        _env_file=None, environment="production", link_secret=STRONG,
-        his_webhook_secret=STRONG, his_api_key=STRONG, enterprise_webhook_secret=STRONG,
-        database_url="postgresql+asyncpg://carepath@db/carepath",
-    )  # fmt: skip
+        _env_file=None, database_url="postgresql+asyncpg://carepath@db/carepath", **PRODUCTION
+    )
     assert settings.json_logs is True
     assert not settings.demo_clock_allowed
     assert not settings.is_sqlite
@@ -47,3 +52,21 @@ def test_environment_variables_configure_it(monkeypatch: pytest.MonkeyPatch) -> 
     settings = Settings(_env_file=None)
     assert settings.temporal_address == "temporal.hospital.internal:7233"
     assert settings.hospital_name == "西昌市人民医院"
+
+
+@pytest.mark.parametrize(
+    ("missing", "named"),
+    [
+        ({"insurance_app_secret": None}, "CAREPATH_INSURANCE_APP_SECRET"),
+        ({"wechatpay_private_key": None}, "CAREPATH_WECHATPAY_PRIVATE_KEY"),
+        ({"wechatpay_platform_public_key": None}, "CAREPATH_WECHATPAY_PLATFORM_PUBLIC_KEY"),
+        ({"wechatpay_apiv3_key": None}, "CAREPATH_WECHATPAY_APIV3_KEY"),
+        ({"wechatpay_apiv3_key": "too-short"}, "exactly 32 bytes"),
+    ],
+)
+def test_production_refuses_to_take_payments_without_real_keys(
+    missing: dict[str, Any], named: str
+) -> None:
+    values = {k: v for k, v in (PRODUCTION | missing).items() if v is not None}
+    with pytest.raises(ValidationError, match=named):
+        Settings(_env_file=None, **values)
