@@ -137,7 +137,7 @@ def _field_error(field: str, message: str) -> RequestValidationError:
 
 
 def _unavailable(exc: Exception) -> HTTPException:
-    log.error("payment request not accepted", error=str(exc))
+    log.warning("payment request not accepted", error=str(exc))
     return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "HIS or workflow service unavailable")
 
 
