@@ -8,7 +8,7 @@ saga, so a client can poll it.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response, status
@@ -20,7 +20,7 @@ from api.deps import ContainerDep, SessionDep, require_role
 from core.logs import get_logger
 from core.models import Discrepancy, PaymentEvent, PaymentOrder, PaymentRefund, StaffRole
 from integrations.his import HisUnavailable
-from services import reconciliation
+from services import payment_attention, reconciliation
 from services.patients import UnknownPatient
 from services.payment_refunds import RefundNotAllowed, RefundTooLarge, refundable_fen
 from services.payments import (
@@ -271,6 +271,32 @@ class ReconciliationOut(BaseModel):
 
 def _finding(row: Discrepancy) -> dict[str, Any]:
     return row.model_dump(exclude={"id", "bill_date"})
+
+
+class AttentionOut(BaseModel):
+    kind: str
+    order_id: str | None
+    refund_id: str | None
+    workflow_id: str | None
+    status: str | None
+    amount_fen: int | None
+    note: str
+    since: datetime | date
+
+
+@router.get("/attention")
+async def needs_attention(
+    session: SessionDep,
+    _: ReaderDep,
+    stuck_minutes: Annotated[int, Query(ge=0, le=7 * 24 * 60)] = 30,
+    hospital_code: str | None = None,
+) -> list[AttentionOut]:
+    """Failed refunds, sagas retrying a step for longer than ``stuck_minutes``, and
+    reconciliation days with open discrepancies: what a person has to resolve."""
+    found = await payment_attention.attention(
+        session, stuck_after=timedelta(minutes=stuck_minutes), hospital_code=hospital_code
+    )
+    return [AttentionOut.model_validate(item, from_attributes=True) for item in found]
 
 
 @router.get("/reconciliations")
