@@ -60,6 +60,7 @@ async def main(count: int, seed: int, concurrency: int) -> None:
     )
     print(f"  orders                {dict(result.order_status)}")
     print(f"  scenarios             {dict(result.scenarios)}")
+    print(f"  why orders failed     {dict(result.failures)}")
     print(f"  refunds               {dict(result.refund_status)}")
     print(f"  faults injected       {result.injected}")
     print(f"  notices               {result.notices}, API 503s retried: {result.api_retries}")

@@ -67,7 +67,7 @@ HIS_APP_ID, HIS_APP_SECRET = "his", "his-app-secret-for-tests-0123456789"
 # Fast timings so that a pay window or a lost answer costs seconds, not minutes.
 FAST = PaymentPolicy(
     pay_window_seconds=20, poll_interval_seconds=1, call_timeout_seconds=4,
-    confirm_give_up_seconds=30, forward_give_up_seconds=10,
+    confirm_give_up_seconds=30, forward_give_up_seconds=60,
 )  # fmt: skip
 
 

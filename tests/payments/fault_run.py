@@ -57,6 +57,7 @@ class RunResult:
     seconds: float
     order_status: Counter[str]
     scenarios: Counter[str]
+    failures: Counter[str]
     refund_status: Counter[str]
     books: dict[str, int]
     his: dict[str, int]
@@ -214,6 +215,7 @@ async def run_orders(
         seconds=seconds,
         order_status=Counter(o.status for o in orders),
         scenarios=Counter(o.scenario for o in orders if o.scenario),
+        failures=Counter(o.failure_reason for o in orders if o.failure_reason),
         refund_status=Counter(r.status for r in refunds),
         books=await world.books(),
         his=world.charging.ledger(),

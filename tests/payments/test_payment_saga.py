@@ -313,7 +313,8 @@ async def test_a_payment_seen_only_after_the_window_is_refunded_and_its_late_not
 async def test_a_provider_that_stays_down_is_given_up_on_and_the_fund_is_made_whole(
     dev_env: WorkflowEnvironment, pay_world: WorldFactory
 ) -> None:
-    async with pay_world(dev_env.client) as world, world.workers():
+    policy = FAST.model_copy(update={"forward_give_up_seconds": 8})
+    async with pay_world(dev_env.client, policy=policy) as world, world.workers():
         # Every attempt to open the provider order times out (the answer never comes).
         world.provider.faults.plan.rules.append(
             FaultRule(path_prefix="/v3/pay/transactions/h5", status=504, count=10_000)
