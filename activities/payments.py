@@ -8,6 +8,8 @@ becomes a non-retryable ``Refused`` error; being unreachable propagates and Temp
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from sqlmodel import select
@@ -28,6 +30,7 @@ from core.models import (
 )
 from integrations.his_charging import HisChargeRefused, HisChargingClient
 from integrations.insurance import InsuranceClient, InsuranceRefused
+from integrations.refusals import Refused
 from integrations.wechatpay import ProviderRefused, RefundResult, Trade, WeChatPayClient
 from services.payment_refunds import NothingToRefund, reserve_refund
 from workflows.payment_contracts import (
@@ -88,6 +91,16 @@ def refused(exc: Exception) -> ApplicationError:
     return ApplicationError(str(exc), type=REFUSED, non_retryable=True)
 
 
+@contextmanager
+def refusals_are_final() -> Iterator[None]:
+    """A party's refusal ends the step (the saga decides what follows); anything else, such
+    as the party being unreachable, propagates and is retried."""
+    try:
+        yield
+    except Refused as exc:
+        raise refused(exc) from exc
+
+
 def _trade(trade: Trade | None, out_trade_no: str) -> ProviderTrade:
     if trade is None:
         return ProviderTrade(out_trade_no=out_trade_no, trade_state="NOT_FOUND")
@@ -122,12 +135,10 @@ class PaymentActivities:
 
     @activity.defn(name=ACTIVITY_PRESETTLE)
     async def presettle(self, request: PresettleRequest) -> Split:
-        try:
+        with refusals_are_final():
             pre = await self._his.presettle(
                 request.his_order_no, request.patient_id, request.use_insurance, request.key
             )
-        except HisChargeRefused as exc:
-            raise refused(exc) from exc
         return Split(
             presettle_id=pre.presettle_id, total_fen=pre.total_fen,
             insurance_fen=pre.insurance_fen, self_pay_fen=pre.self_pay_fen,
@@ -146,18 +157,14 @@ class PaymentActivities:
     @activity.defn(name=ACTIVITY_HIS_SETTLE)
     async def his_settle(self, request: HisSettleRequest) -> HisSettled:
         body = request.model_dump(exclude={"his_order_no", "key"})
-        try:
+        with refusals_are_final():
             receipt = await self._his.settle(request.his_order_no, body, request.key)
-        except HisChargeRefused as exc:
-            raise refused(exc) from exc
         return HisSettled(receipt_no=receipt)
 
     @activity.defn(name=ACTIVITY_HIS_REFUND_CHECK)
     async def his_refund_check(self, request: RefundCheckRequest) -> RefundCheckResult:
-        try:
+        with refusals_are_final():
             check = await self._his.refund_check(request.his_order_no, request.amount_fen)
-        except HisChargeRefused as exc:
-            raise refused(exc) from exc
         return RefundCheckResult.model_validate(check.model_dump())
 
     @activity.defn(name=ACTIVITY_HIS_REFUND)
@@ -167,30 +174,26 @@ class PaymentActivities:
             "insurance_fen": request.insurance_fen, "self_pay_fen": request.self_pay_fen,
             "provider_refund_id": request.provider_refund_id,
         }  # fmt: skip
-        try:
+        with refusals_are_final():
             number = await self._his.refund(request.his_order_no, body, request.key)
-        except HisChargeRefused as exc:
-            raise refused(exc) from exc
         return HisRefunded(his_refund_no=number)
 
     # --- insurance centre --------------------------------------------------------------------
 
     @activity.defn(name=ACTIVITY_INSURANCE_SETTLE)
     async def insurance_settle(self, request: InsuranceSettleRequest) -> InsuranceSettled:
-        try:
+        with refusals_are_final():
             settled = await self._insurance.settle(
                 order_no=request.his_order_no, patient_id=request.patient_id,
                 presettle_id=request.presettle_id, amount_fen=request.amount_fen, key=request.key,
             )  # fmt: skip
-        except InsuranceRefused as exc:
-            raise refused(exc) from exc
         return InsuranceSettled(settlement_id=settled.settlement_id, amount_fen=settled.amount_fen)
 
     @activity.defn(name=ACTIVITY_INSURANCE_CANCEL)
     async def insurance_cancel(self, request: InsuranceCancelRequest) -> InsuranceCancelled:
         """Cancels our settlement; without its id (the settle answer was lost), whatever the
         centre holds for this order and pre-settlement."""
-        try:
+        with refusals_are_final():
             if request.settlement_id is not None:
                 targets = [request.settlement_id]
             else:
@@ -210,36 +213,30 @@ class PaymentActivities:
                 cancelled.append(
                     InsuranceSettled(settlement_id=done.settlement_id, amount_fen=done.amount_fen)
                 )
-        except InsuranceRefused as exc:
-            raise refused(exc) from exc
         return InsuranceCancelled(cancelled=cancelled)
 
     # --- payment provider --------------------------------------------------------------------
 
     @activity.defn(name=ACTIVITY_PROVIDER_CREATE)
     async def provider_create(self, request: ProviderCreateRequest) -> ProviderCreated:
-        try:
+        with refusals_are_final():
             url = await self._provider.create_h5_order(
                 out_trade_no=request.out_trade_no, description=request.description,
                 amount_fen=request.amount_fen, time_expire=request.expires_at,
                 notify_url=request.notify_url, attach=request.attach,
             )  # fmt: skip
-        except ProviderRefused as exc:
-            raise refused(exc) from exc
         return ProviderCreated(pay_url=url)
 
     @activity.defn(name=ACTIVITY_PROVIDER_QUERY)
     async def provider_query(self, request: ProviderQueryRequest) -> ProviderTrade:
-        try:
+        with refusals_are_final():
             trade = await self._provider.query_order(request.out_trade_no)
-        except ProviderRefused as exc:
-            raise refused(exc) from exc
         return _trade(trade, request.out_trade_no)
 
     @activity.defn(name=ACTIVITY_PROVIDER_CLOSE)
     async def provider_close(self, request: ProviderQueryRequest) -> ProviderTrade:
         """Closes the order unless it was paid; the trade as it stands afterwards either way."""
-        try:
+        with refusals_are_final():
             trade = await self._provider.query_order(request.out_trade_no)
             if trade is None or trade.transaction_id or trade.trade_state == "CLOSED":
                 return _trade(trade, request.out_trade_no)
@@ -252,27 +249,21 @@ class PaymentActivities:
             return _trade(
                 await self._provider.query_order(request.out_trade_no), request.out_trade_no
             )
-        except ProviderRefused as exc:
-            raise refused(exc) from exc
 
     @activity.defn(name=ACTIVITY_PROVIDER_REFUND)
     async def provider_refund(self, request: ProviderRefundRequest) -> ProviderRefunded:
-        try:
+        with refusals_are_final():
             result = await self._provider.refund(
                 out_trade_no=request.out_trade_no, out_refund_no=request.out_refund_no,
                 refund_fen=request.refund_fen, total_fen=request.total_fen, reason=request.reason,
             )  # fmt: skip
-        except ProviderRefused as exc:
-            raise refused(exc) from exc
         log.info("provider refund", out_refund_no=request.out_refund_no, status=result.status)
         return _refunded(result)
 
     @activity.defn(name=ACTIVITY_PROVIDER_REFUND_QUERY)
     async def provider_refund_query(self, request: ProviderRefundQuery) -> ProviderRefunded:
-        try:
+        with refusals_are_final():
             result = await self._provider.query_refund(request.out_refund_no)
-        except ProviderRefused as exc:
-            raise refused(exc) from exc
         if result is None:
             raise refused(ProviderRefused("RESOURCE_NOT_EXISTS", request.out_refund_no))
         return _refunded(result)

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 
 from api.container import Container
 from api.main import create_app
-from core.db import create_engine, session_factory, transaction
+from bench.infra import bench_infra
+from core.db import transaction
 from core.hospitals import HospitalConfig, QuietHours
 from core.logs import configure_logging
 from core.models import Hospital, Patient, StaffRole, new_id
@@ -34,11 +32,9 @@ from simulators.twilio.app import Faults, TwilioState
 from simulators.twilio.app import create_app as create_twilio
 from tests.conftest import make_settings
 from tests.factories import add_staff, eventually
-from tests.harness.databases import clone_database, create_template
-from tests.harness.postgres import free_port, start_postgres
+from tests.harness.postgres import free_port
 from tests.harness.processes import settings_env, start_process
 from tests.harness.servers import serve
-from tests.harness.temporal import start_dev_server
 
 SID = "AC" + "2" * 32
 TOKEN = "bench-twilio-token-0123456789abcdef"
@@ -77,111 +73,99 @@ async def channel_only(twilio_url: str, count: int, concurrency: int) -> None:
     )
 
 
-async def end_to_end(count: int, workdir: Path, rate: float, label: str) -> None:
-    # Its own directory: the server runs as 'postgres' and must be able to enter it.
-    pg_dir = Path(tempfile.mkdtemp(prefix="carepath-bench-pg-"))
-    pg = start_postgres(pg_dir)
-    temporal = await start_dev_server()
-    worker = None
-    try:
-        await create_template(pg)
-        url = pg.url(await clone_database(pg))
-        engine = create_engine(url)
-        sessions = session_factory(engine)
-        twilio = TwilioState(account_sid=SID, auth_token=TOKEN)
-        twilio.faults = Faults(send_callbacks=False)
-        async with serve(create_twilio(twilio)) as twilio_url:
-            if rate >= 1000:
-                await channel_only(twilio_url, count, concurrency=20)
-                twilio.messages.clear()
-            api_port = free_port()
-            settings = make_settings(
-                database_url=url, temporal_task_queue="bench-messages",
-                public_base_url=f"http://127.0.0.1:{api_port}", message_channels="sms",
-                twilio_account_sid=SID, twilio_auth_token=TOKEN, twilio_api_base_url=twilio_url,
-                twilio_rate_per_second=rate,
-            )  # fmt: skip
-            async with transaction(sessions) as session:
-                session.add(
-                    Hospital(
-                        code="default", name="示例医院",
-                        config=HospitalConfig(quiet_hours=QuietHours(enabled=False)).model_dump(
-                            mode="json"
-                        ),
-                    )
+async def end_to_end(count: int, rate: float, label: str) -> None:
+    async with bench_infra() as infra:
+        url, sessions, temporal = infra.database_url, infra.sessions, infra.temporal
+        worker = None
+        try:
+            twilio = TwilioState(account_sid=SID, auth_token=TOKEN)
+            twilio.faults = Faults(send_callbacks=False)
+            async with serve(create_twilio(twilio)) as twilio_url:
+                if rate >= 1000:
+                    await channel_only(twilio_url, count, concurrency=20)
+                    twilio.messages.clear()
+                api_port = free_port()
+                settings = make_settings(
+                    database_url=url, temporal_task_queue="bench-messages",
+                    public_base_url=f"http://127.0.0.1:{api_port}", message_channels="sms",
+                    twilio_account_sid=SID, twilio_auth_token=TOKEN, twilio_api_base_url=twilio_url,
+                    twilio_rate_per_second=rate,
                 )  # fmt: skip
-                for n in range(count):
+                async with transaction(sessions) as session:
                     session.add(
-                        Patient(id=new_id(), his_patient_id=f"M{n:05d}", name=f"患者{n}",
-                                phone=f"139{n:08d}")
-                    )  # fmt: skip
-            token = await add_staff(sessions, StaffRole.INTEGRATION, None, name="bench")
-            env = {
-                **settings_env(settings),
-                "CAREPATH_TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
-                "CAREPATH_LOG_LEVEL": "WARNING",
-            }
-            worker = start_process("bench-worker", ["-m", "workers.main"], env, workdir)
-            his = HisClient.create("http://127.0.0.1:9", "unused", timeout_seconds=1)
-            app = create_app(container=Container.build(settings, sessions, temporal.client, his))
-            async with (
-                serve(app, port=api_port) as api_url,
-                httpx.AsyncClient(base_url=api_url, timeout=60) as http,
-            ):
-                headers = {"Authorization": f"Bearer {token}"}
-                gate = asyncio.Semaphore(10)
-
-                async def push(n: int) -> None:
-                    async with gate:
-                        response = await http.post(
-                            "/api/messages",
-                            json={
-                                "idempotency_key": f"bench-{n}",
-                                "to": {"patient_id": f"M{n:05d}"},
-                                "template": "notice_generic",
-                                "variables": {"title": "停诊通知", "content": f"第{n}条"},
-                            },
-                            headers=headers,
+                        Hospital(
+                            code="default", name="示例医院",
+                            config=HospitalConfig(quiet_hours=QuietHours(enabled=False)).model_dump(
+                                mode="json"
+                            ),
                         )
-                        response.raise_for_status()
+                    )  # fmt: skip
+                    for n in range(count):
+                        session.add(
+                            Patient(id=new_id(), his_patient_id=f"M{n:05d}", name=f"患者{n}",
+                                    phone=f"139{n:08d}")
+                        )  # fmt: skip
+                token = await add_staff(sessions, StaffRole.INTEGRATION, None, name="bench")
+                env = {
+                    **settings_env(settings),
+                    "CAREPATH_TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
+                    "CAREPATH_LOG_LEVEL": "WARNING",
+                }
+                worker = start_process("bench-worker", ["-m", "workers.main"], env, infra.workdir)
+                his = HisClient.create("http://127.0.0.1:9", "unused", timeout_seconds=1)
+                app = create_app(
+                    container=Container.build(settings, sessions, temporal.client, his)
+                )
+                async with (
+                    serve(app, port=api_port) as api_url,
+                    httpx.AsyncClient(base_url=api_url, timeout=60) as http,
+                ):
+                    headers = {"Authorization": f"Bearer {token}"}
+                    gate = asyncio.Semaphore(10)
 
-                start = time.perf_counter()
-                await asyncio.gather(*(push(n) for n in range(count)))
-                accepted = time.perf_counter() - start
+                    async def push(n: int) -> None:
+                        async with gate:
+                            response = await http.post(
+                                "/api/messages",
+                                json={
+                                    "idempotency_key": f"bench-{n}",
+                                    "to": {"patient_id": f"M{n:05d}"},
+                                    "template": "notice_generic",
+                                    "variables": {"title": "停诊通知", "content": f"第{n}条"},
+                                },
+                                headers=headers,
+                            )
+                            response.raise_for_status()
 
-                async def all_received() -> bool:
-                    return len(twilio.messages) >= count
+                    start = time.perf_counter()
+                    await asyncio.gather(*(push(n) for n in range(count)))
+                    accepted = time.perf_counter() - start
 
-                await eventually(all_received, within=3600, what="every message")
-                wall = time.perf_counter() - start
-            await his.close()
-        # Sustained rate at the provider: first to last message received, worker start-up aside.
-        stamps = sorted(m.date_created for m in twilio.messages.values())
-        sustained = (count - 1) / max((stamps[-1] - stamps[0]).total_seconds(), 1e-6)
-        print(
-            f"{label:<34} n={count:<5} {sustained:7.1f} msg/s sustained  "
-            f"(API accepted all in {accepted:.1f}s; all delivered {wall:.1f}s after the first push,"
-            f" worker start-up included)"
-        )
-        await engine.dispose()
-    finally:
-        if worker is not None:
-            worker.stop()
-        await temporal.shutdown()
-        pg.stop()
-        shutil.rmtree(pg_dir, ignore_errors=True)
+                    async def all_received() -> bool:
+                        return len(twilio.messages) >= count
+
+                    await eventually(all_received, within=3600, what="every message")
+                    wall = time.perf_counter() - start
+                await his.close()
+            # Sustained rate at the provider: first to last message received, worker start-up aside.
+            stamps = sorted(m.date_created for m in twilio.messages.values())
+            sustained = (count - 1) / max((stamps[-1] - stamps[0]).total_seconds(), 1e-6)
+            print(
+                f"{label:<34} n={count:<5} {sustained:7.1f} msg/s sustained  "
+                f"(API accepted all in {accepted:.1f}s; all delivered {wall:.1f}s after the first "
+                "push, worker start-up included)"
+            )
+        finally:
+            if worker is not None:
+                worker.stop()
 
 
 async def main(count: int) -> None:
     configure_logging(json=True, level="WARNING")
-    workdir = Path(tempfile.mkdtemp(prefix="carepath-bench-msg-"))
     print(f"messages through the Twilio path, {count} messages, 2-core box")
-    try:
-        await end_to_end(count, workdir, 1000.0, "push API → workflow → Twilio")
-        # The channel's task-queue rate limit, enforced by the Temporal server across workers.
-        await end_to_end(60, workdir, 5.0, "same, SMS limited to 5/s")
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    await end_to_end(count, 1000.0, "push API → workflow → Twilio")
+    # The channel's task-queue rate limit, enforced by the Temporal server across workers.
+    await end_to_end(60, 5.0, "same, SMS limited to 5/s")
 
 
 if __name__ == "__main__":

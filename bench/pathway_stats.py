@@ -11,27 +11,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import shutil
 import statistics
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 
 from api.container import Container
 from api.main import create_app
-from core.db import create_engine, session_factory, transaction
+from bench.infra import bench_infra
+from core.db import transaction
 from core.logs import configure_logging
 from core.models import CareTask, PathwayRun, Patient, StaffRole, new_id
 from integrations.his import HisClient
 from services.staff import create_staff
 from tests.conftest import make_settings
-from tests.harness.databases import clone_database, create_template
-from tests.harness.postgres import start_postgres
-from tests.harness.temporal import start_dev_server
 
 STATUSES = ["completed"] * 55 + ["abnormal"] * 10 + ["lost"] * 12 + ["sent"] * 8 + [
     "pending"] * 10 + ["not_needed"] * 3 + ["failed"] * 2  # fmt: skip
@@ -39,15 +34,9 @@ STATUSES = ["completed"] * 55 + ["abnormal"] * 10 + ["lost"] * 12 + ["sent"] * 8
 
 async def main(runs: int, repeat: int) -> None:
     configure_logging(json=True, level="WARNING")
-    pg_dir = Path(tempfile.mkdtemp(prefix="carepath-bench-pg-"))
-    pg = start_postgres(pg_dir)
-    temporal = await start_dev_server()
-    try:
-        await create_template(pg)
-        url = pg.url(await clone_database(pg))
-        engine = create_engine(url)
-        sessions = session_factory(engine)
-        settings = make_settings(database_url=url)
+    async with bench_infra() as infra:
+        sessions, temporal = infra.sessions, infra.temporal
+        settings = make_settings(database_url=infra.database_url)
         his = HisClient.create("http://127.0.0.1:9", "unused", timeout_seconds=1)
         container = Container.build(settings, sessions, temporal.client, his)
         await container.sync_library()
@@ -103,11 +92,6 @@ async def main(runs: int, repeat: int) -> None:
             f"completed={figures['completed']}, lost={figures['lost']})"
         )
         await his.close()
-        await engine.dispose()
-    finally:
-        await temporal.shutdown()
-        pg.stop()
-        shutil.rmtree(pg_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

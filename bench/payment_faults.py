@@ -12,42 +12,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import tempfile
-from pathlib import Path
 
-from core.db import create_engine, session_factory
+from bench.infra import bench_infra
 from core.logs import configure_logging
-from tests.harness.databases import clone_database, create_template
-from tests.harness.postgres import start_postgres
-from tests.harness.temporal import start_dev_server
 from tests.payments.conftest import payment_world
 from tests.payments.fault_run import Chaos, run_orders
 
 
 async def main(count: int, seed: int, concurrency: int) -> None:
     configure_logging(json=True, level="ERROR")
-    pg_dir = Path(tempfile.mkdtemp(prefix="carepath-bench-pg-"))
-    pg = start_postgres(pg_dir)
-    temporal = await start_dev_server()
-    try:
-        await create_template(pg)
-        url = pg.url(await clone_database(pg))
-        engine = create_engine(url)
-        sessions = session_factory(engine)
-        chaos = Chaos()
-        async with (
-            payment_world(temporal.client, sessions, url, "bench-pay") as world,
-            world.workers(),
-        ):
-            result = await run_orders(
-                world, count, seed=seed, chaos=chaos, concurrency=concurrency, settle_within=600
-            )
-        await engine.dispose()
-    finally:
-        await temporal.shutdown()
-        pg.stop()
-        shutil.rmtree(pg_dir, ignore_errors=True)
+    chaos = Chaos()
+    async with (
+        bench_infra() as infra,
+        payment_world(
+            infra.temporal.client, infra.sessions, infra.database_url, "bench-pay"
+        ) as world,
+        world.workers(),
+    ):
+        result = await run_orders(
+            world, count, seed=seed, chaos=chaos, concurrency=concurrency, settle_within=600
+        )
 
     books = result.books
     print(

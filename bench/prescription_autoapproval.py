@@ -12,19 +12,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import statistics
-import tempfile
 import uuid
 from datetime import datetime
-from pathlib import Path
 
 import httpx
 from sqlmodel import select
 
 from api.container import Container
 from api.main import create_app
-from core.db import create_engine, session_factory, transaction
+from bench.infra import bench_infra
+from core.db import transaction
 from core.hospitals import HospitalConfig, PrescriptionConfig, QuietHours, ReviewPolicy
 from core.logs import configure_logging
 from core.models import Hospital, Prescription
@@ -33,109 +31,100 @@ from simulators.his.app import HisState
 from simulators.his.app import create_app as create_his
 from tests.conftest import TEST_HIS_API_KEY, TEST_WEBHOOK_SECRET, make_settings
 from tests.factories import eventually
-from tests.harness.databases import clone_database, create_template
-from tests.harness.postgres import start_postgres
 from tests.harness.processes import settings_env, start_process
 from tests.harness.servers import serve
-from tests.harness.temporal import start_dev_server
 from tests.prescriptions.conftest import HOSPITAL, prescription, signed
 
 
 async def main(count: int, deadline: int) -> None:
     configure_logging(json=True, level="WARNING")
-    pg_dir = Path(tempfile.mkdtemp(prefix="carepath-bench-pg-"))
-    work = Path(tempfile.mkdtemp(prefix="carepath-bench-rx-"))
-    pg = start_postgres(pg_dir)
-    temporal = await start_dev_server()
-    worker = None
-    try:
-        await create_template(pg)
-        url = pg.url(await clone_database(pg))
-        engine = create_engine(url)
-        sessions = session_factory(engine)
-        config = HospitalConfig(
-            quiet_hours=QuietHours(enabled=False),
-            prescriptions=PrescriptionConfig(review=ReviewPolicy(deadline_seconds=deadline)),
-        )
-        async with transaction(sessions) as session:
-            session.add(
-                Hospital(
-                    code=HOSPITAL, name="静安区中心医院", config=config.model_dump(mode="json")
-                )
+    async with bench_infra() as infra:
+        url, sessions, temporal = infra.database_url, infra.sessions, infra.temporal
+        worker = None
+        try:
+            config = HospitalConfig(
+                quiet_hours=QuietHours(enabled=False),
+                prescriptions=PrescriptionConfig(review=ReviewPolicy(deadline_seconds=deadline)),
             )
-        his_state = HisState.seeded()
-        his_app = create_his(
-            webhook_target="http://127.0.0.1:9", webhook_secret=TEST_WEBHOOK_SECRET,
-            api_key=TEST_HIS_API_KEY, state=his_state,
-        )  # fmt: skip
-        async with serve(his_app) as his_url:
-            settings = make_settings(
-                database_url=url, temporal_task_queue="bench-rx", his_base_url=his_url,
-                default_hospital_code=HOSPITAL,
+            async with transaction(sessions) as session:
+                session.add(
+                    Hospital(
+                        code=HOSPITAL, name="静安区中心医院", config=config.model_dump(mode="json")
+                    )
+                )
+            his_state = HisState.seeded()
+            his_app = create_his(
+                webhook_target="http://127.0.0.1:9", webhook_secret=TEST_WEBHOOK_SECRET,
+                api_key=TEST_HIS_API_KEY, state=his_state,
             )  # fmt: skip
-            env = {
-                **settings_env(settings),
-                "CAREPATH_TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
-                "CAREPATH_LOG_LEVEL": "WARNING",
-            }
-            worker = start_process("bench-worker", ["-m", "workers.main"], env, work)
-            his = HisClient.create(his_url, TEST_HIS_API_KEY, timeout_seconds=5)
-            app = create_app(container=Container.build(settings, sessions, temporal.client, his))
-            print(f"auto-approval latency, {count} prescriptions, deadline {deadline}s, 2-core box")
-            async with (
-                serve(app) as api_url,
-                httpx.AsyncClient(base_url=api_url, timeout=30) as http,
-            ):
-                numbers = []
-                for _ in range(count):
-                    body = prescription(f"RXB{uuid.uuid4().hex[:8].upper()}")
-                    raw = json.dumps(body, ensure_ascii=False).encode()
-                    response = await http.post(
-                        "/webhooks/his/prescriptions",
-                        content=raw,
-                        headers=signed(raw, TEST_WEBHOOK_SECRET),
-                    )
-                    response.raise_for_status()
-                    numbers.append(body["prescription_no"])
+            async with serve(his_app) as his_url:
+                settings = make_settings(
+                    database_url=url, temporal_task_queue="bench-rx", his_base_url=his_url,
+                    default_hospital_code=HOSPITAL,
+                )  # fmt: skip
+                env = {
+                    **settings_env(settings),
+                    "CAREPATH_TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
+                    "CAREPATH_LOG_LEVEL": "WARNING",
+                }
+                worker = start_process("bench-worker", ["-m", "workers.main"], env, infra.workdir)
+                his = HisClient.create(his_url, TEST_HIS_API_KEY, timeout_seconds=5)
+                app = create_app(
+                    container=Container.build(settings, sessions, temporal.client, his)
+                )
+                print(
+                    f"auto-approval latency, {count} prescriptions, deadline {deadline}s, "
+                    "2-core box"
+                )
+                async with (
+                    serve(app) as api_url,
+                    httpx.AsyncClient(base_url=api_url, timeout=30) as http,
+                ):
+                    numbers = []
+                    for _ in range(count):
+                        body = prescription(f"RXB{uuid.uuid4().hex[:8].upper()}")
+                        raw = json.dumps(body, ensure_ascii=False).encode()
+                        response = await http.post(
+                            "/webhooks/his/prescriptions",
+                            content=raw,
+                            headers=signed(raw, TEST_WEBHOOK_SECRET),
+                        )
+                        response.raise_for_status()
+                        numbers.append(body["prescription_no"])
 
-                def concluded() -> dict[str, datetime]:
-                    return {
-                        c["prescription_no"]: datetime.fromisoformat(c["received_at"])
-                        for c in his_state.prescription_callbacks.values()
-                        if c["event"] == "concluded"
-                    }
+                    def concluded() -> dict[str, datetime]:
+                        return {
+                            c["prescription_no"]: datetime.fromisoformat(c["received_at"])
+                            for c in his_state.prescription_callbacks.values()
+                            if c["event"] == "concluded"
+                        }
 
-                async def all_concluded() -> bool:
-                    return len(concluded()) == count
+                    async def all_concluded() -> bool:
+                        return len(concluded()) == count
 
-                await eventually(all_concluded, within=deadline + 120, what="every conclusion")
-            await his.close()
-        received = concluded()
-        async with sessions() as session:
-            lateness = []
-            for number in numbers:
-                row = (
-                    await session.exec(
-                        select(Prescription).where(Prescription.prescription_no == number)
-                    )
-                ).one()
-                assert row.review_deadline_at is not None
-                lateness.append((received[number] - row.review_deadline_at).total_seconds())
-        lateness.sort()
-        print(
-            f"{'system approval at the HIS':<28} n={count}  "
-            f"p50={statistics.median(lateness) * 1000:7.1f}ms  "
-            f"p95={lateness[int(0.95 * (count - 1))] * 1000:7.1f}ms  "
-            f"max={lateness[-1] * 1000:7.1f}ms after the deadline"
-        )
-        await engine.dispose()
-    finally:
-        if worker is not None:
-            worker.stop()
-        await temporal.shutdown()
-        pg.stop()
-        shutil.rmtree(pg_dir, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
+                    await eventually(all_concluded, within=deadline + 120, what="every conclusion")
+                await his.close()
+            received = concluded()
+            async with sessions() as session:
+                lateness = []
+                for number in numbers:
+                    row = (
+                        await session.exec(
+                            select(Prescription).where(Prescription.prescription_no == number)
+                        )
+                    ).one()
+                    assert row.review_deadline_at is not None
+                    lateness.append((received[number] - row.review_deadline_at).total_seconds())
+            lateness.sort()
+            print(
+                f"{'system approval at the HIS':<28} n={count}  "
+                f"p50={statistics.median(lateness) * 1000:7.1f}ms  "
+                f"p95={lateness[int(0.95 * (count - 1))] * 1000:7.1f}ms  "
+                f"max={lateness[-1] * 1000:7.1f}ms after the deadline"
+            )
+        finally:
+            if worker is not None:
+                worker.stop()
 
 
 if __name__ == "__main__":

@@ -12,27 +12,21 @@ import asyncio
 import hashlib
 import hmac
 import json
-import shutil
 import statistics
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 
 from api.container import Container
 from api.main import create_app
-from core.db import create_engine, session_factory
+from bench.infra import bench_infra
 from core.logs import configure_logging
 from integrations.his import HisClient
 from simulators.his.app import create_app as create_his_app
 from tests.conftest import TEST_HIS_API_KEY, TEST_WEBHOOK_SECRET, make_settings
-from tests.harness.databases import clone_database, create_template
-from tests.harness.postgres import start_postgres
 from tests.harness.servers import serve
-from tests.harness.temporal import start_dev_server
 
 
 def _signed(body: bytes) -> dict[str, str]:
@@ -98,14 +92,8 @@ async def _fire(
 
 async def main(events: int, concurrency: int) -> None:
     configure_logging(json=True, level="WARNING")
-    base = Path(tempfile.mkdtemp(prefix="carepath-bench-"))
-    pg = start_postgres(base)
-    temporal = await start_dev_server()
-    try:
-        await create_template(pg)
-        url = pg.url(await clone_database(pg))
-        engine = create_engine(url)
-        settings = make_settings(database_url=url, temporal_task_queue="bench")
+    async with bench_infra() as infra:
+        settings = make_settings(database_url=infra.database_url, temporal_task_queue="bench")
         his_app = create_his_app(
             webhook_target="http://127.0.0.1:9",
             webhook_secret=TEST_WEBHOOK_SECRET,
@@ -113,7 +101,7 @@ async def main(events: int, concurrency: int) -> None:
         )
         async with serve(his_app) as his_url:
             his = HisClient.create(his_url, TEST_HIS_API_KEY, timeout_seconds=5)
-            container = Container.build(settings, session_factory(engine), temporal.client, his)
+            container = Container.build(settings, infra.sessions, infra.temporal.client, his)
             async with (
                 serve(create_app(container=container)) as api_url,
                 httpx.AsyncClient(
@@ -129,11 +117,6 @@ async def main(events: int, concurrency: int) -> None:
                 latencies, wall = await _fire(http, webhook, bodies, concurrency, 200)
                 _report("duplicate redelivery", latencies, wall)
             await his.close()
-        await engine.dispose()
-    finally:
-        await temporal.shutdown()
-        pg.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

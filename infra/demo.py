@@ -17,6 +17,7 @@ from urllib.parse import quote
 import httpx
 
 from core.settings import get_settings
+from infra.narration import platform_ready, say
 
 NURSE_TOKEN = "dev-nurse-cardiology"  # noqa: S105 - public demo token, development only
 ANSWERS = {
@@ -27,11 +28,6 @@ ANSWERS = {
 
 
 SENT = {"sent", "delivered", "read"}
-
-
-def say(text: str) -> None:
-    stamp = time.strftime("%H:%M:%S")
-    print(f"{stamp}  {text}", flush=True)
 
 
 def main() -> int:
@@ -53,13 +49,7 @@ def main() -> int:
 
     staff = {"Authorization": f"Bearer {NURSE_TOKEN}"}
     with httpx.Client(timeout=30.0) as http:
-        try:
-            ready = http.get(f"{args.api}/readyz")
-        except httpx.HTTPError:
-            say(f"Nothing answers at {args.api}. Start the platform first with `make run`.")
-            return 1
-        if ready.status_code != 200:
-            say(f"The platform is not ready yet: {ready.text}")
+        if not platform_ready(http, args.api):
             return 1
 
         encounter = (

@@ -20,14 +20,12 @@ import httpx
 
 from core.settings import get_settings
 from infra.launcher import SIM_WECHATPAY_URL
+from infra.narration import platform_ready, say
+from workflows.payment_contracts import out_trade_no
 
 ADMIN = {"Authorization": "Bearer dev-admin"}
 HOSPITAL = "default"
 PATIENT = "P0001"
-
-
-def say(text: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')}  {text}", flush=True)
 
 
 def yuan(fen: int | None) -> str:
@@ -87,10 +85,7 @@ def main() -> int:
     mode.add_argument("--unpaid", action="store_true", help="nobody pays; the window closes")
     args = parser.parse_args()
     with httpx.Client(timeout=60.0) as http:
-        try:
-            http.get(f"{args.api}/readyz").raise_for_status()
-        except httpx.HTTPError:
-            say(f"Nothing ready at {args.api}. Start the platform first with `make run`.")
+        if not platform_ready(http, args.api):
             return 1
         demo = Demo(
             http, args.api, settings.his_base_url, settings.insurance_base_url,
@@ -145,7 +140,7 @@ def run(demo: Demo, args: argparse.Namespace) -> int:
         time.sleep(2)
         say("The patient pays at the WeChat Pay cashier (simulator)")
         demo.http.post(
-            f"{demo.provider}/sim/orders/{order_id.replace('-', '')}/pay"
+            f"{demo.provider}/sim/orders/{out_trade_no(order_id)}/pay"
         ).raise_for_status()
     order = demo.follow(order_id, {"settled", "failed"})
     if order["status"] != "settled":

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from core.settings import get_settings
+from infra.narration import platform_ready, say
 
 ADMIN = {"Authorization": "Bearer dev-admin"}
 PHARMACIST = {"Authorization": "Bearer dev-pharmacist"}
@@ -34,10 +35,6 @@ SAFE = [{"herb": "黄芪", "dose_g": 30}, {"herb": "当归", "dose_g": 6},
         {"herb": "炙甘草", "dose_g": 6}]  # fmt: skip
 UNSAFE = [{"herb": "制附子", "dose_g": 9, "processing": "先煎"}, {"herb": "法半夏", "dose_g": 9},
           {"herb": "茯苓", "dose_g": 12}]  # fmt: skip
-
-
-def say(text: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')}  {text}", flush=True)
 
 
 class Demo:
@@ -78,10 +75,7 @@ def main() -> int:
     parser.add_argument("--deadline", type=int, default=20, help="review deadline, seconds")
     args = parser.parse_args()
     with httpx.Client(timeout=60.0) as http:
-        try:
-            http.get(f"{args.api}/readyz").raise_for_status()
-        except httpx.HTTPError:
-            say(f"Nothing ready at {args.api}. Start the platform first with `make run`.")
+        if not platform_ready(http, args.api):
             return 1
         demo = Demo(http, args.api, args.his, settings.his_webhook_secret.get_secret_value())
         config = http.get(f"{args.api}/api/hospitals/{HOSPITAL}", headers=ADMIN).json()

@@ -31,6 +31,13 @@ class HisPatient(BaseModel):
     phone: str | None = None
 
 
+def his_http(base_url: str, api_key: str, timeout_seconds: float) -> httpx.AsyncClient:
+    """An HTTP client for the HIS's interfaces: base URL, our API key, timeouts."""
+    return httpx.AsyncClient(
+        base_url=base_url, headers={API_KEY_HEADER: api_key}, timeout=httpx.Timeout(timeout_seconds)
+    )
+
+
 class HisClient:
     def __init__(self, http: httpx.AsyncClient) -> None:
         # The injected client carries base URL, API key header and timeouts.
@@ -38,13 +45,7 @@ class HisClient:
 
     @classmethod
     def create(cls, base_url: str, api_key: str, timeout_seconds: float) -> HisClient:
-        return cls(
-            httpx.AsyncClient(
-                base_url=base_url,
-                headers={API_KEY_HEADER: api_key},
-                timeout=httpx.Timeout(timeout_seconds),
-            )
-        )
+        return cls(his_http(base_url, api_key, timeout_seconds))
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -67,37 +68,30 @@ class HisClient:
     async def post_prescription_status(
         self, prescription_no: str, body: dict[str, object], idempotency_key: str
     ) -> None:
-        """Calls back the HIS with a prescription's conclusion or status change (HIS-3, RX-5).
-
-        Raises HisUnavailable when it is worth retrying (network, 5xx, 429) and HisRefused when
-        the HIS rejects the call itself (other 4xx)."""
-        try:
-            response = await self._http.post(
-                f"/his/api/v1/prescriptions/{prescription_no}/status-callbacks",
-                json=body,
-                headers={"Idempotency-Key": idempotency_key},
-            )
-        except httpx.HTTPError as exc:
-            raise HisUnavailable(f"HIS callback failed: {exc.__class__.__name__}") from exc
-        if response.status_code in (200, 201, 202, 204, 409):
-            # 409: the HIS already has this callback (our idempotency key) — delivered.
-            return
-        if response.status_code >= 500 or response.status_code == 429:
-            raise HisUnavailable(f"HIS answered {response.status_code} to a callback")
-        raise HisRefused(f"HIS refused the callback: {response.status_code} {response.text[:200]}")
+        """Calls back the HIS with a prescription's conclusion or status change (HIS-3, RX-5)."""
+        await self._callback(
+            f"/his/api/v1/prescriptions/{prescription_no}/status-callbacks",
+            body, idempotency_key, "callback",
+        )  # fmt: skip
 
     async def post_pathway_event(self, body: dict[str, object], idempotency_key: str) -> None:
         """Tells the HIS a pathway reached a step that the hospital wants to hear about."""
+        await self._callback("/his/api/v1/pathway-events", body, idempotency_key, "pathway event")
+
+    async def _callback(
+        self, path: str, body: dict[str, object], idempotency_key: str, what: str
+    ) -> None:
+        """Raises HisUnavailable when it is worth retrying (network, 5xx, 429) and HisRefused
+        when the HIS rejects the call itself (other 4xx)."""
         try:
             response = await self._http.post(
-                "/his/api/v1/pathway-events",
-                json=body,
-                headers={"Idempotency-Key": idempotency_key},
+                path, json=body, headers={"Idempotency-Key": idempotency_key}
             )
         except httpx.HTTPError as exc:
-            raise HisUnavailable(f"HIS callback failed: {exc.__class__.__name__}") from exc
+            raise HisUnavailable(f"HIS {what} failed: {exc.__class__.__name__}") from exc
         if response.status_code in (200, 201, 202, 204, 409):
+            # 409: the HIS already has this call (our idempotency key) — delivered.
             return
         if response.status_code >= 500 or response.status_code == 429:
-            raise HisUnavailable(f"HIS answered {response.status_code} to a pathway event")
-        raise HisRefused(f"HIS refused the pathway event: {response.status_code}")
+            raise HisUnavailable(f"HIS answered {response.status_code} to a {what}")
+        raise HisRefused(f"HIS refused the {what}: {response.status_code} {response.text[:200]}")

@@ -13,15 +13,14 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from integrations.his import API_KEY_HEADER, HisRefused, HisUnavailable
+from integrations.his import HisRefused, HisUnavailable, his_http
+from integrations.refusals import Refused, detail_of
 
 PREFIX = "/his/api/v1/charging"
 
 
-class HisChargeRefused(HisRefused):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
+class HisChargeRefused(HisRefused, Refused):
+    pass
 
 
 class HisChargeOrder(BaseModel):
@@ -62,13 +61,7 @@ class HisChargingClient:
 
     @classmethod
     def create(cls, base_url: str, api_key: str, timeout_seconds: float) -> HisChargingClient:
-        return cls(
-            httpx.AsyncClient(
-                base_url=base_url,
-                headers={API_KEY_HEADER: api_key},
-                timeout=httpx.Timeout(timeout_seconds),
-            )
-        )
+        return cls(his_http(base_url, api_key, timeout_seconds))
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -84,12 +77,7 @@ class HisChargingClient:
         if response.status_code >= 500 or response.status_code == 429:
             raise HisUnavailable(f"HIS charging answered {response.status_code}")
         if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", {})
-                code, message = str(detail.get("code")), str(detail.get("message"))
-            except (ValueError, AttributeError):
-                code, message = str(response.status_code), response.text[:200]
-            raise HisChargeRefused(code, message)
+            raise HisChargeRefused(*detail_of(response))
         return response.json()
 
     async def get_order(self, order_no: str) -> HisChargeOrder | None:

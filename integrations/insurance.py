@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict
 
+from integrations.refusals import Refused, detail_of
+
 # Renew this long before the stated expiry so that a call never starts with a dying token.
 TOKEN_MARGIN_SECONDS = 60
 
@@ -23,10 +25,8 @@ class InsuranceUnavailable(Exception):
     pass
 
 
-class InsuranceRefused(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
+class InsuranceRefused(Refused):
+    pass
 
 
 class _TokenExpired(Exception):
@@ -90,11 +90,7 @@ class InsuranceClient:
         if response.status_code >= 500 or response.status_code == 429:
             raise InsuranceUnavailable(f"insurance centre answered {response.status_code}")
         if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", {})
-                code, message = str(detail.get("code")), str(detail.get("message"))
-            except (ValueError, AttributeError):
-                code, message = str(response.status_code), response.text[:200]
+            code, message = detail_of(response)
             if code == "TOKEN_EXPIRED":
                 raise _TokenExpired
             raise InsuranceRefused(code, message)

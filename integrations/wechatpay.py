@@ -37,6 +37,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel, ConfigDict
 
+from integrations.refusals import Refused
+
 AUTH_SCHEME = "WECHATPAY2-SHA256-RSA2048"
 # Notifications older than this are refused as replays (the provider's own retries are fresher).
 NOTICE_TOLERANCE_SECONDS = 300
@@ -46,10 +48,8 @@ class ProviderUnavailable(Exception):
     pass
 
 
-class ProviderRefused(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
+class ProviderRefused(Refused):
+    pass
 
 
 class InvalidNotice(Exception):

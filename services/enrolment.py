@@ -39,6 +39,7 @@ from pathways.definition import PathwaySnapshot
 from pathways.membership import EventFacts, in_sample, matches
 from services import audit
 from services.hospitals import hospital_profile
+from services.inbound_events import find_event
 from services.pathway_definitions import live_snapshots
 from services.patients import fetch_patient, upsert_patient
 from workflows.pathway_contracts import (
@@ -85,13 +86,6 @@ class EnrolmentContext:
     his: HisClient
 
 
-async def _find_event(session: AsyncSession, event_id: str) -> InboundEvent | None:
-    result = await session.exec(
-        select(InboundEvent).where(InboundEvent.source == SOURCE, InboundEvent.event_id == event_id)
-    )
-    return result.first()
-
-
 def _duplicate(previous: InboundEvent, body_sha256: str) -> EventOutcome:
     if previous.body_sha256 != body_sha256:
         raise EventConflict(
@@ -109,7 +103,7 @@ async def _record(
     session: AsyncSession, event_id: str, event_type: str, body_sha256: str
 ) -> InboundEvent | EventOutcome:
     """The new event's row, or the earlier outcome when a racing delivery recorded it first."""
-    previous = await _find_event(session, event_id)
+    previous = await find_event(session, SOURCE, event_id)
     if previous is not None:
         return _duplicate(previous, body_sha256)
     record = InboundEvent(
@@ -120,7 +114,7 @@ async def _record(
         await session.flush()
     except IntegrityError:
         await session.rollback()
-        raced = await _find_event(session, event_id)
+        raced = await find_event(session, SOURCE, event_id)
         if raced is None:
             raise
         return _duplicate(raced, body_sha256)

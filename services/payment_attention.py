@@ -11,9 +11,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from pydantic import BaseModel
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -24,8 +24,7 @@ RETRYING_ORDER_STEPS = ("confirming", "compensating")
 RETRYING_REFUND_STATUSES = ("refunding", "informing_his")
 
 
-@dataclass(frozen=True)
-class AttentionItem:
+class AttentionItem(BaseModel):
     kind: str  # refund_failed / order_stuck / refund_stuck / reconciliation
     order_id: str | None
     refund_id: str | None

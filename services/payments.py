@@ -23,7 +23,6 @@ from core.logs import get_logger
 from core.models import (
     Consultation,
     Hospital,
-    InboundEvent,
     Patient,
     PaymentEvent,
     PaymentOrder,
@@ -34,6 +33,7 @@ from integrations.his import HisClient
 from integrations.his_charging import HisChargingClient
 from integrations.wechatpay import NoticeVerifier
 from services import audit
+from services.inbound_events import find_event, record_event
 from services.patients import fetch_patient, upsert_patient
 from services.payment_refunds import reserve_refund
 from workflows.payment_contracts import (
@@ -315,12 +315,7 @@ async def accept_notice(
     """Hands a genuine payment notification to its saga, once. Raises InvalidNotice for forged
     or stale ones. The outcome is for the log; the provider only needs to hear "received"."""
     notice_id, event_type, trade = ctx.verifier.open(headers, body)
-    seen = await session.exec(
-        select(InboundEvent.id).where(
-            InboundEvent.source == NOTICE_SOURCE, InboundEvent.event_id == notice_id
-        )
-    )
-    if seen.first() is not None:
+    if await find_event(session, NOTICE_SOURCE, notice_id) is not None:
         return "duplicate"
     order = await session.get(PaymentOrder, trade.attach) if trade.attach else None
     if order is None:
@@ -348,18 +343,8 @@ async def accept_notice(
                 raise  # Temporal is unavailable: the provider retries later
             # The saga has finished; a payment after its window was refunded by it.
             outcome = "saga_finished"
-    session.add(
-        InboundEvent(
-            source=NOTICE_SOURCE,
-            event_id=notice_id,
-            event_type=event_type[:32],
-            body_sha256=hashlib.sha256(body).hexdigest(),
-        )
-    )
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError:
+    digest = hashlib.sha256(body).hexdigest()
+    if not await record_event(session, NOTICE_SOURCE, notice_id, event_type[:32], digest):
         outcome = "duplicate"
     log.info("payment notice", notice_id=notice_id, outcome=outcome, event_type=event_type)
     return outcome

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -21,13 +20,14 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from core.models import InboundEvent, Prescription, utcnow
+from core.models import Prescription, utcnow
 from core.settings import Settings
 from integrations.his import HisClient
 from integrations.his_events import PrescriptionSubmitted
 from prescriptions.rules import RuleItem, check
 from services import audit
 from services.hospitals import hospital_profile
+from services.inbound_events import find_event, record_event
 from services.patients import fetch_patient, upsert_patient
 from workflows.prescription_contracts import (
     PRESCRIPTION_WORKFLOW,
@@ -71,30 +71,6 @@ def _findings(content: PrescriptionContent) -> list[Finding]:
     ]
 
 
-async def _seen(session: AsyncSession, source: str, event_id: str) -> InboundEvent | None:
-    found = await session.exec(
-        select(InboundEvent).where(InboundEvent.source == source, InboundEvent.event_id == event_id)
-    )
-    return found.first()
-
-
-async def _mark_seen(
-    session: AsyncSession, source: str, event_id: str, event_type: str, body_sha256: str
-) -> bool:
-    """Records the event; False when a concurrent delivery of it got there first."""
-    session.add(
-        InboundEvent(
-            source=source, event_id=event_id, event_type=event_type, body_sha256=body_sha256
-        )
-    )
-    try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
-        return False
-    return True
-
-
 async def by_number(session: AsyncSession, hospital_code: str, number: str) -> Prescription:
     found = await session.exec(
         select(Prescription).where(
@@ -113,7 +89,7 @@ async def submit(
     """Stores the prescription and starts its review. The caller commits."""
     source = f"his:{event.hospital_code}"
     workflow_id = prescription_workflow_id(event.hospital_code, event.prescription_no)
-    previous = await _seen(session, source, event.event_id)
+    previous = await find_event(session, source, event.event_id)
     if previous is not None:
         if previous.body_sha256 != body_sha:
             raise PrescriptionConflict(f"event '{event.event_id}' was received with another body")
@@ -154,7 +130,7 @@ async def submit(
         submitted_at=_now(),
     )
     session.add(row)
-    if not await _mark_seen(session, source, event.event_id, "prescription", body_sha):
+    if not await record_event(session, source, event.event_id, "prescription", body_sha):
         return await submit(session, ctx, event, body_sha)
     audit.record(
         session, actor_type="his", actor_id=source, action="prescription.submitted",
@@ -202,7 +178,7 @@ async def apply(
     """Runs one update on the prescription's workflow. Returns (result, duplicate); raises
     PrescriptionConflict with the workflow's reason when the update does not apply."""
     handle = temporal.get_workflow_handle(row.workflow_id)
-    if event_id is not None and await _seen(session, source, event_id) is not None:
+    if event_id is not None and await find_event(session, source, event_id) is not None:
         return await handle.query(QUERY_STATE, result_type=PrescriptionState), True
     try:
         result = await handle.execute_update(update, argument, result_type=result_type)
@@ -214,7 +190,7 @@ async def apply(
         if "completed" in str(exc).lower() or "not found" in str(exc).lower():
             raise PrescriptionConflict(f"处方流程已结束（{row.status}）") from exc
         raise
-    if event_id is not None and not await _mark_seen(session, source, event_id, update, body_sha):
+    if event_id is not None and not await record_event(session, source, event_id, update, body_sha):
         return result, True
     audit.record(
         session, actor_type=actor[0], actor_id=actor[1], action=f"prescription.{update}",

@@ -18,7 +18,7 @@ import contextlib
 import random
 from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -111,6 +111,15 @@ class FaultInjector:
                 self.injected["lost_answer"] += 1
             await self._hold()
         return response
+
+
+def add_fault_control(control: APIRouter, injector: FaultInjector) -> None:
+    """``PUT {control prefix}/faults``: replaces the simulator's fault plan."""
+
+    @control.put("/faults")
+    async def set_faults(plan: FaultPlan) -> FaultPlan:
+        injector.replace(plan)
+        return plan
 
 
 def install(app: FastAPI, injector: FaultInjector) -> None:

@@ -18,7 +18,14 @@ from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep, require_role
 from core.logs import get_logger
-from core.models import Discrepancy, PaymentEvent, PaymentOrder, PaymentRefund, StaffRole
+from core.models import (
+    Discrepancy,
+    PaymentEvent,
+    PaymentOrder,
+    PaymentRefund,
+    Reconciliation,
+    StaffRole,
+)
 from integrations.his import HisUnavailable
 from services import payment_attention, reconciliation
 from services.patients import UnknownPatient
@@ -257,31 +264,15 @@ async def refund(
     return RefundOut.of(row)
 
 
-class ReconciliationOut(BaseModel):
-    bill_date: date
-    provider_lines: int
-    platform_entries: int
-    matched: int
-    discrepancies: int
-    provider_net_fen: int
-    platform_net_fen: int
+class ReconciliationOut(ReconcileSummary):
     ran_at: datetime | None = None
     findings: list[dict[str, Any]] = Field(default_factory=list)
 
 
-def _finding(row: Discrepancy) -> dict[str, Any]:
-    return row.model_dump(exclude={"id", "bill_date"})
-
-
-class AttentionOut(BaseModel):
-    kind: str
-    order_id: str | None
-    refund_id: str | None
-    workflow_id: str | None
-    status: str | None
-    amount_fen: int | None
-    note: str
-    since: datetime | date
+def _report(run: Reconciliation, found: list[Discrepancy] | None = None) -> ReconciliationOut:
+    out = ReconciliationOut.model_validate(run, from_attributes=True)
+    findings = [row.model_dump(exclude={"id", "bill_date"}) for row in found or []]
+    return out.model_copy(update={"findings": findings})
 
 
 @router.get("/attention")
@@ -290,23 +281,19 @@ async def needs_attention(
     _: ReaderDep,
     stuck_minutes: Annotated[int, Query(ge=0, le=7 * 24 * 60)] = 30,
     hospital_code: str | None = None,
-) -> list[AttentionOut]:
+) -> list[payment_attention.AttentionItem]:
     """Failed refunds, sagas retrying a step for longer than ``stuck_minutes``, and
     reconciliation days with open discrepancies: what a person has to resolve."""
-    found = await payment_attention.attention(
+    return await payment_attention.attention(
         session, stuck_after=timedelta(minutes=stuck_minutes), hospital_code=hospital_code
     )
-    return [AttentionOut.model_validate(item, from_attributes=True) for item in found]
 
 
 @router.get("/reconciliations")
 async def reconciliations(
     session: SessionDep, _: AdminDep, limit: Annotated[int, Query(ge=1, le=366)] = 31
 ) -> list[ReconciliationOut]:
-    return [
-        ReconciliationOut.model_validate(run, from_attributes=True)
-        for run in await reconciliation.runs(session, limit)
-    ]
+    return [_report(run) for run in await reconciliation.runs(session, limit)]
 
 
 @router.get("/reconciliations/{bill_date}")
@@ -314,8 +301,7 @@ async def reconciliation_of(bill_date: date, session: SessionDep, _: AdminDep) -
     run, found = await reconciliation.findings(session, bill_date)
     if run is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"{bill_date} has not been reconciled")
-    out = ReconciliationOut.model_validate(run, from_attributes=True)
-    return out.model_copy(update={"findings": [_finding(d) for d in found]})
+    return _report(run, found)
 
 
 @router.post("/reconciliations/{bill_date}/run")
@@ -327,5 +313,4 @@ async def run_reconciliation(
     )
     run, found = await reconciliation.findings(session, summary.bill_date)
     assert run is not None
-    out = ReconciliationOut.model_validate(run, from_attributes=True)
-    return out.model_copy(update={"findings": [_finding(d) for d in found]})
+    return _report(run, found)

@@ -18,7 +18,7 @@ import httpx
 from fastapi import APIRouter, Header, HTTPException, status
 from pydantic import BaseModel, Field
 
-from simulators.faults import FaultInjector, FaultPlan
+from simulators.faults import FaultInjector, add_fault_control
 
 OrderKind = Literal["registration", "prescription", "consultation", "exam"]
 
@@ -440,9 +440,6 @@ def charging_routers(
     async def ledger() -> dict[str, int]:
         return state.ledger()
 
-    @control.put("/faults")
-    async def set_faults(plan: FaultPlan) -> FaultPlan:
-        state.faults.replace(plan)
-        return plan
+    add_fault_control(control, state.faults)
 
     return api, control

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
-from simulators.faults import FaultInjector, FaultPlan, install
+from simulators.faults import FaultInjector, add_fault_control, install
 
 
 class TokenRequest(BaseModel):
@@ -191,10 +191,7 @@ def create_app(state: InsuranceState) -> FastAPI:
     async def ledger() -> dict[str, int]:
         return state.ledger()
 
-    @control.put("/faults")
-    async def set_faults(plan: FaultPlan) -> FaultPlan:
-        state.faults.replace(plan)
-        return plan
+    add_fault_control(control, state.faults)
 
     app.include_router(api)
     app.include_router(authed)

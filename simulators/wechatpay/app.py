@@ -41,7 +41,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response,
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from simulators.faults import FaultInjector, FaultPlan, install
+from simulators.faults import FaultInjector, FaultPlan, add_fault_control, install
 
 CST = timezone(timedelta(hours=8))
 TradeState = Literal["NOTPAY", "SUCCESS", "CLOSED", "REFUND", "PAYERROR"]
@@ -549,10 +549,7 @@ def create_app(state: WeChatPayState) -> FastAPI:
     async def ledger() -> dict[str, int]:
         return state.ledger()
 
-    @control.put("/faults")
-    async def set_faults(plan: FaultPlan) -> FaultPlan:
-        state.faults.replace(plan)
-        return plan
+    add_fault_control(control, state.faults)
 
     @control.put("/callback-faults")
     async def set_callback_faults(plan: CallbackFaults) -> CallbackFaults:

@@ -131,7 +131,7 @@ async def _set_chaos(world: PayWorld, chaos: Chaos, seed: int) -> None:
         response.raise_for_status()
 
 
-async def _calm(world: PayWorld) -> None:
+def _calm(world: PayWorld) -> None:
     for injector in (world.charging.faults, world.insurance.faults, world.provider.faults):
         injector.replace(FaultPlan(hang_seconds=injector.plan.hang_seconds))
 
@@ -206,7 +206,7 @@ async def run_orders(
     start = time.perf_counter()
     await asyncio.gather(*(one(p) for p in plans(count, seed)))
     seconds = time.perf_counter() - start
-    await _calm(world)
+    _calm(world)
     async with world.sessions() as session:
         orders = list((await session.exec(select(PaymentOrder))).all())
         refunds = list((await session.exec(select(PaymentRefund))).all())

@@ -1,0 +1,49 @@
+"""What every benchmark stands on: a private PostgreSQL with the migrated schema and the Temporal
+dev server, both started here and removed afterwards (the same harness the tests use)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from core.db import SessionFactory, create_engine, session_factory
+from tests.harness.databases import clone_database, create_template
+from tests.harness.postgres import start_postgres
+from tests.harness.temporal import start_dev_server
+
+
+@dataclass(frozen=True)
+class BenchInfra:
+    database_url: str
+    sessions: SessionFactory
+    temporal: WorkflowEnvironment
+    # A scratch folder for worker logs and the like, removed afterwards.
+    workdir: Path
+
+
+@asynccontextmanager
+async def bench_infra() -> AsyncIterator[BenchInfra]:
+    # Separate folders: the server runs as 'postgres', which cannot enter root's private ones.
+    pg_dir = Path(tempfile.mkdtemp(prefix="carepath-bench-pg-"))
+    workdir = Path(tempfile.mkdtemp(prefix="carepath-bench-"))
+    pg = start_postgres(pg_dir)
+    temporal = await start_dev_server()
+    try:
+        await create_template(pg)
+        url = pg.url(await clone_database(pg))
+        engine = create_engine(url)
+        try:
+            yield BenchInfra(url, session_factory(engine), temporal, workdir)
+        finally:
+            await engine.dispose()
+    finally:
+        await temporal.shutdown()
+        pg.stop()
+        shutil.rmtree(pg_dir, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)
