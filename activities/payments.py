@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -51,6 +50,7 @@ from workflows.payment_contracts import (
     ACTIVITY_RECORD_REFUND,
     ACTIVITY_RELEASE,
     REFUSED,
+    Change,
     HisRefunded,
     HisRefundRequest,
     HisSettled,
@@ -284,17 +284,21 @@ class PaymentActivities:
                 unique_on=["party", "kind", "reference"],
             )  # fmt: skip
 
-    async def _event(
-        self, session: AsyncSession, order_id: str, source: str, seq: int, status: str, note: str,
-        at: datetime,
+    async def _events(
+        self, session: AsyncSession, order_id: str, source: str, history: list[Change],
+        prefix: str = "",
     ) -> None:  # fmt: skip
-        await insert_if_absent(
-            session,
-            PaymentEvent.__table__,  # type: ignore[attr-defined]
-            {"id": new_id(), "order_id": order_id, "source": source, "seq": seq,
-             "status": status, "note": note[:300] or None, "at": at},
-            unique_on=["source", "seq"],
-        )  # fmt: skip
+        """The saga's status changes as the order's trail, one row per change (a projection
+        refreshed without a change, e.g. when a payment is seen, adds none)."""
+        for seq, change in enumerate(history, start=1):
+            await insert_if_absent(
+                session,
+                PaymentEvent.__table__,  # type: ignore[attr-defined]
+                {"id": new_id(), "order_id": order_id, "source": source, "seq": seq,
+                 "status": f"{prefix}{change.status}"[:20], "note": change.note[:300] or None,
+                 "at": change.at},
+                unique_on=["source", "seq"],
+            )  # fmt: skip
 
     @activity.defn(name=ACTIVITY_RECORD_PAYMENT)
     async def record_payment(self, record: RecordPayment) -> None:
@@ -331,11 +335,7 @@ class PaymentActivities:
                 if state.status == "failed":
                     row.live_his_order_no = None
                 row.updated_at = record.at
-            change = state.history[-1] if state.history else None
-            await self._event(
-                session, row.id, source, record.seq, state.status,
-                change.note if change else "", record.at,
-            )  # fmt: skip
+            await self._events(session, row.id, source, state.history)
             await self._ledger(session, row.id, state.ledger)
         log.info("payment projected", order_id=state.order_id, status=state.status)
 
@@ -361,11 +361,7 @@ class PaymentActivities:
                     refund.finished_at = record.at
                     _settle_reservation(order, refund, state.status)
                     order.updated_at = record.at
-            change = state.history[-1] if state.history else None
-            await self._event(
-                session, order.id, source, record.seq, f"refund_{state.status}"[:20],
-                change.note if change else "", record.at,
-            )  # fmt: skip
+            await self._events(session, order.id, source, state.history, prefix="refund_")
             await self._ledger(session, order.id, state.ledger)
         log.info("refund projected", refund_id=state.refund_id, status=state.status)
 

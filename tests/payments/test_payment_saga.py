@@ -75,6 +75,11 @@ async def test_self_pay_order_is_settled_when_the_provider_notifies(
         assert (order["insurance_fen"], order["self_pay_fen"]) == (0, 2500)
         assert order["receipt_no"]
         assert order["transaction_id"]
+        # The trail has each step once, even though the projection is refreshed when the
+        # payment is seen without a change of step.
+        assert [e["status"] for e in order["events"]] == [
+            "presettling", "awaiting_payment", "confirming", "settled",
+        ]  # fmt: skip
         assert world.charging.orders[his_no].status == "settled"
         assert world.provider.ledger()["paid_fen"] == 2500
         assert world.insurance.settlements == {}

@@ -39,6 +39,9 @@ async def test_a_mixed_payment_is_refunded_in_full_along_both_paths(
     assert refund.his_refund_no
     assert after["status"] == "refunded"
     assert after["refunded_fen"] == 8700
+    assert [e["status"] for e in after["events"] if e["status"].startswith("refund_")] == [
+        "refund_checking", "refund_refunding", "refund_informing_his", "refund_succeeded",
+    ]  # fmt: skip
     assert after["refundable_fen"] == 0
     assert world.provider.ledger()["net_fen"] == 0
     # The HIS passed the insurance part on to the insurance centre itself.
