@@ -19,6 +19,7 @@ from core.db import SessionFactory, create_engine, session_factory
 from core.dev_keys import DevPaymentKeys, generate_pair
 from core.logs import configure_logging
 from core.settings import Settings
+from tests.harness.clock import clock_started
 from tests.harness.databases import clone_database, create_template, drop_database
 from tests.harness.postgres import PostgresServer, start_postgres
 from tests.harness.temporal import start_dev_server, start_time_skipping_server
@@ -93,20 +94,31 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture(scope="session")
-async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+async def _shared_time_server() -> AsyncIterator[WorkflowEnvironment]:
     env = await start_time_skipping_server()
     yield env
     await env.shutdown()
 
 
 @pytest.fixture
+async def time_env(_shared_time_server: WorkflowEnvironment) -> AsyncIterator[WorkflowEnvironment]:
+    """The session's time-skipping server, skipped to the configured start (see harness/clock)."""
+    async with clock_started(_shared_time_server):
+        yield _shared_time_server
+
+
+@pytest.fixture
 async def isolated_time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server of the test's own. The Java test server leaks its time-skipping
-    lock after workflow updates and after runs that end with activities outstanding
-    (temporalio/sdk-java#1138), which would freeze the clock for every later test sharing it."""
+    """A time-skipping server of the test's own, started at the configured start. The Java test
+    server leaks its time-skipping lock after workflow updates and after runs that end with
+    activities outstanding (temporalio/sdk-java#1138), which would freeze the clock for every
+    later test sharing it."""
     env = await start_time_skipping_server()
-    yield env
-    await env.shutdown()
+    try:
+        async with clock_started(env):
+            yield env
+    finally:
+        await env.shutdown()
 
 
 @pytest.fixture(scope="session")

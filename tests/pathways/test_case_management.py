@@ -5,8 +5,10 @@ to a new version (dry run, then applied), and the 3- and 6-month outcome compari
 
 from __future__ import annotations
 
+import calendar
 import copy
-from datetime import UTC, datetime, timedelta
+import itertools
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
@@ -15,6 +17,12 @@ from tests.factories import BEIJING, daytime
 from tests.pathways.conftest import PathwayStack, PathwayStackFactory
 
 PATHWAY = "diabetes-management"
+
+
+def _six_months_later(day: date) -> date:
+    year, month = divmod(day.month - 1 + 6, 12)
+    year, month = day.year + year, month + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 async def _skip_to(env: WorkflowEnvironment, moment: datetime) -> None:
@@ -91,15 +99,18 @@ async def test_six_months_of_diabetes_case_management(
             "fasting_glucose": "14.5", "hypoglycemia": "none", "adherence": "sometimes",
             "symptoms": ["thirst"]})  # fmt: skip
         await stack.wait_step(workflow_id, "monthly", ("abnormal",))
-        # The revisit: registered at the clinic three days after it fell due.
+        # The revisit (no time of day: due at the minute of enrolment, before or after the
+        # monthly form's 10:00): registered at the clinic three days after it fell due.
+        revisit1 = await _due(stack, workflow_id, "revisit", 0)
+        await _skip_to(env, revisit1 + timedelta(minutes=1))
         await stack.wait_step(workflow_id, "revisit", ("sent",))
-        await _skip_to(env, month1 + timedelta(days=3))
+        await _skip_to(env, revisit1 + timedelta(days=3))
         registered = await stack.registration(
             await env.get_current_time(), patient="P0003", department="endocrinology"
         )
         assert registered.status_code == 202
         await stack.wait_step(workflow_id, "revisit", ("completed",))
-        await _skip_to(env, month1 + timedelta(days=4))
+        await _skip_to(env, max(month1, revisit1) + timedelta(days=4))
         await stack.wait_step(workflow_id, "doctor-call", ("lost",))
 
         # Month 2: the plan moves to version 2, after a dry run shows what would change.
@@ -177,7 +188,11 @@ async def test_six_months_of_diabetes_case_management(
     tasks = await stack.tasks(workflow_id)
     medication = sorted((t for k, t in tasks.items() if k.startswith("medication#")),
                         key=lambda t: t.due_at)  # fmt: skip
-    assert len(medication) == 25
+    # Weekly from day 7 up to the six-month date (clamped to the month's end): 25 or 26
+    # reminders depending on the calendar months the plan spans.
+    enrolled = medication[0].due_at.astimezone(BEIJING).date() - timedelta(days=7)
+    assert len(medication) == (_six_months_later(enrolled) - enrolled).days // 7
+    assert all(b.due_at - a.due_at == timedelta(days=7) for a, b in itertools.pairwise(medication))
     assert {t.status for t in medication} == {"completed"}
     assert {t.due_at.astimezone(BEIJING).hour for t in medication} == {8}
     alerts = await stack.alerts(workflow_id)
@@ -202,4 +217,3 @@ async def test_six_months_of_diabetes_case_management(
     assert [e["action"] for e in entries] == ["pathway.run_started", "pathway.migrate"]
     assert entries[1]["detail"]["reason"] == "延长月度量表填写期"
     assert entries[1]["actor_id"]
-    assert datetime.now(UTC)  # the wall clock barely moved: six months ran in seconds
