@@ -15,31 +15,7 @@ from sqlmodel import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from core.db import SessionFactory, transaction
-from core.logs import get_logger
-from core.models import (
-    AttemptStatus,
-    BatchStatus,
-    CareTask,
-    MessageAttempt,
-    MessageBatch,
-    MessageStatus,
-    OutboundMessage,
-    Patient,
-    TaskStatus,
-)
-from messaging.categories import OPTIONAL_CATEGORIES
-from messaging.channel import (
-    DeliveryError,
-    DeliveryReceipt,
-    MessageChannel,
-    PermanentDeliveryError,
-)
-from messaging.routing import channel_order
-from services.message_status import advance, apply_pending_reports
-from services.messages import Composer, MessageRejected, message_by_key, outgoing
-from workflows.contracts import ACTIVITY_SEND_INVITE, UNDELIVERABLE, InviteRequest, InviteResult
-from workflows.message_contracts import (
+from contracts.messages import (
     ACTIVITY_BATCH_FINISHED,
     ACTIVITY_BATCH_PAGE,
     ACTIVITY_DELIVER,
@@ -51,12 +27,32 @@ from workflows.message_contracts import (
     BatchPage,
     BatchPageRequest,
     DeliverAttempt,
-    LinkSpec,
     MessageFinished,
     MessageRequest,
     PreparedMessage,
     PrepareMessage,
 )
+from core.db import SessionFactory, transaction
+from core.logs import get_logger
+from core.models import (
+    AttemptStatus,
+    BatchStatus,
+    MessageAttempt,
+    MessageBatch,
+    MessageStatus,
+    OutboundMessage,
+    Patient,
+)
+from messaging.categories import OPTIONAL_CATEGORIES
+from messaging.channel import (
+    DeliveryError,
+    DeliveryReceipt,
+    MessageChannel,
+    PermanentDeliveryError,
+)
+from messaging.routing import channel_order
+from services.message_status import advance, apply_pending_reports
+from services.messages import Composer, MessageRejected, message_by_key, outgoing
 
 log = get_logger(__name__)
 
@@ -314,47 +310,3 @@ class MessagingActivities:
             if batch.status != BatchStatus.COMPLETED:
                 batch.status = BatchStatus.COMPLETED
                 batch.finished_at = finished.at
-
-    # Kept for follow-up runs started before message delivery became its own workflow: an
-    # invitation activity already scheduled by such a run still completes after an upgrade.
-    @activity.defn(name=ACTIVITY_SEND_INVITE)
-    async def send_followup_invite(self, request: InviteRequest) -> InviteResult:
-        key = f"{request.workflow_id}/{request.step_id}/{request.occurrence}/invite"
-        prepared = await self.prepare(
-            PrepareMessage(
-                request=MessageRequest(
-                    key=key,
-                    template=request.template,
-                    patient_id=request.patient_id,
-                    variables={"step_title": request.step_title,
-                               "valid_until": request.valid_until,
-                               "discharged_at": request.scheduled_for},
-                    link=LinkSpec(task_id=request.task_id, expires_at=request.valid_until),
-                    urgent=True,
-                    workflow_id=request.workflow_id,
-                    task_id=request.task_id,
-                ),
-                now=request.scheduled_for,
-            )
-        )  # fmt: skip
-        if prepared.status == "done":
-            return InviteResult(message_id=prepared.message_id, channel=prepared.channel or "")
-        if prepared.status != "ready":
-            raise ApplicationError(
-                prepared.reason or "undeliverable", type=UNDELIVERABLE, non_retryable=True
-            )
-        result = await self.deliver(
-            DeliverAttempt(
-                message_id=prepared.message_id,
-                channel=prepared.channels[0],
-                now=request.scheduled_for,
-            )
-        )
-        async with transaction(self._sessions) as session:
-            task = await session.get(CareTask, request.task_id, with_for_update=True)
-            if task is not None and task.status == TaskStatus.PENDING:
-                task.status = TaskStatus.SENT
-                task.sent_at = request.scheduled_for
-                task.valid_until = request.valid_until
-                task.updated_at = request.scheduled_for
-        return InviteResult(message_id=prepared.message_id, channel=result.channel)

@@ -13,20 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from core.db import SessionFactory, transaction
-from core.logs import get_logger
-from core.models import (
-    Alert,
-    AlertStatus,
-    AuditEntry,
-    CareTask,
-    FormResponse,
-    PathwayRun,
-    RunStatus,
-)
-from integrations.his import HisClient, HisRefused
-from workflows.contracts import TERMINAL_STATUSES
-from workflows.pathway_contracts import (
+from contracts.pathway import (
     ACTIVITY_ADJUSTED,
     ACTIVITY_ANSWERS,
     ACTIVITY_HIS_EVENT,
@@ -41,6 +28,19 @@ from workflows.pathway_contracts import (
     RunClosed,
     RunOpened,
 )
+from contracts.runs import TERMINAL_STATUSES
+from core.db import SessionFactory, transaction
+from core.logs import get_logger
+from core.models import (
+    Alert,
+    AlertStatus,
+    AuditEntry,
+    CareTask,
+    FormResponse,
+    PathwayRun,
+    RunStatus,
+)
+from integrations.his import HisClient, HisRefused
 
 log = get_logger(__name__)
 

@@ -16,23 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from core.db import SessionFactory, insert_if_absent, transaction
-from core.logs import get_logger
-from core.models import (
-    Consultation,
-    LedgerEntryRow,
-    PaymentEvent,
-    PaymentOrder,
-    PaymentRefund,
-    new_id,
-    utcnow,
-)
-from integrations.his_charging import HisChargeRefused, HisChargingClient
-from integrations.insurance import InsuranceClient, InsuranceRefused
-from integrations.refusals import Refused
-from integrations.wechatpay import ProviderRefused, RefundResult, Trade, WeChatPayClient
-from services.payment_refunds import NothingToRefund, reserve_refund
-from workflows.payment_contracts import (
+from contracts.payment import (
     ACTIVITY_HIS_REFUND,
     ACTIVITY_HIS_REFUND_CHECK,
     ACTIVITY_HIS_SETTLE,
@@ -79,6 +63,22 @@ from workflows.payment_contracts import (
     ReleaseRequest,
     Split,
 )
+from core.db import SessionFactory, insert_if_absent, transaction
+from core.logs import get_logger
+from core.models import (
+    Consultation,
+    LedgerEntryRow,
+    PaymentEvent,
+    PaymentOrder,
+    PaymentRefund,
+    new_id,
+    utcnow,
+)
+from integrations.his_charging import HisChargeRefused, HisChargingClient
+from integrations.insurance import InsuranceClient, InsuranceRefused
+from integrations.refusals import Refused
+from integrations.wechatpay import ProviderRefused, RefundResult, Trade, WeChatPayClient
+from services.payment_refunds import NothingToRefund, reserve_refund
 
 log = get_logger(__name__)
 

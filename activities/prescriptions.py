@@ -7,13 +7,7 @@ from sqlmodel import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from core.db import SessionFactory, transaction
-from core.logs import get_logger
-from core.models import Prescription, PrescriptionEvent
-from integrations.enterprise import EnterpriseClient, EnterpriseRefused, EnterpriseUnavailable
-from integrations.his import HisClient, HisRefused
-from prescriptions.rules import RuleItem, check
-from workflows.prescription_contracts import (
+from contracts.prescription import (
     ACTIVITY_CANCEL_ORDER,
     ACTIVITY_CHECK,
     ACTIVITY_DISPATCH,
@@ -28,6 +22,12 @@ from workflows.prescription_contracts import (
     HisCallback,
     RecordRequest,
 )
+from core.db import SessionFactory, transaction
+from core.logs import get_logger
+from core.models import Prescription, PrescriptionEvent
+from integrations.enterprise import EnterpriseClient, EnterpriseRefused, EnterpriseUnavailable
+from integrations.his import HisClient, HisRefused
+from prescriptions.rules import RuleItem, check
 
 log = get_logger(__name__)
 

@@ -13,11 +13,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from contracts.payment import ACTIVITY_RECONCILE, ReconcileRequest, ReconcileSummary
 from core.db import SessionFactory, transaction
 from core.logs import get_logger
 from core.models import Discrepancy, LedgerEntryRow, PaymentOrder, Reconciliation, utcnow
 from integrations.wechatpay import BillLine, ProviderRefused, WeChatPayClient
-from workflows.payment_contracts import ACTIVITY_RECONCILE, ReconcileRequest, ReconcileSummary
 
 log = get_logger(__name__)
 # The provider's bill is in China Standard Time whatever the deployment's zone.

@@ -7,7 +7,7 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 
-from workflows.contracts import StepProgress
+from contracts.runs import StepProgress
 
 T = TypeVar("T")
 

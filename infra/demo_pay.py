@@ -18,10 +18,10 @@ from typing import Any
 
 import httpx
 
+from contracts.payment import out_trade_no
 from core.settings import get_settings
 from infra.launcher import SIM_WECHATPAY_URL
 from infra.narration import platform_ready, say
-from workflows.payment_contracts import out_trade_no
 
 ADMIN = {"Authorization": "Bearer dev-admin"}
 HOSPITAL = "default"

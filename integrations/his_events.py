@@ -12,7 +12,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from workflows.prescription_contracts import Delivery, EnterpriseStatus, PrescriptionContent
+from contracts.prescription import Delivery, EnterpriseStatus, PrescriptionContent
 
 # HIS identifiers end up in workflow ids and URLs, so only a safe alphabet is accepted.
 HisId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]

@@ -30,8 +30,8 @@ from messaging.categories import (
     sample_value,
 )
 from messaging.sms import sms_size
-from pathways.catalog import describe_validation_error
-from pathways.model import Slug
+from pathways.form_definition import Slug
+from pathways.problems import describe_validation_error
 
 PLATFORM_DIR = Path(__file__).resolve().parent.parent / "templates" / "messages"
 VARIABLE_NAME = r"^[a-z][a-z0-9_]{0,39}$"

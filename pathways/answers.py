@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pathways.expressions import compile_expression
-from pathways.model import FormDefinition
+from pathways.form_definition import FormDefinition
 
 # Question id -> chosen option values, or a one-element list holding the text typed.
 Answers = dict[str, list[str]]

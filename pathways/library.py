@@ -11,14 +11,16 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from pathways.catalog import LIBRARY_ROOT, CatalogError, describe_validation_error
 from pathways.definition import (
     ArticleDefinition,
     PathwayDefinition,
     PathwaySnapshot,
     validate_definition,
 )
-from pathways.model import FormDefinition
+from pathways.form_definition import FormDefinition
+from pathways.problems import LibraryError, describe_validation_error
+
+LIBRARY_ROOT = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ def load_forms(root: Path = LIBRARY_ROOT) -> dict[str, FormDefinition]:
             continue
         forms[form.id] = form
     if problems:
-        raise CatalogError(problems)
+        raise LibraryError(problems)
     return forms
 
 
@@ -69,7 +71,7 @@ def load_library(templates: set[str], root: Path = LIBRARY_ROOT) -> Library:
         if definition is not None and not found:
             definitions[definition.id] = definition
     if problems:
-        raise CatalogError(problems)
+        raise LibraryError(problems)
     return Library(definitions=definitions, forms=forms, articles=articles)
 
 

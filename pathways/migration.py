@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from contracts.pathway import MigrationChange, MigrationPlan, Occurrence
+from contracts.runs import TERMINAL_STATUSES
 from pathways.definition import PathwaySnapshot
 from pathways.timeline import timeline
-from workflows.contracts import TERMINAL_STATUSES
-from workflows.pathway_contracts import MigrationChange, MigrationPlan, Occurrence
 
 
 class MigrationRefused(ValueError):

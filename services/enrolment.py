@@ -21,6 +21,13 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from contracts.pathway import (
+    PATHWAY_WORKFLOW,
+    SIGNAL_REGISTRATION,
+    Registration,
+    RunInput,
+    pathway_workflow_id,
+)
 from core.db import insert_if_absent
 from core.models import (
     Encounter,
@@ -42,13 +49,6 @@ from services.hospitals import hospital_profile
 from services.inbound_events import find_event
 from services.pathway_definitions import live_snapshots
 from services.patients import fetch_patient, upsert_patient
-from workflows.pathway_contracts import (
-    PATHWAY_WORKFLOW,
-    SIGNAL_REGISTRATION,
-    Registration,
-    RunInput,
-    pathway_workflow_id,
-)
 
 SOURCE = "his"
 # An HIS clock may run a little ahead of ours; an event further in the future is an error.

@@ -15,6 +15,7 @@ from pydantic_core import to_jsonable_python
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from contracts.messages import MessageRequest
 from core.links import LinkSigner
 from core.models import MessageStatus, MessageTemplate, OutboundMessage, Patient, TemplateOwner
 from core.phones import to_e164
@@ -32,7 +33,6 @@ from messaging.templates import (
     render_template,
 )
 from services.hospitals import hospital_profile
-from workflows.message_contracts import MessageRequest
 
 
 class MessageRejected(ValueError):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from contracts.payment import RefundInput, out_trade_no, refund_workflow_id
 from core.hospitals import HospitalConfig
 from core.models import Hospital, PaymentOrder, PaymentRefund
-from workflows.payment_contracts import RefundInput, out_trade_no, refund_workflow_id
 
 REFUNDABLE_STATUSES = frozenset({"settled", "partially_refunded"})
 

@@ -18,6 +18,18 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from contracts.payment import (
+    CONSULTATION_WORKFLOW,
+    PAYMENT_WORKFLOW,
+    REFUND_WORKFLOW,
+    SIGNAL_PROVIDER_NOTICE,
+    ConsultationInput,
+    PaymentInput,
+    ProviderNotice,
+    consultation_workflow_id,
+    payment_workflow_id,
+    refund_workflow_id,
+)
 from core.hospitals import HospitalConfig
 from core.logs import get_logger
 from core.models import (
@@ -36,18 +48,6 @@ from services import audit
 from services.inbound_events import find_event, record_event
 from services.patients import fetch_patient, upsert_patient
 from services.payment_refunds import reserve_refund
-from workflows.payment_contracts import (
-    CONSULTATION_WORKFLOW,
-    PAYMENT_WORKFLOW,
-    REFUND_WORKFLOW,
-    SIGNAL_PROVIDER_NOTICE,
-    ConsultationInput,
-    PaymentInput,
-    ProviderNotice,
-    consultation_workflow_id,
-    payment_workflow_id,
-    refund_workflow_id,
-)
 
 log = get_logger(__name__)
 

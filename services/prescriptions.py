@@ -20,16 +20,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from core.models import Prescription, utcnow
-from core.settings import Settings
-from integrations.his import HisClient
-from integrations.his_events import PrescriptionSubmitted
-from prescriptions.rules import RuleItem, check
-from services import audit
-from services.hospitals import hospital_profile
-from services.inbound_events import find_event, record_event
-from services.patients import fetch_patient, upsert_patient
-from workflows.prescription_contracts import (
+from contracts.prescription import (
     PRESCRIPTION_WORKFLOW,
     QUERY_STATE,
     Delivery,
@@ -39,6 +30,15 @@ from workflows.prescription_contracts import (
     PrescriptionState,
     prescription_workflow_id,
 )
+from core.models import Prescription, utcnow
+from core.settings import Settings
+from integrations.his import HisClient
+from integrations.his_events import PrescriptionSubmitted
+from prescriptions.rules import RuleItem, check
+from services import audit
+from services.hospitals import hospital_profile
+from services.inbound_events import find_event, record_event
+from services.patients import fetch_patient, upsert_patient
 
 
 class PrescriptionConflict(Exception):

@@ -20,14 +20,14 @@ from temporalio.client import (
     ScheduleUpdate,
 )
 
-from core.models import Discrepancy, Reconciliation
-from core.settings import Settings
-from workflows.payment_contracts import (
+from contracts.payment import (
     RECONCILIATION_SCHEDULE_ID,
     RECONCILIATION_WORKFLOW,
     ReconcileInput,
     ReconcileSummary,
 )
+from core.models import Discrepancy, Reconciliation
+from core.settings import Settings
 
 
 def reconciliation_schedule(settings: Settings) -> Schedule:

@@ -20,7 +20,7 @@ from activities.pathway_records import PathwayRecordActivities
 from activities.payments import PaymentActivities
 from activities.prescriptions import PrescriptionActivities
 from activities.reconciliation import ReconciliationActivities
-from activities.records import RecordActivities
+from contracts.messages import channel_task_queue
 from core.db import SessionFactory
 from core.dev_keys import wechatpay_keys
 from core.links import LinkSigner
@@ -36,9 +36,7 @@ from integrations.wechatpay import WeChatPayClient
 from messaging.channel import MessageChannel
 from services.messages import Composer, TemplateStore
 from workflows.consultation import ConsultationWorkflow
-from workflows.followup import FollowUpWorkflow
 from workflows.message_batch import MessageBatchWorkflow
-from workflows.message_contracts import channel_task_queue
 from workflows.message_delivery import MessageDeliveryWorkflow
 from workflows.pathway import PathwayRunWorkflow
 from workflows.payment import PaymentWorkflow
@@ -48,7 +46,6 @@ from workflows.refund import RefundWorkflow
 
 WORKFLOWS = [
     PathwayRunWorkflow,
-    FollowUpWorkflow,
     MessageDeliveryWorkflow,
     MessageBatchWorkflow,
     PrescriptionWorkflow,
@@ -173,7 +170,6 @@ class WorkerDeps:
 def build_workers(
     client: Client, task_queue: str, deps: WorkerDeps, *, max_cached_workflows: int = 1000
 ) -> list[Worker]:
-    records = RecordActivities(deps.sessions)
     messaging = MessagingActivities(
         deps.sessions, deps.composer, deps.channels, deps.settings.enabled_channels
     )
@@ -186,15 +182,10 @@ def build_workers(
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=[
-            records.run_started,
-            records.step_changed,
-            records.answers_received,
-            records.run_finished,
             messaging.prepare,
             messaging.finish,
             messaging.batch_page,
             messaging.batch_finished,
-            messaging.send_followup_invite,
             prescriptions.check,
             prescriptions.record,
             prescriptions.his_callback,

@@ -16,7 +16,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.payment_contracts import (
+    from contracts.payment import (
         ACTIVITY_OPEN_REFUND,
         ACTIVITY_RECORD_CONSULTATION,
         CONSULTATION_REFUSALS,

@@ -16,7 +16,7 @@ from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.message_contracts import (
+    from contracts.messages import (
         ACTIVITY_BATCH_FINISHED,
         ACTIVITY_BATCH_PAGE,
         BATCH_WORKFLOW,

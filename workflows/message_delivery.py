@@ -14,7 +14,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.message_contracts import (
+    from contracts.messages import (
         ACTIVITY_DELIVER,
         ACTIVITY_FINISH,
         ACTIVITY_PREPARE,

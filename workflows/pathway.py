@@ -25,28 +25,14 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from pathways.answers import abnormal_findings, compute_scores, expression_values
-    from pathways.definition import Action, Offset, PathwaySnapshot, Step
-    from pathways.expressions import compile_expression
-    from pathways.migration import MigrationRefused, plan_migration
-    from pathways.model import FormDefinition
-    from pathways.timeline import timeline, zone
-    from workflows.contracts import (
-        TERMINAL_STATUSES,
-        AnswerSubmission,
-        FindingRecord,
-        RunProgress,
-        StepProgress,
-        StepStatus,
-    )
-    from workflows.message_contracts import (
+    from contracts.messages import (
         DELIVERY_WORKFLOW,
         DeliveryOutcome,
         LinkSpec,
         MessageRequest,
         delivery_workflow_id,
     )
-    from workflows.pathway_contracts import (
+    from contracts.pathway import (
         ACTIVITY_ADJUSTED,
         ACTIVITY_ANSWERS,
         ACTIVITY_HIS_EVENT,
@@ -93,6 +79,20 @@ with workflow.unsafe.imports_passed_through():
         TaskCompletion,
         pathway_task_id,
     )
+    from contracts.runs import (
+        TERMINAL_STATUSES,
+        AnswerSubmission,
+        FindingRecord,
+        RunProgress,
+        StepProgress,
+        StepStatus,
+    )
+    from pathways.answers import abnormal_findings, compute_scores, expression_values
+    from pathways.definition import Action, Offset, PathwaySnapshot, Step
+    from pathways.expressions import compile_expression
+    from pathways.form_definition import FormDefinition
+    from pathways.migration import MigrationRefused, plan_migration
+    from pathways.timeline import timeline, zone
 
 DB_TIMEOUT = timedelta(seconds=30)
 DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))

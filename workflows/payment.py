@@ -21,7 +21,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.payment_contracts import (
+    from contracts.payment import (
         ACTIVITY_HIS_SETTLE,
         ACTIVITY_INSURANCE_CANCEL,
         ACTIVITY_INSURANCE_SETTLE,
@@ -61,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
         Split,
         out_trade_no,
     )
+    from core.money import yuan
     from workflows.payment_steps import (
         DB_RETRY,
         DB_TIMEOUT,
@@ -69,7 +70,6 @@ with workflow.unsafe.imports_passed_through():
         forward,
         notify,
         until_done,
-        yuan,
     )
 
 # Trade states after which the patient can no longer pay this order.

@@ -28,14 +28,15 @@ from temporalio.exceptions import (
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from core.hospitals import PaymentPolicy
-    from workflows.message_contracts import (
+    from contracts.messages import (
         DELIVERY_WORKFLOW,
         LinkSpec,
         MessageRequest,
         delivery_workflow_id,
     )
-    from workflows.payment_contracts import REFUSED
+    from contracts.payment import REFUSED
+    from core.hospitals import PaymentPolicy
+    from core.money import yuan
 
 T = TypeVar("T")
 
@@ -138,12 +139,6 @@ async def attempt(
     except ActivityError:
         return None
     return result
-
-
-def yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(fen), 100)
-    return f"{sign}¥{whole:,}.{cents:02d}"
 
 
 async def notify(

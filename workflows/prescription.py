@@ -26,14 +26,12 @@ from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlrea
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from core.hospitals import RxStatus
-    from prescriptions.dispatch import choose_enterprise, enterprise_sequence
-    from workflows.message_contracts import (
+    from contracts.messages import (
         DELIVERY_WORKFLOW,
         MessageRequest,
         delivery_workflow_id,
     )
-    from workflows.prescription_contracts import (
+    from contracts.prescription import (
         ACTIVITY_CANCEL_ORDER,
         ACTIVITY_CHECK,
         ACTIVITY_DISPATCH,
@@ -69,6 +67,8 @@ with workflow.unsafe.imports_passed_through():
         Revision,
         StatusChange,
     )
+    from core.hospitals import RxStatus
+    from prescriptions.dispatch import choose_enterprise, enterprise_sequence
 
 DB_TIMEOUT = timedelta(seconds=30)
 DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))

@@ -14,14 +14,14 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from pathways.timeline import zone
-    from workflows.payment_contracts import (
+    from contracts.payment import (
         ACTIVITY_RECONCILE,
         RECONCILIATION_WORKFLOW,
         ReconcileInput,
         ReconcileRequest,
         ReconcileSummary,
     )
+    from pathways.timeline import zone
 
 STATEMENT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=30),

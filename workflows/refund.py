@@ -19,7 +19,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.payment_contracts import (
+    from contracts.payment import (
         ACTIVITY_HIS_REFUND,
         ACTIVITY_HIS_REFUND_CHECK,
         ACTIVITY_PROVIDER_REFUND,
@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         RefundState,
         RefundStatus,
     )
+    from core.money import yuan
     from workflows.payment_steps import (
         DB_RETRY,
         DB_TIMEOUT,
@@ -48,7 +49,6 @@ with workflow.unsafe.imports_passed_through():
         forward,
         notify,
         until_done,
-        yuan,
     )
 
 

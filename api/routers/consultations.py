@@ -15,18 +15,18 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep, ensure_visible, require_role
-from core.models import Consultation, StaffRole, utcnow
-from integrations.his import HisUnavailable
-from services.patients import UnknownPatient
-from services.payments import OrderConflict, OrderRejected, create_order, start_consultation
-from services.staff import StaffPrincipal
-from workflows.payment_contracts import (
+from contracts.payment import (
     CONSULTATION_REFUSALS,
     QUERY_CONSULTATION,
     UPDATE_ACCEPT,
     Acceptance,
     ConsultationState,
 )
+from core.models import Consultation, StaffRole, utcnow
+from integrations.his import HisUnavailable
+from services.patients import UnknownPatient
+from services.payments import OrderConflict, OrderRejected, create_order, start_consultation
+from services.staff import StaffPrincipal
 
 router = APIRouter(prefix="/api/consultations", tags=["consultations"])
 

@@ -13,16 +13,16 @@ from temporalio.service import RPCError
 from api.deps import ContainerDep, SessionDep
 from api.routers.his_prescriptions import ERRORS, ChangeOutcome
 from api.signed import parse, signed_body
-from core.logs import get_logger
-from core.models import Prescription
-from integrations.his_events import EnterpriseStatusEvent
-from services.prescriptions import PrescriptionConflict, apply
-from workflows.prescription_contracts import (
+from contracts.prescription import (
     QUERY_STATE,
     UPDATE_ENTERPRISE_STATUS,
     EnterpriseUpdate,
     PrescriptionState,
 )
+from core.logs import get_logger
+from core.models import Prescription
+from integrations.his_events import EnterpriseStatusEvent
+from services.prescriptions import PrescriptionConflict, apply
 
 router = APIRouter(prefix="/webhooks/enterprise", tags=["enterprise webhooks"])
 log = get_logger(__name__)

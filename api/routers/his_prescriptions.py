@@ -13,6 +13,19 @@ from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep
 from api.signed import parse, signed_body
+from contracts.prescription import (
+    UPDATE_CANCEL,
+    UPDATE_PAYMENT,
+    UPDATE_REFUND,
+    UPDATE_REVISE,
+    Cancellation,
+    Payment,
+    PrescriptionContent,
+    PrescriptionState,
+    Refund,
+    ReviewRound,
+    Revision,
+)
 from core.logs import get_logger
 from integrations.his import HisUnavailable
 from integrations.his_events import (
@@ -31,19 +44,6 @@ from services.prescriptions import (
     apply,
     by_number,
     submit,
-)
-from workflows.prescription_contracts import (
-    UPDATE_CANCEL,
-    UPDATE_PAYMENT,
-    UPDATE_REFUND,
-    UPDATE_REVISE,
-    Cancellation,
-    Payment,
-    PrescriptionContent,
-    PrescriptionState,
-    Refund,
-    ReviewRound,
-    Revision,
 )
 
 router = APIRouter(prefix="/webhooks/his/prescriptions", tags=["HIS webhooks"])

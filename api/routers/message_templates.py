@@ -22,7 +22,7 @@ from messaging.templates import (
     check_template,
     render_template,
 )
-from pathways.model import Slug
+from pathways.form_definition import Slug
 from services import audit
 from services.staff import StaffPrincipal
 

@@ -22,6 +22,15 @@ from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep, StaffDep, ensure_visible, require_role
 from api.schemas import AttemptOut, MessageDetail, MessageOut, Page
+from contracts.messages import (
+    BATCH_WORKFLOW,
+    DELIVERY_WORKFLOW,
+    QUERY_BATCH_PROGRESS,
+    BatchInput,
+    BatchProgress,
+    MessageRequest,
+    delivery_workflow_id,
+)
 from core.logs import get_logger, mask_text
 from core.models import (
     MessageAttempt,
@@ -37,15 +46,6 @@ from services import audit
 from services.messages import MessageRejected, message_by_key
 from services.queries import MessageFilter, list_messages, mask_phone
 from services.staff import StaffPrincipal
-from workflows.message_contracts import (
-    BATCH_WORKFLOW,
-    DELIVERY_WORKFLOW,
-    QUERY_BATCH_PROGRESS,
-    BatchInput,
-    BatchProgress,
-    MessageRequest,
-    delivery_workflow_id,
-)
 
 router = APIRouter(prefix="/api/messages", tags=["messages"])
 log = get_logger(__name__)

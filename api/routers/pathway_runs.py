@@ -18,28 +18,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep, StaffDep, ensure_visible, require_role
-from core.models import (
-    AuditEntry,
-    CandidateStatus,
-    CareTask,
-    Encounter,
-    EnrollmentCandidate,
-    FormResponse,
-    Pathway,
-    PathwayRun,
-    Patient,
-    RunStatus,
-    StaffRole,
-    utcnow,
-)
-from pathways.definition import Action, Offset, PathwaySnapshot
-from pathways.timeline import add_offset
-from services import audit
-from services.enrolment import EnrolmentContext, StartedRun, start_run
-from services.pathway_definitions import DefinitionConflict, published_snapshot
-from services.staff import StaffPrincipal
-from workflows.contracts import RunProgress
-from workflows.pathway_contracts import (
+from contracts.pathway import (
     QUERY_MIGRATION_PLAN,
     UPDATE_ADD_STEP,
     UPDATE_COMPLETE_TASK,
@@ -60,6 +39,27 @@ from workflows.pathway_contracts import (
     Skip,
     TaskCompletion,
 )
+from contracts.runs import RunProgress
+from core.models import (
+    AuditEntry,
+    CandidateStatus,
+    CareTask,
+    Encounter,
+    EnrollmentCandidate,
+    FormResponse,
+    Pathway,
+    PathwayRun,
+    Patient,
+    RunStatus,
+    StaffRole,
+    utcnow,
+)
+from pathways.definition import Action, Offset, PathwaySnapshot
+from pathways.timeline import add_offset
+from services import audit
+from services.enrolment import EnrolmentContext, StartedRun, start_run
+from services.pathway_definitions import DefinitionConflict, published_snapshot
+from services.staff import StaffPrincipal
 
 router = APIRouter(tags=["pathway runs"])
 R = TypeVar("R")
@@ -405,8 +405,6 @@ async def exclude(
     )
     ended = []
     for run in runs.all():
-        if "definition" not in run.plan_snapshot:
-            continue  # the first follow-up workflow has no end update; it ignores new steps
         change = End(reason=f"患者已排除：{body.reason}", actor=staff.id)
         try:
             await _update(container, run.workflow_id, UPDATE_END, change, RunProgress)
@@ -466,8 +464,6 @@ async def outcomes(
 ) -> list[OutcomeOut]:
     """CM-8: each core indicator at the baseline and at its comparison points."""
     run = await _run(session, staff, workflow_id)
-    if "definition" not in run.plan_snapshot:
-        return []
     snapshot = PathwaySnapshot.model_validate(run.plan_snapshot)
     rows = await session.exec(
         select(CareTask, FormResponse)

@@ -15,16 +15,22 @@ from fastapi.responses import HTMLResponse
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ContainerDep, SessionDep
+from contracts.pathway import (
+    SIGNAL_ANSWERS,
+    SIGNAL_ARTICLE_READ,
+    SIGNAL_CHECKIN,
+    ArticleRead,
+    CheckIn,
+)
+from contracts.runs import AnswerSubmission
 from core.links import LinkError, LinkExpired
 from core.logs import get_logger
 from core.models import CareTask, PathwayRun, TaskStatus, utcnow
 from pathways.answers import AnswerError, abnormal_findings, check_answers
 from pathways.definition import ArticleDefinition, PathwaySnapshot
-from pathways.model import FormDefinition, PlanSnapshot
+from pathways.form_definition import FormDefinition
 from services import audit
 from services.message_status import mark_read_by_task
-from workflows.contracts import SIGNAL_SUBMIT_ANSWERS, AnswerSubmission
-from workflows.pathway_contracts import SIGNAL_ARTICLE_READ, SIGNAL_CHECKIN, ArticleRead, CheckIn
 
 router = APIRouter(tags=["patient pages"], include_in_schema=False)
 log = get_logger(__name__)
@@ -111,10 +117,6 @@ async def _open(
     run = await session.get(PathwayRun, task.workflow_id) if task else None
     if task is None or run is None:
         return _invalid(container)
-    if "definition" not in run.plan_snapshot:  # a run of the first follow-up workflow
-        if task.form_id is None:
-            return _invalid(container)
-        return _open_form(container, task, PlanSnapshot.model_validate(run.plan_snapshot).forms)
     snapshot = PathwaySnapshot.model_validate(run.plan_snapshot)
     if task.action_type == "article":
         article = snapshot.articles.get(task.article_id or "")
@@ -241,7 +243,7 @@ async def submit_form(
     submission = AnswerSubmission(
         step_id=task.step_id, occurrence=task.occurrence, answers=answers, submitted_at=utcnow()
     )
-    failed = await _signal(container, task, SIGNAL_SUBMIT_ANSWERS, submission)
+    failed = await _signal(container, task, SIGNAL_ANSWERS, submission)
     if failed is not None:
         return failed
     audit.record(

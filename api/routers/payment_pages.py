@@ -10,7 +10,7 @@ from api.deps import ContainerDep, SessionDep
 from api.routers.patient_pages import PAGE_HEADERS
 from core.links import LinkError, LinkExpired
 from core.models import PaymentOrder, utcnow
-from workflows.payment_steps import yuan
+from core.money import yuan
 
 router = APIRouter(tags=["patient pages"], include_in_schema=False)
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep, require_role
+from contracts.payment import ReconcileSummary
 from core.logs import get_logger
 from core.models import (
     Discrepancy,
@@ -42,7 +43,6 @@ from services.payments import (
     start_payment,
 )
 from services.staff import StaffPrincipal
-from workflows.payment_contracts import ReconcileSummary
 
 router = APIRouter(prefix="/api/payments", tags=["payments"])
 log = get_logger(__name__)

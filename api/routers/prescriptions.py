@@ -15,19 +15,19 @@ from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep, ensure_visible, require_role
 from api.schemas import PatientBrief
-from core.logs import get_logger
-from core.models import Patient, Prescription, PrescriptionEvent, StaffRole, utcnow
-from services.prescription_queries import GroupBy, review_queue, search, statistics
-from services.prescriptions import PrescriptionConflict, apply
-from services.queries import patient_brief
-from services.staff import StaffPrincipal
-from workflows.prescription_contracts import (
+from contracts.prescription import (
     QUERY_STATE,
     UPDATE_DECIDE,
     Conclusion,
     Decision,
     PrescriptionState,
 )
+from core.logs import get_logger
+from core.models import Patient, Prescription, PrescriptionEvent, StaffRole, utcnow
+from services.prescription_queries import GroupBy, review_queue, search, statistics
+from services.prescriptions import PrescriptionConflict, apply
+from services.queries import patient_brief
+from services.staff import StaffPrincipal
 
 router = APIRouter(prefix="/api/prescriptions", tags=["prescriptions"])
 log = get_logger(__name__)

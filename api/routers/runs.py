@@ -13,10 +13,11 @@ from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep, StaffDep, ensure_visible
 from api.schemas import Page, PatientBrief, RunOut, RunProgressOut
+from contracts.pathway import QUERY_PROGRESS
+from contracts.runs import FindingRecord, RunProgress, StepProgress
 from core.logs import get_logger
 from core.models import CareTask, FormResponse, PathwayRun, Patient, RunStatus
 from services.queries import list_runs, patient_brief
-from workflows.contracts import QUERY_PROGRESS, FindingRecord, RunProgress, StepProgress
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 log = get_logger(__name__)

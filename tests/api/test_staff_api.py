@@ -3,64 +3,100 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import yaml
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
-from activities.records import RecordActivities
+from activities.pathway_records import PathwayRecordActivities
+from contracts.pathway import (
+    AnswersRecorded,
+    FiredAlert,
+    Occurrence,
+    OccurrencesChanged,
+    RunInput,
+    RunOpened,
+    pathway_task_id,
+    pathway_workflow_id,
+)
+from contracts.runs import FindingRecord
 from core.db import SessionFactory, transaction
 from core.models import AuditEntry, CareTask, OutboundMessage, StaffRole
-from pathways.catalog import load_catalog
+from integrations.his import HisClient
+from pathways.definition import PathwayDefinition
+from pathways.library import LIBRARY_ROOT, load_articles, load_forms, snapshot
+from pathways.timeline import timeline, zone
 from tests.api.conftest import Api, discharge_event
 from tests.factories import BEIJING, add_patient, add_staff, eventually, running_worker
-from workflows.contracts import (
-    AnswersReceived,
-    FindingRecord,
-    PlannedTask,
-    RunStarted,
-    StepChanged,
-    task_id_for,
-)
 
 DAY = timedelta(days=1)
+PLAN = "inpatient-discharge"
+
+
+@dataclass(frozen=True)
+class ProjectedRun:
+    """A discharge follow-up run written through the real projection activities, as the
+    pathway workflow writes it, without running the workflow."""
+
+    workflow_id: str
+    patient_id: str
+    occurrences: dict[str, Occurrence]  # by step id (first occurrence)
+    records: PathwayRecordActivities
+
+    @property
+    def tasks(self) -> dict[str, str]:
+        return {step: occ.task_id for step, occ in self.occurrences.items()}
+
+    async def change(self, step_id: str, **changes: object) -> Occurrence:
+        occ = self.occurrences[step_id].model_copy(update=changes)
+        await self.records.occurrences(
+            OccurrencesChanged(
+                workflow_id=self.workflow_id, patient_id=self.patient_id,
+                department_code="cardiology", plan_id=PLAN, occurrences=[occ],
+                at=datetime.now(UTC),
+            )
+        )  # fmt: skip
+        return occ
 
 
 async def project_run(
     sessions: SessionFactory, department_code: str, anchor: datetime, name: str = "张建国"
-) -> tuple[str, dict[str, str]]:
-    """A run written through the real projection activities, as the workflow would."""
+) -> ProjectedRun:
     patient, encounter = await add_patient(sessions, department_code=department_code, name=name)
-    workflow_id = (
-        f"followup:inpatient-discharge:{patient.his_patient_id}:{encounter.his_encounter_id}"
+    workflow_id = pathway_workflow_id(PLAN, patient.his_patient_id, encounter.his_encounter_id)
+    raw = yaml.safe_load((LIBRARY_ROOT / "library" / f"{PLAN}.yaml").read_text(encoding="utf-8"))
+    definition = PathwayDefinition.model_validate(raw)
+    pinned = snapshot(definition, 1, load_forms(), load_articles())
+    occurrences = {}
+    for planned in timeline(definition, anchor, zone("Asia/Shanghai")):
+        step = definition.step(planned.step_id)
+        assert step is not None
+        key = f"{planned.step_id}#{planned.index}"
+        occurrences[planned.step_id] = Occurrence(
+            key=key, step_id=planned.step_id, index=planned.index,
+            task_id=pathway_task_id(workflow_id, key), title=step.title,
+            action_type=step.action.type, role=step.action.role or definition.executor_role,
+            due_at=planned.due_at, plan_version=1,
+        )  # fmt: skip
+    # The projection never calls the HIS: a client that points nowhere is enough.
+    records = PathwayRecordActivities(
+        sessions, HisClient.create("http://127.0.0.1:9", "unused", 1.0)
     )
-    snapshot = load_catalog().snapshot("inpatient-discharge")
-    tasks = {s.id: task_id_for(workflow_id, s.id) for s in snapshot.plan.steps}
-    await RecordActivities(sessions).run_started(
-        RunStarted(
+    await records.run_opened(
+        RunOpened(
             workflow_id=workflow_id,
-            patient_id=patient.id,
-            encounter_id=encounter.id,
-            department_code=department_code,
-            responsible_role="nurse",
-            snapshot=snapshot,
-            anchor_at=anchor,
-            clock_speedup=1.0,
+            input=RunInput(
+                patient_id=patient.id, encounter_id=encounter.id,
+                department_code=department_code, anchor_at=anchor, anchor_event="discharge",
+                snapshot=pinned,
+            ),
+            occurrences=list(occurrences.values()),
             started_at=anchor,
-            tasks=[
-                PlannedTask(
-                    task_id=tasks[s.id],
-                    step_id=s.id,
-                    occurrence=0,
-                    title=s.title,
-                    form_id=s.form,
-                    due_at=anchor + s.offset.to_timedelta(),
-                )
-                for s in snapshot.plan.steps
-            ],
         )
-    )
-    return workflow_id, tasks
+    )  # fmt: skip
+    return ProjectedRun(workflow_id, patient.id, occurrences, records)
 
 
 def auth(token: str) -> dict[str, str]:
@@ -78,8 +114,9 @@ async def test_staff_endpoints_need_a_valid_token(api: Api) -> None:
 
 async def test_work_queue_is_scoped_to_the_nurses_department(api: Api) -> None:
     now = datetime.now(UTC)
-    cardio_run, _ = await project_run(api.sessions, "cardiology", now - 3 * DAY)
-    ortho_run, _ = await project_run(api.sessions, "orthopedics", now - 3 * DAY, name="李秀英")
+    cardio_run = (await project_run(api.sessions, "cardiology", now - 3 * DAY)).workflow_id
+    ortho = await project_run(api.sessions, "orthopedics", now - 3 * DAY, name="李秀英")
+    ortho_run = ortho.workflow_id
     nurse = await add_staff(api.sessions, StaffRole.NURSE, "cardiology")
     admin = await add_staff(api.sessions, StaffRole.ADMIN, None, name="管理员")
 
@@ -100,10 +137,8 @@ async def test_work_queue_is_scoped_to_the_nurses_department(api: Api) -> None:
 async def test_work_queue_filters_by_status_and_due_date(api: Api) -> None:
     now = datetime.now(UTC)
     # Discharged three days ago: day 3 is due today, day 7 in four days.
-    _workflow_id, tasks = await project_run(api.sessions, "cardiology", now - 3 * DAY)
-    await RecordActivities(api.sessions).step_changed(
-        StepChanged(task_id=tasks["day7"], status="expired", at=now)
-    )
+    run = await project_run(api.sessions, "cardiology", now - 3 * DAY)
+    await run.change("day7", status="expired")
     nurse = await add_staff(api.sessions)
 
     async def ids(query: str) -> set[str]:
@@ -122,24 +157,24 @@ async def test_work_queue_filters_by_status_and_due_date(api: Api) -> None:
 
 async def test_alert_is_listed_acknowledged_and_audited(api: Api) -> None:
     now = datetime.now(UTC)
-    workflow_id, tasks = await project_run(api.sessions, "cardiology", now - 3 * DAY)
-    records = RecordActivities(api.sessions)
-    await records.answers_received(
-        AnswersReceived(
-            task_id=tasks["day3"],
-            workflow_id=workflow_id,
+    run = await project_run(api.sessions, "cardiology", now - 3 * DAY)
+    tasks = run.tasks
+    finding = FindingRecord(question_id="overall", question="整体感觉", value="poor", label="较差")
+    answered = run.occurrences["day3"].model_copy(
+        update={"status": "abnormal", "answered_at": now, "findings": [finding]}
+    )
+    await run.records.answers(
+        AnswersRecorded(
+            workflow_id=run.workflow_id, patient_id=run.patient_id,
+            department_code="cardiology", plan_id=PLAN, occurrence=answered,
             form_id="discharge-recovery",
             answers={"overall": ["poor"], "symptoms": ["none"], "medication": ["on_time"]},
-            findings=[
-                FindingRecord(
-                    question_id="overall", question="整体感觉", value="poor", label="较差"
-                )
-            ],
-            submitted_at=now,
-            recorded_at=now,
-            step_title="出院第3天随访",
+            scores={},
+            alerts=[FiredAlert(rule=0, level="high", roles=["nurse"],
+                               message="患者自评状况较差或胸闷气短，请电话随访（异常回答：较差）")],
+            submitted_at=now, recorded_at=now,
         )
-    )
+    )  # fmt: skip
     nurse = await add_staff(api.sessions)
     other_ward = await add_staff(api.sessions, department_code="orthopedics", name="骨科护士")
     admin = await add_staff(api.sessions, StaffRole.ADMIN, None, name="管理员")
@@ -147,7 +182,8 @@ async def test_alert_is_listed_acknowledged_and_audited(api: Api) -> None:
     listed = (await api.http.get("/api/alerts?status=open", headers=auth(nurse))).json()
     assert listed["total"] == 1
     alert = listed["items"][0]
-    assert alert["kind"] == "abnormal_answer"
+    assert alert["kind"] == "rule:0:nurse"
+    assert alert["summary"].startswith("患者自评状况较差")
     assert alert["details"][0]["label"] == "较差"
     assert (await api.http.get("/api/alerts", headers=auth(other_ward))).json()["total"] == 0
 
@@ -220,7 +256,8 @@ async def test_run_progress_comes_from_the_workflow_or_else_the_projection(
 
 async def test_messages_list_masks_the_recipient(api: Api) -> None:
     now = datetime.now(UTC)
-    workflow_id, tasks = await project_run(api.sessions, "cardiology", now)
+    run = await project_run(api.sessions, "cardiology", now)
+    workflow_id, tasks = run.workflow_id, run.tasks
     async with transaction(api.sessions) as session:
         task = await session.get(CareTask, tasks["day3"])
         assert task is not None

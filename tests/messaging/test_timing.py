@@ -10,16 +10,16 @@ from typing import Any
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
-from core.models import OutboundMessage
-from simulators.wechat.app import Faults as WeChatFaults
-from tests.factories import BEIJING, eventually
-from tests.messaging.conftest import NOTICE, Stack, StackFactory
-from workflows.message_contracts import (
+from contracts.messages import (
     DELIVERY_WORKFLOW,
     DeliveryOutcome,
     MessageRequest,
     delivery_workflow_id,
 )
+from core.models import OutboundMessage
+from simulators.wechat.app import Faults as WeChatFaults
+from tests.factories import BEIJING, eventually
+from tests.messaging.conftest import NOTICE, Stack, StackFactory
 
 
 async def _sleep_until_local(env: WorkflowEnvironment, hour: int, minute: int = 0) -> datetime:

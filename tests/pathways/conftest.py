@@ -25,6 +25,8 @@ from temporalio.worker import Worker
 
 from api.container import Container
 from api.main import create_app
+from contracts.pathway import QUERY_PROGRESS
+from contracts.runs import RunProgress
 from core.db import SessionFactory, transaction
 from core.hospitals import HospitalConfig, QuietHours
 from core.models import (
@@ -41,8 +43,6 @@ from simulators.his.app import create_app as create_his
 from tests.conftest import TEST_HIS_API_KEY, TEST_WEBHOOK_SECRET, make_settings
 from tests.factories import add_staff, eventually, running_worker
 from tests.harness.servers import serve
-from workflows.contracts import RunProgress
-from workflows.pathway_contracts import QUERY_PROGRESS
 
 DAY = timedelta(days=1)
 

@@ -21,6 +21,12 @@ from temporalio.worker import Worker
 
 from api.container import Container
 from api.main import create_app
+from contracts.payment import (
+    consultation_workflow_id,
+    out_trade_no,
+    payment_workflow_id,
+    refund_workflow_id,
+)
 from core.db import SessionFactory, transaction
 from core.hospitals import HospitalConfig, PaymentConfig, PaymentPolicy, QuietHours
 from core.models import (
@@ -52,12 +58,6 @@ from tests.conftest import (
 from tests.factories import add_staff, eventually, running_worker
 from tests.harness.postgres import free_port
 from tests.harness.servers import serve
-from workflows.payment_contracts import (
-    consultation_workflow_id,
-    out_trade_no,
-    payment_workflow_id,
-    refund_workflow_id,
-)
 
 HOSPITAL = "H-PAY01"
 INSURED = "P0001"  # insured (参保) in the seeded HIS

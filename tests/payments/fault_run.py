@@ -20,13 +20,13 @@ from typing import Any
 import httpx
 from sqlmodel import select
 
+from contracts.payment import out_trade_no
 from core.models import PaymentOrder, PaymentRefund
 from simulators.faults import FaultPlan
 from simulators.his.charging import ChargeItem, NewOrder
 from simulators.wechatpay.app import CallbackFaults
 from tests.factories import eventually
 from tests.payments.conftest import INSURED, UNINSURED, PayWorld
-from workflows.payment_contracts import out_trade_no
 
 ORDER_DONE = {"settled", "failed", "partially_refunded", "refunded"}
 REFUND_DONE = {"succeeded", "failed"}

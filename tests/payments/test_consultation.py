@@ -8,9 +8,9 @@ from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.payment import consultation_workflow_id
 from tests.factories import eventually
 from tests.payments.conftest import INSURED, PayWorld, WorldFactory
-from workflows.payment_contracts import consultation_workflow_id
 
 
 async def request(world: PayWorld, fee_fen: int = 3000) -> dict[str, str]:

@@ -17,6 +17,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.payment import (
+    QUERY_PAYMENT,
+    PaymentState,
+    out_trade_no,
+    payment_workflow_id,
+)
 from core.dev_keys import generate_pair
 from core.models import InboundEvent, OutboundMessage
 from simulators.faults import FaultRule
@@ -24,12 +30,6 @@ from simulators.wechatpay.app import CallbackFaults
 from tests.conftest import TEST_APIV3_KEY, TEST_PAYMENT_KEYS
 from tests.factories import eventually
 from tests.payments.conftest import FAST, INSURED, UNINSURED, WorldFactory
-from workflows.payment_contracts import (
-    QUERY_PAYMENT,
-    PaymentState,
-    out_trade_no,
-    payment_workflow_id,
-)
 
 
 def notice_body(resource: dict[str, Any], apiv3_key: str) -> bytes:

@@ -11,13 +11,13 @@ from temporalio.client import ScheduleActionStartWorkflow
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.payment import RECONCILIATION_SCHEDULE_ID, out_trade_no
 from core.db import transaction
 from core.models import LedgerEntryRow, Reconciliation, StaffRole
 from services.reconciliation import ensure_reconciliation_schedule
 from simulators.wechatpay.app import SimTrade
 from tests.factories import add_staff, eventually
 from tests.payments.conftest import UNINSURED, PayWorld, WorldFactory
-from workflows.payment_contracts import RECONCILIATION_SCHEDULE_ID, out_trade_no
 
 CST = timezone(timedelta(hours=8))
 

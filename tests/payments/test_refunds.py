@@ -9,8 +9,8 @@ from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.payment import refund_workflow_id
 from tests.payments.conftest import INSURED, UNINSURED, PayWorld, WorldFactory
-from workflows.payment_contracts import refund_workflow_id
 
 
 async def settled_mixed(world: PayWorld) -> dict[str, Any]:

@@ -24,6 +24,8 @@ from temporalio.worker import Worker
 
 from api.container import Container
 from api.main import create_app
+from contracts.messages import delivery_workflow_id
+from contracts.prescription import QUERY_STATE, PrescriptionState
 from core.db import SessionFactory, transaction
 from core.hospitals import (
     DispatchRule,
@@ -48,9 +50,7 @@ from tests.conftest import (
 from tests.factories import add_staff, eventually, running_worker
 from tests.harness.postgres import free_port
 from tests.harness.servers import serve
-from workflows.message_contracts import delivery_workflow_id
 from workflows.prescription import PATIENT_NOTICES
-from workflows.prescription_contracts import QUERY_STATE, PrescriptionState
 
 HOSPITAL = "H-JA01"
 ENTERPRISE = "ENT-A"

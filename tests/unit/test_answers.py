@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from pathways.answers import abnormal_findings, check_answers
-from pathways.catalog import load_catalog
+from pathways.library import load_forms
 
-FORM = load_catalog().forms["discharge-recovery"]
+FORM = load_forms()["discharge-recovery"]
 
 
 def codes(raw: dict[str, list[str]]) -> dict[str, str]:

@@ -13,9 +13,8 @@ import yaml
 
 from messaging.templates import load_platform_templates
 from pathways.answers import compute_scores, expression_values
-from pathways.catalog import LIBRARY_ROOT
 from pathways.definition import validate_definition
-from pathways.library import load_library
+from pathways.library import LIBRARY_ROOT, load_library
 from pathways.timeline import timeline
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

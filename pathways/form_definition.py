@@ -1,12 +1,8 @@
-"""The follow-up plan language, as plain pydantic models.
-
-Pure data with no I/O, so workflows can import it. The general pathway language (recurrences,
-branches, enrolment rules) extends these models later; this is the follow-up subset.
-"""
+"""The form language (questions, options, scores) as plain pydantic models, and the names the
+pathway language shares with it. Pure data with no I/O, so workflows can import it."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -16,18 +12,6 @@ Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Duration(_Model):
-    """A span written as units, e.g. ``{days: 3}`` or ``{hours: 2, minutes: 30}``."""
-
-    minutes: int = Field(default=0, ge=0)
-    hours: int = Field(default=0, ge=0)
-    days: int = Field(default=0, ge=0)
-    weeks: int = Field(default=0, ge=0)
-
-    def to_timedelta(self) -> timedelta:
-        return timedelta(minutes=self.minutes, hours=self.hours, days=self.days, weeks=self.weeks)
 
 
 class ChoiceOption(_Model):
@@ -117,83 +101,4 @@ class FormDefinition(_Model):
         return next((q for q in self.questions if q.id == question_id), None)
 
 
-class FollowUpStep(_Model):
-    id: Slug
-    title: str = Field(min_length=1, max_length=100)
-    # When the push is due, counted from the plan's anchor event (FU-2, FU-3).
-    offset: Duration
-    form: Slug
-    message_template: Slug = "followup_invite"
-    # How long the pushed link works, counted from the send (FU-4).
-    link_valid: Duration
-    # After this, counted from the send, an unanswered task is lost to follow-up (FU-5).
-    lost_after: Duration
-
-    @model_validator(mode="after")
-    def _windows_are_ordered(self) -> Self:
-        valid, lost = self.link_valid.to_timedelta(), self.lost_after.to_timedelta()
-        if valid <= timedelta(0):
-            raise ValueError("link_valid must be longer than zero")
-        if lost < valid:
-            raise ValueError("lost_after must not be shorter than link_valid")
-        return self
-
-
 EncounterKind = Literal["inpatient", "outpatient", "exam"]
-
-
-def _inpatients_only() -> list[EncounterKind]:
-    return ["inpatient"]
-
-
-class Trigger(_Model):
-    event: Literal["discharge"]
-    encounter_kinds: list[EncounterKind] = Field(default_factory=_inpatients_only, min_length=1)
-    # Department codes the plan recruits from; empty means every department (FU-1).
-    departments: list[str] = Field(default_factory=list)
-
-    def matches(self, event: str, encounter_kind: str, department_code: str) -> bool:
-        return (
-            event == self.event
-            and encounter_kind in self.encounter_kinds
-            and (not self.departments or department_code in self.departments)
-        )
-
-
-class FollowUpPlan(_Model):
-    id: Slug
-    version: int = Field(ge=1)
-    name: str = Field(min_length=1, max_length=100)
-    plan_type: EncounterKind
-    anchor: Literal["discharge"]
-    executor_role: Literal["nurse", "doctor"]
-    trigger: Trigger
-    steps: list[FollowUpStep] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _unique_step_ids(self) -> Self:
-        ids = [s.id for s in self.steps]
-        repeated = sorted({i for i in ids if ids.count(i) > 1})
-        if repeated:
-            raise ValueError(f"step ids must be unique, repeated: {', '.join(repeated)}")
-        return self
-
-
-class PlanSnapshot(_Model):
-    """A plan plus every form it references: all a run needs, pinned when the run starts."""
-
-    plan: FollowUpPlan
-    forms: dict[str, FormDefinition]
-
-    @model_validator(mode="after")
-    def _forms_present(self) -> Self:
-        for index, step in enumerate(self.plan.steps):
-            if step.form not in self.forms:
-                raise ValueError(f"plan.steps[{index}].form: unknown form '{step.form}'")
-        return self
-
-    def step(self, step_id: str) -> FollowUpStep:
-        for step in self.plan.steps:
-            if step.id == step_id:
-                return step
-        raise KeyError(step_id)

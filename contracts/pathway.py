@@ -11,9 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.runs import FindingRecord, StepStatus
 from pathways.definition import Action, Offset, PathwaySnapshot, Step
-from pathways.model import FormDefinition
-from workflows.contracts import FindingRecord, StepStatus
+from pathways.form_definition import FormDefinition
 
 PATHWAY_WORKFLOW = "PathwayRun"
 SIGNAL_ANSWERS = "submit_answers"
