@@ -33,6 +33,7 @@ lint: setup
 	@.venv/bin/ruff check .
 	@.venv/bin/ruff format --check .
 	@.venv/bin/mypy .
+	@.venv/bin/lint-imports
 
 fmt: setup
 	@.venv/bin/ruff format .

@@ -23,6 +23,7 @@ from jinja2 import meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from core.validation import Slug, describe_validation_error
 from messaging.categories import (
     CATEGORY_VARIABLES,
     COMMON_VARIABLES,
@@ -30,8 +31,6 @@ from messaging.categories import (
     sample_value,
 )
 from messaging.sms import sms_size
-from pathways.form_definition import Slug
-from pathways.problems import describe_validation_error
 
 PLATFORM_DIR = Path(__file__).resolve().parent.parent / "templates" / "messages"
 VARIABLE_NAME = r"^[a-z][a-z0-9_]{0,39}$"

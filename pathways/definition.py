@@ -14,9 +14,9 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from core.validation import Slug, error_path
 from pathways.expressions import ExpressionError, compile_expression
-from pathways.form_definition import EncounterKind, FormDefinition, Slug
-from pathways.problems import error_path
+from pathways.form_definition import EncounterKind, FormDefinition
 
 Role = Literal["nurse", "doctor", "care_manager"]
 AnchorType = Literal[

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from core.validation import LibraryError, describe_validation_error
 from pathways.definition import (
     ArticleDefinition,
     PathwayDefinition,
@@ -18,7 +19,6 @@ from pathways.definition import (
     validate_definition,
 )
 from pathways.form_definition import FormDefinition
-from pathways.problems import LibraryError, describe_validation_error
 
 LIBRARY_ROOT = Path(__file__).resolve().parent
 

@@ -91,8 +91,8 @@ with workflow.unsafe.imports_passed_through():
     from pathways.definition import Action, Offset, PathwaySnapshot, Step
     from pathways.expressions import compile_expression
     from pathways.form_definition import FormDefinition
-    from pathways.migration import MigrationRefused, plan_migration
     from pathways.timeline import timeline, zone
+    from workflows.pathway_migration import MigrationRefused, plan_migration
 
 DB_TIMEOUT = timedelta(seconds=30)
 DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))

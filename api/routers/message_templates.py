@@ -13,6 +13,7 @@ from sqlmodel import col, or_, select
 
 from api.deps import ContainerDep, SessionDep, StaffDep, require_role
 from core.models import MessageTemplate, StaffRole, TemplateOwner, utcnow
+from core.validation import Slug
 from messaging.categories import COMMON_VARIABLES, Category, sample_value
 from messaging.sms import sms_size
 from messaging.templates import (
@@ -22,7 +23,6 @@ from messaging.templates import (
     check_template,
     render_template,
 )
-from pathways.form_definition import Slug
 from services import audit
 from services.staff import StaffPrincipal
 

@@ -8,9 +8,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from core.validation import LibraryError
 from pathways.form_definition import FormDefinition
 from pathways.library import LIBRARY_ROOT, load_library
-from pathways.problems import LibraryError
 
 
 def test_form_rules() -> None:

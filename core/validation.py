@@ -1,10 +1,14 @@
-"""How a problem in a designer's document is named: by its path, the way the designer reads it."""
+"""What the documents people write (pathways, forms, templates) share: identifiers, and problems
+named by their path, the way the author reads the document."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Annotated
 
-from pydantic import ValidationError
+from pydantic import StringConstraints, ValidationError
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 
 
 class LibraryError(ValueError):
