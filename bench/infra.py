@@ -13,9 +13,9 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from core.db import SessionFactory, create_engine, session_factory
-from tests.harness.databases import clone_database, create_template
-from tests.harness.postgres import start_postgres
-from tests.harness.temporal import start_dev_server
+from harness.databases import clone_database, create_template
+from harness.postgres import start_postgres
+from harness.temporal import start_dev_server
 
 
 @dataclass(frozen=True)

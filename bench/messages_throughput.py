@@ -25,16 +25,17 @@ from core.db import transaction
 from core.hospitals import HospitalConfig, QuietHours
 from core.logs import configure_logging
 from core.models import Hospital, Patient, StaffRole, new_id
+from harness.postgres import free_port
+from harness.processes import settings_env, start_process
+from harness.servers import serve
+from harness.settings import make_settings
+from harness.staff import add_staff
+from harness.waiting import eventually
 from integrations.his import HisClient
 from integrations.twilio_sms import TwilioSmsChannel
 from messaging.channel import OutgoingMessage
 from simulators.twilio.app import Faults, TwilioState
 from simulators.twilio.app import create_app as create_twilio
-from tests.conftest import make_settings
-from tests.factories import add_staff, eventually
-from tests.harness.postgres import free_port
-from tests.harness.processes import settings_env, start_process
-from tests.harness.servers import serve
 
 SID = "AC" + "2" * 32
 TOKEN = "bench-twilio-token-0123456789abcdef"

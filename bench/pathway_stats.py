@@ -24,9 +24,9 @@ from bench.infra import bench_infra
 from core.db import transaction
 from core.logs import configure_logging
 from core.models import CareTask, PathwayRun, Patient, StaffRole, new_id
+from harness.settings import make_settings
 from integrations.his import HisClient
 from services.staff import create_staff
-from tests.conftest import make_settings
 
 STATUSES = ["completed"] * 55 + ["abnormal"] * 10 + ["lost"] * 12 + ["sent"] * 8 + [
     "pending"] * 10 + ["not_needed"] * 3 + ["failed"] * 2  # fmt: skip

@@ -15,8 +15,8 @@ import asyncio
 
 from bench.infra import bench_infra
 from core.logs import configure_logging
-from tests.payments.conftest import payment_world
-from tests.payments.fault_run import Chaos, run_orders
+from harness.payment_fault_run import Chaos, run_orders
+from harness.payments import payment_world
 
 
 async def main(count: int, seed: int, concurrency: int) -> None:

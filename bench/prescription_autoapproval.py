@@ -26,14 +26,15 @@ from core.db import transaction
 from core.hospitals import HospitalConfig, PrescriptionConfig, QuietHours, ReviewPolicy
 from core.logs import configure_logging
 from core.models import Hospital, Prescription
+from core.webhook_auth import signed_headers
+from harness.prescriptions import HOSPITAL, prescription
+from harness.processes import settings_env, start_process
+from harness.servers import serve
+from harness.settings import TEST_HIS_API_KEY, TEST_WEBHOOK_SECRET, make_settings
+from harness.waiting import eventually
 from integrations.his import HisClient
 from simulators.his.app import HisState
 from simulators.his.app import create_app as create_his
-from tests.conftest import TEST_HIS_API_KEY, TEST_WEBHOOK_SECRET, make_settings
-from tests.factories import eventually
-from tests.harness.processes import settings_env, start_process
-from tests.harness.servers import serve
-from tests.prescriptions.conftest import HOSPITAL, prescription, signed
 
 
 async def main(count: int, deadline: int) -> None:
@@ -87,7 +88,7 @@ async def main(count: int, deadline: int) -> None:
                         response = await http.post(
                             "/webhooks/his/prescriptions",
                             content=raw,
-                            headers=signed(raw, TEST_WEBHOOK_SECRET),
+                            headers=signed_headers(TEST_WEBHOOK_SECRET, raw),
                         )
                         response.raise_for_status()
                         numbers.append(body["prescription_no"])

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import hmac
 import json
 import statistics
 import time
@@ -23,20 +21,11 @@ from api.container import Container
 from api.main import create_app
 from bench.infra import bench_infra
 from core.logs import configure_logging
+from core.webhook_auth import signed_headers
+from harness.servers import serve
+from harness.settings import TEST_HIS_API_KEY, TEST_WEBHOOK_SECRET, make_settings
 from integrations.his import HisClient
 from simulators.his.app import create_app as create_his_app
-from tests.conftest import TEST_HIS_API_KEY, TEST_WEBHOOK_SECRET, make_settings
-from tests.harness.servers import serve
-
-
-def _signed(body: bytes) -> dict[str, str]:
-    ts = str(int(time.time()))
-    mac = hmac.new(TEST_WEBHOOK_SECRET.encode(), ts.encode() + b"." + body, hashlib.sha256)
-    return {
-        "Content-Type": "application/json",
-        "X-CarePath-Timestamp": ts,
-        "X-CarePath-Signature": f"v1={mac.hexdigest()}",
-    }
 
 
 def _event(n: int) -> bytes:
@@ -80,7 +69,9 @@ async def _fire(
     async def one(body: bytes) -> None:
         async with gate:
             start = time.perf_counter()
-            response = await http.post(url, content=body, headers=_signed(body))
+            response = await http.post(
+                url, content=body, headers=signed_headers(TEST_WEBHOOK_SECRET, body)
+            )
             latencies.append(time.perf_counter() - start)
             if response.status_code != expect:
                 raise RuntimeError(f"unexpected {response.status_code}: {response.text}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 
 TIMESTAMP_HEADER = "X-CarePath-Timestamp"
 SIGNATURE_HEADER = "X-CarePath-Signature"
@@ -22,6 +23,17 @@ class WebhookAuthError(Exception):
 def expected_signature(secret: str, timestamp: str, body: bytes) -> str:
     digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return "v1=" + digest.hexdigest()
+
+
+def signed_headers(secret: str, body: bytes, now: float | None = None) -> dict[str, str]:
+    """The headers a sender posts ``body`` (JSON) with: signed at ``now`` (unix seconds, default
+    the current time)."""
+    timestamp = str(int(time.time() if now is None else now))
+    return {
+        "Content-Type": "application/json",
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: expected_signature(secret, timestamp, body),
+    }
 
 
 def verify_webhook(

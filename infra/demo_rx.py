@@ -10,8 +10,6 @@ deadline it goes back to the doctor, who removes 半夏, and the revision is rev
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import sys
 import time
@@ -22,6 +20,7 @@ from typing import Any
 import httpx
 
 from core.settings import get_settings
+from core.webhook_auth import signed_headers
 from infra.narration import platform_ready, say
 
 ADMIN = {"Authorization": "Bearer dev-admin"}
@@ -43,14 +42,9 @@ class Demo:
 
     def signed_post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         raw = json.dumps(body, ensure_ascii=False).encode()
-        ts = str(int(time.time()))
-        mac = hmac.new(self.secret.encode(), ts.encode() + b"." + raw, hashlib.sha256)
         return self.http.post(
-            f"{self.api}{path}",
-            content=raw,
-            headers={"Content-Type": "application/json", "X-CarePath-Timestamp": ts,
-                     "X-CarePath-Signature": f"v1={mac.hexdigest()}"},
-        )  # fmt: skip
+            f"{self.api}{path}", content=raw, headers=signed_headers(self.secret, raw)
+        )
 
     def callbacks(self, number: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self.http.get(

@@ -1,26 +1,14 @@
-"""Rows and helpers shared by tests."""
+"""Rows and times shared by tests (staff, workers and polling are in ``harness``)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from temporalio.client import Client
-from temporalio.worker import Worker
-
 from core.db import SessionFactory, transaction
-from core.models import Encounter, Patient, StaffRole
-from core.settings import Settings
-from messaging.channel import MessageChannel
-from services.staff import create_staff
-from workers.factory import WorkerDeps, build_workers, running_workers
+from core.models import Encounter, Patient
 
-T = TypeVar("T")
 BEIJING = ZoneInfo("Asia/Shanghai")
 
 
@@ -57,58 +45,3 @@ async def add_patient(
         )
         session.add(encounter)
     return patient, encounter
-
-
-async def add_staff(
-    sessions: SessionFactory,
-    role: StaffRole = StaffRole.NURSE,
-    department_code: str | None = "cardiology",
-    name: str = "王护士",
-) -> str:
-    async with transaction(sessions) as session:
-        _, token = await create_staff(
-            session, name=name, role=role, department_code=department_code
-        )
-    return token
-
-
-@asynccontextmanager
-async def running_worker(
-    client: Client,
-    task_queue: str,
-    settings: Settings,
-    sessions: SessionFactory,
-    *,
-    max_cached_workflows: int = 1000,
-    channels: dict[str, MessageChannel] | None = None,
-) -> AsyncIterator[list[Worker]]:
-    """The platform's workers (main + one per channel) for one test's task queue."""
-    deps = WorkerDeps.from_settings(settings, sessions, channels)
-    workers = build_workers(client, task_queue, deps, max_cached_workflows=max_cached_workflows)
-    try:
-        async with running_workers(workers):
-            yield workers
-    finally:
-        await deps.close()
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T | None]],
-    *,
-    within: float = 15.0,
-    what: str = "condition",
-    interval: float = 0.05,
-) -> T:
-    """Polls ``probe`` until it returns something truthy; fails the test after ``within`` s.
-
-    Waits on an observable condition (a row, a workflow state), never a fixed delay.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        result = await probe()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(interval)

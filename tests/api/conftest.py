@@ -3,10 +3,7 @@ HIS simulator on a loopback port."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,11 +21,12 @@ from api.container import Container
 from api.main import create_app
 from core.db import SessionFactory
 from core.settings import Settings
+from core.webhook_auth import signed_headers
+from harness.servers import serve
+from harness.settings import TEST_HIS_API_KEY, TEST_WEBHOOK_SECRET, make_settings
 from integrations.his import HisClient
 from simulators.his.app import HisState
 from simulators.his.app import create_app as create_his_app
-from tests.conftest import TEST_HIS_API_KEY, TEST_WEBHOOK_SECRET, make_settings
-from tests.harness.servers import serve
 
 
 @dataclass
@@ -68,16 +66,8 @@ class Api:
         path: str = "/webhooks/his/discharge",
     ) -> httpx.Response:
         body = event if isinstance(event, bytes) else json.dumps(event).encode()
-        ts = str(timestamp if timestamp is not None else int(time.time()))
-        mac = hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
         return await self.http.post(
-            path,
-            content=body,
-            headers={
-                "Content-Type": "application/json",
-                "X-CarePath-Timestamp": ts,
-                "X-CarePath-Signature": f"v1={mac}",
-            },
+            path, content=body, headers=signed_headers(secret, body, now=timestamp)
         )
 
     async def counts(self) -> dict[str, int]:

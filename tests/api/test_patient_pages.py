@@ -14,8 +14,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from core.links import LinkSigner
 from core.models import Alert, AuditEntry, CareTask, OutboundMessage
+from harness.waiting import eventually
+from harness.workers import running_worker
 from tests.api.conftest import Api, discharge_event
-from tests.factories import daytime, eventually, running_worker
+from tests.factories import daytime
 
 DAY = timedelta(days=1)
 

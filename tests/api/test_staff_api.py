@@ -24,12 +24,15 @@ from contracts.pathway import (
 from contracts.runs import FindingRecord
 from core.db import SessionFactory, transaction
 from core.models import AuditEntry, CareTask, OutboundMessage, StaffRole
+from harness.staff import add_staff
+from harness.waiting import eventually
+from harness.workers import running_worker
 from integrations.his import HisClient
 from pathways.definition import PathwayDefinition
 from pathways.library import LIBRARY_ROOT, load_articles, load_forms, snapshot
 from pathways.timeline import timeline, zone
 from tests.api.conftest import Api, discharge_event
-from tests.factories import BEIJING, add_patient, add_staff, eventually, running_worker
+from tests.factories import BEIJING, add_patient
 
 DAY = timedelta(days=1)
 PLAN = "inpatient-discharge"

@@ -15,8 +15,8 @@ from sqlmodel import SQLModel
 import core.models  # noqa: F401
 from core.db import create_engine
 from core.migrate import downgrade, upgrade
-from tests.harness.databases import clone_database, drop_database
-from tests.harness.postgres import PostgresServer
+from harness.databases import clone_database, drop_database
+from harness.postgres import PostgresServer
 
 
 def _diff(connection: Connection) -> list[object]:

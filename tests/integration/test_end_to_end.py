@@ -23,12 +23,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from core.db import SessionFactory
 from core.temporal import DATA_CONVERTER
+from harness.browser import chromium, phone
+from harness.postgres import free_port
+from harness.processes import Process, settings_env, start_process
+from harness.settings import make_settings
+from harness.staff import add_staff
+from harness.waiting import eventually
 from infra.toolchain import temporal_cli
-from tests.conftest import make_settings
-from tests.factories import add_staff, eventually
-from tests.harness.browser import chromium, phone
-from tests.harness.postgres import free_port
-from tests.harness.processes import Process, settings_env, start_process
 
 pytestmark = pytest.mark.e2e
 

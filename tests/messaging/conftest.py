@@ -21,15 +21,18 @@ from core.db import SessionFactory, transaction
 from core.hospitals import HospitalConfig, QuietHours
 from core.models import Hospital, MessageAttempt, OutboundMessage, Patient, StaffRole
 from core.settings import Settings
+from harness.postgres import free_port
+from harness.servers import serve
+from harness.settings import make_settings
+from harness.staff import add_staff
+from harness.waiting import eventually
+from harness.workers import running_worker
 from integrations.his import HisClient
 from simulators.twilio.app import TwilioState
 from simulators.twilio.app import create_app as create_twilio
 from simulators.wechat.app import WeChatState
 from simulators.wechat.app import create_app as create_wechat
-from tests.conftest import make_settings
-from tests.factories import add_patient, add_staff, eventually, running_worker
-from tests.harness.postgres import free_port
-from tests.harness.servers import serve
+from tests.factories import add_patient
 
 TWILIO_SID = "AC" + "1" * 32
 TWILIO_TOKEN = "twilio-test-auth-token-0123456789ab"

@@ -11,9 +11,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from core.db import transaction
 from core.models import MessageBatch, OutboundMessage, Patient, StaffRole, new_id
+from harness.processes import settings_env, start_process
+from harness.staff import add_staff
+from harness.waiting import eventually
 from simulators.twilio.app import Faults as TwilioFaults
-from tests.factories import add_staff, eventually
-from tests.harness.processes import settings_env, start_process
 from tests.messaging.conftest import NOTICE, StackFactory
 
 RECIPIENTS = 1000

@@ -11,10 +11,10 @@ from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
 from core.models import DeliveryReport
+from harness.waiting import eventually
 from simulators.twilio.app import Faults as TwilioFaults
 from simulators.twilio.app import twilio_signature
 from simulators.wechat.app import wechat_signature
-from tests.factories import eventually
 from tests.messaging.conftest import NOTICE, TWILIO_TOKEN, WECHAT_TOKEN, StackFactory
 
 

@@ -9,7 +9,7 @@ from sqlmodel import SQLModel, func, select
 from temporalio.testing import WorkflowEnvironment
 
 from core.models import StaffRole
-from tests.factories import add_staff
+from harness.staff import add_staff
 from tests.messaging.conftest import NOTICE, Stack, StackFactory
 
 

@@ -17,8 +17,9 @@ from contracts.messages import (
     delivery_workflow_id,
 )
 from core.models import OutboundMessage
+from harness.waiting import eventually
 from simulators.wechat.app import Faults as WeChatFaults
-from tests.factories import BEIJING, eventually
+from tests.factories import BEIJING
 from tests.messaging.conftest import NOTICE, Stack, StackFactory
 
 

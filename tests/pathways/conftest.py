@@ -5,10 +5,7 @@ platform's workers with the outbox channel."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -37,21 +34,17 @@ from core.models import (
     StaffRole,
 )
 from core.settings import Settings
+from core.webhook_auth import signed_headers
+from harness.servers import serve
+from harness.settings import TEST_HIS_API_KEY, TEST_WEBHOOK_SECRET, make_settings
+from harness.staff import add_staff
+from harness.waiting import eventually
+from harness.workers import running_worker
 from integrations.his import HisClient
 from simulators.his.app import HisState
 from simulators.his.app import create_app as create_his
-from tests.conftest import TEST_HIS_API_KEY, TEST_WEBHOOK_SECRET, make_settings
-from tests.factories import add_staff, eventually, running_worker
-from tests.harness.servers import serve
 
 DAY = timedelta(days=1)
-
-
-def signed(body: bytes) -> dict[str, str]:
-    ts = str(int(time.time()))
-    mac = hmac.new(TEST_WEBHOOK_SECRET.encode(), ts.encode() + b"." + body, hashlib.sha256)
-    return {"Content-Type": "application/json", "X-CarePath-Timestamp": ts,
-            "X-CarePath-Signature": f"v1={mac.hexdigest()}"}  # fmt: skip
 
 
 @dataclass
@@ -75,7 +68,9 @@ class PathwayStack:
 
     async def event(self, path: str, body: dict[str, Any]) -> httpx.Response:
         raw = json.dumps(body, ensure_ascii=False).encode()
-        response = await self.http.post(path, content=raw, headers=signed(raw))
+        response = await self.http.post(
+            path, content=raw, headers=signed_headers(TEST_WEBHOOK_SECRET, raw)
+        )
         if response.status_code == 202:
             self.started += [r["workflow_id"] for r in response.json()["runs"]]
         return response

@@ -9,7 +9,8 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 
 from core.models import StaffRole
-from tests.factories import BEIJING, add_staff, daytime
+from harness.staff import add_staff
+from tests.factories import BEIJING, daytime
 from tests.pathways.conftest import DAY, PathwayStackFactory
 
 NORMAL = {"overall": "good", "symptoms": ["none"], "medication": "on_time"}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from temporalio.testing import WorkflowEnvironment
 
+from harness.payments import INSURED, UNINSURED
 from simulators.faults import FaultRule
-from tests.payments.conftest import INSURED, UNINSURED, WorldFactory
+from tests.payments.conftest import WorldFactory
 
 CHARGING = "/his/api/v1/charging/orders"
 

@@ -9,8 +9,9 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 
 from contracts.payment import consultation_workflow_id
-from tests.factories import eventually
-from tests.payments.conftest import INSURED, PayWorld, WorldFactory
+from harness.payments import INSURED, PayWorld
+from harness.waiting import eventually
+from tests.payments.conftest import WorldFactory
 
 
 async def request(world: PayWorld, fee_fen: int = 3000) -> dict[str, str]:

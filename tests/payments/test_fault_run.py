@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from temporalio.testing import WorkflowEnvironment
 
+from harness.payment_fault_run import run_orders
 from tests.payments.conftest import WorldFactory
-from tests.payments.fault_run import run_orders
 
 
 async def test_random_faults_everywhere_leave_the_books_balanced(

@@ -10,9 +10,10 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from contracts.payment import payment_workflow_id
-from tests.factories import eventually
-from tests.harness.browser import chromium, phone
-from tests.payments.conftest import INSURED, WorldFactory
+from harness.browser import chromium, phone
+from harness.payments import INSURED
+from harness.waiting import eventually
+from tests.payments.conftest import WorldFactory
 
 
 async def test_the_patient_pays_the_self_pay_part_from_the_message_link(

@@ -25,11 +25,12 @@ from contracts.payment import (
 )
 from core.dev_keys import generate_pair
 from core.models import InboundEvent, OutboundMessage
+from harness.payments import FAST, INSURED, UNINSURED
+from harness.settings import TEST_APIV3_KEY, TEST_PAYMENT_KEYS
+from harness.waiting import eventually
 from simulators.faults import FaultRule
 from simulators.wechatpay.app import CallbackFaults
-from tests.conftest import TEST_APIV3_KEY, TEST_PAYMENT_KEYS
-from tests.factories import eventually
-from tests.payments.conftest import FAST, INSURED, UNINSURED, WorldFactory
+from tests.payments.conftest import WorldFactory
 
 
 def notice_body(resource: dict[str, Any], apiv3_key: str) -> bytes:

@@ -14,10 +14,12 @@ from temporalio.testing import WorkflowEnvironment
 from contracts.payment import RECONCILIATION_SCHEDULE_ID, out_trade_no
 from core.db import transaction
 from core.models import LedgerEntryRow, Reconciliation, StaffRole
+from harness.payments import UNINSURED, PayWorld
+from harness.staff import add_staff
+from harness.waiting import eventually
 from services.reconciliation import ensure_reconciliation_schedule
 from simulators.wechatpay.app import SimTrade
-from tests.factories import add_staff, eventually
-from tests.payments.conftest import UNINSURED, PayWorld, WorldFactory
+from tests.payments.conftest import WorldFactory
 
 CST = timezone(timedelta(hours=8))
 

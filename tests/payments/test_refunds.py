@@ -10,7 +10,8 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 
 from contracts.payment import refund_workflow_id
-from tests.payments.conftest import INSURED, UNINSURED, PayWorld, WorldFactory
+from harness.payments import INSURED, UNINSURED, PayWorld
+from tests.payments.conftest import WorldFactory
 
 
 async def settled_mixed(world: PayWorld) -> dict[str, Any]:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
+from harness.payments import INSURED, PayWorld
+from harness.processes import Process, settings_env, start_process
+from harness.waiting import eventually
 from simulators.faults import FaultRule
-from tests.factories import eventually
-from tests.harness.processes import Process, settings_env, start_process
-from tests.payments.conftest import INSURED, PayWorld, WorldFactory
+from tests.payments.conftest import WorldFactory
 
 
 def worker_env(world: PayWorld, env: WorkflowEnvironment) -> dict[str, str]:

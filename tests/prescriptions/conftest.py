@@ -5,10 +5,7 @@ callbacks, and a service-enterprise simulator taking our orders."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -36,84 +33,27 @@ from core.hospitals import (
 )
 from core.models import Hospital, Prescription, StaffRole
 from core.settings import Settings
-from integrations.his import HisClient
-from simulators.enterprise.app import EnterpriseState
-from simulators.enterprise.app import create_app as create_enterprise
-from simulators.his.app import HisState
-from simulators.his.app import create_app as create_his
-from tests.conftest import (
+from core.webhook_auth import signed_headers
+from harness.postgres import free_port
+from harness.prescriptions import HOSPITAL
+from harness.servers import serve
+from harness.settings import (
     TEST_ENTERPRISE_SECRET,
     TEST_HIS_API_KEY,
     TEST_WEBHOOK_SECRET,
     make_settings,
 )
-from tests.factories import add_staff, eventually, running_worker
-from tests.harness.postgres import free_port
-from tests.harness.servers import serve
+from harness.staff import add_staff
+from harness.waiting import eventually
+from harness.workers import running_worker
+from integrations.his import HisClient
+from simulators.enterprise.app import EnterpriseState
+from simulators.enterprise.app import create_app as create_enterprise
+from simulators.his.app import HisState
+from simulators.his.app import create_app as create_his
 from workflows.prescription import PATIENT_NOTICES
 
-HOSPITAL = "H-JA01"
 ENTERPRISE = "ENT-A"
-
-# 当归补血汤加味: no findings.
-CLEAN_ITEMS = [
-    {"herb": "黄芪", "dose_g": 30},
-    {"herb": "当归", "dose_g": 6},
-    {"herb": "白术", "dose_g": 10, "processing": None},
-    {"herb": "茯苓", "dose_g": 12},
-    {"herb": "炙甘草", "dose_g": 6},
-]
-# 附子 with 半夏: 十八反.
-UNSAFE_ITEMS = [
-    {"herb": "制附子", "dose_g": 9, "processing": "先煎"},
-    {"herb": "法半夏", "dose_g": 9},
-    {"herb": "茯苓", "dose_g": 12},
-]
-
-
-def signed(body: bytes, secret: str) -> dict[str, str]:
-    ts = str(int(time.time()))
-    mac = hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return {
-        "Content-Type": "application/json",
-        "X-CarePath-Timestamp": ts,
-        "X-CarePath-Signature": f"v1={mac}",
-    }
-
-
-def prescription(
-    number: str | None = None,
-    *,
-    items: list[dict[str, Any]] | None = None,
-    mode: str = "delivery",
-    decoction: bool = True,
-    **extra: Any,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "event_id": f"EVT-{uuid.uuid4().hex}",
-        "hospital_code": HOSPITAL,
-        "prescription_no": number or f"RX{uuid.uuid4().hex[:10].upper()}",
-        "patient_id": "P0001",
-        "department_code": "tcm",
-        "department_name": "中医科",
-        "doctor_id": "D100",
-        "doctor_name": "孙医生",
-        "diagnosis": [{"code": "ZZ.01", "name": "气血两虚证"}],
-        "items": items or CLEAN_ITEMS,
-        "doses": 7,
-        "decoction": decoction,
-        "delivery": {
-            "mode": mode,
-            "address": {
-                "receiver": "张建国", "phone": "13800138001", "district": "静安区",
-                "detail": "南京西路1号",
-            },
-        }
-        if mode == "delivery"
-        else {"mode": "pickup", "pickup_site": "静安区中心医院药房"},
-    }  # fmt: skip
-    body.update(extra)
-    return body
 
 
 @dataclass
@@ -140,7 +80,9 @@ class RxStack:
 
     async def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         raw = json.dumps(body, ensure_ascii=False).encode()
-        return await self.http.post(path, content=raw, headers=signed(raw, TEST_WEBHOOK_SECRET))
+        return await self.http.post(
+            path, content=raw, headers=signed_headers(TEST_WEBHOOK_SECRET, raw)
+        )
 
     async def submit(self, body: dict[str, Any]) -> httpx.Response:
         response = await self.post("/webhooks/his/prescriptions", body)
@@ -178,7 +120,7 @@ class RxStack:
         return await self.http.post(
             f"/webhooks/enterprise/{ENTERPRISE}/status",
             content=raw,
-            headers=signed(raw, TEST_ENTERPRISE_SECRET),
+            headers=signed_headers(TEST_ENTERPRISE_SECRET, raw),
         )
 
     async def state(self, workflow_id: str) -> PrescriptionState:

@@ -10,7 +10,8 @@ from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
 from core.models import InboundEvent
-from tests.prescriptions.conftest import ENTERPRISE, RxStack, RxStackFactory, prescription
+from harness.prescriptions import prescription
+from tests.prescriptions.conftest import ENTERPRISE, RxStack, RxStackFactory
 
 
 async def _approved(stack: RxStack, **fields: Any) -> dict[str, Any]:

@@ -9,9 +9,10 @@ from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
+from harness.prescriptions import UNSAFE_ITEMS, prescription
+from harness.waiting import eventually
 from simulators.his.app import Faults as HisFaults
-from tests.factories import eventually
-from tests.prescriptions.conftest import UNSAFE_ITEMS, RxStackFactory, prescription
+from tests.prescriptions.conftest import RxStackFactory
 
 DEADLINE = timedelta(seconds=120)
 

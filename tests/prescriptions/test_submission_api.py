@@ -12,16 +12,11 @@ from sqlmodel import SQLModel, func, select
 from temporalio.testing import WorkflowEnvironment
 
 from core.models import StaffRole
-from tests.conftest import TEST_ENTERPRISE_SECRET
-from tests.factories import add_staff
-from tests.prescriptions.conftest import (
-    ENTERPRISE,
-    UNSAFE_ITEMS,
-    RxStack,
-    RxStackFactory,
-    prescription,
-    signed,
-)
+from core.webhook_auth import signed_headers
+from harness.prescriptions import UNSAFE_ITEMS, prescription
+from harness.settings import TEST_ENTERPRISE_SECRET
+from harness.staff import add_staff
+from tests.prescriptions.conftest import ENTERPRISE, RxStack, RxStackFactory
 
 
 async def _counts(stack: RxStack) -> dict[str, int]:
@@ -69,7 +64,9 @@ async def test_unknown_herbs_duplicates_and_refusals(
         stranger = await stack.submit(prescription(patient_id="P-NOBODY"))
         raw = json.dumps(prescription()).encode()
         forged = await stack.http.post(
-            "/webhooks/his/prescriptions", content=raw, headers=signed(raw, "not-the-secret")
+            "/webhooks/his/prescriptions",
+            content=raw,
+            headers=signed_headers("not-the-secret", raw),
         )
 
     assert first.status_code == 202
@@ -93,14 +90,14 @@ async def test_enterprise_reports_are_authenticated_and_scoped(
              "status": "dispensing", "at": "2026-11-23T10:00:00+08:00"}
         ).encode()  # fmt: skip
         url = f"/webhooks/enterprise/{ENTERPRISE}/status"
-        forged = await stack.http.post(url, content=body, headers=signed(body, "guess"))
+        forged = await stack.http.post(url, content=body, headers=signed_headers("guess", body))
         not_dispatched = await stack.http.post(
-            url, content=body, headers=signed(body, TEST_ENTERPRISE_SECRET)
+            url, content=body, headers=signed_headers(TEST_ENTERPRISE_SECRET, body)
         )
         other = await stack.http.post(
             "/webhooks/enterprise/ENT-OTHER/status",
             content=body,
-            headers=signed(body, TEST_ENTERPRISE_SECRET),
+            headers=signed_headers(TEST_ENTERPRISE_SECRET, body),
         )
 
     assert forged.status_code == 401

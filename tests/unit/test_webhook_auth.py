@@ -2,7 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from core.webhook_auth import WebhookAuthError, expected_signature, verify_webhook
+from core.webhook_auth import (
+    WebhookAuthError,
+    expected_signature,
+    signed_headers,
+    verify_webhook,
+)
 
 SECRET = "whsec-test"
 BODY = b'{"event_id":"EVT-1"}'
@@ -16,6 +21,14 @@ def test_signature_matches_the_published_vector() -> None:
     assert actual == VECTOR
     assert actual != expected_signature(SECRET, "1763800001", BODY)
     assert actual != expected_signature(SECRET, "1763800000", BODY + b" ")
+
+
+def test_signed_headers_carry_the_published_vector() -> None:
+    assert signed_headers(SECRET, BODY, now=1763800000.9) == {
+        "Content-Type": "application/json",
+        "X-CarePath-Timestamp": "1763800000",
+        "X-CarePath-Signature": VECTOR,
+    }
 
 
 def verify(timestamp: str | None, signature: str | None, now: float = 1763800000) -> None:

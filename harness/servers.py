@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from tests.harness.postgres import free_port
+from harness.postgres import free_port
 
 
 @asynccontextmanager

@@ -8,7 +8,7 @@ import uuid
 import asyncpg
 
 from core.migrate import upgrade
-from tests.harness.postgres import PostgresServer
+from harness.postgres import PostgresServer
 
 TEMPLATE = "carepath_template"
 

@@ -22,11 +22,11 @@ from sqlmodel import select
 
 from contracts.payment import out_trade_no
 from core.models import PaymentOrder, PaymentRefund
+from harness.payments import INSURED, UNINSURED, PayWorld
+from harness.waiting import eventually
 from simulators.faults import FaultPlan
 from simulators.his.charging import ChargeItem, NewOrder
 from simulators.wechatpay.app import CallbackFaults
-from tests.factories import eventually
-from tests.payments.conftest import INSURED, UNINSURED, PayWorld
 
 ORDER_DONE = {"settled", "failed", "partially_refunded", "refunded"}
 REFUND_DONE = {"succeeded", "failed"}

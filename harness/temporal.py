@@ -1,4 +1,4 @@
-"""Temporal servers for tests, started from the cached binaries (never downloaded)."""
+"""Temporal servers for tests and benchmarks, from the cached binaries (never downloaded)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,40 @@
+"""Settings and shared secrets for tests and benchmarks: never used outside them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.dev_keys import DevPaymentKeys, generate_pair
+from core.settings import Settings
+
+TEST_SECRET = "test-link-secret-0123456789abcdef0123456789"
+TEST_WEBHOOK_SECRET = "test-webhook-secret-0123456789abcdef012345"
+TEST_HIS_API_KEY = "test-his-api-key-0123456789abcdef0123456789"
+TEST_ENTERPRISE_SECRET = "test-enterprise-secret-0123456789abcdef0123"
+
+
+# Generated once per test session: the merchant's pair (our requests) and the simulated
+# provider platform's pair (its answers and notifications).
+TEST_PAYMENT_KEYS = DevPaymentKeys(merchant=generate_pair(), platform=generate_pair())
+TEST_APIV3_KEY = "test-apiv3-key-0123456789abcdefg"
+TEST_INSURANCE_SECRET = "test-insurance-secret-0123456789abcdef0123"
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "test",
+        "database_url": "sqlite+aiosqlite:///:memory:",
+        "link_secret": TEST_SECRET,
+        "his_webhook_secret": TEST_WEBHOOK_SECRET,
+        "his_api_key": TEST_HIS_API_KEY,
+        "enterprise_webhook_secret": TEST_ENTERPRISE_SECRET,
+        "insurance_app_secret": TEST_INSURANCE_SECRET,
+        "wechatpay_private_key": TEST_PAYMENT_KEYS.merchant.private_pem,
+        "wechatpay_platform_public_key": TEST_PAYMENT_KEYS.platform.public_pem,
+        "wechatpay_apiv3_key": TEST_APIV3_KEY,
+        "public_base_url": "http://patient.test",
+        "allow_demo_clock": True,
+        "log_json": False,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
