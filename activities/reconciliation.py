@@ -3,7 +3,7 @@ recorded in the ledger, with the differences stored for people to resolve."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,8 +20,6 @@ from core.models import Discrepancy, LedgerEntryRow, PaymentOrder, Reconciliatio
 from integrations.wechatpay import BillLine, ProviderRefused, WeChatPayClient
 
 log = get_logger(__name__)
-# The provider's bill is in China Standard Time whatever the deployment's zone.
-PROVIDER_TZ = timezone(timedelta(hours=8))
 
 
 def _key(line: BillLine) -> tuple[str, str]:

@@ -9,14 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from core.db import SessionFactory, create_engine, session_factory, transaction
-from core.dev_keys import wechatpay_keys
 from core.links import LinkSigner
 from core.settings import Settings
 from core.templates import page_environment
 from core.temporal import connect_temporal
+from integrations.clients import his_charging_client, his_client, wechatpay_notice_verifier
 from integrations.his import HisClient
 from integrations.his_charging import HisChargingClient
-from integrations.wechatpay import NoticeVerifier, load_public_key
+from integrations.wechatpay import NoticeVerifier
 from pathways.library import load_library
 from services.messages import Composer, TemplateStore
 from services.pathway_definitions import DesignContext, sync_library
@@ -48,7 +48,6 @@ class Container:
     ) -> Container:
         links = LinkSigner(settings.link_secret.get_secret_value())
         templates = TemplateStore.load(settings)
-        _, platform_key = wechatpay_keys(settings)
         return cls(
             settings=settings,
             sessions=sessions,
@@ -60,15 +59,8 @@ class Container:
             design=DesignContext(
                 library=load_library(set(templates.platform)), templates=set(templates.platform)
             ),
-            charging=HisChargingClient.create(
-                settings.his_base_url,
-                settings.his_api_key.get_secret_value(),
-                settings.his_timeout_seconds,
-            ),
-            verifier=NoticeVerifier(
-                load_public_key(platform_key),
-                settings.wechatpay_apiv3_key.get_secret_value().encode(),
-            ),
+            charging=his_charging_client(settings),
+            verifier=wechatpay_notice_verifier(settings),
             engine=engine,
         )
 
@@ -80,11 +72,7 @@ class Container:
     async def open(cls, settings: Settings) -> Container:
         engine = create_engine(settings.database_url, echo=settings.database_echo)
         temporal = await connect_temporal(settings)
-        his = HisClient.create(
-            settings.his_base_url,
-            settings.his_api_key.get_secret_value(),
-            settings.his_timeout_seconds,
-        )
+        his = his_client(settings)
         container = cls.build(settings, session_factory(engine), temporal, his, engine)
         await container.sync_library()
         return container

@@ -70,7 +70,6 @@ CONSULTATION_REFUSALS: dict[str, str] = {
     "refund_failed": "已超过接诊时限，问诊已取消",
     "payment_failed": "患者缴费未成功，问诊已取消",
 }
-PAYMENT_FINISHED: frozenset[str] = frozenset({"settled", "failed"})
 
 
 def payment_workflow_id(order_id: str) -> str:

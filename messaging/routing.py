@@ -12,8 +12,6 @@ from zoneinfo import ZoneInfo
 
 from core.hospitals import QuietHours
 
-CHANNELS = ("wechat", "sms", "outbox")
-
 
 @dataclass(frozen=True)
 class Route:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +22,7 @@ from jinja2 import meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from core.templates import date_filters
 from core.validation import Slug, describe_validation_error
 from messaging.categories import (
     CATEGORY_VARIABLES,
@@ -77,28 +77,11 @@ class MissingVariables(ValueError):
         self.names = names
 
 
-def _as_datetime(value: Any) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))
-
-
 def make_environment(tz: ZoneInfo) -> jinja2.Environment:
     env = ImmutableSandboxedEnvironment(
         undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True
     )
-
-    def local_date(value: Any) -> str:
-        moment = _as_datetime(value)
-        return "" if moment is None else moment.astimezone(tz).strftime("%-m月%-d日")
-
-    def local_datetime(value: Any) -> str:
-        moment = _as_datetime(value)
-        return "" if moment is None else moment.astimezone(tz).strftime("%Y年%-m月%-d日 %H:%M")
-
-    env.filters.update(local_date=local_date, local_datetime=local_datetime)
+    env.filters.update(date_filters(tz))
     return env
 
 

@@ -22,16 +22,20 @@ from activities.prescriptions import PrescriptionActivities
 from activities.reconciliation import ReconciliationActivities
 from contracts.messages import channel_task_queue
 from core.db import SessionFactory
-from core.dev_keys import wechatpay_keys
 from core.links import LinkSigner
 from core.settings import Settings
+from integrations.clients import (
+    enterprise_client,
+    his_charging_client,
+    his_client,
+    insurance_client,
+    message_channels,
+    wechatpay_client,
+)
 from integrations.enterprise import EnterpriseClient
 from integrations.his import HisClient
 from integrations.his_charging import HisChargingClient
 from integrations.insurance import InsuranceClient
-from integrations.outbox import OutboxChannel
-from integrations.twilio_sms import TwilioSmsChannel
-from integrations.wechat import WeChatTemplateChannel
 from integrations.wechatpay import WeChatPayClient
 from messaging.channel import MessageChannel
 from services.messages import Composer, TemplateStore
@@ -56,46 +60,6 @@ WORKFLOWS = [
 ]
 # Lets in-flight activities finish on SIGTERM before the worker exits (rolling restarts).
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
-
-
-def build_channels(settings: Settings) -> dict[str, MessageChannel]:
-    """The enabled channels. Call from inside the event loop (the SDK clients open sessions)."""
-    channels: dict[str, MessageChannel] = {}
-    for name in settings.enabled_channels:
-        if name == "outbox":
-            channels[name] = OutboxChannel()
-        elif name == "sms":
-            channels[name] = TwilioSmsChannel(
-                account_sid=settings.twilio_account_sid,
-                auth_token=settings.twilio_auth_token.get_secret_value(),
-                from_number=settings.twilio_from_number,
-                api_base_url=settings.twilio_api_base_url,
-                status_callback_url=settings.twilio_status_callback_url,
-                timeout_seconds=settings.channel_timeout_seconds,
-            )
-        elif name == "wechat":
-            channels[name] = WeChatTemplateChannel.create(
-                base_url=settings.wechat_api_base_url,
-                appid=settings.wechat_appid,
-                secret=settings.wechat_secret.get_secret_value(),
-                template_ids=settings.wechat_template_ids,
-                timeout_seconds=settings.channel_timeout_seconds,
-            )
-    return channels
-
-
-def wechatpay_client(settings: Settings) -> WeChatPayClient:
-    private_key, platform_key = wechatpay_keys(settings)
-    return WeChatPayClient.create(
-        base_url=settings.wechatpay_api_base_url,
-        mchid=settings.wechatpay_mchid,
-        appid=settings.wechatpay_appid,
-        serial_no=settings.wechatpay_serial_no,
-        private_key=private_key,
-        platform_public_key=platform_key,
-        apiv3_key=settings.wechatpay_apiv3_key.get_secret_value(),
-        timeout_seconds=settings.wechatpay_timeout_seconds,
-    )
 
 
 def channel_rates(settings: Settings) -> dict[str, float | None]:
@@ -134,26 +98,11 @@ class WorkerDeps:
             settings=settings,
             sessions=sessions,
             composer=composer,
-            channels=channels if channels is not None else build_channels(settings),
-            his=HisClient.create(
-                settings.his_base_url,
-                settings.his_api_key.get_secret_value(),
-                settings.his_timeout_seconds,
-            ),
-            enterprises=EnterpriseClient.create(
-                settings.enterprise_base_urls, settings.enterprise_timeout_seconds
-            ),
-            charging=HisChargingClient.create(
-                settings.his_base_url,
-                settings.his_api_key.get_secret_value(),
-                settings.his_timeout_seconds,
-            ),
-            insurance=InsuranceClient.create(
-                settings.insurance_base_url,
-                settings.insurance_app_id,
-                settings.insurance_app_secret.get_secret_value(),
-                settings.insurance_timeout_seconds,
-            ),
+            channels=channels if channels is not None else message_channels(settings),
+            his=his_client(settings),
+            enterprises=enterprise_client(settings),
+            charging=his_charging_client(settings),
+            insurance=insurance_client(settings),
             provider=wechatpay_client(settings),
         )
 

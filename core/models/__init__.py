@@ -1,8 +1,7 @@
 """Database tables, grouped by domain; import them from here."""
 
-from core.models.base import JSONType, new_id, utcnow
+from core.models.base import new_id, utcnow
 from core.models.clinical import (
-    OPEN_TASK_STATUSES,
     Alert,
     AlertStatus,
     CareTask,
@@ -46,7 +45,6 @@ from core.models.prescriptions import Prescription, PrescriptionEvent
 
 __all__ = [
     "MESSAGE_STATUS_RANK",
-    "OPEN_TASK_STATUSES",
     "Alert",
     "AlertStatus",
     "AttemptStatus",
@@ -63,7 +61,6 @@ __all__ = [
     "FormResponse",
     "Hospital",
     "InboundEvent",
-    "JSONType",
     "LedgerEntryRow",
     "MessageAttempt",
     "MessageBatch",

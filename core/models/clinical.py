@@ -28,9 +28,6 @@ class TaskStatus(StrEnum):
     FAILED = "failed"  # the message could not be sent (e.g. no valid phone number)
 
 
-OPEN_TASK_STATUSES = (TaskStatus.PENDING, TaskStatus.SENT, TaskStatus.EXPIRED)
-
-
 class RunStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"

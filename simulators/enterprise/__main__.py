@@ -3,31 +3,28 @@ configured base URL, advancing each order by itself every few seconds."""
 
 from __future__ import annotations
 
-from urllib.parse import urlparse
+from fastapi import FastAPI
 
-import uvicorn
-
-from core.logs import configure_logging
-from core.settings import get_settings
+from core.settings import Settings
 from simulators.enterprise.app import EnterpriseState, create_app
+from simulators.serving import platform_url, run_simulator
 
 CODE = "ENT-DEMO"
 
 
-def main() -> None:
-    settings = get_settings()
-    configure_logging(json=settings.json_logs, level=settings.log_level)
-    url = urlparse(settings.enterprise_base_urls[CODE])
-    app = create_app(
+def build_app(settings: Settings) -> FastAPI:
+    return create_app(
         EnterpriseState(code=CODE),
-        platform_url=f"http://{settings.api_host}:{settings.api_port}",
+        platform_url=platform_url(settings),
         secret=settings.enterprise_webhook_secret.get_secret_value(),
         auto_progress_seconds=5.0,
     )
-    uvicorn.run(
-        app, host=url.hostname or "127.0.0.1", port=url.port or 8084, log_config=None,
-        access_log=False,
-    )  # fmt: skip
+
+
+def main() -> None:
+    run_simulator(
+        build_app, base_url=lambda settings: settings.enterprise_base_urls[CODE], default_port=8084
+    )
 
 
 if __name__ == "__main__":

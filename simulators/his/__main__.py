@@ -2,36 +2,28 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlparse
+from fastapi import FastAPI
 
-import uvicorn
-
-from core.logs import configure_logging
-from core.settings import get_settings
+from core.settings import Settings
 from simulators.his.app import create_app
 from simulators.his.charging import InsuranceAccount
 from simulators.insurance.__main__ import HIS_APP_ID, his_app_secret
+from simulators.serving import platform_url, run_simulator
 
 
-def main() -> None:
-    settings = get_settings()
-    configure_logging(json=settings.json_logs, level=settings.log_level)
-    his_url = urlparse(settings.his_base_url)
-    app = create_app(
-        webhook_target=f"http://{settings.api_host}:{settings.api_port}",
+def build_app(settings: Settings) -> FastAPI:
+    return create_app(
+        webhook_target=platform_url(settings),
         webhook_secret=settings.his_webhook_secret.get_secret_value(),
         api_key=settings.his_api_key.get_secret_value(),
         insurance=InsuranceAccount(
             settings.insurance_base_url, HIS_APP_ID, his_app_secret(settings)
         ),
     )
-    uvicorn.run(
-        app,
-        host=his_url.hostname or "127.0.0.1",
-        port=his_url.port or 8081,
-        log_config=None,
-        access_log=False,
-    )
+
+
+def main() -> None:
+    run_simulator(build_app, base_url=lambda settings: settings.his_base_url, default_port=8081)
 
 
 if __name__ == "__main__":

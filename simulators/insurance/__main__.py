@@ -3,13 +3,11 @@ CAREPATH_INSURANCE_BASE_URL, with accounts for the platform and for the HIS simu
 
 from __future__ import annotations
 
-from urllib.parse import urlparse
+from fastapi import FastAPI
 
-import uvicorn
-
-from core.logs import configure_logging
-from core.settings import Settings, get_settings
+from core.settings import Settings
 from simulators.insurance.app import InsuranceState, create_app
+from simulators.serving import run_simulator
 
 HIS_APP_ID = "his"
 
@@ -18,22 +16,19 @@ def his_app_secret(settings: Settings) -> str:
     return f"his-{settings.insurance_app_secret.get_secret_value()}"
 
 
-def main() -> None:
-    settings = get_settings()
-    configure_logging(json=settings.json_logs, level=settings.log_level)
-    url = urlparse(settings.insurance_base_url)
+def build_app(settings: Settings) -> FastAPI:
     state = InsuranceState(
         apps={
             settings.insurance_app_id: settings.insurance_app_secret.get_secret_value(),
             HIS_APP_ID: his_app_secret(settings),
         }
     )
-    uvicorn.run(
-        create_app(state),
-        host=url.hostname or "127.0.0.1",
-        port=url.port or 8086,
-        log_config=None,
-        access_log=False,
+    return create_app(state)
+
+
+def main() -> None:
+    run_simulator(
+        build_app, base_url=lambda settings: settings.insurance_base_url, default_port=8086
     )
 
 

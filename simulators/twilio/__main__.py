@@ -3,29 +3,24 @@ CAREPATH_TWILIO_API_BASE_URL, with the account configured for the platform."""
 
 from __future__ import annotations
 
-from urllib.parse import urlparse
+from fastapi import FastAPI
 
-import uvicorn
-
-from core.logs import configure_logging
-from core.settings import get_settings
+from core.settings import Settings
+from simulators.serving import run_simulator
 from simulators.twilio.app import TwilioState, create_app
 
 
-def main() -> None:
-    settings = get_settings()
-    configure_logging(json=settings.json_logs, level=settings.log_level)
-    url = urlparse(settings.twilio_api_base_url)
+def build_app(settings: Settings) -> FastAPI:
     state = TwilioState(
         account_sid=settings.twilio_account_sid,
         auth_token=settings.twilio_auth_token.get_secret_value(),
     )
-    uvicorn.run(
-        create_app(state),
-        host=url.hostname or "127.0.0.1",
-        port=url.port or 8082,
-        log_config=None,
-        access_log=False,
+    return create_app(state)
+
+
+def main() -> None:
+    run_simulator(
+        build_app, base_url=lambda settings: settings.twilio_api_base_url, default_port=8082
     )
 
 

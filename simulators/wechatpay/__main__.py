@@ -3,22 +3,17 @@ CAREPATH_WECHATPAY_API_BASE_URL, using the development key pairs under the data 
 
 from __future__ import annotations
 
-from urllib.parse import urlparse
-
-import uvicorn
+from fastapi import FastAPI
 
 from core.dev_keys import dev_payment_keys
-from core.logs import configure_logging
-from core.settings import get_settings
+from core.settings import Settings
 from integrations.wechatpay import load_private_key, load_public_key
+from simulators.serving import run_simulator
 from simulators.wechatpay.app import WeChatPayState, create_app
 
 
-def main() -> None:
-    settings = get_settings()
-    configure_logging(json=settings.json_logs, level=settings.log_level)
+def build_app(settings: Settings) -> FastAPI:
     keys = dev_payment_keys(settings.data_dir)
-    url = urlparse(settings.wechatpay_api_base_url)
     state = WeChatPayState(
         mchid=settings.wechatpay_mchid,
         appid=settings.wechatpay_appid,
@@ -28,12 +23,12 @@ def main() -> None:
         platform_serial="SIMPLATFORM0001",
         public_url=settings.wechatpay_api_base_url,
     )
-    uvicorn.run(
-        create_app(state),
-        host=url.hostname or "127.0.0.1",
-        port=url.port or 8085,
-        log_config=None,
-        access_log=False,
+    return create_app(state)
+
+
+def main() -> None:
+    run_simulator(
+        build_app, base_url=lambda settings: settings.wechatpay_api_base_url, default_port=8085
     )
 
 

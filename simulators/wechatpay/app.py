@@ -20,7 +20,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import secrets
 import time
 import uuid
@@ -561,7 +560,3 @@ def create_app(state: WeChatPayState) -> FastAPI:
     app.include_router(api)
     app.include_router(control)
     return app
-
-
-def random_apiv3_key() -> bytes:
-    return base64.b32encode(os.urandom(20)).decode()[:32].encode()
