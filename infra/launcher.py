@@ -27,7 +27,7 @@ from core.logs import configure_logging, get_logger
 from core.migrate import upgrade
 from core.settings import Settings, get_settings
 from infra.seed import seed_demo
-from infra.toolchain import REPO_ROOT, temporal_cli
+from infra.toolchain import temporal_cli
 from messaging.templates import load_platform_templates
 
 log = get_logger("launcher")
@@ -49,7 +49,9 @@ class Child:
     async def start(self, env: dict[str, str]) -> None:
         self.process = await asyncio.create_subprocess_exec(
             *self.argv,
-            cwd=REPO_ROOT,
+            # The launcher's own working directory, not the source tree's: relative settings
+            # (data_dir, the SQLite URL, .env) must mean the same files to every process, and an
+            # installed wheel's "source tree" is site-packages.
             env=env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
