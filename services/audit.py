@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import AuditEntry
@@ -29,3 +31,11 @@ def record(
     )
     session.add(entry)
     return entry
+
+
+async def trail(session: AsyncSession, target_id: str) -> Sequence[AuditEntry]:
+    """Every entry about one record, oldest first."""
+    rows = await session.exec(
+        select(AuditEntry).where(AuditEntry.target_id == target_id).order_by(col(AuditEntry.at))
+    )
+    return rows.all()

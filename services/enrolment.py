@@ -9,12 +9,14 @@ redelivered event nor a second event for the same encounter can start a second r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -48,7 +50,8 @@ from services import audit
 from services.hospitals import hospital_profile
 from services.inbound_events import find_event
 from services.pathway_definitions import live_snapshots
-from services.patients import fetch_patient, upsert_patient
+from services.patients import fetch_patient, patient_by_his_id, upsert_patient
+from services.staff import StaffPrincipal
 
 SOURCE = "his"
 # An HIS clock may run a little ahead of ours; an event further in the future is an error.
@@ -268,18 +271,12 @@ async def accept_registration(
     recorded = await _record(session, event.event_id, event.event_type, body_sha256)
     if isinstance(recorded, EventOutcome):
         return recorded
-    found = await session.exec(select(Patient).where(Patient.his_patient_id == event.patient_id))
-    patient = found.first()
+    patient = await patient_by_his_id(session, event.patient_id)
     if patient is None:
         return EventOutcome(event_id=event.event_id, duplicate=False, runs=[])
-    runs = await session.exec(
-        select(PathwayRun).where(
-            PathwayRun.patient_id == patient.id, PathwayRun.status == RunStatus.RUNNING
-        )
-    )
     signal = Registration(department_code=event.department_code, at=event.registered_at)
     touched = []
-    for run in runs.all():
+    for run in await running_runs(session, patient.id):
         try:
             await ctx.temporal.get_workflow_handle(run.workflow_id).signal(
                 SIGNAL_REGISTRATION, signal
@@ -291,6 +288,34 @@ async def accept_registration(
                        plan_version=run.plan_version)
         )  # fmt: skip
     return EventOutcome(event_id=event.event_id, duplicate=False, runs=touched)
+
+
+async def running_runs(session: AsyncSession, patient_id: str) -> Sequence[PathwayRun]:
+    rows = await session.exec(
+        select(PathwayRun).where(
+            PathwayRun.patient_id == patient_id, PathwayRun.status == RunStatus.RUNNING
+        )
+    )
+    return rows.all()
+
+
+async def list_candidates(
+    session: AsyncSession,
+    staff: StaffPrincipal,
+    *,
+    status: str,
+    pathway_id: str | None = None,
+) -> Sequence[EnrollmentCandidate]:
+    """CM-2: patients waiting for (or past) a manual enrolment decision, oldest first, in the
+    caller's department."""
+    query: Any = select(EnrollmentCandidate).where(EnrollmentCandidate.status == status)
+    if pathway_id:
+        query = query.where(EnrollmentCandidate.pathway_id == pathway_id)
+    if staff.department_code is not None:
+        query = query.where(EnrollmentCandidate.department_code == staff.department_code)
+    rows = await session.exec(query.order_by(col(EnrollmentCandidate.created_at)))
+    result: Sequence[EnrollmentCandidate] = rows.all()
+    return result
 
 
 async def _upsert_encounter(

@@ -10,8 +10,8 @@ from api.deps import SessionDep, StaffDep, ensure_visible, require_role
 from api.schemas import AcknowledgeAlert, AlertOut, Page, PatientBrief
 from core.models import Alert, AlertStatus, Patient, StaffRole, utcnow
 from services import audit
-from services.queries import list_alerts, patient_brief
 from services.staff import StaffPrincipal
+from services.staff_lists import list_alerts, patient_brief
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 

@@ -44,8 +44,8 @@ from core.models import (
 )
 from services import audit
 from services.messages import MessageRejected, message_by_key
-from services.queries import MessageFilter, list_messages, mask_phone
 from services.staff import StaffPrincipal
+from services.staff_lists import MessageFilter, list_messages, mask_phone
 
 router = APIRouter(prefix="/api/messages", tags=["messages"])
 log = get_logger(__name__)

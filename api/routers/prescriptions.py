@@ -26,8 +26,8 @@ from core.logs import get_logger
 from core.models import Patient, Prescription, PrescriptionEvent, StaffRole, utcnow
 from services.prescription_queries import GroupBy, review_queue, search, statistics
 from services.prescriptions import PrescriptionConflict, apply
-from services.queries import patient_brief
 from services.staff import StaffPrincipal
+from services.staff_lists import patient_brief
 
 router = APIRouter(prefix="/api/prescriptions", tags=["prescriptions"])
 log = get_logger(__name__)

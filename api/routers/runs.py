@@ -7,17 +7,17 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, status
-from sqlmodel import col, select
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep, StaffDep, ensure_visible
 from api.schemas import Page, PatientBrief, RunOut, RunProgressOut
 from contracts.pathway import QUERY_PROGRESS
-from contracts.runs import FindingRecord, RunProgress, StepProgress
+from contracts.runs import RunProgress
 from core.logs import get_logger
-from core.models import CareTask, FormResponse, PathwayRun, Patient, RunStatus
-from services.queries import list_runs, patient_brief
+from core.models import PathwayRun, Patient, RunStatus
+from services.run_reports import projected_steps
+from services.staff_lists import list_runs, patient_brief
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 log = get_logger(__name__)
@@ -81,35 +81,8 @@ async def get_run(
         )
     except (RPCError, WorkflowQueryFailedError) as exc:
         log.warning("progress query failed, answering from the projection", error=str(exc))
-        steps = await _projected_steps(session, workflow_id)
+        steps = await projected_steps(session, workflow_id)
         return RunProgressOut.model_validate({**base, "source": "projection", "steps": steps})
     return RunProgressOut.model_validate(
         {**base, "status": progress.status, "source": "workflow", "steps": progress.steps}
     )
-
-
-async def _projected_steps(session: SessionDep, workflow_id: str) -> list[StepProgress]:
-    rows = await session.exec(
-        select(CareTask, FormResponse)
-        .join(FormResponse, col(FormResponse.task_id) == CareTask.id, isouter=True)
-        .where(CareTask.workflow_id == workflow_id)
-        .order_by(col(CareTask.due_at))
-    )
-    return [
-        StepProgress(
-            step_id=task.step_id,
-            occurrence=task.occurrence,
-            task_id=task.id,
-            title=task.title,
-            status=task.status,
-            due_at=task.due_at,
-            sent_at=task.sent_at,
-            valid_until=task.valid_until,
-            lost_at=task.lost_at,
-            answered_at=task.answered_at,
-            findings=[FindingRecord.model_validate(f) for f in response.abnormal_findings]
-            if response
-            else [],
-        )
-        for task, response in rows.all()
-    ]

@@ -10,7 +10,7 @@ from sqlmodel import select
 from api.deps import ContainerDep, SessionDep, StaffDep, ensure_visible
 from api.schemas import FormResponseOut, Page, PatientBrief, TaskDetail, TaskOut
 from core.models import CareTask, FormResponse, Patient, TaskStatus, utcnow
-from services.queries import Due, list_tasks, patient_brief
+from services.staff_lists import Due, list_tasks, patient_brief
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
