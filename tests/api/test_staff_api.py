@@ -232,10 +232,15 @@ async def test_run_progress_comes_from_the_workflow_or_else_the_projection(
     ):
 
         async def projected() -> bool:
-            got = await api.http.get(f"/api/runs/{workflow_id}", headers=auth(nurse))
-            return got.status_code == 200
+            # Every run the discharge started, not only the one inspected: the list below
+            # shows them all.
+            for started in runs.values():
+                got = await api.http.get(f"/api/runs/{started}", headers=auth(nurse))
+                if got.status_code != 200:
+                    return False
+            return True
 
-        await eventually(projected, what="the run to be projected")
+        await eventually(projected, what="the runs to be projected")
         live = (await api.http.get(f"/api/runs/{workflow_id}", headers=auth(nurse))).json()
 
     assert live["source"] == "workflow"
