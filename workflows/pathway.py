@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -93,12 +92,14 @@ with workflow.unsafe.imports_passed_through():
     from pathways.form_definition import FormDefinition
     from pathways.timeline import timeline, zone
     from workflows.pathway_migration import MigrationRefused, plan_migration
+    from workflows.retries import (
+        DATABASE_RETRY,
+        DATABASE_TIMEOUT,
+        HIS_CALLBACK_GIVE_UP,
+        HIS_CALLBACK_RETRY,
+        HIS_CALLBACK_TIMEOUT,
+    )
 
-DB_TIMEOUT = timedelta(seconds=30)
-DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
-HIS_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)
-)
 # Past this many events, continue as new at the next quiet moment (no occurrence in flight).
 HISTORY_LIMIT = 2_000
 DEFAULT_TEMPLATES = {
@@ -166,7 +167,7 @@ class PathwayRunWorkflow:
                     workflow_id=info.workflow_id, input=input,
                     occurrences=list(self._occ.values()), started_at=workflow.now(),
                 ),
-                start_to_close_timeout=DB_TIMEOUT, retry_policy=DB_RETRY,
+                start_to_close_timeout=DATABASE_TIMEOUT, retry_policy=DATABASE_RETRY,
             )  # fmt: skip
         while True:
             if self._ended is not None:
@@ -254,8 +255,8 @@ class PathwayRunWorkflow:
                     event=action.event or step.id, step_id=step.id, at=workflow.now(),
                     idempotency_key=f"{workflow.info().workflow_id}/{key}",
                 ),
-                start_to_close_timeout=DB_TIMEOUT, schedule_to_close_timeout=timedelta(days=1),
-                retry_policy=HIS_RETRY,
+                start_to_close_timeout=HIS_CALLBACK_TIMEOUT,
+                schedule_to_close_timeout=HIS_CALLBACK_GIVE_UP, retry_policy=HIS_CALLBACK_RETRY,
             )  # fmt: skip
             await self._set(key, status="completed", closed_at=workflow.now())
         elif action.type == "revisit":
@@ -369,7 +370,7 @@ class PathwayRunWorkflow:
                 answers=submission.answers, scores=scores, alerts=alerts,
                 submitted_at=submission.submitted_at, recorded_at=workflow.now(),
             ),
-            start_to_close_timeout=DB_TIMEOUT, retry_policy=DB_RETRY,
+            start_to_close_timeout=DATABASE_TIMEOUT, retry_policy=DATABASE_RETRY,
         )  # fmt: skip
         for index, rule in fired:
             if rule.notify_patient is not None:
@@ -827,7 +828,7 @@ class PathwayRunWorkflow:
                 plan_id=self._snapshot.definition.id, occurrences=occurrences,
                 at=workflow.now(), alert=alert,
             ),
-            start_to_close_timeout=DB_TIMEOUT, retry_policy=DB_RETRY,
+            start_to_close_timeout=DATABASE_TIMEOUT, retry_policy=DATABASE_RETRY,
         )  # fmt: skip
 
     async def _project_all(self) -> None:
@@ -846,7 +847,7 @@ class PathwayRunWorkflow:
                 at=workflow.now(), paused=self._paused, plan_version=self._snapshot.version,
                 snapshot=snapshot if isinstance(snapshot, PathwaySnapshot) else None,
             ),
-            start_to_close_timeout=DB_TIMEOUT, retry_policy=DB_RETRY,
+            start_to_close_timeout=DATABASE_TIMEOUT, retry_policy=DATABASE_RETRY,
         )  # fmt: skip
 
     async def _close(self, status: Literal["completed", "ended"], reason: str | None) -> None:
@@ -858,7 +859,7 @@ class PathwayRunWorkflow:
             ACTIVITY_RUN_CLOSED,
             RunClosed(workflow_id=workflow.info().workflow_id, status=status,
                       reason=reason, at=workflow.now()),
-            start_to_close_timeout=DB_TIMEOUT, retry_policy=DB_RETRY,
+            start_to_close_timeout=DATABASE_TIMEOUT, retry_policy=DATABASE_RETRY,
         )  # fmt: skip
 
 

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
@@ -69,25 +68,17 @@ with workflow.unsafe.imports_passed_through():
     )
     from core.hospitals import RxStatus
     from prescriptions.dispatch import choose_enterprise, enterprise_sequence
+    from workflows.retries import (
+        DATABASE_RETRY,
+        DATABASE_TIMEOUT,
+        ENTERPRISE_GIVE_UP,
+        ENTERPRISE_RETRY,
+        ENTERPRISE_TIMEOUT,
+        HIS_CALLBACK_GIVE_UP,
+        HIS_CALLBACK_RETRY,
+        HIS_CALLBACK_TIMEOUT,
+    )
 
-DB_TIMEOUT = timedelta(seconds=30)
-DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
-# Callbacks to the HIS: retried with backoff for a day, then recorded as failed.
-CALLBACK_TIMEOUT = timedelta(seconds=30)
-CALLBACK_GIVE_UP = timedelta(days=1)
-CALLBACK_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-)
-ENTERPRISE_TIMEOUT = timedelta(seconds=30)
-ENTERPRISE_GIVE_UP = timedelta(hours=12)
-ENTERPRISE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=10),
-    non_retryable_error_types=["EnterpriseRefused"],
-)
 CANCELLABLE: frozenset[str] = frozenset({"reviewing", "returned", "approved"})
 PATIENT_NOTICES: dict[str, str] = {
     "approved": "已审核通过，请按医院提示完成缴费",
@@ -169,8 +160,8 @@ class PrescriptionWorkflow:
             ACTIVITY_CHECK,
             CheckRequest(items=content.items),
             result_type=CheckResult,
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
+            start_to_close_timeout=DATABASE_TIMEOUT,
+            retry_policy=DATABASE_RETRY,
         )
         deadline = started + timedelta(seconds=self._input.config.review.deadline_seconds)
         review = ReviewRound(
@@ -497,8 +488,8 @@ class PrescriptionWorkflow:
                 input=self._input, state=state, seq=self._seq, kind=kind, actor=actor,
                 note=note, at=workflow.now(),
             ),
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
+            start_to_close_timeout=DATABASE_TIMEOUT,
+            retry_policy=DATABASE_RETRY,
         )  # fmt: skip
         if callback:
             current = self._rounds[-1] if self._rounds else None
@@ -531,9 +522,9 @@ class PrescriptionWorkflow:
                 await workflow.execute_activity(
                     ACTIVITY_HIS_CALLBACK,
                     callback,
-                    start_to_close_timeout=CALLBACK_TIMEOUT,
-                    schedule_to_close_timeout=CALLBACK_GIVE_UP,
-                    retry_policy=CALLBACK_RETRY,
+                    start_to_close_timeout=HIS_CALLBACK_TIMEOUT,
+                    schedule_to_close_timeout=HIS_CALLBACK_GIVE_UP,
+                    retry_policy=HIS_CALLBACK_RETRY,
                 )
             except ActivityError as err:
                 workflow.logger.warning("HIS callback %s given up: %s", callback.seq, err)
