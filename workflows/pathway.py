@@ -16,7 +16,8 @@ quiet moment once its history grows, so a year-long plan keeps a bounded history
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -60,7 +61,6 @@ with workflow.unsafe.imports_passed_through():
         Carried,
         CheckIn,
         End,
-        FiredAlert,
         Migration,
         MigrationPlan,
         Occurrence,
@@ -81,16 +81,27 @@ with workflow.unsafe.imports_passed_through():
     from contracts.runs import (
         TERMINAL_STATUSES,
         AnswerSubmission,
-        FindingRecord,
         RunProgress,
         StepProgress,
         StepStatus,
     )
-    from pathways.answers import abnormal_findings, compute_scores, expression_values
     from pathways.definition import Action, Offset, PathwaySnapshot, Step
-    from pathways.expressions import compile_expression
+    from pathways.evaluation import evaluate_answers, merged_values, step_needed
     from pathways.form_definition import FormDefinition
     from pathways.timeline import timeline, zone
+    from workflows.pathway_answers import answered_occurrence, fired_alerts
+    from workflows.pathway_guards import (
+        PUSHED_ACTIONS,
+        UpdateRefused,
+        accepts_answers,
+        check_add_step,
+        check_completion,
+        check_open,
+        check_pause,
+        check_pending,
+        check_reschedule,
+        run_status,
+    )
     from workflows.pathway_migration import MigrationRefused, plan_migration
     from workflows.retries import (
         DATABASE_RETRY,
@@ -109,13 +120,20 @@ DEFAULT_TEMPLATES = {
     "checkin": "checkin_invite",
     "reminder": "reminder_notice",
 }
-LEVELS = ["info", "warning", "high", "critical"]
-ANSWERED = ("form", "survey")
 
 
 class _Rejected(ApplicationError):
     def __init__(self, message: str) -> None:
         super().__init__(message, type="UpdateRejected", non_retryable=True)
+
+
+@contextlib.contextmanager
+def _refused_as_rejected() -> Iterator[None]:
+    """A guard's refusal, as the update's rejection (the same message, nothing more)."""
+    try:
+        yield
+    except UpdateRefused as refused:
+        raise _Rejected(str(refused)) from None
 
 
 def _span(offset: Offset | None, speedup: float) -> timedelta:
@@ -232,11 +250,11 @@ class PathwayRunWorkflow:
     async def _occurrence(self, key: str) -> None:
         occ = self._occ[key]
         step = self._step(occ.step_id)
-        if step.condition and not compile_expression(step.condition).holds(self._all_values()):
+        if not step_needed(step, merged_values(self._values.values())):
             await self._set(key, status="not_needed", reason="条件不满足", closed_at=workflow.now())
             return
         action = step.action
-        if action.type in ("form", "survey", "article", "checkin"):
+        if action.type in PUSHED_ACTIONS:
             await self._push(key, step)
         elif action.type == "reminder":
             outcome = await self._message(key, step, n=0)
@@ -318,61 +336,26 @@ class PathwayRunWorkflow:
     async def _answered(self, key: str, step: Step) -> None:
         submission = self._answers[key]
         form = self._form(step.action.form or "")
-        findings = [
-            FindingRecord(question_id=f.question_id, question=f.question, value=f.value,
-                          label=f.label)
-            for f in abnormal_findings(form, submission.answers)
-        ]  # fmt: skip
-        values = expression_values(form, submission.answers)
-        scores = compute_scores(form, submission.answers)
-        self._values[step.id] = values
-        fired = [
-            (i, r) for i, r in enumerate(step.rules) if compile_expression(r.when).holds(values)
-        ]
-        abnormal = bool(findings) or any(r.abnormal for _, r in fired)
-        levels = [LEVELS.index(r.level) for _, r in fired if r.abnormal]
-        occ = self._occ[key].model_copy(
-            update={
-                "status": "abnormal" if abnormal else "completed",
-                "answered_at": submission.submitted_at,
-                "closed_at": workflow.now(),
-                "findings": findings,
-                "score": scores.get(form.primary_score) if form.primary_score else None,
-                "risk_level": LEVELS[max(levels)] if levels else ("warning" if findings else None),
-            }
-        )
+        evaluation = evaluate_answers(step, form, submission.answers, role=self._role(step))
+        self._values[step.id] = evaluation.values
+        occ = answered_occurrence(
+            self._occ[key], evaluation, answered_at=submission.submitted_at,
+            closed_at=workflow.now(),
+        )  # fmt: skip
         self._occ[key] = occ
-        labels = "、".join(f.label for f in findings)
-        # The abnormal options chosen go with every alert, so staff see them without a click.
-        detail = f"（异常回答：{labels}）" if labels else ""
-        alerts = [
-            FiredAlert(
-                rule=i, level=r.level, roles=list(r.alert.roles),
-                message=f"{r.alert.message}{detail}"[:500],
-            )
-            for i, r in fired if r.alert is not None
-        ]  # fmt: skip
-        if findings and not alerts:
-            alerts.append(
-                FiredAlert(
-                    rule=-1,
-                    level="warning",
-                    roles=[self._role(step)],
-                    message=f"「{step.title}」出现异常回答：{labels}",
-                )
-            )
         await workflow.execute_activity(
             ACTIVITY_ANSWERS,
             AnswersRecorded(
                 workflow_id=workflow.info().workflow_id, patient_id=self._input.patient_id,
                 department_code=self._input.department_code,
                 plan_id=self._snapshot.definition.id, occurrence=occ, form_id=form.id,
-                answers=submission.answers, scores=scores, alerts=alerts,
+                answers=submission.answers, scores=evaluation.scores,
+                alerts=fired_alerts(evaluation),
                 submitted_at=submission.submitted_at, recorded_at=workflow.now(),
             ),
             start_to_close_timeout=DATABASE_TIMEOUT, retry_policy=DATABASE_RETRY,
         )  # fmt: skip
-        for index, rule in fired:
+        for index, rule in evaluation.fired:
             if rule.notify_patient is not None:
                 await self._notify(key, index, step, rule.notify_patient.template,
                                    dict(rule.notify_patient.variables))  # fmt: skip
@@ -505,13 +488,7 @@ class PathwayRunWorkflow:
     @workflow.signal(name=SIGNAL_ANSWERS)
     def submit_answers(self, submission: AnswerSubmission) -> None:
         key = f"{submission.step_id}#{submission.occurrence}"
-        occ = self._occ.get(key)
-        # A fast patient can open the link before the send's outcome is recorded: a pending
-        # occurrence whose push is under way accepts answers too.
-        open_ = occ is not None and (
-            occ.status in ("sent", "expired") or (occ.status == "pending" and key in self._running)
-        )
-        if not open_ or key in self._answers:
+        if not accepts_answers(self._occ, key, running=self._running, answered=self._answers):
             workflow.logger.info("answers for %s ignored", key)
             return
         self._answers[key] = submission
@@ -534,15 +511,9 @@ class PathwayRunWorkflow:
 
     # --- updates (staff operations, CM-4) -----------------------------------------------------
 
-    def _pending(self, key: str) -> Occurrence:
-        if self._ended is not None:
-            raise _Rejected("该路径已结束")
-        occ = self._occ.get(key)
-        if occ is None:
-            raise _Rejected(f"没有任务 {key}")
-        if occ.status != "pending" or key in self._running:
-            raise _Rejected(f"任务 {key} 已{occ.status}，只能调整未开始的任务")
-        return occ
+    def _pending(self, key: str) -> None:
+        with _refused_as_rejected():
+            check_pending(self._occ, key, running=self._running, ended=self._ended is not None)
 
     @workflow.update(name=UPDATE_RESCHEDULE)
     async def reschedule(self, change: Reschedule) -> Occurrence:
@@ -557,9 +528,11 @@ class PathwayRunWorkflow:
         self._check_reschedule(change)
 
     def _check_reschedule(self, change: Reschedule) -> None:
-        self._pending(change.key)
-        if change.due_at <= workflow.now():
-            raise _Rejected("新的时间必须在当前时间之后")
+        with _refused_as_rejected():
+            check_reschedule(
+                self._occ, change.key, change.due_at, now=workflow.now(), running=self._running,
+                ended=self._ended is not None,
+            )  # fmt: skip
 
     @workflow.update(name=UPDATE_SKIP)
     async def skip(self, change: Skip) -> Occurrence:
@@ -585,20 +558,12 @@ class PathwayRunWorkflow:
 
     @add_step.validator
     def _validate_add_step(self, change: AdHocStep) -> None:
-        self._check_open()
-        if (
-            change.action.type in ("form", "survey", "article", "checkin")
-            and change.validity is None
-        ):
-            raise _Rejected("推送类任务需要有效期")
-        if change.action.form and change.action.form not in self._snapshot.forms:
-            raise _Rejected(f"本路径版本不含表单 {change.action.form}")
-        if change.action.article and change.action.article not in self._snapshot.articles:
-            raise _Rejected(f"本路径版本不含宣教文章 {change.action.article}")
+        with _refused_as_rejected():
+            check_add_step(change, self._snapshot, ended=self._ended is not None)
 
     def _check_open(self) -> None:
-        if self._ended is not None:
-            raise _Rejected("该路径已结束")
+        with _refused_as_rejected():
+            check_open(ended=self._ended is not None)
 
     @workflow.update(name=UPDATE_PAUSE)
     async def pause(self, change: Pause) -> RunProgress:
@@ -624,9 +589,8 @@ class PathwayRunWorkflow:
         self._check_pause(paused=False)
 
     def _check_pause(self, *, paused: bool) -> None:
-        self._check_open()
-        if self._paused == paused:
-            raise _Rejected("该路径已暂停" if paused else "该路径未暂停")
+        with _refused_as_rejected():
+            check_pause(pausing=paused, paused=self._paused, ended=self._ended is not None)
 
     @workflow.update(name=UPDATE_END)
     async def end(self, change: End) -> RunProgress:
@@ -664,12 +628,10 @@ class PathwayRunWorkflow:
         self._check_completion(done)
 
     def _check_completion(self, done: TaskCompletion) -> None:
-        self._check_open()
-        occ = self._occ.get(done.key)
-        if occ is None or occ.action_type != "staff_task":
-            raise _Rejected(f"{done.key} 不是人工任务")
-        if occ.status != "sent" or done.key in self._completions:
-            raise _Rejected(f"任务 {done.key} 当前为 {occ.status}，不能登记结果")
+        with _refused_as_rejected():
+            check_completion(
+                self._occ, done.key, completed=self._completions, ended=self._ended is not None
+            )
 
     @workflow.update(name=UPDATE_MIGRATE)
     async def migrate(self, migration: Migration) -> MigrationPlan:
@@ -726,13 +688,9 @@ class PathwayRunWorkflow:
 
     @workflow.query(name=QUERY_PROGRESS)
     def progress(self) -> RunProgress:
-        status: Literal["running", "completed", "paused", "ended"] = "running"
-        if self._ended is not None:
-            status = "ended"
-        elif self._finished:
-            status = "completed"
-        elif self._paused:
-            status = "paused"
+        status = run_status(
+            ended=self._ended is not None, finished=self._finished, paused=self._paused
+        )
         return RunProgress(
             workflow_id=workflow.info().workflow_id,
             plan_id=self._snapshot.definition.id,
@@ -793,12 +751,6 @@ class PathwayRunWorkflow:
         )  # fmt: skip
         self._extra_steps[step.id] = step
         return self._add(step, 0, change.due_at)
-
-    def _all_values(self) -> dict[str, object]:
-        merged: dict[str, object] = {}
-        for values in self._values.values():
-            merged.update(values)
-        return merged
 
     @staticmethod
     async def _wait(condition: Callable[[], bool], within: timedelta) -> bool:
