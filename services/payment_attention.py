@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import Discrepancy, PaymentOrder, PaymentRefund, utcnow
 
-# Saga steps that never give up by themselves (workflows/payment_steps.py: until_done).
+# Saga steps that never give up by themselves (workflows/saga_steps.py: until_done).
 RETRYING_ORDER_STEPS = ("confirming", "compensating")
 RETRYING_REFUND_STATUSES = ("refunding", "informing_his")
 

@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         payment_workflow_id,
         refund_workflow_id,
     )
-    from workflows.payment_steps import DB_RETRY, DB_TIMEOUT
+    from workflows.retries import DATABASE_RETRY, DATABASE_TIMEOUT
 
 AUTO_REFUND_REASON = "医生未在规定时间内接诊，问诊已取消并自动退费"
 
@@ -91,7 +91,8 @@ class ConsultationWorkflow:
                 refund_id=self._refund_id, order_id=input.payment.order_id, amount_fen=None,
                 reason=AUTO_REFUND_REASON, requested_by="system:consultation-timeout",
             ),
-            result_type=OpenedRefund, start_to_close_timeout=DB_TIMEOUT, retry_policy=DB_RETRY,
+            result_type=OpenedRefund, start_to_close_timeout=DATABASE_TIMEOUT,
+            retry_policy=DATABASE_RETRY,
         )  # fmt: skip
         if opened.input is None:
             await self._change("refunded", "订单已无可退金额")
@@ -132,8 +133,8 @@ class ConsultationWorkflow:
         await workflow.execute_activity(
             ACTIVITY_RECORD_CONSULTATION,
             RecordConsultation(state=self._state(), seq=self._seq, at=workflow.now()),
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
+            start_to_close_timeout=DATABASE_TIMEOUT,
+            retry_policy=DATABASE_RETRY,
         )
 
     @workflow.query(name=QUERY_CONSULTATION)

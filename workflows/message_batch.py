@@ -9,10 +9,9 @@ channel task queues' server-side rate limits, not here.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
@@ -31,16 +30,13 @@ with workflow.unsafe.imports_passed_through():
         MessageRequest,
         delivery_workflow_id,
     )
+    from workflows.retries import DATABASE_RETRY, DATABASE_TIMEOUT
 
 PAGE_SIZE = 100
 # Children in flight at once; the channel rate limits decide the actual sending speed.
 MAX_IN_FLIGHT = 50
 # Recipients handled per workflow run before continuing as new, to keep each history small.
 RUN_LIMIT = 500
-RECORD_TIMEOUT = timedelta(seconds=30)
-RECORD_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
-)
 
 
 def batch_message_key(batch_id: str, patient_id: str) -> str:
@@ -65,8 +61,8 @@ class MessageBatchWorkflow:
                 ACTIVITY_BATCH_PAGE,
                 BatchPageRequest(batch_id=input.batch_id, offset=offset, limit=PAGE_SIZE),
                 result_type=BatchPage,
-                start_to_close_timeout=RECORD_TIMEOUT,
-                retry_policy=RECORD_RETRY,
+                start_to_close_timeout=DATABASE_TIMEOUT,
+                retry_policy=DATABASE_RETRY,
             )
             if not page.patient_ids:
                 break
@@ -83,8 +79,8 @@ class MessageBatchWorkflow:
         await workflow.execute_activity(
             ACTIVITY_BATCH_FINISHED,
             BatchFinished(batch_id=input.batch_id, counts=self._counts, at=workflow.now()),
-            start_to_close_timeout=RECORD_TIMEOUT,
-            retry_policy=RECORD_RETRY,
+            start_to_close_timeout=DATABASE_TIMEOUT,
+            retry_policy=DATABASE_RETRY,
         )
         self._finished = True
         return self.progress()

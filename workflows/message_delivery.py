@@ -7,10 +7,9 @@ push or a resumed batch can never send the same message twice.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -19,7 +18,6 @@ with workflow.unsafe.imports_passed_through():
         ACTIVITY_FINISH,
         ACTIVITY_PREPARE,
         DELIVERY_WORKFLOW,
-        PERMANENT_DELIVERY_FAILURE,
         QUERY_DELIVERY,
         AttemptResult,
         DeliverAttempt,
@@ -31,25 +29,12 @@ with workflow.unsafe.imports_passed_through():
         PrepareMessage,
         channel_task_queue,
     )
-
-# Database work: a database outage delays a message, it does not lose it.
-RECORD_TIMEOUT = timedelta(seconds=30)
-RECORD_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=1),
-)
-# A provider call: short, so a worker that dies mid-send is retried quickly.
-SEND_TIMEOUT = timedelta(seconds=20)
-# Transient failures (5xx, timeouts) are retried with backoff, then the next channel is tried;
-# a permanent one (invalid number, user blocked the account) moves on at once.
-SEND_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=5,
-    non_retryable_error_types=[PERMANENT_DELIVERY_FAILURE],
-)
+    from workflows.retries import (
+        CHANNEL_SEND_RETRY,
+        CHANNEL_SEND_TIMEOUT,
+        DATABASE_RETRY,
+        DATABASE_TIMEOUT,
+    )
 
 
 def _reason(err: ActivityError) -> str:
@@ -75,8 +60,8 @@ class MessageDeliveryWorkflow:
             ACTIVITY_PREPARE,
             PrepareMessage(request=request, now=workflow.now()),
             result_type=PreparedMessage,
-            start_to_close_timeout=RECORD_TIMEOUT,
-            retry_policy=RECORD_RETRY,
+            start_to_close_timeout=DATABASE_TIMEOUT,
+            retry_policy=DATABASE_RETRY,
         )
         self._set(message_id=prepared.message_id)
         if prepared.status != "ready":
@@ -106,8 +91,8 @@ class MessageDeliveryWorkflow:
                     DeliverAttempt(message_id=prepared.message_id, channel=channel, now=attempt_at),
                     result_type=AttemptResult,
                     task_queue=channel_task_queue(base_queue, channel),
-                    start_to_close_timeout=SEND_TIMEOUT,
-                    retry_policy=SEND_RETRY,
+                    start_to_close_timeout=CHANNEL_SEND_TIMEOUT,
+                    retry_policy=CHANNEL_SEND_RETRY,
                 )
             except ActivityError as err:
                 failures[channel] = _reason(err)
@@ -147,8 +132,8 @@ class MessageDeliveryWorkflow:
             await workflow.execute_activity(
                 ACTIVITY_FINISH,
                 finished,
-                start_to_close_timeout=RECORD_TIMEOUT,
-                retry_policy=RECORD_RETRY,
+                start_to_close_timeout=DATABASE_TIMEOUT,
+                retry_policy=DATABASE_RETRY,
             )
         return self._finish(
             DeliveryOutcome(

@@ -16,12 +16,12 @@ quiet moment once its history grows, so a year-long plan keeps a bounded history
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Literal
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -61,7 +61,6 @@ with workflow.unsafe.imports_passed_through():
         Carried,
         CheckIn,
         End,
-        FiredAlert,
         Migration,
         MigrationPlan,
         Occurrence,
@@ -82,23 +81,36 @@ with workflow.unsafe.imports_passed_through():
     from contracts.runs import (
         TERMINAL_STATUSES,
         AnswerSubmission,
-        FindingRecord,
         RunProgress,
         StepProgress,
         StepStatus,
     )
-    from pathways.answers import abnormal_findings, compute_scores, expression_values
     from pathways.definition import Action, Offset, PathwaySnapshot, Step
-    from pathways.expressions import compile_expression
+    from pathways.evaluation import evaluate_answers, merged_values, step_needed
     from pathways.form_definition import FormDefinition
     from pathways.timeline import timeline, zone
+    from workflows.pathway_answers import answered_occurrence, fired_alerts
+    from workflows.pathway_guards import (
+        PUSHED_ACTIONS,
+        UpdateRefused,
+        accepts_answers,
+        check_add_step,
+        check_completion,
+        check_open,
+        check_pause,
+        check_pending,
+        check_reschedule,
+        run_status,
+    )
     from workflows.pathway_migration import MigrationRefused, plan_migration
+    from workflows.retries import (
+        DATABASE_RETRY,
+        DATABASE_TIMEOUT,
+        HIS_CALLBACK_GIVE_UP,
+        HIS_CALLBACK_RETRY,
+        HIS_CALLBACK_TIMEOUT,
+    )
 
-DB_TIMEOUT = timedelta(seconds=30)
-DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
-HIS_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)
-)
 # Past this many events, continue as new at the next quiet moment (no occurrence in flight).
 HISTORY_LIMIT = 2_000
 DEFAULT_TEMPLATES = {
@@ -108,13 +120,20 @@ DEFAULT_TEMPLATES = {
     "checkin": "checkin_invite",
     "reminder": "reminder_notice",
 }
-LEVELS = ["info", "warning", "high", "critical"]
-ANSWERED = ("form", "survey")
 
 
 class _Rejected(ApplicationError):
     def __init__(self, message: str) -> None:
         super().__init__(message, type="UpdateRejected", non_retryable=True)
+
+
+@contextlib.contextmanager
+def _refused_as_rejected() -> Iterator[None]:
+    """A guard's refusal, as the update's rejection (the same message, nothing more)."""
+    try:
+        yield
+    except UpdateRefused as refused:
+        raise _Rejected(str(refused)) from None
 
 
 def _span(offset: Offset | None, speedup: float) -> timedelta:
@@ -166,7 +185,7 @@ class PathwayRunWorkflow:
                     workflow_id=info.workflow_id, input=input,
                     occurrences=list(self._occ.values()), started_at=workflow.now(),
                 ),
-                start_to_close_timeout=DB_TIMEOUT, retry_policy=DB_RETRY,
+                start_to_close_timeout=DATABASE_TIMEOUT, retry_policy=DATABASE_RETRY,
             )  # fmt: skip
         while True:
             if self._ended is not None:
@@ -231,11 +250,11 @@ class PathwayRunWorkflow:
     async def _occurrence(self, key: str) -> None:
         occ = self._occ[key]
         step = self._step(occ.step_id)
-        if step.condition and not compile_expression(step.condition).holds(self._all_values()):
+        if not step_needed(step, merged_values(self._values.values())):
             await self._set(key, status="not_needed", reason="条件不满足", closed_at=workflow.now())
             return
         action = step.action
-        if action.type in ("form", "survey", "article", "checkin"):
+        if action.type in PUSHED_ACTIONS:
             await self._push(key, step)
         elif action.type == "reminder":
             outcome = await self._message(key, step, n=0)
@@ -254,8 +273,8 @@ class PathwayRunWorkflow:
                     event=action.event or step.id, step_id=step.id, at=workflow.now(),
                     idempotency_key=f"{workflow.info().workflow_id}/{key}",
                 ),
-                start_to_close_timeout=DB_TIMEOUT, schedule_to_close_timeout=timedelta(days=1),
-                retry_policy=HIS_RETRY,
+                start_to_close_timeout=HIS_CALLBACK_TIMEOUT,
+                schedule_to_close_timeout=HIS_CALLBACK_GIVE_UP, retry_policy=HIS_CALLBACK_RETRY,
             )  # fmt: skip
             await self._set(key, status="completed", closed_at=workflow.now())
         elif action.type == "revisit":
@@ -317,61 +336,26 @@ class PathwayRunWorkflow:
     async def _answered(self, key: str, step: Step) -> None:
         submission = self._answers[key]
         form = self._form(step.action.form or "")
-        findings = [
-            FindingRecord(question_id=f.question_id, question=f.question, value=f.value,
-                          label=f.label)
-            for f in abnormal_findings(form, submission.answers)
-        ]  # fmt: skip
-        values = expression_values(form, submission.answers)
-        scores = compute_scores(form, submission.answers)
-        self._values[step.id] = values
-        fired = [
-            (i, r) for i, r in enumerate(step.rules) if compile_expression(r.when).holds(values)
-        ]
-        abnormal = bool(findings) or any(r.abnormal for _, r in fired)
-        levels = [LEVELS.index(r.level) for _, r in fired if r.abnormal]
-        occ = self._occ[key].model_copy(
-            update={
-                "status": "abnormal" if abnormal else "completed",
-                "answered_at": submission.submitted_at,
-                "closed_at": workflow.now(),
-                "findings": findings,
-                "score": scores.get(form.primary_score) if form.primary_score else None,
-                "risk_level": LEVELS[max(levels)] if levels else ("warning" if findings else None),
-            }
-        )
+        evaluation = evaluate_answers(step, form, submission.answers, role=self._role(step))
+        self._values[step.id] = evaluation.values
+        occ = answered_occurrence(
+            self._occ[key], evaluation, answered_at=submission.submitted_at,
+            closed_at=workflow.now(),
+        )  # fmt: skip
         self._occ[key] = occ
-        labels = "、".join(f.label for f in findings)
-        # The abnormal options chosen go with every alert, so staff see them without a click.
-        detail = f"（异常回答：{labels}）" if labels else ""
-        alerts = [
-            FiredAlert(
-                rule=i, level=r.level, roles=list(r.alert.roles),
-                message=f"{r.alert.message}{detail}"[:500],
-            )
-            for i, r in fired if r.alert is not None
-        ]  # fmt: skip
-        if findings and not alerts:
-            alerts.append(
-                FiredAlert(
-                    rule=-1,
-                    level="warning",
-                    roles=[self._role(step)],
-                    message=f"「{step.title}」出现异常回答：{labels}",
-                )
-            )
         await workflow.execute_activity(
             ACTIVITY_ANSWERS,
             AnswersRecorded(
                 workflow_id=workflow.info().workflow_id, patient_id=self._input.patient_id,
                 department_code=self._input.department_code,
                 plan_id=self._snapshot.definition.id, occurrence=occ, form_id=form.id,
-                answers=submission.answers, scores=scores, alerts=alerts,
+                answers=submission.answers, scores=evaluation.scores,
+                alerts=fired_alerts(evaluation),
                 submitted_at=submission.submitted_at, recorded_at=workflow.now(),
             ),
-            start_to_close_timeout=DB_TIMEOUT, retry_policy=DB_RETRY,
+            start_to_close_timeout=DATABASE_TIMEOUT, retry_policy=DATABASE_RETRY,
         )  # fmt: skip
-        for index, rule in fired:
+        for index, rule in evaluation.fired:
             if rule.notify_patient is not None:
                 await self._notify(key, index, step, rule.notify_patient.template,
                                    dict(rule.notify_patient.variables))  # fmt: skip
@@ -504,13 +488,7 @@ class PathwayRunWorkflow:
     @workflow.signal(name=SIGNAL_ANSWERS)
     def submit_answers(self, submission: AnswerSubmission) -> None:
         key = f"{submission.step_id}#{submission.occurrence}"
-        occ = self._occ.get(key)
-        # A fast patient can open the link before the send's outcome is recorded: a pending
-        # occurrence whose push is under way accepts answers too.
-        open_ = occ is not None and (
-            occ.status in ("sent", "expired") or (occ.status == "pending" and key in self._running)
-        )
-        if not open_ or key in self._answers:
+        if not accepts_answers(self._occ, key, running=self._running, answered=self._answers):
             workflow.logger.info("answers for %s ignored", key)
             return
         self._answers[key] = submission
@@ -533,15 +511,9 @@ class PathwayRunWorkflow:
 
     # --- updates (staff operations, CM-4) -----------------------------------------------------
 
-    def _pending(self, key: str) -> Occurrence:
-        if self._ended is not None:
-            raise _Rejected("该路径已结束")
-        occ = self._occ.get(key)
-        if occ is None:
-            raise _Rejected(f"没有任务 {key}")
-        if occ.status != "pending" or key in self._running:
-            raise _Rejected(f"任务 {key} 已{occ.status}，只能调整未开始的任务")
-        return occ
+    def _pending(self, key: str) -> None:
+        with _refused_as_rejected():
+            check_pending(self._occ, key, running=self._running, ended=self._ended is not None)
 
     @workflow.update(name=UPDATE_RESCHEDULE)
     async def reschedule(self, change: Reschedule) -> Occurrence:
@@ -556,9 +528,11 @@ class PathwayRunWorkflow:
         self._check_reschedule(change)
 
     def _check_reschedule(self, change: Reschedule) -> None:
-        self._pending(change.key)
-        if change.due_at <= workflow.now():
-            raise _Rejected("新的时间必须在当前时间之后")
+        with _refused_as_rejected():
+            check_reschedule(
+                self._occ, change.key, change.due_at, now=workflow.now(), running=self._running,
+                ended=self._ended is not None,
+            )  # fmt: skip
 
     @workflow.update(name=UPDATE_SKIP)
     async def skip(self, change: Skip) -> Occurrence:
@@ -584,20 +558,12 @@ class PathwayRunWorkflow:
 
     @add_step.validator
     def _validate_add_step(self, change: AdHocStep) -> None:
-        self._check_open()
-        if (
-            change.action.type in ("form", "survey", "article", "checkin")
-            and change.validity is None
-        ):
-            raise _Rejected("推送类任务需要有效期")
-        if change.action.form and change.action.form not in self._snapshot.forms:
-            raise _Rejected(f"本路径版本不含表单 {change.action.form}")
-        if change.action.article and change.action.article not in self._snapshot.articles:
-            raise _Rejected(f"本路径版本不含宣教文章 {change.action.article}")
+        with _refused_as_rejected():
+            check_add_step(change, self._snapshot, ended=self._ended is not None)
 
     def _check_open(self) -> None:
-        if self._ended is not None:
-            raise _Rejected("该路径已结束")
+        with _refused_as_rejected():
+            check_open(ended=self._ended is not None)
 
     @workflow.update(name=UPDATE_PAUSE)
     async def pause(self, change: Pause) -> RunProgress:
@@ -623,9 +589,8 @@ class PathwayRunWorkflow:
         self._check_pause(paused=False)
 
     def _check_pause(self, *, paused: bool) -> None:
-        self._check_open()
-        if self._paused == paused:
-            raise _Rejected("该路径已暂停" if paused else "该路径未暂停")
+        with _refused_as_rejected():
+            check_pause(pausing=paused, paused=self._paused, ended=self._ended is not None)
 
     @workflow.update(name=UPDATE_END)
     async def end(self, change: End) -> RunProgress:
@@ -663,12 +628,10 @@ class PathwayRunWorkflow:
         self._check_completion(done)
 
     def _check_completion(self, done: TaskCompletion) -> None:
-        self._check_open()
-        occ = self._occ.get(done.key)
-        if occ is None or occ.action_type != "staff_task":
-            raise _Rejected(f"{done.key} 不是人工任务")
-        if occ.status != "sent" or done.key in self._completions:
-            raise _Rejected(f"任务 {done.key} 当前为 {occ.status}，不能登记结果")
+        with _refused_as_rejected():
+            check_completion(
+                self._occ, done.key, completed=self._completions, ended=self._ended is not None
+            )
 
     @workflow.update(name=UPDATE_MIGRATE)
     async def migrate(self, migration: Migration) -> MigrationPlan:
@@ -725,13 +688,9 @@ class PathwayRunWorkflow:
 
     @workflow.query(name=QUERY_PROGRESS)
     def progress(self) -> RunProgress:
-        status: Literal["running", "completed", "paused", "ended"] = "running"
-        if self._ended is not None:
-            status = "ended"
-        elif self._finished:
-            status = "completed"
-        elif self._paused:
-            status = "paused"
+        status = run_status(
+            ended=self._ended is not None, finished=self._finished, paused=self._paused
+        )
         return RunProgress(
             workflow_id=workflow.info().workflow_id,
             plan_id=self._snapshot.definition.id,
@@ -793,12 +752,6 @@ class PathwayRunWorkflow:
         self._extra_steps[step.id] = step
         return self._add(step, 0, change.due_at)
 
-    def _all_values(self) -> dict[str, object]:
-        merged: dict[str, object] = {}
-        for values in self._values.values():
-            merged.update(values)
-        return merged
-
     @staticmethod
     async def _wait(condition: Callable[[], bool], within: timedelta) -> bool:
         if condition():
@@ -827,7 +780,7 @@ class PathwayRunWorkflow:
                 plan_id=self._snapshot.definition.id, occurrences=occurrences,
                 at=workflow.now(), alert=alert,
             ),
-            start_to_close_timeout=DB_TIMEOUT, retry_policy=DB_RETRY,
+            start_to_close_timeout=DATABASE_TIMEOUT, retry_policy=DATABASE_RETRY,
         )  # fmt: skip
 
     async def _project_all(self) -> None:
@@ -846,7 +799,7 @@ class PathwayRunWorkflow:
                 at=workflow.now(), paused=self._paused, plan_version=self._snapshot.version,
                 snapshot=snapshot if isinstance(snapshot, PathwaySnapshot) else None,
             ),
-            start_to_close_timeout=DB_TIMEOUT, retry_policy=DB_RETRY,
+            start_to_close_timeout=DATABASE_TIMEOUT, retry_policy=DATABASE_RETRY,
         )  # fmt: skip
 
     async def _close(self, status: Literal["completed", "ended"], reason: str | None) -> None:
@@ -858,7 +811,7 @@ class PathwayRunWorkflow:
             ACTIVITY_RUN_CLOSED,
             RunClosed(workflow_id=workflow.info().workflow_id, status=status,
                       reason=reason, at=workflow.now()),
-            start_to_close_timeout=DB_TIMEOUT, retry_policy=DB_RETRY,
+            start_to_close_timeout=DATABASE_TIMEOUT, retry_policy=DATABASE_RETRY,
         )  # fmt: skip
 
 

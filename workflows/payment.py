@@ -62,9 +62,8 @@ with workflow.unsafe.imports_passed_through():
         out_trade_no,
     )
     from core.money import yuan
-    from workflows.payment_steps import (
-        DB_RETRY,
-        DB_TIMEOUT,
+    from workflows.retries import DATABASE_RETRY, DATABASE_TIMEOUT
+    from workflows.saga_steps import (
         SagaFailed,
         attempt,
         forward,
@@ -366,8 +365,8 @@ class PaymentWorkflow:
         await workflow.execute_activity(
             ACTIVITY_RECORD_PAYMENT,
             RecordPayment(input=self._input, state=self._state(), seq=self._seq, at=workflow.now()),
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
+            start_to_close_timeout=DATABASE_TIMEOUT,
+            retry_policy=DATABASE_RETRY,
         )
 
     async def _notify(self, kind: str, status_text: str, *, urgent: bool = False) -> None:

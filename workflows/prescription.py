@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
@@ -69,26 +68,27 @@ with workflow.unsafe.imports_passed_through():
     )
     from core.hospitals import RxStatus
     from prescriptions.dispatch import choose_enterprise, enterprise_sequence
+    from prescriptions.lifecycle import (
+        TransitionRefused,
+        check_cancellation,
+        check_decision,
+        check_enterprise_status,
+        check_payment,
+        check_refund,
+        check_revision,
+        conclusion_at_deadline,
+    )
+    from workflows.retries import (
+        DATABASE_RETRY,
+        DATABASE_TIMEOUT,
+        ENTERPRISE_GIVE_UP,
+        ENTERPRISE_RETRY,
+        ENTERPRISE_TIMEOUT,
+        HIS_CALLBACK_GIVE_UP,
+        HIS_CALLBACK_RETRY,
+        HIS_CALLBACK_TIMEOUT,
+    )
 
-DB_TIMEOUT = timedelta(seconds=30)
-DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
-# Callbacks to the HIS: retried with backoff for a day, then recorded as failed.
-CALLBACK_TIMEOUT = timedelta(seconds=30)
-CALLBACK_GIVE_UP = timedelta(days=1)
-CALLBACK_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-)
-ENTERPRISE_TIMEOUT = timedelta(seconds=30)
-ENTERPRISE_GIVE_UP = timedelta(hours=12)
-ENTERPRISE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=10),
-    non_retryable_error_types=["EnterpriseRefused"],
-)
-CANCELLABLE: frozenset[str] = frozenset({"reviewing", "returned", "approved"})
 PATIENT_NOTICES: dict[str, str] = {
     "approved": "已审核通过，请按医院提示完成缴费",
     "shipped": "已发货，请注意查收",
@@ -103,6 +103,15 @@ class _Rejected(ApplicationError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, type="UpdateRejected", non_retryable=True)
+
+
+@contextlib.contextmanager
+def _refused_as_rejected() -> Iterator[None]:
+    """The lifecycle's refusal, as the update's rejection (the same message, nothing more)."""
+    try:
+        yield
+    except TransitionRefused as refused:
+        raise _Rejected(str(refused)) from None
 
 
 @workflow.defn(name=PRESCRIPTION_WORKFLOW)
@@ -169,8 +178,8 @@ class PrescriptionWorkflow:
             ACTIVITY_CHECK,
             CheckRequest(items=content.items),
             result_type=CheckResult,
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
+            start_to_close_timeout=DATABASE_TIMEOUT,
+            retry_policy=DATABASE_RETRY,
         )
         deadline = started + timedelta(seconds=self._input.config.review.deadline_seconds)
         review = ReviewRound(
@@ -192,17 +201,15 @@ class PrescriptionWorkflow:
         if self._cancellation is not None:
             return None
         if self._decision is None:
-            if not review.findings:
+            concluded = conclusion_at_deadline(
+                [f.message for f in review.findings],
+                self._input.config.review.on_timeout_with_findings,
+            )
+            if concluded is not None:
+                outcome, reason = concluded
                 return Conclusion(
-                    round=review.number, outcome="approved", reviewer=SYSTEM_REVIEWER,
-                    reason="timeout", at=review.deadline_at, timed_out=True,
-                )  # fmt: skip
-            if self._input.config.review.on_timeout_with_findings == "return_to_doctor":
-                problems = "；".join(f.message for f in review.findings)
-                return Conclusion(
-                    round=review.number, outcome="rejected", reviewer=SYSTEM_REVIEWER,
-                    reason=f"审方超时，系统规则发现问题，退回医生：{problems}"[:500],
-                    at=review.deadline_at, timed_out=True,
+                    round=review.number, outcome=outcome, reviewer=SYSTEM_REVIEWER,
+                    reason=reason, at=review.deadline_at, timed_out=True,
                 )  # fmt: skip
             # The hospital chose to leave unsafe prescriptions for a pharmacist, however late.
             await self._record("review_overdue", SYSTEM_REVIEWER, "已超过审方时限，等待药师审核")
@@ -329,15 +336,14 @@ class PrescriptionWorkflow:
         self._check_decision(decision)
 
     def _check_decision(self, decision: Decision) -> None:
-        if self._status != "reviewing":
-            raise _Rejected(f"处方当前状态为 {self._status}，不在审方中")
-        if not self._rounds:
-            raise _Rejected("系统规则审核尚未完成，请稍后再审")
-        current = self._rounds[-1]
-        if decision.round != current.number:
-            raise _Rejected(f"第{decision.round}轮已结束，当前为第{current.number}轮")
-        if current.conclusion is not None or self._decision is not None:
-            raise _Rejected(f"第{current.number}轮已有审核结论")
+        current = self._rounds[-1] if self._rounds else None
+        with _refused_as_rejected():
+            check_decision(
+                self._status, decision.round,
+                current_round=current.number if current else None,
+                concluded=current is not None
+                and (current.conclusion is not None or self._decision is not None),
+            )  # fmt: skip
 
     @workflow.update(name=UPDATE_REVISE)
     async def revise(self, revision: Revision) -> ReviewRound:
@@ -354,8 +360,8 @@ class PrescriptionWorkflow:
         self._check_revision()
 
     def _check_revision(self) -> None:
-        if self._status != "returned" or self._revision is not None:
-            raise _Rejected(f"处方当前状态为 {self._status}，只有退回医生的处方可以修改")
+        with _refused_as_rejected():
+            check_revision(self._status, revision_pending=self._revision is not None)
 
     @workflow.update(name=UPDATE_CANCEL)
     async def cancel(self, cancellation: Cancellation) -> PrescriptionState:
@@ -369,8 +375,8 @@ class PrescriptionWorkflow:
         self._check_cancellation()
 
     def _check_cancellation(self) -> None:
-        if self._status not in CANCELLABLE or self._cancellation is not None:
-            raise _Rejected(f"处方当前状态为 {self._status}，不能取消（已缴费的处方请走退费）")
+        with _refused_as_rejected():
+            check_cancellation(self._status, cancellation_pending=self._cancellation is not None)
 
     @workflow.update(name=UPDATE_PAYMENT)
     async def record_payment(self, payment: Payment) -> PrescriptionState:
@@ -386,13 +392,9 @@ class PrescriptionWorkflow:
 
     def _check_payment(self, payment: Payment) -> bool:
         """True when this payment was already recorded (a redelivery)."""
-        if self._payment is not None:
-            if self._payment.payment_id == payment.payment_id:
-                return True
-            raise _Rejected("处方已缴费")
-        if self._status != "approved":
-            raise _Rejected(f"处方当前状态为 {self._status}，审方通过后才能缴费")
-        return False
+        recorded = self._payment.payment_id if self._payment is not None else None
+        with _refused_as_rejected():
+            return check_payment(self._status, payment.payment_id, recorded_payment_id=recorded)
 
     @workflow.update(name=UPDATE_ENTERPRISE_STATUS)
     async def enterprise_status(self, update: EnterpriseUpdate) -> PrescriptionState:
@@ -410,24 +412,15 @@ class PrescriptionWorkflow:
 
     def _check_enterprise(self, update: EnterpriseUpdate) -> bool:
         """True for a repeat of the current status; refuses any skip or reversal."""
-        if self._enterprise is None or self._status not in (
-            "dispatched", "dispensing", "decocting", "shipped", "ready_for_pickup",
-        ):  # fmt: skip
-            raise _Rejected(f"处方当前状态为 {self._status}，不接受配送企业状态")
-        sequence = enterprise_sequence(
-            self._input.delivery.mode, self._rounds[-1].content.decoction
-        )
         latest = self._enterprise_updates[-1].status if self._enterprise_updates else None
-        current = latest or self._enterprise_status
-        if update.status == current:
-            return True
-        position = sequence.index(current) + 1 if current in sequence else 0
-        expected = sequence[position] if position < len(sequence) else None
-        if update.status != expected:
-            raise _Rejected(
-                f"状态顺序错误：{current or '已派单'} 之后应为 {expected}，收到 {update.status}"
-            )
-        return False
+        with _refused_as_rejected():
+            return check_enterprise_status(
+                self._status, update.status, enterprise=self._enterprise,
+                mode=self._input.delivery.mode,
+                # An enterprise is chosen only after a round approved the prescription.
+                decoction=bool(self._rounds) and self._rounds[-1].content.decoction,
+                current=latest or self._enterprise_status,
+            )  # fmt: skip
 
     @workflow.update(name=UPDATE_REFUND)
     async def refund(self, refund: Refund) -> PrescriptionState:
@@ -442,14 +435,13 @@ class PrescriptionWorkflow:
         self._check_refund(refund)
 
     def _check_refund(self, refund: Refund) -> bool:
-        if self._refund is not None:
-            if self._refund.refund_id == refund.refund_id:
-                return True
-            raise _Rejected("处方已在退费中")
-        if self._status not in self._input.config.refundable_statuses:
-            allowed = "、".join(self._input.config.refundable_statuses)
-            raise _Rejected(f"处方当前状态为 {self._status}，本院仅允许在以下状态退费：{allowed}")
-        return False
+        """True when this refund was already recorded (a redelivery)."""
+        recorded = self._refund.refund_id if self._refund is not None else None
+        with _refused_as_rejected():
+            return check_refund(
+                self._status, refund.refund_id, recorded_refund_id=recorded,
+                refundable=self._input.config.refundable_statuses,
+            )  # fmt: skip
 
     @workflow.query(name=QUERY_STATE)
     def state(self) -> PrescriptionState:
@@ -497,8 +489,8 @@ class PrescriptionWorkflow:
                 input=self._input, state=state, seq=self._seq, kind=kind, actor=actor,
                 note=note, at=workflow.now(),
             ),
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
+            start_to_close_timeout=DATABASE_TIMEOUT,
+            retry_policy=DATABASE_RETRY,
         )  # fmt: skip
         if callback:
             current = self._rounds[-1] if self._rounds else None
@@ -531,9 +523,9 @@ class PrescriptionWorkflow:
                 await workflow.execute_activity(
                     ACTIVITY_HIS_CALLBACK,
                     callback,
-                    start_to_close_timeout=CALLBACK_TIMEOUT,
-                    schedule_to_close_timeout=CALLBACK_GIVE_UP,
-                    retry_policy=CALLBACK_RETRY,
+                    start_to_close_timeout=HIS_CALLBACK_TIMEOUT,
+                    schedule_to_close_timeout=HIS_CALLBACK_GIVE_UP,
+                    retry_policy=HIS_CALLBACK_RETRY,
                 )
             except ActivityError as err:
                 workflow.logger.warning("HIS callback %s given up: %s", callback.seq, err)

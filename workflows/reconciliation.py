@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from contracts.payment import (
@@ -22,12 +21,7 @@ with workflow.unsafe.imports_passed_through():
         ReconcileSummary,
     )
     from pathways.timeline import zone
-
-STATEMENT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=30),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=30),
-)
+    from workflows.retries import STATEMENT_GIVE_UP, STATEMENT_RETRY, STATEMENT_TIMEOUT
 
 
 @workflow.defn(name=RECONCILIATION_WORKFLOW)
@@ -42,8 +36,8 @@ class ReconciliationWorkflow:
             ACTIVITY_RECONCILE,
             ReconcileRequest(bill_date=bill_date, timezone=input.timezone),
             result_type=ReconcileSummary,
-            start_to_close_timeout=timedelta(minutes=5),
-            schedule_to_close_timeout=timedelta(hours=12),
+            start_to_close_timeout=STATEMENT_TIMEOUT,
+            schedule_to_close_timeout=STATEMENT_GIVE_UP,
             retry_policy=STATEMENT_RETRY,
         )
         return summary

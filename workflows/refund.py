@@ -42,9 +42,8 @@ with workflow.unsafe.imports_passed_through():
         RefundStatus,
     )
     from core.money import yuan
-    from workflows.payment_steps import (
-        DB_RETRY,
-        DB_TIMEOUT,
+    from workflows.retries import DATABASE_RETRY, DATABASE_TIMEOUT
+    from workflows.saga_steps import (
         SagaFailed,
         forward,
         notify,
@@ -168,8 +167,8 @@ class RefundWorkflow:
         await workflow.execute_activity(
             ACTIVITY_RECORD_REFUND,
             RecordRefund(input=self._input, state=self._state(), seq=self._seq, at=workflow.now()),
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
+            start_to_close_timeout=DATABASE_TIMEOUT,
+            retry_policy=DATABASE_RETRY,
         )
 
     async def _notify(self, status_text: str) -> None:

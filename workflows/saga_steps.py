@@ -1,5 +1,6 @@
-"""What the payment workflows share: retry policies, the translation of an activity failure into
-a saga failure, patient notifications and money formatting. Deterministic; no I/O.
+"""The steps the payment sagas are made of: the translation of an activity failure into a saga
+failure, and patient notifications. Deterministic; no I/O. Their retry policies are in
+workflows/retries.py.
 
 Two kinds of step:
 - forward steps run until a deadline and fail the saga (which then compensates) when the
@@ -16,7 +17,6 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -37,23 +37,10 @@ with workflow.unsafe.imports_passed_through():
     from contracts.payment import REFUSED
     from core.hospitals import PaymentPolicy
     from core.money import yuan
+    from workflows.retries import SAGA_FORWARD_RETRY, SAGA_POLL_RETRY, SAGA_UNTIL_DONE_RETRY
 
 T = TypeVar("T")
 
-DB_TIMEOUT = timedelta(seconds=30)
-DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
-FORWARD_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=[REFUSED],
-)
-UNTIL_DONE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-    non_retryable_error_types=[REFUSED],
-)
 # Links in payment messages open the order's page for this long.
 LINK_VALID_FOR = timedelta(days=30)
 
@@ -96,7 +83,7 @@ async def forward(
     """A forward step; a refusal or giving up becomes ``SagaFailed`` with a reason for people."""
     try:
         result: T = await workflow.execute_activity(
-            activity, arg, result_type=result_type, retry_policy=FORWARD_RETRY,
+            activity, arg, result_type=result_type, retry_policy=SAGA_FORWARD_RETRY,
             schedule_to_close_timeout=give_up
             or timedelta(seconds=policy.forward_give_up_seconds),
             **_timeouts(policy),
@@ -115,7 +102,7 @@ async def until_done(
     """A step that must happen: retried without end; only a refusal comes back (as the error)."""
     try:
         result: T = await workflow.execute_activity(
-            activity, arg, result_type=result_type, retry_policy=UNTIL_DONE_RETRY,
+            activity, arg, result_type=result_type, retry_policy=SAGA_UNTIL_DONE_RETRY,
             **_timeouts(policy),
         )  # fmt: skip
     except ActivityError as error:
@@ -132,8 +119,7 @@ async def attempt(
     """A step whose failure only means "try again later" (a status poll): None on failure."""
     try:
         result: T = await workflow.execute_activity(
-            activity, arg, result_type=result_type,
-            retry_policy=RetryPolicy(maximum_attempts=2, non_retryable_error_types=[REFUSED]),
+            activity, arg, result_type=result_type, retry_policy=SAGA_POLL_RETRY,
             **_timeouts(policy),
         )  # fmt: skip
     except ActivityError:
