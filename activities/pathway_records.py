@@ -44,8 +44,20 @@ from integrations.his import HisClient, HisRefused
 
 log = get_logger(__name__)
 
-_COPIED = ("title", "due_at", "sent_at", "valid_until", "lost_at", "answered_at", "read_at",
-           "closed_at", "reason", "score", "risk_level", "plan_version")  # fmt: skip
+_COPIED = (
+    "title",
+    "due_at",
+    "sent_at",
+    "valid_until",
+    "lost_at",
+    "answered_at",
+    "read_at",
+    "closed_at",
+    "reason",
+    "score",
+    "risk_level",
+    "plan_version",
+)
 
 
 def _apply(task: CareTask, occ: Occurrence, at: object) -> None:
@@ -66,19 +78,36 @@ class PathwayRecordActivities:
         self._his = his
 
     async def _task(
-        self, session: AsyncSession, occ: Occurrence, *, workflow_id: str, patient_id: str,
-        department_code: str, plan_id: str, form_id: str | None, article_id: str | None,
-    ) -> CareTask:  # fmt: skip
+        self,
+        session: AsyncSession,
+        occ: Occurrence,
+        *,
+        workflow_id: str,
+        patient_id: str,
+        department_code: str,
+        plan_id: str,
+        form_id: str | None,
+        article_id: str | None,
+    ) -> CareTask:
         task = await session.get(CareTask, occ.task_id, with_for_update=True)
         if task is None:
             task = CareTask(
-                id=occ.task_id, workflow_id=workflow_id, step_id=occ.step_id,
-                occurrence=occ.index, patient_id=patient_id, plan_id=plan_id,
-                department_code=department_code, title=occ.title, form_id=form_id,
-                article_id=article_id, action_type=occ.action_type,
-                plan_version=occ.plan_version, responsible_role=occ.role,
-                status=occ.status, due_at=occ.due_at,
-            )  # fmt: skip
+                id=occ.task_id,
+                workflow_id=workflow_id,
+                step_id=occ.step_id,
+                occurrence=occ.index,
+                patient_id=patient_id,
+                plan_id=plan_id,
+                department_code=department_code,
+                title=occ.title,
+                form_id=form_id,
+                article_id=article_id,
+                action_type=occ.action_type,
+                plan_version=occ.plan_version,
+                responsible_role=occ.role,
+                status=occ.status,
+                due_at=occ.due_at,
+            )
             session.add(task)
         return task
 
@@ -108,15 +137,19 @@ class PathwayRecordActivities:
             for occ in opened.occurrences:
                 step = snapshot.definition.step(occ.step_id)
                 task = await self._task(
-                    session, occ, workflow_id=opened.workflow_id,
-                    patient_id=run_input.patient_id, department_code=run_input.department_code,
+                    session,
+                    occ,
+                    workflow_id=opened.workflow_id,
+                    patient_id=run_input.patient_id,
+                    department_code=run_input.department_code,
                     plan_id=snapshot.definition.id,
                     form_id=step.action.form if step else None,
                     article_id=step.action.article if step else None,
-                )  # fmt: skip
+                )
                 task.updated_at = opened.started_at
-        log.info("pathway run projected", workflow_id=opened.workflow_id,
-                 tasks=len(opened.occurrences))  # fmt: skip
+        log.info(
+            "pathway run projected", workflow_id=opened.workflow_id, tasks=len(opened.occurrences)
+        )
 
     @activity.defn(name=ACTIVITY_OCCURRENCES)
     async def occurrences(self, changed: OccurrencesChanged) -> None:
@@ -127,18 +160,28 @@ class PathwayRecordActivities:
             for occ in changed.occurrences:
                 action = steps.get(occ.step_id, {}).get("action", {})
                 task = await self._task(
-                    session, occ, workflow_id=changed.workflow_id,
-                    patient_id=changed.patient_id, department_code=changed.department_code,
-                    plan_id=changed.plan_id, form_id=action.get("form"),
+                    session,
+                    occ,
+                    workflow_id=changed.workflow_id,
+                    patient_id=changed.patient_id,
+                    department_code=changed.department_code,
+                    plan_id=changed.plan_id,
+                    form_id=action.get("form"),
                     article_id=action.get("article"),
-                )  # fmt: skip
+                )
                 _apply(task, occ, changed.at)
                 if changed.alert:
                     await session.flush()
                     await _raise(
-                        session, task, kind=f"task:{occ.status}", role=occ.role,
-                        level="warning", summary=changed.alert, details=[], at=changed.at,
-                    )  # fmt: skip
+                        session,
+                        task,
+                        kind=f"task:{occ.status}",
+                        role=occ.role,
+                        level="warning",
+                        summary=changed.alert,
+                        details=[],
+                        at=changed.at,
+                    )
 
     @activity.defn(name=ACTIVITY_ANSWERS)
     async def answers(self, recorded: AnswersRecorded) -> None:
@@ -146,29 +189,42 @@ class PathwayRecordActivities:
         findings = [f.model_dump() for f in occ.findings]
         async with transaction(self._sessions) as session:
             task = await self._task(
-                session, occ, workflow_id=recorded.workflow_id,
-                patient_id=recorded.patient_id, department_code=recorded.department_code,
-                plan_id=recorded.plan_id, form_id=recorded.form_id, article_id=None,
-            )  # fmt: skip
+                session,
+                occ,
+                workflow_id=recorded.workflow_id,
+                patient_id=recorded.patient_id,
+                department_code=recorded.department_code,
+                plan_id=recorded.plan_id,
+                form_id=recorded.form_id,
+                article_id=None,
+            )
             _apply(task, occ, recorded.recorded_at)
             await session.flush()
             found = await session.exec(select(FormResponse).where(FormResponse.task_id == task.id))
             if found.first() is None:
                 session.add(
                     FormResponse(
-                        task_id=task.id, workflow_id=recorded.workflow_id,
-                        form_id=recorded.form_id, answers=recorded.answers,
-                        abnormal_findings=findings, scores=recorded.scores,
+                        task_id=task.id,
+                        workflow_id=recorded.workflow_id,
+                        form_id=recorded.form_id,
+                        answers=recorded.answers,
+                        abnormal_findings=findings,
+                        scores=recorded.scores,
                         submitted_at=recorded.submitted_at,
                     )
-                )  # fmt: skip
+                )
             for alert in recorded.alerts:
                 for role in alert.roles:
                     await _raise(
-                        session, task, kind=f"rule:{alert.rule}:{role}", role=role,
-                        level=alert.level, summary=alert.message, details=findings,
+                        session,
+                        task,
+                        kind=f"rule:{alert.rule}:{role}",
+                        role=role,
+                        level=alert.level,
+                        summary=alert.message,
+                        details=findings,
                         at=recorded.recorded_at,
-                    )  # fmt: skip
+                    )
 
     @activity.defn(name=ACTIVITY_ADJUSTED)
     async def adjusted(self, adjusted: RunAdjusted) -> None:
@@ -191,12 +247,15 @@ class PathwayRecordActivities:
             if exists.first() is None:
                 session.add(
                     AuditEntry(
-                        at=adjusted.at, actor_type="staff", actor_id=change.actor,
-                        action=f"pathway.{change.action}", target_type="pathway_run",
+                        at=adjusted.at,
+                        actor_type="staff",
+                        actor_id=change.actor,
+                        action=f"pathway.{change.action}",
+                        target_type="pathway_run",
                         target_id=adjusted.workflow_id,
                         detail={"reason": change.reason, **change.detail, "ref": entry_id},
                     )
-                )  # fmt: skip
+                )
 
     @activity.defn(name=ACTIVITY_RUN_CLOSED)
     async def run_closed(self, closed: RunClosed) -> None:
@@ -220,18 +279,32 @@ class PathwayRecordActivities:
 
 
 async def _raise(
-    session: AsyncSession, task: CareTask, *, kind: str, role: str, level: str, summary: str,
-    details: list[dict[str, str]], at: object,
-) -> None:  # fmt: skip
+    session: AsyncSession,
+    task: CareTask,
+    *,
+    kind: str,
+    role: str,
+    level: str,
+    summary: str,
+    details: list[dict[str, str]],
+    at: object,
+) -> None:
     existing = await session.exec(select(Alert).where(Alert.task_id == task.id, Alert.kind == kind))
     if existing.first() is not None:
         return
     session.add(
         Alert(
-            kind=kind[:32], task_id=task.id, workflow_id=task.workflow_id,
-            patient_id=task.patient_id, department_code=task.department_code, role=role,
-            level=level, summary=summary[:500], details=details, status=AlertStatus.OPEN,
+            kind=kind[:32],
+            task_id=task.id,
+            workflow_id=task.workflow_id,
+            patient_id=task.patient_id,
+            department_code=task.department_code,
+            role=role,
+            level=level,
+            summary=summary[:500],
+            details=details,
+            status=AlertStatus.OPEN,
             raised_at=at,  # type: ignore[arg-type]
         )
-    )  # fmt: skip
+    )
     log.warning("alert raised", kind=kind, task_id=task.id, role=role, level=level)

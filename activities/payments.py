@@ -105,17 +105,22 @@ def _trade(trade: Trade | None, out_trade_no: str) -> ProviderTrade:
     if trade is None:
         return ProviderTrade(out_trade_no=out_trade_no, trade_state="NOT_FOUND")
     return ProviderTrade(
-        out_trade_no=trade.out_trade_no, trade_state=trade.trade_state,
-        transaction_id=trade.transaction_id, amount_fen=trade.amount_fen,
+        out_trade_no=trade.out_trade_no,
+        trade_state=trade.trade_state,
+        transaction_id=trade.transaction_id,
+        amount_fen=trade.amount_fen,
         success_time=trade.success_time,
-    )  # fmt: skip
+    )
 
 
 def _refunded(result: RefundResult) -> ProviderRefunded:
     return ProviderRefunded(
-        refund_id=result.refund_id, out_refund_no=result.out_refund_no, status=result.status,
-        amount_fen=result.amount_fen, success_time=result.success_time,
-    )  # fmt: skip
+        refund_id=result.refund_id,
+        out_refund_no=result.out_refund_no,
+        status=result.status,
+        amount_fen=result.amount_fen,
+        success_time=result.success_time,
+    )
 
 
 class PaymentActivities:
@@ -140,9 +145,11 @@ class PaymentActivities:
                 request.his_order_no, request.patient_id, request.use_insurance, request.key
             )
         return Split(
-            presettle_id=pre.presettle_id, total_fen=pre.total_fen,
-            insurance_fen=pre.insurance_fen, self_pay_fen=pre.self_pay_fen,
-        )  # fmt: skip
+            presettle_id=pre.presettle_id,
+            total_fen=pre.total_fen,
+            insurance_fen=pre.insurance_fen,
+            self_pay_fen=pre.self_pay_fen,
+        )
 
     @activity.defn(name=ACTIVITY_RELEASE)
     async def release(self, request: ReleaseRequest) -> Released:
@@ -170,10 +177,12 @@ class PaymentActivities:
     @activity.defn(name=ACTIVITY_HIS_REFUND)
     async def his_refund(self, request: HisRefundRequest) -> HisRefunded:
         body = {
-            "refund_no": request.refund_id, "amount_fen": request.amount_fen,
-            "insurance_fen": request.insurance_fen, "self_pay_fen": request.self_pay_fen,
+            "refund_no": request.refund_id,
+            "amount_fen": request.amount_fen,
+            "insurance_fen": request.insurance_fen,
+            "self_pay_fen": request.self_pay_fen,
             "provider_refund_id": request.provider_refund_id,
-        }  # fmt: skip
+        }
         with refusals_are_final():
             number = await self._his.refund(request.his_order_no, body, request.key)
         return HisRefunded(his_refund_no=number)
@@ -184,9 +193,12 @@ class PaymentActivities:
     async def insurance_settle(self, request: InsuranceSettleRequest) -> InsuranceSettled:
         with refusals_are_final():
             settled = await self._insurance.settle(
-                order_no=request.his_order_no, patient_id=request.patient_id,
-                presettle_id=request.presettle_id, amount_fen=request.amount_fen, key=request.key,
-            )  # fmt: skip
+                order_no=request.his_order_no,
+                patient_id=request.patient_id,
+                presettle_id=request.presettle_id,
+                amount_fen=request.amount_fen,
+                key=request.key,
+            )
         return InsuranceSettled(settlement_id=settled.settlement_id, amount_fen=settled.amount_fen)
 
     @activity.defn(name=ACTIVITY_INSURANCE_CANCEL)
@@ -199,9 +211,10 @@ class PaymentActivities:
             else:
                 found = await self._insurance.settlements_for(request.his_order_no)
                 targets = [
-                    s.settlement_id for s in found
+                    s.settlement_id
+                    for s in found
                     if s.presettle_id == request.presettle_id and s.status == "settled"
-                ]  # fmt: skip
+                ]
             cancelled = []
             for settlement_id in targets:
                 try:
@@ -221,10 +234,13 @@ class PaymentActivities:
     async def provider_create(self, request: ProviderCreateRequest) -> ProviderCreated:
         with refusals_are_final():
             url = await self._provider.create_h5_order(
-                out_trade_no=request.out_trade_no, description=request.description,
-                amount_fen=request.amount_fen, time_expire=request.expires_at,
-                notify_url=request.notify_url, attach=request.attach,
-            )  # fmt: skip
+                out_trade_no=request.out_trade_no,
+                description=request.description,
+                amount_fen=request.amount_fen,
+                time_expire=request.expires_at,
+                notify_url=request.notify_url,
+                attach=request.attach,
+            )
         return ProviderCreated(pay_url=url)
 
     @activity.defn(name=ACTIVITY_PROVIDER_QUERY)
@@ -254,9 +270,12 @@ class PaymentActivities:
     async def provider_refund(self, request: ProviderRefundRequest) -> ProviderRefunded:
         with refusals_are_final():
             result = await self._provider.refund(
-                out_trade_no=request.out_trade_no, out_refund_no=request.out_refund_no,
-                refund_fen=request.refund_fen, total_fen=request.total_fen, reason=request.reason,
-            )  # fmt: skip
+                out_trade_no=request.out_trade_no,
+                out_refund_no=request.out_refund_no,
+                refund_fen=request.refund_fen,
+                total_fen=request.total_fen,
+                reason=request.reason,
+            )
         log.info("provider refund", out_refund_no=request.out_refund_no, status=result.status)
         return _refunded(result)
 
@@ -277,28 +296,45 @@ class PaymentActivities:
             await insert_if_absent(
                 session,
                 LedgerEntryRow.__table__,  # type: ignore[attr-defined]
-                {"id": new_id(),
-                 "order_id": order_id, "refund_id": entry.refund_id, "party": entry.party,
-                 "kind": entry.kind, "reference": entry.reference,
-                 "amount_fen": entry.amount_fen, "at": entry.at, "recorded_at": utcnow()},
+                {
+                    "id": new_id(),
+                    "order_id": order_id,
+                    "refund_id": entry.refund_id,
+                    "party": entry.party,
+                    "kind": entry.kind,
+                    "reference": entry.reference,
+                    "amount_fen": entry.amount_fen,
+                    "at": entry.at,
+                    "recorded_at": utcnow(),
+                },
                 unique_on=["party", "kind", "reference"],
-            )  # fmt: skip
+            )
 
     async def _events(
-        self, session: AsyncSession, order_id: str, source: str, history: list[Change],
+        self,
+        session: AsyncSession,
+        order_id: str,
+        source: str,
+        history: list[Change],
         prefix: str = "",
-    ) -> None:  # fmt: skip
+    ) -> None:
         """The saga's status changes as the order's trail, one row per change (a projection
         refreshed without a change, e.g. when a payment is seen, adds none)."""
         for seq, change in enumerate(history, start=1):
             await insert_if_absent(
                 session,
                 PaymentEvent.__table__,  # type: ignore[attr-defined]
-                {"id": new_id(), "order_id": order_id, "source": source, "seq": seq,
-                 "status": f"{prefix}{change.status}"[:20], "note": change.note[:300] or None,
-                 "at": change.at},
+                {
+                    "id": new_id(),
+                    "order_id": order_id,
+                    "source": source,
+                    "seq": seq,
+                    "status": f"{prefix}{change.status}"[:20],
+                    "note": change.note[:300] or None,
+                    "at": change.at,
+                },
                 unique_on=["source", "seq"],
-            )  # fmt: skip
+            )
 
     @activity.defn(name=ACTIVITY_RECORD_PAYMENT)
     async def record_payment(self, record: RecordPayment) -> None:
@@ -370,10 +406,13 @@ class PaymentActivities:
         async with transaction(self._sessions) as session:
             try:
                 opened = await reserve_refund(
-                    session, order_id=request.order_id, refund_id=request.refund_id,
-                    amount_fen=request.amount_fen, reason=request.reason,
+                    session,
+                    order_id=request.order_id,
+                    refund_id=request.refund_id,
+                    amount_fen=request.amount_fen,
+                    reason=request.reason,
                     requested_by=request.requested_by,
-                )  # fmt: skip
+                )
             except NothingToRefund:
                 return OpenedRefund(input=None)
         return OpenedRefund(input=opened)

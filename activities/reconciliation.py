@@ -73,27 +73,44 @@ class ReconciliationActivities:
                 entry = ours.get(key)
                 if entry is None:
                     order_id = await self._order_for(session, line.out_trade_no)
-                    discrepancies.append(Discrepancy(
-                        bill_date=request.bill_date, kind="missing_in_platform",
-                        movement=line.kind, reference=key[1], out_trade_no=line.out_trade_no,
-                        order_id=order_id, provider_fen=line.amount_fen,
-                    ))  # fmt: skip
+                    discrepancies.append(
+                        Discrepancy(
+                            bill_date=request.bill_date,
+                            kind="missing_in_platform",
+                            movement=line.kind,
+                            reference=key[1],
+                            out_trade_no=line.out_trade_no,
+                            order_id=order_id,
+                            provider_fen=line.amount_fen,
+                        )
+                    )
                 elif entry.amount_fen != line.amount_fen:
-                    discrepancies.append(Discrepancy(
-                        bill_date=request.bill_date, kind="amount_mismatch", movement=line.kind,
-                        reference=key[1], out_trade_no=line.out_trade_no,
-                        order_id=entry.order_id, provider_fen=line.amount_fen,
-                        platform_fen=entry.amount_fen,
-                    ))  # fmt: skip
+                    discrepancies.append(
+                        Discrepancy(
+                            bill_date=request.bill_date,
+                            kind="amount_mismatch",
+                            movement=line.kind,
+                            reference=key[1],
+                            out_trade_no=line.out_trade_no,
+                            order_id=entry.order_id,
+                            provider_fen=line.amount_fen,
+                            platform_fen=entry.amount_fen,
+                        )
+                    )
                 else:
                     matched += 1
             for key, entry in ours.items():
                 if key not in provider and start <= entry.at < end:
-                    discrepancies.append(Discrepancy(
-                        bill_date=request.bill_date, kind="missing_at_provider",
-                        movement=entry.kind, reference=entry.reference, order_id=entry.order_id,
-                        platform_fen=entry.amount_fen,
-                    ))  # fmt: skip
+                    discrepancies.append(
+                        Discrepancy(
+                            bill_date=request.bill_date,
+                            kind="missing_at_provider",
+                            movement=entry.kind,
+                            reference=entry.reference,
+                            order_id=entry.order_id,
+                            platform_fen=entry.amount_fen,
+                        )
+                    )
             in_day = [e for e in ours.values() if start <= e.at < end]
             summary = ReconcileSummary(
                 bill_date=request.bill_date,
@@ -118,8 +135,12 @@ class ReconciliationActivities:
                 run.ran_at = utcnow()
             await session.flush()
             session.add_all(discrepancies)
-        log.info("reconciled", bill_date=str(request.bill_date), lines=len(lines),
-                 discrepancies=len(discrepancies))  # fmt: skip
+        log.info(
+            "reconciled",
+            bill_date=str(request.bill_date),
+            lines=len(lines),
+            discrepancies=len(discrepancies),
+        )
         return summary
 
     @staticmethod

@@ -43,9 +43,12 @@ TOKEN = "bench-twilio-token-0123456789abcdef"
 
 async def channel_only(twilio_url: str, count: int, concurrency: int) -> None:
     channel = TwilioSmsChannel(
-        account_sid=SID, auth_token=TOKEN, from_number="+15005550006",
-        api_base_url=twilio_url, status_callback_url=None,
-    )  # fmt: skip
+        account_sid=SID,
+        auth_token=TOKEN,
+        from_number="+15005550006",
+        api_base_url=twilio_url,
+        status_callback_url=None,
+    )
     gate = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
 
@@ -54,11 +57,15 @@ async def channel_only(twilio_url: str, count: int, concurrency: int) -> None:
             start = time.perf_counter()
             await channel.deliver(
                 OutgoingMessage(
-                    message_id=str(n), idempotency_key=str(n), category="notice",
-                    template="notice_generic", phone=f"+86139{n:08d}", openid=None,
+                    message_id=str(n),
+                    idempotency_key=str(n),
+                    category="notice",
+                    template="notice_generic",
+                    phone=f"+86139{n:08d}",
+                    openid=None,
                     sms_body=f"【示例医院】停诊通知：第{n}条测试消息。",
                 )
-            )  # fmt: skip
+            )
             latencies.append(time.perf_counter() - start)
 
     start = time.perf_counter()
@@ -87,25 +94,34 @@ async def end_to_end(count: int, rate: float, label: str) -> None:
                     twilio.messages.clear()
                 api_port = free_port()
                 settings = make_settings(
-                    database_url=url, temporal_task_queue="bench-messages",
-                    public_base_url=f"http://127.0.0.1:{api_port}", message_channels="sms",
-                    twilio_account_sid=SID, twilio_auth_token=TOKEN, twilio_api_base_url=twilio_url,
+                    database_url=url,
+                    temporal_task_queue="bench-messages",
+                    public_base_url=f"http://127.0.0.1:{api_port}",
+                    message_channels="sms",
+                    twilio_account_sid=SID,
+                    twilio_auth_token=TOKEN,
+                    twilio_api_base_url=twilio_url,
                     twilio_rate_per_second=rate,
-                )  # fmt: skip
+                )
                 async with transaction(sessions) as session:
                     session.add(
                         Hospital(
-                            code="default", name="示例医院",
+                            code="default",
+                            name="示例医院",
                             config=HospitalConfig(quiet_hours=QuietHours(enabled=False)).model_dump(
                                 mode="json"
                             ),
                         )
-                    )  # fmt: skip
+                    )
                     for n in range(count):
                         session.add(
-                            Patient(id=new_id(), his_patient_id=f"M{n:05d}", name=f"患者{n}",
-                                    phone=f"139{n:08d}")
-                        )  # fmt: skip
+                            Patient(
+                                id=new_id(),
+                                his_patient_id=f"M{n:05d}",
+                                name=f"患者{n}",
+                                phone=f"139{n:08d}",
+                            )
+                        )
                 token = await add_staff(sessions, StaffRole.INTEGRATION, None, name="bench")
                 env = {
                     **settings_env(settings),

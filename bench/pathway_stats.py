@@ -28,8 +28,15 @@ from harness.settings import make_settings
 from integrations.his import HisClient
 from services.staff import create_staff
 
-STATUSES = ["completed"] * 55 + ["abnormal"] * 10 + ["lost"] * 12 + ["sent"] * 8 + [
-    "pending"] * 10 + ["not_needed"] * 3 + ["failed"] * 2  # fmt: skip
+STATUSES = (
+    ["completed"] * 55
+    + ["abnormal"] * 10
+    + ["lost"] * 12
+    + ["sent"] * 8
+    + ["pending"] * 10
+    + ["not_needed"] * 3
+    + ["failed"] * 2
+)
 
 
 async def main(runs: int, repeat: int) -> None:
@@ -43,30 +50,47 @@ async def main(runs: int, repeat: int) -> None:
         random.seed(7)
         now = datetime.now(UTC)
         async with transaction(sessions) as session:
-            _, token = await create_staff(session, name="统计", role=StaffRole.ADMIN,
-                                          department_code=None)  # fmt: skip
+            _, token = await create_staff(
+                session, name="统计", role=StaffRole.ADMIN, department_code=None
+            )
             for n in range(runs):
-                patient = Patient(id=new_id(), his_patient_id=f"S{n:05d}", name=f"患者{n}",
-                                  phone=f"139{n:08d}")  # fmt: skip
+                patient = Patient(
+                    id=new_id(), his_patient_id=f"S{n:05d}", name=f"患者{n}", phone=f"139{n:08d}"
+                )
                 session.add(patient)
                 await session.flush()
                 workflow_id = f"pathway:inpatient-discharge:S{n:05d}:E{n}"
                 anchor = now - timedelta(days=random.randint(0, 60))
-                session.add(PathwayRun(
-                    workflow_id=workflow_id, plan_id="inpatient-discharge", plan_version=1,
-                    patient_id=patient.id, department_code=random.choice(["cardiology", "ortho"]),
-                    anchor_at=anchor, kind="followup",
-                ))  # fmt: skip
+                session.add(
+                    PathwayRun(
+                        workflow_id=workflow_id,
+                        plan_id="inpatient-discharge",
+                        plan_version=1,
+                        patient_id=patient.id,
+                        department_code=random.choice(["cardiology", "ortho"]),
+                        anchor_at=anchor,
+                        kind="followup",
+                    )
+                )
                 await session.flush()
                 for step, day in (("day3", 3), ("day7", 7), ("day30", 30)):
                     status = random.choice(STATUSES)
-                    session.add(CareTask(
-                        id=str(uuid.uuid4()), workflow_id=workflow_id, step_id=step,
-                        patient_id=patient.id, plan_id="inpatient-discharge",
-                        department_code="cardiology", title=step, form_id="discharge-recovery",
-                        responsible_role="nurse", status=status, due_at=anchor + day * timedelta(1),
-                        score=random.choice([None, 3.0, 4.0, 5.0]),
-                    ))  # fmt: skip
+                    session.add(
+                        CareTask(
+                            id=str(uuid.uuid4()),
+                            workflow_id=workflow_id,
+                            step_id=step,
+                            patient_id=patient.id,
+                            plan_id="inpatient-discharge",
+                            department_code="cardiology",
+                            title=step,
+                            form_id="discharge-recovery",
+                            responsible_role="nurse",
+                            status=status,
+                            due_at=anchor + day * timedelta(1),
+                            score=random.choice([None, 3.0, 4.0, 5.0]),
+                        )
+                    )
         app = create_app(container=container)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://bench"

@@ -55,14 +55,18 @@ async def main(count: int, deadline: int) -> None:
                 )
             his_state = HisState.seeded()
             his_app = create_his(
-                webhook_target="http://127.0.0.1:9", webhook_secret=TEST_WEBHOOK_SECRET,
-                api_key=TEST_HIS_API_KEY, state=his_state,
-            )  # fmt: skip
+                webhook_target="http://127.0.0.1:9",
+                webhook_secret=TEST_WEBHOOK_SECRET,
+                api_key=TEST_HIS_API_KEY,
+                state=his_state,
+            )
             async with serve(his_app) as his_url:
                 settings = make_settings(
-                    database_url=url, temporal_task_queue="bench-rx", his_base_url=his_url,
+                    database_url=url,
+                    temporal_task_queue="bench-rx",
+                    his_base_url=his_url,
                     default_hospital_code=HOSPITAL,
-                )  # fmt: skip
+                )
                 env = {
                     **settings_env(settings),
                     "CAREPATH_TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,

@@ -47,9 +47,14 @@ ACTIVITY_RECONCILE = "reconciliation.reconcile"
 REFUSED = "Refused"
 
 PaymentStatus = Literal[
-    "presettling", "insurance_settling", "awaiting_payment", "confirming", "settled",
-    "compensating", "failed",
-]  # fmt: skip
+    "presettling",
+    "insurance_settling",
+    "awaiting_payment",
+    "confirming",
+    "settled",
+    "compensating",
+    "failed",
+]
 Scenario = Literal["self_pay", "insurance", "mixed"]
 RefundStatus = Literal["checking", "refunding", "informing_his", "succeeded", "rejected", "failed"]
 ConsultationStatus = Literal[

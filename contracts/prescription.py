@@ -31,10 +31,10 @@ SYSTEM_REVIEWER = "system"
 
 ProcessingMethod = Literal[
     "先煎", "后下", "包煎", "另煎", "另炖", "烊化", "冲服", "泡服", "煎汤代水"
-]  # fmt: skip
+]
 EnterpriseStatus = Literal[
     "dispensing", "decocting", "shipped", "delivered", "ready_for_pickup", "picked_up"
-]  # fmt: skip
+]
 FINISHED_STATUSES: frozenset[str] = frozenset({"cancelled", "delivered", "picked_up", "refunded"})
 
 

@@ -14,9 +14,17 @@ class _Msg(BaseModel):
 
 
 StepStatus = Literal[
-    "pending", "sent", "read", "expired", "completed", "abnormal", "lost", "not_needed",
-    "skipped", "failed",
-]  # fmt: skip
+    "pending",
+    "sent",
+    "read",
+    "expired",
+    "completed",
+    "abnormal",
+    "lost",
+    "not_needed",
+    "skipped",
+    "failed",
+]
 TERMINAL_STATUSES: frozenset[str] = frozenset(
     {"completed", "abnormal", "lost", "skipped", "failed", "read", "not_needed"}
 )

@@ -107,15 +107,20 @@ def lines(plan: Plan) -> list[ChargeItem]:
 async def _set_chaos(world: PayWorld, chaos: Chaos, seed: int) -> None:
     def plan(offset: int, hang: float) -> dict[str, Any]:
         return FaultPlan(
-            seed=seed + offset, latency_ms=chaos.latency_ms,
-            latency_jitter_ms=chaos.latency_jitter_ms, error_rate=chaos.error_rate,
-            lost_answer_rate=chaos.lost_answer_rate, hang_seconds=hang,
-        ).model_dump()  # fmt: skip
+            seed=seed + offset,
+            latency_ms=chaos.latency_ms,
+            latency_jitter_ms=chaos.latency_jitter_ms,
+            error_rate=chaos.error_rate,
+            lost_answer_rate=chaos.lost_answer_rate,
+            hang_seconds=hang,
+        ).model_dump()
 
     callbacks = CallbackFaults(
-        seed=seed, drop_rate=chaos.notice_drop_rate, duplicate_rate=chaos.notice_duplicate_rate,
+        seed=seed,
+        drop_rate=chaos.notice_drop_rate,
+        duplicate_rate=chaos.notice_duplicate_rate,
         delay_jitter_ms=chaos.notice_delay_jitter_ms,
-    )  # fmt: skip
+    )
     his_url = world.settings.his_base_url
     insurance_url = world.settings.insurance_base_url
     async with httpx.AsyncClient() as sim:

@@ -62,17 +62,21 @@ HIS_APP_ID, HIS_APP_SECRET = "his", "his-app-secret-for-tests-0123456789"
 
 # Fast timings so that a pay window or a lost answer costs seconds, not minutes.
 FAST = PaymentPolicy(
-    pay_window_seconds=20, poll_interval_seconds=1, call_timeout_seconds=4,
-    confirm_give_up_seconds=30, forward_give_up_seconds=60,
-)  # fmt: skip
+    pay_window_seconds=20,
+    poll_interval_seconds=1,
+    call_timeout_seconds=4,
+    confirm_give_up_seconds=30,
+    forward_give_up_seconds=60,
+)
 
 
 def items(self_pay_fen: int = 0, insurable_fen: int = 0) -> list[ChargeItem]:
     """Order lines: with the 70% insurance ratio, ``insurable_fen`` splits 70/30."""
     lines = []
     if insurable_fen:
-        lines.append(ChargeItem(name="阿托伐他汀钙片", amount_fen=insurable_fen,
-                                insurable_fen=insurable_fen))  # fmt: skip
+        lines.append(
+            ChargeItem(name="阿托伐他汀钙片", amount_fen=insurable_fen, insurable_fen=insurable_fen)
+        )
     if self_pay_fen:
         lines.append(ChargeItem(name="心电图检查", amount_fen=self_pay_fen))
     return lines
@@ -96,9 +100,12 @@ class PayWorld:
 
     def workers(self, **kwargs: Any) -> AbstractAsyncContextManager[list[Worker]]:
         return running_worker(
-            self.client, self.settings.temporal_task_queue, self.settings, self.sessions,
+            self.client,
+            self.settings.temporal_task_queue,
+            self.settings,
+            self.sessions,
             **kwargs,
-        )  # fmt: skip
+        )
 
     def auth(self, token: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token or self.token}"}
@@ -113,18 +120,27 @@ class PayWorld:
         return order.order_no
 
     async def create(
-        self, his_order_no: str, *, patient: str = INSURED, amount_fen: int | None = None,
-        use_insurance: bool = True, pay: bool = True,
-    ) -> httpx.Response:  # fmt: skip
+        self,
+        his_order_no: str,
+        *,
+        patient: str = INSURED,
+        amount_fen: int | None = None,
+        use_insurance: bool = True,
+        pay: bool = True,
+    ) -> httpx.Response:
         known = self.charging.orders.get(his_order_no)
         total = known.total_fen if known else 100
         response = await self.http.post(
             "/api/payments/orders",
-            json={"his_order_no": his_order_no, "patient_id": patient,
-                  "amount_fen": total if amount_fen is None else amount_fen,
-                  "use_insurance": use_insurance, "pay": pay},
+            json={
+                "his_order_no": his_order_no,
+                "patient_id": patient,
+                "amount_fen": total if amount_fen is None else amount_fen,
+                "use_insurance": use_insurance,
+                "pay": pay,
+            },
             headers=self.auth(),
-        )  # fmt: skip
+        )
         if response.status_code in (200, 201) and pay:
             order_id = response.json()["id"]
             self.workflows.append(payment_workflow_id(order_id))
@@ -137,9 +153,13 @@ class PayWorld:
         return result
 
     async def wait(
-        self, order_id: str, *, status: str | None = None, saga: str | None = None,
+        self,
+        order_id: str,
+        *,
+        status: str | None = None,
+        saga: str | None = None,
         within: float = 60,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         async def probe() -> dict[str, Any] | None:
             order = await self.order(order_id)
             if status is not None and order["status"] != status:
@@ -170,8 +190,9 @@ class PayWorld:
         headers = self.auth() | ({"Idempotency-Key": key} if key else {})
         response = await self.http.post(
             f"/api/payments/orders/{order_id}/refunds",
-            json={"amount_fen": amount_fen, "reason": reason}, headers=headers,
-        )  # fmt: skip
+            json={"amount_fen": amount_fen, "reason": reason},
+            headers=headers,
+        )
         if response.status_code == 202:
             self.workflows.append(refund_workflow_id(response.json()["id"]))
         return response
@@ -252,9 +273,13 @@ async def payment_world(
 ) -> AsyncIterator[PayWorld]:
     async with transaction(sessions) as session:
         session.add(
-            Hospital(code=HOSPITAL, name="静安区中心医院", phone="021-12345678",
-                     config=hospital_config(policy, accept_seconds))
-        )  # fmt: skip
+            Hospital(
+                code=HOSPITAL,
+                name="静安区中心医院",
+                phone="021-12345678",
+                config=hospital_config(policy, accept_seconds),
+            )
+        )
     api_port = free_port()
     api_url = f"http://127.0.0.1:{api_port}"
     provider_port = free_port()
@@ -277,10 +302,13 @@ async def payment_world(
         charging.faults.plan.hang_seconds = client_timeout + 3
         his_state = HisState.seeded()
         his_app = create_his(
-            webhook_target=api_url, webhook_secret=TEST_WEBHOOK_SECRET, api_key=TEST_HIS_API_KEY,
-            state=his_state, charging=charging,
+            webhook_target=api_url,
+            webhook_secret=TEST_WEBHOOK_SECRET,
+            api_key=TEST_HIS_API_KEY,
+            state=his_state,
+            charging=charging,
             insurance=InsuranceAccount(insurance_url, HIS_APP_ID, HIS_APP_SECRET),
-        )  # fmt: skip
+        )
         async with (
             serve(his_app) as his_url,
             serve(create_wechatpay(provider), port=provider_port),
@@ -311,9 +339,19 @@ async def payment_world(
                 ) as http,
             ):
                 world = PayWorld(
-                    http, api_url, settings, sessions, client, his_state, charging, insurance,
-                    provider, provider_url, token, doctor,
-                )  # fmt: skip
+                    http,
+                    api_url,
+                    settings,
+                    sessions,
+                    client,
+                    his_state,
+                    charging,
+                    insurance,
+                    provider,
+                    provider_url,
+                    token,
+                    doctor,
+                )
                 try:
                     yield world
                 finally:

@@ -67,9 +67,16 @@ class PostgresServer:
 
     def start(self) -> None:
         self._run(
-            "initdb", "-D", str(self.data_dir), "-U", self.user, "--auth=trust",
-            "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync",
-        )  # fmt: skip
+            "initdb",
+            "-D",
+            str(self.data_dir),
+            "-U",
+            self.user,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        )
         options = " ".join(
             [
                 f"-p {self.port}",

@@ -48,12 +48,14 @@ def prescription(
         "delivery": {
             "mode": mode,
             "address": {
-                "receiver": "张建国", "phone": "13800138001", "district": "静安区",
+                "receiver": "张建国",
+                "phone": "13800138001",
+                "district": "静安区",
                 "detail": "南京西路1号",
             },
         }
         if mode == "delivery"
         else {"mode": "pickup", "pickup_site": "静安区中心医院药房"},
-    }  # fmt: skip
+    }
     body.update(extra)
     return body

@@ -61,9 +61,10 @@ class Demo:
 
     def messages(self, order_id: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self.http.get(
-            f"{self.api}/api/messages", params={"workflow_id": f"payment:{order_id}"},
+            f"{self.api}/api/messages",
+            params={"workflow_id": f"payment:{order_id}"},
             headers=ADMIN,
-        ).json()["items"]  # fmt: skip
+        ).json()["items"]
         return found
 
     def ledgers(self) -> None:
@@ -88,9 +89,12 @@ def main() -> int:
         if not platform_ready(http, args.api):
             return 1
         demo = Demo(
-            http, args.api, settings.his_base_url, settings.insurance_base_url,
+            http,
+            args.api,
+            settings.his_base_url,
+            settings.insurance_base_url,
             args.provider,
-        )  # fmt: skip
+        )
         hospital = http.get(f"{args.api}/api/hospitals/{HOSPITAL}", headers=ADMIN).json()
         window = 30 if args.unpaid else 900
         hospital["config"]["payments"]["policy"]["pay_window_seconds"] = window
@@ -100,29 +104,50 @@ def main() -> int:
 
 
 def run(demo: Demo, args: argparse.Namespace) -> int:
-    bill = demo.http.post(
-        f"{demo.his}/sim/charging/orders",
-        json={"patient_id": PATIENT, "title": "心内科门诊缴费", "items": [
-            {"name": "阿托伐他汀钙片 20mg×28片", "amount_fen": 6200, "insurable_fen": 6200},
-            {"name": "心电图检查", "amount_fen": 2500},
-        ]},
-    ).raise_for_status().json()  # fmt: skip
-    say(f"HIS: bill {bill['order_no']} for 张建国, {yuan(bill['total_fen'])} "
-        "(statin ¥62.00 in the insurance catalogue, ECG ¥25.00 self-pay)")  # fmt: skip
-    created = demo.http.post(
-        f"{demo.api}/api/payments/orders",
-        json={"his_order_no": bill["order_no"], "patient_id": PATIENT,
-              "amount_fen": bill["total_fen"], "use_insurance": True, "pay": True},
-        headers=ADMIN,
-    ).raise_for_status().json()  # fmt: skip
+    bill = (
+        demo.http.post(
+            f"{demo.his}/sim/charging/orders",
+            json={
+                "patient_id": PATIENT,
+                "title": "心内科门诊缴费",
+                "items": [
+                    {"name": "阿托伐他汀钙片 20mg×28片", "amount_fen": 6200, "insurable_fen": 6200},
+                    {"name": "心电图检查", "amount_fen": 2500},
+                ],
+            },
+        )
+        .raise_for_status()
+        .json()
+    )
+    say(
+        f"HIS: bill {bill['order_no']} for 张建国, {yuan(bill['total_fen'])} "
+        "(statin ¥62.00 in the insurance catalogue, ECG ¥25.00 self-pay)"
+    )
+    created = (
+        demo.http.post(
+            f"{demo.api}/api/payments/orders",
+            json={
+                "his_order_no": bill["order_no"],
+                "patient_id": PATIENT,
+                "amount_fen": bill["total_fen"],
+                "use_insurance": True,
+                "pay": True,
+            },
+            headers=ADMIN,
+        )
+        .raise_for_status()
+        .json()
+    )
     order_id = created["id"]
     say(f"Payment saga started: see payment:{order_id} in the Temporal UI")
     order = demo.follow(order_id, {"settled", "failed"}, timeout=0)
     while order["status"] == "paying" and order["saga_status"] != "awaiting_payment":
         time.sleep(0.5)
         order = demo.follow(order_id, {"settled", "failed"}, timeout=0)
-    say(f"Split: insurance {yuan(order['insurance_fen'])} settled with the insurance centre, "
-        f"{yuan(order['self_pay_fen'])} for 张建国 to pay by WeChat Pay")  # fmt: skip
+    say(
+        f"Split: insurance {yuan(order['insurance_fen'])} settled with the insurance centre, "
+        f"{yuan(order['self_pay_fen'])} for 张建国 to pay by WeChat Pay"
+    )
     time.sleep(1)
     for message in demo.messages(order_id):
         say(f"{message['channel'] or message['status']} to patient: {message['body']}")
@@ -161,8 +186,10 @@ def run(demo: Demo, args: argparse.Namespace) -> int:
         time.sleep(0.5)
         order = demo.order(order_id)
         refund = next(r for r in order["refunds"] if r["id"] == refund["id"])
-    say(f"Refund {refund['status']}: insurance {yuan(refund['insurance_fen'])}, "
-        f"WeChat Pay {yuan(refund['self_pay_fen'])}; order now {order['status']}")  # fmt: skip
+    say(
+        f"Refund {refund['status']}: insurance {yuan(refund['insurance_fen'])}, "
+        f"WeChat Pay {yuan(refund['self_pay_fen'])}; order now {order['status']}"
+    )
     demo.ledgers()
     return 0
 

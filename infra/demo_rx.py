@@ -27,13 +27,23 @@ ADMIN = {"Authorization": "Bearer dev-admin"}
 PHARMACIST = {"Authorization": "Bearer dev-pharmacist"}
 HOSPITAL = "default"
 ADDRESS = {
-    "receiver": "张建国", "phone": "13800138001", "district": "静安区", "detail": "南京西路1号",
-}  # fmt: skip
-SAFE = [{"herb": "黄芪", "dose_g": 30}, {"herb": "当归", "dose_g": 6},
-        {"herb": "炒白术", "dose_g": 10}, {"herb": "茯苓", "dose_g": 12},
-        {"herb": "炙甘草", "dose_g": 6}]  # fmt: skip
-UNSAFE = [{"herb": "制附子", "dose_g": 9, "processing": "先煎"}, {"herb": "法半夏", "dose_g": 9},
-          {"herb": "茯苓", "dose_g": 12}]  # fmt: skip
+    "receiver": "张建国",
+    "phone": "13800138001",
+    "district": "静安区",
+    "detail": "南京西路1号",
+}
+SAFE = [
+    {"herb": "黄芪", "dose_g": 30},
+    {"herb": "当归", "dose_g": 6},
+    {"herb": "炒白术", "dose_g": 10},
+    {"herb": "茯苓", "dose_g": 12},
+    {"herb": "炙甘草", "dose_g": 6},
+]
+UNSAFE = [
+    {"herb": "制附子", "dose_g": 9, "processing": "先煎"},
+    {"herb": "法半夏", "dose_g": 9},
+    {"herb": "茯苓", "dose_g": 12},
+]
 
 
 class Demo:
@@ -83,13 +93,20 @@ def run(demo: Demo, args: argparse.Namespace) -> int:
     number = f"RX{datetime.now(UTC):%m%d%H%M%S}"
     items = UNSAFE if args.unsafe else SAFE
     body: dict[str, Any] = {
-        "event_id": f"EVT-{uuid.uuid4().hex}", "hospital_code": HOSPITAL,
-        "prescription_no": number, "patient_id": "P0001", "department_code": "tcm",
-        "department_name": "中医科", "doctor_id": "D100", "doctor_name": "孙医生",
-        "diagnosis": [{"name": "气血两虚证"}], "items": items,
-        "doses": 7, "decoction": True,
+        "event_id": f"EVT-{uuid.uuid4().hex}",
+        "hospital_code": HOSPITAL,
+        "prescription_no": number,
+        "patient_id": "P0001",
+        "department_code": "tcm",
+        "department_name": "中医科",
+        "doctor_id": "D100",
+        "doctor_name": "孙医生",
+        "diagnosis": [{"name": "气血两虚证"}],
+        "items": items,
+        "doses": 7,
+        "decoction": True,
         "delivery": {"mode": "delivery", "address": ADDRESS},
-    }  # fmt: skip
+    }
     submitted = demo.signed_post("/webhooks/his/prescriptions", body).raise_for_status().json()
     rx_id = submitted["prescription_id"]
     say(f"HIS: prescription {number} submitted ({len(items)} herbs, 7 doses, 代煎, 配送)")
@@ -123,9 +140,13 @@ def run(demo: Demo, args: argparse.Namespace) -> int:
     show_callbacks()
     if status == "returned":
         say("Doctor removes 法半夏 and resubmits")
-        revision = {**{k: body[k] for k in ("diagnosis", "doses", "decoction")},
-                    "event_id": f"EVT-{uuid.uuid4().hex}", "hospital_code": HOSPITAL,
-                    "doctor_id": "D100", "items": UNSAFE[:1] + UNSAFE[2:]}  # fmt: skip
+        revision = {
+            **{k: body[k] for k in ("diagnosis", "doses", "decoction")},
+            "event_id": f"EVT-{uuid.uuid4().hex}",
+            "hospital_code": HOSPITAL,
+            "doctor_id": "D100",
+            "items": UNSAFE[:1] + UNSAFE[2:],
+        }
         demo.signed_post(f"/webhooks/his/prescriptions/{number}/revision", revision)
         while demo.detail(rx_id)["status"] in ("returned", "reviewing"):
             show_callbacks()
@@ -134,10 +155,14 @@ def run(demo: Demo, args: argparse.Namespace) -> int:
     say("HIS: the patient pays")
     demo.signed_post(
         f"/webhooks/his/prescriptions/{number}/payment",
-        {"event_id": f"EVT-{uuid.uuid4().hex}", "hospital_code": HOSPITAL,
-         "payment_id": f"PAY{uuid.uuid4().hex[:8]}", "amount_fen": 12850,
-         "paid_at": datetime.now(UTC).isoformat()},
-    ).raise_for_status()  # fmt: skip
+        {
+            "event_id": f"EVT-{uuid.uuid4().hex}",
+            "hospital_code": HOSPITAL,
+            "payment_id": f"PAY{uuid.uuid4().hex[:8]}",
+            "amount_fen": 12850,
+            "paid_at": datetime.now(UTC).isoformat(),
+        },
+    ).raise_for_status()
     say("The service enterprise (simulator) reports each step every 5 seconds")
     while demo.detail(rx_id)["status"] not in ("delivered", "picked_up", "refunded"):
         show_callbacks()

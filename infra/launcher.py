@@ -211,19 +211,29 @@ async def run(settings: Settings, *, embedded_temporal: bool) -> int:
                 Child(
                     "temporal",
                     [
-                        str(temporal_cli()), "server", "start-dev",
-                        "--ip", temporal.hostname or "127.0.0.1",
-                        "--port", str(temporal.port or 7233),
-                        "--ui-port", str(ui_port),
-                        "--db-filename", str((data / "temporal" / "temporal.db").resolve()),
-                        "--log-level", "error",
+                        str(temporal_cli()),
+                        "server",
+                        "start-dev",
+                        "--ip",
+                        temporal.hostname or "127.0.0.1",
+                        "--port",
+                        str(temporal.port or 7233),
+                        "--ui-port",
+                        str(ui_port),
+                        "--db-filename",
+                        str((data / "temporal" / "temporal.db").resolve()),
+                        "--log-level",
+                        "error",
                         # "default" always exists; any other namespace is created on start.
-                        *(["--namespace", settings.temporal_namespace]
-                          if settings.temporal_namespace != "default" else []),
+                        *(
+                            ["--namespace", settings.temporal_namespace]
+                            if settings.temporal_namespace != "default"
+                            else []
+                        ),
                     ],
                     logs / "temporal.log",
                 )
-            )  # fmt: skip
+            )
             await _wait_for_port(temporal.hostname or "127.0.0.1", temporal.port or 7233, server)
 
         await asyncio.to_thread(upgrade, settings.database_url)
@@ -258,12 +268,18 @@ async def run(settings: Settings, *, embedded_temporal: bool) -> int:
             Child(
                 "api",
                 [
-                    python, "-m", "uvicorn", "api.main:app",
-                    "--host", settings.api_host, "--port", str(settings.api_port),
+                    python,
+                    "-m",
+                    "uvicorn",
+                    "api.main:app",
+                    "--host",
+                    settings.api_host,
+                    "--port",
+                    str(settings.api_port),
                 ],
                 logs / "api.log",
             )
-        )  # fmt: skip
+        )
         await _wait_for_ready(f"http://{settings.api_host}:{settings.api_port}/readyz", api)
         sys.stderr.write(_banner(settings, tokens) + "\n")
 

@@ -71,8 +71,10 @@ class HisClient:
         """Calls back the HIS with a prescription's conclusion or status change (HIS-3, RX-5)."""
         await self._callback(
             f"/his/api/v1/prescriptions/{prescription_no}/status-callbacks",
-            body, idempotency_key, "callback",
-        )  # fmt: skip
+            body,
+            idempotency_key,
+            "callback",
+        )
 
     async def post_pathway_event(self, body: dict[str, object], idempotency_key: str) -> None:
         """Tells the HIS a pathway reached a step that the hospital wants to hear about."""

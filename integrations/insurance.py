@@ -129,10 +129,14 @@ class InsuranceClient:
         body = await self._call(
             "POST",
             "/api/v1/settlements",
-            json={"order_no": order_no, "patient_id": patient_id,
-                  "presettle_id": presettle_id, "amount_fen": amount_fen},
+            json={
+                "order_no": order_no,
+                "patient_id": patient_id,
+                "presettle_id": presettle_id,
+                "amount_fen": amount_fen,
+            },
             key=key,
-        )  # fmt: skip
+        )
         return InsuranceSettlement.model_validate(body)
 
     async def settlements_for(self, order_no: str) -> list[InsuranceSettlement]:

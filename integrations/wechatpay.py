@@ -273,17 +273,21 @@ class WeChatPayClient:
         client_ip: str = "127.0.0.1",
     ) -> str:
         """The H5 payment URL. The same out_trade_no with the same amount gives the same order."""
-        response = await self._call("POST", "/v3/pay/transactions/h5", {
-            "appid": self.appid,
-            "mchid": self.mchid,
-            "description": description[:127],
-            "out_trade_no": out_trade_no,
-            "time_expire": time_expire.isoformat(timespec="seconds"),
-            "notify_url": notify_url,
-            "attach": attach,
-            "amount": {"total": amount_fen, "currency": "CNY"},
-            "scene_info": {"payer_client_ip": client_ip, "h5_info": {"type": "Wap"}},
-        })  # fmt: skip
+        response = await self._call(
+            "POST",
+            "/v3/pay/transactions/h5",
+            {
+                "appid": self.appid,
+                "mchid": self.mchid,
+                "description": description[:127],
+                "out_trade_no": out_trade_no,
+                "time_expire": time_expire.isoformat(timespec="seconds"),
+                "notify_url": notify_url,
+                "attach": attach,
+                "amount": {"total": amount_fen, "currency": "CNY"},
+                "scene_info": {"payer_client_ip": client_ip, "h5_info": {"type": "Wap"}},
+            },
+        )
         return str(response.json()["h5_url"])
 
     async def query_order(self, out_trade_no: str) -> Trade | None:
@@ -309,12 +313,16 @@ class WeChatPayClient:
         self, *, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int, reason: str
     ) -> RefundResult:
         """Idempotent per out_refund_no: asking again returns the refund already made."""
-        response = await self._call("POST", "/v3/refund/domestic/refunds", {
-            "out_trade_no": out_trade_no,
-            "out_refund_no": out_refund_no,
-            "reason": reason[:80],
-            "amount": {"refund": refund_fen, "total": total_fen, "currency": "CNY"},
-        })  # fmt: skip
+        response = await self._call(
+            "POST",
+            "/v3/refund/domestic/refunds",
+            {
+                "out_trade_no": out_trade_no,
+                "out_refund_no": out_refund_no,
+                "reason": reason[:80],
+                "amount": {"refund": refund_fen, "total": total_fen, "currency": "CNY"},
+            },
+        )
         return self._refund(response.json())
 
     async def query_refund(self, out_refund_no: str) -> RefundResult | None:

@@ -23,9 +23,14 @@ class Category(StrEnum):
 # Patients may switch these off (MSG-6). Payment, prescription and critical-value messages are
 # part of care or of a transaction the patient started, so they always go out.
 OPTIONAL_CATEGORIES: frozenset[str] = frozenset(
-    {Category.FOLLOWUP, Category.EDUCATION, Category.SATISFACTION, Category.REMINDER,
-     Category.NOTICE}
-)  # fmt: skip
+    {
+        Category.FOLLOWUP,
+        Category.EDUCATION,
+        Category.SATISFACTION,
+        Category.REMINDER,
+        Category.NOTICE,
+    }
+)
 
 # Sent at once even inside quiet hours.
 ALWAYS_URGENT: frozenset[str] = frozenset({Category.CRITICAL})

@@ -17,9 +17,15 @@ from pathways.form_definition import FormDefinition
 Answers = dict[str, list[str]]
 
 ErrorCode = Literal[
-    "unknown_question", "required", "single_only", "invalid_option", "exclusive", "too_long",
-    "not_a_number", "out_of_range",
-]  # fmt: skip
+    "unknown_question",
+    "required",
+    "single_only",
+    "invalid_option",
+    "exclusive",
+    "too_long",
+    "not_a_number",
+    "out_of_range",
+]
 
 ERROR_MESSAGES: dict[ErrorCode, str] = {
     "unknown_question": "not a question of this form",

@@ -20,14 +20,20 @@ from pathways.form_definition import EncounterKind, FormDefinition
 
 Role = Literal["nurse", "doctor", "care_manager"]
 AnchorType = Literal[
-    "discharge", "visit", "admission", "surgery", "consultation", "enrollment", "exam",
+    "discharge",
+    "visit",
+    "admission",
+    "surgery",
+    "consultation",
+    "enrollment",
+    "exam",
     "fixed_date",
-]  # fmt: skip
+]
 # HIS events that can enrol a patient (HIS-1).
 EventType = Literal["discharge", "visit", "admission", "surgery", "consultation", "exam"]
 ActionType = Literal[
     "form", "article", "reminder", "survey", "staff_task", "his_callback", "checkin", "revisit"
-]  # fmt: skip
+]
 PathwayKind = Literal["followup", "education", "satisfaction", "case_management"]
 MAX_OCCURRENCES_PER_STEP = 400
 MONTH = timedelta(days=30)  # only for comparing spans; schedules use calendar months
@@ -109,10 +115,15 @@ class Action(_Model):
     @model_validator(mode="after")
     def _fields_for_type(self) -> Self:
         needs = {
-            "form": ["form"], "survey": ["form"], "article": ["article"],
-            "reminder": ["text", "reminder_kind"], "staff_task": ["task_kind"],
-            "his_callback": ["event"], "checkin": ["text"], "revisit": ["grace"],
-        }[self.type]  # fmt: skip
+            "form": ["form"],
+            "survey": ["form"],
+            "article": ["article"],
+            "reminder": ["text", "reminder_kind"],
+            "staff_task": ["task_kind"],
+            "his_callback": ["event"],
+            "checkin": ["text"],
+            "revisit": ["grace"],
+        }[self.type]
         missing = [name for name in needs if getattr(self, name) is None]
         if missing:
             raise ValueError(f"a {self.type} action needs: {', '.join(missing)}")

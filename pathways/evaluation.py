@@ -77,18 +77,23 @@ def _alerts(
     detail = f"（异常回答：{labels}）" if labels else ""
     alerts = [
         Alert(
-            rule=i, level=r.level, roles=list(r.alert.roles),
+            rule=i,
+            level=r.level,
+            roles=list(r.alert.roles),
             message=f"{r.alert.message}{detail}"[:ALERT_MESSAGE_LENGTH],
         )
-        for i, r in fired if r.alert is not None
-    ]  # fmt: skip
+        for i, r in fired
+        if r.alert is not None
+    ]
     if findings and not alerts:
         alerts.append(
             Alert(
-                rule=-1, level="warning", roles=[role],
+                rule=-1,
+                level="warning",
+                roles=[role],
                 message=f"「{step.title}」出现异常回答：{labels}",
             )
-        )  # fmt: skip
+        )
     return alerts
 
 

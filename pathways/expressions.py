@@ -114,9 +114,22 @@ def _check(node: ast.AST, names: set[str]) -> None:
             raise ExpressionError("only numbers, text, true/false and None")
         return
     allowed = (
-        ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd,
-        ast.BinOp, ast.Compare, ast.List, ast.Tuple, ast.Load, *_COMPARE, *_ARITHMETIC,
-    )  # fmt: skip
+        ast.Expression,
+        ast.BoolOp,
+        ast.And,
+        ast.Or,
+        ast.UnaryOp,
+        ast.Not,
+        ast.USub,
+        ast.UAdd,
+        ast.BinOp,
+        ast.Compare,
+        ast.List,
+        ast.Tuple,
+        ast.Load,
+        *_COMPARE,
+        *_ARITHMETIC,
+    )
     if not isinstance(node, allowed):
         raise ExpressionError(f"'{type(node).__name__}' is not allowed in an expression")
 

@@ -19,8 +19,12 @@ from prescriptions.dispatch import enterprise_sequence
 CANCELLABLE: frozenset[str] = frozenset({"reviewing", "returned", "approved"})
 # Statuses in which the service enterprise reports its progress.
 AWAITING_ENTERPRISE: tuple[RxStatus, ...] = (
-    "dispatched", "dispensing", "decocting", "shipped", "ready_for_pickup",
-)  # fmt: skip
+    "dispatched",
+    "dispensing",
+    "decocting",
+    "shipped",
+    "ready_for_pickup",
+)
 
 
 class TransitionRefused(ValueError):

@@ -21,11 +21,37 @@ DATA_FILE = Path(__file__).resolve().parent / "data" / "herbs.yaml"
 # Processing words written before a herb's name (炒白术, 蜜炙甘草, 醋延胡索, 煅龙骨 …), longest
 # first so that 蜜炙 is stripped before 蜜.
 PROCESSING_PREFIXES = sorted(
-    ["生", "制", "炙", "炒", "焦", "煅", "醋", "酒", "盐", "蜜", "姜", "麸炒", "土炒", "蜜炙",
-     "酒炙", "醋炙", "盐炙", "姜炙", "炮", "净", "炒焦", "烫", "鲜", "酒制", "醋制", "盐制"],
+    [
+        "生",
+        "制",
+        "炙",
+        "炒",
+        "焦",
+        "煅",
+        "醋",
+        "酒",
+        "盐",
+        "蜜",
+        "姜",
+        "麸炒",
+        "土炒",
+        "蜜炙",
+        "酒炙",
+        "醋炙",
+        "盐炙",
+        "姜炙",
+        "炮",
+        "净",
+        "炒焦",
+        "烫",
+        "鲜",
+        "酒制",
+        "醋制",
+        "盐制",
+    ],
     key=len,
     reverse=True,
-)  # fmt: skip
+)
 # ... and after it (地榆炭, 山楂炭, 三七粉).
 PROCESSING_SUFFIXES = ("炭", "粉", "片")
 
@@ -184,6 +210,11 @@ def check(items: Sequence[RuleItem], book: RuleBook | None = None) -> list[Findi
                     f"「{item.herb}」{item.dose_g:g}g 超过药典常用量 {low:g}–{high:g}g",
                 )
             )
-    order = {"unknown_herb": 0, "duplicate_herb": 1, "eighteen_antagonism": 2,
-             "nineteen_incompatibility": 3, "dose_above_usual": 4}  # fmt: skip
+    order = {
+        "unknown_herb": 0,
+        "duplicate_herb": 1,
+        "eighteen_antagonism": 2,
+        "nineteen_incompatibility": 3,
+        "dose_above_usual": 4,
+    }
     return sorted(findings, key=lambda f: order[f.code])

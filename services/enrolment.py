@@ -167,8 +167,12 @@ async def accept_encounter_event(
             membership = definition.membership
             if membership is None or not matches(membership, facts):
                 continue
-            if not in_sample(definition.id, patient.his_patient_id, encounter.his_encounter_id,
-                             membership.sample_ratio):  # fmt: skip
+            if not in_sample(
+                definition.id,
+                patient.his_patient_id,
+                encounter.his_encounter_id,
+                membership.sample_ratio,
+            ):
                 continue
             if definition.enrollment.mode == "manual":
                 await _candidate(session, definition.id, patient, encounter, event.event_id)
@@ -182,17 +186,29 @@ async def accept_encounter_event(
                 )
             runs.append(
                 await start_run(
-                    ctx, session, snapshot, patient, encounter=encounter, anchor_at=anchor_at,
-                    anchor_event=event.event_type, anchor_ref=encounter.his_encounter_id,
+                    ctx,
+                    session,
+                    snapshot,
+                    patient,
+                    encounter=encounter,
+                    anchor_at=anchor_at,
+                    anchor_event=event.event_type,
+                    anchor_ref=encounter.his_encounter_id,
                     speedup=speedup,
                 )
-            )  # fmt: skip
+            )
     recorded.runs = [r.model_dump() for r in runs] + [{"candidate": c} for c in candidates]
     audit.record(
-        session, actor_type="his", actor_id=SOURCE, action=f"{event.event_type}.accepted",
-        target_type="encounter", target_id=encounter.id, event_id=event.event_id,
-        workflow_ids=[r.workflow_id for r in runs], candidates=candidates,
-    )  # fmt: skip
+        session,
+        actor_type="his",
+        actor_id=SOURCE,
+        action=f"{event.event_type}.accepted",
+        target_type="encounter",
+        target_id=encounter.id,
+        event_id=event.event_id,
+        workflow_ids=[r.workflow_id for r in runs],
+        candidates=candidates,
+    )
     return EventOutcome(event_id=event.event_id, duplicate=False, runs=runs, candidates=candidates)
 
 
@@ -256,12 +272,18 @@ async def _candidate(
     await insert_if_absent(
         session,
         EnrollmentCandidate.__table__,  # type: ignore[attr-defined]
-        {"id": new_id(), "pathway_id": pathway_id, "patient_id": patient.id,
-         "encounter_id": encounter.id, "event_ref": event_id,
-         "department_code": encounter.department_code, "status": "pending",
-         "created_at": utcnow()},
+        {
+            "id": new_id(),
+            "pathway_id": pathway_id,
+            "patient_id": patient.id,
+            "encounter_id": encounter.id,
+            "event_ref": event_id,
+            "department_code": encounter.department_code,
+            "status": "pending",
+            "created_at": utcnow(),
+        },
         unique_on=["pathway_id", "patient_id", "event_ref"],
-    )  # fmt: skip
+    )
 
 
 async def accept_registration(
@@ -284,9 +306,13 @@ async def accept_registration(
         except RPCError:
             continue  # finished meanwhile
         touched.append(
-            StartedRun(workflow_id=run.workflow_id, run_id="", plan_id=run.plan_id,
-                       plan_version=run.plan_version)
-        )  # fmt: skip
+            StartedRun(
+                workflow_id=run.workflow_id,
+                run_id="",
+                plan_id=run.plan_id,
+                plan_version=run.plan_version,
+            )
+        )
     return EventOutcome(event_id=event.event_id, duplicate=False, runs=touched)
 
 
@@ -330,11 +356,18 @@ async def _upsert_encounter(
         await insert_if_absent(
             session,
             Encounter.__table__,  # type: ignore[attr-defined]
-            {"id": new_id(), "his_encounter_id": info.encounter_id, "patient_id": patient.id,
-             "kind": info.kind, "department_code": info.department_code,
-             "department_name": info.department_name, "diagnoses": [], "created_at": utcnow()},
+            {
+                "id": new_id(),
+                "his_encounter_id": info.encounter_id,
+                "patient_id": patient.id,
+                "kind": info.kind,
+                "department_code": info.department_code,
+                "department_name": info.department_name,
+                "diagnoses": [],
+                "created_at": utcnow(),
+            },
             unique_on=["his_encounter_id"],
-        )  # fmt: skip
+        )
         result = await session.exec(
             select(Encounter).where(Encounter.his_encounter_id == info.encounter_id)
         )

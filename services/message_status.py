@@ -122,9 +122,13 @@ async def apply_pending_reports(
         status = _mapped(channel, report.provider_status)
         if status is not None:
             _apply(
-                attempt, message, status, report.provider_status, report.error_code,
+                attempt,
+                message,
+                status,
+                report.provider_status,
+                report.error_code,
                 report.received_at,
-            )  # fmt: skip
+            )
         report.applied_at = at
 
 

@@ -33,16 +33,20 @@ class DesignContext:
 
     def validate(self, body: dict[str, Any]) -> list[PathProblem]:
         _, problems = validate_definition(
-            body, forms=self.library.forms, articles=self.library.articles,
+            body,
+            forms=self.library.forms,
+            articles=self.library.articles,
             templates=self.templates,
-        )  # fmt: skip
+        )
         return problems
 
     def snapshot(self, body: dict[str, Any], version: int) -> PathwaySnapshot:
         definition, problems = validate_definition(
-            body, forms=self.library.forms, articles=self.library.articles,
+            body,
+            forms=self.library.forms,
+            articles=self.library.articles,
             templates=self.templates,
-        )  # fmt: skip
+        )
         if definition is None or problems:
             raise DefinitionRejected(problems)
         return snapshot(definition, version, self.library.forms, self.library.articles)
@@ -69,9 +73,11 @@ async def create_draft(
         session.add(pathway)
         await session.flush()
     draft = PathwayVersion(
-        pathway_id=pathway_id, version=await _next_version(session, pathway_id), body=body,
+        pathway_id=pathway_id,
+        version=await _next_version(session, pathway_id),
+        body=body,
         created_by=actor,
-    )  # fmt: skip
+    )
     session.add(draft)
     await session.flush()
     return draft
@@ -170,19 +176,25 @@ async def sync_library(session: AsyncSession, ctx: DesignContext, actor: str = "
         if newest is not None and newest.body == body:
             continue
         if pathway is None:
-            pathway = Pathway(id=definition.id, name=definition.name, kind=definition.kind,
-                              library=True)  # fmt: skip
+            pathway = Pathway(
+                id=definition.id, name=definition.name, kind=definition.kind, library=True
+            )
             session.add(pathway)
             await session.flush()
         version = await _next_version(session, definition.id)
         pinned = snapshot(definition, version, ctx.library.forms, ctx.library.articles)
         session.add(
             PathwayVersion(
-                pathway_id=definition.id, version=version, status=DefinitionStatus.PUBLISHED,
-                body=body, snapshot=pinned.model_dump(mode="json"), created_by=actor,
-                published_by=actor, published_at=utcnow(),
+                pathway_id=definition.id,
+                version=version,
+                status=DefinitionStatus.PUBLISHED,
+                body=body,
+                snapshot=pinned.model_dump(mode="json"),
+                created_by=actor,
+                published_by=actor,
+                published_at=utcnow(),
             )
-        )  # fmt: skip
+        )
         if pathway.live_version is None or (newest and pathway.live_version == newest.version):
             pathway.live_version = version
         await session.flush()

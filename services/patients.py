@@ -47,10 +47,17 @@ async def upsert_patient(session: AsyncSession, source: HisPatient | Patient) ->
     await insert_if_absent(
         session,
         Patient.__table__,  # type: ignore[attr-defined]
-        {"id": new_id(), "his_patient_id": source.patient_id, "name": source.name, "phone": "",
-         "excluded": False, "created_at": utcnow(), "updated_at": utcnow()},
+        {
+            "id": new_id(),
+            "his_patient_id": source.patient_id,
+            "name": source.name,
+            "phone": "",
+            "excluded": False,
+            "created_at": utcnow(),
+            "updated_at": utcnow(),
+        },
         unique_on=["his_patient_id"],
-    )  # fmt: skip
+    )
     patient = await patient_by_his_id(session, source.patient_id)
     assert patient is not None
     patient.name = source.name

@@ -53,11 +53,18 @@ async def attention(
         orders = orders.where(PaymentOrder.hospital_code == hospital_code)
     failed = await session.exec(refunds.where(PaymentRefund.status == "failed"))
     for refund, order in failed.all():
-        items.append(AttentionItem(
-            kind="refund_failed", order_id=order.id, refund_id=refund.id,
-            workflow_id=refund.workflow_id, status=refund.status, amount_fen=refund.amount_fen,
-            note=refund.failure_reason or "", since=refund.finished_at or refund.created_at,
-        ))  # fmt: skip
+        items.append(
+            AttentionItem(
+                kind="refund_failed",
+                order_id=order.id,
+                refund_id=refund.id,
+                workflow_id=refund.workflow_id,
+                status=refund.status,
+                amount_fen=refund.amount_fen,
+                note=refund.failure_reason or "",
+                since=refund.finished_at or refund.created_at,
+            )
+        )
     retrying = await session.exec(
         refunds.where(
             col(PaymentRefund.status).in_(RETRYING_REFUND_STATUSES),
@@ -65,24 +72,46 @@ async def attention(
         )
     )
     for refund, order in retrying.all():
-        items.append(AttentionItem(
-            kind="refund_stuck", order_id=order.id, refund_id=refund.id,
-            workflow_id=refund.workflow_id, status=refund.status, amount_fen=refund.amount_fen,
-            note="退费仍在重试，请在 Temporal UI 查看待处理的步骤", since=refund.created_at,
-        ))  # fmt: skip
+        items.append(
+            AttentionItem(
+                kind="refund_stuck",
+                order_id=order.id,
+                refund_id=refund.id,
+                workflow_id=refund.workflow_id,
+                status=refund.status,
+                amount_fen=refund.amount_fen,
+                note="退费仍在重试，请在 Temporal UI 查看待处理的步骤",
+                since=refund.created_at,
+            )
+        )
     for order in (await session.exec(orders)).all():
-        items.append(AttentionItem(
-            kind="order_stuck", order_id=order.id, refund_id=None, workflow_id=order.workflow_id,
-            status=order.saga_status, amount_fen=order.amount_fen,
-            note="缴费流程仍在重试，请在 Temporal UI 查看待处理的步骤", since=order.updated_at,
-        ))  # fmt: skip
+        items.append(
+            AttentionItem(
+                kind="order_stuck",
+                order_id=order.id,
+                refund_id=None,
+                workflow_id=order.workflow_id,
+                status=order.saga_status,
+                amount_fen=order.amount_fen,
+                note="缴费流程仍在重试，请在 Temporal UI 查看待处理的步骤",
+                since=order.updated_at,
+            )
+        )
     open_findings = await session.exec(
         select(Discrepancy).where(Discrepancy.resolved == False)  # noqa: E712 - SQL, not Python
     )
     per_day = Counter(finding.bill_date for finding in open_findings.all())
     for bill_date, count in sorted(per_day.items()):
-        items.append(AttentionItem(
-            kind="reconciliation", order_id=None, refund_id=None, workflow_id=None, status=None,
-            amount_fen=None, note=f"对账差异 {count} 条未处理", since=bill_date,
-        ))  # fmt: skip
+        items.append(
+            AttentionItem(
+                kind="reconciliation",
+                order_id=None,
+                refund_id=None,
+                workflow_id=None,
+                status=None,
+                amount_fen=None,
+                note=f"对账差异 {count} 条未处理",
+                since=bill_date,
+            )
+        )
     return items

@@ -61,9 +61,13 @@ async def reserve_refund(
             raise RefundTooLarge(left)
         order.refund_reserved_fen += amount
         existing = PaymentRefund(
-            id=refund_id, order_id=order.id, amount_fen=amount, reason=reason[:200],
-            requested_by=requested_by[:80], workflow_id=refund_workflow_id(refund_id),
-        )  # fmt: skip
+            id=refund_id,
+            order_id=order.id,
+            amount_fen=amount,
+            reason=reason[:200],
+            requested_by=requested_by[:80],
+            workflow_id=refund_workflow_id(refund_id),
+        )
         session.add(existing)
         await session.flush()
     hospital = await session.get(Hospital, order.hospital_code)

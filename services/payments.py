@@ -161,10 +161,15 @@ async def create_order(
             raise
         return raced, False
     audit.record(
-        session, actor_type="staff", actor_id=created_by, action="payment.order_created",
-        target_type="payment_order", target_id=order.id, his_order_no=his_order_no,
+        session,
+        actor_type="staff",
+        actor_id=created_by,
+        action="payment.order_created",
+        target_type="payment_order",
+        target_id=order.id,
+        his_order_no=his_order_no,
         amount_fen=amount_fen,
-    )  # fmt: skip
+    )
     return order, True
 
 
@@ -203,8 +208,9 @@ async def start_payment(
     if order.status in CLOSED_STATUSES:
         raise OrderConflict(
             f"order {order.id} is {order.status}; a failed order is closed, create a new one"
-            if order.status == "failed" else f"order {order.id} is already {order.status}"
-        )  # fmt: skip
+            if order.status == "failed"
+            else f"order {order.id} is already {order.status}"
+        )
     if order.kind == "consultation":
         raise OrderConflict("consultation orders are paid by requesting the consultation")
     order.status = "paying"
@@ -219,9 +225,13 @@ async def start_payment(
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
     )
     audit.record(
-        session, actor_type="staff", actor_id=by, action="payment.started",
-        target_type="payment_order", target_id=order.id,
-    )  # fmt: skip
+        session,
+        actor_type="staff",
+        actor_id=by,
+        action="payment.started",
+        target_type="payment_order",
+        target_id=order.id,
+    )
     return order
 
 
@@ -242,9 +252,13 @@ async def request_refund(
     by: str,
 ) -> PaymentRefund:
     refund_input = await reserve_refund(
-        session, order_id=order_id, refund_id=refund_id, amount_fen=amount_fen, reason=reason,
+        session,
+        order_id=order_id,
+        refund_id=refund_id,
+        amount_fen=amount_fen,
+        reason=reason,
         requested_by=by,
-    )  # fmt: skip
+    )
     if refund_input.amount_fen != amount_fen:
         raise OrderConflict(f"refund {refund_id} was requested with another amount")
     await ctx.temporal.start_workflow(
@@ -256,10 +270,15 @@ async def request_refund(
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
     )
     audit.record(
-        session, actor_type="staff", actor_id=by, action="payment.refund_requested",
-        target_type="payment_order", target_id=order_id, refund_id=refund_id,
+        session,
+        actor_type="staff",
+        actor_id=by,
+        action="payment.refund_requested",
+        target_type="payment_order",
+        target_id=order_id,
+        refund_id=refund_id,
         amount_fen=amount_fen,
-    )  # fmt: skip
+    )
     refund = await session.get(PaymentRefund, refund_id)
     assert refund is not None
     return refund
@@ -282,9 +301,13 @@ async def start_consultation(
         raise OrderConflict(f"order {order.id} is already {order.status}")
     config = await _config(session, order.hospital_code)
     consultation = Consultation(
-        order_id=order.id, hospital_code=order.hospital_code, patient_id=order.patient_id,
-        department_code=order.department_code, question=question[:1000], workflow_id="",
-    )  # fmt: skip
+        order_id=order.id,
+        hospital_code=order.hospital_code,
+        patient_id=order.patient_id,
+        department_code=order.department_code,
+        question=question[:1000],
+        workflow_id="",
+    )
     consultation.workflow_id = consultation_workflow_id(consultation.id)
     order.status = "paying"
     order.workflow_id = payment_workflow_id(order.id)
@@ -303,9 +326,14 @@ async def start_consultation(
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
     )
     audit.record(
-        session, actor_type="staff", actor_id=by, action="consultation.requested",
-        target_type="consultation", target_id=consultation.id, order_id=order.id,
-    )  # fmt: skip
+        session,
+        actor_type="staff",
+        actor_id=by,
+        action="consultation.requested",
+        target_type="consultation",
+        target_id=consultation.id,
+        order_id=order.id,
+    )
     return consultation
 
 
@@ -330,10 +358,13 @@ async def accept_notice(
         outcome = "unknown_order"
     else:
         notice = ProviderNotice(
-            notice_id=notice_id, out_trade_no=trade.out_trade_no, trade_state=trade.trade_state,
-            transaction_id=trade.transaction_id, amount_fen=trade.amount_fen,
+            notice_id=notice_id,
+            out_trade_no=trade.out_trade_no,
+            trade_state=trade.trade_state,
+            transaction_id=trade.transaction_id,
+            amount_fen=trade.amount_fen,
             success_time=trade.success_time,
-        )  # fmt: skip
+        )
         try:
             await ctx.temporal.get_workflow_handle(payment_workflow_id(order.id)).signal(
                 SIGNAL_PROVIDER_NOTICE, notice

@@ -95,9 +95,12 @@ async def submit(
             raise PrescriptionConflict(f"event '{event.event_id}' was received with another body")
         row = await by_number(session, event.hospital_code, event.prescription_no)
         return SubmitOutcome(
-            prescription_id=row.id, workflow_id=workflow_id, duplicate=True, status=row.status,
+            prescription_id=row.id,
+            workflow_id=workflow_id,
+            duplicate=True,
+            status=row.status,
             findings=[Finding.model_validate(f) for f in row.findings],
-        )  # fmt: skip
+        )
     try:
         await by_number(session, event.hospital_code, event.prescription_no)
     except PrescriptionNotFound:
@@ -133,9 +136,14 @@ async def submit(
     if not await record_event(session, source, event.event_id, "prescription", body_sha):
         return await submit(session, ctx, event, body_sha)
     audit.record(
-        session, actor_type="his", actor_id=source, action="prescription.submitted",
-        target_type="prescription", target_id=row.id, prescription_no=event.prescription_no,
-    )  # fmt: skip
+        session,
+        actor_type="his",
+        actor_id=source,
+        action="prescription.submitted",
+        target_type="prescription",
+        target_id=row.id,
+        prescription_no=event.prescription_no,
+    )
     await session.flush()
     await ctx.temporal.start_workflow(
         PRESCRIPTION_WORKFLOW,
@@ -157,9 +165,12 @@ async def submit(
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
     )
     return SubmitOutcome(
-        prescription_id=row.id, workflow_id=workflow_id, duplicate=False, status="reviewing",
+        prescription_id=row.id,
+        workflow_id=workflow_id,
+        duplicate=False,
+        status="reviewing",
         findings=findings,
-    )  # fmt: skip
+    )
 
 
 async def apply(
@@ -193,9 +204,14 @@ async def apply(
     if event_id is not None and not await record_event(session, source, event_id, update, body_sha):
         return result, True
     audit.record(
-        session, actor_type=actor[0], actor_id=actor[1], action=f"prescription.{update}",
-        target_type="prescription", target_id=row.id, event_id=event_id,
-    )  # fmt: skip
+        session,
+        actor_type=actor[0],
+        actor_id=actor[1],
+        action=f"prescription.{update}",
+        target_type="prescription",
+        target_id=row.id,
+        event_id=event_id,
+    )
     return result, False
 
 

@@ -26,10 +26,13 @@ async def potential_losses(
     query: Any = (
         select(CareTask, Patient)
         .join(Patient, col(Patient.id) == CareTask.patient_id)
-        .where(CareTask.plan_id == pathway_id, CareTask.action_type == "revisit",
-               CareTask.status == "lost")
+        .where(
+            CareTask.plan_id == pathway_id,
+            CareTask.action_type == "revisit",
+            CareTask.status == "lost",
+        )
         .order_by(col(CareTask.due_at))
-    )  # fmt: skip
+    )
     if staff.department_code is not None:
         query = query.where(CareTask.department_code == staff.department_code)
     rows: Sequence[tuple[CareTask, Patient]] = (await session.exec(query)).all()
@@ -76,9 +79,13 @@ async def outcomes(session: AsyncSession, run: PathwayRun, tz: ZoneInfo) -> list
     result = []
     for outcome in snapshot.definition.outcomes:
         baseline = next(
-            (_value(r, outcome.indicator) for t, r in answered
-             if t.step_id == outcome.baseline_step and r.form_id == outcome.form), None,
-        )  # fmt: skip
+            (
+                _value(r, outcome.indicator)
+                for t, r in answered
+                if t.step_id == outcome.baseline_step and r.form_id == outcome.form
+            ),
+            None,
+        )
         points = []
         for offset in outcome.at:
             due = add_offset(run.anchor_at, offset, tz)
@@ -88,16 +95,24 @@ async def outcomes(session: AsyncSession, run: PathwayRun, tz: ZoneInfo) -> list
                 for t, r in answered
                 if r.form_id == outcome.form and t.step_id != outcome.baseline_step
             ]
-            nearest = min(candidates, key=lambda c: c[0], default=None)  # fmt: skip
+            nearest = min(candidates, key=lambda c: c[0], default=None)
             found = _value(nearest[2], outcome.indicator) if nearest else None
             label = f"{offset.months}个月" if offset.months else f"{offset.approx().days}天"
             points.append(
-                OutcomePoint(at=label, due_at=due, value=found,
-                             change=round(found - baseline, 2)
-                             if found is not None and baseline is not None else None)
-            )  # fmt: skip
-        result.append(IndicatorOutcome(indicator=outcome.indicator, label=outcome.label,
-                                       baseline=baseline, points=points))  # fmt: skip
+                OutcomePoint(
+                    at=label,
+                    due_at=due,
+                    value=found,
+                    change=round(found - baseline, 2)
+                    if found is not None and baseline is not None
+                    else None,
+                )
+            )
+        result.append(
+            IndicatorOutcome(
+                indicator=outcome.indicator, label=outcome.label, baseline=baseline, points=points
+            )
+        )
     return result
 
 

@@ -88,12 +88,16 @@ class ConsultationWorkflow:
         opened = await workflow.execute_activity(
             ACTIVITY_OPEN_REFUND,
             OpenRefund(
-                refund_id=self._refund_id, order_id=input.payment.order_id, amount_fen=None,
-                reason=AUTO_REFUND_REASON, requested_by="system:consultation-timeout",
+                refund_id=self._refund_id,
+                order_id=input.payment.order_id,
+                amount_fen=None,
+                reason=AUTO_REFUND_REASON,
+                requested_by="system:consultation-timeout",
             ),
-            result_type=OpenedRefund, start_to_close_timeout=DATABASE_TIMEOUT,
+            result_type=OpenedRefund,
+            start_to_close_timeout=DATABASE_TIMEOUT,
             retry_policy=DATABASE_RETRY,
-        )  # fmt: skip
+        )
         if opened.input is None:
             await self._change("refunded", "订单已无可退金额")
             return self._state()

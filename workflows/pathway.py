@@ -182,11 +182,14 @@ class PathwayRunWorkflow:
             await workflow.execute_activity(
                 ACTIVITY_RUN_OPENED,
                 RunOpened(
-                    workflow_id=info.workflow_id, input=input,
-                    occurrences=list(self._occ.values()), started_at=workflow.now(),
+                    workflow_id=info.workflow_id,
+                    input=input,
+                    occurrences=list(self._occ.values()),
+                    started_at=workflow.now(),
                 ),
-                start_to_close_timeout=DATABASE_TIMEOUT, retry_policy=DATABASE_RETRY,
-            )  # fmt: skip
+                start_to_close_timeout=DATABASE_TIMEOUT,
+                retry_policy=DATABASE_RETRY,
+            )
         while True:
             if self._ended is not None:
                 # The end update's handler finishes its projection and audit before the run does.
@@ -259,8 +262,9 @@ class PathwayRunWorkflow:
         elif action.type == "reminder":
             outcome = await self._message(key, step, n=0)
             if outcome.status == "sent":
-                await self._set(key, status="completed", sent_at=outcome.sent_at,
-                                closed_at=workflow.now())  # fmt: skip
+                await self._set(
+                    key, status="completed", sent_at=outcome.sent_at, closed_at=workflow.now()
+                )
             else:
                 await self._undelivered(key, outcome)
         elif action.type == "staff_task":
@@ -269,13 +273,17 @@ class PathwayRunWorkflow:
             await workflow.execute_activity(
                 ACTIVITY_HIS_EVENT,
                 PathwayEvent(
-                    workflow_id=workflow.info().workflow_id, patient_id=self._input.patient_id,
-                    event=action.event or step.id, step_id=step.id, at=workflow.now(),
+                    workflow_id=workflow.info().workflow_id,
+                    patient_id=self._input.patient_id,
+                    event=action.event or step.id,
+                    step_id=step.id,
+                    at=workflow.now(),
                     idempotency_key=f"{workflow.info().workflow_id}/{key}",
                 ),
                 start_to_close_timeout=HIS_CALLBACK_TIMEOUT,
-                schedule_to_close_timeout=HIS_CALLBACK_GIVE_UP, retry_policy=HIS_CALLBACK_RETRY,
-            )  # fmt: skip
+                schedule_to_close_timeout=HIS_CALLBACK_GIVE_UP,
+                retry_policy=HIS_CALLBACK_RETRY,
+            )
             await self._set(key, status="completed", closed_at=workflow.now())
         elif action.type == "revisit":
             await self._revisit(key, step)
@@ -283,8 +291,9 @@ class PathwayRunWorkflow:
     async def _push(self, key: str, step: Step) -> None:
         speedup = self._input.clock_speedup
         validity = _span(step.validity, speedup)
-        outcome = await self._message(key, step, n=0, link=LinkSpec(
-            task_id=self._occ[key].task_id, valid_for=validity))  # fmt: skip
+        outcome = await self._message(
+            key, step, n=0, link=LinkSpec(task_id=self._occ[key].task_id, valid_for=validity)
+        )
         if outcome.status != "sent":
             await self._undelivered(key, outcome)
             return
@@ -297,8 +306,12 @@ class PathwayRunWorkflow:
             await self._await_reading(key, step, sent, valid_until)
         elif action.type == "checkin":
             if await self._wait(lambda: key in self._checkins, valid_until - workflow.now()):
-                await self._set(key, status="completed", answered_at=self._checkins[key],
-                                closed_at=workflow.now())  # fmt: skip
+                await self._set(
+                    key,
+                    status="completed",
+                    answered_at=self._checkins[key],
+                    closed_at=workflow.now(),
+                )
             else:
                 await self._set(key, status="expired", reason="未打卡", closed_at=workflow.now())
         else:
@@ -320,17 +333,21 @@ class PathwayRunWorkflow:
             if reread is not None and reminders < reread.max_times:
                 check_at = min(valid_until, sent + _span(reread.after, speedup) * (reminders + 1))
             if await self._wait(lambda: key in self._reads, check_at - workflow.now()):
-                await self._set(key, status="read", read_at=self._reads[key],
-                                closed_at=workflow.now())  # fmt: skip
+                await self._set(
+                    key, status="read", read_at=self._reads[key], closed_at=workflow.now()
+                )
                 return
             if workflow.now() >= valid_until:
                 await self._set(key, status="expired", reason="未读", closed_at=workflow.now())
                 return
             reminders += 1  # ED-3: unread past the deadline, remind again
             await self._message(
-                key, step, n=reminders, template="education_reread",
+                key,
+                step,
+                n=reminders,
+                template="education_reread",
                 link=LinkSpec(task_id=self._occ[key].task_id, expires_at=valid_until),
-            )  # fmt: skip
+            )
             await self._set(key, reminders=reminders)
 
     async def _answered(self, key: str, step: Step) -> None:
@@ -339,51 +356,82 @@ class PathwayRunWorkflow:
         evaluation = evaluate_answers(step, form, submission.answers, role=self._role(step))
         self._values[step.id] = evaluation.values
         occ = answered_occurrence(
-            self._occ[key], evaluation, answered_at=submission.submitted_at,
+            self._occ[key],
+            evaluation,
+            answered_at=submission.submitted_at,
             closed_at=workflow.now(),
-        )  # fmt: skip
+        )
         self._occ[key] = occ
         await workflow.execute_activity(
             ACTIVITY_ANSWERS,
             AnswersRecorded(
-                workflow_id=workflow.info().workflow_id, patient_id=self._input.patient_id,
+                workflow_id=workflow.info().workflow_id,
+                patient_id=self._input.patient_id,
                 department_code=self._input.department_code,
-                plan_id=self._snapshot.definition.id, occurrence=occ, form_id=form.id,
-                answers=submission.answers, scores=evaluation.scores,
+                plan_id=self._snapshot.definition.id,
+                occurrence=occ,
+                form_id=form.id,
+                answers=submission.answers,
+                scores=evaluation.scores,
                 alerts=fired_alerts(evaluation),
-                submitted_at=submission.submitted_at, recorded_at=workflow.now(),
+                submitted_at=submission.submitted_at,
+                recorded_at=workflow.now(),
             ),
-            start_to_close_timeout=DATABASE_TIMEOUT, retry_policy=DATABASE_RETRY,
-        )  # fmt: skip
+            start_to_close_timeout=DATABASE_TIMEOUT,
+            retry_policy=DATABASE_RETRY,
+        )
         for index, rule in evaluation.fired:
             if rule.notify_patient is not None:
-                await self._notify(key, index, step, rule.notify_patient.template,
-                                   dict(rule.notify_patient.variables))  # fmt: skip
+                await self._notify(
+                    key,
+                    index,
+                    step,
+                    rule.notify_patient.template,
+                    dict(rule.notify_patient.variables),
+                )
             for target in rule.activate:
                 await self._activate(target)
 
     async def _staff_task(self, key: str, step: Step) -> None:
         speedup = self._input.clock_speedup
         limit = _span(step.lost_after, speedup) if step.lost_after else None
-        await self._set(key, status="sent", sent_at=workflow.now(),
-                        lost_at=workflow.now() + limit if limit else None)  # fmt: skip
+        await self._set(
+            key,
+            status="sent",
+            sent_at=workflow.now(),
+            lost_at=workflow.now() + limit if limit else None,
+        )
         if limit is None:
             await workflow.wait_condition(lambda: key in self._completions)
         elif not await self._wait(lambda: key in self._completions, limit):
-            await self._set(key, status="lost", reason="未在时限内完成", closed_at=workflow.now(),
-                            alert=f"「{step.title}」超时未完成")  # fmt: skip
+            await self._set(
+                key,
+                status="lost",
+                reason="未在时限内完成",
+                closed_at=workflow.now(),
+                alert=f"「{step.title}」超时未完成",
+            )
             return
         done = self._completions[key]
-        await self._set(key, status=done.outcome, answered_at=workflow.now(),
-                        closed_at=workflow.now(), reason=done.reason)  # fmt: skip
+        await self._set(
+            key,
+            status=done.outcome,
+            answered_at=workflow.now(),
+            closed_at=workflow.now(),
+            reason=done.reason,
+        )
         if done.next_followup_at is not None:
             # FU-8: staff set the next follow-up date: a new phone follow-up then.
             self._add_adhoc(
                 AdHocStep(
-                    actor=done.actor, reason="下次随访", title=f"{step.title}（复访）",
-                    action=step.action, due_at=done.next_followup_at, lost_after=step.lost_after,
+                    actor=done.actor,
+                    reason="下次随访",
+                    title=f"{step.title}（复访）",
+                    action=step.action,
+                    due_at=done.next_followup_at,
+                    lost_after=step.lost_after,
                 )
-            )  # fmt: skip
+            )
             await self._project_all()
 
     async def _revisit(self, key: str, step: Step) -> None:
@@ -393,13 +441,16 @@ class PathwayRunWorkflow:
         earliest = occ.due_at - grace
 
         def registered() -> bool:
-            return any(r.at >= earliest and r.department_code == self._input.department_code
-                       for r in self._registrations)  # fmt: skip
+            return any(
+                r.at >= earliest and r.department_code == self._input.department_code
+                for r in self._registrations
+            )
 
         await self._set(key, status="sent", sent_at=workflow.now(), lost_at=occ.due_at + grace)
         if await self._wait(registered, occ.due_at + grace - workflow.now()):
-            await self._set(key, status="completed", answered_at=workflow.now(),
-                            closed_at=workflow.now())  # fmt: skip
+            await self._set(
+                key, status="completed", answered_at=workflow.now(), closed_at=workflow.now()
+            )
         else:
             await self._set(
                 key,
@@ -410,9 +461,14 @@ class PathwayRunWorkflow:
             )
 
     async def _message(
-        self, key: str, step: Step, *, n: int, template: str | None = None,
+        self,
+        key: str,
+        step: Step,
+        *,
+        n: int,
+        template: str | None = None,
         link: LinkSpec | None = None,
-    ) -> DeliveryOutcome:  # fmt: skip
+    ) -> DeliveryOutcome:
         info = workflow.info()
         occ = self._occ[key]
         action = step.action
@@ -432,15 +488,18 @@ class PathwayRunWorkflow:
             MessageRequest(
                 key=message_key,
                 template=template or action.template or DEFAULT_TEMPLATES[action.type],
-                patient_id=self._input.patient_id, variables=variables, link=link,
+                patient_id=self._input.patient_id,
+                variables=variables,
+                link=link,
                 hospital_code=self._input.hospital_code,
                 department_code=self._input.department_code,
-                workflow_id=info.workflow_id, task_id=occ.task_id,
+                workflow_id=info.workflow_id,
+                task_id=occ.task_id,
                 urgent=step.urgent or self._input.clock_speedup > 1,
             ),
             id=delivery_workflow_id(message_key),
             result_type=DeliveryOutcome,
-        )  # fmt: skip
+        )
         return outcome
 
     async def _notify(
@@ -451,20 +510,24 @@ class PathwayRunWorkflow:
         await workflow.execute_child_workflow(
             DELIVERY_WORKFLOW,
             MessageRequest(
-                key=message_key, template=template, patient_id=self._input.patient_id,
+                key=message_key,
+                template=template,
+                patient_id=self._input.patient_id,
                 variables={"step_title": step.title, **variables},
                 hospital_code=self._input.hospital_code,
-                department_code=self._input.department_code, workflow_id=info.workflow_id,
+                department_code=self._input.department_code,
+                workflow_id=info.workflow_id,
                 urgent=True,
             ),
             id=delivery_workflow_id(message_key),
             result_type=DeliveryOutcome,
-        )  # fmt: skip
+        )
 
     async def _undelivered(self, key: str, outcome: DeliveryOutcome) -> None:
         if outcome.status == "suppressed":
-            await self._set(key, status="not_needed", reason="患者已关闭此类消息",
-                            closed_at=workflow.now())  # fmt: skip
+            await self._set(
+                key, status="not_needed", reason="患者已关闭此类消息", closed_at=workflow.now()
+            )
         else:
             why = outcome.reason or "原因未知"
             await self._set(
@@ -530,15 +593,20 @@ class PathwayRunWorkflow:
     def _check_reschedule(self, change: Reschedule) -> None:
         with _refused_as_rejected():
             check_reschedule(
-                self._occ, change.key, change.due_at, now=workflow.now(), running=self._running,
+                self._occ,
+                change.key,
+                change.due_at,
+                now=workflow.now(),
+                running=self._running,
                 ended=self._ended is not None,
-            )  # fmt: skip
+            )
 
     @workflow.update(name=UPDATE_SKIP)
     async def skip(self, change: Skip) -> Occurrence:
         self._pending(change.key)
-        await self._set(change.key, status="skipped", reason=change.reason,
-                        closed_at=workflow.now())  # fmt: skip
+        await self._set(
+            change.key, status="skipped", reason=change.reason, closed_at=workflow.now()
+        )
         await self._audit("skip", change, key=change.key)
         self._wake = True
         return self._occ[change.key]
@@ -646,9 +714,13 @@ class PathwayRunWorkflow:
         changed: list[Occurrence] = []
         for change in plan.changes:
             if change.change == "removed":
-                occ = self._occ[change.key].model_copy(update={
-                    "status": "not_needed", "closed_at": now,
-                    "reason": f"迁移到第{migration.target.version}版后不再需要"})  # fmt: skip
+                occ = self._occ[change.key].model_copy(
+                    update={
+                        "status": "not_needed",
+                        "closed_at": now,
+                        "reason": f"迁移到第{migration.target.version}版后不再需要",
+                    }
+                )
                 self._occ[change.key] = occ
                 changed.append(occ)
             elif change.change in ("rescheduled", "added"):
@@ -661,8 +733,9 @@ class PathwayRunWorkflow:
                 index = int(change.key.rsplit("#", 1)[1])
                 changed.append(self._add(target_step, index, change.new_due_at))
         await self._project(changed)
-        await self._audit("migrate", migration, plan=plan.model_dump(mode="json"),
-                          snapshot=migration.target)  # fmt: skip
+        await self._audit(
+            "migrate", migration, plan=plan.model_dump(mode="json"), snapshot=migration.target
+        )
         self._wake = True
         return plan
 
@@ -679,10 +752,15 @@ class PathwayRunWorkflow:
         self._check_open()
         try:
             return plan_migration(
-                list(self._occ.values()), self._snapshot, migration.target, migration.mapping,
-                anchor=self._input.anchor_at, tz=self._tz, now=workflow.now(),
+                list(self._occ.values()),
+                self._snapshot,
+                migration.target,
+                migration.mapping,
+                anchor=self._input.anchor_at,
+                tz=self._tz,
+                now=workflow.now(),
                 compress=self._compress,
-            )  # fmt: skip
+            )
         except MigrationRefused as exc:
             raise _Rejected(str(exc)) from exc
 
@@ -700,16 +778,27 @@ class PathwayRunWorkflow:
             clock_speedup=self._input.clock_speedup,
             steps=[
                 StepProgress(
-                    step_id=o.step_id, occurrence=o.index, task_id=o.task_id, title=o.title,
-                    status=o.status, due_at=o.due_at, sent_at=o.sent_at,
-                    valid_until=o.valid_until, lost_at=o.lost_at, answered_at=o.answered_at,
-                    findings=o.findings, action_type=o.action_type, read_at=o.read_at,
-                    closed_at=o.closed_at, reason=o.reason, score=o.score,
+                    step_id=o.step_id,
+                    occurrence=o.index,
+                    task_id=o.task_id,
+                    title=o.title,
+                    status=o.status,
+                    due_at=o.due_at,
+                    sent_at=o.sent_at,
+                    valid_until=o.valid_until,
+                    lost_at=o.lost_at,
+                    answered_at=o.answered_at,
+                    findings=o.findings,
+                    action_type=o.action_type,
+                    read_at=o.read_at,
+                    closed_at=o.closed_at,
+                    reason=o.reason,
+                    score=o.score,
                     risk_level=o.risk_level,
                 )
                 for o in sorted(self._occ.values(), key=lambda o: (o.due_at, o.key))
             ],
-        )  # fmt: skip
+        )
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -735,20 +824,29 @@ class PathwayRunWorkflow:
     def _add(self, step: Step, index: int, due: datetime) -> Occurrence:
         key = f"{step.id}#{index}"
         occ = Occurrence(
-            key=key, step_id=step.id, index=index,
-            task_id=pathway_task_id(workflow.info().workflow_id, key), title=step.title,
-            action_type=step.action.type, role=self._role(step), due_at=due,
+            key=key,
+            step_id=step.id,
+            index=index,
+            task_id=pathway_task_id(workflow.info().workflow_id, key),
+            title=step.title,
+            action_type=step.action.type,
+            role=self._role(step),
+            due_at=due,
             plan_version=self._snapshot.version,
-        )  # fmt: skip
+        )
         self._occ[key] = occ
         return occ
 
     def _add_adhoc(self, change: AdHocStep) -> Occurrence:
         number = sum(1 for s in self._extra_steps if s.startswith("adhoc-")) + 1
         step = Step(
-            id=f"adhoc-{number}", title=change.title, action=change.action,
-            after_activation=Offset(), validity=change.validity, lost_after=change.lost_after,
-        )  # fmt: skip
+            id=f"adhoc-{number}",
+            title=change.title,
+            action=change.action,
+            after_activation=Offset(),
+            validity=change.validity,
+            lost_after=change.lost_after,
+        )
         self._extra_steps[step.id] = step
         return self._add(step, 0, change.due_at)
 
@@ -775,13 +873,17 @@ class PathwayRunWorkflow:
         await workflow.execute_activity(
             ACTIVITY_OCCURRENCES,
             OccurrencesChanged(
-                workflow_id=workflow.info().workflow_id, patient_id=self._input.patient_id,
+                workflow_id=workflow.info().workflow_id,
+                patient_id=self._input.patient_id,
                 department_code=self._input.department_code,
-                plan_id=self._snapshot.definition.id, occurrences=occurrences,
-                at=workflow.now(), alert=alert,
+                plan_id=self._snapshot.definition.id,
+                occurrences=occurrences,
+                at=workflow.now(),
+                alert=alert,
             ),
-            start_to_close_timeout=DATABASE_TIMEOUT, retry_policy=DATABASE_RETRY,
-        )  # fmt: skip
+            start_to_close_timeout=DATABASE_TIMEOUT,
+            retry_policy=DATABASE_RETRY,
+        )
 
     async def _project_all(self) -> None:
         await self._project(list(self._occ.values()))
@@ -796,11 +898,14 @@ class PathwayRunWorkflow:
             RunAdjusted(
                 workflow_id=workflow.info().workflow_id,
                 adjustment=Adjustment(action=action, actor=actor, reason=reason, detail=detail),
-                at=workflow.now(), paused=self._paused, plan_version=self._snapshot.version,
+                at=workflow.now(),
+                paused=self._paused,
+                plan_version=self._snapshot.version,
                 snapshot=snapshot if isinstance(snapshot, PathwaySnapshot) else None,
             ),
-            start_to_close_timeout=DATABASE_TIMEOUT, retry_policy=DATABASE_RETRY,
-        )  # fmt: skip
+            start_to_close_timeout=DATABASE_TIMEOUT,
+            retry_policy=DATABASE_RETRY,
+        )
 
     async def _close(self, status: Literal["completed", "ended"], reason: str | None) -> None:
         self._finished = True
@@ -809,10 +914,15 @@ class PathwayRunWorkflow:
                 task.cancel()
         await workflow.execute_activity(
             ACTIVITY_RUN_CLOSED,
-            RunClosed(workflow_id=workflow.info().workflow_id, status=status,
-                      reason=reason, at=workflow.now()),
-            start_to_close_timeout=DATABASE_TIMEOUT, retry_policy=DATABASE_RETRY,
-        )  # fmt: skip
+            RunClosed(
+                workflow_id=workflow.info().workflow_id,
+                status=status,
+                reason=reason,
+                at=workflow.now(),
+            ),
+            start_to_close_timeout=DATABASE_TIMEOUT,
+            retry_policy=DATABASE_RETRY,
+        )
 
 
 __all__ = ["Action", "PathwayRunWorkflow", "StepStatus"]

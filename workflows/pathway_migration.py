@@ -63,10 +63,12 @@ def plan_migration(
         if occurrence.status != "pending":
             changes.append(
                 MigrationChange(
-                    key=occurrence.key, change="kept_in_progress", step_id=occurrence.step_id,
+                    key=occurrence.key,
+                    change="kept_in_progress",
+                    step_id=occurrence.step_id,
                     due_at=occurrence.due_at,
                 )
-            )  # fmt: skip
+            )
             continue
         new_step = mapping.get(occurrence.step_id)
         match = next(
@@ -75,29 +77,39 @@ def plan_migration(
         if new_step is None or match is None:
             changes.append(
                 MigrationChange(
-                    key=occurrence.key, change="removed", step_id=occurrence.step_id,
-                    new_step_id=new_step, due_at=occurrence.due_at,
+                    key=occurrence.key,
+                    change="removed",
+                    step_id=occurrence.step_id,
+                    new_step_id=new_step,
+                    due_at=occurrence.due_at,
                 )
-            )  # fmt: skip
+            )
             continue
         changes.append(
             MigrationChange(
-                key=occurrence.key, change="rescheduled", step_id=occurrence.step_id,
-                new_step_id=new_step, due_at=occurrence.due_at,
+                key=occurrence.key,
+                change="rescheduled",
+                step_id=occurrence.step_id,
+                new_step_id=new_step,
+                due_at=occurrence.due_at,
                 new_due_at=compress(match.due_at),
             )
-        )  # fmt: skip
-    taken = {(c.new_step_id, int(c.key.rsplit("#", 1)[1])) for c in changes
-             if c.change == "rescheduled"}  # fmt: skip
+        )
+    taken = {
+        (c.new_step_id, int(c.key.rsplit("#", 1)[1])) for c in changes if c.change == "rescheduled"
+    }
     for item in planned:
         if (item.step_id, item.index) in taken | existing:
             continue
         changes.append(
             MigrationChange(
-                key=f"{item.step_id}#{item.index}", change="added", step_id=item.step_id,
-                new_step_id=item.step_id, new_due_at=compress(item.due_at),
+                key=f"{item.step_id}#{item.index}",
+                change="added",
+                step_id=item.step_id,
+                new_step_id=item.step_id,
+                new_due_at=compress(item.due_at),
             )
-        )  # fmt: skip
+        )
     keys = [c.key for c in changes if c.change != "removed"]
     duplicates = sorted({k for k in keys if keys.count(k) > 1})
     if duplicates:

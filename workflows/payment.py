@@ -124,11 +124,15 @@ class PaymentWorkflow:
         split = await forward(
             ACTIVITY_PRESETTLE,
             PresettleRequest(
-                his_order_no=order.his_order_no, patient_id=order.his_patient_id,
-                use_insurance=order.use_insurance, key=self._key("presettle"),
+                his_order_no=order.his_order_no,
+                patient_id=order.his_patient_id,
+                use_insurance=order.use_insurance,
+                key=self._key("presettle"),
             ),
-            Split, policy=order.policy, what="医院预结算",
-        )  # fmt: skip
+            Split,
+            policy=order.policy,
+            what="医院预结算",
+        )
         self._split = split
         if split.total_fen != order.amount_fen:
             raise SagaFailed(
@@ -142,12 +146,16 @@ class PaymentWorkflow:
             self._insurance = await forward(
                 ACTIVITY_INSURANCE_SETTLE,
                 InsuranceSettleRequest(
-                    his_order_no=order.his_order_no, patient_id=order.his_patient_id,
-                    presettle_id=split.presettle_id, amount_fen=split.insurance_fen,
+                    his_order_no=order.his_order_no,
+                    patient_id=order.his_patient_id,
+                    presettle_id=split.presettle_id,
+                    amount_fen=split.insurance_fen,
                     key=self._key("insurance"),
                 ),
-                InsuranceSettled, policy=order.policy, what="医保结算",
-            )  # fmt: skip
+                InsuranceSettled,
+                policy=order.policy,
+                what="医保结算",
+            )
             self._entry("insurance", "settle", self._insurance.settlement_id, split.insurance_fen)
         if split.self_pay_fen:
             await self._collect(split)
@@ -155,16 +163,20 @@ class PaymentWorkflow:
         confirmed = await forward(
             ACTIVITY_HIS_SETTLE,
             HisSettleRequest(
-                his_order_no=order.his_order_no, presettle_id=split.presettle_id,
+                his_order_no=order.his_order_no,
+                presettle_id=split.presettle_id,
                 insurance_settlement_id=self._insurance.settlement_id if self._insurance else None,
                 transaction_id=self._paid.transaction_id if self._paid else None,
-                insurance_fen=split.insurance_fen, self_pay_fen=split.self_pay_fen,
+                insurance_fen=split.insurance_fen,
+                self_pay_fen=split.self_pay_fen,
                 key=self._key("his-settle"),
             ),
-            HisSettled, policy=order.policy, what="医院确认结算",
+            HisSettled,
+            policy=order.policy,
+            what="医院确认结算",
             # Money has moved by now: keep trying much longer before undoing it.
             give_up=timedelta(seconds=order.policy.confirm_give_up_seconds),
-        )  # fmt: skip
+        )
         self._receipt = confirmed.receipt_no
         await self._change("settled")
         await self._notify("paid", "已缴费成功", urgent=True)
@@ -179,12 +191,17 @@ class PaymentWorkflow:
         created = await forward(
             ACTIVITY_PROVIDER_CREATE,
             ProviderCreateRequest(
-                out_trade_no=self._trade_no, description=order.title,
-                amount_fen=split.self_pay_fen, expires_at=deadline, notify_url=order.notify_url,
+                out_trade_no=self._trade_no,
+                description=order.title,
+                amount_fen=split.self_pay_fen,
+                expires_at=deadline,
+                notify_url=order.notify_url,
                 attach=order.order_id,
             ),
-            ProviderCreated, policy=order.policy, what="支付下单",
-        )  # fmt: skip
+            ProviderCreated,
+            policy=order.policy,
+            what="支付下单",
+        )
         self._pay_url = created.pay_url
         await self._change("awaiting_payment")
         # Quiet hours would hold the link past the pay window: the patient is waiting for it.
@@ -213,9 +230,11 @@ class PaymentWorkflow:
             return
         self._polls += 1
         trade = await attempt(
-            ACTIVITY_PROVIDER_QUERY, ProviderQueryRequest(out_trade_no=self._trade_no),
-            ProviderTrade, policy=self._input.policy,
-        )  # fmt: skip
+            ACTIVITY_PROVIDER_QUERY,
+            ProviderQueryRequest(out_trade_no=self._trade_no),
+            ProviderTrade,
+            policy=self._input.policy,
+        )
         if trade is None or self._paid is not None:
             return
         if trade.trade_state in PAID_TRADE:
@@ -254,11 +273,13 @@ class PaymentWorkflow:
         self._accepted += 1
         self._take_payment(
             ProviderTrade(
-                out_trade_no=notice.out_trade_no, trade_state=notice.trade_state,
-                transaction_id=notice.transaction_id, amount_fen=notice.amount_fen,
+                out_trade_no=notice.out_trade_no,
+                trade_state=notice.trade_state,
+                transaction_id=notice.transaction_id,
+                amount_fen=notice.amount_fen,
                 success_time=notice.success_time,
             )
-        )  # fmt: skip
+        )
 
     # --- compensation ----------------------------------------------------------------------
 
@@ -276,15 +297,21 @@ class PaymentWorkflow:
     async def _undo_provider(self) -> None:
         policy = self._input.policy
         closed = await until_done(
-            ACTIVITY_PROVIDER_CLOSE, ProviderQueryRequest(out_trade_no=self._trade_no),
-            ProviderTrade, policy=policy,
-        )  # fmt: skip
+            ACTIVITY_PROVIDER_CLOSE,
+            ProviderQueryRequest(out_trade_no=self._trade_no),
+            ProviderTrade,
+            policy=policy,
+        )
         if isinstance(closed, ApplicationError):
             self._compensated("provider", f"关闭支付订单被拒绝，需人工处理：{closed.message}")
             return
         if closed.trade_state not in PAID_TRADE:
-            self._compensated("provider", "支付订单已关闭" if closed.trade_state != "NOT_FOUND"
-                              else "支付平台无此订单，无需关闭")  # fmt: skip
+            self._compensated(
+                "provider",
+                "支付订单已关闭"
+                if closed.trade_state != "NOT_FOUND"
+                else "支付平台无此订单，无需关闭",
+            )
             return
         # Paid after all (late, or an amount we refused): the whole payment goes back.
         if self._paid is None and closed.transaction_id is not None:
@@ -293,12 +320,15 @@ class PaymentWorkflow:
         refunded = await until_done(
             ACTIVITY_PROVIDER_REFUND,
             ProviderRefundRequest(
-                out_trade_no=self._trade_no, out_refund_no=f"{self._trade_no}C",
-                refund_fen=closed.amount_fen, total_fen=closed.amount_fen,
+                out_trade_no=self._trade_no,
+                out_refund_no=f"{self._trade_no}C",
+                refund_fen=closed.amount_fen,
+                total_fen=closed.amount_fen,
                 reason="缴费未完成，原路退回",
             ),
-            ProviderRefunded, policy=policy,
-        )  # fmt: skip
+            ProviderRefunded,
+            policy=policy,
+        )
         if isinstance(refunded, ApplicationError):
             self._compensated("provider", f"自动退款被拒绝，需人工处理：{refunded.message}")
             return
@@ -316,8 +346,9 @@ class PaymentWorkflow:
                 settlement_id=self._insurance.settlement_id if self._insurance else None,
                 reason=self._failure or "缴费失败",
             ),
-            InsuranceCancelled, policy=self._input.policy,
-        )  # fmt: skip
+            InsuranceCancelled,
+            policy=self._input.policy,
+        )
         if isinstance(cancelled, ApplicationError):
             self._compensated("insurance", f"撤销医保结算被拒绝，需人工处理：{cancelled.message}")
             return
@@ -334,11 +365,13 @@ class PaymentWorkflow:
         released = await until_done(
             ACTIVITY_RELEASE,
             ReleaseRequest(
-                his_order_no=self._input.his_order_no, presettle_id=split.presettle_id,
+                his_order_no=self._input.his_order_no,
+                presettle_id=split.presettle_id,
                 reason=self._failure or "缴费失败",
             ),
-            Released, policy=self._input.policy,
-        )  # fmt: skip
+            Released,
+            policy=self._input.policy,
+        )
         if isinstance(released, ApplicationError):
             self._compensated("his", f"医院释放订单被拒绝，需人工处理：{released.message}")
             return
@@ -347,9 +380,15 @@ class PaymentWorkflow:
     # --- bookkeeping -----------------------------------------------------------------------
 
     def _entry(
-        self, party: str, kind: str, reference: str, amount_fen: int,
-        trade: ProviderTrade | None = None, *, at: datetime | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        party: str,
+        kind: str,
+        reference: str,
+        amount_fen: int,
+        trade: ProviderTrade | None = None,
+        *,
+        at: datetime | None = None,
+    ) -> None:
         at = at or (trade.success_time if trade else None) or workflow.now()
         self._ledger.append(
             LedgerEntry(party=party, kind=kind, reference=reference, amount_fen=amount_fen, at=at)
@@ -375,10 +414,15 @@ class PaymentWorkflow:
             return
         await notify(
             key=f"{workflow.info().workflow_id}/notify/{kind}",
-            patient_id=order.patient_id, hospital_code=order.hospital_code,
-            department_code=order.department_code, order_id=order.order_id, title=order.title,
-            amount_fen=order.amount_fen, status_text=status_text, urgent=urgent,
-        )  # fmt: skip
+            patient_id=order.patient_id,
+            hospital_code=order.hospital_code,
+            department_code=order.department_code,
+            order_id=order.order_id,
+            title=order.title,
+            amount_fen=order.amount_fen,
+            status_text=status_text,
+            urgent=urgent,
+        )
 
     @workflow.query(name=QUERY_PAYMENT)
     def state(self) -> PaymentState:

@@ -208,9 +208,13 @@ class PrescriptionWorkflow:
             if concluded is not None:
                 outcome, reason = concluded
                 return Conclusion(
-                    round=review.number, outcome=outcome, reviewer=SYSTEM_REVIEWER,
-                    reason=reason, at=review.deadline_at, timed_out=True,
-                )  # fmt: skip
+                    round=review.number,
+                    outcome=outcome,
+                    reviewer=SYSTEM_REVIEWER,
+                    reason=reason,
+                    at=review.deadline_at,
+                    timed_out=True,
+                )
             # The hospital chose to leave unsafe prescriptions for a pharmacist, however late.
             await self._record("review_overdue", SYSTEM_REVIEWER, "已超过审方时限，等待药师审核")
             await workflow.wait_condition(lambda: bool(self._decision or self._cancellation))
@@ -339,11 +343,12 @@ class PrescriptionWorkflow:
         current = self._rounds[-1] if self._rounds else None
         with _refused_as_rejected():
             check_decision(
-                self._status, decision.round,
+                self._status,
+                decision.round,
                 current_round=current.number if current else None,
                 concluded=current is not None
                 and (current.conclusion is not None or self._decision is not None),
-            )  # fmt: skip
+            )
 
     @workflow.update(name=UPDATE_REVISE)
     async def revise(self, revision: Revision) -> ReviewRound:
@@ -415,12 +420,14 @@ class PrescriptionWorkflow:
         latest = self._enterprise_updates[-1].status if self._enterprise_updates else None
         with _refused_as_rejected():
             return check_enterprise_status(
-                self._status, update.status, enterprise=self._enterprise,
+                self._status,
+                update.status,
+                enterprise=self._enterprise,
                 mode=self._input.delivery.mode,
                 # An enterprise is chosen only after a round approved the prescription.
                 decoction=bool(self._rounds) and self._rounds[-1].content.decoction,
                 current=latest or self._enterprise_status,
-            )  # fmt: skip
+            )
 
     @workflow.update(name=UPDATE_REFUND)
     async def refund(self, refund: Refund) -> PrescriptionState:
@@ -439,9 +446,11 @@ class PrescriptionWorkflow:
         recorded = self._refund.refund_id if self._refund is not None else None
         with _refused_as_rejected():
             return check_refund(
-                self._status, refund.refund_id, recorded_refund_id=recorded,
+                self._status,
+                refund.refund_id,
+                recorded_refund_id=recorded,
                 refundable=self._input.config.refundable_statuses,
-            )  # fmt: skip
+            )
 
     @workflow.query(name=QUERY_STATE)
     def state(self) -> PrescriptionState:
@@ -486,12 +495,17 @@ class PrescriptionWorkflow:
         await workflow.execute_activity(
             ACTIVITY_RECORD,
             RecordRequest(
-                input=self._input, state=state, seq=self._seq, kind=kind, actor=actor,
-                note=note, at=workflow.now(),
+                input=self._input,
+                state=state,
+                seq=self._seq,
+                kind=kind,
+                actor=actor,
+                note=note,
+                at=workflow.now(),
             ),
             start_to_close_timeout=DATABASE_TIMEOUT,
             retry_policy=DATABASE_RETRY,
-        )  # fmt: skip
+        )
         if callback:
             current = self._rounds[-1] if self._rounds else None
             conclusion = current.conclusion if current else None

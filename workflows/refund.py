@@ -73,8 +73,10 @@ class RefundWorkflow:
             check = await forward(
                 ACTIVITY_HIS_REFUND_CHECK,
                 RefundCheckRequest(his_order_no=input.his_order_no, amount_fen=input.amount_fen),
-                RefundCheckResult, policy=input.policy, what="医院退费审核",
-            )  # fmt: skip
+                RefundCheckResult,
+                policy=input.policy,
+                what="医院退费审核",
+            )
         except SagaFailed as failure:
             return await self._end("failed", failure.reason)
         if not check.refundable:
@@ -95,15 +97,19 @@ class RefundWorkflow:
         told = await until_done(
             ACTIVITY_HIS_REFUND,
             HisRefundRequest(
-                his_order_no=input.his_order_no, refund_id=input.refund_id,
-                amount_fen=input.amount_fen, insurance_fen=self._insurance_fen,
+                his_order_no=input.his_order_no,
+                refund_id=input.refund_id,
+                amount_fen=input.amount_fen,
+                insurance_fen=self._insurance_fen,
                 self_pay_fen=self._self_pay_fen,
                 provider_refund_id=self._provider_refund.refund_id
-                if self._provider_refund else None,
+                if self._provider_refund
+                else None,
                 key=f"{workflow.info().workflow_id}/his-refund",
             ),
-            HisRefunded, policy=input.policy,
-        )  # fmt: skip
+            HisRefunded,
+            policy=input.policy,
+        )
         if isinstance(told, ApplicationError):
             # The self-pay part is back with the patient already; people must settle the rest.
             return await self._end("failed", f"医院退费登记被拒绝，需人工处理：{told.message}")
@@ -122,20 +128,25 @@ class RefundWorkflow:
         result = await until_done(
             ACTIVITY_PROVIDER_REFUND,
             ProviderRefundRequest(
-                out_trade_no=input.out_trade_no, out_refund_no=out_refund_no,
-                refund_fen=self._self_pay_fen, total_fen=input.self_pay_total_fen,
+                out_trade_no=input.out_trade_no,
+                out_refund_no=out_refund_no,
+                refund_fen=self._self_pay_fen,
+                total_fen=input.self_pay_total_fen,
                 reason=input.reason,
             ),
-            ProviderRefunded, policy=input.policy,
-        )  # fmt: skip
+            ProviderRefunded,
+            policy=input.policy,
+        )
         if isinstance(result, ApplicationError):
             return f"支付平台拒绝退款：{result.message}"
         while result.status == "PROCESSING":
             await workflow.sleep(timedelta(seconds=input.policy.poll_interval_seconds))
             queried = await until_done(
-                ACTIVITY_PROVIDER_REFUND_QUERY, ProviderRefundQuery(out_refund_no=out_refund_no),
-                ProviderRefunded, policy=input.policy,
-            )  # fmt: skip
+                ACTIVITY_PROVIDER_REFUND_QUERY,
+                ProviderRefundQuery(out_refund_no=out_refund_no),
+                ProviderRefunded,
+                policy=input.policy,
+            )
             if isinstance(queried, ApplicationError):
                 return f"查询退款结果被拒绝，需人工处理：{queried.message}"
             result = queried
@@ -148,10 +159,14 @@ class RefundWorkflow:
     def _entry(self, party: str, reference: str, amount_fen: int, at: datetime | None) -> None:
         self._ledger.append(
             LedgerEntry(
-                party=party, kind="refund", reference=reference, amount_fen=amount_fen,
-                at=at or workflow.now(), refund_id=self._input.refund_id,
+                party=party,
+                kind="refund",
+                reference=reference,
+                amount_fen=amount_fen,
+                at=at or workflow.now(),
+                refund_id=self._input.refund_id,
             )
-        )  # fmt: skip
+        )
 
     async def _end(self, status: RefundStatus, reason: str) -> RefundState:
         self._reason = reason
@@ -177,10 +192,14 @@ class RefundWorkflow:
             return
         await notify(
             key=f"{workflow.info().workflow_id}/notify/{self._status}",
-            patient_id=input.patient_id, hospital_code=input.hospital_code,
-            department_code=input.department_code, order_id=input.order_id, title=input.title,
-            amount_fen=input.amount_fen, status_text=status_text,
-        )  # fmt: skip
+            patient_id=input.patient_id,
+            hospital_code=input.hospital_code,
+            department_code=input.department_code,
+            order_id=input.order_id,
+            title=input.title,
+            amount_fen=input.amount_fen,
+            status_text=status_text,
+        )
 
     @workflow.query(name=QUERY_REFUND)
     def state(self) -> RefundState:

@@ -83,11 +83,13 @@ async def forward(
     """A forward step; a refusal or giving up becomes ``SagaFailed`` with a reason for people."""
     try:
         result: T = await workflow.execute_activity(
-            activity, arg, result_type=result_type, retry_policy=SAGA_FORWARD_RETRY,
-            schedule_to_close_timeout=give_up
-            or timedelta(seconds=policy.forward_give_up_seconds),
+            activity,
+            arg,
+            result_type=result_type,
+            retry_policy=SAGA_FORWARD_RETRY,
+            schedule_to_close_timeout=give_up or timedelta(seconds=policy.forward_give_up_seconds),
             **_timeouts(policy),
-        )  # fmt: skip
+        )
     except ActivityError as error:
         refused = refusal(error)
         if refused is not None:
@@ -102,9 +104,12 @@ async def until_done(
     """A step that must happen: retried without end; only a refusal comes back (as the error)."""
     try:
         result: T = await workflow.execute_activity(
-            activity, arg, result_type=result_type, retry_policy=SAGA_UNTIL_DONE_RETRY,
+            activity,
+            arg,
+            result_type=result_type,
+            retry_policy=SAGA_UNTIL_DONE_RETRY,
             **_timeouts(policy),
-        )  # fmt: skip
+        )
     except ActivityError as error:
         refused = refusal(error)
         if refused is None:
@@ -119,9 +124,12 @@ async def attempt(
     """A step whose failure only means "try again later" (a status poll): None on failure."""
     try:
         result: T = await workflow.execute_activity(
-            activity, arg, result_type=result_type, retry_policy=SAGA_POLL_RETRY,
+            activity,
+            arg,
+            result_type=result_type,
+            retry_policy=SAGA_POLL_RETRY,
             **_timeouts(policy),
-        )  # fmt: skip
+        )
     except ActivityError:
         return None
     return result

@@ -77,11 +77,16 @@ async def request_consultation(
     hospital = body.hospital_code or container.settings.default_hospital_code
     try:
         order, created = await create_order(
-            session, ctx, hospital_code=hospital,
-            his_order_no=body.his_order_no, his_patient_id=body.patient_id,
-            amount_fen=body.amount_fen, use_insurance=body.use_insurance,
-            created_by=f"staff:{staff.id}", kind="consultation",
-        )  # fmt: skip
+            session,
+            ctx,
+            hospital_code=hospital,
+            his_order_no=body.his_order_no,
+            his_patient_id=body.patient_id,
+            amount_fen=body.amount_fen,
+            use_insurance=body.use_insurance,
+            created_by=f"staff:{staff.id}",
+            kind="consultation",
+        )
         row = await start_consultation(
             session, ctx, order=order, question=body.question, by=f"staff:{staff.id}"
         )

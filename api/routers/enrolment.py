@@ -56,29 +56,61 @@ async def start(
     department = body.department_code or staff.department_code
     if department is None:
         raise RequestValidationError(
-            [{"type": "value_error", "loc": ("body", "department_code"),
-              "msg": "which department manages this patient"}]
-        )  # fmt: skip
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("body", "department_code"),
+                    "msg": "which department manages this patient",
+                }
+            ]
+        )
     started = await _start(
-        container, session, snapshot, patient, body.anchor_at, reference, staff, "manual",
+        container,
+        session,
+        snapshot,
+        patient,
+        body.anchor_at,
+        reference,
+        staff,
+        "manual",
         department,
-    )  # fmt: skip
+    )
     await session.commit()
     return started
 
 
 async def _start(
-    container: ContainerDep, session: SessionDep, snapshot: PathwaySnapshot, patient: Patient,
-    anchor_at: datetime, anchor_ref: str, staff: StaffPrincipal, event: str,
-    department_code: str, encounter: Encounter | None = None,
-) -> StartedRun:  # fmt: skip
+    container: ContainerDep,
+    session: SessionDep,
+    snapshot: PathwaySnapshot,
+    patient: Patient,
+    anchor_at: datetime,
+    anchor_ref: str,
+    staff: StaffPrincipal,
+    event: str,
+    department_code: str,
+    encounter: Encounter | None = None,
+) -> StartedRun:
     ctx = EnrolmentContext(container.settings, container.temporal, container.his)
     started = await start_run(
-        ctx, session, snapshot, patient, encounter=encounter, anchor_at=anchor_at,
-        anchor_event=event, anchor_ref=anchor_ref, department_code=department_code,
-    )  # fmt: skip
-    audit.record(session, actor_type="staff", actor_id=staff.id, action="pathway.run_started",
-                 target_type="pathway_run", target_id=started.workflow_id)  # fmt: skip
+        ctx,
+        session,
+        snapshot,
+        patient,
+        encounter=encounter,
+        anchor_at=anchor_at,
+        anchor_event=event,
+        anchor_ref=anchor_ref,
+        department_code=department_code,
+    )
+    audit.record(
+        session,
+        actor_type="staff",
+        actor_id=staff.id,
+        action="pathway.run_started",
+        target_type="pathway_run",
+        target_id=started.workflow_id,
+    )
     return started
 
 
@@ -109,18 +141,23 @@ class EnrolIn(BaseModel):
 
 @router.get("/api/enrollment-candidates", response_model=list[CandidateOut])
 async def candidates(
-    session: SessionDep, staff: StaffDep, pathway_id: str | None = None,
+    session: SessionDep,
+    staff: StaffDep,
+    pathway_id: str | None = None,
     candidate_status: Annotated[str, Query(alias="status")] = CandidateStatus.PENDING,
-) -> list[CandidateOut]:  # fmt: skip
+) -> list[CandidateOut]:
     rows = await list_candidates(session, staff, status=candidate_status, pathway_id=pathway_id)
     return [CandidateOut.model_validate(r.model_dump()) for r in rows]
 
 
 @router.post("/api/enrollment-candidates/{candidate_id}/enrol", response_model=StartedRun)
 async def enrol(
-    candidate_id: str, body: EnrolIn, container: ContainerDep, session: SessionDep,
+    candidate_id: str,
+    body: EnrolIn,
+    container: ContainerDep,
+    session: SessionDep,
     staff: ClinicalDep,
-) -> StartedRun:  # fmt: skip
+) -> StartedRun:
     candidate = await session.get(EnrollmentCandidate, candidate_id, with_for_update=True)
     if candidate is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no candidate '{candidate_id}'")
@@ -133,9 +170,14 @@ async def enrol(
     snapshot = await published_snapshot(session, pathway.id, pathway.live_version)
     if snapshot.definition.enrollment.requires_consent and body.consent is None:
         raise RequestValidationError(
-            [{"type": "value_error", "loc": ("body", "consent"),
-              "msg": "this pathway needs the patient's informed consent"}]
-        )  # fmt: skip
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("body", "consent"),
+                    "msg": "this pathway needs the patient's informed consent",
+                }
+            ]
+        )
     patient = await session.get(Patient, candidate.patient_id)
     assert patient is not None
     if patient.excluded:
@@ -143,9 +185,17 @@ async def enrol(
     start_at = body.start_at or utcnow()
     encounter = await session.get(Encounter, candidate.encounter_id or "")
     started = await _start(
-        container, session, snapshot, patient, start_at, f"enrol-{candidate.id[:8]}", staff,
-        "enrollment", candidate.department_code, encounter,
-    )  # fmt: skip
+        container,
+        session,
+        snapshot,
+        patient,
+        start_at,
+        f"enrol-{candidate.id[:8]}",
+        staff,
+        "enrollment",
+        candidate.department_code,
+        encounter,
+    )
     candidate.status = CandidateStatus.ENROLLED
     candidate.workflow_id = started.workflow_id
     candidate.consent = body.consent.model_dump(mode="json") if body.consent else None
@@ -153,10 +203,15 @@ async def enrol(
     candidate.decided_by, candidate.decided_at, candidate.note = staff.id, utcnow(), body.note
     package = snapshot.definition.enrollment.service_package
     audit.record(
-        session, actor_type="staff", actor_id=staff.id, action="pathway.enrolled",
-        target_type="enrollment_candidate", target_id=candidate.id,
-        consent=candidate.consent, package=package.code if package else None,
+        session,
+        actor_type="staff",
+        actor_id=staff.id,
+        action="pathway.enrolled",
+        target_type="enrollment_candidate",
+        target_id=candidate.id,
+        consent=candidate.consent,
+        package=package.code if package else None,
         start_at=start_at.isoformat(),
-    )  # fmt: skip
+    )
     await session.commit()
     return started

@@ -160,10 +160,16 @@ async def revised(
         event.model_dump(include=set(PrescriptionContent.model_fields))
     )
     return await _change(
-        container, session, hospital_code=event.hospital_code, prescription_no=prescription_no,
-        event_id=event.event_id, body=body, update=UPDATE_REVISE,
-        argument=Revision(content=content, doctor_id=event.doctor_id), result_type=ReviewRound,
-    )  # fmt: skip
+        container,
+        session,
+        hospital_code=event.hospital_code,
+        prescription_no=prescription_no,
+        event_id=event.event_id,
+        body=body,
+        update=UPDATE_REVISE,
+        argument=Revision(content=content, doctor_id=event.doctor_id),
+        result_type=ReviewRound,
+    )
 
 
 @router.post("/{prescription_no}/cancellation", response_model=ChangeOutcome, responses=ERRORS)
@@ -173,10 +179,15 @@ async def cancelled(
     body = await _body(request, container)
     event = parse(PrescriptionCancelled, body)
     return await _change(
-        container, session, hospital_code=event.hospital_code, prescription_no=prescription_no,
-        event_id=event.event_id, body=body, update=UPDATE_CANCEL,
+        container,
+        session,
+        hospital_code=event.hospital_code,
+        prescription_no=prescription_no,
+        event_id=event.event_id,
+        body=body,
+        update=UPDATE_CANCEL,
         argument=Cancellation(reason=event.reason, by="his"),
-    )  # fmt: skip
+    )
 
 
 @router.post("/{prescription_no}/payment", response_model=ChangeOutcome, responses=ERRORS)
@@ -186,12 +197,17 @@ async def paid(
     body = await _body(request, container)
     event = parse(PrescriptionPaid, body)
     return await _change(
-        container, session, hospital_code=event.hospital_code, prescription_no=prescription_no,
-        event_id=event.event_id, body=body, update=UPDATE_PAYMENT,
+        container,
+        session,
+        hospital_code=event.hospital_code,
+        prescription_no=prescription_no,
+        event_id=event.event_id,
+        body=body,
+        update=UPDATE_PAYMENT,
         argument=Payment(
             payment_id=event.payment_id, amount_fen=event.amount_fen, paid_at=event.paid_at
         ),
-    )  # fmt: skip
+    )
 
 
 @router.post("/{prescription_no}/refund", response_model=ChangeOutcome, responses=ERRORS)
@@ -201,7 +217,12 @@ async def refund_requested(
     body = await _body(request, container)
     event = parse(PrescriptionRefundRequested, body)
     return await _change(
-        container, session, hospital_code=event.hospital_code, prescription_no=prescription_no,
-        event_id=event.event_id, body=body, update=UPDATE_REFUND,
+        container,
+        session,
+        hospital_code=event.hospital_code,
+        prescription_no=prescription_no,
+        event_id=event.event_id,
+        body=body,
+        update=UPDATE_REFUND,
         argument=Refund(refund_id=event.refund_id, reason=event.reason, requested_by="his"),
-    )  # fmt: skip
+    )

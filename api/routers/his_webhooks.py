@@ -54,9 +54,15 @@ async def _handle(
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     except InvalidEvent as exc:
         raise RequestValidationError(
-            [{"type": "value_error", "loc": ("body", *exc.field.split(".")), "msg": str(exc),
-              "input": None}]
-        ) from exc  # fmt: skip
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("body", *exc.field.split(".")),
+                    "msg": str(exc),
+                    "input": None,
+                }
+            ]
+        ) from exc
     except HisUnavailable as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
     except RPCError as exc:
@@ -67,9 +73,12 @@ async def _handle(
     if outcome.duplicate:
         response.status_code = status.HTTP_200_OK
     log.info(
-        "HIS event handled", event_id=event_id, duplicate=outcome.duplicate,
-        runs=[r.workflow_id for r in outcome.runs], candidates=outcome.candidates,
-    )  # fmt: skip
+        "HIS event handled",
+        event_id=event_id,
+        duplicate=outcome.duplicate,
+        runs=[r.workflow_id for r in outcome.runs],
+        candidates=outcome.candidates,
+    )
     return outcome
 
 
@@ -87,9 +96,11 @@ def _context(container: ContainerDep) -> EnrolmentContext:
 
 
 @router.post(
-    "/discharge", response_model=EventOutcome, status_code=status.HTTP_202_ACCEPTED,
+    "/discharge",
+    response_model=EventOutcome,
+    status_code=status.HTTP_202_ACCEPTED,
     responses=RESPONSES,
-)  # fmt: skip
+)
 async def discharge(
     request: Request, response: Response, container: ContainerDep, session: SessionDep
 ) -> EventOutcome:
@@ -107,9 +118,11 @@ async def discharge(
 
 
 @router.post(
-    "/events", response_model=EventOutcome, status_code=status.HTTP_202_ACCEPTED,
+    "/events",
+    response_model=EventOutcome,
+    status_code=status.HTTP_202_ACCEPTED,
     responses=RESPONSES,
-)  # fmt: skip
+)
 async def encounter_event(
     request: Request, response: Response, container: ContainerDep, session: SessionDep
 ) -> EventOutcome:

@@ -213,8 +213,11 @@ async def update_template(
         ("body",),
     )
     row.category, row.name, row.variables, row.sms = (
-        body.category, body.name, body.variables, body.sms,
-    )  # fmt: skip
+        body.category,
+        body.name,
+        body.variables,
+        body.sms,
+    )
     row.wechat = body.wechat.model_dump() if body.wechat else None
     row.version += 1
     row.updated_at = utcnow()
@@ -255,9 +258,13 @@ async def preview(
     if any(p.field != "sms" or "segments" not in p.message for p in problems):
         # Only a too-long SMS can still be shown; anything else would not render.
         return PreviewOut(
-            sms="", sms_characters=0, sms_segments=0, sms_encoding="", wechat=None,
+            sms="",
+            sms_characters=0,
+            sms_segments=0,
+            sms_encoding="",
+            wechat=None,
             problems=[{"field": p.field, "message": p.message} for p in problems],
-        )  # fmt: skip
+        )
     variables = {
         name: body.variables.get(name, sample_value(name))
         for name in {*spec.variables, *COMMON_VARIABLES}

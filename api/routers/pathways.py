@@ -199,9 +199,12 @@ async def edit(
 
 @router.post("/{pathway_id}/versions/{version}/publish", response_model=VersionOut)
 async def publish_version(
-    pathway_id: str, version: int, container: ContainerDep, session: SessionDep,
+    pathway_id: str,
+    version: int,
+    container: ContainerDep,
+    session: SessionDep,
     staff: DesignerDep,
-) -> VersionOut:  # fmt: skip
+) -> VersionOut:
     await _version(session, pathway_id, version)
     try:
         row = await publish(session, container.design, pathway_id, version, staff.id)
@@ -290,9 +293,13 @@ class PreviewOut(BaseModel):
 
 @router.post("/{pathway_id}/versions/{version}/preview", response_model=PreviewOut)
 async def preview(
-    pathway_id: str, version: int, body: PreviewIn, container: ContainerDep,
-    session: SessionDep, _: StaffDep,
-) -> PreviewOut:  # fmt: skip
+    pathway_id: str,
+    version: int,
+    body: PreviewIn,
+    container: ContainerDep,
+    session: SessionDep,
+    _: StaffDep,
+) -> PreviewOut:
     """The whole computed timeline for a sample patient and anchor time; runs nothing."""
     row = await _version(session, pathway_id, version)
     try:
@@ -310,13 +317,16 @@ async def preview(
             definition.membership,
             EventFacts(
                 event_type=sample.event_type or definition.membership.events[0],
-                encounter_kind=sample.encounter_kind, department_code=sample.department_code,
-                ward=sample.ward, diagnoses=sample.diagnoses, drugs=sample.drugs,
+                encounter_kind=sample.encounter_kind,
+                department_code=sample.department_code,
+                ward=sample.ward,
+                diagnoses=sample.diagnoses,
+                drugs=sample.drugs,
                 sex=sample.sex,
                 birth_date=sample.birth_date.date() if sample.birth_date else None,
                 on=body.anchor_at.astimezone(tz).date(),
             ),
-        )  # fmt: skip
+        )
     planned = []
     for item in timeline(definition, body.anchor_at, tz):
         step = definition.step(item.step_id)
@@ -325,17 +335,31 @@ async def preview(
         lost = add_offset(item.due_at, step.lost_after, tz) if step.lost_after else valid
         planned.append(
             PlannedOut(
-                step_id=item.step_id, index=item.index, title=step.title,
-                action_type=step.action.type, due_at=item.due_at, valid_until=valid,
-                lost_at=lost, condition=step.condition,
+                step_id=item.step_id,
+                index=item.index,
+                title=step.title,
+                action_type=step.action.type,
+                due_at=item.due_at,
+                valid_until=valid,
+                lost_at=lost,
+                condition=step.condition,
             )
-        )  # fmt: skip
+        )
     dormant = [
-        {"step_id": s.id, "title": s.title, "after_activation": s.after_activation,
-         "activated_by": [f"{o.id}.rules[{i}]" for o in definition.steps
-                          for i, r in enumerate(o.rules) if s.id in r.activate]}
-        for s in definition.steps if s.schedule is None
-    ]  # fmt: skip
+        {
+            "step_id": s.id,
+            "title": s.title,
+            "after_activation": s.after_activation,
+            "activated_by": [
+                f"{o.id}.rules[{i}]"
+                for o in definition.steps
+                for i, r in enumerate(o.rules)
+                if s.id in r.activate
+            ],
+        }
+        for s in definition.steps
+        if s.schedule is None
+    ]
     return PreviewOut(
         pathway_id=pathway_id, version=version, enrols=enrols, timeline=planned, dormant=dormant
     )
@@ -376,9 +400,19 @@ async def stats(
     article, revisit = action_col == "article", action_col == "revisit"
     figures = {
         name: count_if(status_col == name)
-        for name in ("pending", "sent", "read", "expired", "completed", "abnormal", "lost",
-                     "not_needed", "skipped", "failed")
-    }  # fmt: skip
+        for name in (
+            "pending",
+            "sent",
+            "read",
+            "expired",
+            "completed",
+            "abnormal",
+            "lost",
+            "not_needed",
+            "skipped",
+            "failed",
+        )
+    }
     query: Any = sa.select(
         func.count(func.distinct(CareTask.workflow_id)).label("runs"),
         *(expression.label(name) for name, expression in figures.items()),
@@ -396,15 +430,22 @@ async def stats(
     counts = {name: int(getattr(row, name) or 0) for name in figures}
     read, pushed = int(row.articles_read or 0), int(row.articles_pushed or 0)
     return PlanStats(
-        pathway_id=pathway_id, runs=int(row.runs or 0),
+        pathway_id=pathway_id,
+        runs=int(row.runs or 0),
         by_status={k: v for k, v in counts.items() if v},
-        sent=sum(v for k, v in counts.items()
-                 if k not in ("pending", "failed", "not_needed", "skipped")),
-        awaiting=counts["sent"] + counts["expired"], completed=counts["completed"],
-        abnormal=counts["abnormal"], lost=counts["lost"], not_needed=counts["not_needed"],
-        read=read, unread=pushed - read, read_rate=round(read / pushed, 3) if pushed else None,
+        sent=sum(
+            v for k, v in counts.items() if k not in ("pending", "failed", "not_needed", "skipped")
+        ),
+        awaiting=counts["sent"] + counts["expired"],
+        completed=counts["completed"],
+        abnormal=counts["abnormal"],
+        lost=counts["lost"],
+        not_needed=counts["not_needed"],
+        read=read,
+        unread=pushed - read,
+        read_rate=round(read / pushed, 3) if pushed else None,
         send_failed=counts["failed"],
-        average_score=round(float(row.average_score), 2) if row.average_score is not None
-        else None,
-        revisits_due=int(row.revisits_due or 0), revisits_missed=int(row.revisits_missed or 0),
-    )  # fmt: skip
+        average_score=round(float(row.average_score), 2) if row.average_score is not None else None,
+        revisits_due=int(row.revisits_due or 0),
+        revisits_missed=int(row.revisits_missed or 0),
+    )

@@ -28,16 +28,26 @@ class ExclusionOut(BaseModel):
 
 @router.post("/api/patients/{patient_id}/exclusion", response_model=ExclusionOut)
 async def exclude(
-    patient_id: str, body: ExclusionIn, container: ContainerDep, session: SessionDep,
+    patient_id: str,
+    body: ExclusionIn,
+    container: ContainerDep,
+    session: SessionDep,
     staff: ClinicalDep,
-) -> ExclusionOut:  # fmt: skip
+) -> ExclusionOut:
     """FU-10: a patient tagged as excluded has every running pathway ended, and no new one."""
     patient = await session.get(Patient, patient_id, with_for_update=True)
     if patient is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no patient '{patient_id}'")
     patient.excluded = True
-    audit.record(session, actor_type="staff", actor_id=staff.id, action="patient.excluded",
-                 target_type="patient", target_id=patient.id, reason=body.reason)  # fmt: skip
+    audit.record(
+        session,
+        actor_type="staff",
+        actor_id=staff.id,
+        action="patient.excluded",
+        target_type="patient",
+        target_id=patient.id,
+        reason=body.reason,
+    )
     await session.commit()
     ended = []
     for run in await running_runs(session, patient.id):

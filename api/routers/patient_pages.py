@@ -128,8 +128,9 @@ async def _open(
     if task.action_type == "checkin":
         step = snapshot.definition.step(task.step_id)
         if task.status == TaskStatus.COMPLETED:
-            return _message(container, status.HTTP_200_OK, "已打卡", "今天的任务已完成，继续加油！",
-                            tone="ok")  # fmt: skip
+            return _message(
+                container, status.HTTP_200_OK, "已打卡", "今天的任务已完成，继续加油！", tone="ok"
+            )
         if task.status not in (TaskStatus.SENT, TaskStatus.PENDING) or step is None:
             return _expired(container)
         return _OpenTask(task=task, checkin_text=step.action.text or step.title)
@@ -207,9 +208,12 @@ async def show_form(token: str, container: ContainerDep, session: SessionDep) ->
         return _page(container, "article.html", article=opened.article)
     if opened.checkin_text is not None:
         return _page(
-            container, "checkin.html", title=task.title, text=opened.checkin_text,
+            container,
+            "checkin.html",
+            title=task.title,
+            text=opened.checkin_text,
             valid_until=task.valid_until,
-        )  # fmt: skip
+        )
     return _form_page(container, opened, values={}, errors=[])
 
 
@@ -226,8 +230,9 @@ async def submit_form(
         failed = await _signal(container, task, SIGNAL_CHECKIN, check)
         if failed is not None:
             return failed
-        return _message(container, status.HTTP_200_OK, "打卡成功", "今天的任务已完成，继续加油！",
-                        tone="ok")  # fmt: skip
+        return _message(
+            container, status.HTTP_200_OK, "打卡成功", "今天的任务已完成，继续加油！", tone="ok"
+        )
     if opened.form is None:
         return _invalid(container)
     posted = await request.form()

@@ -83,15 +83,21 @@ async def set_preferences(
     errors: list[dict[str, object]] = []
     if body.preferred_channel is not None and body.preferred_channel not in KNOWN_CHANNELS:
         errors.append(
-            {"type": "value_error", "loc": ("body", "preferred_channel"),
-             "msg": f"must be one of {', '.join(KNOWN_CHANNELS)}"}
-        )  # fmt: skip
+            {
+                "type": "value_error",
+                "loc": ("body", "preferred_channel"),
+                "msg": f"must be one of {', '.join(KNOWN_CHANNELS)}",
+            }
+        )
     for index, category in enumerate(body.opt_outs):
         if category not in OPTIONAL_CATEGORIES:
             errors.append(
-                {"type": "value_error", "loc": ("body", "opt_outs", index),
-                 "msg": f"'{category}' cannot be switched off"}
-            )  # fmt: skip
+                {
+                    "type": "value_error",
+                    "loc": ("body", "opt_outs", index),
+                    "msg": f"'{category}' cannot be switched off",
+                }
+            )
     if errors:
         raise RequestValidationError(errors)
     patient = await _patient(session, staff, patient_id)

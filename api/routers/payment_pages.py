@@ -36,9 +36,11 @@ def _render(
 ) -> HTMLResponse:
     settings = container.settings
     html = container.pages.get_template(template).render(
-        hospital_name=settings.hospital_name, hospital_phone=settings.hospital_phone,
-        yuan=yuan, **context,
-    )  # fmt: skip
+        hospital_name=settings.hospital_name,
+        hospital_phone=settings.hospital_phone,
+        yuan=yuan,
+        **context,
+    )
     return HTMLResponse(html, status_code=code, headers=PAGE_HEADERS)
 
 
@@ -65,9 +67,12 @@ async def payment_page(token: str, container: ContainerDep, session: SessionDep)
     text = SAGA_TEXT.get(order.saga_status or "", "") if order.status == "paying" else ""
     tz = container.settings.tz
     return _render(
-        container, "payment.html", order=order,
+        container,
+        "payment.html",
+        order=order,
         status_text=text or STATUS_TEXT.get(order.status, order.status),
         pay_url=order.pay_url if waiting else None,
         deadline=order.pay_deadline_at.astimezone(tz).strftime("%H:%M")
-        if order.pay_deadline_at else "",
-    )  # fmt: skip
+        if order.pay_deadline_at
+        else "",
+    )

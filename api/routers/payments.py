@@ -165,10 +165,15 @@ async def create(
     ctx = container.payments
     try:
         order, created = await create_order(
-            session, ctx, hospital_code=hospital, his_order_no=body.his_order_no,
-            his_patient_id=body.patient_id, amount_fen=body.amount_fen,
-            use_insurance=body.use_insurance, created_by=f"staff:{staff.id}",
-        )  # fmt: skip
+            session,
+            ctx,
+            hospital_code=hospital,
+            his_order_no=body.his_order_no,
+            his_patient_id=body.patient_id,
+            amount_fen=body.amount_fen,
+            use_insurance=body.use_insurance,
+            created_by=f"staff:{staff.id}",
+        )
         if body.pay:
             locked = await lock_order(session, order.id)
             assert locked is not None
@@ -228,9 +233,16 @@ async def search_orders(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[OrderOut]:
     rows = await list_orders(
-        session, hospital_code=hospital_code, status=status_, kind=kind, patient_id=patient_id,
-        created_from=created_from, created_to=created_to, limit=limit, offset=offset,
-    )  # fmt: skip
+        session,
+        hospital_code=hospital_code,
+        status=status_,
+        kind=kind,
+        patient_id=patient_id,
+        created_from=created_from,
+        created_to=created_to,
+        limit=limit,
+        offset=offset,
+    )
     return [OrderOut.of(row) for row in rows]
 
 
@@ -246,9 +258,14 @@ async def refund(
     refund_id = refund_id_for(order_id, idempotency_key)
     try:
         row = await request_refund(
-            session, container.payments, order_id=order_id, amount_fen=body.amount_fen,
-            reason=body.reason, refund_id=refund_id, by=f"staff:{staff.id}",
-        )  # fmt: skip
+            session,
+            container.payments,
+            order_id=order_id,
+            amount_fen=body.amount_fen,
+            reason=body.reason,
+            refund_id=refund_id,
+            by=f"staff:{staff.id}",
+        )
         await session.commit()
     except LookupError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such payment order") from exc

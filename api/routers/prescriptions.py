@@ -135,10 +135,17 @@ async def list_prescriptions(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     rows, total = await search(
-        session, staff, status=rx_status, hospital_code=hospital_code,
-        department_code=department_code, doctor_id=doctor_id, submitted_from=submitted_from,
-        submitted_to=submitted_to, limit=limit, offset=offset,
-    )  # fmt: skip
+        session,
+        staff,
+        status=rx_status,
+        hospital_code=hospital_code,
+        department_code=department_code,
+        doctor_id=doctor_id,
+        submitted_from=submitted_from,
+        submitted_to=submitted_to,
+        limit=limit,
+        offset=offset,
+    )
     items = [PrescriptionOut.model_validate(_out(r, p)) for r, p in rows]
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
@@ -153,9 +160,13 @@ async def stats(
     submitted_to: Annotated[datetime | None, Query(alias="to")] = None,
 ) -> list[dict[str, Any]]:
     return await statistics(
-        session, staff, group_by=by, submitted_from=submitted_from,
-        submitted_to=submitted_to, tz=container.settings.tz,
-    )  # fmt: skip
+        session,
+        staff,
+        group_by=by,
+        submitted_from=submitted_from,
+        submitted_to=submitted_to,
+        tz=container.settings.tz,
+    )
 
 
 async def _row(session: SessionDep, staff: StaffPrincipal, prescription_id: str) -> Prescription:

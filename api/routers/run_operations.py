@@ -89,12 +89,18 @@ class RescheduleIn(Reason):
     "/api/runs/{workflow_id}/occurrences/{step_id}/{index}/reschedule", response_model=Occurrence
 )
 async def reschedule(
-    workflow_id: str, step_id: str, index: int, body: RescheduleIn, container: ContainerDep,
-    session: SessionDep, staff: ClinicalDep,
-) -> Occurrence:  # fmt: skip
+    workflow_id: str,
+    step_id: str,
+    index: int,
+    body: RescheduleIn,
+    container: ContainerDep,
+    session: SessionDep,
+    staff: ClinicalDep,
+) -> Occurrence:
     await visible_run(session, staff, workflow_id)
-    change = Reschedule(key=f"{step_id}#{index}", due_at=body.due_at, reason=body.reason,
-                        actor=staff.id)  # fmt: skip
+    change = Reschedule(
+        key=f"{step_id}#{index}", due_at=body.due_at, reason=body.reason, actor=staff.id
+    )
     return await update_run(container, workflow_id, UPDATE_RESCHEDULE, change, Occurrence)
 
 
@@ -102,9 +108,14 @@ async def reschedule(
     "/api/runs/{workflow_id}/occurrences/{step_id}/{index}/skip", response_model=Occurrence
 )
 async def skip(
-    workflow_id: str, step_id: str, index: int, body: Reason, container: ContainerDep,
-    session: SessionDep, staff: ClinicalDep,
-) -> Occurrence:  # fmt: skip
+    workflow_id: str,
+    step_id: str,
+    index: int,
+    body: Reason,
+    container: ContainerDep,
+    session: SessionDep,
+    staff: ClinicalDep,
+) -> Occurrence:
     await visible_run(session, staff, workflow_id)
     change = Skip(key=f"{step_id}#{index}", reason=body.reason, actor=staff.id)
     return await update_run(container, workflow_id, UPDATE_SKIP, change, Occurrence)
@@ -120,45 +131,61 @@ class AdHocIn(Reason):
 
 @router.post("/api/runs/{workflow_id}/steps", response_model=Occurrence)
 async def add_step(
-    workflow_id: str, body: AdHocIn, container: ContainerDep, session: SessionDep,
+    workflow_id: str,
+    body: AdHocIn,
+    container: ContainerDep,
+    session: SessionDep,
     staff: ClinicalDep,
-) -> Occurrence:  # fmt: skip
+) -> Occurrence:
     await visible_run(session, staff, workflow_id)
     change = AdHocStep(actor=staff.id, **body.model_dump())
     return await update_run(container, workflow_id, UPDATE_ADD_STEP, change, Occurrence)
 
 
 async def _lifecycle(
-    container: ContainerDep, session: SessionDep, staff: StaffPrincipal, workflow_id: str,
-    name: str, change: BaseModel,
-) -> RunProgress:  # fmt: skip
+    container: ContainerDep,
+    session: SessionDep,
+    staff: StaffPrincipal,
+    workflow_id: str,
+    name: str,
+    change: BaseModel,
+) -> RunProgress:
     await visible_run(session, staff, workflow_id)
     return await update_run(container, workflow_id, name, change, RunProgress)
 
 
 @router.post("/api/runs/{workflow_id}/pause", response_model=RunProgress)
 async def pause(
-    workflow_id: str, body: Reason, container: ContainerDep, session: SessionDep,
+    workflow_id: str,
+    body: Reason,
+    container: ContainerDep,
+    session: SessionDep,
     staff: ClinicalDep,
-) -> RunProgress:  # fmt: skip
+) -> RunProgress:
     change = Pause(reason=body.reason, actor=staff.id)
     return await _lifecycle(container, session, staff, workflow_id, UPDATE_PAUSE, change)
 
 
 @router.post("/api/runs/{workflow_id}/resume", response_model=RunProgress)
 async def resume(
-    workflow_id: str, body: Reason, container: ContainerDep, session: SessionDep,
+    workflow_id: str,
+    body: Reason,
+    container: ContainerDep,
+    session: SessionDep,
     staff: ClinicalDep,
-) -> RunProgress:  # fmt: skip
+) -> RunProgress:
     change = Resume(reason=body.reason, actor=staff.id)
     return await _lifecycle(container, session, staff, workflow_id, UPDATE_RESUME, change)
 
 
 @router.post("/api/runs/{workflow_id}/end", response_model=RunProgress)
 async def end(
-    workflow_id: str, body: Reason, container: ContainerDep, session: SessionDep,
+    workflow_id: str,
+    body: Reason,
+    container: ContainerDep,
+    session: SessionDep,
     staff: ClinicalDep,
-) -> RunProgress:  # fmt: skip
+) -> RunProgress:
     change = End(reason=body.reason, actor=staff.id)
     return await _lifecycle(container, session, staff, workflow_id, UPDATE_END, change)
 
@@ -171,9 +198,12 @@ class MigrateIn(Reason):
 
 @router.post("/api/runs/{workflow_id}/migration", response_model=MigrationPlan)
 async def migrate(
-    workflow_id: str, body: MigrateIn, container: ContainerDep, session: SessionDep,
+    workflow_id: str,
+    body: MigrateIn,
+    container: ContainerDep,
+    session: SessionDep,
     staff: ClinicalDep,
-) -> MigrationPlan:  # fmt: skip
+) -> MigrationPlan:
     """Moves the run to a newer published version. With ``dry_run`` it only answers what would
     change: kept in progress, rescheduled, removed, added."""
     run = await visible_run(session, staff, workflow_id)
@@ -200,16 +230,22 @@ class CompleteIn(Reason):
 
 @router.post("/api/tasks/{task_id}/complete", response_model=Occurrence)
 async def complete_task(
-    task_id: str, body: CompleteIn, container: ContainerDep, session: SessionDep,
+    task_id: str,
+    body: CompleteIn,
+    container: ContainerDep,
+    session: SessionDep,
     staff: ClinicalDep,
-) -> Occurrence:  # fmt: skip
+) -> Occurrence:
     """FU-8: the outcome of a phone follow-up or visit, and optionally the next one's date."""
     task = await session.get(CareTask, task_id)
     if task is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task '{task_id}'")
     ensure_visible(staff, task.department_code)
     change = TaskCompletion(
-        key=f"{task.step_id}#{task.occurrence}", outcome=body.outcome, reason=body.reason,
-        next_followup_at=body.next_followup_at, actor=staff.id,
-    )  # fmt: skip
+        key=f"{task.step_id}#{task.occurrence}",
+        outcome=body.outcome,
+        reason=body.reason,
+        next_followup_at=body.next_followup_at,
+        actor=staff.id,
+    )
     return await update_run(container, task.workflow_id, UPDATE_COMPLETE_TASK, change, Occurrence)

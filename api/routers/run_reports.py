@@ -32,10 +32,17 @@ async def potential_losses(pathway_id: str, session: SessionDep, staff: StaffDep
     """CM-7: revisits due without a registration, for the outbound-call team."""
     rows = await run_reports.potential_losses(session, staff, pathway_id)
     return [
-        LostOut(task_id=t.id, workflow_id=t.workflow_id, patient_id=p.id, patient_name=p.name,
-                title=t.title, due_at=t.due_at, closed_at=t.closed_at)
+        LostOut(
+            task_id=t.id,
+            workflow_id=t.workflow_id,
+            patient_id=p.id,
+            patient_name=p.name,
+            title=t.title,
+            due_at=t.due_at,
+            closed_at=t.closed_at,
+        )
         for t, p in rows
-    ]  # fmt: skip
+    ]
 
 
 class OutcomePoint(BaseModel):

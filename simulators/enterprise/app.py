@@ -101,9 +101,10 @@ def create_app(
         decoction = bool(body["content"].get("decoction"))
         mode = body.get("delivery", {}).get("mode", "delivery")
         steps = [
-            s for s in (DELIVERY_STEPS if mode == "delivery" else PICKUP_STEPS)
+            s
+            for s in (DELIVERY_STEPS if mode == "delivery" else PICKUP_STEPS)
             if decoction or s != "decocting"
-        ]  # fmt: skip
+        ]
         order = Order(f"{state.code}-{uuid.uuid4().hex[:10]}", prescription_id, body, steps)
         state.orders[prescription_id] = order
         state.keys[idempotency_key] = order.order_id

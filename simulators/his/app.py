@@ -242,11 +242,12 @@ def create_app(
     async def prescription_callbacks(prescription_no: str | None = None) -> list[dict[str, Any]]:
         return sorted(
             (
-                c for c in his.prescription_callbacks.values()
+                c
+                for c in his.prescription_callbacks.values()
                 if prescription_no is None or c.get("prescription_no") == prescription_no
             ),
             key=lambda c: int(c.get("seq", 0)),
-        )  # fmt: skip
+        )
 
     @control.get("/patients")
     async def list_patients() -> list[SimPatient]:

@@ -176,17 +176,33 @@ class ChargingState:
     def seeded(cls) -> ChargingState:
         state = cls(insured={"P0001", "P0002", "P0004"})
         demo = [
-            NewOrder(patient_id="P0001", kind="prescription", title="心内科门诊处方",
-                     items=[ChargeItem(name="阿司匹林肠溶片", amount_fen=1580, insurable_fen=1580),
-                            ChargeItem(name="阿托伐他汀钙片", amount_fen=4620, insurable_fen=4620),
-                            ChargeItem(name="心电图检查", amount_fen=2500, insurable_fen=0)]),
-            NewOrder(patient_id="P0002", kind="registration", title="内分泌科专家号",
-                     department_code="endocrinology", department_name="内分泌科",
-                     items=[ChargeItem(name="专家门诊诊查费", amount_fen=5000, insurable_fen=0)]),
-            NewOrder(patient_id="P0004", kind="exam", title="心脏彩超检查",
-                     items=[ChargeItem(name="心脏彩色多普勒超声", amount_fen=28000,
-                                       insurable_fen=28000)]),
-        ]  # fmt: skip
+            NewOrder(
+                patient_id="P0001",
+                kind="prescription",
+                title="心内科门诊处方",
+                items=[
+                    ChargeItem(name="阿司匹林肠溶片", amount_fen=1580, insurable_fen=1580),
+                    ChargeItem(name="阿托伐他汀钙片", amount_fen=4620, insurable_fen=4620),
+                    ChargeItem(name="心电图检查", amount_fen=2500, insurable_fen=0),
+                ],
+            ),
+            NewOrder(
+                patient_id="P0002",
+                kind="registration",
+                title="内分泌科专家号",
+                department_code="endocrinology",
+                department_name="内分泌科",
+                items=[ChargeItem(name="专家门诊诊查费", amount_fen=5000, insurable_fen=0)],
+            ),
+            NewOrder(
+                patient_id="P0004",
+                kind="exam",
+                title="心脏彩超检查",
+                items=[
+                    ChargeItem(name="心脏彩色多普勒超声", amount_fen=28000, insurable_fen=28000)
+                ],
+            ),
+        ]
         for order in demo:
             state.add(order)
         return state
@@ -224,9 +240,10 @@ def charging_routers(
     @api.get("/patients/{patient_id}/orders")
     async def patient_orders(patient_id: str, status: str | None = "pending") -> list[Any]:
         return [
-            _view(o) for o in state.orders.values()
+            _view(o)
+            for o in state.orders.values()
             if o.patient_id == patient_id and (status is None or o.status == status)
-        ]  # fmt: skip
+        ]
 
     @api.get("/orders/{order_no}")
     async def get_order(order_no: str) -> dict[str, Any]:
@@ -247,17 +264,22 @@ def charging_routers(
             raise _refuse("ORDER_SETTLED", "order already settled")
         if order.status == "locked":
             holder = next(
-                p for p in state.presettlements.values()
+                p
+                for p in state.presettlements.values()
                 if p.order_no == order_no and not p.released
-            )  # fmt: skip
+            )
             if holder.expires_at > now:
                 raise _refuse("ORDER_LOCKED", "order is being paid elsewhere")
             holder.released = True
         insurance_fen, self_pay_fen = split(state, order, body.use_insurance)
         pre = Presettlement(
-            state.next_no("YJS"), order_no, order.total_fen, insurance_fen, self_pay_fen,
+            state.next_no("YJS"),
+            order_no,
+            order.total_fen,
+            insurance_fen,
+            self_pay_fen,
             now + state.presettle_ttl,
-        )  # fmt: skip
+        )
         state.presettlements[pre.presettle_id] = pre
         order.status = "locked"
         answer = {
@@ -293,9 +315,14 @@ def charging_routers(
         if body.insurance_fen and not body.insurance_settlement_id:
             raise _refuse("SETTLEMENT_REQUIRED", "insurance part needs a settlement id", 422)
         settlement = Settlement(
-            state.next_no("RCPT"), body.presettle_id, body.insurance_settlement_id,
-            body.transaction_id, body.insurance_fen, body.self_pay_fen, datetime.now(UTC),
-        )  # fmt: skip
+            state.next_no("RCPT"),
+            body.presettle_id,
+            body.insurance_settlement_id,
+            body.transaction_id,
+            body.insurance_fen,
+            body.self_pay_fen,
+            datetime.now(UTC),
+        )
         state.settlements[order_no] = settlement
         order.status = "settled"
         answer = {"receipt_no": settlement.receipt_no, "duplicate": False}
@@ -379,8 +406,11 @@ def charging_routers(
         order = _order(order_no)
         existing = state.refunds.get(body.refund_no)
         if existing is not None:
-            return {"his_refund_no": existing.his_refund_no, "duplicate": True,
-                    "insurance_refund_id": existing.insurance_refund_id}  # fmt: skip
+            return {
+                "his_refund_no": existing.his_refund_no,
+                "duplicate": True,
+                "insurance_refund_id": existing.insurance_refund_id,
+            }
         settled = state.settlements.get(order_no)
         if settled is None:
             raise _refuse("ORDER_NOT_SETTLED", "order not settled")
@@ -399,15 +429,25 @@ def charging_routers(
                 settled.insurance_settlement_id, body.refund_no, body.insurance_fen
             )
         record = HisRefund(
-            state.next_no("TF"), body.refund_no, order_no, body.amount_fen, body.insurance_fen,
-            body.self_pay_fen, body.provider_refund_id, insurance_refund_id, datetime.now(UTC),
-        )  # fmt: skip
+            state.next_no("TF"),
+            body.refund_no,
+            order_no,
+            body.amount_fen,
+            body.insurance_fen,
+            body.self_pay_fen,
+            body.provider_refund_id,
+            insurance_refund_id,
+            datetime.now(UTC),
+        )
         state.refunds[body.refund_no] = record
         ins_done, self_done = state.refunded(order_no)
         if ins_done + self_done == settled.insurance_fen + settled.self_pay_fen:
             order.status = "refunded"
-        answer = {"his_refund_no": record.his_refund_no, "duplicate": False,
-                  "insurance_refund_id": insurance_refund_id}  # fmt: skip
+        answer = {
+            "his_refund_no": record.his_refund_no,
+            "duplicate": False,
+            "insurance_refund_id": insurance_refund_id,
+        }
         state.answers[idempotency_key] = answer
         return answer
 
@@ -420,10 +460,14 @@ def charging_routers(
     @control.get("/orders")
     async def all_orders() -> list[dict[str, Any]]:
         return [
-            {**_view(o), "settlement": state.settlements.get(o.order_no).__dict__
-             if o.order_no in state.settlements else None}
+            {
+                **_view(o),
+                "settlement": state.settlements.get(o.order_no).__dict__
+                if o.order_no in state.settlements
+                else None,
+            }
             for o in state.orders.values()
-        ]  # fmt: skip
+        ]
 
     @control.put("/orders/{order_no}/refundable")
     async def set_refundable(order_no: str, refundable: bool) -> dict[str, Any]:

@@ -122,11 +122,14 @@ def create_app(state: InsuranceState) -> FastAPI:
 
     def _view(s: SimSettlement) -> dict[str, Any]:
         return {
-            "settlement_id": s.settlement_id, "order_no": s.order_no, "status": s.status,
+            "settlement_id": s.settlement_id,
+            "order_no": s.order_no,
+            "status": s.status,
             "presettle_id": s.presettle_id,
-            "amount_fen": s.amount_fen, "refunded_fen": s.refunded_fen,
+            "amount_fen": s.amount_fen,
+            "refunded_fen": s.refunded_fen,
             "settled_at": s.settled_at.isoformat(),
-        }  # fmt: skip
+        }
 
     @authed.post("/settlements")
     async def settle(request: SettleRequest, idempotency_key: str = Header()) -> dict[str, Any]:

@@ -246,9 +246,11 @@ def create_app(state: TwilioState) -> FastAPI:
         }
         if step == "undelivered":
             params["ErrorCode"] = "30003"
-        headers = {"X-Twilio-Signature": twilio_signature(
-            state.auth_token, message.status_callback, params
-        )}  # fmt: skip
+        headers = {
+            "X-Twilio-Signature": twilio_signature(
+                state.auth_token, message.status_callback, params
+            )
+        }
         try:
             response = await http.post(message.status_callback, data=params, headers=headers)
             code: int | None = response.status_code

@@ -220,9 +220,11 @@ def create_app(state: WeChatPayState) -> FastAPI:
                 + b"\n"
             )
             state.merchant_public_key.verify(
-                base64.b64decode(fields["signature"]), message, padding.PKCS1v15(),
+                base64.b64decode(fields["signature"]),
+                message,
+                padding.PKCS1v15(),
                 hashes.SHA256(),
-            )  # fmt: skip
+            )
         except (KeyError, ValueError, InvalidSignature) as exc:
             state.rejected_signatures += 1
             raise _error(401, "SIGN_ERROR", "签名错误") from exc
@@ -265,9 +267,10 @@ def create_app(state: WeChatPayState) -> FastAPI:
             headers = {k: v for k, v in signed.headers.items() if k.lower().startswith("wechatpay")}
             try:
                 response = await http.post(
-                    url, content=notice.body,
+                    url,
+                    content=notice.body,
                     headers={**headers, "Content-Type": "application/json"},
-                )  # fmt: skip
+                )
                 notice.deliveries.append(response.status_code)
                 if response.status_code < 300:
                     return
@@ -298,11 +301,16 @@ def create_app(state: WeChatPayState) -> FastAPI:
             "out_trade_no": trade.out_trade_no,
             "trade_type": "MWEB",
             "trade_state": trade.state,
-            "trade_state_desc": {"NOTPAY": "未支付", "SUCCESS": "支付成功", "CLOSED": "已关闭",
-                                 "REFUND": "转入退款", "PAYERROR": "支付失败"}[trade.state],
+            "trade_state_desc": {
+                "NOTPAY": "未支付",
+                "SUCCESS": "支付成功",
+                "CLOSED": "已关闭",
+                "REFUND": "转入退款",
+                "PAYERROR": "支付失败",
+            }[trade.state],
             "attach": trade.attach,
             "amount": {"total": trade.amount_fen, "currency": "CNY"},
-        }  # fmt: skip
+        }
         if trade.transaction_id:
             assert trade.success_time is not None
             view["transaction_id"] = trade.transaction_id
@@ -322,9 +330,13 @@ def create_app(state: WeChatPayState) -> FastAPI:
             "status": refund.status,
             "success_time": refund.success_time.astimezone(CST).isoformat(),
             "create_time": refund.success_time.astimezone(CST).isoformat(),
-            "amount": {"refund": refund.amount_fen, "total": trade.amount_fen,
-                       "payer_refund": refund.amount_fen, "currency": "CNY"},
-        }  # fmt: skip
+            "amount": {
+                "refund": refund.amount_fen,
+                "total": trade.amount_fen,
+                "payer_refund": refund.amount_fen,
+                "currency": "CNY",
+            },
+        }
 
     api = APIRouter(prefix="/v3")
 
@@ -338,9 +350,13 @@ def create_app(state: WeChatPayState) -> FastAPI:
         trade = state.trades.get(order.out_trade_no)
         if trade is None:
             trade = SimTrade(
-                order.out_trade_no, order.description, order.amount.total, order.notify_url,
-                order.time_expire, order.attach,
-            )  # fmt: skip
+                order.out_trade_no,
+                order.description,
+                order.amount.total,
+                order.notify_url,
+                order.time_expire,
+                order.attach,
+            )
             state.trades[trade.out_trade_no] = trade
         elif trade.amount_fen != order.amount.total:
             raise _error(400, "INVALID_REQUEST", "商户订单号重复")
@@ -419,11 +435,14 @@ def create_app(state: WeChatPayState) -> FastAPI:
         content = _bill(bill_date)
         token = secrets.token_urlsafe(12)
         state.bills[token] = content
-        return _json({
-            "hash_type": "SHA1",
-            "hash_value": hashlib.sha1(content).hexdigest(),  # noqa: S324 - the v3 protocol's
-            "download_url": f"{state.public_url.rstrip('/')}/v3/billdownload/file?token={token}",
-        })  # fmt: skip
+        download = f"{state.public_url.rstrip('/')}/v3/billdownload/file?token={token}"
+        return _json(
+            {
+                "hash_type": "SHA1",
+                "hash_value": hashlib.sha1(content).hexdigest(),  # noqa: S324 - the v3 protocol's
+                "download_url": download,
+            }
+        )
 
     @api.get("/billdownload/file")
     async def download(request: Request, token: str = Query()) -> Response:
@@ -439,32 +458,71 @@ def create_app(state: WeChatPayState) -> FastAPI:
     def _bill(day: date) -> bytes:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow([
-            "交易时间", "公众账号ID", "商户号", "微信订单号", "商户订单号", "交易类型",
-            "交易状态", "货币种类", "应结订单金额", "微信退款单号", "商户退款单号", "退款金额",
-            "退款状态", "商品名称", "商户数据包",
-        ])  # fmt: skip
+        writer.writerow(
+            [
+                "交易时间",
+                "公众账号ID",
+                "商户号",
+                "微信订单号",
+                "商户订单号",
+                "交易类型",
+                "交易状态",
+                "货币种类",
+                "应结订单金额",
+                "微信退款单号",
+                "商户退款单号",
+                "退款金额",
+                "退款状态",
+                "商品名称",
+                "商户数据包",
+            ]
+        )
         rows = paid = refunded = 0
         for trade in state.trades.values():
             if trade.success_time and trade.success_time.astimezone(CST).date() == day:
-                writer.writerow([
-                    f"`{trade.success_time.astimezone(CST):%Y-%m-%d %H:%M:%S}", f"`{state.appid}",
-                    f"`{state.mchid}", f"`{trade.transaction_id}", f"`{trade.out_trade_no}",
-                    "`MWEB", "`SUCCESS", "`CNY", f"`{_yuan(trade.amount_fen)}", "`0", "`0",
-                    "`0.00", "`", f"`{trade.description}", f"`{trade.attach}",
-                ])  # fmt: skip
+                writer.writerow(
+                    [
+                        f"`{trade.success_time.astimezone(CST):%Y-%m-%d %H:%M:%S}",
+                        f"`{state.appid}",
+                        f"`{state.mchid}",
+                        f"`{trade.transaction_id}",
+                        f"`{trade.out_trade_no}",
+                        "`MWEB",
+                        "`SUCCESS",
+                        "`CNY",
+                        f"`{_yuan(trade.amount_fen)}",
+                        "`0",
+                        "`0",
+                        "`0.00",
+                        "`",
+                        f"`{trade.description}",
+                        f"`{trade.attach}",
+                    ]
+                )
                 rows, paid = rows + 1, paid + trade.amount_fen
         for record in state.refunds.values():
             if record.success_time.astimezone(CST).date() != day:
                 continue
             trade = state.trades[record.out_trade_no]
-            writer.writerow([
-                f"`{record.success_time.astimezone(CST):%Y-%m-%d %H:%M:%S}", f"`{state.appid}",
-                f"`{state.mchid}", f"`{trade.transaction_id}", f"`{trade.out_trade_no}", "`MWEB",
-                "`REFUND", "`CNY", "`0.00", f"`{record.refund_id}", f"`{record.out_refund_no}",
-                f"`{_yuan(record.amount_fen)}", f"`{record.status}", f"`{trade.description}",
-                f"`{trade.attach}",
-            ])  # fmt: skip
+            writer.writerow(
+                [
+                    f"`{record.success_time.astimezone(CST):%Y-%m-%d %H:%M:%S}",
+                    f"`{state.appid}",
+                    f"`{state.mchid}",
+                    f"`{trade.transaction_id}",
+                    f"`{trade.out_trade_no}",
+                    "`MWEB",
+                    "`REFUND",
+                    "`CNY",
+                    "`0.00",
+                    f"`{record.refund_id}",
+                    f"`{record.out_refund_no}",
+                    f"`{_yuan(record.amount_fen)}",
+                    f"`{record.status}",
+                    f"`{trade.description}",
+                    f"`{trade.attach}",
+                ]
+            )
             rows, refunded = rows + 1, refunded + record.amount_fen
         writer.writerow(["总交易单数", "应结订单总金额", "退款总金额"])
         writer.writerow([f"`{rows}", f"`{_yuan(paid)}", f"`{_yuan(refunded)}"])

@@ -56,11 +56,14 @@ class ProjectedRun:
         occ = self.occurrences[step_id].model_copy(update=changes)
         await self.records.occurrences(
             OccurrencesChanged(
-                workflow_id=self.workflow_id, patient_id=self.patient_id,
-                department_code="cardiology", plan_id=PLAN, occurrences=[occ],
+                workflow_id=self.workflow_id,
+                patient_id=self.patient_id,
+                department_code="cardiology",
+                plan_id=PLAN,
+                occurrences=[occ],
                 at=datetime.now(UTC),
             )
-        )  # fmt: skip
+        )
         return occ
 
 
@@ -78,11 +81,16 @@ async def project_run(
         assert step is not None
         key = f"{planned.step_id}#{planned.index}"
         occurrences[planned.step_id] = Occurrence(
-            key=key, step_id=planned.step_id, index=planned.index,
-            task_id=pathway_task_id(workflow_id, key), title=step.title,
-            action_type=step.action.type, role=step.action.role or definition.executor_role,
-            due_at=planned.due_at, plan_version=1,
-        )  # fmt: skip
+            key=key,
+            step_id=planned.step_id,
+            index=planned.index,
+            task_id=pathway_task_id(workflow_id, key),
+            title=step.title,
+            action_type=step.action.type,
+            role=step.action.role or definition.executor_role,
+            due_at=planned.due_at,
+            plan_version=1,
+        )
     # The projection never calls the HIS: a client that points nowhere is enough.
     records = PathwayRecordActivities(
         sessions, HisClient.create("http://127.0.0.1:9", "unused", 1.0)
@@ -91,14 +99,17 @@ async def project_run(
         RunOpened(
             workflow_id=workflow_id,
             input=RunInput(
-                patient_id=patient.id, encounter_id=encounter.id,
-                department_code=department_code, anchor_at=anchor, anchor_event="discharge",
+                patient_id=patient.id,
+                encounter_id=encounter.id,
+                department_code=department_code,
+                anchor_at=anchor,
+                anchor_event="discharge",
                 snapshot=pinned,
             ),
             occurrences=list(occurrences.values()),
             started_at=anchor,
         )
-    )  # fmt: skip
+    )
     return ProjectedRun(workflow_id, patient.id, occurrences, records)
 
 
@@ -168,16 +179,26 @@ async def test_alert_is_listed_acknowledged_and_audited(api: Api) -> None:
     )
     await run.records.answers(
         AnswersRecorded(
-            workflow_id=run.workflow_id, patient_id=run.patient_id,
-            department_code="cardiology", plan_id=PLAN, occurrence=answered,
+            workflow_id=run.workflow_id,
+            patient_id=run.patient_id,
+            department_code="cardiology",
+            plan_id=PLAN,
+            occurrence=answered,
             form_id="discharge-recovery",
             answers={"overall": ["poor"], "symptoms": ["none"], "medication": ["on_time"]},
             scores={},
-            alerts=[FiredAlert(rule=0, level="high", roles=["nurse"],
-                               message="患者自评状况较差或胸闷气短，请电话随访（异常回答：较差）")],
-            submitted_at=now, recorded_at=now,
+            alerts=[
+                FiredAlert(
+                    rule=0,
+                    level="high",
+                    roles=["nurse"],
+                    message="患者自评状况较差或胸闷气短，请电话随访（异常回答：较差）",
+                )
+            ],
+            submitted_at=now,
+            recorded_at=now,
         )
-    )  # fmt: skip
+    )
     nurse = await add_staff(api.sessions)
     other_ward = await add_staff(api.sessions, department_code="orthopedics", name="骨科护士")
     admin = await add_staff(api.sessions, StaffRole.ADMIN, None, name="管理员")

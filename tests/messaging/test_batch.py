@@ -28,10 +28,12 @@ async def test_batch_of_1000_resumes_after_a_worker_kill_with_no_duplicates(
             for n in range(RECIPIENTS):
                 session.add(
                     Patient(
-                        id=new_id(), his_patient_id=f"B{n:05d}", name=f"患者{n}",
+                        id=new_id(),
+                        his_patient_id=f"B{n:05d}",
+                        name=f"患者{n}",
                         phone=f"139{n:08d}",
                     )
-                )  # fmt: skip
+                )
         nurse = await add_staff(stack.sessions, StaffRole.NURSE, "cardiology")
         # Delivery reports are tested elsewhere; here they would only compete for the CPU.
         stack.twilio.faults = TwilioFaults(send_callbacks=False)

@@ -230,14 +230,24 @@ async def test_wechat_event_push_is_verified(
         now, nonce = str(int(time.time())), "n0nce"
         good = wechat_signature(WECHAT_TOKEN, now, nonce)
         forged = await http.post(
-            url, params={"signature": wechat_signature("guess", now, nonce), "timestamp": now,
-                         "nonce": nonce}, content=xml,
-        )  # fmt: skip
+            url,
+            params={
+                "signature": wechat_signature("guess", now, nonce),
+                "timestamp": now,
+                "nonce": nonce,
+            },
+            content=xml,
+        )
         stale = str(int(time.time()) - 3600)
         replayed = await http.post(
-            url, params={"signature": wechat_signature(WECHAT_TOKEN, stale, nonce),
-                         "timestamp": stale, "nonce": nonce}, content=xml,
-        )  # fmt: skip
+            url,
+            params={
+                "signature": wechat_signature(WECHAT_TOKEN, stale, nonce),
+                "timestamp": stale,
+                "nonce": nonce,
+            },
+            content=xml,
+        )
         genuine = await http.post(
             url, params={"signature": good, "timestamp": now, "nonce": nonce}, content=xml
         )

@@ -205,20 +205,27 @@ async def test_a_team_template_overrides_the_platform_one_for_its_department(
         created = await stack.http.post(
             "/api/message-templates",
             json={
-                "code": "notice_generic", "owner": "team", "category": "notice",
-                "name": "心内科通知", "variables": ["title", "content"],
+                "code": "notice_generic",
+                "owner": "team",
+                "category": "notice",
+                "name": "心内科通知",
+                "variables": ["title", "content"],
                 "sms": "【{{ hospital_name }}心内科】{{ title }}：{{ content }}",
             },
             headers=stack.auth(nurse),
-        )  # fmt: skip
+        )
         assert created.status_code == 201, created.text
         patient = await stack.patient()
         response = await stack.http.post(
             "/api/messages",
-            json={"idempotency_key": "team-1", "to": {"patient_id": patient.his_patient_id},
-                  "template": "notice_generic", "variables": NOTICE},
+            json={
+                "idempotency_key": "team-1",
+                "to": {"patient_id": patient.his_patient_id},
+                "template": "notice_generic",
+                "variables": NOTICE,
+            },
             headers=stack.auth(nurse),
-        )  # fmt: skip
+        )
         assert response.status_code == 202, response.text
         message = await stack.wait_status(response.json()["message_id"], "delivered")
 
@@ -242,10 +249,13 @@ async def test_patient_preferences_are_validated(
         assert _locs(bad) == [["body", "preferred_channel"], ["body", "opt_outs", 1]]
         good = await stack.http.put(
             url,
-            json={"preferred_channel": "wechat", "wechat_openid": "oBound000001",
-                  "opt_outs": ["education"]},
+            json={
+                "preferred_channel": "wechat",
+                "wechat_openid": "oBound000001",
+                "opt_outs": ["education"],
+            },
             headers=stack.auth(),
-        )  # fmt: skip
+        )
         assert good.status_code == 200
         shown = (await stack.http.get(url, headers=stack.auth())).json()
 

@@ -57,9 +57,12 @@ async def test_quiet_hours_hold_a_notice_until_seven_but_not_a_critical_value(
                 key=key, template=template, patient_id=patient.id, variables=variables
             )
             return await time_env.client.start_workflow(
-                DELIVERY_WORKFLOW, request, id=delivery_workflow_id(key), task_queue=queue,
+                DELIVERY_WORKFLOW,
+                request,
+                id=delivery_workflow_id(key),
+                task_queue=queue,
                 result_type=DeliveryOutcome,
-            )  # fmt: skip
+            )
 
         async with stack.workers():
             late_evening = await _sleep_until_local(time_env, 23, 0)
@@ -115,10 +118,12 @@ async def test_transient_wechat_errors_are_retried_with_backoff_then_sms_takes_o
                 time_env,
                 stack.settings.temporal_task_queue,
                 MessageRequest(
-                    key=f"busy-{patient.id}", template="notice_generic",
-                    patient_id=patient.id, variables=NOTICE,
+                    key=f"busy-{patient.id}",
+                    template="notice_generic",
+                    patient_id=patient.id,
+                    variables=NOTICE,
                 ),
-            )  # fmt: skip
+            )
 
     assert outcome.status == "sent"
     assert outcome.channel == "sms"

@@ -41,8 +41,16 @@ from prescriptions.rules import load_rule_book
 from simulators.his.app import HisState
 from workers.factory import WorkerDeps
 
-MODULES = (api, api.main, workers.main, core.templates, messaging.templates, pathways.library,
-           prescriptions.rules, simulators.his.app)  # fmt: skip
+MODULES = (
+    api,
+    api.main,
+    workers.main,
+    core.templates,
+    messaging.templates,
+    pathways.library,
+    prescriptions.rules,
+    simulators.his.app,
+)
 
 
 async def _serve(settings: Settings) -> dict[str, Any]:

@@ -26,15 +26,35 @@ from infra.toolchain import cache_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("installed_probe.py")
-PACKAGES = ("core", "contracts", "api", "workflows", "activities", "pathways", "prescriptions",
-            "workers", "simulators", "infra", "messaging", "integrations", "services")  # fmt: skip
+PACKAGES = (
+    "core",
+    "contracts",
+    "api",
+    "workflows",
+    "activities",
+    "pathways",
+    "prescriptions",
+    "workers",
+    "simulators",
+    "infra",
+    "messaging",
+    "integrations",
+    "services",
+)
 # Data the code reads from beside its modules; each pattern must match the same files in the
 # checkout and in the wheel.
-DATA = ("templates/messages/*.yaml", "templates/pages/*.html",
-        "pathways/library/*.yaml", "pathways/forms/*.yaml", "pathways/articles/*.yaml",
-        "prescriptions/data/*.yaml", "simulators/his/seed.yaml",
-        "infra/migrations/env.py", "infra/migrations/script.py.mako",
-        "infra/migrations/versions/*.py")  # fmt: skip
+DATA = (
+    "templates/messages/*.yaml",
+    "templates/pages/*.html",
+    "pathways/library/*.yaml",
+    "pathways/forms/*.yaml",
+    "pathways/articles/*.yaml",
+    "prescriptions/data/*.yaml",
+    "simulators/his/seed.yaml",
+    "infra/migrations/env.py",
+    "infra/migrations/script.py.mako",
+    "infra/migrations/versions/*.py",
+)
 TIMEOUT = 120
 
 
@@ -55,8 +75,13 @@ def _env(**extra: str) -> dict[str, str]:
         if not k.startswith(("CAREPATH_", "PYTHON", "UV_PROJECT", "UV_PYTHON", "UV_INDEX"))
         and k not in {"VIRTUAL_ENV", "CONDA_PREFIX"}
     }
-    return {**env, "UV_OFFLINE": "1", "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1",
-            **extra}  # fmt: skip
+    return {
+        **env,
+        "UV_OFFLINE": "1",
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_NO_PROGRESS": "1",
+        **extra,
+    }
 
 
 OFFLINE_HINT = "uv runs offline here: it needs the cache that `uv sync` (make setup) filled"
@@ -77,8 +102,11 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str], hint: str = OFFLINE_HI
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    _run([_uv(), "build", "--wheel", "--offline", "--out-dir", str(out), str(REPO_ROOT)],
-         cwd=out, env=_env())  # fmt: skip
+    _run(
+        [_uv(), "build", "--wheel", "--offline", "--out-dir", str(out), str(REPO_ROOT)],
+        cwd=out,
+        env=_env(),
+    )
     (built,) = out.glob("carepath-*.whl")
     return built
 
@@ -90,11 +118,28 @@ def scratch(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     uv, env = _uv(), _env(UV_PROJECT_ENVIRONMENT=str(venv))
     cwd = venv.parent
     # The lock's runtime dependencies, from the cache, into the scratch environment.
-    _run([uv, "sync", "--project", str(REPO_ROOT), "--frozen", "--offline", "--no-dev",
-          "--no-install-project", "--python", sys.executable], cwd=cwd, env=env)  # fmt: skip
+    _run(
+        [
+            uv,
+            "sync",
+            "--project",
+            str(REPO_ROOT),
+            "--frozen",
+            "--offline",
+            "--no-dev",
+            "--no-install-project",
+            "--python",
+            sys.executable,
+        ],
+        cwd=cwd,
+        env=env,
+    )
     python = venv / "bin" / "python"
-    _run([uv, "pip", "install", "--offline", "--no-deps", "--python", str(python), str(wheel)],
-         cwd=cwd, env=env)  # fmt: skip
+    _run(
+        [uv, "pip", "install", "--offline", "--no-deps", "--python", str(python), str(wheel)],
+        cwd=cwd,
+        env=env,
+    )
     # The wheel's own requirements are met by what the lock installed.
     _run([uv, "pip", "check", "--python", str(python)], cwd=cwd, env=env)
     return venv

@@ -59,9 +59,12 @@ class PathwayStack:
 
     def workers(self, **kwargs: Any) -> AbstractAsyncContextManager[list[Worker]]:
         return running_worker(
-            self.env.client, self.settings.temporal_task_queue, self.settings, self.sessions,
+            self.env.client,
+            self.settings.temporal_task_queue,
+            self.settings,
+            self.sessions,
             **kwargs,
-        )  # fmt: skip
+        )
 
     def auth(self, role: str = "nurse") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
@@ -76,41 +79,70 @@ class PathwayStack:
         return response
 
     async def discharge(
-        self, at: datetime, *, patient: str = "P0001", department: str = "cardiology",
+        self,
+        at: datetime,
+        *,
+        patient: str = "P0001",
+        department: str = "cardiology",
         diagnoses: list[dict[str, str]] | None = None,
-    ) -> httpx.Response:  # fmt: skip
-        return await self.event("/webhooks/his/discharge", {
-            "event_id": f"EVT-{uuid.uuid4().hex}", "event_type": "discharge",
-            "occurred_at": at.isoformat(), "patient_id": patient,
-            "encounter": {
-                "encounter_id": f"ENC-{uuid.uuid4().hex[:10]}", "kind": "inpatient",
-                "department_code": department, "department_name": "心内科",
-                "ward": "心内科一病区", "discharged_at": at.isoformat(),
-                "admitted_at": (at - 5 * DAY).isoformat(),
-                "diagnoses": diagnoses or [{"code": "I20.000", "name": "不稳定型心绞痛"}],
+    ) -> httpx.Response:
+        return await self.event(
+            "/webhooks/his/discharge",
+            {
+                "event_id": f"EVT-{uuid.uuid4().hex}",
+                "event_type": "discharge",
+                "occurred_at": at.isoformat(),
+                "patient_id": patient,
+                "encounter": {
+                    "encounter_id": f"ENC-{uuid.uuid4().hex[:10]}",
+                    "kind": "inpatient",
+                    "department_code": department,
+                    "department_name": "心内科",
+                    "ward": "心内科一病区",
+                    "discharged_at": at.isoformat(),
+                    "admitted_at": (at - 5 * DAY).isoformat(),
+                    "diagnoses": diagnoses or [{"code": "I20.000", "name": "不稳定型心绞痛"}],
+                },
             },
-        })  # fmt: skip
+        )
 
     async def visit(
-        self, at: datetime, *, patient: str = "P0001", department: str = "endocrinology",
-        diagnoses: list[dict[str, str]] | None = None, event_id: str | None = None,
-    ) -> httpx.Response:  # fmt: skip
-        return await self.event("/webhooks/his/events", {
-            "event_id": event_id or f"EVT-{uuid.uuid4().hex}", "event_type": "visit",
-            "occurred_at": at.isoformat(), "patient_id": patient,
-            "encounter": {
-                "encounter_id": f"OP-{uuid.uuid4().hex[:10]}", "kind": "outpatient",
-                "department_code": department, "department_name": "内分泌科",
-                "diagnoses": diagnoses or [{"code": "E11.900", "name": "2型糖尿病"}],
+        self,
+        at: datetime,
+        *,
+        patient: str = "P0001",
+        department: str = "endocrinology",
+        diagnoses: list[dict[str, str]] | None = None,
+        event_id: str | None = None,
+    ) -> httpx.Response:
+        return await self.event(
+            "/webhooks/his/events",
+            {
+                "event_id": event_id or f"EVT-{uuid.uuid4().hex}",
+                "event_type": "visit",
+                "occurred_at": at.isoformat(),
+                "patient_id": patient,
+                "encounter": {
+                    "encounter_id": f"OP-{uuid.uuid4().hex[:10]}",
+                    "kind": "outpatient",
+                    "department_code": department,
+                    "department_name": "内分泌科",
+                    "diagnoses": diagnoses or [{"code": "E11.900", "name": "2型糖尿病"}],
+                },
             },
-        })  # fmt: skip
+        )
 
     async def registration(self, at: datetime, *, patient: str, department: str) -> httpx.Response:
-        return await self.event("/webhooks/his/events", {
-            "event_id": f"REG-{uuid.uuid4().hex}", "event_type": "registration",
-            "patient_id": patient, "department_code": department,
-            "registered_at": at.isoformat(),
-        })  # fmt: skip
+        return await self.event(
+            "/webhooks/his/events",
+            {
+                "event_id": f"REG-{uuid.uuid4().hex}",
+                "event_type": "registration",
+                "patient_id": patient,
+                "department_code": department,
+                "registered_at": at.isoformat(),
+            },
+        )
 
     async def progress(self, workflow_id: str) -> RunProgress:
         result: RunProgress = await self.env.client.get_workflow_handle(workflow_id).query(
@@ -119,13 +151,18 @@ class PathwayStack:
         return result
 
     async def wait_step(
-        self, workflow_id: str, step_id: str, statuses: tuple[str, ...], index: int = 0,
+        self,
+        workflow_id: str,
+        step_id: str,
+        statuses: tuple[str, ...],
+        index: int = 0,
         within: float = 20,
-    ) -> RunProgress:  # fmt: skip
+    ) -> RunProgress:
         async def probe() -> RunProgress | None:
             progress = await self.progress(workflow_id)
-            step = next((s for s in progress.steps
-                         if s.step_id == step_id and s.occurrence == index), None)  # fmt: skip
+            step = next(
+                (s for s in progress.steps if s.step_id == step_id and s.occurrence == index), None
+            )
             return progress if step and step.status in statuses else None
 
         return await eventually(probe, within=within, what=f"{step_id}#{index} in {statuses}")
@@ -188,20 +225,29 @@ def pathway_stack(
     ) -> AsyncIterator[PathwayStack]:
         async with transaction(sessions) as session:
             session.add(
-                Hospital(code="default", name="示例医院", phone="12320",
-                         config=HospitalConfig(quiet_hours=QuietHours(enabled=quiet_hours))
-                         .model_dump(mode="json"))
-            )  # fmt: skip
+                Hospital(
+                    code="default",
+                    name="示例医院",
+                    phone="12320",
+                    config=HospitalConfig(quiet_hours=QuietHours(enabled=quiet_hours)).model_dump(
+                        mode="json"
+                    ),
+                )
+            )
         his_state = HisState.seeded()
         his_app = create_his(
-            webhook_target="http://127.0.0.1:9", webhook_secret=TEST_WEBHOOK_SECRET,
-            api_key=TEST_HIS_API_KEY, state=his_state,
-        )  # fmt: skip
+            webhook_target="http://127.0.0.1:9",
+            webhook_secret=TEST_WEBHOOK_SECRET,
+            api_key=TEST_HIS_API_KEY,
+            state=his_state,
+        )
         async with serve(his_app) as his_url:
             settings = make_settings(
-                database_url=database_url, temporal_task_queue=task_queue,
-                temporal_query_timeout_seconds=2.0, his_base_url=his_url,
-            )  # fmt: skip
+                database_url=database_url,
+                temporal_task_queue=task_queue,
+                temporal_query_timeout_seconds=2.0,
+                his_base_url=his_url,
+            )
             his = HisClient.create(his_url, TEST_HIS_API_KEY, timeout_seconds=2.0)
             container = Container.build(settings, sessions, env.client, his)
             await container.sync_library()

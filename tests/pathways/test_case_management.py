@@ -49,12 +49,16 @@ async def _enrol(stack: PathwayStack, env: WorkflowEnvironment) -> str:
     no_consent = await stack.http.post(url, json={}, headers=stack.auth("care_manager"))
     assert no_consent.status_code == 422
     assert no_consent.json()["detail"][0]["loc"] == ["body", "consent"]
-    consent = {"method": "e_signature", "reference": "ESIGN-2026-0001",
-               "signed_at": (await env.get_current_time()).isoformat()}  # fmt: skip
+    consent = {
+        "method": "e_signature",
+        "reference": "ESIGN-2026-0001",
+        "signed_at": (await env.get_current_time()).isoformat(),
+    }
     enrolled = await stack.http.post(
-        url, json={"consent": consent, "start_at": (await env.get_current_time()).isoformat()},
+        url,
+        json={"consent": consent, "start_at": (await env.get_current_time()).isoformat()},
         headers=stack.auth("care_manager"),
-    )  # fmt: skip
+    )
     assert enrolled.status_code == 200, enrolled.text
     workflow_id: str = enrolled.json()["workflow_id"]
     stack.started.append(workflow_id)
@@ -67,11 +71,15 @@ def _version_two(body: dict[str, Any]) -> dict[str, Any]:
     for step in changed["steps"]:
         if step["id"] == "monthly":
             step["validity"] = {"days": 7}
-    changed["steps"].append({
-        "id": "diet-education", "title": "糖尿病饮食宣教",
-        "schedule": {"offset": {"months": 3}, "time_of_day": "09:00"},
-        "action": {"type": "article", "article": "chd-diet"}, "validity": {"days": 7},
-    })  # fmt: skip
+    changed["steps"].append(
+        {
+            "id": "diet-education",
+            "title": "糖尿病饮食宣教",
+            "schedule": {"offset": {"months": 3}, "time_of_day": "09:00"},
+            "action": {"type": "article", "article": "chd-diet"},
+            "validity": {"days": 7},
+        }
+    )
     return changed
 
 
@@ -86,8 +94,9 @@ async def test_six_months_of_diabetes_case_management(
         baseline_due = await _due(stack, workflow_id, "baseline", 0)
         await _skip_to(env, baseline_due + timedelta(minutes=1))
         await stack.wait_step(workflow_id, "baseline", ("sent",))
-        await stack.answer(workflow_id, "baseline",
-                           {"hba1c": "8.5", "fasting_glucose": "9.0", "weight": "72"})  # fmt: skip
+        await stack.answer(
+            workflow_id, "baseline", {"hba1c": "8.5", "fasting_glucose": "9.0", "weight": "72"}
+        )
         await stack.wait_step(workflow_id, "baseline", ("completed",))
 
         # Month 1: a dangerous glucose. The doctor and case manager are alerted, the patient
@@ -95,9 +104,16 @@ async def test_six_months_of_diabetes_case_management(
         month1 = await _due(stack, workflow_id, "monthly", 0)
         await _skip_to(env, month1 + timedelta(minutes=1))
         await stack.wait_step(workflow_id, "monthly", ("sent",))
-        await stack.answer(workflow_id, "monthly", {
-            "fasting_glucose": "14.5", "hypoglycemia": "none", "adherence": "sometimes",
-            "symptoms": ["thirst"]})  # fmt: skip
+        await stack.answer(
+            workflow_id,
+            "monthly",
+            {
+                "fasting_glucose": "14.5",
+                "hypoglycemia": "none",
+                "adherence": "sometimes",
+                "symptoms": ["thirst"],
+            },
+        )
         await stack.wait_step(workflow_id, "monthly", ("abnormal",))
         # The revisit (no time of day: due at the minute of enrolment, before or after the
         # monthly form's 10:00): registered at the clinic three days after it fell due.
@@ -126,14 +142,25 @@ async def test_six_months_of_diabetes_case_management(
         assert published.status_code == 200, published.text
         month2 = await _due(stack, workflow_id, "monthly", 1)
         await _skip_to(env, month2 - timedelta(days=2))
-        steps = ["baseline", "monthly", "medication", "revisit", "assess-3m", "assess-6m",
-                 "doctor-call"]  # fmt: skip
+        steps = [
+            "baseline",
+            "monthly",
+            "medication",
+            "revisit",
+            "assess-3m",
+            "assess-6m",
+            "doctor-call",
+        ]
         incomplete = await stack.http.post(
             f"/api/runs/{workflow_id}/migration",
-            json={"to_version": v2, "mapping": {"monthly": "monthly"}, "reason": "延长填写期",
-                  "dry_run": True},
+            json={
+                "to_version": v2,
+                "mapping": {"monthly": "monthly"},
+                "reason": "延长填写期",
+                "dry_run": True,
+            },
             headers=designer,
-        )  # fmt: skip
+        )
         assert incomplete.status_code == 409
         assert "映射不完整" in incomplete.json()["detail"]
         request = {
@@ -142,9 +169,10 @@ async def test_six_months_of_diabetes_case_management(
             "reason": "延长月度量表填写期",
         }
         dry = await stack.http.post(
-            f"/api/runs/{workflow_id}/migration", json={**request, "dry_run": True},
+            f"/api/runs/{workflow_id}/migration",
+            json={**request, "dry_run": True},
             headers=designer,
-        )  # fmt: skip
+        )
         assert dry.status_code == 200, dry.text
         changes = {(c["change"], c["key"]) for c in dry.json()["changes"]}
         assert ("rescheduled", "monthly#1") in changes
@@ -186,8 +214,9 @@ async def test_six_months_of_diabetes_case_management(
 
     assert result["status"] == "completed"
     tasks = await stack.tasks(workflow_id)
-    medication = sorted((t for k, t in tasks.items() if k.startswith("medication#")),
-                        key=lambda t: t.due_at)  # fmt: skip
+    medication = sorted(
+        (t for k, t in tasks.items() if k.startswith("medication#")), key=lambda t: t.due_at
+    )
     # Weekly from day 7 up to the six-month date (clamped to the month's end): 25 or 26
     # reminders depending on the calendar months the plan spans.
     enrolled = medication[0].due_at.astimezone(BEIJING).date() - timedelta(days=7)
@@ -211,8 +240,9 @@ async def test_six_months_of_diabetes_case_management(
     [hba1c, _] = outcomes.json()
     assert hba1c["baseline"] == 8.5
     assert [(p["at"], p["value"], p["change"]) for p in hba1c["points"]] == [
-        ("3个月", 7.6, -0.9), ("6个月", 6.9, -1.6),
-    ]  # fmt: skip
+        ("3个月", 7.6, -0.9),
+        ("6个月", 6.9, -1.6),
+    ]
     entries = audit.json()
     assert [e["action"] for e in entries] == ["pathway.run_started", "pathway.migrate"]
     assert entries[1]["detail"]["reason"] == "延长月度量表填写期"

@@ -66,9 +66,13 @@ async def test_round_trip_from_draft_to_a_migrated_run(
         week1 = body["steps"][0]
         week1["lost_after"] = {"days": 5}
         week1["rules"][0]["when"] = "overall == 'poor'"
-        call = {"id": "call", "title": "护士电话随访", "after_activation": {"hours": 1},
-                "action": {"type": "staff_task", "task_kind": "phone_followup"},
-                "lost_after": {"days": 1}}  # fmt: skip
+        call = {
+            "id": "call",
+            "title": "护士电话随访",
+            "after_activation": {"hours": 1},
+            "action": {"type": "staff_task", "task_kind": "phone_followup"},
+            "lost_after": {"days": 1},
+        }
         body["steps"].append(call)
         draft = await stack.http.post("/api/pathways", json=body, headers=headers)
         assert draft.status_code == 201, draft.text
@@ -77,24 +81,32 @@ async def test_round_trip_from_draft_to_a_migrated_run(
         anchor = daytime(await dev_env.get_current_time(), hour=11)
         preview = await stack.http.post(
             "/api/pathways/post-op-knee/versions/1/preview",
-            json={"anchor_at": anchor.isoformat()}, headers=headers,
-        )  # fmt: skip
+            json={"anchor_at": anchor.isoformat()},
+            headers=headers,
+        )
         assert preview.status_code == 200, preview.text
         shown = preview.json()
         assert [(p["step_id"], p["index"]) for p in shown["timeline"]] == [
-            ("rehab", 0), ("rehab", 1), ("rehab", 2), ("rehab", 3), ("week1", 0),
-        ]  # fmt: skip
+            ("rehab", 0),
+            ("rehab", 1),
+            ("rehab", 2),
+            ("rehab", 3),
+            ("week1", 0),
+        ]
         assert shown["dormant"][0]["activated_by"] == ["week1.rules[0]"]
 
-        published = await stack.http.post("/api/pathways/post-op-knee/versions/1/publish",
-                                          headers=headers)  # fmt: skip
+        published = await stack.http.post(
+            "/api/pathways/post-op-knee/versions/1/publish", headers=headers
+        )
         assert published.status_code == 200, published.text
         assert published.json()["live"] is True
-        again = await stack.http.post("/api/pathways/post-op-knee/versions/1/publish",
-                                      headers=headers)  # fmt: skip
+        again = await stack.http.post(
+            "/api/pathways/post-op-knee/versions/1/publish", headers=headers
+        )
         assert again.status_code == 409
-        immutable = await stack.http.put("/api/pathways/post-op-knee/versions/1", json=body,
-                                         headers=headers)  # fmt: skip
+        immutable = await stack.http.put(
+            "/api/pathways/post-op-knee/versions/1", json=body, headers=headers
+        )
         assert immutable.status_code == 409
 
         # An unpublished version never runs.
@@ -102,48 +114,74 @@ async def test_round_trip_from_draft_to_a_migrated_run(
         assert draft2.json()["version"] == 2
         await stack.discharge(
             anchor - timedelta(days=1), patient="P0004", department="orthopedics"
-        )  # fmt: skip  (creates the patient)
+        )  # creates the patient
         unpublished = await stack.http.post(
-            "/api/runs", json={"pathway_id": "post-op-knee", "patient_id": "P0004",
-                               "anchor_at": anchor.isoformat(), "version": 2,
-                               "department_code": "orthopedics"}, headers=headers,
-        )  # fmt: skip
+            "/api/runs",
+            json={
+                "pathway_id": "post-op-knee",
+                "patient_id": "P0004",
+                "anchor_at": anchor.isoformat(),
+                "version": 2,
+                "department_code": "orthopedics",
+            },
+            headers=headers,
+        )
         assert unpublished.status_code == 409
 
         started = await stack.http.post(
-            "/api/runs", json={"pathway_id": "post-op-knee", "patient_id": "P0004",
-                               "anchor_at": anchor.isoformat(), "department_code": "orthopedics"},
+            "/api/runs",
+            json={
+                "pathway_id": "post-op-knee",
+                "patient_id": "P0004",
+                "anchor_at": anchor.isoformat(),
+                "department_code": "orthopedics",
+            },
             headers=headers,
-        )  # fmt: skip
+        )
         assert started.status_code == 201, started.text
         workflow_id = started.json()["workflow_id"]
         stack.started.append(workflow_id)
         await stack.wait_projected(workflow_id)
         run = f"/api/runs/{workflow_id}"
         later = anchor + timedelta(days=9)
-        moved = await stack.http.post(f"{run}/occurrences/week1/0/reschedule",
-                                      json={"due_at": later.isoformat(), "reason": "患者出差"},
-                                      headers=headers)  # fmt: skip
+        moved = await stack.http.post(
+            f"{run}/occurrences/week1/0/reschedule",
+            json={"due_at": later.isoformat(), "reason": "患者出差"},
+            headers=headers,
+        )
         assert moved.status_code == 200, moved.text
         assert moved.json()["due_at"].startswith(later.astimezone().isoformat()[:10])
-        no_reason = await stack.http.post(f"{run}/occurrences/rehab/3/skip", json={},
-                                          headers=headers)  # fmt: skip
+        no_reason = await stack.http.post(
+            f"{run}/occurrences/rehab/3/skip", json={}, headers=headers
+        )
         assert no_reason.status_code == 422
         reason = {"reason": "已达到康复目标"}
         skipped = await stack.http.post(
             f"{run}/occurrences/rehab/3/skip", json=reason, headers=headers
         )
         assert skipped.json()["status"] == "skipped"
-        twice = await stack.http.post(f"{run}/occurrences/rehab/3/skip",
-                                      json={"reason": "再来一次"}, headers=headers)  # fmt: skip
+        twice = await stack.http.post(
+            f"{run}/occurrences/rehab/3/skip", json={"reason": "再来一次"}, headers=headers
+        )
         assert twice.status_code == 409
-        unknown = await stack.http.post(f"{run}/occurrences/nope/0/skip",
-                                        json={"reason": "x"}, headers=headers)  # fmt: skip
+        unknown = await stack.http.post(
+            f"{run}/occurrences/nope/0/skip", json={"reason": "x"}, headers=headers
+        )
         assert unknown.status_code == 409
-        added = await stack.http.post(f"{run}/steps", json={
-            "title": "康复科门诊复查提醒", "reason": "医生嘱咐",
-            "action": {"type": "reminder", "reminder_kind": "revisit", "text": "请于下周三复诊"},
-            "due_at": (anchor + timedelta(days=20)).isoformat()}, headers=headers)  # fmt: skip
+        added = await stack.http.post(
+            f"{run}/steps",
+            json={
+                "title": "康复科门诊复查提醒",
+                "reason": "医生嘱咐",
+                "action": {
+                    "type": "reminder",
+                    "reminder_kind": "revisit",
+                    "text": "请于下周三复诊",
+                },
+                "due_at": (anchor + timedelta(days=20)).isoformat(),
+            },
+            headers=headers,
+        )
         assert added.status_code == 200, added.text
         assert added.json()["key"] == "adhoc-1#0"
         paused = await stack.http.post(f"{run}/pause", json={"reason": "住院中"}, headers=headers)
@@ -157,16 +195,21 @@ async def test_round_trip_from_draft_to_a_migrated_run(
         body["steps"][1]["schedule"]["recurrence"]["count"] = 6
         await stack.http.put("/api/pathways/post-op-knee/versions/2", json=body, headers=headers)
         await stack.http.post("/api/pathways/post-op-knee/versions/2/publish", headers=headers)
-        live = await stack.http.put("/api/pathways/post-op-knee/live", json={"version": 2},
-                                    headers=headers)  # fmt: skip
+        live = await stack.http.put(
+            "/api/pathways/post-op-knee/live", json={"version": 2}, headers=headers
+        )
         assert live.json()["live_version"] == 2
         mapping = {"week1": "week1", "rehab": "rehab", "call": "call"}
-        plan = await stack.http.post(f"{run}/migration", json={
-            "to_version": 2, "mapping": mapping, "reason": "增加康复打卡", "dry_run": True},
-            headers=headers)  # fmt: skip
+        plan = await stack.http.post(
+            f"{run}/migration",
+            json={"to_version": 2, "mapping": mapping, "reason": "增加康复打卡", "dry_run": True},
+            headers=headers,
+        )
         assert plan.status_code == 200, plan.text
         assert {c["key"] for c in plan.json()["changes"] if c["change"] == "added"} == {
-            "rehab#4", "rehab#5"}  # fmt: skip
+            "rehab#4",
+            "rehab#5",
+        }
         request = {"to_version": 2, "mapping": mapping, "reason": "增加康复打卡"}
         migrated = await stack.http.post(f"{run}/migration", json=request, headers=headers)
         assert migrated.status_code == 200
@@ -179,14 +222,23 @@ async def test_round_trip_from_draft_to_a_migrated_run(
 
     actions = [e["action"] for e in audit.json()]
     assert actions == [
-        "pathway.run_started", "pathway.reschedule", "pathway.skip", "pathway.add_step",
-        "pathway.pause", "pathway.resume", "pathway.migrate", "pathway.end",
-    ]  # fmt: skip
+        "pathway.run_started",
+        "pathway.reschedule",
+        "pathway.skip",
+        "pathway.add_step",
+        "pathway.pause",
+        "pathway.resume",
+        "pathway.migrate",
+        "pathway.end",
+    ]
     assert all(e["actor_id"] for e in audit.json())
     tasks = await stack.tasks(workflow_id)
     assert tasks["rehab#3"].status == "skipped"
     assert {t.status for k, t in tasks.items() if k != "rehab#3"} <= {
-        "not_needed", "completed", "expired"}  # fmt: skip
+        "not_needed",
+        "completed",
+        "expired",
+    }
 
 
 async def test_excluding_a_patient_ends_all_their_runs(
@@ -200,9 +252,11 @@ async def test_excluding_a_patient_ends_all_their_runs(
         for workflow_id in runs:
             await stack.wait_projected(workflow_id)
         patient_id = next(iter((await stack.tasks(runs[0])).values())).patient_id
-        excluded = await stack.http.post(f"/api/patients/{patient_id}/exclusion",
-                                         json={"reason": "患者拒绝随访"},
-                                         headers=stack.auth("nurse"))  # fmt: skip
+        excluded = await stack.http.post(
+            f"/api/patients/{patient_id}/exclusion",
+            json={"reason": "患者拒绝随访"},
+            headers=stack.auth("nurse"),
+        )
         assert excluded.status_code == 200, excluded.text
         assert sorted(excluded.json()["ended_runs"]) == sorted(runs)
         again = await stack.discharge(discharged, patient="P0005", department="cardiology")

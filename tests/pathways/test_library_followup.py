@@ -78,9 +78,11 @@ async def test_inpatient_discharge_plan_from_day_3_to_day_30(
     assert result["status"] == "completed"
     tasks = await stack.tasks(workflow_id)
     assert {k: t.status for k, t in tasks.items()} == {
-        "day3#0": "abnormal", "nurse-call#0": "completed", "day7#0": "lost",
+        "day3#0": "abnormal",
+        "nurse-call#0": "completed",
+        "day7#0": "lost",
         "day30#0": "completed",
-    }  # fmt: skip
+    }
     sent = {m.task_id: m.sent_at for m in await stack.messages(workflow_id) if m.sent_at}
     for key, days in (("day3#0", 3), ("day7#0", 7), ("day30#0", 30)):
         local = sent[tasks[key].id].astimezone(BEIJING)
@@ -140,8 +142,10 @@ async def test_education_articles_rereads_and_checkins(
         m for m in await stack.messages(workflow_id) if m.task_id == tasks["medication#0"].id
     ]
     assert [m.template for m in medication_messages] == [
-        "education_article", "education_reread", "education_reread",
-    ]  # fmt: skip
+        "education_article",
+        "education_reread",
+        "education_reread",
+    ]
     reminded = [m.sent_at.astimezone(BEIJING).day for m in medication_messages if m.sent_at]
     first = medication_messages[0].sent_at
     assert first is not None
@@ -160,23 +164,36 @@ async def test_satisfaction_survey_for_a_sample_of_visits(
         visited = daytime(await env.get_current_time(), hour=9)
         # 30 % of visits are surveyed, decided reproducibly per patient and visit.
         chosen = next(
-            f"EVT-SAT-{n}" for n in range(100)
+            f"EVT-SAT-{n}"
+            for n in range(100)
             if in_sample("outpatient-satisfaction", "P0002", f"OPX{n}", 0.3)
-        )  # fmt: skip
+        )
         encounter = "OPX" + chosen.rsplit("-", 1)[1]
         body = {
-            "event_id": chosen, "event_type": "visit", "occurred_at": visited.isoformat(),
+            "event_id": chosen,
+            "event_type": "visit",
+            "occurred_at": visited.isoformat(),
             "patient_id": "P0002",
-            "encounter": {"encounter_id": encounter, "kind": "outpatient",
-                          "department_code": "orthopedics", "department_name": "骨科"},
-        }  # fmt: skip
+            "encounter": {
+                "encounter_id": encounter,
+                "kind": "outpatient",
+                "department_code": "orthopedics",
+                "department_name": "骨科",
+            },
+        }
         response = await stack.event("/webhooks/his/events", body)
         assert [r["plan_id"] for r in response.json()["runs"]] == ["outpatient-satisfaction"]
         workflow_id = response.json()["runs"][0]["workflow_id"]
         await _skip_to(env, visited + timedelta(hours=2, minutes=1))
         await stack.wait_step(workflow_id, "survey", ("sent",))
-        low = {"registration": "s2", "waiting": "s1", "doctor": "s3", "pharmacy": "s2",
-               "environment": "s4", "comment": "候诊时间太长"}  # fmt: skip
+        low = {
+            "registration": "s2",
+            "waiting": "s1",
+            "doctor": "s3",
+            "pharmacy": "s2",
+            "environment": "s4",
+            "comment": "候诊时间太长",
+        }
         assert (await stack.answer(workflow_id, "survey", low)).status_code == 200
         await stack.wait_step(workflow_id, "survey", ("abnormal",))
         stats = await stack.http.get(
@@ -196,8 +213,12 @@ async def test_outpatient_visit_follow_up_and_the_doctors_queue(
     env = isolated_time_env
     async with pathway_stack(env) as stack, stack.workers():
         visited = daytime(await env.get_current_time(), hour=9)
-        response = await stack.visit(visited, patient="P0004", department="cardiology",
-                                     diagnoses=[{"code": "I10", "name": "高血压"}])  # fmt: skip
+        response = await stack.visit(
+            visited,
+            patient="P0004",
+            department="cardiology",
+            diagnoses=[{"code": "I10", "name": "高血压"}],
+        )
         runs = {r["plan_id"]: r["workflow_id"] for r in response.json()["runs"]}
         workflow_id = runs["outpatient-visit"]
         day1 = visited.astimezone(BEIJING).replace(hour=18) + DAY

@@ -20,17 +20,32 @@ YEAR_PLAN = {
     "executor_role": "care_manager",
     "anchor": "enrollment",
     "steps": [
-        {"id": "daily", "title": "每日服药提醒",
-         "schedule": {"recurrence": {"every": {"days": 1}, "count": 365}, "time_of_day": "08:00"},
-         "action": {"type": "reminder", "reminder_kind": "medication",
-                    "text": "请按时服用降压药，并测量血压"}},
-        {"id": "monthly", "title": "月度随访",
-         "schedule": {"recurrence": {"every": {"months": 1}, "start": {"months": 1}, "count": 12},
-                      "time_of_day": "10:00"},
-         "action": {"type": "form", "form": "outpatient-followup"},
-         "validity": {"days": 3}, "lost_after": {"days": 5}},
+        {
+            "id": "daily",
+            "title": "每日服药提醒",
+            "schedule": {
+                "recurrence": {"every": {"days": 1}, "count": 365},
+                "time_of_day": "08:00",
+            },
+            "action": {
+                "type": "reminder",
+                "reminder_kind": "medication",
+                "text": "请按时服用降压药，并测量血压",
+            },
+        },
+        {
+            "id": "monthly",
+            "title": "月度随访",
+            "schedule": {
+                "recurrence": {"every": {"months": 1}, "start": {"months": 1}, "count": 12},
+                "time_of_day": "10:00",
+            },
+            "action": {"type": "form", "form": "outpatient-followup"},
+            "validity": {"days": 3},
+            "lost_after": {"days": 5},
+        },
     ],
-}  # fmt: skip
+}
 
 
 async def test_a_year_of_daily_reminders_continues_as_new_with_bounded_history(
@@ -42,16 +57,23 @@ async def test_a_year_of_daily_reminders_continues_as_new_with_bounded_history(
         assert (
             await stack.http.post("/api/pathways", json=YEAR_PLAN, headers=headers)
         ).status_code == 201
-        published = await stack.http.post("/api/pathways/hypertension-year/versions/1/publish",
-                                          headers=headers)  # fmt: skip
+        published = await stack.http.post(
+            "/api/pathways/hypertension-year/versions/1/publish", headers=headers
+        )
         assert published.status_code == 200, published.text
         await stack.discharge(
             daytime(await env.get_current_time()), patient="P0002", department="orthopedics"
-        )  # fmt: skip  (registers the patient)
-        started = await stack.http.post("/api/runs", json={
-            "pathway_id": "hypertension-year", "patient_id": "P0002",
-            "anchor_at": (await env.get_current_time()).isoformat(),
-            "department_code": "orthopedics"}, headers=headers)  # fmt: skip
+        )  # registers the patient
+        started = await stack.http.post(
+            "/api/runs",
+            json={
+                "pathway_id": "hypertension-year",
+                "patient_id": "P0002",
+                "anchor_at": (await env.get_current_time()).isoformat(),
+                "department_code": "orthopedics",
+            },
+            headers=headers,
+        )
         assert started.status_code == 201, started.text
         workflow_id = started.json()["workflow_id"]
         first_run = started.json()["run_id"]
@@ -74,8 +96,11 @@ async def test_a_year_of_daily_reminders_continues_as_new_with_bounded_history(
             lengths.append(len(history.events))
             last = history.events[-1]
             attributes = last.workflow_execution_continued_as_new_event_attributes
-            run_id = attributes.new_execution_run_id if last.HasField(
-                "workflow_execution_continued_as_new_event_attributes") else None  # fmt: skip
+            run_id = (
+                attributes.new_execution_run_id
+                if last.HasField("workflow_execution_continued_as_new_event_attributes")
+                else None
+            )
 
     assert result["status"] == "completed"
     tasks = await stack.tasks(workflow_id)

@@ -21,10 +21,15 @@ async def request(world: PayWorld, fee_fen: int = 3000) -> dict[str, str]:
     his_no = world.his_order(INSURED, kind="consultation", insurable_fen=fee_fen)
     response = await world.http.post(
         "/api/consultations",
-        json={"his_order_no": his_no, "patient_id": INSURED, "amount_fen": fee_fen,
-              "question": "胸闷两天，活动后加重，需要调整用药吗？", "use_insurance": True},
+        json={
+            "his_order_no": his_no,
+            "patient_id": INSURED,
+            "amount_fen": fee_fen,
+            "question": "胸闷两天，活动后加重，需要调整用药吗？",
+            "use_insurance": True,
+        },
         headers=world.auth(),
-    )  # fmt: skip
+    )
     assert response.status_code == 202, response.text
     body: dict[str, str] = response.json()
     world.workflows.append(consultation_workflow_id(body["id"]))

@@ -50,8 +50,12 @@ async def test_the_patient_pays_the_self_pay_part_from_the_message_link(
         await handset.close()
 
     # 62 yuan insurable (70% by the fund) and a 25 yuan exam.
-    assert shown == {"amount": "¥87.00", "insurance": "¥43.40", "self-pay": "¥43.60",
-                     "status": "待支付"}  # fmt: skip
+    assert shown == {
+        "amount": "¥87.00",
+        "insurance": "¥43.40",
+        "self-pay": "¥43.60",
+        "status": "待支付",
+    }
     assert cashier == "支付成功"
     assert order["self_pay_fen"] == 4360
     assert settled == "已缴费"

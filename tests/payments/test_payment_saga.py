@@ -38,12 +38,19 @@ def notice_body(resource: dict[str, Any], apiv3_key: str) -> bytes:
     ciphertext = AESGCM(apiv3_key.encode()).encrypt(
         nonce.encode(), json.dumps(resource).encode(), b"transaction"
     )
-    return json.dumps({
-        "id": secrets.token_hex(8), "event_type": "TRANSACTION.SUCCESS",
-        "resource_type": "encrypt-resource",
-        "resource": {"algorithm": "AEAD_AES_256_GCM", "associated_data": "transaction",
-                     "nonce": nonce, "ciphertext": base64.b64encode(ciphertext).decode()},
-    }).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "id": secrets.token_hex(8),
+            "event_type": "TRANSACTION.SUCCESS",
+            "resource_type": "encrypt-resource",
+            "resource": {
+                "algorithm": "AEAD_AES_256_GCM",
+                "associated_data": "transaction",
+                "nonce": nonce,
+                "ciphertext": base64.b64encode(ciphertext).decode(),
+            },
+        }
+    ).encode()
 
 
 def notice_headers(body: bytes, private_pem: str, timestamp: int | None = None) -> dict[str, str]:
@@ -79,8 +86,11 @@ async def test_self_pay_order_is_settled_when_the_provider_notifies(
         # The trail has each step once, even though the projection is refreshed when the
         # payment is seen without a change of step.
         assert [e["status"] for e in order["events"]] == [
-            "presettling", "awaiting_payment", "confirming", "settled",
-        ]  # fmt: skip
+            "presettling",
+            "awaiting_payment",
+            "confirming",
+            "settled",
+        ]
         assert world.charging.orders[his_no].status == "settled"
         assert world.provider.ledger()["paid_fen"] == 2500
         assert world.insurance.settlements == {}
@@ -196,8 +206,9 @@ async def test_a_lost_notification_is_made_up_for_by_polling(
 ) -> None:
     async with pay_world(dev_env.client) as world, world.workers():
         world.provider.callbacks = CallbackFaults(drop_rate=1.0)
-        order_id = (await world.create(world.his_order(UNINSURED, self_pay_fen=3000),
-                                       patient=UNINSURED)).json()["id"]  # fmt: skip
+        order_id = (
+            await world.create(world.his_order(UNINSURED, self_pay_fen=3000), patient=UNINSURED)
+        ).json()["id"]
         await world.patient_pays(order_id)
         await world.wait(order_id, status="settled")
         state = await world.client.get_workflow_handle(payment_workflow_id(order_id)).query(
@@ -214,8 +225,9 @@ async def test_duplicate_and_late_notifications_never_advance_the_saga_twice(
 ) -> None:
     async with pay_world(dev_env.client) as world, world.workers():
         world.provider.callbacks = CallbackFaults(duplicate_rate=1.0)
-        order_id = (await world.create(world.his_order(UNINSURED, self_pay_fen=3000),
-                                       patient=UNINSURED)).json()["id"]  # fmt: skip
+        order_id = (
+            await world.create(world.his_order(UNINSURED, self_pay_fen=3000), patient=UNINSURED)
+        ).json()["id"]
         await world.patient_pays(order_id)
         await world.wait(order_id, status="settled")
         # The provider delivers the same notification again long after (its own retry).
@@ -262,20 +274,27 @@ async def test_forged_tampered_and_replayed_notifications_are_refused(
         forger = generate_pair()  # not the platform's key
         forged = notice_body(resource, TEST_APIV3_KEY)
         responses = [
-            await world.http.post("/webhooks/wechatpay/notify", content=forged,
-                                  headers=notice_headers(forged, forger.private_pem)),
+            await world.http.post(
+                "/webhooks/wechatpay/notify",
+                content=forged,
+                headers=notice_headers(forged, forger.private_pem),
+            ),
             await world.http.post(
                 "/webhooks/wechatpay/notify",
                 content=forged.replace(b"TRANSACTION", b"TRANSACTIOM"),
                 headers=notice_headers(forged, TEST_PAYMENT_KEYS.platform.private_pem),
             ),
             await world.http.post(
-                "/webhooks/wechatpay/notify", content=forged,
-                headers=notice_headers(forged, TEST_PAYMENT_KEYS.platform.private_pem,
-                                       timestamp=int(time.time()) - 3600),
+                "/webhooks/wechatpay/notify",
+                content=forged,
+                headers=notice_headers(
+                    forged,
+                    TEST_PAYMENT_KEYS.platform.private_pem,
+                    timestamp=int(time.time()) - 3600,
+                ),
             ),
             await world.http.post("/webhooks/wechatpay/notify", content=forged),
-        ]  # fmt: skip
+        ]
         order = await world.order(order_id)
 
     assert [r.status_code for r in responses] == [401, 401, 401, 401]
@@ -292,9 +311,13 @@ async def test_a_payment_seen_only_after_the_window_is_refunded_and_its_late_not
         # until the window has closed.
         world.provider.callbacks = CallbackFaults(drop_rate=1.0)
         world.provider.faults.plan.rules.append(
-            FaultRule(path_prefix="/v3/pay/transactions/out-trade-no/", method="GET",
-                      status=503, count=10_000)
-        )  # fmt: skip
+            FaultRule(
+                path_prefix="/v3/pay/transactions/out-trade-no/",
+                method="GET",
+                status=503,
+                count=10_000,
+            )
+        )
         his_no = world.his_order(INSURED, insurable_fen=6200, self_pay_fen=2500)
         order_id = (await world.create(his_no)).json()["id"]
         await world.patient_pays(order_id)
@@ -312,8 +335,12 @@ async def test_a_payment_seen_only_after_the_window_is_refunded_and_its_late_not
     assert world.provider.ledger()["net_fen"] == 0
     assert books["insurance_centre_net_fen"] == 0
     kinds = sorted((e.party, e.kind) for e in await world.ledger(order_id))
-    assert kinds == [("insurance", "cancel"), ("insurance", "settle"), ("provider", "payment"),
-                     ("provider", "refund")]  # fmt: skip
+    assert kinds == [
+        ("insurance", "cancel"),
+        ("insurance", "settle"),
+        ("provider", "payment"),
+        ("provider", "refund"),
+    ]
 
 
 async def test_a_provider_that_stays_down_is_given_up_on_and_the_fund_is_made_whole(
@@ -343,9 +370,10 @@ async def test_his_refusing_the_confirmation_undoes_the_money_already_taken(
 ) -> None:
     async with pay_world(dev_env.client) as world, world.workers():
         world.charging.faults.plan.rules.append(
-            FaultRule(path_prefix="/his/api/v1/charging/orders/", method="POST", status=409,
-                      count=1)
-        )  # fmt: skip
+            FaultRule(
+                path_prefix="/his/api/v1/charging/orders/", method="POST", status=409, count=1
+            )
+        )
         # The rule catches the first POST, the pre-settlement: refused before any money moved.
         his_no = world.his_order(INSURED, insurable_fen=6200, self_pay_fen=2500)
         refused_early = (await world.create(his_no)).json()["id"]
@@ -380,9 +408,13 @@ async def test_lost_answers_are_retried_under_the_same_keys_without_charging_twi
     async with pay_world(dev_env.client) as world, world.workers():
         # Every party handles our first call and then never answers it.
         world.charging.faults.plan.rules += [
-            FaultRule(path_prefix="/his/api/v1/charging/orders/", method="POST",
-                      hang_after_commit=True, count=1),
-        ]  # fmt: skip
+            FaultRule(
+                path_prefix="/his/api/v1/charging/orders/",
+                method="POST",
+                hang_after_commit=True,
+                count=1,
+            ),
+        ]
         world.insurance.faults.plan.rules.append(
             FaultRule(path_prefix="/api/v1/settlements", method="POST", hang_after_commit=True)
         )
@@ -393,9 +425,11 @@ async def test_lost_answers_are_retried_under_the_same_keys_without_charging_twi
         order_id = (await world.create(his_no)).json()["id"]
         await world.patient_pays(order_id)
         world.charging.faults.plan.rules.append(
-            FaultRule(path_prefix=f"/his/api/v1/charging/orders/{his_no}/settlements",
-                      hang_after_commit=True)
-        )  # fmt: skip
+            FaultRule(
+                path_prefix=f"/his/api/v1/charging/orders/{his_no}/settlements",
+                hang_after_commit=True,
+            )
+        )
         order = await world.wait(order_id, status="settled", within=90)
 
     assert world.charging.faults.injected["rule"] >= 2

@@ -44,18 +44,30 @@ async def test_the_bill_is_matched_and_every_kind_of_difference_is_reported(
         # order in the merchant console).
         now = datetime.now(UTC)
         world.provider.trades["MANUAL0001"] = SimTrade(
-            out_trade_no="MANUAL0001", description="窗口补缴", amount_fen=500,
-            notify_url="", time_expire=now, attach="", state="SUCCESS",
-            transaction_id="4200000000MANUAL", success_time=now,
-        )  # fmt: skip
+            out_trade_no="MANUAL0001",
+            description="窗口补缴",
+            amount_fen=500,
+            notify_url="",
+            time_expire=now,
+            attach="",
+            state="SUCCESS",
+            transaction_id="4200000000MANUAL",
+            success_time=now,
+        )
         # The provider's bill disagrees with us about the second payment's amount...
         world.provider.trades[out_trade_no(second["id"])].amount_fen = 2500
         # ...and we recorded a payment the provider has never heard of.
         async with transaction(world.sessions) as session:
             session.add(
-                LedgerEntryRow(order_id=second["id"], party="provider", kind="payment",
-                               reference="4200000000GHOST", amount_fen=700, at=now)
-            )  # fmt: skip
+                LedgerEntryRow(
+                    order_id=second["id"],
+                    party="provider",
+                    kind="payment",
+                    reference="4200000000GHOST",
+                    amount_fen=700,
+                    at=now,
+                )
+            )
 
         admin = await add_staff(world.sessions, StaffRole.ADMIN, None, name="财务科")
         bill_date = now.astimezone(CST).date()
@@ -80,8 +92,10 @@ async def test_the_bill_is_matched_and_every_kind_of_difference_is_reported(
     assert kinds["missing_in_platform"]["order_id"] is None
     mismatch = kinds["amount_mismatch"]
     assert (mismatch["order_id"], mismatch["provider_fen"], mismatch["platform_fen"]) == (
-        second["id"], 2500, 2600,
-    )  # fmt: skip
+        second["id"],
+        2500,
+        2600,
+    )
     assert kinds["missing_at_provider"]["reference"] == "4200000000GHOST"
     # A re-run replaces the day's findings rather than adding to them.
     assert again.json()["findings"] == report["findings"]

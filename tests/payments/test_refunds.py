@@ -41,8 +41,11 @@ async def test_a_mixed_payment_is_refunded_in_full_along_both_paths(
     assert after["status"] == "refunded"
     assert after["refunded_fen"] == 8700
     assert [e["status"] for e in after["events"] if e["status"].startswith("refund_")] == [
-        "refund_checking", "refund_refunding", "refund_informing_his", "refund_succeeded",
-    ]  # fmt: skip
+        "refund_checking",
+        "refund_refunding",
+        "refund_informing_his",
+        "refund_succeeded",
+    ]
     assert after["refundable_fen"] == 0
     assert world.provider.ledger()["net_fen"] == 0
     # The HIS passed the insurance part on to the insurance centre itself.
@@ -101,8 +104,9 @@ async def test_a_refund_the_provider_is_still_processing_is_followed_to_the_end(
     dev_env: WorkflowEnvironment, pay_world: WorldFactory
 ) -> None:
     async with pay_world(dev_env.client) as world, world.workers():
-        order_id = (await world.create(world.his_order(UNINSURED, self_pay_fen=3000),
-                                       patient=UNINSURED)).json()["id"]  # fmt: skip
+        order_id = (
+            await world.create(world.his_order(UNINSURED, self_pay_fen=3000), patient=UNINSURED)
+        ).json()["id"]
         await world.patient_pays(order_id)
         await world.wait(order_id, status="settled")
         world.provider.processing_refunds = 1

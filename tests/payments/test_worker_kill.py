@@ -42,9 +42,11 @@ async def test_worker_killed_after_the_his_settled_but_before_we_recorded_it(
             # The HIS confirms and then holds its answer far longer than anyone waits.
             world.charging.faults.plan.hang_seconds = 120
             world.charging.faults.plan.rules.append(
-                FaultRule(path_prefix=f"/his/api/v1/charging/orders/{his_no}/settlements",
-                          hang_after_commit=True)
-            )  # fmt: skip
+                FaultRule(
+                    path_prefix=f"/his/api/v1/charging/orders/{his_no}/settlements",
+                    hang_after_commit=True,
+                )
+            )
             await world.patient_pays(order_id)
 
             async def his_settled() -> bool:
@@ -59,8 +61,12 @@ async def test_worker_killed_after_the_his_settled_but_before_we_recorded_it(
             worker.stop()
 
     assert order["receipt_no"] == world.charging.settlements[his_no].receipt_no
-    assert world.provider.ledger() == {**world.provider.ledger(), "paid_trades": 1,
-                                       "paid_fen": 4360, "refunds": 0}  # fmt: skip
+    assert world.provider.ledger() == {
+        **world.provider.ledger(),
+        "paid_trades": 1,
+        "paid_fen": 4360,
+        "refunds": 0,
+    }
     assert len(world.insurance.settlements) == 1
     assert books["provider_net_fen"] == books["self_pay_net_fen"] == 4360
     assert books["insurance_centre_net_fen"] == books["insurance_net_fen"] == 4340
@@ -79,9 +85,10 @@ async def test_worker_killed_after_the_provider_accepted_a_refund_never_loses_it
             await world.wait(order_id, status="settled")
             world.provider.faults.plan.hang_seconds = 120
             world.provider.faults.plan.rules.append(
-                FaultRule(path_prefix="/v3/refund/domestic/refunds", method="POST",
-                          hang_after_commit=True)
-            )  # fmt: skip
+                FaultRule(
+                    path_prefix="/v3/refund/domestic/refunds", method="POST", hang_after_commit=True
+                )
+            )
             response = await world.refund(order_id, 8700, reason="患者取消检查")
             refund_id = response.json()["id"]
 

@@ -71,9 +71,12 @@ class RxStack:
 
     def workers(self, **kwargs: Any) -> AbstractAsyncContextManager[list[Worker]]:
         return running_worker(
-            self.env.client, self.settings.temporal_task_queue, self.settings, self.sessions,
+            self.env.client,
+            self.settings.temporal_task_queue,
+            self.settings,
+            self.sessions,
             **kwargs,
-        )  # fmt: skip
+        )
 
     def auth(self, token: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token or self.pharmacist}"}
@@ -104,8 +107,12 @@ class RxStack:
         return await self.post(f"/webhooks/his/prescriptions/{number}/{kind}", body)
 
     async def pay(self, number: str, **fields: Any) -> httpx.Response:
-        fields = {"payment_id": f"PAY{uuid.uuid4().hex[:8]}", "amount_fen": 12850,
-                  "paid_at": datetime.now(UTC).isoformat(), **fields}  # fmt: skip
+        fields = {
+            "payment_id": f"PAY{uuid.uuid4().hex[:8]}",
+            "amount_fen": 12850,
+            "paid_at": datetime.now(UTC).isoformat(),
+            **fields,
+        }
         return await self.change(number, "payment", **fields)
 
     async def decide(self, prescription_id: str, **body: Any) -> httpx.Response:
@@ -114,8 +121,13 @@ class RxStack:
         )
 
     async def report(self, prescription_id: str, status: str, **extra: Any) -> httpx.Response:
-        body = {"event_id": f"ENT-{uuid.uuid4().hex}", "prescription_id": prescription_id,
-                "status": status, "at": datetime.now(UTC).isoformat(), **extra}  # fmt: skip
+        body = {
+            "event_id": f"ENT-{uuid.uuid4().hex}",
+            "prescription_id": prescription_id,
+            "status": status,
+            "at": datetime.now(UTC).isoformat(),
+            **extra,
+        }
         raw = json.dumps(body).encode()
         return await self.http.post(
             f"/webhooks/enterprise/{ENTERPRISE}/status",
@@ -183,17 +195,23 @@ def rx_stack(database_url: str, sessions: SessionFactory, task_queue: str) -> Rx
         )
         async with transaction(sessions) as session:
             session.add(
-                Hospital(code=HOSPITAL, name="静安区中心医院", phone="021-12345678",
-                         config=config.model_dump(mode="json"))
-            )  # fmt: skip
+                Hospital(
+                    code=HOSPITAL,
+                    name="静安区中心医院",
+                    phone="021-12345678",
+                    config=config.model_dump(mode="json"),
+                )
+            )
         api_port = free_port()
         api_url = f"http://127.0.0.1:{api_port}"
         his_state = HisState.seeded()
         enterprise = EnterpriseState(code=ENTERPRISE)
         his_app = create_his(
-            webhook_target=api_url, webhook_secret=TEST_WEBHOOK_SECRET,
-            api_key=TEST_HIS_API_KEY, state=his_state,
-        )  # fmt: skip
+            webhook_target=api_url,
+            webhook_secret=TEST_WEBHOOK_SECRET,
+            api_key=TEST_HIS_API_KEY,
+            state=his_state,
+        )
         enterprise_app = create_enterprise(
             enterprise, platform_url=api_url, secret=TEST_ENTERPRISE_SECRET
         )
@@ -216,9 +234,16 @@ def rx_stack(database_url: str, sessions: SessionFactory, task_queue: str) -> Rx
                 ) as http,
             ):
                 stack = RxStack(
-                    http, api_url, settings, sessions, env, his_state, enterprise,
-                    enterprise_url, pharmacist,
-                )  # fmt: skip
+                    http,
+                    api_url,
+                    settings,
+                    sessions,
+                    env,
+                    his_state,
+                    enterprise,
+                    enterprise_url,
+                    pharmacist,
+                )
                 try:
                     yield stack
                 finally:

@@ -31,9 +31,13 @@ async def test_payment_before_the_conclusion_is_refused_then_accepted_after(
         accepted = (await stack.submit(body)).json()
         await stack.wait_callbacks(body["prescription_no"], 1)
         too_early = await stack.change(
-            body["prescription_no"], "payment", event_id="PAY-EVT-1", payment_id="PAY1",
-            amount_fen=12850, paid_at="2026-11-23T10:00:00+08:00",
-        )  # fmt: skip
+            body["prescription_no"],
+            "payment",
+            event_id="PAY-EVT-1",
+            payment_id="PAY1",
+            amount_fen=12850,
+            paid_at="2026-11-23T10:00:00+08:00",
+        )
         assert too_early.status_code == 409
         assert "审方通过后才能缴费" in too_early.json()["detail"]
         async with stack.sessions() as session:
@@ -44,15 +48,23 @@ async def test_payment_before_the_conclusion_is_refused_then_accepted_after(
 
         await stack.decide(accepted["prescription_id"], round=1, outcome="approve")
         again = await stack.change(
-            body["prescription_no"], "payment", event_id="PAY-EVT-1", payment_id="PAY1",
-            amount_fen=12850, paid_at="2026-11-23T10:00:00+08:00",
-        )  # fmt: skip
+            body["prescription_no"],
+            "payment",
+            event_id="PAY-EVT-1",
+            payment_id="PAY1",
+            amount_fen=12850,
+            paid_at="2026-11-23T10:00:00+08:00",
+        )
         assert again.status_code == 200, again.text
         assert again.json()["status"] in ("paid", "dispatched")
         redelivered = await stack.change(
-            body["prescription_no"], "payment", event_id="PAY-EVT-1", payment_id="PAY1",
-            amount_fen=12850, paid_at="2026-11-23T10:00:00+08:00",
-        )  # fmt: skip
+            body["prescription_no"],
+            "payment",
+            event_id="PAY-EVT-1",
+            payment_id="PAY1",
+            amount_fen=12850,
+            paid_at="2026-11-23T10:00:00+08:00",
+        )
         assert redelivered.json()["duplicate"] is True
         state = await stack.wait_status(accepted["workflow_id"], "dispatched")
 
@@ -102,9 +114,15 @@ async def test_delivery_statuses_flow_to_the_his_and_the_patient_in_order(
     assert result["status"] == "delivered"
     assert result["tracking_no"] == "SF123"
     assert [c["status"] for c in callbacks] == [
-        "reviewing", "approved", "paid", "dispatched", "dispensing", "decocting", "shipped",
+        "reviewing",
+        "approved",
+        "paid",
+        "dispatched",
+        "dispensing",
+        "decocting",
+        "shipped",
         "delivered",
-    ]  # fmt: skip
+    ]
     events = [(c["seq"]) for c in callbacks]
     assert events == sorted(events)
 

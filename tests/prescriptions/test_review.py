@@ -155,9 +155,13 @@ async def test_reject_edit_review_again_approve(
         assert "第1轮" in again.json()["detail"] or "不在审方中" in again.json()["detail"]
 
         revised = await stack.change(
-            number, "revision", doctor_id="D100", diagnosis=body["diagnosis"], doses=7,
+            number,
+            "revision",
+            doctor_id="D100",
+            diagnosis=body["diagnosis"],
+            doses=7,
             items=[{"herb": "茯苓", "dose_g": 12}, {"herb": "法半夏", "dose_g": 9}],
-        )  # fmt: skip
+        )
         assert revised.status_code == 200, revised.text
         assert revised.json()["round"] == 2
         stale = await stack.decide(rx_id, round=1, outcome="approve")

@@ -86,9 +86,13 @@ async def test_enterprise_reports_are_authenticated_and_scoped(
     async with rx_stack(dev_env) as stack, stack.workers():
         accepted = (await stack.submit(prescription())).json()
         body = json.dumps(
-            {"event_id": "E1", "prescription_id": accepted["prescription_id"],
-             "status": "dispensing", "at": "2026-11-23T10:00:00+08:00"}
-        ).encode()  # fmt: skip
+            {
+                "event_id": "E1",
+                "prescription_id": accepted["prescription_id"],
+                "status": "dispensing",
+                "at": "2026-11-23T10:00:00+08:00",
+            }
+        ).encode()
         url = f"/webhooks/enterprise/{ENTERPRISE}/status"
         forged = await stack.http.post(url, content=body, headers=signed_headers("guess", body))
         not_dispatched = await stack.http.post(

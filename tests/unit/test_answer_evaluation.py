@@ -20,25 +20,40 @@ FORM = FormDefinition.model_validate(
         "version": 1,
         "title": "康复随访",
         "questions": [
-            {"id": "overall", "type": "single_choice", "text": "总体感觉", "options": [
-                {"value": "good", "label": "良好"},
-                {"value": "poor", "label": "较差", "abnormal": True},
-            ]},
-            {"id": "symptoms", "type": "multiple_choice", "text": "症状", "options": [
-                {"value": "fever", "label": "发热", "abnormal": True},
-                {"value": "wound", "label": "伤口渗液", "abnormal": True},
-                {"value": "none", "label": "无", "exclusive": True},
-            ]},
-            {"id": "pain", "type": "single_choice", "text": "疼痛", "options": [
-                {"value": "p0", "label": "无痛", "score": 0},
-                {"value": "p3", "label": "中度", "score": 3},
-                {"value": "p5", "label": "重度", "score": 5},
-            ]},
+            {
+                "id": "overall",
+                "type": "single_choice",
+                "text": "总体感觉",
+                "options": [
+                    {"value": "good", "label": "良好"},
+                    {"value": "poor", "label": "较差", "abnormal": True},
+                ],
+            },
+            {
+                "id": "symptoms",
+                "type": "multiple_choice",
+                "text": "症状",
+                "options": [
+                    {"value": "fever", "label": "发热", "abnormal": True},
+                    {"value": "wound", "label": "伤口渗液", "abnormal": True},
+                    {"value": "none", "label": "无", "exclusive": True},
+                ],
+            },
+            {
+                "id": "pain",
+                "type": "single_choice",
+                "text": "疼痛",
+                "options": [
+                    {"value": "p0", "label": "无痛", "score": 0},
+                    {"value": "p3", "label": "中度", "score": 3},
+                    {"value": "p5", "label": "重度", "score": 5},
+                ],
+            },
         ],
         "scores": {"total": "sum(pain)"},
         "primary_score": "total",
     }
-)  # fmt: skip
+)
 
 
 def step(*rules: dict[str, Any], title: str = "出院随访") -> Step:
@@ -88,20 +103,30 @@ def test_abnormal_answers_no_rule_covers_alert_the_steps_role() -> None:
 
 
 def test_a_rules_alert_carries_the_abnormal_answers() -> None:
-    rule = {"when": "'fever' in symptoms", "level": "high",
-            "alert": {"roles": ["doctor", "nurse"], "message": "发热，请尽快电话随访"}}  # fmt: skip
+    rule = {
+        "when": "'fever' in symptoms",
+        "level": "high",
+        "alert": {"roles": ["doctor", "nurse"], "message": "发热，请尽快电话随访"},
+    }
     result = evaluate_answers(step(rule), FORM, {"symptoms": ["fever"]}, role="nurse")
     assert [i for i, _ in result.fired] == [0]
     assert result.risk_level == "high"
     assert result.alerts == [
-        Alert(rule=0, level="high", roles=["doctor", "nurse"],
-              message="发热，请尽快电话随访（异常回答：发热）")
-    ]  # fmt: skip
+        Alert(
+            rule=0,
+            level="high",
+            roles=["doctor", "nurse"],
+            message="发热，请尽快电话随访（异常回答：发热）",
+        )
+    ]
 
 
 def test_a_rule_on_a_score_fires_without_abnormal_options() -> None:
-    rule = {"when": "total >= 5", "level": "critical",
-            "alert": {"roles": ["care_manager"], "message": "重度疼痛"}}  # fmt: skip
+    rule = {
+        "when": "total >= 5",
+        "level": "critical",
+        "alert": {"roles": ["care_manager"], "message": "重度疼痛"},
+    }
     result = evaluate_answers(step(rule), FORM, {"pain": ["p5"]}, role="nurse")
     assert result.findings == []
     assert result.abnormal
@@ -132,8 +157,12 @@ def test_the_risk_level_is_the_highest_abnormal_rule_fired() -> None:
 
 
 def test_a_rule_that_is_not_abnormal_leaves_the_task_completed() -> None:
-    rule = {"when": "overall == 'good'", "level": "info", "abnormal": False,
-            "alert": {"roles": ["nurse"], "message": "患者自评良好"}}  # fmt: skip
+    rule = {
+        "when": "overall == 'good'",
+        "level": "info",
+        "abnormal": False,
+        "alert": {"roles": ["nurse"], "message": "患者自评良好"},
+    }
     result = evaluate_answers(step(rule), FORM, {"overall": ["good"]}, role="nurse")
     assert not result.abnormal
     assert result.risk_level is None
@@ -146,12 +175,21 @@ def test_alert_messages_are_cut_to_500_characters() -> None:
     assert result.alerts[0].message == "注" * 300 + "（异常回答：发热）"
     wordy = FormDefinition.model_validate(
         {
-            "id": "wordy", "version": 1, "title": "t",
-            "questions": [{"id": "symptoms", "type": "multiple_choice", "text": "症状", "options": [
-                {"value": f"s{i}", "label": "很" * 100, "abnormal": True} for i in range(3)
-            ]}],
+            "id": "wordy",
+            "version": 1,
+            "title": "t",
+            "questions": [
+                {
+                    "id": "symptoms",
+                    "type": "multiple_choice",
+                    "text": "症状",
+                    "options": [
+                        {"value": f"s{i}", "label": "很" * 100, "abnormal": True} for i in range(3)
+                    ],
+                }
+            ],
         }
-    )  # fmt: skip
+    )
     result = evaluate_answers(step(rule), wordy, {"symptoms": ["s0", "s1", "s2"]}, role="nurse")
     assert len(result.alerts[0].message) == 500
 

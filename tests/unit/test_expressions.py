@@ -6,8 +6,15 @@ import pytest
 
 from pathways.expressions import ExpressionError, compile_expression
 
-VALUES = {"phq9": 16, "overall": "poor", "symptoms": ["fever", "chest"], "q1": 2, "q2": 3,
-          "glucose": 13.9, "note": None}  # fmt: skip
+VALUES = {
+    "phq9": 16,
+    "overall": "poor",
+    "symptoms": ["fever", "chest"],
+    "q1": 2,
+    "q2": 3,
+    "glucose": 13.9,
+    "note": None,
+}
 
 
 @pytest.mark.parametrize(

@@ -65,9 +65,19 @@ def test_broken_library_reports_every_problem_with_its_file(tmp_path: Path) -> N
     plan = yaml.safe_load((LIBRARY_ROOT / "library" / "inpatient-discharge.yaml").read_text())
     plan["steps"][0]["action"]["form"] = "missing-form"
     (tmp_path / "library" / "p.yaml").write_text(yaml.safe_dump(plan, allow_unicode=True))
-    bad_form = {"id": "bad", "version": 1, "title": "t",
-                "questions": [{"id": "q", "type": "single_choice", "text": "?",
-                               "options": [{"value": "a", "label": "A"}]}]}  # fmt: skip
+    bad_form = {
+        "id": "bad",
+        "version": 1,
+        "title": "t",
+        "questions": [
+            {
+                "id": "q",
+                "type": "single_choice",
+                "text": "?",
+                "options": [{"value": "a", "label": "A"}],
+            }
+        ],
+    }
     (tmp_path / "forms" / "bad.yaml").write_text(yaml.safe_dump(bad_form))
     with pytest.raises(LibraryError) as info:
         load_library({"followup_invite"}, tmp_path)

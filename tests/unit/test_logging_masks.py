@@ -36,9 +36,11 @@ def test_json_log_lines_never_carry_identifiers(capsys: pytest.CaptureFixture[st
     configure_logging(json=True, level="INFO")
     try:
         structlog.get_logger("test").info(
-            "patient contacted", patient_name="张建国", phone="13800138001",
+            "patient contacted",
+            patient_name="张建国",
+            phone="13800138001",
             detail={"name": "李秀英", "note": "身份证 11010519491231002X"},
-        )  # fmt: skip
+        )
         logging.getLogger("library").warning("sms to 13900139002 failed")
         try:
             raise ValueError("bad number 13700137003")

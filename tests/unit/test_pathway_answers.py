@@ -12,17 +12,31 @@ from workflows.pathway_answers import answered_occurrence, fired_alerts
 
 NOW = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 SENT = Occurrence(
-    key="call#0", step_id="call", index=0, task_id="t1", title="随访", action_type="form",
-    role="nurse", due_at=NOW - timedelta(days=1), plan_version=1, status="sent",
+    key="call#0",
+    step_id="call",
+    index=0,
+    task_id="t1",
+    title="随访",
+    action_type="form",
+    role="nurse",
+    due_at=NOW - timedelta(days=1),
+    plan_version=1,
+    status="sent",
     sent_at=NOW - timedelta(days=1),
-)  # fmt: skip
+)
 
 
 def evaluation(*, abnormal: bool, findings: list[Finding], alerts: list[Alert]) -> Evaluation:
     return Evaluation(
-        findings=findings, values={}, scores={"total": 7.0}, fired=[], abnormal=abnormal,
-        score=7.0, risk_level="high" if abnormal else None, alerts=alerts,
-    )  # fmt: skip
+        findings=findings,
+        values={},
+        scores={"total": 7.0},
+        fired=[],
+        abnormal=abnormal,
+        score=7.0,
+        risk_level="high" if abnormal else None,
+        alerts=alerts,
+    )
 
 
 def test_an_abnormal_submission_closes_the_occurrence_abnormal() -> None:
@@ -33,12 +47,16 @@ def test_an_abnormal_submission_closes_the_occurrence_abnormal() -> None:
     occ = answered_occurrence(SENT, result, answered_at=answered_at, closed_at=NOW)
     assert occ == SENT.model_copy(
         update={
-            "status": "abnormal", "answered_at": answered_at, "closed_at": NOW,
-            "findings": [FindingRecord(question_id="symptoms", question="症状", value="fever",
-                                       label="发热")],
-            "score": 7.0, "risk_level": "high",
+            "status": "abnormal",
+            "answered_at": answered_at,
+            "closed_at": NOW,
+            "findings": [
+                FindingRecord(question_id="symptoms", question="症状", value="fever", label="发热")
+            ],
+            "score": 7.0,
+            "risk_level": "high",
         }
-    )  # fmt: skip
+    )
     assert SENT.status == "sent"  # the original is left as it was
 
 

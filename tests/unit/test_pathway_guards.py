@@ -28,11 +28,18 @@ def occurrence(key: str, status: str = "pending", action_type: str = "form") -> 
     step_id, index = key.split("#")
     return Occurrence.model_validate(
         {
-            "key": key, "step_id": step_id, "index": int(index), "task_id": f"t-{key}",
-            "title": step_id, "action_type": action_type, "role": "nurse",
-            "due_at": NOW + timedelta(days=1), "plan_version": 1, "status": status,
+            "key": key,
+            "step_id": step_id,
+            "index": int(index),
+            "task_id": f"t-{key}",
+            "title": step_id,
+            "action_type": action_type,
+            "role": "nurse",
+            "due_at": NOW + timedelta(days=1),
+            "plan_version": 1,
+            "status": status,
         }
-    )  # fmt: skip
+    )
 
 
 RUN = {
@@ -49,17 +56,33 @@ RUN = {
 SNAPSHOT = PathwaySnapshot.model_validate(
     {
         "definition": {
-            "id": "plan", "name": "随访", "kind": "followup", "plan_type": "inpatient",
-            "executor_role": "nurse", "anchor": "discharge",
-            "steps": [{"id": "call", "title": "电话", "schedule": {"offset": {"days": 1}},
-                       "action": {"type": "staff_task", "task_kind": "phone_followup"}}],
+            "id": "plan",
+            "name": "随访",
+            "kind": "followup",
+            "plan_type": "inpatient",
+            "executor_role": "nurse",
+            "anchor": "discharge",
+            "steps": [
+                {
+                    "id": "call",
+                    "title": "电话",
+                    "schedule": {"offset": {"days": 1}},
+                    "action": {"type": "staff_task", "task_kind": "phone_followup"},
+                }
+            ],
         },
         "version": 1,
-        "forms": {"recovery": {"id": "recovery", "version": 1, "title": "康复", "questions": [
-            {"id": "notes", "type": "text", "text": "备注"}]}},
+        "forms": {
+            "recovery": {
+                "id": "recovery",
+                "version": 1,
+                "title": "康复",
+                "questions": [{"id": "notes", "type": "text", "text": "备注"}],
+            }
+        },
         "articles": {"diet": {"id": "diet", "title": "饮食", "body": "少盐"}},
     }
-)  # fmt: skip
+)
 
 
 def refusal(check: object, *args: object, **kwargs: object) -> str:
@@ -126,9 +149,15 @@ def test_a_reschedule_checks_the_occurrence_first() -> None:
 
 def adhoc(action: dict[str, Any], **fields: Any) -> AdHocStep:
     return AdHocStep.model_validate(
-        {"actor": "nurse-1", "reason": "加访", "title": "加访", "action": action,
-         "due_at": NOW + timedelta(days=1), **fields}
-    )  # fmt: skip
+        {
+            "actor": "nurse-1",
+            "reason": "加访",
+            "title": "加访",
+            "action": action,
+            "due_at": NOW + timedelta(days=1),
+            **fields,
+        }
+    )
 
 
 def test_an_ad_hoc_step_is_added() -> None:

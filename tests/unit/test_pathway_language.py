@@ -98,8 +98,13 @@ def test_monthly_steps_follow_the_calendar() -> None:
 
 def test_satisfaction_scores_and_rule_values() -> None:
     form = LIBRARY.forms["satisfaction-outpatient"]
-    answers = {"registration": ["s2"], "waiting": ["s1"], "doctor": ["s3"], "pharmacy": ["s2"],
-               "environment": ["s4"]}  # fmt: skip
+    answers = {
+        "registration": ["s2"],
+        "waiting": ["s1"],
+        "doctor": ["s3"],
+        "pharmacy": ["s2"],
+        "environment": ["s4"],
+    }
     assert compute_scores(form, answers) == {"satisfaction": 2.4}
     values = expression_values(form, answers)
     assert values["waiting"] == "s1"

@@ -12,11 +12,17 @@ STRONG = "x" * 40
 PAIR = generate_pair()
 # Everything production needs, each test taking one thing away.
 PRODUCTION: dict[str, Any] = {
-    "environment": "production", "link_secret": STRONG, "his_webhook_secret": STRONG,
-    "his_api_key": STRONG, "enterprise_webhook_secret": STRONG, "insurance_app_secret": STRONG,
-    "wechatpay_private_key": PAIR.private_pem, "wechatpay_platform_public_key": PAIR.public_pem,
-    "wechatpay_apiv3_key": "k" * 32, "allow_demo_clock": False,
-}  # fmt: skip
+    "environment": "production",
+    "link_secret": STRONG,
+    "his_webhook_secret": STRONG,
+    "his_api_key": STRONG,
+    "enterprise_webhook_secret": STRONG,
+    "insurance_app_secret": STRONG,
+    "wechatpay_private_key": PAIR.private_pem,
+    "wechatpay_platform_public_key": PAIR.public_pem,
+    "wechatpay_apiv3_key": "k" * 32,
+    "allow_demo_clock": False,
+}
 
 
 def test_development_defaults_run_without_configuration() -> None:

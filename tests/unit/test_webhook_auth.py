@@ -33,9 +33,13 @@ def test_signed_headers_carry_the_published_vector() -> None:
 
 def verify(timestamp: str | None, signature: str | None, now: float = 1763800000) -> None:
     verify_webhook(
-        secret=SECRET, timestamp=timestamp, signature=signature, body=BODY, now=now,
+        secret=SECRET,
+        timestamp=timestamp,
+        signature=signature,
+        body=BODY,
+        now=now,
         tolerance_seconds=300,
-    )  # fmt: skip
+    )
 
 
 def test_valid_signature_passes_within_the_window() -> None:

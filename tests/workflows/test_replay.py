@@ -28,9 +28,13 @@ IDS: dict[str, str] = json.loads((DIRECTORY / "workflow_ids.json").read_text())
 def test_histories_cover_every_long_running_workflow() -> None:
     prefixes = {path.stem.split("_v")[0] for path in HISTORIES}
     assert {
-        "pathway", "prescription", "message_delivery", "payment", "refund",
+        "pathway",
+        "prescription",
+        "message_delivery",
+        "payment",
+        "refund",
         "consultation",
-    } <= prefixes  # fmt: skip
+    } <= prefixes
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
