@@ -21,7 +21,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import time_machine
@@ -82,5 +82,11 @@ async def clock_started(env: WorkflowEnvironment) -> AsyncIterator[datetime]:
     now = await env.get_current_time()
     start = configured_start().next_after(now)
     await env.sleep(start - now)
-    with time_machine.travel(await env.get_current_time(), tick=True):
+    # The server's clock now runs at the real pace plus a fixed offset; give this process the
+    # same offset. Taking the real time before the call errs on the side of this clock running
+    # a few milliseconds ahead, never behind (a deadline must never look further away here than
+    # it is in the workflow).
+    before = datetime.now(UTC)
+    offset = await env.get_current_time() - before
+    with time_machine.travel(datetime.now(UTC) + offset, tick=True):
         yield start

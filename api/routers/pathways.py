@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import sqlalchemy as sa
 import yaml
@@ -16,6 +16,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from api.deps import ContainerDep, SessionDep, StaffDep, require_role
+from contracts.runs import StepStatus
 from core.models import CareTask, Pathway, PathwayVersion, StaffRole
 from pathways.definition import PathProblem, PathwayDefinition
 from pathways.membership import EventFacts, matches
@@ -398,21 +399,7 @@ async def stats(
         return func.sum(sa.case((condition, 1), else_=0))
 
     article, revisit = action_col == "article", action_col == "revisit"
-    figures = {
-        name: count_if(status_col == name)
-        for name in (
-            "pending",
-            "sent",
-            "read",
-            "expired",
-            "completed",
-            "abnormal",
-            "lost",
-            "not_needed",
-            "skipped",
-            "failed",
-        )
-    }
+    figures = {name: count_if(status_col == name) for name in get_args(StepStatus)}
     query: Any = sa.select(
         func.count(func.distinct(CareTask.workflow_id)).label("runs"),
         *(expression.label(name) for name, expression in figures.items()),
