@@ -21,6 +21,7 @@ from contracts.messages import (
     ACTIVITY_DELIVER,
     ACTIVITY_FINISH,
     ACTIVITY_PREPARE,
+    ACTIVITY_RECORD_SENT,
     PERMANENT_DELIVERY_FAILURE,
     AttemptResult,
     BatchFinished,
@@ -31,6 +32,7 @@ from contracts.messages import (
     MessageRequest,
     PreparedMessage,
     PrepareMessage,
+    SentReceipt,
 )
 from core.db import SessionFactory, transaction
 from core.logs import get_logger
@@ -232,32 +234,59 @@ class MessagingActivities:
                 non_retryable=permanent,
             ) from exc
 
+        result = AttemptResult(
+            channel=attempt.channel,
+            provider_message_id=receipt.provider_message_id,
+            provider_status=receipt.provider_status,
+        )
+        if attempt.record:
+            await self.record_sent(
+                SentReceipt(
+                    message_id=attempt.message_id,
+                    channel=attempt.channel,
+                    provider_message_id=receipt.provider_message_id,
+                    provider_status=receipt.provider_status,
+                    at=attempt.now,
+                )
+            )
+        return result
+
+    @activity.defn(name=ACTIVITY_RECORD_SENT)
+    async def record_sent(self, receipt: SentReceipt) -> None:
+        """Writes the provider's receipt into the send log. Idempotent, and retried on its own:
+        the message has left, so nothing here may send it again."""
         async with transaction(self._sessions) as session:
-            row = await session.get(MessageAttempt, attempt_id, with_for_update=True)
-            message = await session.get(OutboundMessage, attempt.message_id, with_for_update=True)
-            assert row is not None
-            assert message is not None
-            row.status = AttemptStatus.SENT
-            row.provider_message_id = receipt.provider_message_id
-            row.provider_status = receipt.provider_status
-            row.error_code = row.error_message = None
-            row.updated_at = attempt.now
+            found = await session.exec(
+                select(MessageAttempt)
+                .where(
+                    MessageAttempt.message_id == receipt.message_id,
+                    MessageAttempt.channel == receipt.channel,
+                )
+                .with_for_update()
+            )
+            row = found.first()
+            message = await session.get(OutboundMessage, receipt.message_id, with_for_update=True)
+            if row is None or message is None:
+                raise LookupError(f"message {receipt.message_id} has no {receipt.channel} attempt")
+            if row.status == AttemptStatus.SENDING:
+                row.status = AttemptStatus.SENT
+                row.provider_message_id = receipt.provider_message_id
+                row.provider_status = receipt.provider_status
+                row.error_code = row.error_message = None
+                row.updated_at = receipt.at
             if message.channel is None:
-                message.channel = attempt.channel
-                message.sent_at = attempt.now
-            advance(message, MessageStatus.SENT, attempt.now)
+                message.channel = receipt.channel
+                message.sent_at = receipt.at
+            advance(message, MessageStatus.SENT, receipt.at)
         # The provider may have reported on this message before we committed its id; applied
         # in a second transaction, after the id is visible (see record_delivery_report).
         async with transaction(self._sessions) as session:
             await apply_pending_reports(
                 session,
-                channel=attempt.channel,
+                channel=receipt.channel,
                 provider_message_id=receipt.provider_message_id,
-                at=attempt.now,
+                at=receipt.at,
             )
-        return AttemptResult(
-            channel=attempt.channel, provider_message_id=receipt.provider_message_id
-        )
 
     async def _attempt_error(self, attempt_id: str, exc: DeliveryError, at: datetime) -> None:
         async with transaction(self._sessions) as session:

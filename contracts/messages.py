@@ -17,6 +17,7 @@ QUERY_BATCH_PROGRESS = "progress"
 
 ACTIVITY_PREPARE = "messaging.prepare"
 ACTIVITY_DELIVER = "messaging.deliver"
+ACTIVITY_RECORD_SENT = "messaging.record_sent"
 ACTIVITY_FINISH = "messaging.finish"
 ACTIVITY_BATCH_PAGE = "messaging.batch_page"
 ACTIVITY_BATCH_FINISHED = "messaging.batch_finished"
@@ -101,11 +102,26 @@ class DeliverAttempt(_Msg):
     message_id: str
     channel: str
     now: datetime
+    # False: the activity only sends, and the workflow records the provider's receipt in an
+    # activity of its own (ACTIVITY_RECORD_SENT), so that a failure to record never sends the
+    # message again. True is how runs started before that split record it.
+    record: bool = True
 
 
 class AttemptResult(_Msg):
     channel: str
     provider_message_id: str
+    provider_status: str | None = None
+
+
+class SentReceipt(_Msg):
+    """A provider accepted the message: what to write in the send log."""
+
+    message_id: str
+    channel: str
+    provider_message_id: str
+    provider_status: str | None
+    at: datetime
 
 
 class MessageFinished(_Msg):

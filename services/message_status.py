@@ -97,6 +97,9 @@ async def apply_pending_reports(
             MessageAttempt.channel == channel,
             MessageAttempt.provider_message_id == provider_message_id,
         )
+        # A repeated id belongs to the latest send that received it.
+        .order_by(col(MessageAttempt.created_at).desc())
+        .limit(1)
         .with_for_update()
     )
     attempt = found.first()

@@ -133,6 +133,7 @@ def build_workers(
         activities=[
             messaging.prepare,
             messaging.finish,
+            messaging.record_sent,
             messaging.batch_page,
             messaging.batch_finished,
             prescriptions.check,

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
         ACTIVITY_DELIVER,
         ACTIVITY_FINISH,
         ACTIVITY_PREPARE,
+        ACTIVITY_RECORD_SENT,
         DELIVERY_WORKFLOW,
         QUERY_DELIVERY,
         AttemptResult,
@@ -27,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         MessageRequest,
         PreparedMessage,
         PrepareMessage,
+        SentReceipt,
         channel_task_queue,
     )
     from workflows.retries import (
@@ -35,6 +37,9 @@ with workflow.unsafe.imports_passed_through():
         DATABASE_RETRY,
         DATABASE_TIMEOUT,
     )
+
+
+RECORD_AFTER_SEND = "record-after-send"
 
 
 def _reason(err: ActivityError) -> str:
@@ -85,10 +90,18 @@ class MessageDeliveryWorkflow:
         for channel in prepared.channels:
             self._set(state="sending", channel=channel)
             attempt_at = workflow.now()
+            # Runs started before this split send and record in one activity; a failure to
+            # record then retried the send too (one invitation went out five times).
+            separate_record = workflow.patched(RECORD_AFTER_SEND)
             try:
-                await workflow.execute_activity(
+                sent: AttemptResult = await workflow.execute_activity(
                     ACTIVITY_DELIVER,
-                    DeliverAttempt(message_id=prepared.message_id, channel=channel, now=attempt_at),
+                    DeliverAttempt(
+                        message_id=prepared.message_id,
+                        channel=channel,
+                        now=attempt_at,
+                        record=not separate_record,
+                    ),
                     result_type=AttemptResult,
                     task_queue=channel_task_queue(base_queue, channel),
                     start_to_close_timeout=CHANNEL_SEND_TIMEOUT,
@@ -98,6 +111,19 @@ class MessageDeliveryWorkflow:
                 failures[channel] = _reason(err)
                 workflow.logger.info("channel %s failed, falling back: %s", channel, err)
                 continue
+            if separate_record:
+                await workflow.execute_activity(
+                    ACTIVITY_RECORD_SENT,
+                    SentReceipt(
+                        message_id=prepared.message_id,
+                        channel=channel,
+                        provider_message_id=sent.provider_message_id,
+                        provider_status=sent.provider_status,
+                        at=attempt_at,
+                    ),
+                    start_to_close_timeout=DATABASE_TIMEOUT,
+                    retry_policy=DATABASE_RETRY,
+                )
             return await self._record(
                 MessageFinished(
                     message_id=prepared.message_id,

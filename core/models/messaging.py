@@ -95,9 +95,8 @@ class MessageAttempt(SQLModel, table=True):
     __tablename__ = "message_attempt"
     __table_args__ = (
         sa.UniqueConstraint("message_id", "channel", name="uq_message_attempt_channel"),
-        sa.UniqueConstraint(
-            "channel", "provider_message_id", name="uq_message_attempt_provider_id"
-        ),
+        # Not unique: a provider may repeat an id (see migration 0006).
+        sa.Index("ix_message_attempt_provider_id", "channel", "provider_message_id"),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)

@@ -39,6 +39,9 @@ class Faults(BaseModel):
     # Openids whose delivery fails afterwards (event Status "failed:user block").
     blocked_openids: list[str] = Field(default_factory=list)
     event_delay_ms: int = Field(default=20, ge=0, le=60_000)
+    # Every send answers the msgid of the send before it, as a provider that lost its memory
+    # would: the platform must store the repeat, not send again.
+    repeat_last_msgid: bool = False
 
 
 @dataclass
@@ -65,7 +68,16 @@ class WeChatState:
     token_requests: int = 0
     faults: Faults = field(default_factory=Faults)
     events: list[dict[str, Any]] = field(default_factory=list)
-    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(2_000_000_001))
+    # Counted from the start-up time in microseconds, so a restarted simulator never hands out
+    # an id it gave before it stopped.
+    _ids: itertools.count[int] = field(
+        default_factory=lambda: itertools.count(time.time_ns() // 1000)
+    )
+
+    def next_msgid(self) -> int:
+        if self.faults.repeat_last_msgid and self.sent:
+            return self.sent[-1].msgid
+        return next(self._ids)
 
     def issue_token(self) -> str:
         token = secrets.token_urlsafe(48)
@@ -150,7 +162,7 @@ def create_app(state: WeChatState) -> FastAPI:
         if not isinstance(body.get("data"), dict):
             return _err(47001, "data format error")
         sent = SentTemplate(
-            msgid=next(state._ids),
+            msgid=state.next_msgid(),
             touser=touser,
             template_id=template_id,
             url=body.get("url"),

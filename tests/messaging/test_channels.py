@@ -72,6 +72,29 @@ async def test_wechat_template_message_with_token_refresh(
     assert stack.twilio.messages == {}
 
 
+async def test_a_provider_id_seen_before_is_stored_and_the_message_is_not_sent_again(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+) -> None:
+    async with messaging_stack(dev_env) as stack, stack.workers():
+        patient = await stack.patient(openid="oPatient0001")
+        to = {"patient_id": patient.his_patient_id}
+        first = (await stack.push(idempotency_key="wx-1", to=to)).json()
+        await stack.wait_status(first["message_id"], "delivered")
+        # WeChat answers the next send with the id it gave the first one (a provider, or a
+        # simulator, that restarted without its memory).
+        stack.wechat.faults.repeat_last_msgid = True
+        second = (await stack.push(idempotency_key="wx-2", to=to)).json()
+        message = await stack.wait_status(second["message_id"], "sent", "delivered")
+        attempts = await stack.attempts(second["message_id"])
+
+    assert message.channel == "wechat"
+    # Each logical message reached the patient once, and never by SMS as well.
+    assert [s.data["keyword1"]["value"] for s in stack.wechat.sent] == [NOTICE["content"]] * 2
+    assert stack.twilio.messages == {}
+    assert attempts["wechat"].provider_message_id == str(stack.wechat.sent[0].msgid)
+    assert attempts["wechat"].tries == 1
+
+
 async def test_falls_back_to_sms_when_the_patient_no_longer_follows_the_account(
     dev_env: WorkflowEnvironment,
     messaging_stack: StackFactory,
