@@ -175,6 +175,15 @@ class PathwayStack:
 
         return await eventually(probe, what=f"{workflow_id} in the database")
 
+    async def wait_task(self, workflow_id: str, key: str, status: str) -> CareTask:
+        """Until the task ``<step>#<n>`` is stored with ``status`` (what staff lists read)."""
+
+        async def probe() -> CareTask | None:
+            task = (await self.tasks(workflow_id)).get(key)
+            return task if task is not None and task.status == status else None
+
+        return await eventually(probe, what=f"{key} stored as {status}")
+
     async def tasks(self, workflow_id: str) -> dict[str, CareTask]:
         async with self.sessions() as session:
             rows = await session.exec(select(CareTask).where(CareTask.workflow_id == workflow_id))

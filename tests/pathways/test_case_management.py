@@ -187,6 +187,7 @@ async def test_six_months_of_diabetes_case_management(
         # Month 2 on version 2: no answer, and no revisit → a potential loss.
         await _skip_to(env, month2 + timedelta(days=8))
         await stack.wait_step(workflow_id, "revisit", ("lost",), index=1)
+        await stack.wait_task(workflow_id, "revisit#1", "lost")
         losses = await stack.http.get(
             f"/api/pathways/{PATHWAY}/potential-losses", headers=stack.auth("care_manager")
         )

@@ -196,6 +196,8 @@ async def test_satisfaction_survey_for_a_sample_of_visits(
         }
         assert (await stack.answer(workflow_id, "survey", low)).status_code == 200
         await stack.wait_step(workflow_id, "survey", ("abnormal",))
+        # Statistics read the projection, which the workflow writes just after it decides.
+        await stack.wait_task(workflow_id, "survey#0", "abnormal")
         stats = await stack.http.get(
             "/api/pathways/outpatient-satisfaction/stats", headers=stack.auth("admin")
         )
