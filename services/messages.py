@@ -5,6 +5,7 @@ workflow's prepare activity (for messages the platform's own workflows send)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -96,6 +97,39 @@ class TemplateStore:
             if row is not None:
                 return spec_from_row(row)
         return self.platform.get(code)
+
+
+async def owned_templates(
+    session: AsyncSession, *, staff_id: str, department_code: str | None
+) -> Sequence[MessageTemplate]:
+    """The active templates one member of staff may use besides the platform's: their personal
+    ones and their department's, by code."""
+    owned = or_(
+        (col(MessageTemplate.owner_type) == TemplateOwner.PERSONAL)
+        & (col(MessageTemplate.owner_id) == staff_id),
+        (col(MessageTemplate.owner_type) == TemplateOwner.TEAM)
+        & (col(MessageTemplate.owner_id) == (department_code or "")),
+    )
+    rows = await session.exec(
+        select(MessageTemplate)
+        .where(owned, MessageTemplate.active)
+        .order_by(col(MessageTemplate.code))
+    )
+    return rows.all()
+
+
+async def owned_template(
+    session: AsyncSession, *, code: str, owner_type: str, owner_id: str
+) -> MessageTemplate | None:
+    """The owner's template with this code, active or not."""
+    found = await session.exec(
+        select(MessageTemplate).where(
+            MessageTemplate.code == code,
+            MessageTemplate.owner_type == owner_type,
+            MessageTemplate.owner_id == owner_id,
+        )
+    )
+    return found.first()
 
 
 def staff_id_of(sender: str) -> str | None:

@@ -4,6 +4,7 @@ live version for new runs, and the library shipped with the platform kept in syn
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +94,38 @@ async def version_row(session: AsyncSession, pathway_id: str, version: int) -> P
     if row is None:
         raise LookupError(f"pathway {pathway_id} has no version {version}")
     return row
+
+
+async def pathways_with_version_counts(session: AsyncSession) -> list[tuple[Pathway, int]]:
+    """Every pathway by id, with how many versions it has (drafts and published)."""
+    counts = dict(
+        (
+            await session.exec(
+                select(PathwayVersion.pathway_id, func.count()).group_by(
+                    col(PathwayVersion.pathway_id)
+                )
+            )
+        ).all()
+    )
+    rows = await session.exec(select(Pathway).order_by(col(Pathway.id)))
+    return [(p, int(counts.get(p.id, 0))) for p in rows.all()]
+
+
+async def version_count(session: AsyncSession, pathway_id: str) -> int:
+    count = (
+        await session.exec(select(func.count()).where(PathwayVersion.pathway_id == pathway_id))
+    ).one()
+    return int(count)
+
+
+async def versions_of(session: AsyncSession, pathway_id: str) -> Sequence[PathwayVersion]:
+    """A pathway's versions, oldest first."""
+    rows = await session.exec(
+        select(PathwayVersion)
+        .where(PathwayVersion.pathway_id == pathway_id)
+        .order_by(col(PathwayVersion.version))
+    )
+    return rows.all()
 
 
 async def update_draft(

@@ -5,11 +5,13 @@ Fresh data from the HIS when it answers; our stored copy when it is down and we 
 
 from __future__ import annotations
 
-from sqlmodel import select
+from collections.abc import Sequence
+
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import insert_if_absent
-from core.models import Patient, new_id, utcnow
+from core.models import Encounter, Patient, new_id, utcnow
 from core.phones import normalise_cn_mobile
 from integrations.his import HisClient, HisPatient, HisUnavailable
 
@@ -38,6 +40,29 @@ async def fetch_patient(
 async def patient_by_his_id(session: AsyncSession, his_patient_id: str) -> Patient | None:
     result = await session.exec(select(Patient).where(Patient.his_patient_id == his_patient_id))
     return result.first()
+
+
+async def patient_ids_by_his_id(
+    session: AsyncSession, his_patient_ids: Sequence[str]
+) -> dict[str, str]:
+    """Our ids of the patients we know among these HIS ids, keyed by HIS id."""
+    found = await session.exec(
+        select(Patient.his_patient_id, Patient.id).where(
+            col(Patient.his_patient_id).in_(his_patient_ids)
+        )
+    )
+    return dict(found.all())
+
+
+async def seen_by_department(session: AsyncSession, patient_id: str, department_code: str) -> bool:
+    """Whether the department has had an encounter with the patient."""
+    seen = await session.exec(
+        select(Encounter.id).where(
+            Encounter.patient_id == patient_id,
+            Encounter.department_code == department_code,
+        )
+    )
+    return seen.first() is not None
 
 
 async def upsert_patient(session: AsyncSession, source: HisPatient | Patient) -> Patient:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.models import Patient, Prescription
+from core.models import Patient, Prescription, PrescriptionEvent
 from services.staff import StaffPrincipal
 
 GroupBy = Literal["hospital", "department", "doctor", "day"]
@@ -39,6 +39,18 @@ async def review_queue(
         query = query.where(Prescription.hospital_code == hospital_code)
     rows: Sequence[tuple[Prescription, Patient]] = (await session.exec(_scoped(query, staff))).all()
     return rows
+
+
+async def prescription_events(
+    session: AsyncSession, prescription_id: str
+) -> Sequence[PrescriptionEvent]:
+    """A prescription's events in the order they happened."""
+    events = await session.exec(
+        select(PrescriptionEvent)
+        .where(PrescriptionEvent.prescription_id == prescription_id)
+        .order_by(col(PrescriptionEvent.seq))
+    )
+    return events.all()
 
 
 async def search(

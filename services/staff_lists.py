@@ -14,7 +14,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from core.logs import mask_text
-from core.models import Alert, CareTask, OutboundMessage, PathwayRun, Patient
+from core.models import (
+    Alert,
+    CareTask,
+    FormResponse,
+    MessageAttempt,
+    OutboundMessage,
+    PathwayRun,
+    Patient,
+)
 from core.phones import to_e164
 from services.staff import StaffPrincipal
 
@@ -88,6 +96,12 @@ async def list_tasks(
         query = query.where(CareTask.due_at >= window[0], CareTask.due_at < window[1])
     query = query.order_by(col(CareTask.due_at), col(CareTask.id))
     return await _page(session, query, limit, offset)
+
+
+async def task_response(session: AsyncSession, task_id: str) -> FormResponse | None:
+    """The patient's answers to a task's form, if they sent them."""
+    found = await session.exec(select(FormResponse).where(FormResponse.task_id == task_id))
+    return found.first()
 
 
 async def list_alerts(
@@ -178,3 +192,23 @@ async def list_messages(
             query = query.where(column == value)
     query = query.order_by(col(OutboundMessage.created_at).desc(), col(OutboundMessage.id))
     return await _page(session, query, limit, offset)
+
+
+async def message_attempts(session: AsyncSession, message_id: str) -> Sequence[MessageAttempt]:
+    """A message's delivery attempts, oldest first."""
+    attempts = await session.exec(
+        select(MessageAttempt)
+        .where(MessageAttempt.message_id == message_id)
+        .order_by(col(MessageAttempt.created_at))
+    )
+    return attempts.all()
+
+
+async def batch_status_counts(session: AsyncSession, batch_id: str) -> dict[str, int]:
+    """How many of a batch's messages are in each status."""
+    rows = await session.exec(
+        select(OutboundMessage.status, func.count())
+        .where(OutboundMessage.batch_id == batch_id)
+        .group_by(col(OutboundMessage.status))
+    )
+    return {status_: int(n) for status_, n in rows.all()}

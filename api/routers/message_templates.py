@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
-from sqlmodel import col, or_, select
 
 from api.deps import ContainerDep, SessionDep, StaffDep, require_role
 from core.models import MessageTemplate, StaffRole, TemplateOwner, utcnow
@@ -24,6 +23,7 @@ from messaging.templates import (
     render_template,
 )
 from services import audit
+from services.messages import owned_template, owned_templates
 from services.staff import StaffPrincipal
 
 router = APIRouter(prefix="/api/message-templates", tags=["message templates"])
@@ -130,18 +130,8 @@ async def list_templates(
         )
         for spec in container.composer.templates.platform.values()
     ]
-    owned = or_(
-        (col(MessageTemplate.owner_type) == TemplateOwner.PERSONAL)
-        & (col(MessageTemplate.owner_id) == staff.id),
-        (col(MessageTemplate.owner_type) == TemplateOwner.TEAM)
-        & (col(MessageTemplate.owner_id) == (staff.department_code or "")),
-    )
-    rows = await session.exec(
-        select(MessageTemplate)
-        .where(owned, MessageTemplate.active)
-        .order_by(col(MessageTemplate.code))
-    )
-    return platform + [_out(r) for r in rows.all()]
+    rows = await owned_templates(session, staff_id=staff.id, department_code=staff.department_code)
+    return platform + [_out(r) for r in rows]
 
 
 @router.post("", response_model=TemplateOut, status_code=status.HTTP_201_CREATED)
@@ -155,14 +145,8 @@ async def create_template(
         ("body",),
     )
     owner_id = _owner_id(staff, body.owner)
-    exists = await session.exec(
-        select(MessageTemplate).where(
-            MessageTemplate.code == body.code,
-            MessageTemplate.owner_type == body.owner,
-            MessageTemplate.owner_id == owner_id,
-        )
-    )
-    if exists.first() is not None:
+    exists = await owned_template(session, code=body.code, owner_type=body.owner, owner_id=owner_id)
+    if exists is not None:
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"a {body.owner} template '{body.code}' already exists"
         )

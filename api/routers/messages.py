@@ -15,8 +15,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, model_validator
-from sqlalchemy import func
-from sqlmodel import col, select
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
@@ -33,19 +31,24 @@ from contracts.messages import (
 )
 from core.logs import get_logger, mask_text
 from core.models import (
-    MessageAttempt,
     MessageBatch,
     MessageStatus,
     OutboundMessage,
-    Patient,
     StaffRole,
     new_id,
     utcnow,
 )
 from services import audit
 from services.messages import MessageRejected, message_by_key
+from services.patients import patient_by_his_id, patient_ids_by_his_id
 from services.staff import StaffPrincipal
-from services.staff_lists import MessageFilter, list_messages, mask_phone
+from services.staff_lists import (
+    MessageFilter,
+    batch_status_counts,
+    list_messages,
+    mask_phone,
+    message_attempts,
+)
 
 router = APIRouter(prefix="/api/messages", tags=["messages"])
 log = get_logger(__name__)
@@ -186,10 +189,7 @@ async def push_message(
 
     patient_id = None
     if body.to.patient_id is not None:
-        found = await session.exec(
-            select(Patient).where(Patient.his_patient_id == body.to.patient_id)
-        )
-        patient = found.first()
+        patient = await patient_by_his_id(session, body.to.patient_id)
         if patient is None:
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, f"no patient with HIS id '{body.to.patient_id}'"
@@ -290,10 +290,7 @@ async def create_batch(
     if missing:
         raise _reject(MessageRejected(f"variables.{missing[0]}", f"missing ({', '.join(missing)})"))
     wanted = list(dict.fromkeys(body.recipients.patient_ids))
-    found = await session.exec(
-        select(Patient.his_patient_id, Patient.id).where(col(Patient.his_patient_id).in_(wanted))
-    )
-    ids = dict(found.all())
+    ids = await patient_ids_by_his_id(session, wanted)
     unknown = [p for p in wanted if p not in ids]
     recipients = [ids[p] for p in wanted if p in ids]
     if not recipients:
@@ -361,12 +358,7 @@ async def get_batch(
 
 
 async def _batch_out(container: ContainerDep, session: SessionDep, batch: MessageBatch) -> BatchOut:
-    rows = await session.exec(
-        select(OutboundMessage.status, func.count())
-        .where(OutboundMessage.batch_id == batch.id)
-        .group_by(col(OutboundMessage.status))
-    )
-    counts = {status_: int(n) for status_, n in rows.all()}
+    counts = await batch_status_counts(session, batch.id)
     processed = None
     try:
         progress = await container.temporal.get_workflow_handle(batch.workflow_id).query(
@@ -406,14 +398,10 @@ async def get_message(
             raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
     else:
         ensure_visible(staff, message.department_code)
-    attempts = await session.exec(
-        select(MessageAttempt)
-        .where(MessageAttempt.message_id == message.id)
-        .order_by(col(MessageAttempt.created_at))
-    )
+    attempts = await message_attempts(session, message.id)
     return MessageDetail.model_validate(
         {
             **message_out(container, message),
-            "attempts": [AttemptOut.model_validate(a.model_dump()) for a in attempts.all()],
+            "attempts": [AttemptOut.model_validate(a.model_dump()) for a in attempts],
         }
     )

@@ -5,19 +5,16 @@ a preview of the whole timeline for a sample patient, and per-plan statistics.""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
-import sqlalchemy as sa
 import yaml
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
-from sqlalchemy import func
-from sqlmodel import col, select
 
 from api.deps import ContainerDep, SessionDep, StaffDep, require_role
-from contracts.runs import StepStatus
-from core.models import CareTask, Pathway, PathwayVersion, StaffRole
+from core.models import Pathway, PathwayVersion, StaffRole
 from pathways.definition import PathProblem, PathwayDefinition
 from pathways.membership import EventFacts, matches
 from pathways.timeline import add_offset, timeline
@@ -26,11 +23,15 @@ from services.pathway_definitions import (
     DefinitionConflict,
     DefinitionRejected,
     create_draft,
+    pathways_with_version_counts,
     publish,
     set_live,
     update_draft,
+    version_count,
     version_row,
+    versions_of,
 )
+from services.pathway_stats import plan_statistics
 from services.staff import StaffPrincipal
 
 router = APIRouter(prefix="/api/pathways", tags=["pathway designer"])
@@ -115,19 +116,9 @@ async def validate(body: BodyDep, container: ContainerDep, _: StaffDep) -> Valid
 
 @router.get("", response_model=list[PathwayOut])
 async def list_pathways(session: SessionDep, _: StaffDep) -> list[PathwayOut]:
-    counts = dict(
-        (
-            await session.exec(
-                select(PathwayVersion.pathway_id, func.count()).group_by(
-                    col(PathwayVersion.pathway_id)
-                )
-            )
-        ).all()
-    )
-    rows = await session.exec(select(Pathway).order_by(col(Pathway.id)))
     return [
-        PathwayOut.model_validate({**p.model_dump(), "versions": int(counts.get(p.id, 0))})
-        for p in rows.all()
+        PathwayOut.model_validate({**p.model_dump(), "versions": count})
+        for p, count in await pathways_with_version_counts(session)
     ]
 
 
@@ -158,12 +149,8 @@ async def versions(pathway_id: str, session: SessionDep, _: StaffDep) -> list[Ve
     pathway = await session.get(Pathway, pathway_id)
     if pathway is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no pathway '{pathway_id}'")
-    rows = await session.exec(
-        select(PathwayVersion)
-        .where(PathwayVersion.pathway_id == pathway_id)
-        .order_by(col(PathwayVersion.version))
-    )
-    return [_version_out(r, pathway.live_version) for r in rows.all()]
+    rows = await versions_of(session, pathway_id)
+    return [_version_out(r, pathway.live_version) for r in rows]
 
 
 async def _version(session: SessionDep, pathway_id: str, version: int) -> PathwayVersion:
@@ -250,10 +237,8 @@ async def live(
         version=body.version,
     )
     await session.commit()
-    count = (
-        await session.exec(select(func.count()).where(PathwayVersion.pathway_id == pathway_id))
-    ).one()
-    return PathwayOut.model_validate({**pathway.model_dump(), "versions": int(count)})
+    count = await version_count(session, pathway_id)
+    return PathwayOut.model_validate({**pathway.model_dump(), "versions": count})
 
 
 class SamplePatient(BaseModel):
@@ -393,46 +378,5 @@ async def stats(
     since: datetime | None = None,
 ) -> PlanStats:
     """FU-7, ED-2, SAT and CM-7 figures for one plan, from the task projection in one query."""
-    status_col, action_col = col(CareTask.status), col(CareTask.action_type)
-
-    def count_if(condition: Any) -> Any:
-        return func.sum(sa.case((condition, 1), else_=0))
-
-    article, revisit = action_col == "article", action_col == "revisit"
-    figures = {name: count_if(status_col == name) for name in get_args(StepStatus)}
-    query: Any = sa.select(
-        func.count(func.distinct(CareTask.workflow_id)).label("runs"),
-        *(expression.label(name) for name, expression in figures.items()),
-        count_if(article & (status_col == "read")).label("articles_read"),
-        count_if(article & status_col.in_(["sent", "read", "expired"])).label("articles_pushed"),
-        func.avg(CareTask.score).label("average_score"),
-        count_if(revisit & status_col.in_(["completed", "lost"])).label("revisits_due"),
-        count_if(revisit & (status_col == "lost")).label("revisits_missed"),
-    ).where(col(CareTask.plan_id) == pathway_id)
-    if staff.department_code is not None:
-        query = query.where(CareTask.department_code == staff.department_code)
-    if since is not None:
-        query = query.where(CareTask.due_at >= since)
-    row = (await session.exec(query)).one()
-    counts = {name: int(getattr(row, name) or 0) for name in figures}
-    read, pushed = int(row.articles_read or 0), int(row.articles_pushed or 0)
-    return PlanStats(
-        pathway_id=pathway_id,
-        runs=int(row.runs or 0),
-        by_status={k: v for k, v in counts.items() if v},
-        sent=sum(
-            v for k, v in counts.items() if k not in ("pending", "failed", "not_needed", "skipped")
-        ),
-        awaiting=counts["sent"] + counts["expired"],
-        completed=counts["completed"],
-        abnormal=counts["abnormal"],
-        lost=counts["lost"],
-        not_needed=counts["not_needed"],
-        read=read,
-        unread=pushed - read,
-        read_rate=round(read / pushed, 3) if pushed else None,
-        send_failed=counts["failed"],
-        average_score=round(float(row.average_score), 2) if row.average_score is not None else None,
-        revisits_due=int(row.revisits_due or 0),
-        revisits_missed=int(row.revisits_missed or 0),
-    )
+    figures = await plan_statistics(session, staff, pathway_id, since=since)
+    return PlanStats.model_validate(asdict(figures))

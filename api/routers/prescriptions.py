@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
-from sqlmodel import col, select
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
@@ -23,8 +22,14 @@ from contracts.prescription import (
     PrescriptionState,
 )
 from core.logs import get_logger
-from core.models import Patient, Prescription, PrescriptionEvent, StaffRole, utcnow
-from services.prescription_queries import GroupBy, review_queue, search, statistics
+from core.models import Patient, Prescription, StaffRole, utcnow
+from services.prescription_queries import (
+    GroupBy,
+    prescription_events,
+    review_queue,
+    search,
+    statistics,
+)
 from services.prescriptions import PrescriptionConflict, apply
 from services.staff import StaffPrincipal
 from services.staff_lists import patient_brief
@@ -184,11 +189,7 @@ async def detail(
     row = await _row(session, staff, prescription_id)
     patient = await session.get(Patient, row.patient_id)
     assert patient is not None
-    events = await session.exec(
-        select(PrescriptionEvent)
-        .where(PrescriptionEvent.prescription_id == row.id)
-        .order_by(col(PrescriptionEvent.seq))
-    )
+    events = await prescription_events(session, row.id)
     live, source = None, "projection"
     try:
         live = await container.temporal.get_workflow_handle(row.workflow_id).query(
@@ -202,7 +203,7 @@ async def detail(
     return PrescriptionDetail.model_validate(
         {
             **_out(row, patient),
-            "events": [EventOut.model_validate(e.model_dump()) for e in events.all()],
+            "events": [EventOut.model_validate(e.model_dump()) for e in events],
             "live": live,
             "source": source,
         }

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
-from sqlmodel import select
 
 from api.deps import ContainerDep, SessionDep, StaffDep, ensure_visible
 from api.schemas import FormResponseOut, Page, PatientBrief, TaskDetail, TaskOut
-from core.models import CareTask, FormResponse, Patient, TaskStatus, utcnow
-from services.staff_lists import Due, list_tasks, patient_brief
+from core.models import CareTask, Patient, TaskStatus, utcnow
+from services.staff_lists import Due, list_tasks, patient_brief, task_response
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
@@ -64,8 +63,7 @@ async def get_task(task_id: str, session: SessionDep, staff: StaffDep) -> TaskDe
     ensure_visible(staff, task.department_code)
     patient = await session.get(Patient, task.patient_id)
     assert patient is not None
-    found = await session.exec(select(FormResponse).where(FormResponse.task_id == task.id))
-    response = found.first()
+    response = await task_response(session, task.id)
     return TaskDetail.model_validate(
         {
             **task_out(task, patient).model_dump(),

@@ -10,13 +10,13 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
 
 from api.deps import SessionDep, StaffDep, require_role
-from core.models import Encounter, Patient, StaffRole
+from core.models import Patient, StaffRole
 from core.settings import KNOWN_CHANNELS
 from messaging.categories import OPTIONAL_CATEGORIES
 from services import audit
+from services.patients import seen_by_department
 from services.staff import StaffPrincipal
 
 router = APIRouter(prefix="/api/patients", tags=["patients"])
@@ -44,16 +44,13 @@ class MessagingPreferencesOut(MessagingPreferences):
 
 async def _patient(session: SessionDep, staff: StaffPrincipal, patient_id: str) -> Patient:
     patient = await session.get(Patient, patient_id)
-    if patient is not None and staff.department_code is not None:
-        # Department staff manage patients their department has seen.
-        seen = await session.exec(
-            select(Encounter.id).where(
-                Encounter.patient_id == patient.id,
-                Encounter.department_code == staff.department_code,
-            )
-        )
-        if seen.first() is None:
-            patient = None
+    # Department staff manage patients their department has seen.
+    if (
+        patient is not None
+        and staff.department_code is not None
+        and not await seen_by_department(session, patient.id, staff.department_code)
+    ):
+        patient = None
     if patient is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no patient with id '{patient_id}'")
     return patient
