@@ -6,6 +6,7 @@ once, counted at the simulators, whatever ids a restarted provider hands out."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -109,7 +110,7 @@ async def _wait_ready(http: httpx.AsyncClient, platform: Platform) -> None:
         f"{urls['wechat']}/sim/messages",
         f"{urls['twilio']}/sim/messages",
     ):
-        await eventually(lambda url=url: _ready(http, url), within=60, what=url)
+        await eventually(functools.partial(_ready, http, url), within=60, what=url)
 
 
 async def test_each_invitation_is_delivered_once_across_a_restart_of_every_process(
