@@ -7,6 +7,7 @@ provider, all with fault injection."""
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -187,7 +188,8 @@ class PayWorld:
         key: str | None = None,
         reason: str = "患者申请退费",
     ) -> httpx.Response:
-        headers = self.auth() | ({"Idempotency-Key": key} if key else {})
+        # Each call is a new refund unless the caller repeats a key on purpose.
+        headers = self.auth() | {"Idempotency-Key": key or f"refund-{uuid.uuid4().hex}"}
         response = await self.http.post(
             f"/api/payments/orders/{order_id}/refunds",
             json={"amount_fen": amount_fen, "reason": reason},

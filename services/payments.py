@@ -235,9 +235,8 @@ async def start_payment(
     return order
 
 
-def refund_id_for(order_id: str, idempotency_key: str | None) -> str:
-    if not idempotency_key:
-        return str(uuid.uuid4())
+def refund_id_for(order_id: str, idempotency_key: str) -> str:
+    """One refund per order and key: a retried request maps to the refund it already made."""
     return str(uuid.uuid5(_REFUND_NAMESPACE, f"{order_id}:{idempotency_key}"))
 
 

@@ -246,15 +246,34 @@ async def search_orders(
     return [OrderOut.of(row) for row in rows]
 
 
-@router.post("/orders/{order_id}/refunds", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/orders/{order_id}/refunds",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        409: {"description": "The key was used for this order with another amount"},
+        422: {"description": "A field is invalid, or the Idempotency-Key header is missing"},
+    },
+)
 async def refund(
     order_id: str,
     body: RefundCreate,
     container: ContainerDep,
     session: SessionDep,
     staff: WriterDep,
-    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+    idempotency_key: Annotated[
+        str,
+        Header(
+            min_length=1,
+            max_length=128,
+            description="Required: one key per refund the cashier intends. A retry with the "
+            "same key (after a timeout, a double click) returns the same refund instead of "
+            "paying a second one.",
+        ),
+    ],
 ) -> RefundOut:
+    """Refunds part or all of a settled order. Money moves, so the request must carry an
+    ``Idempotency-Key``; orders, payments and consultations are idempotent on the HIS order
+    number instead."""
     refund_id = refund_id_for(order_id, idempotency_key)
     try:
         row = await request_refund(

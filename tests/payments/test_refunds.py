@@ -139,6 +139,15 @@ async def test_bad_payment_requests_get_a_clear_4xx_and_change_nothing(
         )
         no_token = await world.http.post(f"/api/payments/orders/{order_id}/pay")
         negative = await world.refund(order_id, -5)
+        # A client that retries after a timeout without a key would refund twice: refused.
+        keyless = await world.http.post(
+            f"/api/payments/orders/{order_id}/refunds",
+            json={"amount_fen": 100, "reason": "重复退费"},
+            headers=world.auth(),
+        )
+        refunds = (
+            await world.http.get(f"/api/payments/orders/{order_id}", headers=world.auth())
+        ).json()["refunds"]
         orders = await world.http.get(
             "/api/payments/orders", params={"status": "settled"}, headers=world.auth()
         )
@@ -163,6 +172,9 @@ async def test_bad_payment_requests_get_a_clear_4xx_and_change_nothing(
     assert no_token.status_code == 401
     assert negative.status_code == 422
     assert field(negative) == ["body", "amount_fen"]
+    assert keyless.status_code == 422
+    assert field(keyless) == ["header", "idempotency-key"]
+    assert refunds == []
     assert [o["id"] for o in orders.json()] == [order_id]
 
 
