@@ -43,6 +43,25 @@ RxStatus = Literal[
     "picked_up",
     "refunded",
 ]
+# What the prescription list filters by and the statistics count: every status, and
+# "completed", the statuses in which the patient has the medicine (delivered or picked up).
+RxStatusFilter = Literal[
+    "reviewing",
+    "returned",
+    "cancelled",
+    "approved",
+    "paid",
+    "dispatched",
+    "dispensing",
+    "decocting",
+    "shipped",
+    "delivered",
+    "ready_for_pickup",
+    "picked_up",
+    "refunded",
+    "completed",
+]
+RX_STATUS_GROUPS: dict[str, tuple[RxStatus, ...]] = {"completed": ("delivered", "picked_up")}
 
 
 class ReviewPolicy(BaseModel):

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.hospitals import RX_STATUS_GROUPS
 from core.models import Patient, Prescription, PrescriptionEvent
 from services.staff import StaffPrincipal
 
@@ -69,8 +70,9 @@ async def search(
     query: Any = select(Prescription, Patient).join(
         Patient, col(Patient.id) == Prescription.patient_id
     )
+    if status:
+        query = query.where(col(Prescription.status).in_(RX_STATUS_GROUPS.get(status, (status,))))
     for column, value in (
-        (Prescription.status, status),
         (Prescription.hospital_code, hospital_code),
         (Prescription.department_code, department_code),
         (Prescription.doctor_id, doctor_id),
@@ -134,7 +136,7 @@ async def statistics(
     query: Any = sa.select(
         key.label("key"),
         sa.func.count().label("submitted"),
-        count_if(col(Prescription.status) == "reviewing").label("under_review"),
+        count_if(col(Prescription.status) == "reviewing").label("reviewing"),
         count_if(
             concluded
             & (col(Prescription.review_outcome) == "approved")
@@ -149,7 +151,7 @@ async def statistics(
         count_if(col(Prescription.status) == "cancelled").label("cancelled"),
         count_if(col(Prescription.review_timed_out)).label("review_timed_out"),
         count_if(col(Prescription.paid_at).is_not(None)).label("paid"),
-        count_if(col(Prescription.status).in_(["delivered", "picked_up"])).label("completed"),
+        count_if(col(Prescription.status).in_(RX_STATUS_GROUPS["completed"])).label("completed"),
         count_if(col(Prescription.status) == "refunded").label("refunded"),
         sa.func.avg(sa.case((concluded, review_seconds), else_=None)).label("avg_review_seconds"),
     )

@@ -49,8 +49,10 @@ ClinicianDep = Annotated[
 
 @router.post("/{alert_id}/acknowledge", response_model=AlertOut)
 async def acknowledge(
-    alert_id: str, body: AcknowledgeAlert, session: SessionDep, staff: ClinicianDep
+    alert_id: str, session: SessionDep, staff: ClinicianDep, body: AcknowledgeAlert | None = None
 ) -> AlertOut:
+    """Marks the alert handled; the body (a note) is optional."""
+    note = body.note if body is not None else None
     alert = await session.get(Alert, alert_id, with_for_update=True)
     if alert is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert with id '{alert_id}'")
@@ -59,7 +61,7 @@ async def acknowledge(
         alert.status = AlertStatus.ACKNOWLEDGED
         alert.acknowledged_at = utcnow()
         alert.acknowledged_by = staff.id
-        alert.acknowledge_note = body.note
+        alert.acknowledge_note = note
         audit.record(
             session,
             actor_type="staff",
@@ -67,7 +69,7 @@ async def acknowledge(
             action="alert.acknowledged",
             target_type="alert",
             target_id=alert.id,
-            note=body.note,
+            note=note,
         )
     patient = await session.get(Patient, alert.patient_id)
     assert patient is not None

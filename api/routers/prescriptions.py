@@ -21,6 +21,7 @@ from contracts.prescription import (
     Decision,
     PrescriptionState,
 )
+from core.hospitals import RxStatusFilter
 from core.logs import get_logger
 from core.models import Patient, Prescription, StaffRole, utcnow
 from services.prescription_queries import (
@@ -130,7 +131,10 @@ async def queue(
 async def list_prescriptions(
     session: SessionDep,
     staff: ReaderDep,
-    rx_status: Annotated[str | None, Query(alias="status")] = None,
+    rx_status: Annotated[
+        RxStatusFilter | None,
+        Query(alias="status", description="a status, or 'completed' (delivered or picked up)"),
+    ] = None,
     hospital_code: str | None = None,
     department_code: str | None = None,
     doctor_id: str | None = None,

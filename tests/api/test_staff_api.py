@@ -223,6 +223,10 @@ async def test_alert_is_listed_acknowledged_and_audited(api: Api) -> None:
     done = await api.http.post(
         f"/api/alerts/{alert['id']}/acknowledge", json={"note": "已电话回访"}, headers=auth(nurse)
     )
+    # Acknowledging again with no body at all: an empty request is enough, and changes nothing.
+    bare = await api.http.post(f"/api/alerts/{alert['id']}/acknowledge", headers=auth(nurse))
+    assert bare.status_code == 200, bare.text
+    assert bare.json()["acknowledged_at"] == done.json()["acknowledged_at"]
     assert done.status_code == 200
     assert done.json()["status"] == "acknowledged"
     assert (await api.http.get("/api/alerts?status=open", headers=auth(nurse))).json()["total"] == 0

@@ -110,7 +110,24 @@ async def test_delivery_statuses_flow_to_the_his_and_the_patient_in_order(
             isolated_time_env.client.get_workflow_handle(rx["workflow_id"]),
             "prescription_v1_delivered",
         )
+        # The list and the statistics speak one vocabulary: "completed" is delivered or
+        # picked up in both, and a word neither knows is refused with the ones they do.
+        completed = await stack.http.get(
+            "/api/prescriptions", params={"status": "completed"}, headers=stack.auth()
+        )
+        stats = await stack.http.get(
+            "/api/prescriptions/stats", params={"by": "hospital"}, headers=stack.auth()
+        )
+        unknown = await stack.http.get(
+            "/api/prescriptions", params={"status": "finished"}, headers=stack.auth()
+        )
 
+    assert [p["prescription_no"] for p in completed.json()["items"]] == [rx["number"]]
+    assert [row["completed"] for row in stats.json()] == [1]
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"][0]["loc"] == ["query", "status"]
+    assert "'completed'" in unknown.json()["detail"][0]["msg"]
+    assert "'picked_up'" in unknown.json()["detail"][0]["msg"]
     assert result["status"] == "delivered"
     assert result["tracking_no"] == "SF123"
     assert [c["status"] for c in callbacks] == [

@@ -145,7 +145,7 @@ async def test_queue_oldest_first_and_statistics(
     assert rows["D1"]["submitted"] == 2
     assert rows["D1"]["approved_by_pharmacist"] == 1
     assert rows["D1"]["returned"] == 1
-    assert rows["D2"]["under_review"] == 1
+    assert rows["D2"]["reviewing"] == 1
     assert rows["D1"]["avg_review_seconds"] is not None
     [today] = by_day
     assert today["submitted"] == 3
