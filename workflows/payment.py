@@ -419,10 +419,18 @@ class PaymentWorkflow:
             department_code=order.department_code,
             order_id=order.order_id,
             title=order.title,
-            amount_fen=order.amount_fen,
+            amount=self._amount_text(),
             status_text=status_text,
             urgent=urgent,
         )
+
+    def _amount_text(self) -> str:
+        """What the patient pays themselves, as the pay page shows it: with insurance covering
+        part of the bill, the self-pay part first (a patient once read the whole bill as due)."""
+        split = self._split
+        if split is None or split.insurance_fen == 0:
+            return yuan(self._input.amount_fen)
+        return f"自付{yuan(split.self_pay_fen)}，医保支付{yuan(split.insurance_fen)}"
 
     @workflow.query(name=QUERY_PAYMENT)
     def state(self) -> PaymentState:

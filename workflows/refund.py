@@ -197,7 +197,7 @@ class RefundWorkflow:
             department_code=input.department_code,
             order_id=input.order_id,
             title=input.title,
-            amount_fen=input.amount_fen,
+            amount=yuan(input.amount_fen),
             status_text=status_text,
         )
 

@@ -36,7 +36,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.payment import REFUSED
     from core.hospitals import PaymentPolicy
-    from core.money import yuan
     from workflows.retries import SAGA_FORWARD_RETRY, SAGA_POLL_RETRY, SAGA_UNTIL_DONE_RETRY
 
 T = TypeVar("T")
@@ -143,7 +142,7 @@ async def notify(
     department_code: str | None,
     order_id: str,
     title: str,
-    amount_fen: int,
+    amount: str,
     status_text: str,
     urgent: bool = False,
 ) -> None:
@@ -158,7 +157,7 @@ async def notify(
                 patient_id=patient_id,
                 variables={
                     "order_title": title,
-                    "amount": yuan(amount_fen),
+                    "amount": amount,
                     "status_text": status_text,
                 },
                 link=LinkSpec(task_id=order_id, valid_for=LINK_VALID_FOR, path="pay"),

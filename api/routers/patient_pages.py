@@ -87,14 +87,40 @@ def _invalid(container: ContainerDep) -> HTMLResponse:
     )
 
 
-def _expired(container: ContainerDep) -> HTMLResponse:
+# What the patient was asked to do, by action, for the page that says its time is over.
+_LAPSED = {
+    "form": "该问卷的填写时间已过。",
+    "article": "该文章的阅读时间已过。",
+    "checkin": "该打卡任务的时间已过。",
+}
+
+
+def _expired(container: ContainerDep, task: CareTask | None = None) -> HTMLResponse:
+    action = task.action_type if task is not None else None
     return _message(
         container,
         status.HTTP_410_GONE,
         "链接已过期",
-        "该随访问卷的填写时间已过。",
+        _LAPSED.get(action or "", "该链接的有效时间已过。"),
         "医护人员可能会通过电话与您联系。",
     )
+
+
+def _done(container: ContainerDep, task: CareTask) -> HTMLResponse | None:
+    """The page for a task the patient has already done, or None if it is not done. Shown for
+    as long as the link exists, before and after its validity: a patient who submitted is told
+    so, not that the link expired."""
+    if task.action_type == "checkin" and task.status == TaskStatus.COMPLETED:
+        return _message(
+            container, status.HTTP_200_OK, "已打卡", "今天的任务已完成，继续加油！", tone="ok"
+        )
+    if task.action_type == "article" and task.status == TaskStatus.READ:
+        return _message(
+            container, status.HTTP_200_OK, "已阅读", "您已阅读本文，感谢您的关注。", tone="ok"
+        )
+    if task.form_id is not None and task.status in (TaskStatus.COMPLETED, TaskStatus.ABNORMAL):
+        return _already_answered(container)
+    return None
 
 
 def _already_answered(container: ContainerDep) -> HTMLResponse:
@@ -107,46 +133,40 @@ async def _open(
     token: str, container: ContainerDep, session: SessionDep
 ) -> _OpenTask | HTMLResponse:
     try:
-        claims = container.links.verify(token, utcnow())
-    except LinkExpired:
-        return _expired(container)
+        task_id, expired = container.links.verify(token, utcnow()).task_id, False
+    except LinkExpired as exc:
+        # Signed by us, only too old: the task still decides what the patient is shown.
+        task_id, expired = exc.task_id, True
     except LinkError:
         log.warning("patient link refused", reason="bad token")
         return _invalid(container)
-    task = await session.get(CareTask, claims.task_id)
+    task = await session.get(CareTask, task_id)
     run = await session.get(PathwayRun, task.workflow_id) if task else None
     if task is None or run is None:
         return _invalid(container)
+    done = _done(container, task)
+    if done is not None and task.action_type != "article":
+        return done
+    if expired:
+        return done or _expired(container, task)
     snapshot = PathwaySnapshot.model_validate(run.plan_snapshot)
     if task.action_type == "article":
         article = snapshot.articles.get(task.article_id or "")
         if article is None:
             return _invalid(container)
         if task.status not in (TaskStatus.SENT, TaskStatus.READ, TaskStatus.PENDING):
-            return _expired(container)
+            return _expired(container, task)
         return _OpenTask(task=task, article=article)
     if task.action_type == "checkin":
         step = snapshot.definition.step(task.step_id)
-        if task.status == TaskStatus.COMPLETED:
-            return _message(
-                container, status.HTTP_200_OK, "已打卡", "今天的任务已完成，继续加油！", tone="ok"
-            )
         if task.status not in (TaskStatus.SENT, TaskStatus.PENDING) or step is None:
-            return _expired(container)
+            return _expired(container, task)
         return _OpenTask(task=task, checkin_text=step.action.text or step.title)
     if task.form_id is None:
         return _invalid(container)
-    return _open_form(container, task, snapshot.forms)
-
-
-def _open_form(
-    container: ContainerDep, task: CareTask, forms: dict[str, FormDefinition]
-) -> _OpenTask | HTMLResponse:
-    if task.status in (TaskStatus.COMPLETED, TaskStatus.ABNORMAL):
-        return _already_answered(container)
     if task.status not in (TaskStatus.SENT, TaskStatus.PENDING):
-        return _expired(container)
-    form = forms.get(task.form_id or "")
+        return _expired(container, task)
+    form = snapshot.forms.get(task.form_id)
     return _invalid(container) if form is None else _OpenTask(task=task, form=form)
 
 
@@ -159,7 +179,7 @@ async def _signal(
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             # The run has ended (every step closed) since the page was opened.
-            return _expired(container)
+            return _expired(container, task)
         log.error("patient signal failed", task_id=task.id, signal=name, error=str(exc))
         return _message(
             container,

@@ -167,6 +167,28 @@ async def test_expired_link_gets_a_clear_page(sent_link: SentLink) -> None:
         response = await sent_link.api.http.request(method, f"/p/{expired}")
         assert response.status_code == 410
         assert "链接已过期" in response.text
+        assert "该问卷的填写时间已过" in response.text
+
+
+async def test_a_submitted_form_still_says_so_once_its_link_has_expired(
+    sent_link: SentLink,
+) -> None:
+    api = sent_link.api
+    answers = {"overall": "good", "symptoms": ["none"], "medication": "on_time"}
+    assert (await api.http.post(sent_link.path, data=answers)).status_code == 200
+
+    async def recorded() -> CareTask | None:
+        task = await sent_link.task()
+        return task if task.status == "completed" else None
+
+    await eventually(recorded, what="the answers to be recorded")
+    signer = LinkSigner(api.settings.link_secret.get_secret_value())
+    expired = signer.issue(sent_link.task_id, datetime.now(UTC) - timedelta(minutes=1))
+    response = await api.http.get(f"/p/{expired}")
+
+    assert response.status_code == 200
+    assert "您已提交" in response.text
+    assert "过期" not in response.text
 
 
 async def test_link_to_a_lost_task_is_expired(

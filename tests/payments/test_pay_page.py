@@ -49,7 +49,9 @@ async def test_the_patient_pays_the_self_pay_part_from_the_message_link(
         pay_button = await page.locator("#pay").count()
         await handset.close()
 
-    # 62 yuan insurable (70% by the fund) and a 25 yuan exam.
+    # 62 yuan insurable (70% by the fund) and a 25 yuan exam. The message states what the
+    # patient pays, as the page does, not the whole bill.
+    assert "（自付¥43.60，医保支付¥43.40）待缴费" in sms, sms
     assert shown == {
         "amount": "¥87.00",
         "insurance": "¥43.40",
