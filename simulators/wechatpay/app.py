@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from simulators.faults import FaultInjector, FaultPlan, add_fault_control, install
 
@@ -131,7 +131,8 @@ class CreateOrder(BaseModel):
     mchid: str
     description: str = Field(max_length=127)
     out_trade_no: str = Field(min_length=6, max_length=32)
-    time_expire: datetime
+    # Optional in the real API: an order without one can be paid for two hours.
+    time_expire: datetime | None = None
     notify_url: str
     amount: Amount
     attach: str = ""
@@ -153,6 +154,9 @@ class CreateRefund(BaseModel):
     out_refund_no: str = Field(min_length=1, max_length=64)
     reason: str = ""
     amount: RefundAmount
+
+
+DEFAULT_ORDER_LIFETIME = timedelta(hours=2)
 
 
 def _error(http_status: int, code: str, message: str) -> HTTPException:
@@ -187,6 +191,7 @@ def create_app(state: WeChatPayState) -> FastAPI:
             "Wechatpay-Timestamp": timestamp,
             "Wechatpay-Nonce": nonce,
             "Wechatpay-Serial": state.platform_serial,
+            "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048",
             "Wechatpay-Signature": _platform_sign(
                 f"{timestamp}\n{nonce}\n".encode() + body + b"\n"
             ),
@@ -197,6 +202,20 @@ def create_app(state: WeChatPayState) -> FastAPI:
 
     def _json(data: Any, status_code: int = 200) -> Response:
         return _signed(json.dumps(data, ensure_ascii=False).encode(), status_code)
+
+    # Errors as WeChat Pay answers them: top-level {"code", "message"}, signed like any answer;
+    # a body that does not fit the request's schema is a 400 PARAM_ERROR naming the field.
+    @app.exception_handler(HTTPException)
+    async def _refusal(_: Request, exc: HTTPException) -> Response:
+        if isinstance(exc.detail, dict):
+            return _json(exc.detail, exc.status_code)
+        return _json({"code": "SYSTEM_ERROR", "message": str(exc.detail)}, exc.status_code)
+
+    @app.exception_handler(ValidationError)
+    async def _bad_body(_: Request, exc: ValidationError) -> Response:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        return _json({"code": "PARAM_ERROR", "message": f"{where}: {first['msg']}"}, 400)
 
     async def _authenticate(request: Request) -> bytes:
         body = await request.body()
@@ -354,7 +373,7 @@ def create_app(state: WeChatPayState) -> FastAPI:
                 order.description,
                 order.amount.total,
                 order.notify_url,
-                order.time_expire,
+                order.time_expire or datetime.now(UTC) + DEFAULT_ORDER_LIFETIME,
                 order.attach,
             )
             state.trades[trade.out_trade_no] = trade
