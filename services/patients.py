@@ -37,6 +37,15 @@ async def fetch_patient(
     return fetched
 
 
+async def known_or_fetched(session: AsyncSession, his: HisClient, his_patient_id: str) -> Patient:
+    """Our copy of the patient, or, the first time we hear of them, the HIS's (HIS-2), stored.
+    Raises UnknownPatient if the HIS does not know them, HisUnavailable if it does not answer."""
+    known = await patient_by_his_id(session, his_patient_id)
+    if known is not None:
+        return known
+    return await upsert_patient(session, await fetch_patient(session, his, his_patient_id))
+
+
 async def patient_by_his_id(session: AsyncSession, his_patient_id: str) -> Patient | None:
     result = await session.exec(select(Patient).where(Patient.his_patient_id == his_patient_id))
     return result.first()

@@ -38,9 +38,14 @@ from core.models import (
     new_id,
     utcnow,
 )
+from integrations.his import HisUnavailable
 from services import audit
 from services.messages import MessageRejected, message_by_key
-from services.patients import patient_by_his_id, patient_ids_by_his_id
+from services.patients import (
+    UnknownPatient,
+    known_or_fetched,
+    patient_ids_by_his_id,
+)
 from services.staff import StaffPrincipal
 from services.staff_lists import (
     MessageFilter,
@@ -189,11 +194,16 @@ async def push_message(
 
     patient_id = None
     if body.to.patient_id is not None:
-        patient = await patient_by_his_id(session, body.to.patient_id)
-        if patient is None:
+        try:
+            patient = await known_or_fetched(session, container.his, body.to.patient_id)
+        except UnknownPatient as exc:
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, f"no patient with HIS id '{body.to.patient_id}'"
-            )
+            ) from exc
+        except HisUnavailable as exc:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "HIS unreachable: retry later"
+            ) from exc
         patient_id = patient.id
     department = body.department_code if caller.department_code is None else caller.department_code
     request = MessageRequest(

@@ -23,11 +23,13 @@ from core.models import Hospital, MessageAttempt, OutboundMessage, Patient, Staf
 from core.settings import Settings
 from harness.postgres import free_port
 from harness.servers import serve
-from harness.settings import make_settings
+from harness.settings import TEST_HIS_API_KEY, TEST_WEBHOOK_SECRET, make_settings
 from harness.staff import add_staff
 from harness.waiting import eventually
 from harness.workers import running_worker
 from integrations.his import HisClient
+from simulators.his.app import HisState
+from simulators.his.app import create_app as create_his
 from simulators.twilio.app import TwilioState
 from simulators.twilio.app import create_app as create_twilio
 from simulators.wechat.app import WeChatState
@@ -155,12 +157,20 @@ def messaging_stack(database_url: str, sessions: SessionFactory, task_queue: str
             event_url=f"{api_url}/webhooks/wechat",
             template_ids=set(WECHAT_TEMPLATES.values()),
         )
+        his_app = create_his(
+            webhook_target=api_url,
+            webhook_secret=TEST_WEBHOOK_SECRET,
+            api_key=TEST_HIS_API_KEY,
+            state=HisState.seeded(),
+        )
         async with (
             serve(create_twilio(twilio)) as twilio_url,
             serve(create_wechat(wechat)) as wechat_url,
+            serve(his_app) as his_url,
         ):
             settings = make_settings(
                 database_url=database_url,
+                his_base_url=his_url,
                 temporal_task_queue=task_queue,
                 temporal_query_timeout_seconds=1.0,
                 public_base_url=api_url,
@@ -175,7 +185,7 @@ def messaging_stack(database_url: str, sessions: SessionFactory, task_queue: str
                 wechat_template_ids=WECHAT_TEMPLATES,
                 **overrides,
             )
-            his = HisClient.create("http://127.0.0.1:9", "unused", timeout_seconds=1.0)
+            his = HisClient.create(his_url, TEST_HIS_API_KEY, timeout_seconds=2.0)
             container = Container.build(settings, sessions, env.client, his)
             app = create_app(container=container)
             token = await add_staff(sessions, StaffRole.INTEGRATION, None, name="随访平台接口")

@@ -8,7 +8,7 @@ from typing import Any
 from sqlmodel import SQLModel, func, select
 from temporalio.testing import WorkflowEnvironment
 
-from core.models import StaffRole
+from core.models import Patient, StaffRole
 from harness.staff import add_staff
 from tests.messaging.conftest import NOTICE, Stack, StackFactory
 
@@ -263,3 +263,22 @@ async def test_patient_preferences_are_validated(
     assert shown["wechat_openid"] == "oBound000001"
     assert shown["opt_outs"] == ["education"]
     assert "payment" not in shown["optional_categories"]
+
+
+async def test_a_push_to_a_patient_only_the_his_knows_looks_them_up_and_stores_them(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+) -> None:
+    async with messaging_stack(dev_env, channels="sms") as stack, stack.workers():
+        # P0003 is in the HIS's master data but has never been seen by CarePath.
+        response = await stack.push(idempotency_key="his-1", to={"patient_id": "P0003"})
+        assert response.status_code == 202, response.text
+        message = await stack.wait_status(response.json()["message_id"], "sent", "delivered")
+        async with stack.sessions() as session:
+            stored = (
+                await session.exec(select(Patient).where(Patient.his_patient_id == "P0003"))
+            ).one()
+
+    assert stored.name == "王志强"
+    assert message.patient_id == stored.id
+    [received] = stack.twilio.messages.values()
+    assert received.to == "+8613700137003"
