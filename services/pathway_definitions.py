@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import func
 from sqlmodel import col, select
@@ -170,6 +170,34 @@ async def set_live(session: AsyncSession, pathway_id: str, version: int) -> Path
     return pathway
 
 
+Availability = Literal["active", "suspended", "retired"]
+# What each change of availability may start from.
+_AVAILABILITY_CHANGES: dict[str, tuple[Availability, tuple[str, ...]]] = {
+    "suspend": ("suspended", ("active",)),
+    "resume": ("active", ("suspended",)),
+    "retire": ("retired", ("active", "suspended")),
+}
+
+
+async def change_availability(session: AsyncSession, pathway_id: str, change: str) -> Pathway:
+    """Suspends, resumes or retires a pathway: whether new runs start. Runs already started
+    are not touched. Retiring is for good; a suspended pathway resumes."""
+    pathway = await session.get(Pathway, pathway_id, with_for_update=True)
+    if pathway is None:
+        raise LookupError(pathway_id)
+    target, allowed_from = _AVAILABILITY_CHANGES[change]
+    if pathway.availability not in allowed_from:
+        raise DefinitionConflict(f"the pathway is {pathway.availability}; it cannot {change}")
+    pathway.availability = target
+    return pathway
+
+
+def ensure_enrolling(pathway: Pathway) -> None:
+    """Raises DefinitionConflict unless the pathway takes new runs."""
+    if pathway.availability != "active":
+        raise DefinitionConflict(f"pathway '{pathway.id}' is {pathway.availability}: no new runs")
+
+
 async def published_snapshot(
     session: AsyncSession, pathway_id: str, version: int
 ) -> PathwaySnapshot:
@@ -180,11 +208,15 @@ async def published_snapshot(
 
 
 async def live_snapshots(session: AsyncSession) -> list[PathwaySnapshot]:
-    """The version every pathway starts new runs on: what HIS events are matched against."""
+    """The version every active pathway starts new runs on: what HIS events are matched
+    against (suspended and retired pathways enrol nobody)."""
     rows = await session.exec(
         select(PathwayVersion)
         .join(Pathway, col(Pathway.id) == PathwayVersion.pathway_id)
-        .where(col(Pathway.live_version) == PathwayVersion.version)
+        .where(
+            col(Pathway.live_version) == PathwayVersion.version,
+            col(Pathway.availability) == "active",
+        )
         .order_by(col(Pathway.id))
     )
     return [PathwaySnapshot.model_validate(r.snapshot) for r in rows.all() if r.snapshot]

@@ -17,7 +17,7 @@ from core.models import CandidateStatus, Encounter, EnrollmentCandidate, Pathway
 from pathways.definition import PathwaySnapshot
 from services import audit
 from services.enrolment import EnrolmentContext, StartedRun, list_candidates, start_run
-from services.pathway_definitions import DefinitionConflict, published_snapshot
+from services.pathway_definitions import DefinitionConflict, ensure_enrolling, published_snapshot
 from services.patients import patient_by_his_id
 from services.staff import StaffPrincipal
 
@@ -40,6 +40,10 @@ async def start(
     pathway = await session.get(Pathway, body.pathway_id)
     if pathway is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no pathway '{body.pathway_id}'")
+    try:
+        ensure_enrolling(pathway)
+    except DefinitionConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     version = body.version or pathway.live_version
     if version is None:
         raise HTTPException(status.HTTP_409_CONFLICT, "the pathway has no published version")
@@ -166,6 +170,10 @@ async def enrol(
         raise HTTPException(status.HTTP_409_CONFLICT, f"candidate is {candidate.status}")
     pathway = await session.get(Pathway, candidate.pathway_id)
     assert pathway is not None
+    try:
+        ensure_enrolling(pathway)
+    except DefinitionConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     assert pathway.live_version is not None
     snapshot = await published_snapshot(session, pathway.id, pathway.live_version)
     if snapshot.definition.enrollment.requires_consent and body.consent is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -22,6 +22,7 @@ from services import audit
 from services.pathway_definitions import (
     DefinitionConflict,
     DefinitionRejected,
+    change_availability,
     create_draft,
     pathways_with_version_counts,
     publish,
@@ -88,6 +89,7 @@ class PathwayOut(BaseModel):
     name: str
     kind: str
     live_version: int | None
+    availability: str
     library: bool
     versions: int
 
@@ -235,6 +237,52 @@ async def live(
         target_type="pathway",
         target_id=pathway_id,
         version=body.version,
+    )
+    await session.commit()
+    count = await version_count(session, pathway_id)
+    return PathwayOut.model_validate({**pathway.model_dump(), "versions": count})
+
+
+class AvailabilityChange(BaseModel):
+    reason: str = Field(min_length=1, max_length=300)
+
+
+AvailabilityVerb = Literal["suspend", "resume", "retire"]
+AVAILABILITY_AUDIT = {
+    "suspend": "pathway.suspended",
+    "resume": "pathway.resumed",
+    "retire": "pathway.retired",
+}
+
+
+@router.post(
+    "/{pathway_id}/{change}",
+    response_model=PathwayOut,
+    responses={409: {"description": "Not from the pathway's current availability"}},
+)
+async def availability(
+    pathway_id: str,
+    change: AvailabilityVerb,
+    body: AvailabilityChange,
+    session: SessionDep,
+    staff: DesignerDep,
+) -> PathwayOut:
+    """Takes a pathway offline or back: ``suspend`` stops new enrolments for now, ``resume``
+    takes them up again, ``retire`` stops them for good. Runs already started go on."""
+    try:
+        pathway = await change_availability(session, pathway_id, change)
+    except LookupError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no pathway '{pathway_id}'") from exc
+    except DefinitionConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    audit.record(
+        session,
+        actor_type="staff",
+        actor_id=staff.id,
+        action=AVAILABILITY_AUDIT[change],
+        target_type="pathway",
+        target_id=pathway_id,
+        reason=body.reason,
     )
     await session.commit()
     count = await version_count(session, pathway_id)

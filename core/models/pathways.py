@@ -28,6 +28,9 @@ class Pathway(SQLModel, table=True):
     name: str = Field(max_length=100)
     kind: str = Field(max_length=32)
     live_version: int | None = None
+    # Whether new runs start: "active", "suspended" (for now; resumable) or "retired" (for
+    # good). Runs already started go on either way.
+    availability: str = Field(default="active", max_length=16)
     # Shipped with the platform (pathways/library) rather than designed here.
     library: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -6,9 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import yaml
+from sqlmodel import col, select
 from temporalio.testing import WorkflowEnvironment
 
+from core.models import AuditEntry
 from tests.factories import daytime
 from tests.pathways.conftest import PathwayStack, PathwayStackFactory
 
@@ -266,3 +269,79 @@ async def test_excluding_a_patient_ends_all_their_runs(
         tasks = await stack.tasks(workflow_id)
         assert {t.status for t in tasks.values()} == {"not_needed"}
         assert {t.reason for t in tasks.values()} == {"患者已排除：患者拒绝随访"}
+
+
+async def test_a_pathway_is_suspended_resumed_and_retired_while_its_runs_go_on(
+    dev_env: WorkflowEnvironment, pathway_stack: PathwayStackFactory
+) -> None:
+    plan = "outpatient-visit"
+    async with pathway_stack(dev_env) as stack, stack.workers():
+        designer = stack.auth("care_manager")
+
+        async def change(verb: str, reason: str = "随访方案调整") -> httpx.Response:
+            return await stack.http.post(
+                f"/api/pathways/{plan}/{verb}", json={"reason": reason}, headers=designer
+            )
+
+        async def visit_runs() -> list[str]:
+            now = await dev_env.get_current_time()
+            response = await stack.visit(now, patient="P0002", department="cardiology")
+            assert response.status_code == 202, response.text
+            return [r["plan_id"] for r in response.json()["runs"]]
+
+        before = await visit_runs()
+        running = next(w for w in stack.started if f":{plan}:" in w)
+        suspended = await change("suspend")
+        while_suspended = await visit_runs()
+        again = await change("suspend")
+        no_reason = await stack.http.post(
+            f"/api/pathways/{plan}/suspend", json={}, headers=designer
+        )
+        by_nurse = await stack.http.post(
+            f"/api/pathways/{plan}/resume", json={"reason": "x"}, headers=stack.auth("nurse")
+        )
+        resumed = await change("resume")
+        after_resume = await visit_runs()
+        retired = await change("retire", "已由新方案替代")
+        resume_retired = await change("resume")
+        by_hand = await stack.http.post(
+            "/api/runs",
+            json={
+                "pathway_id": plan,
+                "patient_id": "P0002",
+                "department_code": "cardiology",
+                "anchor_at": (await dev_env.get_current_time()).isoformat(),
+            },
+            headers=stack.auth("nurse"),
+        )
+        listed = await stack.http.get("/api/pathways", headers=designer)
+        # The run started before the suspension went on all along.
+        progress = await stack.progress(running)
+        async with stack.sessions() as session:
+            trail = (
+                await session.exec(
+                    select(AuditEntry)
+                    .where(AuditEntry.target_id == plan)
+                    .order_by(col(AuditEntry.at))
+                )
+            ).all()
+
+    assert plan in before
+    assert (suspended.status_code, suspended.json()["availability"]) == (200, "suspended")
+    assert plan not in while_suspended
+    assert again.status_code == 409
+    assert no_reason.status_code == 422
+    assert no_reason.json()["detail"][0]["loc"] == ["body", "reason"]
+    assert by_nurse.status_code == 403
+    assert (resumed.status_code, resumed.json()["availability"]) == (200, "active")
+    assert plan in after_resume
+    assert retired.json()["availability"] == "retired"
+    assert resume_retired.status_code == 409
+    assert by_hand.status_code == 409
+    assert {p["id"]: p["availability"] for p in listed.json()}[plan] == "retired"
+    assert progress.status == "running"
+    assert [(e.action, e.detail["reason"]) for e in trail] == [
+        ("pathway.suspended", "随访方案调整"),
+        ("pathway.resumed", "随访方案调整"),
+        ("pathway.retired", "已由新方案替代"),
+    ]
