@@ -74,6 +74,9 @@ class MessageRequest(_Msg):
     workflow_id: str | None = None
     task_id: str | None = None
     batch_id: str | None = None
+    # The last moment the message is of use (the end of its task's window, or of its day for a
+    # daily reminder). Held by quiet hours past it, or prepared after it, it is not sent.
+    not_after: datetime | None = None
 
 
 class PrepareMessage(_Msg):

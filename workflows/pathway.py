@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Literal
 
 from temporalio import workflow
@@ -496,11 +496,26 @@ class PathwayRunWorkflow:
                 workflow_id=info.workflow_id,
                 task_id=occ.task_id,
                 urgent=step.urgent or self._input.clock_speedup > 1,
+                not_after=self._not_after(occ, step, n),
             ),
             id=delivery_workflow_id(message_key),
             result_type=DeliveryOutcome,
         )
         return outcome
+
+    def _not_after(self, occ: Occurrence, step: Step, n: int) -> datetime:
+        """Until when a message for this occurrence is still of use: a re-reminder within the
+        link's validity, a first message within the step's window from its due time, a reminder
+        without one within its (local) day."""
+        speedup = self._input.clock_speedup
+        if n > 0 and occ.valid_until is not None:
+            return occ.valid_until
+        if step.validity is not None:
+            return occ.due_at + _span(step.validity, speedup)
+        if speedup > 1:
+            return occ.due_at + timedelta(days=1) / speedup
+        local = occ.due_at.astimezone(self._tz)
+        return datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=self._tz)
 
     async def _notify(
         self, key: str, rule: int, step: Step, template: str, variables: dict[str, object]
@@ -525,8 +540,12 @@ class PathwayRunWorkflow:
 
     async def _undelivered(self, key: str, outcome: DeliveryOutcome) -> None:
         if outcome.status == "suppressed":
+            # Switched off by the patient, or no longer of use by the time it could go out.
             await self._set(
-                key, status="not_needed", reason="患者已关闭此类消息", closed_at=workflow.now()
+                key,
+                status="not_needed",
+                reason=outcome.reason or "患者已关闭此类消息",
+                closed_at=workflow.now(),
             )
         else:
             why = outcome.reason or "原因未知"
