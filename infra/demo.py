@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 import httpx
 
-from core.settings import get_settings
-from infra.narration import platform_ready, say
+from core.settings import Settings, get_settings
+from infra.narration import platform_ready, run_demo, say
 
 NURSE_TOKEN = "dev-nurse-cardiology"  # noqa: S105 - public demo token, development only
 ANSWERS = {
@@ -37,7 +37,11 @@ def main() -> int:
     parser.add_argument("--his", default=settings.his_base_url)
     parser.add_argument("--patient", default="P0002", help="HIS patient id from the simulator seed")
     parser.add_argument(
-        "--day-seconds", type=float, default=6.0, help="how long one plan day lasts"
+        "--day-seconds",
+        type=float,
+        default=None,
+        help="how long one plan day lasts (default 20 s, time to answer a link by hand; "
+        "6 s with --auto)",
     )
     parser.add_argument("--auto", action="store_true", help="answer the forms automatically")
     parser.add_argument(
@@ -46,7 +50,12 @@ def main() -> int:
         help="bind the patient to the WeChat simulator first, so messages go by WeChat",
     )
     args = parser.parse_args()
+    if args.day_seconds is None:
+        args.day_seconds = 6.0 if args.auto else 20.0
+    return run_demo(lambda: _play(settings, args))
 
+
+def _play(settings: Settings, args: argparse.Namespace) -> int:
     staff = {"Authorization": f"Bearer {NURSE_TOKEN}"}
     with httpx.Client(timeout=30.0) as http:
         if not platform_ready(http, args.api):
@@ -85,25 +94,32 @@ def main() -> int:
             f"One plan day lasts {args.day_seconds:g}s: day 3 is about "
             f"{3 * args.day_seconds:g}s away, day 30 about {30 * args.day_seconds:g}s."
         )
-        if args.wechat:
-            _bind_wechat(http, args, staff, workflow_id)
+        _choose_channel(http, args, staff, workflow_id)
         return _follow(http, args, staff, workflow_id)
 
 
-def _bind_wechat(
+def _choose_channel(
     http: httpx.Client, args: argparse.Namespace, staff: dict[str, str], workflow_id: str
 ) -> None:
+    """Binds the patient to WeChat with --wechat, and unbinds them without it, so that one
+    demo's choice does not silently carry into the next."""
     while (run := http.get(f"{args.api}/api/runs/{workflow_id}", headers=staff)).status_code == 404:
         time.sleep(0.3)
     patient_id = run.raise_for_status().json()["patient"]["id"]
     # The WeChat simulator's demo followers are oDemo0001..oDemo0005.
     openid = f"oDemo{int(args.patient.lstrip('P') or 1):04d}"
+    binding = (
+        {"wechat_openid": openid, "preferred_channel": "wechat"}
+        if args.wechat
+        else {"wechat_openid": None, "preferred_channel": None}
+    )
     http.put(
-        f"{args.api}/api/patients/{patient_id}/messaging",
-        json={"wechat_openid": openid, "preferred_channel": "wechat"},
-        headers=staff,
+        f"{args.api}/api/patients/{patient_id}/messaging", json=binding, headers=staff
     ).raise_for_status()
-    say(f"Patient bound to WeChat as {openid}: messages go by WeChat, SMS is the fallback")
+    if args.wechat:
+        say(f"Patient bound to WeChat as {openid}: messages go by WeChat, SMS is the fallback")
+    else:
+        say("Patient not bound to WeChat (add --wechat for that): messages go by SMS")
 
 
 def _follow(

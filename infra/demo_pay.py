@@ -21,7 +21,7 @@ import httpx
 from contracts.payment import out_trade_no
 from core.settings import get_settings
 from infra.launcher import SIM_WECHATPAY_URL
-from infra.narration import platform_ready, say
+from infra.narration import platform_ready, run_demo, say
 
 ADMIN = {"Authorization": "Bearer dev-admin"}
 HOSPITAL = "default"
@@ -195,4 +195,4 @@ def run(demo: Demo, args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_demo(main))

@@ -21,7 +21,7 @@ import httpx
 
 from core.settings import get_settings
 from core.webhook_auth import signed_headers
-from infra.narration import platform_ready, say
+from infra.narration import platform_ready, run_demo, say
 
 ADMIN = {"Authorization": "Bearer dev-admin"}
 PHARMACIST = {"Authorization": "Bearer dev-pharmacist"}
@@ -119,7 +119,8 @@ def run(demo: Demo, args: argparse.Namespace) -> int:
     def show_callbacks() -> None:
         nonlocal shown
         for callback in demo.callbacks(number)[shown:]:
-            who = callback.get("reviewer") or ""
+            reviewer = callback.get("reviewer")
+            who = {None: "", "system": "by the system"}.get(reviewer, "by the pharmacist")
             reason = f" — {callback['reason']}" if callback.get("reason") else ""
             say(f"callback to HIS: {callback['status']} {who}{reason}")
             shown += 1
@@ -180,4 +181,4 @@ def run(demo: Demo, args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_demo(main))

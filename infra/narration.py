@@ -4,6 +4,7 @@ is up before they start."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import httpx
 
@@ -23,3 +24,15 @@ def platform_ready(http: httpx.Client, api: str) -> bool:
         say(f"The platform is not ready yet: {ready.text}")
         return False
     return True
+
+
+def run_demo(play: Callable[[], int]) -> int:
+    """Runs a demo, turning the platform going away under it into a sentence, not a traceback."""
+    try:
+        return play()
+    except httpx.TransportError:
+        say("The platform stopped answering. Is it running? Start it with `make run`.")
+        return 1
+    except KeyboardInterrupt:
+        say("Stopped. The run goes on in the platform; see it in the Temporal UI.")
+        return 130

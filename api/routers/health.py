@@ -1,15 +1,22 @@
-"""Liveness and readiness for load balancers and the launcher."""
+"""Liveness and readiness for load balancers and the launcher, and the front door."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Response, status
+from fastapi.responses import RedirectResponse
 from sqlalchemy import text
 
 from api.deps import ContainerDep
 
 router = APIRouter(tags=["health"])
+
+
+@router.get("/", include_in_schema=False)
+async def front_door() -> RedirectResponse:
+    # Someone who opens the platform's address in a browser lands on the API's documentation.
+    return RedirectResponse("/docs")
 
 
 @router.get("/healthz")

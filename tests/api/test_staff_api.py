@@ -117,6 +117,12 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+async def test_the_front_door_leads_to_the_api_documentation(api: Api) -> None:
+    response = await api.http.get("/")
+    assert response.status_code == 307
+    assert response.headers["location"] == "/docs"
+
+
 async def test_staff_endpoints_need_a_valid_token(api: Api) -> None:
     for path in ("/api/tasks", "/api/alerts", "/api/runs", "/api/messages"):
         missing = await api.http.get(path)
