@@ -122,7 +122,7 @@ def run(demo: Demo, args: argparse.Namespace) -> int:
             reviewer = callback.get("reviewer")
             who = {None: "", "system": "by the system"}.get(reviewer, "by the pharmacist")
             reason = f" — {callback['reason']}" if callback.get("reason") else ""
-            say(f"callback to HIS: {callback['status']} {who}{reason}")
+            say(" ".join(p for p in ("callback to HIS:", callback["status"], who) if p) + reason)
             shown += 1
 
     if args.pharmacist:

@@ -59,7 +59,10 @@ if [ ! -x "$cli" ]; then
   say "building Temporal CLI v$temporal_cli_version with go install (takes a few minutes once)"
   start=$(date +%s)
   mkdir -p "$(dirname "$cli")"
-  GOBIN="$(dirname "$cli")" GOFLAGS=-mod=mod go install "github.com/temporalio/cli/cmd/temporal@v$temporal_cli_version"
+  # The release builds stamp the version; `go install` leaves the source's "0.0.0-DEV" unless told.
+  GOBIN="$(dirname "$cli")" GOFLAGS=-mod=mod go install \
+    -ldflags "-X github.com/temporalio/cli/temporalcli.Version=$temporal_cli_version" \
+    "github.com/temporalio/cli/cmd/temporal@v$temporal_cli_version"
   say "Temporal CLI built in $(( $(date +%s) - start ))s"
 fi
 
