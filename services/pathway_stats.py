@@ -18,7 +18,9 @@ from services.staff import StaffPrincipal
 
 
 @dataclass(frozen=True)
-class PlanFigures:
+class PlanStats:
+    """One plan's figures, as the statistics endpoint serves them."""
+
     pathway_id: str
     runs: int
     by_status: dict[str, int]
@@ -39,7 +41,7 @@ class PlanFigures:
 
 async def plan_statistics(
     session: AsyncSession, staff: StaffPrincipal, pathway_id: str, *, since: datetime | None
-) -> PlanFigures:
+) -> PlanStats:
     status_col, action_col = col(CareTask.status), col(CareTask.action_type)
 
     def count_if(condition: Any) -> Any:
@@ -63,7 +65,7 @@ async def plan_statistics(
     row = (await session.exec(query)).one()
     counts = {name: int(getattr(row, name) or 0) for name in figures}
     read, pushed = int(row.articles_read or 0), int(row.articles_pushed or 0)
-    return PlanFigures(
+    return PlanStats(
         pathway_id=pathway_id,
         runs=int(row.runs or 0),
         by_status={k: v for k, v in counts.items() if v},

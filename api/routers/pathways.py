@@ -5,7 +5,6 @@ a preview of the whole timeline for a sample patient, and per-plan statistics.""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -32,7 +31,7 @@ from services.pathway_definitions import (
     version_row,
     versions_of,
 )
-from services.pathway_stats import plan_statistics
+from services.pathway_stats import PlanStats, plan_statistics
 from services.staff import StaffPrincipal
 
 router = APIRouter(prefix="/api/pathways", tags=["pathway designer"])
@@ -399,25 +398,6 @@ async def preview(
     )
 
 
-class PlanStats(BaseModel):
-    pathway_id: str
-    runs: int
-    by_status: dict[str, int]
-    sent: int
-    awaiting: int
-    completed: int
-    abnormal: int
-    lost: int
-    not_needed: int
-    read: int
-    unread: int
-    read_rate: float | None
-    send_failed: int
-    average_score: float | None
-    revisits_due: int
-    revisits_missed: int
-
-
 @router.get("/{pathway_id}/stats", response_model=PlanStats)
 async def stats(
     pathway_id: str,
@@ -426,5 +406,4 @@ async def stats(
     since: datetime | None = None,
 ) -> PlanStats:
     """FU-7, ED-2, SAT and CM-7 figures for one plan, from the task projection in one query."""
-    figures = await plan_statistics(session, staff, pathway_id, since=since)
-    return PlanStats.model_validate(asdict(figures))
+    return await plan_statistics(session, staff, pathway_id, since=since)
