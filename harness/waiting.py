@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+
+import httpx
 
 T = TypeVar("T")
 
@@ -29,3 +32,10 @@ async def eventually(
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+async def answers_ok(http: httpx.AsyncClient, url: str) -> bool:
+    """Whether ``url`` answers 200 now (a process that is still starting answers nothing)."""
+    with contextlib.suppress(httpx.HTTPError):
+        return (await http.get(url)).status_code == 200
+    return False

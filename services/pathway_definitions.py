@@ -171,11 +171,11 @@ async def set_live(session: AsyncSession, pathway_id: str, version: int) -> Path
 
 
 Availability = Literal["active", "suspended", "retired"]
-# What each change of availability may start from.
-_AVAILABILITY_CHANGES: dict[str, tuple[Availability, tuple[str, ...]]] = {
-    "suspend": ("suspended", ("active",)),
-    "resume": ("active", ("suspended",)),
-    "retire": ("retired", ("active", "suspended")),
+# Each change of availability: where it leads, what it may start from, its audit action.
+AVAILABILITY_CHANGES: dict[str, tuple[Availability, tuple[str, ...], str]] = {
+    "suspend": ("suspended", ("active",), "pathway.suspended"),
+    "resume": ("active", ("suspended",), "pathway.resumed"),
+    "retire": ("retired", ("active", "suspended"), "pathway.retired"),
 }
 
 
@@ -185,7 +185,7 @@ async def change_availability(session: AsyncSession, pathway_id: str, change: st
     pathway = await session.get(Pathway, pathway_id, with_for_update=True)
     if pathway is None:
         raise LookupError(pathway_id)
-    target, allowed_from = _AVAILABILITY_CHANGES[change]
+    target, allowed_from, _ = AVAILABILITY_CHANGES[change]
     if pathway.availability not in allowed_from:
         raise DefinitionConflict(f"the pathway is {pathway.availability}; it cannot {change}")
     pathway.availability = target

@@ -19,6 +19,7 @@ from pathways.membership import EventFacts, matches
 from pathways.timeline import add_offset, timeline
 from services import audit
 from services.pathway_definitions import (
+    AVAILABILITY_CHANGES,
     DefinitionConflict,
     DefinitionRejected,
     change_availability,
@@ -247,11 +248,6 @@ class AvailabilityChange(BaseModel):
 
 
 AvailabilityVerb = Literal["suspend", "resume", "retire"]
-AVAILABILITY_AUDIT = {
-    "suspend": "pathway.suspended",
-    "resume": "pathway.resumed",
-    "retire": "pathway.retired",
-}
 
 
 @router.post(
@@ -278,7 +274,7 @@ async def availability(
         session,
         actor_type="staff",
         actor_id=staff.id,
-        action=AVAILABILITY_AUDIT[change],
+        action=AVAILABILITY_CHANGES[change][2],
         target_type="pathway",
         target_id=pathway_id,
         reason=body.reason,

@@ -7,7 +7,6 @@ browser; the worker is restarted between them; the run finishes and the Temporal
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from harness.postgres import free_port
 from harness.processes import Process, settings_env, start_process
 from harness.settings import make_settings
 from harness.staff import add_staff
-from harness.waiting import eventually
+from harness.waiting import answers_ok, eventually
 from infra.toolchain import temporal_cli
 
 pytestmark = pytest.mark.e2e
@@ -122,12 +121,6 @@ async def browser() -> AsyncIterator[Browser]:
         yield launched
 
 
-async def _ready(http: httpx.AsyncClient, url: str) -> bool:
-    with contextlib.suppress(httpx.HTTPError):
-        return (await http.get(url)).status_code == 200
-    return False
-
-
 async def _answer(
     page: Page, link: str, choices: list[str], notes: str | None, shot: Path | None = None
 ) -> str:
@@ -151,9 +144,11 @@ async def test_discharge_to_finished_follow_up(
     staff = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(timeout=30) as http:
         try:
-            await eventually(lambda: _ready(http, f"{platform.api}/readyz"), within=60, what="API")
             await eventually(
-                lambda: _ready(http, f"{platform.his}/sim/patients"), within=30, what="HIS"
+                lambda: answers_ok(http, f"{platform.api}/readyz"), within=60, what="API"
+            )
+            await eventually(
+                lambda: answers_ok(http, f"{platform.his}/sim/patients"), within=30, what="HIS"
             )
             await _run_scenario(platform, browser, http, staff, tmp_path)
         except BaseException:

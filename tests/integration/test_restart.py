@@ -5,7 +5,6 @@ once, counted at the simulators, whatever ids a restarted provider hands out."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import uuid
 from collections import Counter
@@ -24,7 +23,7 @@ from harness.postgres import free_port
 from harness.processes import Process, settings_env, start_process
 from harness.settings import make_settings
 from harness.staff import add_staff
-from harness.waiting import eventually
+from harness.waiting import answers_ok, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -96,12 +95,6 @@ def platform(database_url: str, dev_env: WorkflowEnvironment, tmp_path: Path) ->
         platform.stop()
 
 
-async def _ready(http: httpx.AsyncClient, url: str) -> bool:
-    with contextlib.suppress(httpx.HTTPError):
-        return (await http.get(url)).status_code == 200
-    return False
-
-
 async def _wait_ready(http: httpx.AsyncClient, platform: Platform) -> None:
     urls = platform.urls
     for url in (
@@ -110,7 +103,7 @@ async def _wait_ready(http: httpx.AsyncClient, platform: Platform) -> None:
         f"{urls['wechat']}/sim/messages",
         f"{urls['twilio']}/sim/messages",
     ):
-        await eventually(functools.partial(_ready, http, url), within=60, what=url)
+        await eventually(functools.partial(answers_ok, http, url), within=60, what=url)
 
 
 async def test_each_invitation_is_delivered_once_across_a_restart_of_every_process(
