@@ -23,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from core.db import SessionFactory
 from core.temporal import DATA_CONVERTER
 from harness.browser import chromium, phone
+from harness.his_events import discharge_through_his
 from harness.postgres import free_port
 from harness.processes import Process, settings_env, start_process
 from harness.settings import make_settings
@@ -163,20 +164,7 @@ async def _run_scenario(
     staff: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    encounter = (
-        await http.post(f"{platform.his}/sim/encounters", json={"patient_id": "P0003"})
-    ).json()
-    discharge = await http.post(
-        f"{platform.his}/sim/encounters/{encounter['encounter_id']}/discharge",
-        json={"demo_clock_speedup": SPEEDUP},
-    )
-    delivery = discharge.json()["deliveries"][0]
-    assert delivery["status_code"] == 202, delivery
-    workflow_id = next(
-        r["workflow_id"]
-        for r in delivery["response"]["runs"]
-        if r["plan_id"] == "inpatient-discharge"
-    )
+    workflow_id = await discharge_through_his(http, platform.his, "P0003", SPEEDUP)
 
     async def message_for(step_title: str) -> dict[str, Any] | None:
         got = await http.get(

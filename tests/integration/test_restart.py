@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from core.db import SessionFactory
 from core.models import StaffRole
+from harness.his_events import discharge_through_his
 from harness.postgres import free_port
 from harness.processes import Process, settings_env, start_process
 from harness.settings import make_settings
@@ -125,20 +126,7 @@ async def _scenario(platform: Platform, http: httpx.AsyncClient, staff: dict[str
     # Orthopaedics: only the discharge follow-up plan starts, so its three invitations are
     # all the platform sends.
     ward = {"department_code": "orthopedics", "department_name": "骨科", "ward": "骨科二病区"}
-    encounter = await http.post(
-        f"{urls['his']}/sim/encounters", json={"patient_id": "P0003", **ward}
-    )
-    discharge = await http.post(
-        f"{urls['his']}/sim/encounters/{encounter.json()['encounter_id']}/discharge",
-        json={"demo_clock_speedup": SPEEDUP},
-    )
-    delivery = discharge.json()["deliveries"][0]
-    assert delivery["status_code"] == 202, delivery
-    workflow_id = next(
-        r["workflow_id"]
-        for r in delivery["response"]["runs"]
-        if r["plan_id"] == "inpatient-discharge"
-    )
+    workflow_id = await discharge_through_his(http, urls["his"], "P0003", SPEEDUP, **ward)
 
     async def run() -> dict[str, Any] | None:
         got = await http.get(f"{urls['api']}/api/runs/{workflow_id}", headers=staff)
