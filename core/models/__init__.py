@@ -24,7 +24,14 @@ from core.models.messaging import (
     OutboundMessage,
     TemplateOwner,
 )
-from core.models.operations import AuditEntry, Hospital, InboundEvent, StaffRole, StaffUser
+from core.models.operations import (
+    AuditEntry,
+    DataScope,
+    Hospital,
+    InboundEvent,
+    StaffRole,
+    StaffUser,
+)
 from core.models.pathways import (
     CandidateStatus,
     DefinitionStatus,
@@ -53,6 +60,7 @@ __all__ = [
     "CandidateStatus",
     "CareTask",
     "Consultation",
+    "DataScope",
     "DefinitionStatus",
     "DeliveryReport",
     "Discrepancy",

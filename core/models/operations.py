@@ -24,6 +24,15 @@ class StaffRole(StrEnum):
     INTEGRATION = "integration"
 
 
+class DataScope(StrEnum):
+    """How far a staff member's view of patients reaches (SEC-1), widest first."""
+
+    ORGANISATION = "organisation"  # every patient of the hospital
+    DEPARTMENT = "department"  # patients with an encounter in their department
+    WARD = "ward"  # ... in their ward of that department
+    OWN = "own"  # patients whose encounter names them as responsible nurse or attending doctor
+
+
 class InboundEvent(SQLModel, table=True):
     """Every accepted webhook event, keyed by the sender's event id so a redelivery is a no-op."""
 
@@ -48,6 +57,11 @@ class StaffUser(SQLModel, table=True):
     role: str = Field(max_length=16)
     # None: all departments (hospital-wide roles such as administrators).
     department_code: str | None = Field(default=None, max_length=32)
+    # The ward as the HIS names it on encounters (Encounter.ward), for ward scope.
+    ward: str | None = Field(default=None, max_length=64)
+    # The HIS staff number (工号) that encounters carry as responsible nurse / attending doctor.
+    staff_code: str | None = Field(default=None, max_length=64)
+    data_scope: str = Field(default=DataScope.DEPARTMENT, max_length=16)
     token_sha256: str = Field(max_length=64, unique=True)
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
