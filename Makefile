@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: setup setup-test run stop demo demo-rx demo-pay test lint fmt bench clean
+.PHONY: setup setup-test run stop demo demo-rx demo-pay test lint fmt bench clean backup restore
 
 setup:
 	@infra/setup.sh run
@@ -45,6 +45,13 @@ bench: setup-test
 	@$(PY) -m bench.pathway_stats
 	@$(PY) -m bench.prescription_autoapproval
 	@$(PY) -m bench.payment_faults
+
+backup: setup
+	@$(PY) -m infra.backup create $(ARGS)
+
+restore: setup
+	@test -n "$(FILE)" || { echo "usage: make restore FILE=<backup> [ARGS='--database-url …']"; exit 2; }
+	@$(PY) -m infra.backup restore "$(FILE)" $(ARGS)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

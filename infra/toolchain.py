@@ -7,6 +7,7 @@ machines cannot do; everything here is built or fetched once by ``make setup`` a
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -34,3 +35,20 @@ def test_server_script() -> Path:
     if not any(lib.glob("temporal-test-server-*.jar")):
         raise ToolchainMissing(f"Temporal test server jars not found in {lib}; run `make setup`")
     return REPO_ROOT / "infra" / "temporal-test-server.sh"
+
+
+def postgres_tool(name: str) -> Path:
+    """A PostgreSQL program (pg_dump, initdb, ...): CAREPATH_PG_BIN, the newest Debian server
+    package, then PATH (a client-only install)."""
+    configured = os.environ.get("CAREPATH_PG_BIN")
+    folders = [Path(configured)] if configured else []
+    folders += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    for folder in folders:
+        if os.access(folder / name, os.X_OK):
+            return folder / name
+    found = shutil.which(name)
+    if found is None:
+        raise ToolchainMissing(
+            f"PostgreSQL's {name} not found; `make setup-test` installs the Debian package"
+        )
+    return Path(found)
