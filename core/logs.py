@@ -10,6 +10,7 @@ import logging
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -67,41 +68,58 @@ def _format_exception_then_mask(
     return mask_pii(logger, name, event_dict)
 
 
-def configure_logging(*, json: bool, level: str = "INFO") -> None:
-    """Route structlog and stdlib logging through one masked pipeline. Idempotent."""
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.stdlib.ExtraAdder(),
-    ]
+_SHARED: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    structlog.stdlib.ExtraAdder(),
+]
+
+
+def _formatter(*, json: bool) -> logging.Formatter:
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
-    structlog.configure(
-        processors=[
-            *shared,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_SHARED,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _format_exception_then_mask,
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter)
+
+
+class _ConsoleHandler(logging.StreamHandler[Any]):
+    """The handler configure_logging installs; a later call replaces it and leaves others."""
+
+
+def file_handler(path: Path) -> logging.Handler:
+    """JSON lines through the same masking, appended to a file (e.g. for a log shipper)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(_formatter(json=True))
+    return handler
+
+
+def configure_logging(*, json: bool, level: str = "INFO") -> None:
+    """Route structlog and stdlib logging through one masked pipeline. Idempotent."""
+    structlog.configure(
+        processors=[
+            *_SHARED,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = _ConsoleHandler(sys.stderr)
+    handler.setFormatter(_formatter(json=json))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [*(h for h in root.handlers if not isinstance(h, _ConsoleHandler)), handler]
     root.setLevel(level.upper())
     # httpx logs every request at INFO; our own code logs what matters about outbound calls.
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -4,6 +4,7 @@ test server. Every test gets its own database (cloned from a migrated template) 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -16,7 +17,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from core.db import SessionFactory, create_engine, session_factory
-from core.logs import configure_logging
+from core.logs import configure_logging, file_handler
 from core.settings import Settings
 from harness.clock import clock_started
 from harness.databases import clone_database, create_template, drop_database
@@ -101,10 +102,20 @@ def task_queue() -> str:
     return f"test-{uuid.uuid4()}"
 
 
+# Everything the test process logs, as JSON lines; test_log_privacy.py reads it at the end.
+PROCESS_LOG = "pytest-process.log"
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _masked_logging() -> None:
+def _masked_logging(tmp_path_factory: pytest.TempPathFactory) -> None:
     # Tests log through the same masked pipeline as production, so a leak shows up here first.
     configure_logging(json=False, level="INFO")
+    logging.getLogger().addHandler(file_handler(tmp_path_factory.getbasetemp() / PROCESS_LOG))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The log check reads what every other test logged, so it runs after them.
+    items.sort(key=lambda item: item.get_closest_marker("after_all_others") is not None)
 
 
 HISTORIES_DIR = Path(__file__).parent / "workflows" / "histories"
