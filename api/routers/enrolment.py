@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
 from api.deps import ContainerDep, SessionDep
-from api.permissions import Permission, ensure_visible, require
+from api.permissions import Permission, ensure_patient_visible, ensure_visible, require
 from api.routers.run_operations import ClinicalDep
 from core.models import CandidateStatus, Encounter, EnrollmentCandidate, Pathway, Patient, utcnow
 from pathways.definition import PathwaySnapshot
@@ -56,7 +56,9 @@ async def start(
     patient = await patient_by_his_id(session, body.patient_id)
     if patient is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no patient '{body.patient_id}'")
-    # The run must be one the caller could then see (SEC-1): else the patient is not found.
+    # A patient in the caller's data scope, and a run they could then see (SEC-1); else the
+    # patient is not found.
+    await ensure_patient_visible(session, staff, patient.id)
     await ensure_visible(
         session,
         staff,
