@@ -281,7 +281,8 @@ async def refund(
     """Refunds part or all of a settled order. Money moves, so the request must carry an
     ``Idempotency-Key``; orders, payments and consultations are idempotent on the HIS order
     number instead."""
-    await _visible(await session.get(PaymentOrder, order_id), session, staff)
+    # Locked here already: the refund reserves against what this read sees.
+    await _visible(await lock_order(session, order_id), session, staff)
     refund_id = refund_id_for(order_id, idempotency_key)
     try:
         row = await request_refund(
