@@ -1,15 +1,15 @@
-"""FastAPI dependencies: the container, a database session, and the authenticated staff member."""
+"""FastAPI dependencies: the container, a database session, and the authenticated staff member.
+What a staff member may do and see is in ``api.permissions``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Annotated, Any
+from collections.abc import AsyncIterator
+from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.container import Container
-from core.models import StaffRole
 from services.staff import StaffPrincipal, authenticate
 
 
@@ -51,23 +51,3 @@ async def current_staff(
 
 
 StaffDep = Annotated[StaffPrincipal, Depends(current_staff)]
-
-
-def require_role(
-    *roles: StaffRole,
-) -> Callable[[StaffPrincipal], Coroutine[Any, Any, StaffPrincipal]]:
-    async def check(staff: StaffDep) -> StaffPrincipal:
-        if staff.role not in roles:
-            allowed = ", ".join(sorted(roles))
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN, f"this needs one of the roles: {allowed}"
-            )
-        return staff
-
-    return check
-
-
-def ensure_visible(staff: StaffPrincipal, department_code: str) -> None:
-    """Staff see only their department's patients (SEC-1); unknown and hidden look the same."""
-    if not staff.can_see(department_code):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")

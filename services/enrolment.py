@@ -51,6 +51,7 @@ from services.hospitals import hospital_profile
 from services.inbound_events import find_event
 from services.pathway_definitions import live_snapshots
 from services.patients import fetch_patient, patient_by_his_id, upsert_patient
+from services.scope import record_filter
 from services.staff import StaffPrincipal
 
 SOURCE = "his"
@@ -332,13 +333,14 @@ async def list_candidates(
     status: str,
     pathway_id: str | None = None,
 ) -> Sequence[EnrollmentCandidate]:
-    """CM-2: patients waiting for (or past) a manual enrolment decision, oldest first, in the
-    caller's department."""
+    """CM-2: patients waiting for (or past) a manual enrolment decision, oldest first, within
+    the caller's data scope."""
     query: Any = select(EnrollmentCandidate).where(EnrollmentCandidate.status == status)
     if pathway_id:
         query = query.where(EnrollmentCandidate.pathway_id == pathway_id)
-    if staff.department_code is not None:
-        query = query.where(EnrollmentCandidate.department_code == staff.department_code)
+    query = query.where(
+        record_filter(staff, EnrollmentCandidate.patient_id, EnrollmentCandidate.department_code)
+    )
     rows = await session.exec(query.order_by(col(EnrollmentCandidate.created_at)))
     result: Sequence[EnrollmentCandidate] = rows.all()
     return result

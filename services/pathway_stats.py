@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from contracts.runs import StepStatus
 from core.models import CareTask
+from services.scope import record_filter
 from services.staff import StaffPrincipal
 
 
@@ -58,8 +59,7 @@ async def plan_statistics(
         count_if(revisit & status_col.in_(["completed", "lost"])).label("revisits_due"),
         count_if(revisit & (status_col == "lost")).label("revisits_missed"),
     ).where(col(CareTask.plan_id) == pathway_id)
-    if staff.department_code is not None:
-        query = query.where(CareTask.department_code == staff.department_code)
+    query = query.where(record_filter(staff, CareTask.patient_id, CareTask.department_code))
     if since is not None:
         query = query.where(CareTask.due_at >= since)
     row = (await session.exec(query)).one()

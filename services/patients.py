@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import insert_if_absent
-from core.models import Encounter, Patient, new_id, utcnow
+from core.models import Patient, new_id, utcnow
 from core.phones import normalise_cn_mobile
 from integrations.his import HisClient, HisPatient, HisUnavailable
 
@@ -61,17 +61,6 @@ async def patient_ids_by_his_id(
         )
     )
     return dict(found.all())
-
-
-async def seen_by_department(session: AsyncSession, patient_id: str, department_code: str) -> bool:
-    """Whether the department has had an encounter with the patient."""
-    seen = await session.exec(
-        select(Encounter.id).where(
-            Encounter.patient_id == patient_id,
-            Encounter.department_code == department_code,
-        )
-    )
-    return seen.first() is not None
 
 
 async def upsert_patient(session: AsyncSession, source: HisPatient | Patient) -> Patient:

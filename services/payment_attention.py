@@ -18,6 +18,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import Discrepancy, PaymentOrder, PaymentRefund, utcnow
+from services.scope import hospital_wide, record_filter
+from services.staff import StaffPrincipal
 
 # Saga steps that never give up by themselves (workflows/saga_steps.py: until_done).
 RETRYING_ORDER_STEPS = ("confirming", "compensating")
@@ -36,14 +38,24 @@ class AttentionItem(BaseModel):
 
 
 async def attention(
-    session: AsyncSession, *, stuck_after: timedelta, hospital_code: str | None = None
+    session: AsyncSession,
+    staff: StaffPrincipal,
+    *,
+    stuck_after: timedelta,
+    hospital_code: str | None = None,
 ) -> list[AttentionItem]:
+    """Orders and refunds within the caller's data scope; reconciliation days, which are
+    hospital-wide, only for hospital-wide staff."""
     cutoff = utcnow() - stuck_after
+    in_scope = record_filter(staff, PaymentOrder.patient_id, PaymentOrder.department_code)
     items: list[AttentionItem] = []
-    refunds = select(PaymentRefund, PaymentOrder).join(
-        PaymentOrder, col(PaymentOrder.id) == col(PaymentRefund.order_id)
+    refunds = (
+        select(PaymentRefund, PaymentOrder)
+        .join(PaymentOrder, col(PaymentOrder.id) == col(PaymentRefund.order_id))
+        .where(in_scope)
     )
     orders = select(PaymentOrder).where(
+        in_scope,
         PaymentOrder.status == "paying",
         col(PaymentOrder.saga_status).in_(RETRYING_ORDER_STEPS),
         col(PaymentOrder.updated_at) <= cutoff,
@@ -97,6 +109,8 @@ async def attention(
                 since=order.updated_at,
             )
         )
+    if not hospital_wide(staff):
+        return items
     open_findings = await session.exec(
         select(Discrepancy).where(Discrepancy.resolved == False)  # noqa: E712 - SQL, not Python
     )

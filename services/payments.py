@@ -48,6 +48,8 @@ from services import audit
 from services.inbound_events import find_event, record_event
 from services.patients import fetch_patient, upsert_patient
 from services.payment_refunds import reserve_refund
+from services.scope import record_filter
+from services.staff import StaffPrincipal
 
 log = get_logger(__name__)
 
@@ -398,6 +400,7 @@ async def order_trail(
 
 async def list_orders(
     session: AsyncSession,
+    staff: StaffPrincipal,
     *,
     hospital_code: str | None,
     status: str | None,
@@ -408,7 +411,9 @@ async def list_orders(
     limit: int,
     offset: int,
 ) -> list[PaymentOrder]:
-    query = select(PaymentOrder)
+    query = select(PaymentOrder).where(
+        record_filter(staff, PaymentOrder.patient_id, PaymentOrder.department_code)
+    )
     if hospital_code:
         query = query.where(PaymentOrder.hospital_code == hospital_code)
     if status:

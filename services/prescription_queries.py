@@ -14,15 +14,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.hospitals import RX_STATUS_GROUPS
 from core.models import Patient, Prescription, PrescriptionEvent
+from services.scope import record_filter
 from services.staff import StaffPrincipal
 
 GroupBy = Literal["hospital", "department", "doctor", "day"]
 
 
 def _scoped(query: Any, staff: StaffPrincipal) -> Any:
-    if staff.department_code is None:
-        return query
-    return query.where(Prescription.department_code == staff.department_code)
+    return query.where(record_filter(staff, Prescription.patient_id, Prescription.department_code))
 
 
 async def review_queue(

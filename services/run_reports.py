@@ -16,6 +16,7 @@ from contracts.runs import FindingRecord, StepProgress
 from core.models import CareTask, FormResponse, PathwayRun, Patient
 from pathways.definition import PathwaySnapshot
 from pathways.timeline import add_offset
+from services.scope import record_filter
 from services.staff import StaffPrincipal
 
 
@@ -33,8 +34,7 @@ async def potential_losses(
         )
         .order_by(col(CareTask.due_at))
     )
-    if staff.department_code is not None:
-        query = query.where(CareTask.department_code == staff.department_code)
+    query = query.where(record_filter(staff, CareTask.patient_id, CareTask.department_code))
     rows: Sequence[tuple[CareTask, Patient]] = (await session.exec(query)).all()
     return rows
 

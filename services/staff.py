@@ -25,10 +25,8 @@ class StaffPrincipal:
     department_code: str | None
     ward: str | None = None
     staff_code: str | None = None
+    # Which patients they see: services.scope has the rules.
     data_scope: DataScope = DataScope.DEPARTMENT
-
-    def can_see(self, department_code: str) -> bool:
-        return self.department_code is None or self.department_code == department_code
 
 
 async def authenticate(session: AsyncSession, token: str) -> StaffPrincipal | None:

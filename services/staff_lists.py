@@ -1,4 +1,4 @@
-"""Read models for staff (work queues, alerts, runs, messages), scoped to their department."""
+"""Read models for staff (work queues, alerts, runs, messages), within their data scope."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from core.models import (
     Patient,
 )
 from core.phones import to_e164
+from services.scope import record_filter
 from services.staff import StaffPrincipal
 
 Due = Literal["today", "week", "all"]
@@ -55,8 +56,10 @@ def due_window(due: Due, now: datetime, tz: ZoneInfo) -> tuple[datetime, datetim
     return start, start + timedelta(days=1)
 
 
-def _scoped(query: SelectOfScalar[R], column: Any, staff: StaffPrincipal) -> SelectOfScalar[R]:
-    return query if staff.department_code is None else query.where(column == staff.department_code)
+def _scoped(
+    query: SelectOfScalar[R], staff: StaffPrincipal, patient_id: Any, department_code: Any
+) -> SelectOfScalar[R]:
+    return query.where(record_filter(staff, patient_id, department_code))
 
 
 async def _page(
@@ -82,7 +85,7 @@ async def list_tasks(
     offset: int = 0,
 ) -> tuple[Sequence[tuple[CareTask, Patient]], int]:
     query: Any = select(CareTask, Patient).join(Patient, col(Patient.id) == CareTask.patient_id)
-    query = _scoped(query, CareTask.department_code, staff)
+    query = _scoped(query, staff, CareTask.patient_id, CareTask.department_code)
     if statuses:
         query = query.where(col(CareTask.status).in_(statuses))
     if plan_id:
@@ -113,7 +116,7 @@ async def list_alerts(
     offset: int,
 ) -> tuple[Sequence[tuple[Alert, Patient]], int]:
     query: Any = select(Alert, Patient).join(Patient, col(Patient.id) == Alert.patient_id)
-    query = _scoped(query, Alert.department_code, staff)
+    query = _scoped(query, staff, Alert.patient_id, Alert.department_code)
     if status:
         query = query.where(Alert.status == status)
     query = query.order_by(col(Alert.raised_at).desc(), col(Alert.id))
@@ -130,7 +133,7 @@ async def list_runs(
     offset: int,
 ) -> tuple[Sequence[tuple[PathwayRun, Patient]], int]:
     query: Any = select(PathwayRun, Patient).join(Patient, col(Patient.id) == PathwayRun.patient_id)
-    query = _scoped(query, PathwayRun.department_code, staff)
+    query = _scoped(query, staff, PathwayRun.patient_id, PathwayRun.department_code)
     if status:
         query = query.where(PathwayRun.status == status)
     if patient_id:
@@ -163,10 +166,10 @@ async def list_messages(
     limit: int,
     offset: int,
 ) -> tuple[Sequence[OutboundMessage], int]:
-    query: Any = select(OutboundMessage)
-    if staff.department_code is not None:
-        # Department staff see their department's messages; hospital-wide ones are for admins.
-        query = query.where(OutboundMessage.department_code == staff.department_code)
+    # Department staff see their department's messages; hospital-wide ones are for admins.
+    query: Any = _scoped(
+        select(OutboundMessage), staff, OutboundMessage.patient_id, OutboundMessage.department_code
+    )
     f = filters
     if f.sent_from:
         query = query.where(OutboundMessage.created_at >= f.sent_from)

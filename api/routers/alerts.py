@@ -6,14 +6,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
-from api.deps import SessionDep, StaffDep, ensure_visible, require_role
+from api.deps import SessionDep
+from api.permissions import Permission, ensure_visible, require
 from api.schemas import AcknowledgeAlert, AlertOut, Page, PatientBrief
-from core.models import Alert, AlertStatus, Patient, StaffRole, utcnow
+from core.models import Alert, AlertStatus, Patient, utcnow
 from services import audit
 from services.staff import StaffPrincipal
 from services.staff_lists import list_alerts, patient_brief
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
+ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.ALERTS_READ))]
+# Acting on an alert is clinical work; administrators can read alerts but not close them.
+ClinicianDep = Annotated[StaffPrincipal, Depends(require(Permission.ALERTS_ACKNOWLEDGE))]
 
 
 def alert_out(alert: Alert, patient: Patient) -> AlertOut:
@@ -25,7 +29,7 @@ def alert_out(alert: Alert, patient: Patient) -> AlertOut:
 @router.get("", response_model=Page[AlertOut])
 async def get_alerts(
     session: SessionDep,
-    staff: StaffDep,
+    staff: ReaderDep,
     alert_status: Annotated[AlertStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -40,13 +44,6 @@ async def get_alerts(
     return Page(items=[alert_out(a, p) for a, p in rows], total=total, limit=limit, offset=offset)
 
 
-# Acting on an alert is clinical work; administrators can read alerts but not close them.
-ClinicianDep = Annotated[
-    StaffPrincipal,
-    Depends(require_role(StaffRole.NURSE, StaffRole.DOCTOR, StaffRole.CARE_MANAGER)),
-]
-
-
 @router.post("/{alert_id}/acknowledge", response_model=AlertOut)
 async def acknowledge(
     alert_id: str, session: SessionDep, staff: ClinicianDep, body: AcknowledgeAlert | None = None
@@ -56,7 +53,9 @@ async def acknowledge(
     alert = await session.get(Alert, alert_id, with_for_update=True)
     if alert is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert with id '{alert_id}'")
-    ensure_visible(staff, alert.department_code)
+    await ensure_visible(
+        session, staff, patient_id=alert.patient_id, department_code=alert.department_code
+    )
     if alert.status != AlertStatus.ACKNOWLEDGED:
         alert.status = AlertStatus.ACKNOWLEDGED
         alert.acknowledged_at = utcnow()

@@ -14,7 +14,8 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from api.deps import ContainerDep, SessionDep, ensure_visible, require_role
+from api.deps import ContainerDep, SessionDep
+from api.permissions import Permission, ensure_visible, require
 from contracts.payment import (
     CONSULTATION_REFUSALS,
     QUERY_CONSULTATION,
@@ -22,7 +23,7 @@ from contracts.payment import (
     Acceptance,
     ConsultationState,
 )
-from core.models import Consultation, StaffRole, utcnow
+from core.models import Consultation, utcnow
 from integrations.his import HisUnavailable
 from services.patients import UnknownPatient
 from services.payments import OrderConflict, OrderRejected, create_order, start_consultation
@@ -30,12 +31,9 @@ from services.staff import StaffPrincipal
 
 router = APIRouter(prefix="/api/consultations", tags=["consultations"])
 
-WriterDep = Annotated[StaffPrincipal, Depends(require_role(StaffRole.INTEGRATION, StaffRole.ADMIN))]
-DoctorDep = Annotated[StaffPrincipal, Depends(require_role(StaffRole.DOCTOR))]
-ReaderDep = Annotated[
-    StaffPrincipal,
-    Depends(require_role(StaffRole.INTEGRATION, StaffRole.ADMIN, StaffRole.DOCTOR)),
-]
+WriterDep = Annotated[StaffPrincipal, Depends(require(Permission.CONSULTATIONS_REQUEST))]
+DoctorDep = Annotated[StaffPrincipal, Depends(require(Permission.CONSULTATIONS_ACCEPT))]
+ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.CONSULTATIONS_READ))]
 
 
 class ConsultationCreate(BaseModel):
@@ -118,7 +116,9 @@ async def get_consultation(
     row = await session.get(Consultation, consultation_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
-    ensure_visible(staff, row.department_code)
+    await ensure_visible(
+        session, staff, patient_id=row.patient_id, department_code=row.department_code
+    )
     return _out(row)
 
 
@@ -129,7 +129,9 @@ async def accept(
     row = await session.get(Consultation, consultation_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
-    ensure_visible(doctor, row.department_code)
+    await ensure_visible(
+        session, doctor, patient_id=row.patient_id, department_code=row.department_code
+    )
     handle = container.temporal.get_workflow_handle(row.workflow_id)
     try:
         state: ConsultationState = await handle.execute_update(

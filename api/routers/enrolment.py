@@ -7,11 +7,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
-from api.deps import ContainerDep, SessionDep, StaffDep, ensure_visible
+from api.deps import ContainerDep, SessionDep
+from api.permissions import Permission, ensure_patient_visible, ensure_visible, require
 from api.routers.run_operations import ClinicalDep
 from core.models import CandidateStatus, Encounter, EnrollmentCandidate, Pathway, Patient, utcnow
 from pathways.definition import PathwaySnapshot
@@ -22,6 +23,7 @@ from services.patients import patient_by_his_id
 from services.staff import StaffPrincipal
 
 router = APIRouter(tags=["pathway runs"])
+ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.RUNS_READ))]
 
 
 class StartIn(BaseModel):
@@ -54,6 +56,15 @@ async def start(
     patient = await patient_by_his_id(session, body.patient_id)
     if patient is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no patient '{body.patient_id}'")
+    # A patient in the caller's data scope, and a run they could then see (SEC-1); else the
+    # patient is not found.
+    await ensure_patient_visible(session, staff, patient.id)
+    await ensure_visible(
+        session,
+        staff,
+        patient_id=patient.id,
+        department_code=body.department_code or staff.department_code,
+    )
     if patient.excluded:
         raise HTTPException(status.HTTP_409_CONFLICT, "the patient is excluded from management")
     reference = f"manual-{int(body.anchor_at.timestamp())}"
@@ -146,7 +157,7 @@ class EnrolIn(BaseModel):
 @router.get("/api/enrollment-candidates", response_model=list[CandidateOut])
 async def candidates(
     session: SessionDep,
-    staff: StaffDep,
+    staff: ReaderDep,
     pathway_id: str | None = None,
     candidate_status: Annotated[str, Query(alias="status")] = CandidateStatus.PENDING,
 ) -> list[CandidateOut]:
@@ -165,7 +176,12 @@ async def enrol(
     candidate = await session.get(EnrollmentCandidate, candidate_id, with_for_update=True)
     if candidate is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no candidate '{candidate_id}'")
-    ensure_visible(staff, candidate.department_code)
+    await ensure_visible(
+        session,
+        staff,
+        patient_id=candidate.patient_id,
+        department_code=candidate.department_code,
+    )
     if candidate.status != CandidateStatus.PENDING:
         raise HTTPException(status.HTTP_409_CONFLICT, f"candidate is {candidate.status}")
     pathway = await session.get(Pathway, candidate.pathway_id)

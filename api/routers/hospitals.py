@@ -10,15 +10,16 @@ from fastapi import APIRouter, Depends
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
-from api.deps import ContainerDep, SessionDep, require_role
+from api.deps import ContainerDep, SessionDep
+from api.permissions import Permission, require
 from core.hospitals import HospitalConfig
-from core.models import Hospital, StaffRole, utcnow
+from core.models import Hospital, utcnow
 from services import audit
 from services.hospitals import hospital_profile
 from services.staff import StaffPrincipal
 
 router = APIRouter(prefix="/api/hospitals", tags=["hospitals"])
-AdminDep = Annotated[StaffPrincipal, Depends(require_role(StaffRole.ADMIN))]
+AdminDep = Annotated[StaffPrincipal, Depends(require(Permission.HOSPITALS_ADMIN))]
 
 
 class HospitalIn(BaseModel):

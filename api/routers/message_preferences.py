@@ -11,24 +11,18 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 
-from api.deps import SessionDep, StaffDep, require_role
+from api.deps import SessionDep
+from api.permissions import Permission, ensure_patient_visible, require
 from core.models import Patient, StaffRole
 from core.settings import KNOWN_CHANNELS
 from messaging.categories import OPTIONAL_CATEGORIES
 from services import audit
-from services.patients import seen_by_department
 from services.staff import StaffPrincipal
 
 router = APIRouter(prefix="/api/patients", tags=["patients"])
 
-EditorDep = Annotated[
-    StaffPrincipal,
-    Depends(
-        require_role(
-            StaffRole.NURSE, StaffRole.DOCTOR, StaffRole.CARE_MANAGER, StaffRole.INTEGRATION
-        )
-    ),
-]
+ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.PREFERENCES_READ))]
+EditorDep = Annotated[StaffPrincipal, Depends(require(Permission.PREFERENCES_WRITE))]
 
 
 class MessagingPreferences(BaseModel):
@@ -44,15 +38,10 @@ class MessagingPreferencesOut(MessagingPreferences):
 
 async def _patient(session: SessionDep, staff: StaffPrincipal, patient_id: str) -> Patient:
     patient = await session.get(Patient, patient_id)
-    # Department staff manage patients their department has seen.
-    if (
-        patient is not None
-        and staff.department_code is not None
-        and not await seen_by_department(session, patient.id, staff.department_code)
-    ):
-        patient = None
     if patient is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no patient with id '{patient_id}'")
+    # Staff manage patients in their data scope (department staff: ones their department saw).
+    await ensure_patient_visible(session, staff, patient.id)
     return patient
 
 
@@ -68,7 +57,7 @@ def _out(patient: Patient) -> MessagingPreferencesOut:
 
 @router.get("/{patient_id}/messaging", response_model=MessagingPreferencesOut)
 async def get_preferences(
-    patient_id: str, session: SessionDep, staff: StaffDep
+    patient_id: str, session: SessionDep, staff: ReaderDep
 ) -> MessagingPreferencesOut:
     return _out(await _patient(session, staff, patient_id))
 

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
-from api.deps import ContainerDep, SessionDep, StaffDep, require_role
-from core.models import MessageTemplate, StaffRole, TemplateOwner, utcnow
+from api.deps import ContainerDep, SessionDep
+from api.permissions import Permission, require
+from core.models import MessageTemplate, TemplateOwner, utcnow
 from core.validation import Slug
 from messaging.categories import COMMON_VARIABLES, Category, sample_value
 from messaging.sms import sms_size
@@ -28,12 +29,8 @@ from services.staff import StaffPrincipal
 
 router = APIRouter(prefix="/api/message-templates", tags=["message templates"])
 
-EditorDep = Annotated[
-    StaffPrincipal,
-    Depends(
-        require_role(StaffRole.NURSE, StaffRole.DOCTOR, StaffRole.CARE_MANAGER, StaffRole.ADMIN)
-    ),
-]
+ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.TEMPLATES_READ))]
+EditorDep = Annotated[StaffPrincipal, Depends(require(Permission.TEMPLATES_EDIT))]
 
 
 class TemplateIn(BaseModel):
@@ -113,7 +110,7 @@ def _out(row: MessageTemplate) -> TemplateOut:
 
 @router.get("", response_model=list[TemplateOut])
 async def list_templates(
-    container: ContainerDep, session: SessionDep, staff: StaffDep
+    container: ContainerDep, session: SessionDep, staff: ReaderDep
 ) -> list[TemplateOut]:
     platform = [
         TemplateOut(
@@ -220,7 +217,7 @@ async def update_template(
 
 @router.post("/preview", response_model=PreviewOut)
 async def preview(
-    body: PreviewIn, container: ContainerDep, session: SessionDep, staff: StaffDep
+    body: PreviewIn, container: ContainerDep, session: SessionDep, staff: ReaderDep
 ) -> PreviewOut:
     if (body.code is None) == (body.draft is None):
         raise RequestValidationError(

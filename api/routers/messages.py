@@ -18,7 +18,8 @@ from pydantic import BaseModel, Field, model_validator
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
-from api.deps import ContainerDep, SessionDep, StaffDep, ensure_visible, require_role
+from api.deps import ContainerDep, SessionDep
+from api.permissions import Permission, ensure_visible, require
 from api.schemas import AttemptOut, MessageDetail, MessageOut, Page
 from contracts.messages import (
     BATCH_WORKFLOW,
@@ -56,6 +57,7 @@ from services.staff_lists import (
 )
 
 router = APIRouter(prefix="/api/messages", tags=["messages"])
+ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.MESSAGES_READ))]
 log = get_logger(__name__)
 
 MAX_BATCH = 20_000
@@ -77,7 +79,7 @@ def message_out(container: ContainerDep, message: OutboundMessage) -> dict[str, 
 async def search_messages(
     container: ContainerDep,
     session: SessionDep,
-    staff: StaffDep,
+    staff: ReaderDep,
     sent_from: Annotated[datetime | None, Query(alias="from")] = None,
     sent_to: Annotated[datetime | None, Query(alias="to")] = None,
     receiver: Annotated[str | None, Query(description="phone number or patient id")] = None,
@@ -144,18 +146,7 @@ def _fingerprint(body: PushMessage) -> str:
     return hashlib.sha256(json.dumps(body.model_dump(), sort_keys=True).encode()).hexdigest()
 
 
-PushDep = Annotated[
-    StaffPrincipal,
-    Depends(
-        require_role(
-            StaffRole.INTEGRATION,
-            StaffRole.ADMIN,
-            StaffRole.NURSE,
-            StaffRole.DOCTOR,
-            StaffRole.CARE_MANAGER,
-        )
-    ),
-]
+PushDep = Annotated[StaffPrincipal, Depends(require(Permission.MESSAGES_PUSH))]
 
 
 @router.post(
@@ -279,12 +270,7 @@ class BatchOut(BaseModel):
     finished_at: datetime | None
 
 
-StaffSenderDep = Annotated[
-    StaffPrincipal,
-    Depends(
-        require_role(StaffRole.ADMIN, StaffRole.NURSE, StaffRole.DOCTOR, StaffRole.CARE_MANAGER)
-    ),
-]
+StaffSenderDep = Annotated[StaffPrincipal, Depends(require(Permission.MESSAGES_BATCH))]
 
 
 @router.post("/batches", response_model=BatchOut, status_code=status.HTTP_202_ACCEPTED)
@@ -357,13 +343,13 @@ async def create_batch(
 
 @router.get("/batches/{batch_id}", response_model=BatchOut)
 async def get_batch(
-    batch_id: str, container: ContainerDep, session: SessionDep, staff: StaffDep
+    batch_id: str, container: ContainerDep, session: SessionDep, staff: ReaderDep
 ) -> BatchOut:
     batch = await session.get(MessageBatch, batch_id)
-    if batch is None or (
-        staff.department_code is not None and batch.department_code != staff.department_code
-    ):
+    if batch is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no batch with id '{batch_id}'")
+    # A batch names no one patient: seen by its department (and hospital-wide staff).
+    await ensure_visible(session, staff, patient_id=None, department_code=batch.department_code)
     return await _batch_out(container, session, batch)
 
 
@@ -398,16 +384,15 @@ def _query_timeout(container: ContainerDep) -> timedelta:
 
 @router.get("/{message_id}", response_model=MessageDetail)
 async def get_message(
-    message_id: str, container: ContainerDep, session: SessionDep, staff: StaffDep
+    message_id: str, container: ContainerDep, session: SessionDep, staff: ReaderDep
 ) -> MessageDetail:
     message = await session.get(OutboundMessage, message_id)
     if message is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no message with id '{message_id}'")
-    if message.department_code is None:
-        if staff.department_code is not None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
-    else:
-        ensure_visible(staff, message.department_code)
+    # A hospital-wide message (no department) is for hospital-wide staff only.
+    await ensure_visible(
+        session, staff, patient_id=message.patient_id, department_code=message.department_code
+    )
     attempts = await message_attempts(session, message.id)
     return MessageDetail.model_validate(
         {

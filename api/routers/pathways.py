@@ -12,8 +12,9 @@ import yaml
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
-from api.deps import ContainerDep, SessionDep, StaffDep, require_role
-from core.models import Pathway, PathwayVersion, StaffRole
+from api.deps import ContainerDep, SessionDep
+from api.permissions import Permission, require
+from core.models import Pathway, PathwayVersion
 from pathways.definition import PathProblem, PathwayDefinition
 from pathways.membership import EventFacts, matches
 from pathways.timeline import add_offset, timeline
@@ -36,9 +37,8 @@ from services.pathway_stats import PlanStats, plan_statistics
 from services.staff import StaffPrincipal
 
 router = APIRouter(prefix="/api/pathways", tags=["pathway designer"])
-DesignerDep = Annotated[
-    StaffPrincipal, Depends(require_role(StaffRole.CARE_MANAGER, StaffRole.ADMIN))
-]
+ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.PATHWAYS_READ))]
+DesignerDep = Annotated[StaffPrincipal, Depends(require(Permission.PATHWAYS_DESIGN))]
 
 
 async def definition_body(request: Request) -> dict[str, Any]:
@@ -111,13 +111,13 @@ async def schema() -> dict[str, Any]:
 
 
 @router.post("/validate", response_model=ValidationOut)
-async def validate(body: BodyDep, container: ContainerDep, _: StaffDep) -> ValidationOut:
+async def validate(body: BodyDep, container: ContainerDep, _: ReaderDep) -> ValidationOut:
     problems = container.design.validate(body)
     return ValidationOut(valid=not problems, problems=problems)
 
 
 @router.get("", response_model=list[PathwayOut])
-async def list_pathways(session: SessionDep, _: StaffDep) -> list[PathwayOut]:
+async def list_pathways(session: SessionDep, _: ReaderDep) -> list[PathwayOut]:
     return [
         PathwayOut.model_validate({**p.model_dump(), "versions": count})
         for p, count in await pathways_with_version_counts(session)
@@ -147,7 +147,7 @@ async def create(
 
 
 @router.get("/{pathway_id}/versions", response_model=list[VersionOut])
-async def versions(pathway_id: str, session: SessionDep, _: StaffDep) -> list[VersionOut]:
+async def versions(pathway_id: str, session: SessionDep, _: ReaderDep) -> list[VersionOut]:
     pathway = await session.get(Pathway, pathway_id)
     if pathway is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no pathway '{pathway_id}'")
@@ -327,7 +327,7 @@ async def preview(
     body: PreviewIn,
     container: ContainerDep,
     session: SessionDep,
-    _: StaffDep,
+    _: ReaderDep,
 ) -> PreviewOut:
     """The whole computed timeline for a sample patient and anchor time; runs nothing."""
     row = await _version(session, pathway_id, version)
@@ -398,7 +398,7 @@ async def preview(
 async def stats(
     pathway_id: str,
     session: SessionDep,
-    staff: StaffDep,
+    staff: ReaderDep,
     since: datetime | None = None,
 ) -> PlanStats:
     """FU-7, ED-2, SAT and CM-7 figures for one plan, from the task projection in one query."""

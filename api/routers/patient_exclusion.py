@@ -7,6 +7,7 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel
 
 from api.deps import ContainerDep, SessionDep
+from api.permissions import ensure_patient_visible
 from api.routers.run_operations import ClinicalDep, Reason, update_run
 from contracts.pathway import UPDATE_END, End
 from contracts.runs import RunProgress
@@ -38,6 +39,7 @@ async def exclude(
     patient = await session.get(Patient, patient_id, with_for_update=True)
     if patient is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no patient '{patient_id}'")
+    await ensure_patient_visible(session, staff, patient.id)
     patient.excluded = True
     audit.record(
         session,

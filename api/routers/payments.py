@@ -16,7 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError
 
-from api.deps import ContainerDep, SessionDep, require_role
+from api.deps import ContainerDep, SessionDep
+from api.permissions import Permission, ensure_visible, require
 from contracts.payment import ReconcileSummary
 from core.logs import get_logger
 from core.models import (
@@ -25,7 +26,6 @@ from core.models import (
     PaymentOrder,
     PaymentRefund,
     Reconciliation,
-    StaffRole,
 )
 from integrations.his import HisUnavailable
 from services import payment_attention, reconciliation
@@ -47,12 +47,22 @@ from services.staff import StaffPrincipal
 router = APIRouter(prefix="/api/payments", tags=["payments"])
 log = get_logger(__name__)
 
-WriterDep = Annotated[StaffPrincipal, Depends(require_role(StaffRole.INTEGRATION, StaffRole.ADMIN))]
-ReaderDep = Annotated[
-    StaffPrincipal,
-    Depends(require_role(StaffRole.INTEGRATION, StaffRole.ADMIN, StaffRole.CARE_MANAGER)),
-]
-AdminDep = Annotated[StaffPrincipal, Depends(require_role(StaffRole.ADMIN))]
+WriterDep = Annotated[StaffPrincipal, Depends(require(Permission.PAYMENTS_WRITE))]
+RefunderDep = Annotated[StaffPrincipal, Depends(require(Permission.PAYMENTS_REFUND))]
+ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.PAYMENTS_READ))]
+AdminDep = Annotated[StaffPrincipal, Depends(require(Permission.PAYMENTS_RECONCILE))]
+
+
+async def _visible(
+    order: PaymentOrder | None, session: SessionDep, staff: StaffPrincipal
+) -> PaymentOrder:
+    """The order, if it exists and is in the caller's data scope (else 404)."""
+    if order is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such payment order")
+    await ensure_visible(
+        session, staff, patient_id=order.patient_id, department_code=order.department_code
+    )
+    return order
 
 
 class OrderCreate(BaseModel):
@@ -197,9 +207,7 @@ async def create(
 async def pay(
     order_id: str, container: ContainerDep, session: SessionDep, staff: WriterDep
 ) -> OrderOut:
-    order = await lock_order(session, order_id)
-    if order is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such payment order")
+    order = await _visible(await lock_order(session, order_id), session, staff)
     try:
         order = await start_payment(session, container.payments, order, by=f"staff:{staff.id}")
         await session.commit()
@@ -212,17 +220,15 @@ async def pay(
 
 
 @router.get("/orders/{order_id}")
-async def get_order(order_id: str, session: SessionDep, _: ReaderDep) -> OrderOut:
-    order = await session.get(PaymentOrder, order_id)
-    if order is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such payment order")
+async def get_order(order_id: str, session: SessionDep, staff: ReaderDep) -> OrderOut:
+    order = await _visible(await session.get(PaymentOrder, order_id), session, staff)
     return await _detailed(session, order)
 
 
 @router.get("/orders")
 async def search_orders(
     session: SessionDep,
-    _: ReaderDep,
+    staff: ReaderDep,
     status_: Annotated[str | None, Query(alias="status")] = None,
     kind: str | None = None,
     patient_id: Annotated[str | None, Query(description="the patient's HIS id")] = None,
@@ -234,6 +240,7 @@ async def search_orders(
 ) -> list[OrderOut]:
     rows = await list_orders(
         session,
+        staff,
         hospital_code=hospital_code,
         status=status_,
         kind=kind,
@@ -259,7 +266,7 @@ async def refund(
     body: RefundCreate,
     container: ContainerDep,
     session: SessionDep,
-    staff: WriterDep,
+    staff: RefunderDep,
     idempotency_key: Annotated[
         str,
         Header(
@@ -274,6 +281,8 @@ async def refund(
     """Refunds part or all of a settled order. Money moves, so the request must carry an
     ``Idempotency-Key``; orders, payments and consultations are idempotent on the HIS order
     number instead."""
+    # Locked here already: the refund reserves against what this read sees.
+    await _visible(await lock_order(session, order_id), session, staff)
     refund_id = refund_id_for(order_id, idempotency_key)
     try:
         row = await request_refund(
@@ -314,14 +323,14 @@ def _report(run: Reconciliation, found: list[Discrepancy] | None = None) -> Reco
 @router.get("/attention")
 async def needs_attention(
     session: SessionDep,
-    _: ReaderDep,
+    staff: ReaderDep,
     stuck_minutes: Annotated[int, Query(ge=0, le=7 * 24 * 60)] = 30,
     hospital_code: str | None = None,
 ) -> list[payment_attention.AttentionItem]:
     """Failed refunds, sagas retrying a step for longer than ``stuck_minutes``, and
     reconciliation days with open discrepancies: what a person has to resolve."""
     return await payment_attention.attention(
-        session, stuck_after=timedelta(minutes=stuck_minutes), hospital_code=hospital_code
+        session, staff, stuck_after=timedelta(minutes=stuck_minutes), hospital_code=hospital_code
     )
 
 

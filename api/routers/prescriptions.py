@@ -12,7 +12,8 @@ from pydantic import BaseModel, Field
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
-from api.deps import ContainerDep, SessionDep, ensure_visible, require_role
+from api.deps import ContainerDep, SessionDep
+from api.permissions import Permission, ensure_visible, require
 from api.schemas import PatientBrief
 from contracts.prescription import (
     QUERY_STATE,
@@ -23,7 +24,7 @@ from contracts.prescription import (
 )
 from core.hospitals import RxStatusFilter
 from core.logs import get_logger
-from core.models import Patient, Prescription, StaffRole, utcnow
+from core.models import Patient, Prescription, utcnow
 from services.prescription_queries import (
     GroupBy,
     prescription_events,
@@ -38,11 +39,8 @@ from services.staff_lists import patient_brief
 router = APIRouter(prefix="/api/prescriptions", tags=["prescriptions"])
 log = get_logger(__name__)
 
-PharmacistDep = Annotated[StaffPrincipal, Depends(require_role(StaffRole.PHARMACIST))]
-ReaderDep = Annotated[
-    StaffPrincipal,
-    Depends(require_role(StaffRole.PHARMACIST, StaffRole.ADMIN, StaffRole.DOCTOR)),
-]
+PharmacistDep = Annotated[StaffPrincipal, Depends(require(Permission.PRESCRIPTIONS_REVIEW))]
+ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.PRESCRIPTIONS_READ))]
 
 
 class PrescriptionOut(BaseModel):
@@ -182,7 +180,9 @@ async def _row(session: SessionDep, staff: StaffPrincipal, prescription_id: str)
     row = await session.get(Prescription, prescription_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no prescription '{prescription_id}'")
-    ensure_visible(staff, row.department_code)
+    await ensure_visible(
+        session, staff, patient_id=row.patient_id, department_code=row.department_code
+    )
     return row
 
 

@@ -14,7 +14,8 @@ from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedErro
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from api.deps import ContainerDep, SessionDep, ensure_visible, require_role
+from api.deps import ContainerDep, SessionDep
+from api.permissions import Permission, ensure_visible, require
 from contracts.pathway import (
     QUERY_MIGRATION_PLAN,
     UPDATE_ADD_STEP,
@@ -37,17 +38,14 @@ from contracts.pathway import (
     TaskCompletion,
 )
 from contracts.runs import RunProgress
-from core.models import CareTask, PathwayRun, StaffRole
+from core.models import CareTask, PathwayRun
 from pathways.definition import Action, Offset
 from services.pathway_definitions import DefinitionConflict, published_snapshot
 from services.staff import StaffPrincipal
 
 router = APIRouter(tags=["pathway runs"])
 R = TypeVar("R")
-ClinicalDep = Annotated[
-    StaffPrincipal,
-    Depends(require_role(StaffRole.NURSE, StaffRole.DOCTOR, StaffRole.CARE_MANAGER)),
-]
+ClinicalDep = Annotated[StaffPrincipal, Depends(require(Permission.RUNS_OPERATE))]
 
 
 async def update_run(
@@ -69,11 +67,13 @@ async def update_run(
 
 
 async def visible_run(session: SessionDep, staff: StaffPrincipal, workflow_id: str) -> PathwayRun:
-    """The run, if it exists (404) and the caller's department may see it."""
+    """The run, if it exists and is in the caller's data scope (else 404)."""
     run = await session.get(PathwayRun, workflow_id)
     if run is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run with id '{workflow_id}'")
-    ensure_visible(staff, run.department_code)
+    await ensure_visible(
+        session, staff, patient_id=run.patient_id, department_code=run.department_code
+    )
     return run
 
 
@@ -240,7 +240,9 @@ async def complete_task(
     task = await session.get(CareTask, task_id)
     if task is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task '{task_id}'")
-    ensure_visible(staff, task.department_code)
+    await ensure_visible(
+        session, staff, patient_id=task.patient_id, department_code=task.department_code
+    )
     change = TaskCompletion(
         key=f"{task.step_id}#{task.occurrence}",
         outcome=body.outcome,

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from api.deps import ContainerDep, SessionDep, StaffDep
+from api.deps import ContainerDep, SessionDep
+from api.permissions import Permission, require
 from api.routers.run_operations import visible_run
 from services import audit, run_reports
+from services.staff import StaffPrincipal
 
 router = APIRouter(tags=["pathway runs"])
+ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.RUNS_READ))]
 
 
 class LostOut(BaseModel):
@@ -28,7 +31,7 @@ class LostOut(BaseModel):
 
 
 @router.get("/api/pathways/{pathway_id}/potential-losses", response_model=list[LostOut])
-async def potential_losses(pathway_id: str, session: SessionDep, staff: StaffDep) -> list[LostOut]:
+async def potential_losses(pathway_id: str, session: SessionDep, staff: ReaderDep) -> list[LostOut]:
     """CM-7: revisits due without a registration, for the outbound-call team."""
     rows = await run_reports.potential_losses(session, staff, pathway_id)
     return [
@@ -61,7 +64,7 @@ class OutcomeOut(BaseModel):
 
 @router.get("/api/runs/{workflow_id}/outcomes", response_model=list[OutcomeOut])
 async def outcomes(
-    workflow_id: str, container: ContainerDep, session: SessionDep, staff: StaffDep
+    workflow_id: str, container: ContainerDep, session: SessionDep, staff: ReaderDep
 ) -> list[OutcomeOut]:
     """CM-8: each core indicator at the baseline and at its comparison points."""
     run = await visible_run(session, staff, workflow_id)
@@ -77,7 +80,7 @@ class AuditOut(BaseModel):
 
 
 @router.get("/api/runs/{workflow_id}/audit", response_model=list[AuditOut])
-async def run_audit(workflow_id: str, session: SessionDep, staff: StaffDep) -> list[AuditOut]:
+async def run_audit(workflow_id: str, session: SessionDep, staff: ReaderDep) -> list[AuditOut]:
     await visible_run(session, staff, workflow_id)
     rows = await audit.trail(session, workflow_id)
     return [AuditOut.model_validate(r.model_dump()) for r in rows]

@@ -6,20 +6,23 @@ from datetime import timedelta
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
-from api.deps import ContainerDep, SessionDep, StaffDep, ensure_visible
+from api.deps import ContainerDep, SessionDep
+from api.permissions import Permission, ensure_visible, require
 from api.schemas import Page, PatientBrief, RunOut, RunProgressOut
 from contracts.pathway import QUERY_PROGRESS
 from contracts.runs import RunProgress
 from core.logs import get_logger
 from core.models import PathwayRun, Patient, RunStatus
 from services.run_reports import projected_steps
+from services.staff import StaffPrincipal
 from services.staff_lists import list_runs, patient_brief
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
+ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.RUNS_READ))]
 log = get_logger(__name__)
 
 
@@ -42,7 +45,7 @@ def run_out(container: ContainerDep, run: PathwayRun, patient: Patient) -> RunOu
 async def get_runs(
     container: ContainerDep,
     session: SessionDep,
-    staff: StaffDep,
+    staff: ReaderDep,
     run_status: Annotated[RunStatus | None, Query(alias="status")] = None,
     patient_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -63,12 +66,14 @@ async def get_runs(
 
 @router.get("/{workflow_id}", response_model=RunProgressOut)
 async def get_run(
-    workflow_id: str, container: ContainerDep, session: SessionDep, staff: StaffDep
+    workflow_id: str, container: ContainerDep, session: SessionDep, staff: ReaderDep
 ) -> RunProgressOut:
     run = await session.get(PathwayRun, workflow_id)
     if run is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run with id '{workflow_id}'")
-    ensure_visible(staff, run.department_code)
+    await ensure_visible(
+        session, staff, patient_id=run.patient_id, department_code=run.department_code
+    )
     patient = await session.get(Patient, run.patient_id)
     assert patient is not None
     base = run_out(container, run, patient).model_dump()

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 
-from api.deps import ContainerDep, SessionDep, StaffDep, ensure_visible
+from api.deps import ContainerDep, SessionDep
+from api.permissions import Permission, ensure_visible, require
 from api.schemas import FormResponseOut, Page, PatientBrief, TaskDetail, TaskOut
 from core.models import CareTask, Patient, TaskStatus, utcnow
+from services.staff import StaffPrincipal
 from services.staff_lists import Due, list_tasks, patient_brief, task_response
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
+ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.RUNS_READ))]
 
 
 def task_out(task: CareTask, patient: Patient) -> TaskOut:
@@ -24,7 +27,7 @@ def task_out(task: CareTask, patient: Patient) -> TaskOut:
 async def get_tasks(
     container: ContainerDep,
     session: SessionDep,
-    staff: StaffDep,
+    staff: ReaderDep,
     task_status: Annotated[list[TaskStatus] | None, Query(alias="status")] = None,
     due: Due = "all",
     plan_id: str | None = None,
@@ -56,11 +59,13 @@ async def get_tasks(
 
 
 @router.get("/{task_id}", response_model=TaskDetail)
-async def get_task(task_id: str, session: SessionDep, staff: StaffDep) -> TaskDetail:
+async def get_task(task_id: str, session: SessionDep, staff: ReaderDep) -> TaskDetail:
     task = await session.get(CareTask, task_id)
     if task is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task with id '{task_id}'")
-    ensure_visible(staff, task.department_code)
+    await ensure_visible(
+        session, staff, patient_id=task.patient_id, department_code=task.department_code
+    )
     patient = await session.get(Patient, task.patient_id)
     assert patient is not None
     response = await task_response(session, task.id)

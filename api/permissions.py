@@ -1,0 +1,269 @@
+"""Who may do what (SEC-1), in one place.
+
+- ``ROLE_PERMISSIONS``: the one table of which role holds which permission.
+- Every staff route declares the one permission it needs:
+  ``staff: Annotated[StaffPrincipal, Depends(require(Permission.X))]`` (403 without it).
+- Every route that is not a staff route is listed in ``PUBLIC_ROUTES`` with why it needs no
+  staff token (signed webhook, signed patient link, health, documentation).
+- ``ensure_visible`` / ``ensure_patient_visible``: one record or patient outside the caller's
+  data scope is a 404, like one that does not exist (the rules are in ``services.scope``).
+
+``unclassified_routes(app)`` names any route that is neither; tests/api/test_access_matrix.py
+fails on it, so a new route cannot escape the table. Adding a route: give it
+``Depends(require(Permission.X))`` (a new permission is one enum member plus the roles that hold
+it below), or one line in ``PUBLIC_ROUTES``; then one line in the matrix test's ``ROUTES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+from fastapi import FastAPI, HTTPException, status
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.deps import StaffDep, current_staff
+from core.models import StaffRole
+from services.scope import patient_in_scope, record_in_scope
+from services.staff import StaffPrincipal
+
+
+class Permission(StrEnum):
+    RUNS_READ = "runs.read"  # runs, their tasks, outcomes and audit trail; candidates; losses
+    RUNS_OPERATE = "runs.operate"  # start, enrol, reschedule/skip/pause/end/migrate, exclude
+    ALERTS_READ = "alerts.read"
+    ALERTS_ACKNOWLEDGE = "alerts.acknowledge"
+    MESSAGES_READ = "messages.read"  # the send log, a message, a batch
+    MESSAGES_PUSH = "messages.push"  # one message to a patient or number (MSG-5)
+    MESSAGES_BATCH = "messages.batch"  # a batch send (MSG-2)
+    TEMPLATES_READ = "templates.read"  # list and preview message templates
+    TEMPLATES_EDIT = "templates.edit"
+    PREFERENCES_READ = "patients.preferences.read"  # a patient's messaging preferences
+    PREFERENCES_WRITE = "patients.preferences.write"
+    PATHWAYS_READ = "pathways.read"  # list, versions, validate, preview, plan statistics
+    PATHWAYS_DESIGN = "pathways.design"  # drafts, publish, live version, availability
+    PRESCRIPTIONS_READ = "prescriptions.read"
+    PRESCRIPTIONS_REVIEW = "prescriptions.review"
+    PAYMENTS_READ = "payments.read"  # orders and what needs attention
+    PAYMENTS_WRITE = "payments.write"  # create and pay orders
+    PAYMENTS_REFUND = "payments.refund"
+    PAYMENTS_RECONCILE = "payments.reconcile"
+    CONSULTATIONS_READ = "consultations.read"
+    CONSULTATIONS_REQUEST = "consultations.request"
+    CONSULTATIONS_ACCEPT = "consultations.accept"
+    HOSPITALS_ADMIN = "hospitals.admin"
+    STAFF_ADMIN = "staff.admin"
+    AUDIT_READ = "audit.read"
+
+
+P = Permission
+
+# What every staff account may read (as before SEC-1: these routes took any token).
+_EVERY_STAFF = {
+    P.RUNS_READ,
+    P.ALERTS_READ,
+    P.MESSAGES_READ,
+    P.TEMPLATES_READ,
+    P.PREFERENCES_READ,
+    P.PATHWAYS_READ,
+}
+# Clinical work on patients: nurses, doctors and care managers.
+_CLINICAL = {
+    P.RUNS_OPERATE,
+    P.ALERTS_ACKNOWLEDGE,
+    P.MESSAGES_PUSH,
+    P.MESSAGES_BATCH,
+    P.TEMPLATES_EDIT,
+    P.PREFERENCES_WRITE,
+}
+
+ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
+    StaffRole.NURSE: frozenset(_EVERY_STAFF | _CLINICAL),
+    StaffRole.DOCTOR: frozenset(
+        _EVERY_STAFF
+        | _CLINICAL
+        | {P.PRESCRIPTIONS_READ, P.CONSULTATIONS_READ, P.CONSULTATIONS_ACCEPT}
+    ),
+    StaffRole.CARE_MANAGER: frozenset(
+        _EVERY_STAFF | _CLINICAL | {P.PATHWAYS_DESIGN, P.PAYMENTS_READ}
+    ),
+    StaffRole.PHARMACIST: frozenset(_EVERY_STAFF | {P.PRESCRIPTIONS_READ, P.PRESCRIPTIONS_REVIEW}),
+    StaffRole.ADMIN: frozenset(
+        _EVERY_STAFF
+        | {
+            P.MESSAGES_PUSH,
+            P.MESSAGES_BATCH,
+            P.TEMPLATES_EDIT,
+            P.PATHWAYS_DESIGN,
+            P.PRESCRIPTIONS_READ,
+            P.PAYMENTS_READ,
+            P.PAYMENTS_WRITE,
+            P.PAYMENTS_REFUND,
+            P.PAYMENTS_RECONCILE,
+            P.CONSULTATIONS_READ,
+            P.CONSULTATIONS_REQUEST,
+            P.HOSPITALS_ADMIN,
+            P.STAFF_ADMIN,
+            P.AUDIT_READ,
+        }
+    ),
+    # Another hospital system (patient portal, kiosk, HIS) calling with a token.
+    StaffRole.INTEGRATION: frozenset(
+        _EVERY_STAFF
+        | {
+            P.MESSAGES_PUSH,
+            P.PREFERENCES_WRITE,
+            P.PAYMENTS_READ,
+            P.PAYMENTS_WRITE,
+            P.PAYMENTS_REFUND,
+            P.CONSULTATIONS_READ,
+            P.CONSULTATIONS_REQUEST,
+        }
+    ),
+}
+
+
+def roles_with(permission: Permission) -> list[StaffRole]:
+    return [role for role, held in ROLE_PERMISSIONS.items() if permission in held]
+
+
+class Require:
+    """The dependency a staff route declares: the caller's role must hold ``permission``."""
+
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+
+    async def __call__(self, staff: StaffDep) -> StaffPrincipal:
+        if self.permission not in ROLE_PERMISSIONS.get(staff.role, frozenset()):
+            roles = ", ".join(sorted(roles_with(self.permission)))
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"this needs the permission {self.permission} (roles: {roles})",
+            )
+        return staff
+
+
+_REQUIRES = {permission: Require(permission) for permission in Permission}
+
+
+def require(permission: Permission) -> Require:
+    return _REQUIRES[permission]
+
+
+class Exposure(StrEnum):
+    """Why a route takes no staff token."""
+
+    HEALTH = "health and readiness probes"
+    DOCS = "API documentation"
+    REFERENCE = "public reference data"
+    SIGNED_WEBHOOK = "webhook verified by the sender's signature"
+    PATIENT_LINK = "patient page behind a signed, expiring link"
+
+
+PUBLIC_ROUTES: dict[tuple[str, str], Exposure] = {
+    ("GET", "/"): Exposure.DOCS,  # redirects to /docs
+    ("GET", "/openapi.json"): Exposure.DOCS,
+    ("GET", "/docs"): Exposure.DOCS,
+    ("GET", "/docs/oauth2-redirect"): Exposure.DOCS,
+    ("GET", "/redoc"): Exposure.DOCS,
+    ("GET", "/healthz"): Exposure.HEALTH,
+    ("GET", "/readyz"): Exposure.HEALTH,
+    # The pathway language's JSON Schema: the same for everyone, nothing about patients.
+    ("GET", "/api/pathways/schema"): Exposure.REFERENCE,
+    ("POST", "/webhooks/his/discharge"): Exposure.SIGNED_WEBHOOK,
+    ("POST", "/webhooks/his/events"): Exposure.SIGNED_WEBHOOK,
+    ("POST", "/webhooks/his/prescriptions"): Exposure.SIGNED_WEBHOOK,
+    ("POST", "/webhooks/his/prescriptions/{prescription_no}/revision"): Exposure.SIGNED_WEBHOOK,
+    ("POST", "/webhooks/his/prescriptions/{prescription_no}/cancellation"): (
+        Exposure.SIGNED_WEBHOOK
+    ),
+    ("POST", "/webhooks/his/prescriptions/{prescription_no}/payment"): Exposure.SIGNED_WEBHOOK,
+    ("POST", "/webhooks/his/prescriptions/{prescription_no}/refund"): Exposure.SIGNED_WEBHOOK,
+    ("POST", "/webhooks/enterprise/{enterprise_code}/status"): Exposure.SIGNED_WEBHOOK,
+    ("POST", "/webhooks/twilio/status"): Exposure.SIGNED_WEBHOOK,
+    ("GET", "/webhooks/wechat"): Exposure.SIGNED_WEBHOOK,
+    ("POST", "/webhooks/wechat"): Exposure.SIGNED_WEBHOOK,
+    ("POST", "/webhooks/wechatpay/notify"): Exposure.SIGNED_WEBHOOK,
+    ("GET", "/p/{token}"): Exposure.PATIENT_LINK,
+    ("POST", "/p/{token}"): Exposure.PATIENT_LINK,
+    ("GET", "/pay/{token}"): Exposure.PATIENT_LINK,
+}
+
+
+@dataclass(frozen=True)
+class RouteAccess:
+    method: str
+    path: str
+    permission: Permission | None  # the permission a staff route requires
+    exposure: Exposure | None  # why a public route needs no token
+    problem: str | None  # why the route is not (or wrongly) classified
+
+
+def _permissions(dependant: Dependant) -> Iterator[Permission]:
+    for sub in dependant.dependencies:
+        if isinstance(sub.call, Require):
+            yield sub.call.permission
+        yield from _permissions(sub)
+
+
+def _takes_staff_token(dependant: Dependant) -> bool:
+    return any(
+        sub.call is current_staff or _takes_staff_token(sub) for sub in dependant.dependencies
+    )
+
+
+def route_access(app: FastAPI) -> list[RouteAccess]:
+    """Every route of the app, one entry per method, with its classification."""
+    table = []
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        path = getattr(route, "path", None)
+        methods = sorted((getattr(route, "methods", None) or set()) - {"HEAD"})
+        if path is None:
+            continue
+        for method in methods:
+            exposure = PUBLIC_ROUTES.get((method, path))
+            found = set(_permissions(route.dependant)) if isinstance(route, APIRoute) else set()
+            staff = isinstance(route, APIRoute) and _takes_staff_token(route.dependant)
+            problem = None
+            if exposure is not None and (found or staff):
+                problem = "listed as public but takes a staff token"
+            elif exposure is None and not found:
+                problem = (
+                    "takes a staff token without declaring a permission"
+                    if staff
+                    else "neither declares a permission nor is listed in PUBLIC_ROUTES"
+                )
+            elif len(found) > 1:
+                problem = f"declares several permissions: {sorted(found)}"
+            permission = next(iter(found)) if len(found) == 1 else None
+            table.append(RouteAccess(method, path, permission, exposure, problem))
+    return table
+
+
+def unclassified_routes(app: FastAPI) -> list[str]:
+    return [f"{r.method} {r.path}: {r.problem}" for r in route_access(app) if r.problem]
+
+
+async def ensure_visible(
+    session: AsyncSession,
+    staff: StaffPrincipal,
+    *,
+    patient_id: str | None,
+    department_code: str | None,
+) -> None:
+    """A record outside the caller's data scope is not found, like one that does not exist."""
+    if not await record_in_scope(
+        session, staff, patient_id=patient_id, department_code=department_code
+    ):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
+
+
+async def ensure_patient_visible(
+    session: AsyncSession, staff: StaffPrincipal, patient_id: str
+) -> None:
+    if not await patient_in_scope(session, staff, patient_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
