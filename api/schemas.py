@@ -5,11 +5,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Generic, Literal, TypeVar
 
-from pydantic import BaseModel
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict
 
 from contracts.runs import StepProgress
+from core.validation import Text
 
 T = TypeVar("T")
+
+
+def field_error(loc: tuple[str | int, ...], msg: str) -> RequestValidationError:
+    """A 422 in FastAPI's own shape, naming the field by its location, e.g. ("body", "owner")."""
+    return RequestValidationError([{"type": "value_error", "loc": loc, "msg": msg}])
+
+
+class FieldError(BaseModel):
+    """One entry of a 422's ``detail`` as FastAPI writes it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    loc: list[str | int]
+    msg: str
+    type: str
 
 
 class Page(BaseModel, Generic[T]):
@@ -71,7 +88,7 @@ class AlertOut(BaseModel):
 
 
 class AcknowledgeAlert(BaseModel):
-    note: str | None = None
+    note: Text | None = None
 
 
 class RunOut(BaseModel):
