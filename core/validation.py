@@ -4,11 +4,18 @@ named by their path, the way the author reads the document."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Annotated, TypeVar
 
 from annotated_types import Ge, Le
-from pydantic import AfterValidator, AllowInfNan, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    AllowInfNan,
+    Field,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+)
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 
@@ -54,6 +61,27 @@ def _in_window(value: _D) -> _D:
 SaneDate = Annotated[date, AfterValidator(_in_window), Field(description=f"a date {SANE_WINDOW}")]
 SaneDateTime = Annotated[
     datetime, AfterValidator(_in_window), Field(description=f"a time {SANE_WINDOW}")
+]
+
+
+def _local(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError("a local time in the hospital's zone, without an offset")
+    return value
+
+
+# A wall-clock time in the hospital's zone. JSON Schema's "time" format demands an offset, which
+# this never has; the schema says what is really accepted and sent.
+LocalTime = Annotated[
+    time,
+    AfterValidator(_local),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$",
+            "description": "HH:MM[:SS], local time",
+        }
+    ),
 ]
 
 
