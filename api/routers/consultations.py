@@ -23,6 +23,7 @@ from contracts.payment import (
     ConsultationState,
 )
 from core.models import Consultation, StaffRole, utcnow
+from core.validation import Code, Key, Text
 from integrations.his import HisUnavailable
 from services.patients import UnknownPatient
 from services.payments import OrderConflict, OrderRejected, create_order, start_consultation
@@ -39,12 +40,12 @@ ReaderDep = Annotated[
 
 
 class ConsultationCreate(BaseModel):
-    his_order_no: str = Field(min_length=1, max_length=64, description="the fee's HIS order")
-    patient_id: str = Field(min_length=1, max_length=64, description="the patient's HIS id")
+    his_order_no: Code = Field(min_length=1, max_length=64, description="the fee's HIS order")
+    patient_id: Code = Field(min_length=1, max_length=64, description="the patient's HIS id")
     amount_fen: int = Field(gt=0, le=10_000_000)
-    question: str = Field(min_length=1, max_length=1000)
+    question: Text = Field(min_length=1, max_length=1000)
     use_insurance: bool = False
-    hospital_code: str | None = Field(default=None, max_length=32)
+    hospital_code: Code | None = Field(default=None, max_length=32)
 
 
 class ConsultationOut(BaseModel):
@@ -113,7 +114,7 @@ async def request_consultation(
 
 @router.get("/{consultation_id}")
 async def get_consultation(
-    consultation_id: str, session: SessionDep, staff: ReaderDep
+    consultation_id: Key, session: SessionDep, staff: ReaderDep
 ) -> ConsultationOut:
     row = await session.get(Consultation, consultation_id)
     if row is None:
@@ -124,7 +125,7 @@ async def get_consultation(
 
 @router.post("/{consultation_id}/accept")
 async def accept(
-    consultation_id: str, container: ContainerDep, session: SessionDep, doctor: DoctorDep
+    consultation_id: Key, container: ContainerDep, session: SessionDep, doctor: DoctorDep
 ) -> ConsultationState:
     row = await session.get(Consultation, consultation_id)
     if row is None:

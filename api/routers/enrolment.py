@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from api.deps import ContainerDep, SessionDep, StaffDep, ensure_visible
 from api.routers.run_operations import ClinicalDep
 from core.models import CandidateStatus, Encounter, EnrollmentCandidate, Pathway, Patient, utcnow
+from core.validation import Key, Line, SaneDateTime, Text, Version
 from pathways.definition import PathwaySnapshot
 from services import audit
 from services.enrolment import EnrolmentContext, StartedRun, list_candidates, start_run
@@ -25,11 +26,11 @@ router = APIRouter(tags=["pathway runs"])
 
 
 class StartIn(BaseModel):
-    pathway_id: str
-    patient_id: str = Field(description="the patient's HIS id")
-    anchor_at: datetime
-    version: int | None = None
-    department_code: str | None = Field(default=None, description="default: the caller's")
+    pathway_id: Line
+    patient_id: Line = Field(description="the patient's HIS id")
+    anchor_at: SaneDateTime
+    version: Version | None = None
+    department_code: Line | None = Field(default=None, description="default: the caller's")
 
 
 @router.post("/api/runs", response_model=StartedRun, status_code=status.HTTP_201_CREATED)
@@ -133,22 +134,22 @@ class Consent(BaseModel):
     """CM-2: an electronic signature or an uploaded scan of the signed consent form."""
 
     method: Literal["e_signature", "scan"]
-    reference: str = Field(min_length=1, max_length=200)
-    signed_at: datetime
+    reference: Line = Field(min_length=1, max_length=200)
+    signed_at: SaneDateTime
 
 
 class EnrolIn(BaseModel):
     consent: Consent | None = None
-    start_at: datetime | None = Field(default=None, description="correct the service start")
-    note: str | None = Field(default=None, max_length=300)
+    start_at: SaneDateTime | None = Field(default=None, description="correct the service start")
+    note: Text | None = Field(default=None, max_length=300)
 
 
 @router.get("/api/enrollment-candidates", response_model=list[CandidateOut])
 async def candidates(
     session: SessionDep,
     staff: StaffDep,
-    pathway_id: str | None = None,
-    candidate_status: Annotated[str, Query(alias="status")] = CandidateStatus.PENDING,
+    pathway_id: Key | None = None,
+    candidate_status: Annotated[Key, Query(alias="status")] = CandidateStatus.PENDING,
 ) -> list[CandidateOut]:
     rows = await list_candidates(session, staff, status=candidate_status, pathway_id=pathway_id)
     return [CandidateOut.model_validate(r.model_dump()) for r in rows]
@@ -156,7 +157,7 @@ async def candidates(
 
 @router.post("/api/enrollment-candidates/{candidate_id}/enrol", response_model=StartedRun)
 async def enrol(
-    candidate_id: str,
+    candidate_id: Key,
     body: EnrolIn,
     container: ContainerDep,
     session: SessionDep,

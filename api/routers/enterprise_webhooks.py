@@ -21,6 +21,7 @@ from contracts.prescription import (
 )
 from core.logs import get_logger
 from core.models import Prescription
+from core.validation import Key
 from integrations.his_events import EnterpriseStatusEvent
 from services.prescriptions import PrescriptionConflict, apply
 
@@ -30,7 +31,7 @@ log = get_logger(__name__)
 
 @router.post("/{enterprise_code}/status", response_model=ChangeOutcome, responses=ERRORS)
 async def enterprise_status(
-    enterprise_code: str, request: Request, container: ContainerDep, session: SessionDep
+    enterprise_code: Key, request: Request, container: ContainerDep, session: SessionDep
 ) -> ChangeOutcome:
     settings = container.settings
     body = await signed_body(

@@ -27,6 +27,7 @@ from contracts.prescription import (
     Revision,
 )
 from core.logs import get_logger
+from core.validation import Key
 from integrations.his import HisUnavailable
 from integrations.his_events import (
     PrescriptionCancelled,
@@ -152,7 +153,7 @@ async def _change(
 
 @router.post("/{prescription_no}/revision", response_model=ChangeOutcome, responses=ERRORS)
 async def revised(
-    prescription_no: str, request: Request, container: ContainerDep, session: SessionDep
+    prescription_no: Key, request: Request, container: ContainerDep, session: SessionDep
 ) -> ChangeOutcome:
     body = await _body(request, container)
     event = parse(PrescriptionRevised, body)
@@ -174,7 +175,7 @@ async def revised(
 
 @router.post("/{prescription_no}/cancellation", response_model=ChangeOutcome, responses=ERRORS)
 async def cancelled(
-    prescription_no: str, request: Request, container: ContainerDep, session: SessionDep
+    prescription_no: Key, request: Request, container: ContainerDep, session: SessionDep
 ) -> ChangeOutcome:
     body = await _body(request, container)
     event = parse(PrescriptionCancelled, body)
@@ -192,7 +193,7 @@ async def cancelled(
 
 @router.post("/{prescription_no}/payment", response_model=ChangeOutcome, responses=ERRORS)
 async def paid(
-    prescription_no: str, request: Request, container: ContainerDep, session: SessionDep
+    prescription_no: Key, request: Request, container: ContainerDep, session: SessionDep
 ) -> ChangeOutcome:
     body = await _body(request, container)
     event = parse(PrescriptionPaid, body)
@@ -212,7 +213,7 @@ async def paid(
 
 @router.post("/{prescription_no}/refund", response_model=ChangeOutcome, responses=ERRORS)
 async def refund_requested(
-    prescription_no: str, request: Request, container: ContainerDep, session: SessionDep
+    prescription_no: Key, request: Request, container: ContainerDep, session: SessionDep
 ) -> ChangeOutcome:
     body = await _body(request, container)
     event = parse(PrescriptionRefundRequested, body)

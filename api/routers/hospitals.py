@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from api.deps import ContainerDep, SessionDep, require_role
 from core.hospitals import HospitalConfig
 from core.models import Hospital, StaffRole, utcnow
+from core.validation import Key, Line
 from services import audit
 from services.hospitals import hospital_profile
 from services.staff import StaffPrincipal
@@ -22,9 +23,9 @@ AdminDep = Annotated[StaffPrincipal, Depends(require_role(StaffRole.ADMIN))]
 
 
 class HospitalIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
-    phone: str | None = Field(default=None, max_length=32)
-    timezone: str = "Asia/Shanghai"
+    name: Line = Field(min_length=1, max_length=100)
+    phone: Line | None = Field(default=None, max_length=32)
+    timezone: Line = "Asia/Shanghai"
     config: HospitalConfig = Field(default_factory=HospitalConfig)
 
 
@@ -34,7 +35,7 @@ class HospitalOut(HospitalIn):
 
 @router.get("/{code}", response_model=HospitalOut)
 async def get_hospital(
-    code: str, container: ContainerDep, session: SessionDep, _: AdminDep
+    code: Key, container: ContainerDep, session: SessionDep, _: AdminDep
 ) -> HospitalOut:
     profile = await hospital_profile(session, container.settings, code)
     return HospitalOut(
@@ -48,7 +49,7 @@ async def get_hospital(
 
 @router.put("/{code}", response_model=HospitalOut)
 async def put_hospital(
-    code: str, body: HospitalIn, session: SessionDep, admin: AdminDep
+    code: Key, body: HospitalIn, session: SessionDep, admin: AdminDep
 ) -> HospitalOut:
     try:
         ZoneInfo(body.timezone)

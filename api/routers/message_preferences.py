@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from api.deps import SessionDep, StaffDep, require_role
 from core.models import Patient, StaffRole
 from core.settings import KNOWN_CHANNELS
+from core.validation import Key, Line
 from messaging.categories import OPTIONAL_CATEGORIES
 from services import audit
 from services.patients import seen_by_department
@@ -32,9 +33,9 @@ EditorDep = Annotated[
 
 
 class MessagingPreferences(BaseModel):
-    preferred_channel: str | None = None
-    wechat_openid: str | None = Field(default=None, min_length=6, max_length=64)
-    opt_outs: list[str] = Field(default_factory=list)
+    preferred_channel: Line | None = None
+    wechat_openid: Line | None = Field(default=None, min_length=6, max_length=64)
+    opt_outs: list[Line] = Field(default_factory=list)
 
 
 class MessagingPreferencesOut(MessagingPreferences):
@@ -68,14 +69,14 @@ def _out(patient: Patient) -> MessagingPreferencesOut:
 
 @router.get("/{patient_id}/messaging", response_model=MessagingPreferencesOut)
 async def get_preferences(
-    patient_id: str, session: SessionDep, staff: StaffDep
+    patient_id: Key, session: SessionDep, staff: StaffDep
 ) -> MessagingPreferencesOut:
     return _out(await _patient(session, staff, patient_id))
 
 
 @router.put("/{patient_id}/messaging", response_model=MessagingPreferencesOut)
 async def set_preferences(
-    patient_id: str, body: MessagingPreferences, session: SessionDep, staff: EditorDep
+    patient_id: Key, body: MessagingPreferences, session: SessionDep, staff: EditorDep
 ) -> MessagingPreferencesOut:
     errors: list[dict[str, object]] = []
     if body.preferred_channel is not None and body.preferred_channel not in KNOWN_CHANNELS:

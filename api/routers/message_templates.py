@@ -11,8 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
 from api.deps import ContainerDep, SessionDep, StaffDep, require_role
+from api.schemas import field_error
 from core.models import MessageTemplate, StaffRole, TemplateOwner, utcnow
-from core.validation import Slug
+from core.validation import Int53, Key, Line, Real, Slug, Text
 from messaging.categories import COMMON_VARIABLES, Category, sample_value
 from messaging.sms import sms_size
 from messaging.templates import (
@@ -40,9 +41,9 @@ class TemplateIn(BaseModel):
     code: Slug
     owner: Literal["team", "personal"]
     category: Category
-    name: str = Field(min_length=1, max_length=100)
-    variables: list[str] = Field(default_factory=list, max_length=30)
-    sms: str = Field(min_length=1, max_length=2000)
+    name: Line = Field(min_length=1, max_length=100)
+    variables: list[Line] = Field(default_factory=list, max_length=30)
+    sms: Text = Field(min_length=1, max_length=2000)
     wechat: WeChatTemplate | None = None
 
 
@@ -62,9 +63,9 @@ class TemplateOut(BaseModel):
 class PreviewIn(BaseModel):
     """Either a saved template's code or a draft; variables default to sample data."""
 
-    code: str | None = None
+    code: Line | None = None
     draft: TemplateIn | None = None
-    variables: dict[str, str | int | float] = Field(default_factory=dict)
+    variables: dict[Line, Text | Int53 | Real] = Field(default_factory=dict, max_length=50)
 
 
 class PreviewOut(BaseModel):
@@ -101,9 +102,7 @@ def _owner_id(staff: StaffPrincipal, owner: str) -> str:
     if owner == TemplateOwner.PERSONAL:
         return staff.id
     if staff.department_code is None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "team templates need a department"
-        )
+        raise field_error(("body", "owner"), "team templates need a department")
     return staff.department_code
 
 
@@ -177,7 +176,7 @@ async def create_template(
 
 @router.put("/{template_id}", response_model=TemplateOut)
 async def update_template(
-    template_id: str,
+    template_id: Key,
     body: TemplateIn,
     container: ContainerDep,
     session: SessionDep,

@@ -38,6 +38,7 @@ from core.models import (
     new_id,
     utcnow,
 )
+from core.validation import Count, Int53, Key, Line, Real, SaneDateTime, Text
 from integrations.his import HisUnavailable
 from services import audit
 from services.messages import MessageRejected, message_by_key
@@ -59,7 +60,7 @@ router = APIRouter(prefix="/api/messages", tags=["messages"])
 log = get_logger(__name__)
 
 MAX_BATCH = 20_000
-Scalar = str | int | float | bool
+Scalar = Text | Int53 | Real | bool
 
 
 def message_out(container: ContainerDep, message: OutboundMessage) -> dict[str, Any]:
@@ -78,18 +79,18 @@ async def search_messages(
     container: ContainerDep,
     session: SessionDep,
     staff: StaffDep,
-    sent_from: Annotated[datetime | None, Query(alias="from")] = None,
-    sent_to: Annotated[datetime | None, Query(alias="to")] = None,
-    receiver: Annotated[str | None, Query(description="phone number or patient id")] = None,
-    sender: str | None = None,
-    department_code: str | None = None,
+    sent_from: Annotated[SaneDateTime | None, Query(alias="from")] = None,
+    sent_to: Annotated[SaneDateTime | None, Query(alias="to")] = None,
+    receiver: Annotated[Key | None, Query(description="phone number or patient id")] = None,
+    sender: Key | None = None,
+    department_code: Key | None = None,
     message_status: Annotated[MessageStatus | None, Query(alias="status")] = None,
-    channel: str | None = None,
-    category: str | None = None,
-    workflow_id: str | None = None,
-    batch_id: str | None = None,
+    channel: Key | None = None,
+    category: Key | None = None,
+    workflow_id: Key | None = None,
+    batch_id: Key | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Count, Query()] = 0,
 ) -> Page[MessageOut]:
     filters = MessageFilter(
         sent_from=sent_from,
@@ -109,8 +110,8 @@ async def search_messages(
 
 
 class PushTo(BaseModel):
-    patient_id: str | None = Field(default=None, description="the patient's HIS id")
-    phone: str | None = Field(default=None, description="mainland mobile or E.164 number")
+    patient_id: Line | None = Field(default=None, description="the patient's HIS id")
+    phone: Line | None = Field(default=None, description="mainland mobile or E.164 number")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> PushTo:
@@ -120,12 +121,12 @@ class PushTo(BaseModel):
 
 
 class PushMessage(BaseModel):
-    idempotency_key: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
+    idempotency_key: Line = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
     to: PushTo
-    template: str = Field(min_length=1, max_length=64)
-    variables: dict[str, Scalar] = Field(default_factory=dict)
+    template: Line = Field(min_length=1, max_length=64)
+    variables: dict[Line, Scalar] = Field(default_factory=dict, max_length=50)
     urgent: bool = False
-    department_code: str | None = Field(default=None, max_length=32)
+    department_code: Line | None = Field(default=None, max_length=32)
 
 
 class PushAccepted(BaseModel):
@@ -252,15 +253,15 @@ async def push_message(
 
 
 class BatchRecipients(BaseModel):
-    patient_ids: list[str] = Field(
+    patient_ids: list[Line] = Field(
         min_length=1, max_length=MAX_BATCH, description="HIS patient ids"
     )
 
 
 class CreateBatch(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
-    template: str = Field(min_length=1, max_length=64)
-    variables: dict[str, Scalar] = Field(default_factory=dict)
+    name: Line = Field(min_length=1, max_length=100)
+    template: Line = Field(min_length=1, max_length=64)
+    variables: dict[Line, Scalar] = Field(default_factory=dict, max_length=50)
     recipients: BatchRecipients
 
 
@@ -357,7 +358,7 @@ async def create_batch(
 
 @router.get("/batches/{batch_id}", response_model=BatchOut)
 async def get_batch(
-    batch_id: str, container: ContainerDep, session: SessionDep, staff: StaffDep
+    batch_id: Key, container: ContainerDep, session: SessionDep, staff: StaffDep
 ) -> BatchOut:
     batch = await session.get(MessageBatch, batch_id)
     if batch is None or (
@@ -398,7 +399,7 @@ def _query_timeout(container: ContainerDep) -> timedelta:
 
 @router.get("/{message_id}", response_model=MessageDetail)
 async def get_message(
-    message_id: str, container: ContainerDep, session: SessionDep, staff: StaffDep
+    message_id: Key, container: ContainerDep, session: SessionDep, staff: StaffDep
 ) -> MessageDetail:
     message = await session.get(OutboundMessage, message_id)
     if message is None:

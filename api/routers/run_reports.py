@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from api.deps import ContainerDep, SessionDep, StaffDep
 from api.routers.run_operations import visible_run
+from core.validation import Key
 from services import audit, run_reports
 
 router = APIRouter(tags=["pathway runs"])
@@ -28,7 +29,7 @@ class LostOut(BaseModel):
 
 
 @router.get("/api/pathways/{pathway_id}/potential-losses", response_model=list[LostOut])
-async def potential_losses(pathway_id: str, session: SessionDep, staff: StaffDep) -> list[LostOut]:
+async def potential_losses(pathway_id: Key, session: SessionDep, staff: StaffDep) -> list[LostOut]:
     """CM-7: revisits due without a registration, for the outbound-call team."""
     rows = await run_reports.potential_losses(session, staff, pathway_id)
     return [
@@ -61,7 +62,7 @@ class OutcomeOut(BaseModel):
 
 @router.get("/api/runs/{workflow_id}/outcomes", response_model=list[OutcomeOut])
 async def outcomes(
-    workflow_id: str, container: ContainerDep, session: SessionDep, staff: StaffDep
+    workflow_id: Key, container: ContainerDep, session: SessionDep, staff: StaffDep
 ) -> list[OutcomeOut]:
     """CM-8: each core indicator at the baseline and at its comparison points."""
     run = await visible_run(session, staff, workflow_id)
@@ -77,7 +78,7 @@ class AuditOut(BaseModel):
 
 
 @router.get("/api/runs/{workflow_id}/audit", response_model=list[AuditOut])
-async def run_audit(workflow_id: str, session: SessionDep, staff: StaffDep) -> list[AuditOut]:
+async def run_audit(workflow_id: Key, session: SessionDep, staff: StaffDep) -> list[AuditOut]:
     await visible_run(session, staff, workflow_id)
     rows = await audit.trail(session, workflow_id)
     return [AuditOut.model_validate(r.model_dump()) for r in rows]
