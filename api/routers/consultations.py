@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep, ensure_visible, require_role
+from api.schemas import links
 from contracts.payment import (
     CONSULTATION_REFUSALS,
     QUERY_CONSULTATION,
@@ -66,7 +67,16 @@ def _out(row: Consultation) -> ConsultationOut:
     return ConsultationOut.model_validate(row, from_attributes=True)
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=links(
+        202,
+        "id",
+        ("GET", "/api/consultations/{consultation_id}", "consultation_id"),
+        ("POST", "/api/consultations/{consultation_id}/accept", "consultation_id"),
+    ),
+)
 async def request_consultation(
     body: ConsultationCreate,
     response: Response,

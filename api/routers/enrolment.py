@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import ContainerDep, SessionDep, StaffDep, ensure_visible
 from api.routers.run_operations import ClinicalDep
+from api.schemas import links
 from core.models import CandidateStatus, Encounter, EnrollmentCandidate, Pathway, Patient, utcnow
 from core.validation import Key, Line, SaneDateTime, Text, Version
 from pathways.definition import PathwaySnapshot
@@ -33,7 +34,20 @@ class StartIn(BaseModel):
     department_code: Line | None = Field(default=None, description="default: the caller's")
 
 
-@router.post("/api/runs", response_model=StartedRun, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/api/runs",
+    response_model=StartedRun,
+    status_code=status.HTTP_201_CREATED,
+    responses=links(
+        201,
+        "workflow_id",
+        ("GET", "/api/runs/{workflow_id}", "workflow_id"),
+        ("GET", "/api/runs/{workflow_id}/audit", "workflow_id"),
+        ("POST", "/api/runs/{workflow_id}/pause", "workflow_id"),
+        ("POST", "/api/runs/{workflow_id}/resume", "workflow_id"),
+        ("POST", "/api/runs/{workflow_id}/end", "workflow_id"),
+    ),
+)
 async def start(
     body: StartIn, container: ContainerDep, session: SessionDep, staff: ClinicalDep
 ) -> StartedRun:

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
 from api.deps import ContainerDep, SessionDep, StaffDep, require_role
-from api.schemas import field_error
+from api.schemas import field_error, links
 from core.models import MessageTemplate, StaffRole, TemplateOwner, utcnow
 from core.validation import Int53, Key, Line, Real, Slug, Text
 from messaging.categories import COMMON_VARIABLES, Category, sample_value
@@ -133,7 +133,12 @@ async def list_templates(
     return platform + [_out(r) for r in rows]
 
 
-@router.post("", response_model=TemplateOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=TemplateOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=links(201, "id", ("PUT", "/api/message-templates/{template_id}", "template_id")),
+)
 async def create_template(
     body: TemplateIn, container: ContainerDep, session: SessionDep, staff: EditorDep
 ) -> TemplateOut:

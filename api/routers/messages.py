@@ -19,7 +19,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep, StaffDep, ensure_visible, require_role
-from api.schemas import AttemptOut, MessageDetail, MessageOut, Page
+from api.schemas import AttemptOut, MessageDetail, MessageOut, Page, links
 from contracts.messages import (
     BATCH_WORKFLOW,
     DELIVERY_WORKFLOW,
@@ -168,6 +168,7 @@ PushDep = Annotated[
         404: {"description": "Unknown patient"},
         409: {"description": "Idempotency key reused for a different message"},
         422: {"description": "Invalid number, unknown template or missing variable"},
+        **links(202, "message_id", ("GET", "/api/messages/{message_id}", "message_id")),
     },
 )
 async def push_message(
@@ -288,7 +289,12 @@ StaffSenderDep = Annotated[
 ]
 
 
-@router.post("/batches", response_model=BatchOut, status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/batches",
+    response_model=BatchOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=links(202, "id", ("GET", "/api/messages/batches/{batch_id}", "batch_id")),
+)
 async def create_batch(
     body: CreateBatch, container: ContainerDep, session: SessionDep, staff: StaffSenderDep
 ) -> BatchOut:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep, require_role
+from api.schemas import links
 from contracts.payment import ReconcileSummary
 from core.logs import get_logger
 from core.models import (
@@ -154,7 +155,17 @@ async def _detailed(session: SessionDep, order: PaymentOrder) -> OrderOut:
     return OrderOut.of(order, refunds, events)
 
 
-@router.post("/orders", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/orders",
+    status_code=status.HTTP_201_CREATED,
+    responses=links(
+        201,
+        "id",
+        ("GET", "/api/payments/orders/{order_id}", "order_id"),
+        ("POST", "/api/payments/orders/{order_id}/pay", "order_id"),
+        ("POST", "/api/payments/orders/{order_id}/refunds", "order_id"),
+    ),
+)
 async def create(
     body: OrderCreate,
     response: Response,
