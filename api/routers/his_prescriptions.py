@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep
-from api.signed import parse, signed_body
+from api.signed import parse, signed_body, signed_json
 from contracts.prescription import (
     UPDATE_CANCEL,
     UPDATE_PAYMENT,
@@ -80,6 +80,7 @@ async def _body(request: Request, container: ContainerDep) -> bytes:
     response_model=SubmitOutcome,
     status_code=status.HTTP_202_ACCEPTED,
     responses={**ERRORS, 200: {"description": "Duplicate event", "model": SubmitOutcome}},
+    openapi_extra=signed_json(PrescriptionSubmitted),
 )
 async def submitted(
     request: Request, response: Response, container: ContainerDep, session: SessionDep
@@ -151,7 +152,12 @@ async def _change(
     return ChangeOutcome(prescription_id=row.id, duplicate=duplicate, status=status_, round=round_)
 
 
-@router.post("/{prescription_no}/revision", response_model=ChangeOutcome, responses=ERRORS)
+@router.post(
+    "/{prescription_no}/revision",
+    response_model=ChangeOutcome,
+    responses=ERRORS,
+    openapi_extra=signed_json(PrescriptionRevised),
+)
 async def revised(
     prescription_no: Key, request: Request, container: ContainerDep, session: SessionDep
 ) -> ChangeOutcome:
@@ -173,7 +179,12 @@ async def revised(
     )
 
 
-@router.post("/{prescription_no}/cancellation", response_model=ChangeOutcome, responses=ERRORS)
+@router.post(
+    "/{prescription_no}/cancellation",
+    response_model=ChangeOutcome,
+    responses=ERRORS,
+    openapi_extra=signed_json(PrescriptionCancelled),
+)
 async def cancelled(
     prescription_no: Key, request: Request, container: ContainerDep, session: SessionDep
 ) -> ChangeOutcome:
@@ -191,7 +202,12 @@ async def cancelled(
     )
 
 
-@router.post("/{prescription_no}/payment", response_model=ChangeOutcome, responses=ERRORS)
+@router.post(
+    "/{prescription_no}/payment",
+    response_model=ChangeOutcome,
+    responses=ERRORS,
+    openapi_extra=signed_json(PrescriptionPaid),
+)
 async def paid(
     prescription_no: Key, request: Request, container: ContainerDep, session: SessionDep
 ) -> ChangeOutcome:
@@ -211,7 +227,12 @@ async def paid(
     )
 
 
-@router.post("/{prescription_no}/refund", response_model=ChangeOutcome, responses=ERRORS)
+@router.post(
+    "/{prescription_no}/refund",
+    response_model=ChangeOutcome,
+    responses=ERRORS,
+    openapi_extra=signed_json(PrescriptionRefundRequested),
+)
 async def refund_requested(
     prescription_no: Key, request: Request, container: ContainerDep, session: SessionDep
 ) -> ChangeOutcome:
