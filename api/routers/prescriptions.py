@@ -3,7 +3,7 @@ dispensing, delivery and timeout status, decisions, and statistics."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
@@ -13,7 +13,7 @@ from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep, ensure_visible, require_role
-from api.schemas import PatientBrief
+from api.schemas import Page, PatientBrief
 from contracts.prescription import (
     QUERY_STATE,
     UPDATE_DECIDE,
@@ -128,7 +128,7 @@ async def queue(
     ]
 
 
-@router.get("", response_model=dict[str, Any])
+@router.get("", response_model=Page[PrescriptionOut])
 async def list_prescriptions(
     session: SessionDep,
     staff: ReaderDep,
@@ -160,7 +160,23 @@ async def list_prescriptions(
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
-@router.get("/stats", response_model=list[dict[str, Any]])
+class StatsRow(BaseModel):
+    # The group: a hospital, department or doctor code, or a local day.
+    key: date | str | None
+    submitted: int
+    reviewing: int
+    approved_by_pharmacist: int
+    approved_by_system: int
+    returned: int
+    cancelled: int
+    review_timed_out: int
+    paid: int
+    completed: int
+    refunded: int
+    avg_review_seconds: float | None
+
+
+@router.get("/stats", response_model=list[StatsRow])
 async def stats(
     container: ContainerDep,
     session: SessionDep,
