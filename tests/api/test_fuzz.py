@@ -11,7 +11,7 @@ Each operation runs under a staff token whose role gets the handler past authori
 first role of ``ROLES`` not answered 403 is remembered per operation. Signed webhooks answer 401
 to fuzzed bodies, which is fine; they must never answer 5xx.
 
-``CAREPATH_FUZZ_EXAMPLES`` (default 20) bounds the examples per operation and mode; runs are
+``CAREPATH_FUZZ_EXAMPLES`` (default 25) bounds the examples per operation and mode; runs are
 derandomized, so a given code base always sees the same inputs.
 """
 
@@ -41,7 +41,7 @@ from harness.servers import serve
 from harness.staff import add_staff
 from tests.api.conftest import Api
 
-EXAMPLES = int(os.environ.get("CAREPATH_FUZZ_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("CAREPATH_FUZZ_EXAMPLES", "25"))
 # Tried in this order until an operation answers something other than 403.
 ROLES = (
     StaffRole.ADMIN,
@@ -166,7 +166,9 @@ def fuzz_links(schema: Any, fuzzer: Fuzzer) -> None:
         fuzzer.stateful_ended = f"{type(exc).__name__} after {fuzzer.calls} requests"
 
 
-async def test_no_input_gets_a_server_error(api: Api) -> None:
+async def test_no_input_gets_a_server_error(
+    api: Api, record_property: Callable[[str, object], None]
+) -> None:
     tokens = {
         role: await add_staff(api.sessions, role, department_code=None, name=f"模糊{role.value}")
         for role in ROLES
@@ -189,7 +191,9 @@ async def test_no_input_gets_a_server_error(api: Api) -> None:
         f"in {elapsed:.0f}s; statuses {dict(sorted(fuzzer.statuses.items()))}; "
         f"stateful: {fuzzer.stateful_ended}"
     )
-    print(summary)  # noqa: T201 - the lead reads this figure
+    print(summary)  # noqa: T201 - the lead reads this figure (-s, or -rP)
+    record_property("fuzz_requests", fuzzer.calls)
+    record_property("fuzz_seconds", round(elapsed))
     report = "\n\n".join(f"{name}\n{text}" for name, text in sorted(fuzzer.failures.items()))
     assert not fuzzer.failures, f"{summary}\n{len(fuzzer.failures)} failing:\n\n{report}"
 
