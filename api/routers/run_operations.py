@@ -37,7 +37,7 @@ from contracts.pathway import (
 )
 from contracts.runs import RunProgress
 from core.models import CareTask, PathwayRun, StaffRole
-from core.validation import Key, Line, SaneDateTime, Text, Version
+from core.validation import Count, Key, Line, SaneDateTime, Text, Version
 from pathways.definition import Action, Offset
 from services.pathway_definitions import DefinitionConflict, published_snapshot
 from services.staff import StaffPrincipal
@@ -91,7 +91,7 @@ class RescheduleIn(Reason):
 async def reschedule(
     workflow_id: Key,
     step_id: Key,
-    index: Version,
+    index: Count,
     body: RescheduleIn,
     container: ContainerDep,
     session: SessionDep,
@@ -110,7 +110,7 @@ async def reschedule(
 async def skip(
     workflow_id: Key,
     step_id: Key,
-    index: Version,
+    index: Count,
     body: Reason,
     container: ContainerDep,
     session: SessionDep,
