@@ -8,7 +8,7 @@ import pytest
 
 from core.models import StaffRole
 from harness.staff import add_staff
-from tests.api.conftest import Api
+from tests.api.conftest import Api, discharge_event
 
 
 async def _admin(api: Api) -> dict[str, str]:
@@ -139,3 +139,15 @@ async def test_overly_deep_definition_is_a_problem_not_a_crash(api: Api) -> None
     )
     assert response.status_code == 422
     assert response.json()["detail"][0]["path"] == "(document)"
+
+
+async def test_signed_event_with_a_control_character_is_a_422(api: Api) -> None:
+    # The fuzzer stops at the signature (401); a signed event is the HIS's, and a NUL in its
+    # text would have reached PostgreSQL, which refuses NUL in text: a 500.
+    event = discharge_event()
+    event["encounter"]["ward"] = "心内科\x00一病区"
+    before = await api.counts()
+    response = await api.post_event(event)
+    assert response.status_code == 422, response.text
+    assert _locs(response.json()) == [["body", "encounter", "ward"]]
+    assert await api.counts() == before
