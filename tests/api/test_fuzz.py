@@ -36,10 +36,15 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
+from core.db import SessionFactory
 from core.models import StaffRole
+from harness.postgres import free_port
+from harness.processes import settings_env, start_process
 from harness.servers import serve
+from harness.settings import make_settings
 from harness.staff import add_staff
-from tests.api.conftest import Api
+from harness.waiting import eventually
+from tests.api.conftest import Api, HisSim
 
 EXAMPLES = int(os.environ.get("CAREPATH_FUZZ_EXAMPLES", "25"))
 # Tried in this order until an operation answers something other than 403.
@@ -78,6 +83,7 @@ SETTINGS = hypothesis.settings(
 class Fuzzer:
     base_url: str
     tokens: dict[StaffRole, str]
+    examples: int = EXAMPLES
     http: requests.Session = field(default_factory=requests.Session)
     roles: dict[str, StaffRole] = field(default_factory=dict)
     calls: int = 0
@@ -130,7 +136,7 @@ def fuzz_operations(schema: Any, fuzzer: Fuzzer) -> None:
         operation = result.ok()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
-            @SETTINGS
+            @hypothesis.settings(SETTINGS, max_examples=fuzzer.examples)
             @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
             def run(case: Case[Any]) -> None:
                 fuzzer.check(case, fuzzer.call(case))
@@ -156,7 +162,7 @@ def fuzz_links(schema: Any, fuzzer: Fuzzer) -> None:
 
     settings = hypothesis.settings(
         SETTINGS,
-        max_examples=EXAMPLES * 3,
+        max_examples=fuzzer.examples * 3,
         stateful_step_count=8,
         phases=[Phase.explicit, Phase.generate],
     )
@@ -166,25 +172,37 @@ def fuzz_links(schema: Any, fuzzer: Fuzzer) -> None:
         fuzzer.stateful_ended = f"{type(exc).__name__} after {fuzzer.calls} requests"
 
 
+async def _tokens(sessions: SessionFactory) -> dict[StaffRole, str]:
+    return {
+        role: await add_staff(sessions, role, department_code=None, name=f"模糊{role.value}")
+        for role in ROLES
+    }
+
+
+def _fuzzable(openapi: dict[str, Any]) -> Any:
+    schema = schemathesis.openapi.from_dict(openapi, config=CONFIG)
+    # Runs the reconciliation workflow and waits for its answer: without a worker and the
+    # payment provider (tests/payments has both) a valid date waits forever. The date window
+    # has its own test (test_edge_validation).
+    return schema.exclude(path="/api/payments/reconciliations/{bill_date}/run", method="POST")
+
+
+async def _fuzz(schema: Any, fuzzer: Fuzzer) -> tuple[int, float]:
+    started = time.monotonic()
+    await asyncio.to_thread(fuzz_operations, schema, fuzzer)
+    stateless = fuzzer.calls
+    await asyncio.to_thread(fuzz_links, schema, fuzzer)
+    return stateless, time.monotonic() - started
+
+
 async def test_no_input_gets_a_server_error(
     api: Api, record_property: Callable[[str, object], None]
 ) -> None:
-    tokens = {
-        role: await add_staff(api.sessions, role, department_code=None, name=f"模糊{role.value}")
-        for role in ROLES
-    }
-    schema: Any = schemathesis.openapi.from_dict(api.app.openapi(), config=CONFIG)
-    # Runs the reconciliation workflow and waits for its answer: without a worker and the
-    # payment provider (tests/payments has both) a valid date waits forever. Invalid dates are
-    # still fuzzed below (negative mode), and the date window has its own test.
-    schema = schema.exclude(path="/api/payments/reconciliations/{bill_date}/run", method="POST")
+    tokens = await _tokens(api.sessions)
+    schema = _fuzzable(api.app.openapi())
     async with serve(api.app) as url:
         fuzzer = Fuzzer(url, tokens)
-        started = time.monotonic()
-        await asyncio.to_thread(fuzz_operations, schema, fuzzer)
-        stateless = fuzzer.calls
-        await asyncio.to_thread(fuzz_links, schema, fuzzer)
-        elapsed = time.monotonic() - started
+        stateless, elapsed = await _fuzz(schema, fuzzer)
     summary = (
         f"fuzz: {fuzzer.calls} requests ({stateless} per-operation, "
         f"{fuzzer.calls - stateless} stateful) over {len(fuzzer.roles)} operations "
@@ -199,3 +217,47 @@ async def test_no_input_gets_a_server_error(
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
+
+
+@pytest.mark.e2e
+async def test_a_uvicorn_process_gives_no_server_error(
+    database_url: str,
+    sessions: SessionFactory,
+    dev_env: Any,
+    his_sim: HisSim,
+    task_queue: str,
+    tmp_path: Any,
+) -> None:
+    """The same properties against the API as deployed: its own uvicorn process, reading its
+    settings from the environment, with its published /openapi.json. Fewer examples: this is
+    about the process and its configuration, the in-process test about the inputs."""
+    port = free_port()
+    settings = make_settings(
+        database_url=database_url,
+        his_base_url=his_sim.url,
+        temporal_address=dev_env.client.service_client.config.target_host,
+        temporal_task_queue=task_queue,
+        temporal_query_timeout_seconds=1.0,
+    )
+    env = settings_env(settings)
+    api = start_process(
+        "api", ["-m", "uvicorn", "api.main:app", "--port", str(port)], env, tmp_path
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        async def up() -> bool:
+            try:
+                return (await asyncio.to_thread(requests.get, f"{url}/healthz", timeout=1)).ok
+            except requests.ConnectionError:
+                return False
+
+        await eventually(up, within=30, what="the API process to answer")
+        openapi = (await asyncio.to_thread(requests.get, f"{url}/openapi.json", timeout=5)).json()
+        fuzzer = Fuzzer(url, await _tokens(sessions), examples=max(1, EXAMPLES // 5))
+        _, elapsed = await _fuzz(_fuzzable(openapi), fuzzer)
+    finally:
+        api.stop()
+    print(f"fuzz (API process): {fuzzer.calls} requests in {elapsed:.0f}s")  # noqa: T201
+    assert not fuzzer.failures, api.tail() + "\n" + "\n\n".join(fuzzer.failures.values())
+    assert "Traceback" not in api.tail(400), api.tail(400)
