@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -34,6 +35,7 @@ from api.routers import (
     runs,
     tasks,
 )
+from api.signed import declare_bodies
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
 
@@ -63,6 +65,12 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     )
     if container is not None:
         app.state.container = container
+    generate_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return declare_bodies(generate_openapi())
+
+    app.openapi = openapi  # type: ignore[method-assign]
     for router in (
         health.router,
         his_webhooks.router,

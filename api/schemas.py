@@ -3,13 +3,55 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict
 
 from contracts.runs import StepProgress
+from core.validation import Text
 
 T = TypeVar("T")
+
+
+def field_error(loc: tuple[str | int, ...], msg: str) -> RequestValidationError:
+    """A 422 in FastAPI's own shape, naming the field by its location, e.g. ("body", "owner")."""
+    return RequestValidationError([{"type": "value_error", "loc": loc, "msg": msg}])
+
+
+def links(status_code: int, field: str, *targets: tuple[str, str, str]) -> dict[int | str, Any]:
+    """OpenAPI links from an answer to the operations that take the id it returns: each target
+    is (method, path, parameter) and gets ``$response.body#/<field>`` as that parameter. A
+    generated client, and the fuzz test's state machine, follow them."""
+
+    def ref(method: str, path: str) -> str:
+        return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method.lower()
+
+    def name(method: str, path: str) -> str:
+        words = path.replace("{", "").replace("}", "").strip("/").split("/")
+        return "_".join([method.lower(), *words])
+
+    return {
+        status_code: {
+            "links": {
+                name(method, path): {
+                    "operationRef": ref(method, path),
+                    "parameters": {parameter: f"$response.body#/{field}"},
+                }
+                for method, path, parameter in targets
+            }
+        }
+    }
+
+
+class FieldError(BaseModel):
+    """One entry of a 422's ``detail`` as FastAPI writes it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    loc: list[str | int]
+    msg: str
+    type: str
 
 
 class Page(BaseModel, Generic[T]):
@@ -71,7 +113,7 @@ class AlertOut(BaseModel):
 
 
 class AcknowledgeAlert(BaseModel):
-    note: str | None = None
+    note: Text | None = None
 
 
 class RunOut(BaseModel):

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.hospitals import PrescriptionConfig, RxStatus
+from core.validation import Line, Text
 
 PRESCRIPTION_WORKFLOW = "PrescriptionReview"
 UPDATE_DECIDE = "decide"
@@ -48,28 +49,28 @@ class _Msg(BaseModel):
 
 
 class RxItem(_Msg):
-    herb: str = Field(min_length=1, max_length=20)
+    herb: Line = Field(min_length=1, max_length=20)
     # Grams per dose (剂); an absurd figure is a data-entry error, refused with a 422.
     dose_g: float = Field(gt=0, le=500)
     processing: ProcessingMethod | None = None
 
 
 class Diagnosis(_Msg):
-    code: str | None = Field(default=None, max_length=32)
-    name: str = Field(min_length=1, max_length=100)
+    code: Line | None = Field(default=None, max_length=32)
+    name: Line = Field(min_length=1, max_length=100)
 
 
 class Address(_Msg):
-    receiver: str = Field(min_length=1, max_length=32)
-    phone: str = Field(min_length=5, max_length=32)
-    district: str = Field(min_length=1, max_length=50)
-    detail: str = Field(min_length=1, max_length=200)
+    receiver: Line = Field(min_length=1, max_length=32)
+    phone: Line = Field(min_length=5, max_length=32)
+    district: Line = Field(min_length=1, max_length=50)
+    detail: Text = Field(min_length=1, max_length=200)
 
 
 class Delivery(_Msg):
     mode: Literal["delivery", "pickup"]
     address: Address | None = None
-    pickup_site: str | None = Field(default=None, max_length=100)
+    pickup_site: Line | None = Field(default=None, max_length=100)
 
     @model_validator(mode="after")
     def _address_for_delivery(self) -> Delivery:
@@ -85,7 +86,7 @@ class PrescriptionContent(_Msg):
     doses: int = Field(ge=1, le=90)
     # 代煎: the enterprise decocts the herbs.
     decoction: bool = False
-    instructions: str | None = Field(default=None, max_length=500)
+    instructions: Text | None = Field(default=None, max_length=500)
 
 
 class Finding(_Msg):
@@ -136,15 +137,15 @@ class StatusChange(_Msg):
 
 
 class Payment(_Msg):
-    payment_id: str = Field(min_length=1, max_length=64)
+    payment_id: Line = Field(min_length=1, max_length=64)
     amount_fen: int = Field(gt=0)
     paid_at: datetime
 
 
 class Refund(_Msg):
-    refund_id: str = Field(min_length=1, max_length=64)
-    reason: str = Field(min_length=1, max_length=200)
-    requested_by: str = Field(default="his", max_length=64)
+    refund_id: Line = Field(min_length=1, max_length=64)
+    reason: Text = Field(min_length=1, max_length=200)
+    requested_by: Line = Field(default="his", max_length=64)
 
 
 class PrescriptionState(_Msg):
@@ -162,7 +163,7 @@ class PrescriptionState(_Msg):
 class Decision(_Msg):
     round: int
     outcome: Literal["approve", "reject"]
-    reason: str | None = Field(default=None, max_length=500)
+    reason: Text | None = Field(default=None, max_length=500)
     pharmacist_id: str
     pharmacist_name: str | None = None
 
@@ -179,15 +180,15 @@ class Revision(_Msg):
 
 
 class Cancellation(_Msg):
-    reason: str = Field(min_length=1, max_length=200)
-    by: str = Field(default="his", max_length=64)
+    reason: Text = Field(min_length=1, max_length=200)
+    by: Line = Field(default="his", max_length=64)
 
 
 class EnterpriseUpdate(_Msg):
     status: EnterpriseStatus
     at: datetime
-    note: str | None = Field(default=None, max_length=200)
-    tracking_no: str | None = Field(default=None, max_length=64)
+    note: Text | None = Field(default=None, max_length=200)
+    tracking_no: Line | None = Field(default=None, max_length=64)
 
 
 # Activity payloads

@@ -11,6 +11,8 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core.validation import LocalTime
+
 
 class QuietHours(BaseModel):
     """Non-urgent messages are held while the local clock is inside [start, end)."""
@@ -18,8 +20,8 @@ class QuietHours(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     enabled: bool = True
-    start: time = time(22, 0)
-    end: time = time(7, 0)
+    start: LocalTime = time(22, 0)
+    end: LocalTime = time(7, 0)
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict
@@ -55,6 +56,11 @@ class HisRefundCheck(BaseModel):
     self_pay_fen: int = 0
 
 
+def _order_path(order_no: str) -> str:
+    # The order number is one path segment whatever it holds ("/", "?", spaces...).
+    return f"/orders/{quote(order_no, safe='')}"
+
+
 class HisChargingClient:
     def __init__(self, http: httpx.AsyncClient) -> None:
         self._http = http
@@ -82,7 +88,7 @@ class HisChargingClient:
 
     async def get_order(self, order_no: str) -> HisChargeOrder | None:
         try:
-            body = await self._call("GET", f"/orders/{order_no}")
+            body = await self._call("GET", _order_path(order_no))
         except HisChargeRefused as exc:
             if exc.code == "ORDER_NOT_FOUND":
                 return None
@@ -94,27 +100,29 @@ class HisChargingClient:
     ) -> HisPresettlement:
         body = await self._call(
             "POST",
-            f"/orders/{order_no}/pre-settlements",
+            f"{_order_path(order_no)}/pre-settlements",
             {"patient_id": patient_id, "use_insurance": use_insurance},
             key,
         )
         return HisPresettlement.model_validate(body)
 
     async def settle(self, order_no: str, body: dict[str, Any], key: str) -> str:
-        answer = await self._call("POST", f"/orders/{order_no}/settlements", body, key)
+        answer = await self._call("POST", f"{_order_path(order_no)}/settlements", body, key)
         return str(answer["receipt_no"])
 
     async def release(self, order_no: str, presettle_id: str, reason: str) -> None:
         await self._call(
-            "POST", f"/orders/{order_no}/release", {"presettle_id": presettle_id, "reason": reason}
+            "POST",
+            f"{_order_path(order_no)}/release",
+            {"presettle_id": presettle_id, "reason": reason},
         )
 
     async def refund_check(self, order_no: str, amount_fen: int) -> HisRefundCheck:
         body = await self._call(
-            "POST", f"/orders/{order_no}/refund-checks", {"amount_fen": amount_fen}
+            "POST", f"{_order_path(order_no)}/refund-checks", {"amount_fen": amount_fen}
         )
         return HisRefundCheck.model_validate(body)
 
     async def refund(self, order_no: str, body: dict[str, Any], key: str) -> str:
-        answer = await self._call("POST", f"/orders/{order_no}/refunds", body, key)
+        answer = await self._call("POST", f"{_order_path(order_no)}/refunds", body, key)
         return str(answer["his_refund_no"])

@@ -13,6 +13,7 @@ from pydantic import (
 )
 
 from contracts.prescription import Delivery, EnterpriseStatus, PrescriptionContent
+from core.validation import Line, Text
 
 # HIS identifiers end up in workflow ids and URLs, so only a safe alphabet is accepted.
 HisId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
@@ -24,19 +25,19 @@ class _Event(BaseModel):
 
 
 class Diagnosis(_Event):
-    code: str = Field(min_length=1, max_length=32)
-    name: str = Field(min_length=1, max_length=100)
+    code: Line = Field(min_length=1, max_length=32)
+    name: Line = Field(min_length=1, max_length=100)
 
 
 class EncounterInfo(_Event):
     encounter_id: HisId
     kind: Literal["inpatient", "outpatient", "exam"]
     department_code: HisId
-    department_name: str = Field(min_length=1, max_length=64)
-    ward: str | None = Field(default=None, max_length=64)
-    bed: str | None = Field(default=None, max_length=16)
-    attending_doctor: str | None = Field(default=None, max_length=64)
-    responsible_nurse: str | None = Field(default=None, max_length=64)
+    department_name: Line = Field(min_length=1, max_length=64)
+    ward: Line | None = Field(default=None, max_length=64)
+    bed: Line | None = Field(default=None, max_length=16)
+    attending_doctor: Line | None = Field(default=None, max_length=64)
+    responsible_nurse: Line | None = Field(default=None, max_length=64)
     admitted_at: AwareDatetime | None = None
     discharged_at: AwareDatetime | None = None
     diagnoses: list[Diagnosis] = Field(default_factory=list, max_length=50)
@@ -47,13 +48,13 @@ class DischargedEncounter(EncounterInfo):
 
 
 class DischargeEvent(_Event):
-    event_id: str = Field(min_length=1, max_length=128)
+    event_id: Line = Field(min_length=1, max_length=128)
     event_type: Literal["discharge"]
     occurred_at: AwareDatetime
     patient_id: HisId
     encounter: DischargedEncounter
-    drugs: list[str] = Field(default_factory=list, max_length=100)
-    orders: list[str] = Field(default_factory=list, max_length=100)
+    drugs: list[Line] = Field(default_factory=list, max_length=100)
+    orders: list[Line] = Field(default_factory=list, max_length=100)
 
     # Demo and end-to-end tests only: how many times faster than real time the plan runs.
     demo_clock_speedup: float | None = Field(default=None, ge=1.0, le=10_000_000.0)
@@ -64,14 +65,14 @@ class PrescriptionSubmitted(PrescriptionContent):
 
     model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
 
-    event_id: str = Field(min_length=1, max_length=128)
+    event_id: Line = Field(min_length=1, max_length=128)
     hospital_code: HisId
     prescription_no: HisId
     patient_id: HisId
     department_code: HisId
-    department_name: str = Field(min_length=1, max_length=64)
+    department_name: Line = Field(min_length=1, max_length=64)
     doctor_id: HisId
-    doctor_name: str = Field(min_length=1, max_length=64)
+    doctor_name: Line = Field(min_length=1, max_length=64)
     delivery: Delivery
 
 
@@ -80,19 +81,19 @@ class PrescriptionRevised(PrescriptionContent):
 
     model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
 
-    event_id: str = Field(min_length=1, max_length=128)
+    event_id: Line = Field(min_length=1, max_length=128)
     hospital_code: HisId
     doctor_id: HisId
 
 
 class PrescriptionCancelled(_Event):
-    event_id: str = Field(min_length=1, max_length=128)
+    event_id: Line = Field(min_length=1, max_length=128)
     hospital_code: HisId
-    reason: str = Field(min_length=1, max_length=200)
+    reason: Text = Field(min_length=1, max_length=200)
 
 
 class PrescriptionPaid(_Event):
-    event_id: str = Field(min_length=1, max_length=128)
+    event_id: Line = Field(min_length=1, max_length=128)
     hospital_code: HisId
     payment_id: HisId
     amount_fen: int = Field(gt=0, le=100_000_000)
@@ -100,41 +101,41 @@ class PrescriptionPaid(_Event):
 
 
 class PrescriptionRefundRequested(_Event):
-    event_id: str = Field(min_length=1, max_length=128)
+    event_id: Line = Field(min_length=1, max_length=128)
     hospital_code: HisId
     refund_id: HisId
-    reason: str = Field(min_length=1, max_length=200)
+    reason: Text = Field(min_length=1, max_length=200)
 
 
 class EnterpriseStatusEvent(_Event):
     """A service enterprise's progress report on a dispatched prescription (RX-6)."""
 
-    event_id: str = Field(min_length=1, max_length=128)
-    prescription_id: str = Field(min_length=1, max_length=36)
+    event_id: Line = Field(min_length=1, max_length=128)
+    prescription_id: Line = Field(min_length=1, max_length=36)
     status: EnterpriseStatus
     at: AwareDatetime
-    note: str | None = Field(default=None, max_length=200)
-    tracking_no: str | None = Field(default=None, max_length=64)
+    note: Text | None = Field(default=None, max_length=200)
+    tracking_no: Line | None = Field(default=None, max_length=64)
 
 
 class EncounterEvent(_Event):
     """A visit, admission, surgery, consultation or examination (HIS-1): may enrol the patient
     in pathways anchored on it."""
 
-    event_id: str = Field(min_length=1, max_length=128)
+    event_id: Line = Field(min_length=1, max_length=128)
     event_type: Literal["visit", "admission", "surgery", "consultation", "exam"]
     # When it happened: the anchor of pathways counted from this event.
     occurred_at: AwareDatetime
     patient_id: HisId
     encounter: EncounterInfo
-    drugs: list[str] = Field(default_factory=list, max_length=100)
-    orders: list[str] = Field(default_factory=list, max_length=100)
+    drugs: list[Line] = Field(default_factory=list, max_length=100)
+    orders: list[Line] = Field(default_factory=list, max_length=100)
 
 
 class RegistrationEvent(_Event):
     """The patient registered for an appointment: it satisfies an expected revisit (CM-7)."""
 
-    event_id: str = Field(min_length=1, max_length=128)
+    event_id: Line = Field(min_length=1, max_length=128)
     event_type: Literal["registration"]
     patient_id: HisId
     department_code: HisId

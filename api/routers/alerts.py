@@ -10,6 +10,7 @@ from api.deps import SessionDep
 from api.permissions import Permission, ensure_visible, require
 from api.schemas import AcknowledgeAlert, AlertOut, Page, PatientBrief
 from core.models import Alert, AlertStatus, Patient, utcnow
+from core.validation import Count, Key
 from services import audit
 from services.staff import StaffPrincipal
 from services.staff_lists import list_alerts, patient_brief
@@ -32,7 +33,7 @@ async def get_alerts(
     staff: ReaderDep,
     alert_status: Annotated[AlertStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Count, Query()] = 0,
 ) -> Page[AlertOut]:
     rows, total = await list_alerts(
         session,
@@ -46,7 +47,7 @@ async def get_alerts(
 
 @router.post("/{alert_id}/acknowledge", response_model=AlertOut)
 async def acknowledge(
-    alert_id: str, session: SessionDep, staff: ClinicianDep, body: AcknowledgeAlert | None = None
+    alert_id: Key, session: SessionDep, staff: ClinicianDep, body: AcknowledgeAlert | None = None
 ) -> AlertOut:
     """Marks the alert handled; the body (a note) is optional."""
     note = body.note if body is not None else None

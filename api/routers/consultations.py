@@ -16,6 +16,7 @@ from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, ensure_visible, require
+from api.schemas import links
 from contracts.payment import (
     CONSULTATION_REFUSALS,
     QUERY_CONSULTATION,
@@ -24,6 +25,7 @@ from contracts.payment import (
     ConsultationState,
 )
 from core.models import Consultation, utcnow
+from core.validation import Code, Key, Text
 from integrations.his import HisUnavailable
 from services.patients import UnknownPatient
 from services.payments import OrderConflict, OrderRejected, create_order, start_consultation
@@ -37,12 +39,12 @@ ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.CONSULTATIONS_R
 
 
 class ConsultationCreate(BaseModel):
-    his_order_no: str = Field(min_length=1, max_length=64, description="the fee's HIS order")
-    patient_id: str = Field(min_length=1, max_length=64, description="the patient's HIS id")
+    his_order_no: Code = Field(min_length=1, max_length=64, description="the fee's HIS order")
+    patient_id: Code = Field(min_length=1, max_length=64, description="the patient's HIS id")
     amount_fen: int = Field(gt=0, le=10_000_000)
-    question: str = Field(min_length=1, max_length=1000)
+    question: Text = Field(min_length=1, max_length=1000)
     use_insurance: bool = False
-    hospital_code: str | None = Field(default=None, max_length=32)
+    hospital_code: Code | None = Field(default=None, max_length=32)
 
 
 class ConsultationOut(BaseModel):
@@ -63,7 +65,16 @@ def _out(row: Consultation) -> ConsultationOut:
     return ConsultationOut.model_validate(row, from_attributes=True)
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=links(
+        202,
+        "id",
+        ("GET", "/api/consultations/{consultation_id}", "consultation_id"),
+        ("POST", "/api/consultations/{consultation_id}/accept", "consultation_id"),
+    ),
+)
 async def request_consultation(
     body: ConsultationCreate,
     response: Response,
@@ -111,7 +122,7 @@ async def request_consultation(
 
 @router.get("/{consultation_id}")
 async def get_consultation(
-    consultation_id: str, session: SessionDep, staff: ReaderDep
+    consultation_id: Key, session: SessionDep, staff: ReaderDep
 ) -> ConsultationOut:
     row = await session.get(Consultation, consultation_id)
     if row is None:
@@ -124,7 +135,7 @@ async def get_consultation(
 
 @router.post("/{consultation_id}/accept")
 async def accept(
-    consultation_id: str, container: ContainerDep, session: SessionDep, doctor: DoctorDep
+    consultation_id: Key, container: ContainerDep, session: SessionDep, doctor: DoctorDep
 ) -> ConsultationState:
     row = await session.get(Consultation, consultation_id)
     if row is None:

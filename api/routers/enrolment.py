@@ -14,7 +14,9 @@ from pydantic import BaseModel, Field
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, ensure_patient_visible, ensure_visible, require
 from api.routers.run_operations import ClinicalDep
+from api.schemas import links
 from core.models import CandidateStatus, Encounter, EnrollmentCandidate, Pathway, Patient, utcnow
+from core.validation import Key, Line, SaneDateTime, Text, Version
 from pathways.definition import PathwaySnapshot
 from services import audit
 from services.enrolment import EnrolmentContext, StartedRun, list_candidates, start_run
@@ -27,14 +29,27 @@ ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.RUNS_READ))]
 
 
 class StartIn(BaseModel):
-    pathway_id: str
-    patient_id: str = Field(description="the patient's HIS id")
-    anchor_at: datetime
-    version: int | None = None
-    department_code: str | None = Field(default=None, description="default: the caller's")
+    pathway_id: Line
+    patient_id: Line = Field(description="the patient's HIS id")
+    anchor_at: SaneDateTime
+    version: Version | None = None
+    department_code: Line | None = Field(default=None, description="default: the caller's")
 
 
-@router.post("/api/runs", response_model=StartedRun, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/api/runs",
+    response_model=StartedRun,
+    status_code=status.HTTP_201_CREATED,
+    responses=links(
+        201,
+        "workflow_id",
+        ("GET", "/api/runs/{workflow_id}", "workflow_id"),
+        ("GET", "/api/runs/{workflow_id}/audit", "workflow_id"),
+        ("POST", "/api/runs/{workflow_id}/pause", "workflow_id"),
+        ("POST", "/api/runs/{workflow_id}/resume", "workflow_id"),
+        ("POST", "/api/runs/{workflow_id}/end", "workflow_id"),
+    ),
+)
 async def start(
     body: StartIn, container: ContainerDep, session: SessionDep, staff: ClinicalDep
 ) -> StartedRun:
@@ -144,22 +159,22 @@ class Consent(BaseModel):
     """CM-2: an electronic signature or an uploaded scan of the signed consent form."""
 
     method: Literal["e_signature", "scan"]
-    reference: str = Field(min_length=1, max_length=200)
-    signed_at: datetime
+    reference: Line = Field(min_length=1, max_length=200)
+    signed_at: SaneDateTime
 
 
 class EnrolIn(BaseModel):
     consent: Consent | None = None
-    start_at: datetime | None = Field(default=None, description="correct the service start")
-    note: str | None = Field(default=None, max_length=300)
+    start_at: SaneDateTime | None = Field(default=None, description="correct the service start")
+    note: Text | None = Field(default=None, max_length=300)
 
 
 @router.get("/api/enrollment-candidates", response_model=list[CandidateOut])
 async def candidates(
     session: SessionDep,
     staff: ReaderDep,
-    pathway_id: str | None = None,
-    candidate_status: Annotated[str, Query(alias="status")] = CandidateStatus.PENDING,
+    pathway_id: Key | None = None,
+    candidate_status: Annotated[Key, Query(alias="status")] = CandidateStatus.PENDING,
 ) -> list[CandidateOut]:
     rows = await list_candidates(session, staff, status=candidate_status, pathway_id=pathway_id)
     return [CandidateOut.model_validate(r.model_dump()) for r in rows]
@@ -167,7 +182,7 @@ async def candidates(
 
 @router.post("/api/enrollment-candidates/{candidate_id}/enrol", response_model=StartedRun)
 async def enrol(
-    candidate_id: str,
+    candidate_id: Key,
     body: EnrolIn,
     container: ContainerDep,
     session: SessionDep,

@@ -12,7 +12,7 @@ from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep
 from api.routers.his_prescriptions import ERRORS, ChangeOutcome
-from api.signed import parse, signed_body
+from api.signed import parse, signed_body, signed_json
 from contracts.prescription import (
     QUERY_STATE,
     UPDATE_ENTERPRISE_STATUS,
@@ -21,6 +21,7 @@ from contracts.prescription import (
 )
 from core.logs import get_logger
 from core.models import Prescription
+from core.validation import Key
 from integrations.his_events import EnterpriseStatusEvent
 from services.prescriptions import PrescriptionConflict, apply
 
@@ -28,9 +29,14 @@ router = APIRouter(prefix="/webhooks/enterprise", tags=["enterprise webhooks"])
 log = get_logger(__name__)
 
 
-@router.post("/{enterprise_code}/status", response_model=ChangeOutcome, responses=ERRORS)
+@router.post(
+    "/{enterprise_code}/status",
+    response_model=ChangeOutcome,
+    responses=ERRORS,
+    openapi_extra=signed_json(EnterpriseStatusEvent),
+)
 async def enterprise_status(
-    enterprise_code: str, request: Request, container: ContainerDep, session: SessionDep
+    enterprise_code: Key, request: Request, container: ContainerDep, session: SessionDep
 ) -> ChangeOutcome:
     settings = container.settings
     body = await signed_body(

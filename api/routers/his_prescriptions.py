@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep
-from api.signed import parse, signed_body
+from api.signed import parse, signed_body, signed_json
 from contracts.prescription import (
     UPDATE_CANCEL,
     UPDATE_PAYMENT,
@@ -27,6 +27,7 @@ from contracts.prescription import (
     Revision,
 )
 from core.logs import get_logger
+from core.validation import Key
 from integrations.his import HisUnavailable
 from integrations.his_events import (
     PrescriptionCancelled,
@@ -79,6 +80,7 @@ async def _body(request: Request, container: ContainerDep) -> bytes:
     response_model=SubmitOutcome,
     status_code=status.HTTP_202_ACCEPTED,
     responses={**ERRORS, 200: {"description": "Duplicate event", "model": SubmitOutcome}},
+    openapi_extra=signed_json(PrescriptionSubmitted),
 )
 async def submitted(
     request: Request, response: Response, container: ContainerDep, session: SessionDep
@@ -150,9 +152,14 @@ async def _change(
     return ChangeOutcome(prescription_id=row.id, duplicate=duplicate, status=status_, round=round_)
 
 
-@router.post("/{prescription_no}/revision", response_model=ChangeOutcome, responses=ERRORS)
+@router.post(
+    "/{prescription_no}/revision",
+    response_model=ChangeOutcome,
+    responses=ERRORS,
+    openapi_extra=signed_json(PrescriptionRevised),
+)
 async def revised(
-    prescription_no: str, request: Request, container: ContainerDep, session: SessionDep
+    prescription_no: Key, request: Request, container: ContainerDep, session: SessionDep
 ) -> ChangeOutcome:
     body = await _body(request, container)
     event = parse(PrescriptionRevised, body)
@@ -172,9 +179,14 @@ async def revised(
     )
 
 
-@router.post("/{prescription_no}/cancellation", response_model=ChangeOutcome, responses=ERRORS)
+@router.post(
+    "/{prescription_no}/cancellation",
+    response_model=ChangeOutcome,
+    responses=ERRORS,
+    openapi_extra=signed_json(PrescriptionCancelled),
+)
 async def cancelled(
-    prescription_no: str, request: Request, container: ContainerDep, session: SessionDep
+    prescription_no: Key, request: Request, container: ContainerDep, session: SessionDep
 ) -> ChangeOutcome:
     body = await _body(request, container)
     event = parse(PrescriptionCancelled, body)
@@ -190,9 +202,14 @@ async def cancelled(
     )
 
 
-@router.post("/{prescription_no}/payment", response_model=ChangeOutcome, responses=ERRORS)
+@router.post(
+    "/{prescription_no}/payment",
+    response_model=ChangeOutcome,
+    responses=ERRORS,
+    openapi_extra=signed_json(PrescriptionPaid),
+)
 async def paid(
-    prescription_no: str, request: Request, container: ContainerDep, session: SessionDep
+    prescription_no: Key, request: Request, container: ContainerDep, session: SessionDep
 ) -> ChangeOutcome:
     body = await _body(request, container)
     event = parse(PrescriptionPaid, body)
@@ -210,9 +227,14 @@ async def paid(
     )
 
 
-@router.post("/{prescription_no}/refund", response_model=ChangeOutcome, responses=ERRORS)
+@router.post(
+    "/{prescription_no}/refund",
+    response_model=ChangeOutcome,
+    responses=ERRORS,
+    openapi_extra=signed_json(PrescriptionRefundRequested),
+)
 async def refund_requested(
-    prescription_no: str, request: Request, container: ContainerDep, session: SessionDep
+    prescription_no: Key, request: Request, container: ContainerDep, session: SessionDep
 ) -> ChangeOutcome:
     body = await _body(request, container)
     event = parse(PrescriptionRefundRequested, body)

@@ -14,7 +14,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep
-from api.signed import parse, signed_body
+from api.signed import parse, signed_body, signed_json
 from core.logs import get_logger
 from integrations.his import HisUnavailable
 from integrations.his_events import DischargeEvent, EncounterEvent, RegistrationEvent
@@ -100,6 +100,7 @@ def _context(container: ContainerDep) -> EnrolmentContext:
     response_model=EventOutcome,
     status_code=status.HTTP_202_ACCEPTED,
     responses=RESPONSES,
+    openapi_extra=signed_json(DischargeEvent),
 )
 async def discharge(
     request: Request, response: Response, container: ContainerDep, session: SessionDep

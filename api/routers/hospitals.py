@@ -14,6 +14,7 @@ from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, require
 from core.hospitals import HospitalConfig
 from core.models import Hospital, utcnow
+from core.validation import Key, Line
 from services import audit
 from services.hospitals import hospital_profile
 from services.staff import StaffPrincipal
@@ -23,9 +24,9 @@ AdminDep = Annotated[StaffPrincipal, Depends(require(Permission.HOSPITALS_ADMIN)
 
 
 class HospitalIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
-    phone: str | None = Field(default=None, max_length=32)
-    timezone: str = "Asia/Shanghai"
+    name: Line = Field(min_length=1, max_length=100)
+    phone: Line | None = Field(default=None, max_length=32)
+    timezone: Line = "Asia/Shanghai"
     config: HospitalConfig = Field(default_factory=HospitalConfig)
 
 
@@ -35,7 +36,7 @@ class HospitalOut(HospitalIn):
 
 @router.get("/{code}", response_model=HospitalOut)
 async def get_hospital(
-    code: str, container: ContainerDep, session: SessionDep, _: AdminDep
+    code: Key, container: ContainerDep, session: SessionDep, _: AdminDep
 ) -> HospitalOut:
     profile = await hospital_profile(session, container.settings, code)
     return HospitalOut(
@@ -49,7 +50,7 @@ async def get_hospital(
 
 @router.put("/{code}", response_model=HospitalOut)
 async def put_hospital(
-    code: str, body: HospitalIn, session: SessionDep, admin: AdminDep
+    code: Key, body: HospitalIn, session: SessionDep, admin: AdminDep
 ) -> HospitalOut:
     try:
         ZoneInfo(body.timezone)

@@ -15,6 +15,7 @@ from api.deps import SessionDep
 from api.permissions import Permission, ensure_patient_visible, require
 from core.models import Patient, StaffRole
 from core.settings import KNOWN_CHANNELS
+from core.validation import Key, Line
 from messaging.categories import OPTIONAL_CATEGORIES
 from services import audit
 from services.staff import StaffPrincipal
@@ -26,9 +27,9 @@ EditorDep = Annotated[StaffPrincipal, Depends(require(Permission.PREFERENCES_WRI
 
 
 class MessagingPreferences(BaseModel):
-    preferred_channel: str | None = None
-    wechat_openid: str | None = Field(default=None, min_length=6, max_length=64)
-    opt_outs: list[str] = Field(default_factory=list)
+    preferred_channel: Line | None = None
+    wechat_openid: Line | None = Field(default=None, min_length=6, max_length=64)
+    opt_outs: list[Line] = Field(default_factory=list)
 
 
 class MessagingPreferencesOut(MessagingPreferences):
@@ -57,14 +58,14 @@ def _out(patient: Patient) -> MessagingPreferencesOut:
 
 @router.get("/{patient_id}/messaging", response_model=MessagingPreferencesOut)
 async def get_preferences(
-    patient_id: str, session: SessionDep, staff: ReaderDep
+    patient_id: Key, session: SessionDep, staff: ReaderDep
 ) -> MessagingPreferencesOut:
     return _out(await _patient(session, staff, patient_id))
 
 
 @router.put("/{patient_id}/messaging", response_model=MessagingPreferencesOut)
 async def set_preferences(
-    patient_id: str, body: MessagingPreferences, session: SessionDep, staff: EditorDep
+    patient_id: Key, body: MessagingPreferences, session: SessionDep, staff: EditorDep
 ) -> MessagingPreferencesOut:
     errors: list[dict[str, object]] = []
     if body.preferred_channel is not None and body.preferred_channel not in KNOWN_CHANNELS:

@@ -16,8 +16,10 @@ from fastapi.responses import PlainTextResponse
 from twilio.request_validator import RequestValidator
 
 from api.deps import ContainerDep, SessionDep
+from api.schemas import field_error
 from core.logs import get_logger
 from core.models import utcnow
+from core.validation import Key
 from services.message_status import record_delivery_report
 
 router = APIRouter(prefix="/webhooks", tags=["provider webhooks"])
@@ -25,8 +27,35 @@ log = get_logger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 
+# WeChat signs the server URL's query: a SHA-1 hex digest over the token, a Unix timestamp and a
+# nonce. Anything else in those places is not WeChat and is refused before it is compared.
+WeChatSignature = Annotated[str, Query(min_length=40, max_length=40, pattern=r"^[0-9a-fA-F]{40}$")]
+WeChatTimestamp = Annotated[str, Query(min_length=1, max_length=12, pattern=r"^[0-9]{1,12}$")]
+WeChatNonce = Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]{1,64}$")]
 
-@router.post("/twilio/status", status_code=status.HTTP_204_NO_CONTENT)
+
+TWILIO_FORM = {
+    "application/x-www-form-urlencoded": {
+        "schema": {
+            "type": "object",
+            "properties": {
+                "MessageSid": {"type": "string", "maxLength": 128},
+                "MessageStatus": {"type": "string", "maxLength": 32},
+                "ErrorCode": {"type": "string", "maxLength": 32},
+            },
+            "required": ["MessageSid", "MessageStatus"],
+        }
+    }
+}
+# The template send-job event WeChat posts (XML), read by hand after the signature check.
+WECHAT_XML = {"application/xml": {"schema": {"type": "string", "maxLength": MAX_BODY_BYTES}}}
+
+
+@router.post(
+    "/twilio/status",
+    status_code=status.HTTP_204_NO_CONTENT,
+    openapi_extra={"requestBody": {"required": True, "content": TWILIO_FORM}},
+)
 async def twilio_status(request: Request, container: ContainerDep, session: SessionDep) -> Response:
     if len(await request.body()) > MAX_BODY_BYTES:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "body too large")
@@ -41,7 +70,8 @@ async def twilio_status(request: Request, container: ContainerDep, session: Sess
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "X-Twilio-Signature does not match")
     sid, reported = params.get("MessageSid", ""), params.get("MessageStatus", "")
     if not sid or not reported:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "MessageSid and MessageStatus")
+        missing = "MessageSid" if not sid else "MessageStatus"
+        raise field_error(("body", missing), f"{missing} is required")
     await record_delivery_report(
         session,
         channel="sms",
@@ -58,7 +88,7 @@ def _check_wechat_signature(
 ) -> None:
     token = container.settings.wechat_token.get_secret_value()
     expected = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()  # noqa: S324 - WeChat's scheme
-    if not hmac.compare_digest(expected, signature):
+    if not hmac.compare_digest(expected, signature.lower()):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "signature does not match")
     try:
         sent_at = int(timestamp)
@@ -71,24 +101,28 @@ def _check_wechat_signature(
 @router.get("/wechat", response_class=PlainTextResponse)
 async def wechat_verify(
     container: ContainerDep,
-    signature: str,
-    timestamp: str,
-    nonce: str,
-    echostr: Annotated[str, Query(max_length=200)],
+    signature: WeChatSignature,
+    timestamp: WeChatTimestamp,
+    nonce: WeChatNonce,
+    echostr: Annotated[Key, Query(max_length=200)],
 ) -> str:
     """WeChat's one-time check of the server URL configured for the official account."""
     _check_wechat_signature(container, signature, timestamp, nonce)
     return echostr
 
 
-@router.post("/wechat", response_class=PlainTextResponse)
+@router.post(
+    "/wechat",
+    response_class=PlainTextResponse,
+    openapi_extra={"requestBody": {"required": True, "content": WECHAT_XML}},
+)
 async def wechat_event(
     request: Request,
     container: ContainerDep,
     session: SessionDep,
-    signature: str,
-    timestamp: str,
-    nonce: str,
+    signature: WeChatSignature,
+    timestamp: WeChatTimestamp,
+    nonce: WeChatNonce,
 ) -> str:
     _check_wechat_signature(container, signature, timestamp, nonce)
     body = await request.body()
@@ -97,7 +131,7 @@ async def wechat_event(
     try:
         root = SafeXml.fromstring(body)
     except SafeXml.ParseError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "body is not XML") from exc
+        raise field_error(("body",), "body is not XML") from exc
     fields = {child.tag: (child.text or "") for child in root}
     # Events we do not handle (subscribe, menu clicks) are acknowledged, as WeChat requires.
     if fields.get("MsgType") != "event" or fields.get("Event") != "TEMPLATESENDJOBFINISH":

@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field
 
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, require
+from api.schemas import field_error, links
 from core.models import MessageTemplate, TemplateOwner, utcnow
-from core.validation import Slug
+from core.validation import Int53, Key, Line, Real, Slug, Text
 from messaging.categories import COMMON_VARIABLES, Category, sample_value
 from messaging.sms import sms_size
 from messaging.templates import (
@@ -37,9 +38,9 @@ class TemplateIn(BaseModel):
     code: Slug
     owner: Literal["team", "personal"]
     category: Category
-    name: str = Field(min_length=1, max_length=100)
-    variables: list[str] = Field(default_factory=list, max_length=30)
-    sms: str = Field(min_length=1, max_length=2000)
+    name: Line = Field(min_length=1, max_length=100)
+    variables: list[Line] = Field(default_factory=list, max_length=30)
+    sms: Text = Field(min_length=1, max_length=2000)
     wechat: WeChatTemplate | None = None
 
 
@@ -59,9 +60,9 @@ class TemplateOut(BaseModel):
 class PreviewIn(BaseModel):
     """Either a saved template's code or a draft; variables default to sample data."""
 
-    code: str | None = None
+    code: Line | None = None
     draft: TemplateIn | None = None
-    variables: dict[str, str | int | float] = Field(default_factory=dict)
+    variables: dict[Line, Text | Int53 | Real] = Field(default_factory=dict, max_length=50)
 
 
 class PreviewOut(BaseModel):
@@ -98,9 +99,7 @@ def _owner_id(staff: StaffPrincipal, owner: str) -> str:
     if owner == TemplateOwner.PERSONAL:
         return staff.id
     if staff.department_code is None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "team templates need a department"
-        )
+        raise field_error(("body", "owner"), "team templates need a department")
     return staff.department_code
 
 
@@ -131,7 +130,12 @@ async def list_templates(
     return platform + [_out(r) for r in rows]
 
 
-@router.post("", response_model=TemplateOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=TemplateOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=links(201, "id", ("PUT", "/api/message-templates/{template_id}", "template_id")),
+)
 async def create_template(
     body: TemplateIn, container: ContainerDep, session: SessionDep, staff: EditorDep
 ) -> TemplateOut:
@@ -174,7 +178,7 @@ async def create_template(
 
 @router.put("/{template_id}", response_model=TemplateOut)
 async def update_template(
-    template_id: str,
+    template_id: Key,
     body: TemplateIn,
     container: ContainerDep,
     session: SessionDep,

@@ -20,7 +20,7 @@ from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, ensure_visible, require
-from api.schemas import AttemptOut, MessageDetail, MessageOut, Page
+from api.schemas import AttemptOut, MessageDetail, MessageOut, Page, links
 from contracts.messages import (
     BATCH_WORKFLOW,
     DELIVERY_WORKFLOW,
@@ -39,6 +39,7 @@ from core.models import (
     new_id,
     utcnow,
 )
+from core.validation import Count, Int53, Key, Line, Real, SaneDateTime, Text
 from integrations.his import HisUnavailable
 from services import audit
 from services.messages import MessageRejected, message_by_key
@@ -61,7 +62,7 @@ ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.MESSAGES_READ))
 log = get_logger(__name__)
 
 MAX_BATCH = 20_000
-Scalar = str | int | float | bool
+Scalar = Text | Int53 | Real | bool
 
 
 def message_out(container: ContainerDep, message: OutboundMessage) -> dict[str, Any]:
@@ -80,18 +81,18 @@ async def search_messages(
     container: ContainerDep,
     session: SessionDep,
     staff: ReaderDep,
-    sent_from: Annotated[datetime | None, Query(alias="from")] = None,
-    sent_to: Annotated[datetime | None, Query(alias="to")] = None,
-    receiver: Annotated[str | None, Query(description="phone number or patient id")] = None,
-    sender: str | None = None,
-    department_code: str | None = None,
+    sent_from: Annotated[SaneDateTime | None, Query(alias="from")] = None,
+    sent_to: Annotated[SaneDateTime | None, Query(alias="to")] = None,
+    receiver: Annotated[Key | None, Query(description="phone number or patient id")] = None,
+    sender: Key | None = None,
+    department_code: Key | None = None,
     message_status: Annotated[MessageStatus | None, Query(alias="status")] = None,
-    channel: str | None = None,
-    category: str | None = None,
-    workflow_id: str | None = None,
-    batch_id: str | None = None,
+    channel: Key | None = None,
+    category: Key | None = None,
+    workflow_id: Key | None = None,
+    batch_id: Key | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Count, Query()] = 0,
 ) -> Page[MessageOut]:
     filters = MessageFilter(
         sent_from=sent_from,
@@ -111,8 +112,8 @@ async def search_messages(
 
 
 class PushTo(BaseModel):
-    patient_id: str | None = Field(default=None, description="the patient's HIS id")
-    phone: str | None = Field(default=None, description="mainland mobile or E.164 number")
+    patient_id: Line | None = Field(default=None, description="the patient's HIS id")
+    phone: Line | None = Field(default=None, description="mainland mobile or E.164 number")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> PushTo:
@@ -122,12 +123,12 @@ class PushTo(BaseModel):
 
 
 class PushMessage(BaseModel):
-    idempotency_key: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
+    idempotency_key: Line = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
     to: PushTo
-    template: str = Field(min_length=1, max_length=64)
-    variables: dict[str, Scalar] = Field(default_factory=dict)
+    template: Line = Field(min_length=1, max_length=64)
+    variables: dict[Line, Scalar] = Field(default_factory=dict, max_length=50)
     urgent: bool = False
-    department_code: str | None = Field(default=None, max_length=32)
+    department_code: Line | None = Field(default=None, max_length=32)
 
 
 class PushAccepted(BaseModel):
@@ -158,6 +159,7 @@ PushDep = Annotated[StaffPrincipal, Depends(require(Permission.MESSAGES_PUSH))]
         404: {"description": "Unknown patient"},
         409: {"description": "Idempotency key reused for a different message"},
         422: {"description": "Invalid number, unknown template or missing variable"},
+        **links(202, "message_id", ("GET", "/api/messages/{message_id}", "message_id")),
     },
 )
 async def push_message(
@@ -243,15 +245,15 @@ async def push_message(
 
 
 class BatchRecipients(BaseModel):
-    patient_ids: list[str] = Field(
+    patient_ids: list[Line] = Field(
         min_length=1, max_length=MAX_BATCH, description="HIS patient ids"
     )
 
 
 class CreateBatch(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
-    template: str = Field(min_length=1, max_length=64)
-    variables: dict[str, Scalar] = Field(default_factory=dict)
+    name: Line = Field(min_length=1, max_length=100)
+    template: Line = Field(min_length=1, max_length=64)
+    variables: dict[Line, Scalar] = Field(default_factory=dict, max_length=50)
     recipients: BatchRecipients
 
 
@@ -273,7 +275,12 @@ class BatchOut(BaseModel):
 StaffSenderDep = Annotated[StaffPrincipal, Depends(require(Permission.MESSAGES_BATCH))]
 
 
-@router.post("/batches", response_model=BatchOut, status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/batches",
+    response_model=BatchOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=links(202, "id", ("GET", "/api/messages/batches/{batch_id}", "batch_id")),
+)
 async def create_batch(
     body: CreateBatch, container: ContainerDep, session: SessionDep, staff: StaffSenderDep
 ) -> BatchOut:
@@ -343,7 +350,7 @@ async def create_batch(
 
 @router.get("/batches/{batch_id}", response_model=BatchOut)
 async def get_batch(
-    batch_id: str, container: ContainerDep, session: SessionDep, staff: ReaderDep
+    batch_id: Key, container: ContainerDep, session: SessionDep, staff: ReaderDep
 ) -> BatchOut:
     batch = await session.get(MessageBatch, batch_id)
     if batch is None:
@@ -384,7 +391,7 @@ def _query_timeout(container: ContainerDep) -> timedelta:
 
 @router.get("/{message_id}", response_model=MessageDetail)
 async def get_message(
-    message_id: str, container: ContainerDep, session: SessionDep, staff: ReaderDep
+    message_id: Key, container: ContainerDep, session: SessionDep, staff: ReaderDep
 ) -> MessageDetail:
     message = await session.get(OutboundMessage, message_id)
     if message is None:

@@ -14,7 +14,9 @@ from pydantic import BaseModel, Field
 
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, require
+from api.schemas import FieldError, field_error
 from core.models import Pathway, PathwayVersion
+from core.validation import Key, Line, SaneDateTime, Text, Version
 from pathways.definition import PathProblem, PathwayDefinition
 from pathways.membership import EventFacts, matches
 from pathways.timeline import add_offset, timeline
@@ -36,7 +38,39 @@ from services.pathway_definitions import (
 from services.pathway_stats import PlanStats, plan_statistics
 from services.staff import StaffPrincipal
 
-router = APIRouter(prefix="/api/pathways", tags=["pathway designer"])
+# The largest library definition is a few kilobytes.
+MAX_DEFINITION_BYTES = 256 * 1024
+
+
+class DefinitionProblems(BaseModel):
+    """A 422 from the designer: problems in the definition, each named by its path in the
+    document (``steps[2].offset``); a bad path or query parameter is a FastAPI field error."""
+
+    detail: list[PathProblem] | list[FieldError]
+
+
+router = APIRouter(
+    prefix="/api/pathways",
+    tags=["pathway designer"],
+    responses={422: {"model": DefinitionProblems, "description": "Invalid definition or field"}},
+)
+
+# The definition is read by hand (JSON, or YAML for people who write it in an editor): declared
+# here so the published API documents it. Its schema is GET /api/pathways/schema.
+DEFINITION_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": "a pathway definition, as GET /api/pathways/schema describes",
+                }
+            },
+            "application/yaml": {"schema": {"type": "object"}},
+        },
+    }
+}
 ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.PATHWAYS_READ))]
 DesignerDep = Annotated[StaffPrincipal, Depends(require(Permission.PATHWAYS_DESIGN))]
 
@@ -44,10 +78,13 @@ DesignerDep = Annotated[StaffPrincipal, Depends(require(Permission.PATHWAYS_DESI
 async def definition_body(request: Request) -> dict[str, Any]:
     """The request body as a definition: JSON, or YAML (application/yaml, text/yaml)."""
     raw = await request.body()
+    if len(raw) > MAX_DEFINITION_BYTES:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "definition too large")
     kind = request.headers.get("content-type", "application/json")
     try:
         data = yaml.safe_load(raw) if "yaml" in kind else json.loads(raw or b"{}")
-    except (ValueError, yaml.YAMLError) as exc:
+    # RecursionError: nesting deeper than the parser goes is not a definition either.
+    except (ValueError, yaml.YAMLError, RecursionError) as exc:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             [
@@ -110,7 +147,7 @@ async def schema() -> dict[str, Any]:
     return PathwayDefinition.model_json_schema()
 
 
-@router.post("/validate", response_model=ValidationOut)
+@router.post("/validate", response_model=ValidationOut, openapi_extra=DEFINITION_BODY)
 async def validate(body: BodyDep, container: ContainerDep, _: ReaderDep) -> ValidationOut:
     problems = container.design.validate(body)
     return ValidationOut(valid=not problems, problems=problems)
@@ -124,7 +161,12 @@ async def list_pathways(session: SessionDep, _: ReaderDep) -> list[PathwayOut]:
     ]
 
 
-@router.post("", response_model=VersionOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=VersionOut,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=DEFINITION_BODY,
+)
 async def create(
     body: BodyDep, container: ContainerDep, session: SessionDep, staff: DesignerDep
 ) -> VersionOut:
@@ -147,7 +189,7 @@ async def create(
 
 
 @router.get("/{pathway_id}/versions", response_model=list[VersionOut])
-async def versions(pathway_id: str, session: SessionDep, _: ReaderDep) -> list[VersionOut]:
+async def versions(pathway_id: Key, session: SessionDep, _: ReaderDep) -> list[VersionOut]:
     pathway = await session.get(Pathway, pathway_id)
     if pathway is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no pathway '{pathway_id}'")
@@ -162,9 +204,11 @@ async def _version(session: SessionDep, pathway_id: str, version: int) -> Pathwa
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
 
 
-@router.put("/{pathway_id}/versions/{version}", response_model=VersionOut)
+@router.put(
+    "/{pathway_id}/versions/{version}", response_model=VersionOut, openapi_extra=DEFINITION_BODY
+)
 async def edit(
-    pathway_id: str, version: int, body: BodyDep, session: SessionDep, staff: DesignerDep
+    pathway_id: Key, version: Version, body: BodyDep, session: SessionDep, staff: DesignerDep
 ) -> VersionOut:
     await _version(session, pathway_id, version)
     try:
@@ -189,8 +233,8 @@ async def edit(
 
 @router.post("/{pathway_id}/versions/{version}/publish", response_model=VersionOut)
 async def publish_version(
-    pathway_id: str,
-    version: int,
+    pathway_id: Key,
+    version: Version,
     container: ContainerDep,
     session: SessionDep,
     staff: DesignerDep,
@@ -217,12 +261,12 @@ async def publish_version(
 
 
 class LiveIn(BaseModel):
-    version: int = Field(ge=1)
+    version: Version
 
 
 @router.put("/{pathway_id}/live", response_model=PathwayOut)
 async def live(
-    pathway_id: str, body: LiveIn, session: SessionDep, staff: DesignerDep
+    pathway_id: Key, body: LiveIn, session: SessionDep, staff: DesignerDep
 ) -> PathwayOut:
     await _version(session, pathway_id, body.version)
     try:
@@ -244,7 +288,7 @@ async def live(
 
 
 class AvailabilityChange(BaseModel):
-    reason: str = Field(min_length=1, max_length=300)
+    reason: Text = Field(min_length=1, max_length=300)
 
 
 AvailabilityVerb = Literal["suspend", "resume", "retire"]
@@ -256,7 +300,7 @@ AvailabilityVerb = Literal["suspend", "resume", "retire"]
     responses={409: {"description": "Not from the pathway's current availability"}},
 )
 async def availability(
-    pathway_id: str,
+    pathway_id: Key,
     change: AvailabilityVerb,
     body: AvailabilityChange,
     session: SessionDep,
@@ -285,18 +329,18 @@ async def availability(
 
 
 class SamplePatient(BaseModel):
-    sex: str | None = None
-    birth_date: datetime | None = None
-    department_code: str | None = None
-    ward: str | None = None
-    encounter_kind: str | None = None
-    event_type: str | None = None
-    diagnoses: list[tuple[str, str]] = Field(default_factory=list)
-    drugs: list[str] = Field(default_factory=list)
+    sex: Line | None = None
+    birth_date: SaneDateTime | None = None
+    department_code: Line | None = None
+    ward: Line | None = None
+    encounter_kind: Line | None = None
+    event_type: Line | None = None
+    diagnoses: list[tuple[Line, Line]] = Field(default_factory=list, max_length=100)
+    drugs: list[Line] = Field(default_factory=list, max_length=100)
 
 
 class PreviewIn(BaseModel):
-    anchor_at: datetime
+    anchor_at: SaneDateTime
     patient: SamplePatient | None = None
 
 
@@ -322,8 +366,8 @@ class PreviewOut(BaseModel):
 
 @router.post("/{pathway_id}/versions/{version}/preview", response_model=PreviewOut)
 async def preview(
-    pathway_id: str,
-    version: int,
+    pathway_id: Key,
+    version: Version,
     body: PreviewIn,
     container: ContainerDep,
     session: SessionDep,
@@ -338,7 +382,7 @@ async def preview(
     definition = pinned.definition
     tz = container.settings.tz
     if body.anchor_at.tzinfo is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "anchor_at needs a time zone")
+        raise field_error(("body", "anchor_at"), "anchor_at needs a time zone")
     enrols = None
     if body.patient is not None and definition.membership is not None:
         sample = body.patient
@@ -396,10 +440,10 @@ async def preview(
 
 @router.get("/{pathway_id}/stats", response_model=PlanStats)
 async def stats(
-    pathway_id: str,
+    pathway_id: Key,
     session: SessionDep,
     staff: ReaderDep,
-    since: datetime | None = None,
+    since: SaneDateTime | None = None,
 ) -> PlanStats:
     """FU-7, ED-2, SAT and CM-7 figures for one plan, from the task projection in one query."""
     return await plan_statistics(session, staff, pathway_id, since=since)

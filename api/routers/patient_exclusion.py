@@ -12,6 +12,7 @@ from api.routers.run_operations import ClinicalDep, Reason, update_run
 from contracts.pathway import UPDATE_END, End
 from contracts.runs import RunProgress
 from core.models import Patient
+from core.validation import Key
 from services import audit
 from services.enrolment import running_runs
 
@@ -29,7 +30,7 @@ class ExclusionOut(BaseModel):
 
 @router.post("/api/patients/{patient_id}/exclusion", response_model=ExclusionOut)
 async def exclude(
-    patient_id: str,
+    patient_id: Key,
     body: ExclusionIn,
     container: ContainerDep,
     session: SessionDep,

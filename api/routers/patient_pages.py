@@ -26,6 +26,7 @@ from contracts.runs import AnswerSubmission
 from core.links import LinkError, LinkExpired
 from core.logs import get_logger
 from core.models import CareTask, PathwayRun, TaskStatus, utcnow
+from core.validation import Key
 from pathways.answers import AnswerError, abnormal_findings, check_answers
 from pathways.definition import ArticleDefinition, PathwaySnapshot
 from pathways.form_definition import FormDefinition
@@ -211,7 +212,7 @@ def _form_page(
 
 
 @router.get("/p/{token}", response_class=HTMLResponse)
-async def show_form(token: str, container: ContainerDep, session: SessionDep) -> HTMLResponse:
+async def show_form(token: Key, container: ContainerDep, session: SessionDep) -> HTMLResponse:
     opened = await _open(token, container, session)
     if isinstance(opened, HTMLResponse):
         return opened
@@ -239,7 +240,7 @@ async def show_form(token: str, container: ContainerDep, session: SessionDep) ->
 
 @router.post("/p/{token}", response_class=HTMLResponse)
 async def submit_form(
-    token: str, request: Request, container: ContainerDep, session: SessionDep
+    token: Key, request: Request, container: ContainerDep, session: SessionDep
 ) -> HTMLResponse:
     opened = await _open(token, container, session)
     if isinstance(opened, HTMLResponse):

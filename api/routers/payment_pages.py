@@ -11,6 +11,7 @@ from api.routers.patient_pages import PAGE_HEADERS
 from core.links import LinkError, LinkExpired
 from core.models import PaymentOrder, utcnow
 from core.money import yuan
+from core.validation import Key
 
 router = APIRouter(tags=["patient pages"], include_in_schema=False)
 
@@ -49,7 +50,7 @@ def _message(container: ContainerDep, code: int, heading: str, line: str) -> HTM
 
 
 @router.get("/pay/{token}", response_class=HTMLResponse)
-async def payment_page(token: str, container: ContainerDep, session: SessionDep) -> HTMLResponse:
+async def payment_page(token: Key, container: ContainerDep, session: SessionDep) -> HTMLResponse:
     try:
         claims = container.links.verify(token, utcnow())
     except LinkExpired:

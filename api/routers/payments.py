@@ -8,7 +8,7 @@ saga, so a client can poll it.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response, status
@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, ensure_visible, require
+from api.schemas import links
 from contracts.payment import ReconcileSummary
 from core.logs import get_logger
 from core.models import (
@@ -27,6 +28,7 @@ from core.models import (
     PaymentRefund,
     Reconciliation,
 )
+from core.validation import Code, Count, Key, SaneDate, SaneDateTime, Text
 from integrations.his import HisUnavailable
 from services import payment_attention, reconciliation
 from services.patients import UnknownPatient
@@ -66,17 +68,17 @@ async def _visible(
 
 
 class OrderCreate(BaseModel):
-    his_order_no: str = Field(min_length=1, max_length=64)
-    patient_id: str = Field(min_length=1, max_length=64, description="the patient's HIS id")
+    his_order_no: Code = Field(min_length=1, max_length=64)
+    patient_id: Code = Field(min_length=1, max_length=64, description="the patient's HIS id")
     amount_fen: int = Field(gt=0, le=100_000_000, description="must equal the HIS amount")
     use_insurance: bool = Field(default=True, description="settle the insured part (医保)")
-    hospital_code: str | None = Field(default=None, max_length=32)
+    hospital_code: Code | None = Field(default=None, max_length=32)
     pay: bool = Field(default=False, description="start paying at once")
 
 
 class RefundCreate(BaseModel):
     amount_fen: int = Field(gt=0, le=100_000_000)
-    reason: str = Field(min_length=1, max_length=200)
+    reason: Text = Field(min_length=1, max_length=200)
 
 
 class RefundOut(BaseModel):
@@ -163,7 +165,17 @@ async def _detailed(session: SessionDep, order: PaymentOrder) -> OrderOut:
     return OrderOut.of(order, refunds, events)
 
 
-@router.post("/orders", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/orders",
+    status_code=status.HTTP_201_CREATED,
+    responses=links(
+        201,
+        "id",
+        ("GET", "/api/payments/orders/{order_id}", "order_id"),
+        ("POST", "/api/payments/orders/{order_id}/pay", "order_id"),
+        ("POST", "/api/payments/orders/{order_id}/refunds", "order_id"),
+    ),
+)
 async def create(
     body: OrderCreate,
     response: Response,
@@ -205,7 +217,7 @@ async def create(
 
 @router.post("/orders/{order_id}/pay", status_code=status.HTTP_202_ACCEPTED)
 async def pay(
-    order_id: str, container: ContainerDep, session: SessionDep, staff: WriterDep
+    order_id: Key, container: ContainerDep, session: SessionDep, staff: WriterDep
 ) -> OrderOut:
     order = await _visible(await lock_order(session, order_id), session, staff)
     try:
@@ -220,8 +232,10 @@ async def pay(
 
 
 @router.get("/orders/{order_id}")
-async def get_order(order_id: str, session: SessionDep, staff: ReaderDep) -> OrderOut:
-    order = await _visible(await session.get(PaymentOrder, order_id), session, staff)
+async def get_order(order_id: Key, session: SessionDep, _: ReaderDep) -> OrderOut:
+    order = await session.get(PaymentOrder, order_id)
+    if order is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such payment order")
     return await _detailed(session, order)
 
 
@@ -229,14 +243,14 @@ async def get_order(order_id: str, session: SessionDep, staff: ReaderDep) -> Ord
 async def search_orders(
     session: SessionDep,
     staff: ReaderDep,
-    status_: Annotated[str | None, Query(alias="status")] = None,
-    kind: str | None = None,
-    patient_id: Annotated[str | None, Query(description="the patient's HIS id")] = None,
-    hospital_code: str | None = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
+    status_: Annotated[Key | None, Query(alias="status")] = None,
+    kind: Key | None = None,
+    patient_id: Annotated[Key | None, Query(description="the patient's HIS id")] = None,
+    hospital_code: Key | None = None,
+    created_from: SaneDateTime | None = None,
+    created_to: SaneDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Count, Query()] = 0,
 ) -> list[OrderOut]:
     rows = await list_orders(
         session,
@@ -262,7 +276,7 @@ async def search_orders(
     },
 )
 async def refund(
-    order_id: str,
+    order_id: Key,
     body: RefundCreate,
     container: ContainerDep,
     session: SessionDep,
@@ -325,7 +339,7 @@ async def needs_attention(
     session: SessionDep,
     staff: ReaderDep,
     stuck_minutes: Annotated[int, Query(ge=0, le=7 * 24 * 60)] = 30,
-    hospital_code: str | None = None,
+    hospital_code: Key | None = None,
 ) -> list[payment_attention.AttentionItem]:
     """Failed refunds, sagas retrying a step for longer than ``stuck_minutes``, and
     reconciliation days with open discrepancies: what a person has to resolve."""
@@ -342,7 +356,9 @@ async def reconciliations(
 
 
 @router.get("/reconciliations/{bill_date}")
-async def reconciliation_of(bill_date: date, session: SessionDep, _: AdminDep) -> ReconciliationOut:
+async def reconciliation_of(
+    bill_date: SaneDate, session: SessionDep, _: AdminDep
+) -> ReconciliationOut:
     run, found = await reconciliation.findings(session, bill_date)
     if run is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"{bill_date} has not been reconciled")
@@ -351,7 +367,7 @@ async def reconciliation_of(bill_date: date, session: SessionDep, _: AdminDep) -
 
 @router.post("/reconciliations/{bill_date}/run")
 async def run_reconciliation(
-    bill_date: date, container: ContainerDep, session: SessionDep, _: AdminDep
+    bill_date: SaneDate, container: ContainerDep, session: SessionDep, _: AdminDep
 ) -> ReconciliationOut:
     summary: ReconcileSummary = await reconciliation.run_for_day(
         container.temporal, container.settings, bill_date

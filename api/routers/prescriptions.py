@@ -3,7 +3,7 @@ dispensing, delivery and timeout status, decisions, and statistics."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
@@ -14,7 +14,7 @@ from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, ensure_visible, require
-from api.schemas import PatientBrief
+from api.schemas import Page, PatientBrief
 from contracts.prescription import (
     QUERY_STATE,
     UPDATE_DECIDE,
@@ -25,6 +25,7 @@ from contracts.prescription import (
 from core.hospitals import RxStatusFilter
 from core.logs import get_logger
 from core.models import Patient, Prescription, utcnow
+from core.validation import Count, Key, SaneDateTime, Text, Version
 from services.prescription_queries import (
     GroupBy,
     prescription_events,
@@ -95,9 +96,9 @@ class PrescriptionDetail(PrescriptionOut):
 
 
 class DecisionIn(BaseModel):
-    round: int = Field(ge=1)
+    round: Version
     outcome: Literal["approve", "reject"]
-    reason: str | None = Field(default=None, max_length=500)
+    reason: Text | None = Field(default=None, max_length=500)
 
 
 def _out(row: Prescription, patient: Patient) -> dict[str, Any]:
@@ -108,7 +109,7 @@ def _out(row: Prescription, patient: Patient) -> dict[str, Any]:
 async def queue(
     session: SessionDep,
     staff: PharmacistDep,
-    hospital_code: str | None = None,
+    hospital_code: Key | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[QueueItem]:
     now = utcnow()
@@ -125,7 +126,7 @@ async def queue(
     ]
 
 
-@router.get("", response_model=dict[str, Any])
+@router.get("", response_model=Page[PrescriptionOut])
 async def list_prescriptions(
     session: SessionDep,
     staff: ReaderDep,
@@ -133,13 +134,13 @@ async def list_prescriptions(
         RxStatusFilter | None,
         Query(alias="status", description="a status, or 'completed' (delivered or picked up)"),
     ] = None,
-    hospital_code: str | None = None,
-    department_code: str | None = None,
-    doctor_id: str | None = None,
-    submitted_from: Annotated[datetime | None, Query(alias="from")] = None,
-    submitted_to: Annotated[datetime | None, Query(alias="to")] = None,
+    hospital_code: Key | None = None,
+    department_code: Key | None = None,
+    doctor_id: Key | None = None,
+    submitted_from: Annotated[SaneDateTime | None, Query(alias="from")] = None,
+    submitted_to: Annotated[SaneDateTime | None, Query(alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Count, Query()] = 0,
 ) -> dict[str, Any]:
     rows, total = await search(
         session,
@@ -157,14 +158,30 @@ async def list_prescriptions(
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
-@router.get("/stats", response_model=list[dict[str, Any]])
+class StatsRow(BaseModel):
+    # The group: a hospital, department or doctor code, or a local day.
+    key: date | str | None
+    submitted: int
+    reviewing: int
+    approved_by_pharmacist: int
+    approved_by_system: int
+    returned: int
+    cancelled: int
+    review_timed_out: int
+    paid: int
+    completed: int
+    refunded: int
+    avg_review_seconds: float | None
+
+
+@router.get("/stats", response_model=list[StatsRow])
 async def stats(
     container: ContainerDep,
     session: SessionDep,
     staff: ReaderDep,
     by: GroupBy = "day",
-    submitted_from: Annotated[datetime | None, Query(alias="from")] = None,
-    submitted_to: Annotated[datetime | None, Query(alias="to")] = None,
+    submitted_from: Annotated[SaneDateTime | None, Query(alias="from")] = None,
+    submitted_to: Annotated[SaneDateTime | None, Query(alias="to")] = None,
 ) -> list[dict[str, Any]]:
     return await statistics(
         session,
@@ -188,7 +205,7 @@ async def _row(session: SessionDep, staff: StaffPrincipal, prescription_id: str)
 
 @router.get("/{prescription_id}", response_model=PrescriptionDetail)
 async def detail(
-    prescription_id: str, container: ContainerDep, session: SessionDep, staff: ReaderDep
+    prescription_id: Key, container: ContainerDep, session: SessionDep, staff: ReaderDep
 ) -> PrescriptionDetail:
     row = await _row(session, staff, prescription_id)
     patient = await session.get(Patient, row.patient_id)
@@ -220,7 +237,7 @@ async def detail(
     responses={409: {"description": "The round is concluded, or already decided; says why"}},
 )
 async def decide(
-    prescription_id: str,
+    prescription_id: Key,
     body: DecisionIn,
     container: ContainerDep,
     session: SessionDep,

@@ -5,7 +5,6 @@ and leaves an audit entry naming who, when and why."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, status
@@ -39,6 +38,7 @@ from contracts.pathway import (
 )
 from contracts.runs import RunProgress
 from core.models import CareTask, PathwayRun
+from core.validation import Count, Key, Line, SaneDateTime, Text, Version
 from pathways.definition import Action, Offset
 from services.pathway_definitions import DefinitionConflict, published_snapshot
 from services.staff import StaffPrincipal
@@ -78,20 +78,20 @@ async def visible_run(session: SessionDep, staff: StaffPrincipal, workflow_id: s
 
 
 class Reason(BaseModel):
-    reason: str = Field(min_length=1, max_length=300)
+    reason: Text = Field(min_length=1, max_length=300)
 
 
 class RescheduleIn(Reason):
-    due_at: datetime
+    due_at: SaneDateTime
 
 
 @router.post(
     "/api/runs/{workflow_id}/occurrences/{step_id}/{index}/reschedule", response_model=Occurrence
 )
 async def reschedule(
-    workflow_id: str,
-    step_id: str,
-    index: int,
+    workflow_id: Key,
+    step_id: Key,
+    index: Count,
     body: RescheduleIn,
     container: ContainerDep,
     session: SessionDep,
@@ -108,9 +108,9 @@ async def reschedule(
     "/api/runs/{workflow_id}/occurrences/{step_id}/{index}/skip", response_model=Occurrence
 )
 async def skip(
-    workflow_id: str,
-    step_id: str,
-    index: int,
+    workflow_id: Key,
+    step_id: Key,
+    index: Count,
     body: Reason,
     container: ContainerDep,
     session: SessionDep,
@@ -122,16 +122,16 @@ async def skip(
 
 
 class AdHocIn(Reason):
-    title: str = Field(min_length=1, max_length=100)
+    title: Line = Field(min_length=1, max_length=100)
     action: Action
-    due_at: datetime
+    due_at: SaneDateTime
     validity: Offset | None = None
     lost_after: Offset | None = None
 
 
 @router.post("/api/runs/{workflow_id}/steps", response_model=Occurrence)
 async def add_step(
-    workflow_id: str,
+    workflow_id: Key,
     body: AdHocIn,
     container: ContainerDep,
     session: SessionDep,
@@ -156,7 +156,7 @@ async def _lifecycle(
 
 @router.post("/api/runs/{workflow_id}/pause", response_model=RunProgress)
 async def pause(
-    workflow_id: str,
+    workflow_id: Key,
     body: Reason,
     container: ContainerDep,
     session: SessionDep,
@@ -168,7 +168,7 @@ async def pause(
 
 @router.post("/api/runs/{workflow_id}/resume", response_model=RunProgress)
 async def resume(
-    workflow_id: str,
+    workflow_id: Key,
     body: Reason,
     container: ContainerDep,
     session: SessionDep,
@@ -180,7 +180,7 @@ async def resume(
 
 @router.post("/api/runs/{workflow_id}/end", response_model=RunProgress)
 async def end(
-    workflow_id: str,
+    workflow_id: Key,
     body: Reason,
     container: ContainerDep,
     session: SessionDep,
@@ -191,14 +191,14 @@ async def end(
 
 
 class MigrateIn(Reason):
-    to_version: int = Field(ge=1)
-    mapping: dict[str, str | None]
+    to_version: Version
+    mapping: dict[Line, Line | None] = Field(max_length=200)
     dry_run: bool = False
 
 
 @router.post("/api/runs/{workflow_id}/migration", response_model=MigrationPlan)
 async def migrate(
-    workflow_id: str,
+    workflow_id: Key,
     body: MigrateIn,
     container: ContainerDep,
     session: SessionDep,
@@ -225,12 +225,12 @@ async def migrate(
 
 class CompleteIn(Reason):
     outcome: Literal["completed", "abnormal"]
-    next_followup_at: datetime | None = None
+    next_followup_at: SaneDateTime | None = None
 
 
 @router.post("/api/tasks/{task_id}/complete", response_model=Occurrence)
 async def complete_task(
-    task_id: str,
+    task_id: Key,
     body: CompleteIn,
     container: ContainerDep,
     session: SessionDep,

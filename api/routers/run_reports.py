@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, require
 from api.routers.run_operations import visible_run
+from core.validation import Key
 from services import audit, run_reports
 from services.staff import StaffPrincipal
 
@@ -31,7 +32,7 @@ class LostOut(BaseModel):
 
 
 @router.get("/api/pathways/{pathway_id}/potential-losses", response_model=list[LostOut])
-async def potential_losses(pathway_id: str, session: SessionDep, staff: ReaderDep) -> list[LostOut]:
+async def potential_losses(pathway_id: Key, session: SessionDep, staff: ReaderDep) -> list[LostOut]:
     """CM-7: revisits due without a registration, for the outbound-call team."""
     rows = await run_reports.potential_losses(session, staff, pathway_id)
     return [
@@ -64,7 +65,7 @@ class OutcomeOut(BaseModel):
 
 @router.get("/api/runs/{workflow_id}/outcomes", response_model=list[OutcomeOut])
 async def outcomes(
-    workflow_id: str, container: ContainerDep, session: SessionDep, staff: ReaderDep
+    workflow_id: Key, container: ContainerDep, session: SessionDep, staff: ReaderDep
 ) -> list[OutcomeOut]:
     """CM-8: each core indicator at the baseline and at its comparison points."""
     run = await visible_run(session, staff, workflow_id)
@@ -80,7 +81,7 @@ class AuditOut(BaseModel):
 
 
 @router.get("/api/runs/{workflow_id}/audit", response_model=list[AuditOut])
-async def run_audit(workflow_id: str, session: SessionDep, staff: ReaderDep) -> list[AuditOut]:
+async def run_audit(workflow_id: Key, session: SessionDep, staff: ReaderDep) -> list[AuditOut]:
     await visible_run(session, staff, workflow_id)
     rows = await audit.trail(session, workflow_id)
     return [AuditOut.model_validate(r.model_dump()) for r in rows]

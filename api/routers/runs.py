@@ -17,6 +17,7 @@ from contracts.pathway import QUERY_PROGRESS
 from contracts.runs import RunProgress
 from core.logs import get_logger
 from core.models import PathwayRun, Patient, RunStatus
+from core.validation import Count, Key
 from services.run_reports import projected_steps
 from services.staff import StaffPrincipal
 from services.staff_lists import list_runs, patient_brief
@@ -47,9 +48,9 @@ async def get_runs(
     session: SessionDep,
     staff: ReaderDep,
     run_status: Annotated[RunStatus | None, Query(alias="status")] = None,
-    patient_id: str | None = None,
+    patient_id: Key | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Count, Query()] = 0,
 ) -> Page[RunOut]:
     rows, total = await list_runs(
         session,
@@ -66,7 +67,7 @@ async def get_runs(
 
 @router.get("/{workflow_id}", response_model=RunProgressOut)
 async def get_run(
-    workflow_id: str, container: ContainerDep, session: SessionDep, staff: ReaderDep
+    workflow_id: Key, container: ContainerDep, session: SessionDep, staff: ReaderDep
 ) -> RunProgressOut:
     run = await session.get(PathwayRun, workflow_id)
     if run is None:

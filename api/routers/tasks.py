@@ -10,6 +10,7 @@ from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, ensure_visible, require
 from api.schemas import FormResponseOut, Page, PatientBrief, TaskDetail, TaskOut
 from core.models import CareTask, Patient, TaskStatus, utcnow
+from core.validation import Count, Key
 from services.staff import StaffPrincipal
 from services.staff_lists import Due, list_tasks, patient_brief, task_response
 
@@ -30,11 +31,11 @@ async def get_tasks(
     staff: ReaderDep,
     task_status: Annotated[list[TaskStatus] | None, Query(alias="status")] = None,
     due: Due = "all",
-    plan_id: str | None = None,
-    patient_id: str | None = None,
+    plan_id: Key | None = None,
+    patient_id: Key | None = None,
     mine: Annotated[bool, Query(description="only tasks for the caller's role")] = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Count, Query()] = 0,
 ) -> Page[TaskOut]:
     """Work queues (FU-8, CM-5): today, this week or all; ``mine`` for the caller's role."""
     rows, total = await list_tasks(
@@ -59,7 +60,7 @@ async def get_tasks(
 
 
 @router.get("/{task_id}", response_model=TaskDetail)
-async def get_task(task_id: str, session: SessionDep, staff: ReaderDep) -> TaskDetail:
+async def get_task(task_id: Key, session: SessionDep, staff: ReaderDep) -> TaskDetail:
     task = await session.get(CareTask, task_id)
     if task is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task with id '{task_id}'")

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func
 from sqlmodel import SQLModel, select
 from temporalio.client import Client
@@ -56,6 +57,8 @@ class Api:
     sessions: SessionFactory
     temporal: Client
     his: HisSim
+    # The ASGI app itself, for tools that serve it on a port (the fuzz test).
+    app: FastAPI
 
     async def post_event(
         self,
@@ -89,9 +92,10 @@ async def _api(
     his = HisClient.create(his_sim.url, TEST_HIS_API_KEY, timeout_seconds=2.0)
     container = Container.build(settings, sessions, temporal, his)
     await container.sync_library()
-    transport = httpx.ASGITransport(app=create_app(container=container))
+    app = create_app(container=container)
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://carepath.test") as http:
-        yield Api(http, settings, sessions, temporal, his_sim)
+        yield Api(http, settings, sessions, temporal, his_sim, app)
     await his.close()
 
 
