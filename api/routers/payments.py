@@ -232,10 +232,8 @@ async def pay(
 
 
 @router.get("/orders/{order_id}")
-async def get_order(order_id: Key, session: SessionDep, _: ReaderDep) -> OrderOut:
-    order = await session.get(PaymentOrder, order_id)
-    if order is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such payment order")
+async def get_order(order_id: Key, session: SessionDep, staff: ReaderDep) -> OrderOut:
+    order = await _visible(await session.get(PaymentOrder, order_id), session, staff)
     return await _detailed(session, order)
 
 
