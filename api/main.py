@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
 from api.container import Container
 from api.routers import (
     alerts,
+    auth,
     consultations,
     enrolment,
     enterprise_webhooks,
@@ -32,6 +34,7 @@ from api.routers import (
     run_operations,
     run_reports,
     runs,
+    staff_admin,
     tasks,
 )
 from core.logs import configure_logging
@@ -63,6 +66,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     )
     if container is not None:
         app.state.container = container
+    app.add_exception_handler(RequestValidationError, auth.redact_validation_errors)
     for router in (
         health.router,
         his_webhooks.router,
@@ -87,6 +91,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         payment_webhooks.router,
         payment_pages.router,
         consultations.router,
+        auth.router,
+        staff_admin.router,
     ):
         app.include_router(router)
     return app
