@@ -255,6 +255,7 @@ async def rotate_credentials(
     if problems:
         raise StaffInputError(problems)
 
+    was_locked = user.locked_until is not None and user.locked_until > now
     new_password = new_token = None
     if one_time_password:
         new_password = generate_one_time_password()
@@ -266,7 +267,6 @@ async def rotate_credentials(
         user.totp_secret = None
         user.totp_confirmed_at = None
         user.totp_last_counter = None
-    was_locked = user.locked_until is not None and user.locked_until > now
     user.failed_logins = 0
     user.locked_until = None
     revoked = await revoke_sessions(session, user.id, now)
