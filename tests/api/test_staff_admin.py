@@ -290,7 +290,7 @@ async def test_rotating_credentials_ends_sessions_lifts_the_lock_and_resets_totp
         assert user is not None
         user.locked_until = utcnow() + timedelta(minutes=10)
         user.failed_logins = 3
-        user.totp_secret = "JBSWY3DPEHPK3PXP"
+        user.totp_secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
         user.totp_confirmed_at = utcnow()
 
     rotated = await api.http.post(
