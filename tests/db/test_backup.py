@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
-from sqlmodel import SQLModel, select
+from sqlalchemy import select, text
+from sqlmodel import SQLModel
 
 from core.db import SessionFactory, create_engine, session_factory, transaction
 from core.migrate import upgrade
