@@ -122,10 +122,10 @@ async def test_list_filters(api: Api) -> None:
     await create(api, admin, username="ortho.li", name="李护士", department_code="orthopedics")
     await create(api, admin, username="dr.zhao", name="赵医生", role="doctor")
 
-    async def usernames(**params: Any) -> list[str | None]:
+    async def usernames(**params: Any) -> list[str]:
         found = await api.http.get("/api/admin/staff", params=params, headers=auth(admin))
         assert found.status_code == 200
-        return [s["username"] for s in found.json()]
+        return [str(s["username"]) for s in found.json()]
 
     assert await usernames(department_code="orthopedics") == ["ortho.li"]
     assert await usernames(role="doctor") == ["dr.zhao"]
