@@ -247,6 +247,10 @@ async def post_totp_enrol(
     """Starts (or restarts) an administrator's TOTP enrolment; sign-in needs no code until it
     is confirmed. Once confirmed, only another administrator can reset it."""
     user = await _account(session, admin.id, lock=True)
+    if user.username is None or user.password_hash is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "该账号不用密码登录（静态令牌），动态验证码无从使用"
+        )
     if totp_enabled(user):
         raise HTTPException(
             status.HTTP_409_CONFLICT, "动态验证码已启用；如需更换，请其他管理员重置后再登记"
