@@ -10,7 +10,10 @@ from fastapi import Depends, Header, HTTPException, Request, status
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.container import Container
-from services.staff import StaffPrincipal, authenticate
+from core.db import transaction
+from core.models import utcnow
+from services.identity import touch_session
+from services.staff import Authentication, NotAuthenticated, StaffPrincipal, authenticate
 
 
 def get_container(request: Request) -> Container:
@@ -30,9 +33,13 @@ async def get_session(container: ContainerDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-async def current_staff(
-    session: SessionDep, authorization: Annotated[str | None, Header()] = None
-) -> StaffPrincipal:
+async def authenticated(
+    container: ContainerDep, authorization: Annotated[str | None, Header()] = None
+) -> Authentication:
+    """Who the bearer token belongs to: a sign-in session or a static API token (SEC-5).
+
+    Looked up in a short transaction of its own, which also refreshes the session's idle timer,
+    so the handler's session starts afterwards and sees (on SQLite) no conflicting snapshot."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise HTTPException(
@@ -40,14 +47,29 @@ async def current_staff(
             "missing bearer token in the Authorization header",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    staff = await authenticate(session, token.strip())
-    if staff is None:
+    now = utcnow()
+    try:
+        async with transaction(container.sessions) as session:
+            found = await authenticate(session, token.strip(), settings=container.settings, now=now)
+            if found.session_id is not None and found.stale:
+                await touch_session(session, found.session_id, now)
+    except NotAuthenticated as exc:
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "invalid or revoked token",
-            headers={"WWW-Authenticate": "Bearer"},
+            status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}
+        ) from None
+    return found
+
+
+AuthenticationDep = Annotated[Authentication, Depends(authenticated)]
+
+
+async def current_staff(auth: AuthenticationDep) -> StaffPrincipal:
+    if auth.must_change_password:
+        # Only /api/auth (me, password, sign-out) is open until the one-time password is changed.
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "请先修改管理员设置的初始密码（POST /api/auth/password）"
         )
-    return staff
+    return auth.staff
 
 
 StaffDep = Annotated[StaffPrincipal, Depends(current_staff)]

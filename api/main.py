@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
 from api.container import Container
 from api.routers import (
     alerts,
+    auth,
     consultations,
     enrolment,
     enterprise_webhooks,
@@ -33,6 +35,7 @@ from api.routers import (
     run_operations,
     run_reports,
     runs,
+    staff_admin,
     tasks,
 )
 from api.signed import declare_bodies
@@ -71,6 +74,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         return declare_bodies(generate_openapi())
 
     app.openapi = openapi  # type: ignore[method-assign]
+    app.add_exception_handler(RequestValidationError, auth.redact_validation_errors)
     for router in (
         health.router,
         his_webhooks.router,
@@ -95,6 +99,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         payment_webhooks.router,
         payment_pages.router,
         consultations.router,
+        auth.router,
+        staff_admin.router,
     ):
         app.include_router(router)
     return app

@@ -161,6 +161,7 @@ class Exposure(StrEnum):
     REFERENCE = "public reference data"
     SIGNED_WEBHOOK = "webhook verified by the sender's signature"
     PATIENT_LINK = "patient page behind a signed, expiring link"
+    SIGN_IN = "signing in, or the caller's own session and password"
 
 
 PUBLIC_ROUTES: dict[tuple[str, str], Exposure] = {
@@ -187,6 +188,10 @@ PUBLIC_ROUTES: dict[tuple[str, str], Exposure] = {
     ("GET", "/webhooks/wechat"): Exposure.SIGNED_WEBHOOK,
     ("POST", "/webhooks/wechat"): Exposure.SIGNED_WEBHOOK,
     ("POST", "/webhooks/wechatpay/notify"): Exposure.SIGNED_WEBHOOK,
+    ("POST", "/api/auth/sign-in"): Exposure.SIGN_IN,
+    ("POST", "/api/auth/sign-out"): Exposure.SIGN_IN,
+    ("GET", "/api/auth/me"): Exposure.SIGN_IN,
+    ("POST", "/api/auth/password"): Exposure.SIGN_IN,
     ("GET", "/p/{token}"): Exposure.PATIENT_LINK,
     ("POST", "/p/{token}"): Exposure.PATIENT_LINK,
     ("GET", "/pay/{token}"): Exposure.PATIENT_LINK,

@@ -112,6 +112,20 @@ class Settings(BaseSettings):
     # Local hour at which yesterday's provider bill is reconciled (PAY-8).
     reconciliation_hour: int = Field(default=10, ge=0, le=23)
 
+    # Staff sign-in (SEC-5). A session ends at its absolute lifetime or after being idle, and
+    # an account locks for a while after too many failed sign-ins in a row.
+    staff_session_hours: float = Field(default=8.0, gt=0, le=7 * 24)
+    staff_session_idle_minutes: float = Field(default=30.0, gt=0, le=7 * 24 * 60)
+    staff_max_failed_sign_ins: int = Field(default=5, ge=1, le=100)
+    staff_lockout_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
+    # argon2id cost (RFC 9106's second recommended profile by default). Raising it takes effect
+    # for each account at its next sign-in, when its hash is recomputed.
+    staff_password_memory_kib: int = Field(default=65536, ge=19456, le=4 * 1024 * 1024)
+    staff_password_time_cost: int = Field(default=3, ge=1, le=20)
+    staff_password_parallelism: int = Field(default=4, ge=1, le=16)
+    # The issuer authenticator apps show beside an administrator's TOTP entry.
+    staff_totp_issuer: str = "CarePath"
+
     @model_validator(mode="after")
     def _refuse_unsafe_production_values(self) -> Settings:
         unknown = set(self.enabled_channels) - set(KNOWN_CHANNELS)
@@ -176,6 +190,12 @@ class Settings(BaseSettings):
     def demo_clock_allowed(self) -> bool:
         if self.allow_demo_clock is not None:
             return self.allow_demo_clock
+        return self.environment != "production"
+
+    @property
+    def static_tokens_for_people(self) -> bool:
+        """Static API tokens of people (every role but integration) are accepted only outside
+        production; in production people sign in with a password."""
         return self.environment != "production"
 
     @property

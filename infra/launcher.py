@@ -149,7 +149,9 @@ def embedded_environment(settings: Settings) -> dict[str, str]:
     }
 
 
-def _banner(settings: Settings, tokens: list[tuple[str, str]]) -> str:
+def _banner(
+    settings: Settings, tokens: list[tuple[str, str]], sign_ins: list[tuple[str, str, str]]
+) -> str:
     lines = [
         "",
         "CarePath is running (embedded defaults). Ctrl-C or `make stop` stops everything.",
@@ -167,6 +169,8 @@ def _banner(settings: Settings, tokens: list[tuple[str, str]]) -> str:
         f"  Data                   {settings.data_dir.resolve()}",
         "  Demo staff tokens (Authorization: Bearer <token>):",
         *[f"    {token:<24} {who}" for token, who in tokens],
+        *(["  Demo sign-in (POST /api/auth/sign-in {username, password}):"] if sign_ins else []),
+        *[f"    {user} / {password:<15} {who}" for user, password, who in sign_ins],
         "  Watch a discharged patient's follow-up end to end: `make demo`",
         "  Watch a herbal prescription's review and delivery: `make demo-rx`",
         "  Watch a mixed insurance + WeChat Pay payment and a refund: `make demo-pay`",
@@ -241,12 +245,18 @@ async def run(settings: Settings, *, embedded_temporal: bool) -> int:
             # Before any child starts: the payment simulator, worker and API all read them.
             dev_payment_keys(settings.data_dir)
         tokens: list[tuple[str, str]] = []
+        sign_ins: list[tuple[str, str, str]] = []
         if settings.environment == "development":
             engine = create_engine(settings.database_url)
-            staff = await seed_demo(session_factory(engine))
+            staff = await seed_demo(session_factory(engine), settings)
             await engine.dispose()
             tokens = [
                 (s.token, f"{s.name} ({s.role}, {s.department_code or 'all'})") for s in staff
+            ]
+            sign_ins = [
+                (s.username, s.password, f"{s.name} ({s.role})")
+                for s in staff
+                if s.username and s.password
             ]
 
         sim = await launch(Child("his-sim", [python, "-m", "simulators.his"], logs / "his-sim.log"))
@@ -281,7 +291,7 @@ async def run(settings: Settings, *, embedded_temporal: bool) -> int:
             )
         )
         await _wait_for_ready(f"http://{settings.api_host}:{settings.api_port}/readyz", api)
-        sys.stderr.write(_banner(settings, tokens) + "\n")
+        sys.stderr.write(_banner(settings, tokens, sign_ins) + "\n")
 
         waits = {
             asyncio.ensure_future(c.process.wait()): c for c in children if c.process is not None

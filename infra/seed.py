@@ -1,4 +1,5 @@
-"""Demo data for the embedded (development) set-up: staff accounts with well-known tokens.
+"""Demo data for the embedded (development) set-up: staff accounts with well-known tokens, and a
+demo administrator who can also sign in with a well-known password.
 
 Patients live in the HIS simulator's seed (simulators/his/seed.yaml) and reach the platform the
 way real ones do, through discharge events.
@@ -11,7 +12,9 @@ from dataclasses import dataclass
 from sqlmodel import select
 
 from core.db import SessionFactory, transaction
-from core.models import StaffRole, StaffUser
+from core.models import StaffRole, StaffUser, utcnow
+from core.settings import Settings, get_settings
+from services.identity import set_password
 from services.staff import create_staff, token_digest
 
 
@@ -21,6 +24,9 @@ class DemoStaff:
     role: StaffRole
     department_code: str | None
     token: str
+    # For password sign-in (POST /api/auth/sign-in); None: token only.
+    username: str | None = None
+    password: str | None = None
 
 
 # Public on purpose and only ever created in development (the launcher refuses otherwise).
@@ -29,23 +35,29 @@ DEMO_STAFF = (
     DemoStaff("赵医生", StaffRole.DOCTOR, "cardiology", "dev-doctor-cardiology"),
     DemoStaff("骨科护士", StaffRole.NURSE, "orthopedics", "dev-nurse-orthopedics"),
     DemoStaff("李药师", StaffRole.PHARMACIST, None, "dev-pharmacist"),
-    DemoStaff("管理员", StaffRole.ADMIN, None, "dev-admin"),
+    DemoStaff("管理员", StaffRole.ADMIN, None, "dev-admin", "admin", "dev-admin-password"),
 )
 
 
-async def seed_demo(sessions: SessionFactory) -> list[DemoStaff]:
-    """Creates the demo staff that are missing; running it again changes nothing."""
+async def seed_demo(sessions: SessionFactory, settings: Settings | None = None) -> list[DemoStaff]:
+    """Creates the demo staff that are missing, and gives the demo administrator its login if it
+    has none yet (databases seeded before sign-in existed); running it again changes nothing."""
+    settings = settings or get_settings()
     async with transaction(sessions) as session:
         for staff in DEMO_STAFF:
             found = await session.exec(
                 select(StaffUser).where(StaffUser.token_sha256 == token_digest(staff.token))
             )
-            if found.first() is None:
-                await create_staff(
+            user = found.first()
+            if user is None:
+                user, _ = await create_staff(
                     session,
                     name=staff.name,
                     role=staff.role,
                     department_code=staff.department_code,
                     token=staff.token,
                 )
+            if staff.username and staff.password and user.username is None:
+                user.username = staff.username
+                await set_password(settings, user, staff.password, now=utcnow(), must_change=False)
     return list(DEMO_STAFF)

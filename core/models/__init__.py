@@ -30,6 +30,7 @@ from core.models.operations import (
     Hospital,
     InboundEvent,
     StaffRole,
+    StaffSession,
     StaffUser,
 )
 from core.models.pathways import (
@@ -87,6 +88,7 @@ __all__ = [
     "Reconciliation",
     "RunStatus",
     "StaffRole",
+    "StaffSession",
     "StaffUser",
     "TaskStatus",
     "TemplateOwner",

@@ -62,9 +62,40 @@ class StaffUser(SQLModel, table=True):
     # The HIS staff number (工号) that encounters carry as responsible nurse / attending doctor.
     staff_code: str | None = Field(default=None, max_length=64)
     data_scope: str = Field(default=DataScope.DEPARTMENT, max_length=16)
-    token_sha256: str = Field(max_length=64, unique=True)
+    # A static API token (SHA-256 only): machine-to-machine (role integration) everywhere, and
+    # people only outside production. None: this account has no static token.
+    token_sha256: str | None = Field(default=None, max_length=64, unique=True)
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Password sign-in (SEC-5). Login names are stored lower-case; integrations have none.
+    username: str | None = Field(default=None, max_length=64, unique=True)
+    password_hash: str | None = Field(default=None, max_length=255)  # argon2id, PHC string
+    # Set by an administrator (initial or reset password): changed at the next sign-in.
+    must_change_password: bool = False
+    password_changed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    failed_logins: int = 0
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_sign_in_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # TOTP (RFC 6238): enrolled when the secret is set, required once confirmed with a code.
+    totp_secret: str | None = Field(default=None, max_length=64)
+    totp_confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The last accepted time step, so a code is never accepted twice.
+    totp_last_counter: int | None = Field(default=None, sa_type=sa.BigInteger)
+
+
+class StaffSession(SQLModel, table=True):
+    """A signed-in staff member's session; only a SHA-256 of its bearer token is stored."""
+
+    __tablename__ = "staff_session"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    staff_id: str = Field(foreign_key="staff_user.id", index=True, max_length=36)
+    token_sha256: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Absolute end; the idle timeout counts from last_seen_at.
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class AuditEntry(SQLModel, table=True):

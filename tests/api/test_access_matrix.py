@@ -271,6 +271,15 @@ ROUTES: list[Row] = [
     # administration
     Row("GET", "/api/hospitals/{code}", {ADMIN}),
     Row("PUT", "/api/hospitals/{code}", {ADMIN}, None, 422, {}),
+    # staff administration (SEC-5)
+    Row("GET", "/api/admin/staff", {ADMIN}),
+    Row("GET", "/api/admin/staff/{staff_id}", {ADMIN}, None, 404),
+    Row("POST", "/api/admin/staff", {ADMIN}, None, 422, {}),
+    Row("PATCH", "/api/admin/staff/{staff_id}", {ADMIN}, None, 404, {}),
+    Row("POST", "/api/admin/staff/{staff_id}/deactivate", {ADMIN}, None, 404),
+    Row("POST", "/api/admin/staff/{staff_id}/credentials", {ADMIN}, None, 404, {}),
+    Row("POST", "/api/auth/totp/enrol", {ADMIN}, None, ANY),
+    Row("POST", "/api/auth/totp/confirm", {ADMIN}, None, ANY, {"code": "000000"}),
 ]
 
 # Path parameters that are not the record under test.
@@ -282,6 +291,7 @@ FIXED = {
     "change": "suspend",
     "template_id": "no-such-template",
     "code": "default",
+    "staff_id": "no-such-staff",
 }
 # Reconciliation: a day never reconciled (404), and for the run a malformed day (422), so no
 # test waits on a reconciliation workflow.

@@ -24,7 +24,7 @@ from contracts.pathway import (
 from contracts.runs import FindingRecord
 from core.db import SessionFactory, transaction
 from core.models import AuditEntry, CareTask, OutboundMessage, StaffRole
-from harness.staff import add_staff
+from harness.staff import add_person, add_staff
 from harness.waiting import eventually
 from harness.workers import running_worker
 from integrations.his import HisClient
@@ -325,7 +325,12 @@ async def test_messages_list_masks_the_recipient(api: Api) -> None:
         listed["items"][0]["body"]
         == "【示例医院】测试 http://patient.test/p/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
     )
-    # In production the link, a credential of the patient's, is not shown to staff.
+    # In production the link, a credential of the patient's, is not shown to staff (who sign in
+    # there: a person's static token is refused in production, SEC-5).
+    await add_person(api.sessions, api.settings, username="wang", password="correct-horse-battery")
     api.settings.environment = "production"
-    hidden = (await api.http.get("/api/messages", headers=auth(nurse))).json()
+    signed = await api.http.post(
+        "/api/auth/sign-in", json={"username": "wang", "password": "correct-horse-battery"}
+    )
+    hidden = (await api.http.get("/api/messages", headers=auth(signed.json()["token"]))).json()
     assert hidden["items"][0]["body"] == "【示例医院】测试 http://patient.test/p/<token>"

@@ -76,3 +76,18 @@ def test_production_refuses_to_take_payments_without_real_keys(
     values = {k: v for k, v in (PRODUCTION | missing).items() if v is not None}
     with pytest.raises(ValidationError, match=named):
         Settings(_env_file=None, **values)
+
+
+def test_only_production_refuses_static_tokens_of_people() -> None:
+    assert Settings(_env_file=None).static_tokens_for_people
+    assert Settings(
+        _env_file=None, **(PRODUCTION | {"environment": "test"})
+    ).static_tokens_for_people
+    assert not Settings(_env_file=None, **PRODUCTION).static_tokens_for_people
+
+
+def test_sign_in_limits_must_be_sensible() -> None:
+    with pytest.raises(ValidationError, match="staff_max_failed_sign_ins"):
+        Settings(_env_file=None, staff_max_failed_sign_ins=0)
+    with pytest.raises(ValidationError, match="staff_password_memory_kib"):
+        Settings(_env_file=None, staff_password_memory_kib=1024)
