@@ -14,6 +14,7 @@ PAIR = generate_pair()
 PRODUCTION: dict[str, Any] = {
     "environment": "production",
     "link_secret": STRONG,
+    "audit_key": STRONG,
     "his_webhook_secret": STRONG,
     "his_api_key": STRONG,
     "enterprise_webhook_secret": STRONG,
@@ -75,4 +76,11 @@ def test_production_refuses_to_take_payments_without_real_keys(
 ) -> None:
     values = {k: v for k, v in (PRODUCTION | missing).items() if v is not None}
     with pytest.raises(ValidationError, match=named):
+        Settings(_env_file=None, **values)
+
+
+@pytest.mark.parametrize("audit_key", [None, "too-short"])
+def test_production_refuses_the_placeholder_or_a_short_audit_key(audit_key: str | None) -> None:
+    values = {k: v for k, v in (PRODUCTION | {"audit_key": audit_key}).items() if v is not None}
+    with pytest.raises(ValidationError, match="CAREPATH_AUDIT_KEY"):
         Settings(_env_file=None, **values)
