@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from api.container import Container
 from api.routers import (
     alerts,
+    audit,
     consultations,
     enrolment,
     enterprise_webhooks,
@@ -25,6 +26,7 @@ from api.routers import (
     pathways,
     patient_exclusion,
     patient_pages,
+    patients,
     payment_pages,
     payment_webhooks,
     payments,
@@ -87,6 +89,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         payment_webhooks.router,
         payment_pages.router,
         consultations.router,
+        patients.router,
+        audit.router,
     ):
         app.include_router(router)
     return app
