@@ -15,6 +15,7 @@ from sqlmodel import select
 from core.db import create_engine, session_factory, transaction
 from core.models import StaffRole, StaffUser
 from core.settings import get_settings
+from services import audit
 from services.staff import create_staff, token_digest
 
 
@@ -22,7 +23,19 @@ async def _create(name: str, role: StaffRole, department: str | None) -> str:
     engine = create_engine(get_settings().database_url)
     try:
         async with transaction(session_factory(engine)) as session:
-            _, token = await create_staff(session, name=name, role=role, department_code=department)
+            user, token = await create_staff(
+                session, name=name, role=role, department_code=department
+            )
+            audit.record(
+                session,
+                actor_type="system",
+                actor_id="infra.staff",
+                action="staff.created",
+                target_type="staff_user",
+                target_id=user.id,
+                role=role,
+                department_code=department,
+            )
     finally:
         await engine.dispose()
     return token
@@ -39,6 +52,14 @@ async def _revoke(token: str) -> bool:
             if user is None:
                 return False
             user.active = False
+            audit.record(
+                session,
+                actor_type="system",
+                actor_id="infra.staff",
+                action="staff.revoked",
+                target_type="staff_user",
+                target_id=user.id,
+            )
     finally:
         await engine.dispose()
     return True

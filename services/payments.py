@@ -167,6 +167,7 @@ async def create_order(
         action="payment.order_created",
         target_type="payment_order",
         target_id=order.id,
+        patient_id=order.patient_id,
         his_order_no=his_order_no,
         amount_fen=amount_fen,
     )
@@ -231,6 +232,7 @@ async def start_payment(
         action="payment.started",
         target_type="payment_order",
         target_id=order.id,
+        patient_id=order.patient_id,
     )
     return order
 
@@ -275,6 +277,7 @@ async def request_refund(
         action="payment.refund_requested",
         target_type="payment_order",
         target_id=order_id,
+        patient_id=refund_input.patient_id,
         refund_id=refund_id,
         amount_fen=amount_fen,
     )
@@ -331,6 +334,7 @@ async def start_consultation(
         action="consultation.requested",
         target_type="consultation",
         target_id=consultation.id,
+        patient_id=order.patient_id,
         order_id=order.id,
     )
     return consultation

@@ -28,7 +28,7 @@ from core.models import (
     StaffRole,
 )
 from integrations.his import HisUnavailable
-from services import payment_attention, reconciliation
+from services import audit, payment_attention, reconciliation
 from services.patients import UnknownPatient
 from services.payment_refunds import RefundNotAllowed, RefundTooLarge, refundable_fen
 from services.payments import (
@@ -342,11 +342,21 @@ async def reconciliation_of(bill_date: date, session: SessionDep, _: AdminDep) -
 
 @router.post("/reconciliations/{bill_date}/run")
 async def run_reconciliation(
-    bill_date: date, container: ContainerDep, session: SessionDep, _: AdminDep
+    bill_date: date, container: ContainerDep, session: SessionDep, admin: AdminDep
 ) -> ReconciliationOut:
     summary: ReconcileSummary = await reconciliation.run_for_day(
         container.temporal, container.settings, bill_date
     )
     run, found = await reconciliation.findings(session, summary.bill_date)
     assert run is not None
+    audit.record(
+        session,
+        actor_type="staff",
+        actor_id=admin.id,
+        action="reconciliation.run",
+        target_type="reconciliation",
+        target_id=summary.bill_date.isoformat(),
+        discrepancies=len(found),
+    )
+    await session.commit()
     return _report(run, found)
