@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: setup setup-test run stop demo demo-rx demo-pay test lint fmt bench clean backup restore
+.PHONY: setup setup-test run stop demo demo-rx demo-pay test lint fmt bench clean backup restore audit-verify
 
 setup:
 	@infra/setup.sh run
@@ -25,6 +25,10 @@ demo-pay:
 
 demo:
 	@$(PY) -m infra.demo $(ARGS)
+
+# SEC-2: checks the audit trail's chain in the configured database (exit 1 naming the break).
+audit-verify:
+	@$(PY) -m infra.audit verify $(ARGS)
 
 test: setup-test
 	@$(PY) -m pytest $(ARGS)

@@ -8,6 +8,7 @@ alert is raised once per task, rule and role.
 
 from __future__ import annotations
 
+from sqlalchemy import inspect as sa_inspect
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
@@ -41,6 +42,7 @@ from core.models import (
     RunStatus,
 )
 from integrations.his import HisClient, HisRefused
+from services import audit
 
 log = get_logger(__name__)
 
@@ -116,7 +118,8 @@ class PathwayRecordActivities:
         run_input = opened.input
         snapshot = run_input.snapshot
         async with transaction(self._sessions) as session:
-            if await session.get(PathwayRun, opened.workflow_id) is None:
+            started = await session.get(PathwayRun, opened.workflow_id) is None
+            if started:
                 session.add(
                     PathwayRun(
                         workflow_id=opened.workflow_id,
@@ -147,6 +150,21 @@ class PathwayRecordActivities:
                     article_id=step.action.article if step else None,
                 )
                 task.updated_at = opened.started_at
+            if started:
+                # Last in the transaction: the audit chain's lock is held only until commit.
+                audit.record(
+                    session,
+                    actor_type="system",
+                    actor_id=None,
+                    action="run.started",
+                    target_type="pathway_run",
+                    target_id=opened.workflow_id,
+                    patient_id=run_input.patient_id,
+                    plan_id=snapshot.definition.id,
+                    plan_version=snapshot.version,
+                    department_code=run_input.department_code,
+                    anchor_event=run_input.anchor_event,
+                )
         log.info(
             "pathway run projected", workflow_id=opened.workflow_id, tasks=len(opened.occurrences)
         )
@@ -157,6 +175,8 @@ class PathwayRecordActivities:
             run = await session.get(PathwayRun, changed.workflow_id)
             snapshot = run.plan_snapshot if run else {}
             steps = {s["id"]: s for s in snapshot.get("definition", {}).get("steps", [])}
+            changes: list[tuple[CareTask, str | None]] = []
+            raised: list[Alert | None] = []
             for occ in changed.occurrences:
                 action = steps.get(occ.step_id, {}).get("action", {})
                 task = await self._task(
@@ -169,19 +189,24 @@ class PathwayRecordActivities:
                     form_id=action.get("form"),
                     article_id=action.get("article"),
                 )
+                before = _status_before(task)
                 _apply(task, occ, changed.at)
+                changes.append((task, before))
                 if changed.alert:
                     await session.flush()
-                    await _raise(
-                        session,
-                        task,
-                        kind=f"task:{occ.status}",
-                        role=occ.role,
-                        level="warning",
-                        summary=changed.alert,
-                        details=[],
-                        at=changed.at,
+                    raised.append(
+                        await _raise(
+                            session,
+                            task,
+                            kind=f"task:{occ.status}",
+                            role=occ.role,
+                            level="warning",
+                            summary=changed.alert,
+                            details=[],
+                            at=changed.at,
+                        )
                     )
+            _audit_changes(session, changes, raised)
 
     @activity.defn(name=ACTIVITY_ANSWERS)
     async def answers(self, recorded: AnswersRecorded) -> None:
@@ -198,8 +223,10 @@ class PathwayRecordActivities:
                 form_id=recorded.form_id,
                 article_id=None,
             )
+            before = _status_before(task)
             _apply(task, occ, recorded.recorded_at)
             await session.flush()
+            raised: list[Alert | None] = []
             found = await session.exec(select(FormResponse).where(FormResponse.task_id == task.id))
             if found.first() is None:
                 session.add(
@@ -215,16 +242,19 @@ class PathwayRecordActivities:
                 )
             for alert in recorded.alerts:
                 for role in alert.roles:
-                    await _raise(
-                        session,
-                        task,
-                        kind=f"rule:{alert.rule}:{role}",
-                        role=role,
-                        level=alert.level,
-                        summary=alert.message,
-                        details=findings,
-                        at=recorded.recorded_at,
+                    raised.append(
+                        await _raise(
+                            session,
+                            task,
+                            kind=f"rule:{alert.rule}:{role}",
+                            role=role,
+                            level=alert.level,
+                            summary=alert.message,
+                            details=findings,
+                            at=recorded.recorded_at,
+                        )
                     )
+            _audit_changes(session, [(task, before)], raised)
 
     @activity.defn(name=ACTIVITY_ADJUSTED)
     async def adjusted(self, adjusted: RunAdjusted) -> None:
@@ -253,6 +283,7 @@ class PathwayRecordActivities:
                         action=f"pathway.{change.action}",
                         target_type="pathway_run",
                         target_id=adjusted.workflow_id,
+                        patient_id=run.patient_id if run is not None else None,
                         detail={"reason": change.reason, **change.detail, "ref": entry_id},
                     )
                 )
@@ -268,6 +299,17 @@ class PathwayRecordActivities:
                 run.finished_at = closed.at
                 run.ended_reason = closed.reason
                 run.paused = False
+                audit.record(
+                    session,
+                    actor_type="system",
+                    actor_id=None,
+                    action="run.ended",
+                    target_type="pathway_run",
+                    target_id=closed.workflow_id,
+                    patient_id=run.patient_id,
+                    status=closed.status,
+                    reason=closed.reason,
+                )
 
     @activity.defn(name=ACTIVITY_HIS_EVENT)
     async def his_event(self, event: PathwayEvent) -> None:
@@ -288,23 +330,70 @@ async def _raise(
     summary: str,
     details: list[dict[str, str]],
     at: object,
-) -> None:
+) -> Alert | None:
     existing = await session.exec(select(Alert).where(Alert.task_id == task.id, Alert.kind == kind))
     if existing.first() is not None:
-        return
-    session.add(
-        Alert(
-            kind=kind[:32],
-            task_id=task.id,
-            workflow_id=task.workflow_id,
-            patient_id=task.patient_id,
-            department_code=task.department_code,
-            role=role,
-            level=level,
-            summary=summary[:500],
-            details=details,
-            status=AlertStatus.OPEN,
-            raised_at=at,  # type: ignore[arg-type]
-        )
+        return None
+    alert = Alert(
+        kind=kind[:32],
+        task_id=task.id,
+        workflow_id=task.workflow_id,
+        patient_id=task.patient_id,
+        department_code=task.department_code,
+        role=role,
+        level=level,
+        summary=summary[:500],
+        details=details,
+        status=AlertStatus.OPEN,
+        raised_at=at,  # type: ignore[arg-type]
     )
+    session.add(alert)
     log.warning("alert raised", kind=kind, task_id=task.id, role=role, level=level)
+    return alert
+
+
+def _status_before(task: CareTask) -> str | None:
+    """The task's status as stored (None for a task this transaction creates)."""
+    return task.status if sa_inspect(task).persistent else None
+
+
+def _audit_changes(
+    session: AsyncSession, changes: list[tuple[CareTask, str | None]], raised: list[Alert | None]
+) -> None:
+    """System entries for what a person would want in the trail: a task's status changing
+    (ids and statuses only) and each alert raised. Added last in the transaction, so the audit
+    chain's lock is taken at commit and not held while other rows are locked."""
+    for task, before in changes:
+        if task.status == before:
+            continue
+        audit.record(
+            session,
+            actor_type="system",
+            actor_id=None,
+            action="task.status_changed",
+            target_type="care_task",
+            target_id=task.id,
+            patient_id=task.patient_id,
+            workflow_id=task.workflow_id,
+            step_id=task.step_id,
+            occurrence=task.occurrence,
+            before=before,
+            after=task.status,
+        )
+    for alert in raised:
+        if alert is None:
+            continue
+        audit.record(
+            session,
+            actor_type="system",
+            actor_id=None,
+            action="alert.raised",
+            target_type="alert",
+            target_id=alert.id,
+            patient_id=alert.patient_id,
+            workflow_id=alert.workflow_id,
+            task_id=alert.task_id,
+            kind=alert.kind,
+            level=alert.level,
+            role=alert.role,
+        )

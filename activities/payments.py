@@ -78,6 +78,7 @@ from integrations.his_charging import HisChargeRefused, HisChargingClient
 from integrations.insurance import InsuranceClient, InsuranceRefused
 from integrations.refusals import Refused
 from integrations.wechatpay import ProviderRefused, RefundResult, Trade, WeChatPayClient
+from services import audit
 from services.payment_refunds import NothingToRefund, reserve_refund
 
 log = get_logger(__name__)
@@ -345,6 +346,7 @@ class PaymentActivities:
             if row is None:
                 # Written by the API in the transaction that started the saga.
                 raise LookupError(f"payment order {state.order_id} not stored yet")
+            before = (row.saga_status, row.status)
             if record.seq > row.version:
                 row.version = record.seq
                 row.saga_status = state.status
@@ -373,6 +375,21 @@ class PaymentActivities:
                 row.updated_at = record.at
             await self._events(session, row.id, source, state.history)
             await self._ledger(session, row.id, state.ledger)
+            if (row.saga_status, row.status) != before:
+                # Last in the transaction: the audit chain's lock is held only until commit.
+                audit.record(
+                    session,
+                    actor_type="system",
+                    actor_id=None,
+                    action="payment.settled" if state.status == "settled" else "payment.changed",
+                    target_type="payment_order",
+                    target_id=row.id,
+                    patient_id=row.patient_id,
+                    saga_before=before[0],
+                    saga_after=row.saga_status,
+                    status_before=before[1],
+                    status_after=row.status,
+                )
         log.info("payment projected", order_id=state.order_id, status=state.status)
 
     @activity.defn(name=ACTIVITY_RECORD_REFUND)
@@ -384,6 +401,7 @@ class PaymentActivities:
             refund = await session.get(PaymentRefund, state.refund_id, with_for_update=True)
             if order is None or refund is None:
                 raise LookupError(f"refund {state.refund_id} not stored yet")
+            refund_before, order_before = refund.status, order.status
             if record.seq > refund.version:
                 refund.version = record.seq
                 was_final = refund.status in REFUND_FINAL
@@ -399,6 +417,21 @@ class PaymentActivities:
                     order.updated_at = record.at
             await self._events(session, order.id, source, state.history, prefix="refund_")
             await self._ledger(session, order.id, state.ledger)
+            if refund.status != refund_before:
+                audit.record(
+                    session,
+                    actor_type="system",
+                    actor_id=None,
+                    action=f"refund.{refund.status}"[:64],
+                    target_type="payment_refund",
+                    target_id=refund.id,
+                    patient_id=order.patient_id,
+                    order_id=order.id,
+                    amount_fen=refund.amount_fen,
+                    before=refund_before,
+                    order_status_before=order_before,
+                    order_status_after=order.status,
+                )
         log.info("refund projected", refund_id=state.refund_id, status=state.status)
 
     @activity.defn(name=ACTIVITY_OPEN_REFUND)
@@ -429,6 +462,7 @@ class PaymentActivities:
             row = found.first()
             if row is None:
                 raise LookupError(f"consultation {state.consultation_id} not stored yet")
+            before = row.status
             if record.seq > row.version:
                 row.version = record.seq
                 row.status = state.status
@@ -438,6 +472,18 @@ class PaymentActivities:
                 row.refund_id = state.refund_id
                 row.note = (state.note or "")[:300] or None
                 row.updated_at = record.at
+            if row.status != before:
+                audit.record(
+                    session,
+                    actor_type="system",
+                    actor_id=None,
+                    action="consultation.status_changed",
+                    target_type="consultation",
+                    target_id=row.id,
+                    patient_id=row.patient_id,
+                    before=before,
+                    after=row.status,
+                )
 
 
 def _settle_reservation(order: PaymentOrder, refund: PaymentRefund, status: str) -> None:

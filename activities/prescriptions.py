@@ -4,6 +4,7 @@ service enterprise's order API. Each is idempotent under its key or its event se
 from __future__ import annotations
 
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -28,6 +29,7 @@ from core.models import Prescription, PrescriptionEvent
 from integrations.enterprise import EnterpriseClient, EnterpriseRefused, EnterpriseUnavailable
 from integrations.his import HisClient, HisRefused
 from prescriptions.rules import RuleItem, check
+from services import audit
 
 log = get_logger(__name__)
 
@@ -60,6 +62,7 @@ class PrescriptionActivities:
             if row is None:
                 # Written by the API in the transaction that started the workflow.
                 raise LookupError(f"prescription {record.input.prescription_id} not stored yet")
+            before = (row.status, row.review_outcome)
             if record.seq > row.version:
                 row.version = record.seq
                 row.status = state.status
@@ -107,6 +110,7 @@ class PrescriptionActivities:
                         at=record.at,
                     )
                 )
+            _audit_prescription(session, row, before, record.kind)
         log.info(
             "prescription projected",
             prescription_id=record.input.prescription_id,
@@ -149,3 +153,38 @@ class PrescriptionActivities:
             raise ApplicationError(str(exc), type="EnterpriseRefused", non_retryable=True) from exc
         except EnterpriseUnavailable as exc:
             raise ApplicationError(str(exc), type="EnterpriseUnavailable") from exc
+
+
+def _audit_prescription(
+    session: AsyncSession, row: Prescription, before: tuple[str, str | None], kind: str
+) -> None:
+    """System entries (last in the transaction) for a status change and for a review's
+    conclusion, by a pharmacist or by the deadline."""
+    status, outcome = before
+    if row.review_outcome is not None and row.review_outcome != outcome:
+        audit.record(
+            session,
+            actor_type="system",
+            actor_id=None,
+            action="prescription.concluded",
+            target_type="prescription",
+            target_id=row.id,
+            patient_id=row.patient_id,
+            outcome=row.review_outcome,
+            reviewer=row.reviewed_by,
+            timed_out=row.review_timed_out,
+            round=row.round,
+        )
+    if row.status != status:
+        audit.record(
+            session,
+            actor_type="system",
+            actor_id=None,
+            action="prescription.status_changed",
+            target_type="prescription",
+            target_id=row.id,
+            patient_id=row.patient_id,
+            before=status,
+            after=row.status,
+            kind=kind,
+        )

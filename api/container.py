@@ -73,7 +73,13 @@ class Container:
         engine = create_engine(settings.database_url, echo=settings.database_echo)
         temporal = await connect_temporal(settings)
         his = his_client(settings)
-        container = cls.build(settings, session_factory(engine), temporal, his, engine)
+        container = cls.build(
+            settings,
+            session_factory(engine, audit_key=settings.audit_key.get_secret_value()),
+            temporal,
+            his,
+            engine,
+        )
         await container.sync_library()
         return container
 

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from api.container import Container
 from api.routers import (
     alerts,
+    audit,
     auth,
     consultations,
     enrolment,
@@ -28,6 +29,7 @@ from api.routers import (
     pathways,
     patient_exclusion,
     patient_pages,
+    patients,
     payment_pages,
     payment_webhooks,
     payments,
@@ -101,6 +103,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         consultations.router,
         auth.router,
         staff_admin.router,
+        patients.router,
+        audit.router,
     ):
         app.include_router(router)
     return app

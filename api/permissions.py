@@ -57,6 +57,10 @@ class Permission(StrEnum):
     HOSPITALS_ADMIN = "hospitals.admin"
     STAFF_ADMIN = "staff.admin"
     AUDIT_READ = "audit.read"
+    PATIENTS_READ = "patients.read"  # one patient's record (audited)
+    PATIENTS_REVEAL = (
+        "patients.reveal"  # one masked identifier in full (audited; which: disclosure)
+    )
 
 
 P = Permission
@@ -78,6 +82,8 @@ _CLINICAL = {
     P.MESSAGES_BATCH,
     P.TEMPLATES_EDIT,
     P.PREFERENCES_WRITE,
+    P.PATIENTS_READ,
+    P.PATIENTS_REVEAL,
 }
 
 ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
@@ -90,7 +96,10 @@ ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
     StaffRole.CARE_MANAGER: frozenset(
         _EVERY_STAFF | _CLINICAL | {P.PATHWAYS_DESIGN, P.PAYMENTS_READ}
     ),
-    StaffRole.PHARMACIST: frozenset(_EVERY_STAFF | {P.PRESCRIPTIONS_READ, P.PRESCRIPTIONS_REVIEW}),
+    # A delivery problem needs the receiver's phone or address (services.disclosure says which).
+    StaffRole.PHARMACIST: frozenset(
+        _EVERY_STAFF | {P.PRESCRIPTIONS_READ, P.PRESCRIPTIONS_REVIEW, P.PATIENTS_REVEAL}
+    ),
     StaffRole.ADMIN: frozenset(
         _EVERY_STAFF
         | {
@@ -108,6 +117,7 @@ ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
             P.HOSPITALS_ADMIN,
             P.STAFF_ADMIN,
             P.AUDIT_READ,
+            P.PATIENTS_READ,
         }
     ),
     # Another hospital system (patient portal, kiosk, HIS) calling with a token.

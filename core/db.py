@@ -65,8 +65,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.close()
 
 
-def session_factory(engine: AsyncEngine) -> SessionFactory:
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+def session_factory(engine: AsyncEngine, *, audit_key: str | None = None) -> SessionFactory:
+    """``audit_key`` keys the audit chain of entries these sessions write (core.audit_chain);
+    without it, the process settings' ``audit_key``."""
+    info = {"audit_key": audit_key} if audit_key is not None else {}
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False, info=info)
 
 
 async def insert_if_absent(

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
 
     link_secret: SecretStr = SecretStr(DEV_PLACEHOLDER_SECRET)
+    # Keys the HMAC-SM3 chain of the audit trail (SEC-2). Changing it makes the existing chain
+    # unverifiable: keep it for the life of the database, outside the database.
+    audit_key: SecretStr = SecretStr(DEV_PLACEHOLDER_SECRET)
     his_webhook_secret: SecretStr = SecretStr(DEV_PLACEHOLDER_SECRET)
     his_webhook_tolerance_seconds: int = Field(default=300, ge=30, le=3600)
     his_base_url: str = "http://127.0.0.1:8081"
@@ -139,6 +142,7 @@ class Settings(BaseSettings):
             return self
         for name in (
             "link_secret",
+            "audit_key",
             "his_webhook_secret",
             "his_api_key",
             "enterprise_webhook_secret",

@@ -11,6 +11,7 @@ TEST_SECRET = "test-link-secret-0123456789abcdef0123456789"
 TEST_WEBHOOK_SECRET = "test-webhook-secret-0123456789abcdef012345"
 TEST_HIS_API_KEY = "test-his-api-key-0123456789abcdef0123456789"
 TEST_ENTERPRISE_SECRET = "test-enterprise-secret-0123456789abcdef0123"
+TEST_AUDIT_KEY = "test-audit-key-0123456789abcdef0123456789ab"
 
 
 # Generated once per test session: the merchant's pair (our requests) and the simulated
@@ -25,6 +26,7 @@ def make_settings(**overrides: Any) -> Settings:
         "environment": "test",
         "database_url": "sqlite+aiosqlite:///:memory:",
         "link_secret": TEST_SECRET,
+        "audit_key": TEST_AUDIT_KEY,
         "his_webhook_secret": TEST_WEBHOOK_SECRET,
         "his_api_key": TEST_HIS_API_KEY,
         "enterprise_webhook_secret": TEST_ENTERPRISE_SECRET,

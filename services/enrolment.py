@@ -206,6 +206,7 @@ async def accept_encounter_event(
         action=f"{event.event_type}.accepted",
         target_type="encounter",
         target_id=encounter.id,
+        patient_id=patient.id,
         event_id=event.event_id,
         workflow_ids=[r.workflow_id for r in runs],
         candidates=candidates,
@@ -314,6 +315,17 @@ async def accept_registration(
                 plan_version=run.plan_version,
             )
         )
+    audit.record(
+        session,
+        actor_type="his",
+        actor_id=SOURCE,
+        action=f"{event.event_type}.accepted",
+        target_type="patient",
+        target_id=patient.id,
+        event_id=event.event_id,
+        department_code=event.department_code,
+        workflow_ids=[r.workflow_id for r in touched],
+    )
     return EventOutcome(event_id=event.event_id, duplicate=False, runs=touched)
 
 

@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 import pyotp
 from argon2 import PasswordHasher, Type
@@ -176,10 +176,15 @@ def _audit_failure(
         action="staff.sign_in_failed",
         target_type="staff",
         target_id=target_id,
-        reason=reason,
-        **({"failures": failures} if failures is not None else {}),
-        **more,
+        **_failure_detail(reason, failures, more),
     )
+
+
+def _failure_detail(reason: str, failures: int | None, more: dict[str, str]) -> dict[str, Any]:
+    detail: dict[str, Any] = {"reason": reason, **more}
+    if failures is not None:
+        detail["failures"] = failures
+    return detail
 
 
 # --- TOTP --------------------------------------------------------------------------------------

@@ -169,6 +169,7 @@ async def create_order(
         action="payment.order_created",
         target_type="payment_order",
         target_id=order.id,
+        patient_id=order.patient_id,
         his_order_no=his_order_no,
         amount_fen=amount_fen,
     )
@@ -233,6 +234,7 @@ async def start_payment(
         action="payment.started",
         target_type="payment_order",
         target_id=order.id,
+        patient_id=order.patient_id,
     )
     return order
 
@@ -277,6 +279,7 @@ async def request_refund(
         action="payment.refund_requested",
         target_type="payment_order",
         target_id=order_id,
+        patient_id=refund_input.patient_id,
         refund_id=refund_id,
         amount_fen=amount_fen,
     )
@@ -333,6 +336,7 @@ async def start_consultation(
         action="consultation.requested",
         target_type="consultation",
         target_id=consultation.id,
+        patient_id=order.patient_id,
         order_id=order.id,
     )
     return consultation

@@ -135,15 +135,6 @@ async def submit(
     session.add(row)
     if not await record_event(session, source, event.event_id, "prescription", body_sha):
         return await submit(session, ctx, event, body_sha)
-    audit.record(
-        session,
-        actor_type="his",
-        actor_id=source,
-        action="prescription.submitted",
-        target_type="prescription",
-        target_id=row.id,
-        prescription_no=event.prescription_no,
-    )
     await session.flush()
     await ctx.temporal.start_workflow(
         PRESCRIPTION_WORKFLOW,
@@ -163,6 +154,17 @@ async def submit(
         task_queue=ctx.settings.temporal_task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    )
+    # After the start: the audit chain's lock is taken at flush and held until commit.
+    audit.record(
+        session,
+        actor_type="his",
+        actor_id=source,
+        action="prescription.submitted",
+        target_type="prescription",
+        target_id=row.id,
+        patient_id=patient.id,
+        prescription_no=event.prescription_no,
     )
     return SubmitOutcome(
         prescription_id=row.id,
@@ -210,6 +212,7 @@ async def apply(
         action=f"prescription.{update}",
         target_type="prescription",
         target_id=row.id,
+        patient_id=row.patient_id,
         event_id=event_id,
     )
     return result, False

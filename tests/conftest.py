@@ -22,7 +22,7 @@ from core.settings import Settings
 from harness.clock import clock_started
 from harness.databases import clone_database, create_template, drop_database
 from harness.postgres import PostgresServer, start_postgres
-from harness.settings import make_settings
+from harness.settings import TEST_AUDIT_KEY, make_settings
 from harness.temporal import start_dev_server, start_time_skipping_server
 
 
@@ -53,7 +53,7 @@ async def database_url(postgres: PostgresServer, pg_template: str) -> AsyncItera
 @pytest.fixture
 async def sessions(database_url: str) -> AsyncIterator[SessionFactory]:
     engine = create_engine(database_url)
-    yield session_factory(engine)
+    yield session_factory(engine, audit_key=TEST_AUDIT_KEY)
     await engine.dispose()
 
 

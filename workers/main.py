@@ -20,7 +20,9 @@ async def main() -> None:
     configure_logging(json=settings.json_logs, level=settings.log_level)
     engine = create_engine(settings.database_url, echo=settings.database_echo)
     client = await connect_temporal(settings)
-    deps = WorkerDeps.from_settings(settings, session_factory(engine))
+    deps = WorkerDeps.from_settings(
+        settings, session_factory(engine, audit_key=settings.audit_key.get_secret_value())
+    )
     workers = build_workers(client, settings.temporal_task_queue, deps)
     await ensure_reconciliation_schedule(client, settings)
     stop = asyncio.Event()

@@ -69,6 +69,7 @@ async def acknowledge(
             action="alert.acknowledged",
             target_type="alert",
             target_id=alert.id,
+            patient_id=alert.patient_id,
             note=note,
         )
     patient = await session.get(Patient, alert.patient_id)

@@ -27,6 +27,7 @@ from contracts.payment import (
 from core.models import Consultation, utcnow
 from core.validation import Code, Key, Text
 from integrations.his import HisUnavailable
+from services import audit
 from services.patients import UnknownPatient
 from services.payments import OrderConflict, OrderRejected, create_order, start_consultation
 from services.staff import StaffPrincipal
@@ -165,4 +166,15 @@ async def accept(
             else ("问诊已结束，不能接诊")
         )
         raise HTTPException(status.HTTP_409_CONFLICT, detail) from exc
+    audit.record(
+        session,
+        actor_type="staff",
+        actor_id=doctor.id,
+        action="consultation.accepted",
+        target_type="consultation",
+        target_id=row.id,
+        patient_id=row.patient_id,
+        status=state.status,
+    )
+    await session.commit()
     return state

@@ -140,6 +140,7 @@ async def _start(
         action="pathway.run_started",
         target_type="pathway_run",
         target_id=started.workflow_id,
+        patient_id=patient.id,
     )
     return started
 
@@ -248,6 +249,7 @@ async def enrol(
         action="pathway.enrolled",
         target_type="enrollment_candidate",
         target_id=candidate.id,
+        patient_id=candidate.patient_id,
         consent=candidate.consent,
         package=package.code if package else None,
         start_at=start_at.isoformat(),

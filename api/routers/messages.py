@@ -215,15 +215,6 @@ async def push_message(
     except MessageRejected as exc:
         raise _reject(exc) from exc
     message.variables = {**message.variables, "_push_fingerprint": fingerprint}
-    audit.record(
-        session,
-        actor_type=prefix,
-        actor_id=caller.id,
-        action="message.pushed",
-        target_type="outbound_message",
-        target_id=message.id,
-        template=body.template,
-    )
     await session.flush()
     try:
         await container.temporal.start_workflow(
@@ -238,6 +229,17 @@ async def push_message(
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, "workflow service unavailable, retry later"
         ) from exc
+    # After the start: the audit chain's lock is taken at flush and held until commit.
+    audit.record(
+        session,
+        actor_type=prefix,
+        actor_id=caller.id,
+        action="message.pushed",
+        target_type="outbound_message",
+        target_id=message.id,
+        patient_id=message.patient_id,
+        template=body.template,
+    )
     await session.commit()
     return PushAccepted(
         message_id=message.id, workflow_id=workflow_id, status=message.status, duplicate=False

@@ -279,6 +279,7 @@ async def submit_form(
         action="followup.answers_submitted",
         target_type="care_task",
         target_id=task.id,
+        patient_id=task.patient_id,
     )
     await session.commit()
     if abnormal_findings(opened.form, answers):

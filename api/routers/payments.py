@@ -30,7 +30,7 @@ from core.models import (
 )
 from core.validation import Code, Count, Key, SaneDate, SaneDateTime, Text
 from integrations.his import HisUnavailable
-from services import payment_attention, reconciliation
+from services import audit, payment_attention, reconciliation
 from services.patients import UnknownPatient
 from services.payment_refunds import RefundNotAllowed, RefundTooLarge, refundable_fen
 from services.payments import (
@@ -365,11 +365,21 @@ async def reconciliation_of(
 
 @router.post("/reconciliations/{bill_date}/run")
 async def run_reconciliation(
-    bill_date: SaneDate, container: ContainerDep, session: SessionDep, _: AdminDep
+    bill_date: SaneDate, container: ContainerDep, session: SessionDep, admin: AdminDep
 ) -> ReconciliationOut:
     summary: ReconcileSummary = await reconciliation.run_for_day(
         container.temporal, container.settings, bill_date
     )
     run, found = await reconciliation.findings(session, summary.bill_date)
     assert run is not None
+    audit.record(
+        session,
+        actor_type="staff",
+        actor_id=admin.id,
+        action="reconciliation.run",
+        target_type="reconciliation",
+        target_id=summary.bill_date.isoformat(),
+        discrepancies=len(found),
+    )
+    await session.commit()
     return _report(run, found)

@@ -1,5 +1,7 @@
 """Database tables, grouped by domain; import them from here."""
 
+# Registers the flush hook that numbers and chains every new AuditEntry (SEC-2).
+import core.audit_chain  # noqa: F401
 from core.models.base import new_id, utcnow
 from core.models.clinical import (
     Alert,

@@ -99,16 +99,30 @@ class StaffSession(SQLModel, table=True):
 
 
 class AuditEntry(SQLModel, table=True):
+    """One link of the append-only, HMAC-chained audit trail (SEC-2).
+
+    ``seq``, ``prev_mac`` and ``mac`` are filled when the entry is flushed (core.audit_chain),
+    under a lock that keeps one chain; callers never set them. On PostgreSQL a trigger refuses
+    UPDATE and DELETE; the chain detects what a superuser does anyway (``make audit-verify``).
+    """
+
     __tablename__ = "audit_entry"
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    # Position in the chain, 1, 2, 3, ... with no gaps.
+    seq: int | None = Field(default=None, nullable=False, unique=True)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     actor_type: str = Field(max_length=16)  # staff / patient / his / system
     actor_id: str | None = Field(default=None, max_length=128)
     action: str = Field(max_length=64)
     target_type: str = Field(max_length=32)
     target_id: str = Field(max_length=200)
+    # Our patient id when the entry concerns a patient, for "who did what to whom" searches.
+    patient_id: str | None = Field(default=None, max_length=36, index=True)
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    # Hex HMAC-SM3 of the previous entry ("" for the first) and of this one.
+    prev_mac: str = Field(default="", max_length=64)
+    mac: str = Field(default="", max_length=64)
 
 
 class Hospital(SQLModel, table=True):

@@ -208,6 +208,15 @@ ROUTES: list[Row] = [
     Row("POST", "/api/message-templates/preview", ALL, None, 422, {}),
     Row("POST", "/api/message-templates", CLINICAL | {ADMIN}, None, 422, {}),
     Row("PUT", "/api/message-templates/{template_id}", CLINICAL | {ADMIN}, None, 422, {}),
+    Row("GET", "/api/patients/{patient_id}", CLINICAL | {ADMIN}, "patient"),
+    Row(
+        "POST",
+        "/api/patients/{patient_id}/reveal",
+        CLINICAL | {PHARM},
+        "patient",
+        200,
+        {"field": "phone"},
+    ),
     Row("GET", "/api/patients/{patient_id}/messaging", ALL, "patient"),
     Row("PUT", "/api/patients/{patient_id}/messaging", CLINICAL | {INTEG}, "patient", 200, {}),
     # the pathway designer
@@ -271,6 +280,7 @@ ROUTES: list[Row] = [
     # administration
     Row("GET", "/api/hospitals/{code}", {ADMIN}),
     Row("PUT", "/api/hospitals/{code}", {ADMIN}, None, 422, {}),
+    Row("GET", "/api/audit", {ADMIN}),
     # staff administration (SEC-5)
     Row("GET", "/api/admin/staff", {ADMIN}),
     Row("GET", "/api/admin/staff/{staff_id}", {ADMIN}, None, 404),

@@ -16,6 +16,7 @@ from core.webhook_auth import signed_headers
 from harness.prescriptions import UNSAFE_ITEMS, prescription
 from harness.settings import TEST_ENTERPRISE_SECRET
 from harness.staff import add_staff
+from harness.waiting import eventually
 from tests.prescriptions.conftest import ENTERPRISE, RxStack, RxStackFactory
 
 
@@ -131,6 +132,13 @@ async def test_queue_oldest_first_and_statistics(
         await stack.decide(made[1]["prescription_id"], round=1, outcome="approve")
         await stack.wait_status(made[1]["workflow_id"], "approved")
         await stack.wait_status(made[0]["workflow_id"], "returned")
+        # Statistics read the projection, which follows the workflow a moment later.
+        for made_one, status in ((made[1], "approved"), (made[0], "returned")):
+
+            async def projected(made_one: dict[str, Any] = made_one, status: str = status) -> bool:
+                return (await stack.row(made_one["prescription_id"])).status == status
+
+            await eventually(projected, what=f"the projection to hold {status}")
 
         by_doctor = (
             await stack.http.get("/api/prescriptions/stats?by=doctor", headers=stack.auth())

@@ -14,6 +14,7 @@ PAIR = generate_pair()
 PRODUCTION: dict[str, Any] = {
     "environment": "production",
     "link_secret": STRONG,
+    "audit_key": STRONG,
     "his_webhook_secret": STRONG,
     "his_api_key": STRONG,
     "enterprise_webhook_secret": STRONG,
@@ -91,3 +92,10 @@ def test_sign_in_limits_must_be_sensible() -> None:
         Settings(_env_file=None, staff_max_failed_sign_ins=0)
     with pytest.raises(ValidationError, match="staff_password_memory_kib"):
         Settings(_env_file=None, staff_password_memory_kib=1024)
+
+
+@pytest.mark.parametrize("audit_key", [None, "too-short"])
+def test_production_refuses_the_placeholder_or_a_short_audit_key(audit_key: str | None) -> None:
+    values = {k: v for k, v in (PRODUCTION | {"audit_key": audit_key}).items() if v is not None}
+    with pytest.raises(ValidationError, match="CAREPATH_AUDIT_KEY"):
+        Settings(_env_file=None, **values)
