@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 import httpx
 
+from core.crypto import configure_from_settings
 from core.db import create_engine, session_factory
 from core.dev_keys import dev_payment_keys
 from core.logs import configure_logging, get_logger
@@ -242,6 +243,7 @@ async def run(settings: Settings, *, embedded_temporal: bool) -> int:
             dev_payment_keys(settings.data_dir)
         tokens: list[tuple[str, str]] = []
         if settings.environment == "development":
+            configure_from_settings(settings)
             engine = create_engine(settings.database_url)
             staff = await seed_demo(session_factory(engine))
             await engine.dispose()

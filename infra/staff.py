@@ -12,14 +12,23 @@ import sys
 
 from sqlmodel import select
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.crypto import configure_from_settings
 from core.db import create_engine, session_factory, transaction
 from core.models import StaffRole, StaffUser
 from core.settings import get_settings
 from services.staff import create_staff, token_digest
 
 
+def _engine() -> AsyncEngine:
+    settings = get_settings()
+    configure_from_settings(settings)
+    return create_engine(settings.database_url)
+
+
 async def _create(name: str, role: StaffRole, department: str | None) -> str:
-    engine = create_engine(get_settings().database_url)
+    engine = _engine()
     try:
         async with transaction(session_factory(engine)) as session:
             _, token = await create_staff(session, name=name, role=role, department_code=department)
@@ -29,7 +38,7 @@ async def _create(name: str, role: StaffRole, department: str | None) -> str:
 
 
 async def _revoke(token: str) -> bool:
-    engine = create_engine(get_settings().database_url)
+    engine = _engine()
     try:
         async with transaction(session_factory(engine)) as session:
             found = await session.exec(

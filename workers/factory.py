@@ -21,6 +21,7 @@ from activities.payments import PaymentActivities
 from activities.prescriptions import PrescriptionActivities
 from activities.reconciliation import ReconciliationActivities
 from contracts.messages import channel_task_queue
+from core.crypto import configure_from_settings
 from core.db import SessionFactory
 from core.links import LinkSigner
 from core.settings import Settings
@@ -89,6 +90,8 @@ class WorkerDeps:
         sessions: SessionFactory,
         channels: Mapping[str, MessageChannel] | None = None,
     ) -> WorkerDeps:
+        # Personal data is encrypted at rest with the keys these settings hold (SEC-4).
+        configure_from_settings(settings)
         composer = Composer(
             settings=settings,
             templates=TemplateStore.load(settings),
