@@ -199,7 +199,7 @@ _keyring: Keyring | None = None
 
 def configure_keyring(keyring: Keyring | None) -> None:
     """Sets (or, with None, clears) the process-wide keyring the encrypted columns use."""
-    global _keyring  # noqa: PLW0603 - process-wide configuration, set at start-up
+    global _keyring
     _keyring = keyring
 
 

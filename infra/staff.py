@@ -10,9 +10,8 @@ import argparse
 import asyncio
 import sys
 
-from sqlmodel import select
-
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
 
 from core.crypto import configure_from_settings
 from core.db import create_engine, session_factory, transaction

@@ -103,7 +103,10 @@ def test_production_refuses_the_development_data_keys(override: dict[str, Any]) 
         ({"data_keys": '{"k2026": "tooshort"}'}, "CAREPATH_DATA_KEYS\\['k2026'\\]"),
         ({"data_keys": "[]"}, "JSON object"),
         ({"blind_index_key": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"}, "differ from every data key"),
-        ({"data_keys": '{"k:1": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"}', "data_key_id": "k:1"}, "key id"),
+        (
+            {"data_keys": '{"k:1": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"}', "data_key_id": "k:1"},
+            "key id",
+        ),
     ],
 )
 def test_malformed_data_keys_are_refused_in_every_environment(
