@@ -114,8 +114,21 @@ def _decrypt(keyring: Any, kind: str, context: str, value: Any) -> Any:  # noqa:
     return keyring.decrypt(value, context)
 
 
+def _foreign_keys_on_sqlite(dialect: str, on: bool) -> None:
+    # Widening a column rebuilds the table on SQLite (copy, drop, rename), and dropping a table
+    # other rows refer to fails an immediate foreign key check; the rebuilt table is back under
+    # its name before anything reads it. Outside a transaction foreign_keys can be switched off;
+    # inside one (a fresh database migrated from base) only deferring them works.
+    if dialect != "sqlite":
+        return
+    op.execute(f"PRAGMA foreign_keys = {'ON' if on else 'OFF'}")
+    if not on:
+        op.execute("PRAGMA defer_foreign_keys = ON")
+
+
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
+    _foreign_keys_on_sqlite(dialect, on=False)
     with op.batch_alter_table("patient") as batch_op:
         batch_op.add_column(sa.Column("id_number", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("address", sa.Text(), nullable=True))
@@ -150,10 +163,12 @@ def upgrade() -> None:
                 )
     for table_name in ENCRYPTED:
         _convert(table_name, encrypt=True)
+    _foreign_keys_on_sqlite(dialect, on=True)
 
 
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
+    _foreign_keys_on_sqlite(dialect, on=False)
     for table_name in ENCRYPTED:
         _convert(table_name, encrypt=False)
     for table_name, (_, columns) in ENCRYPTED.items():
@@ -186,3 +201,4 @@ def downgrade() -> None:
         batch_op.drop_column("phone_index")
         batch_op.drop_column("address")
         batch_op.drop_column("id_number")
+    _foreign_keys_on_sqlite(dialect, on=True)
