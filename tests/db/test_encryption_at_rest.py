@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import yaml
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
@@ -68,7 +69,7 @@ async def his_sim() -> AsyncIterator[HisSim]:
         yield HisSim(url, state)
 
 
-async def _sqlite_sessions(path: Path) -> tuple[str, SessionFactory, sa.ext.asyncio.AsyncEngine]:
+async def _sqlite_sessions(path: Path) -> tuple[str, SessionFactory, AsyncEngine]:
     url = f"sqlite+aiosqlite:///{path}"
     await asyncio.to_thread(upgrade, url)
     engine = create_engine(url)
@@ -258,7 +259,8 @@ async def test_a_value_moved_to_another_column_or_row_does_not_decrypt(
     async with transaction(sessions) as session:
         # Another patient's phone envelope copied into this patient's name: the associated
         # data (the column) no longer matches, so it is refused rather than shown as a name.
-        await session.exec(
+        connection = await session.connection()
+        await connection.execute(
             sa.text(
                 "UPDATE patient SET name = (SELECT phone FROM patient WHERE id = 'p2') "
                 "WHERE id = 'p1'"

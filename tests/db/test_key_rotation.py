@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from sqlmodel import select
 from temporalio import activity
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
@@ -68,7 +69,8 @@ class StallingActivities(KeyRotationActivities):
 
 async def _raw_key_ids(sessions: SessionFactory) -> set[str]:
     async with sessions() as session:
-        rows = (await session.exec(sa.text("SELECT name, phone FROM patient"))).all()
+        connection = await session.connection()
+        rows = (await connection.execute(sa.text("SELECT name, phone FROM patient"))).all()
     return {envelope_key_id(v) for row in rows for v in row}
 
 
@@ -124,7 +126,7 @@ async def test_rotation_reencrypts_every_row_and_survives_a_worker_restart(
         # Without t1 at all, every value still reads back unchanged.
         configure_from_settings(_rotated_settings(database_url, task_queue, {"t2": NEW_KEY}))
         async with sessions() as session:
-            patients = (await session.exec(sa.select(Patient))).scalars().all()
+            patients = (await session.exec(select(Patient))).all()
         assert {p.his_patient_id: (p.name, p.phone) for p in patients} == expected
     finally:
         configure_from_settings(make_settings())
