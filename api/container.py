@@ -8,6 +8,7 @@ import jinja2
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
+from core.crypto import configure_from_settings
 from core.db import SessionFactory, create_engine, session_factory, transaction
 from core.links import LinkSigner
 from core.settings import Settings
@@ -46,6 +47,8 @@ class Container:
         his: HisClient,
         engine: AsyncEngine | None = None,
     ) -> Container:
+        # Personal data is encrypted at rest with the keys these settings hold (SEC-4).
+        configure_from_settings(settings)
         links = LinkSigner(settings.link_secret.get_secret_value())
         templates = TemplateStore.load(settings)
         return cls(

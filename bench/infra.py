@@ -12,9 +12,11 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
+from core.crypto import configure_from_settings
 from core.db import SessionFactory, create_engine, session_factory
 from harness.databases import clone_database, create_template
 from harness.postgres import start_postgres
+from harness.settings import make_settings
 from harness.temporal import start_dev_server
 
 
@@ -37,6 +39,7 @@ async def bench_infra() -> AsyncIterator[BenchInfra]:
     try:
         await create_template(pg)
         url = pg.url(await clone_database(pg))
+        configure_from_settings(make_settings(database_url=url))
         engine = create_engine(url)
         try:
             yield BenchInfra(url, session_factory(engine), temporal, workdir)

@@ -16,6 +16,14 @@ DEV_PLACEHOLDER_SECRET = "dev-only-insecure-secret-change-me"  # noqa: S105 - re
 # The simulator's APIv3 key (exactly 32 bytes, as WeChat Pay requires); development only.
 DEV_APIV3_KEY = "dev-only-apiv3-key-0123456789abc"
 
+# Development-only data keys (SEC-4, encryption at rest): public, so refused outside development.
+DEV_DATA_KEY_ID = "dev1"
+DEV_DATA_KEYS = '{"dev1": "00112233445566778899aabbccddeeff"}'
+DEV_BLIND_INDEX_KEY = "ffeeddccbbaa99887766554433221100"
+_DEV_KEYS = frozenset(
+    bytes.fromhex(k) for k in ("00112233445566778899aabbccddeeff", DEV_BLIND_INDEX_KEY)
+)
+
 Environment = Literal["development", "test", "production"]
 KNOWN_CHANNELS = ("wechat", "sms", "outbox")
 
@@ -129,8 +137,20 @@ class Settings(BaseSettings):
     # The issuer authenticator apps show beside an administrator's TOTP entry.
     staff_totp_issuer: str = "CarePath"
 
+    # Encryption at rest (SEC-4): SM4 data keys as a JSON object, key id -> 16-byte key (32 hex
+    # digits or base64); new values are sealed with the current one, older ones still decrypt
+    # until the key-rotation workflow re-encrypted their rows. The blind index key (HMAC-SM3 for
+    # exact-match lookups by phone and ID-card number) is separate and is not rotated.
+    data_keys: SecretStr = SecretStr(DEV_DATA_KEYS)
+    data_key_id: str = DEV_DATA_KEY_ID
+    blind_index_key: SecretStr = SecretStr(DEV_BLIND_INDEX_KEY)
+
     @model_validator(mode="after")
     def _refuse_unsafe_production_values(self) -> Settings:
+        from core.crypto import keyring_from_settings
+
+        # A malformed key map fails at start-up, in every environment.
+        keyring = keyring_from_settings(self)
         unknown = set(self.enabled_channels) - set(KNOWN_CHANNELS)
         if unknown or not self.enabled_channels:
             raise ValueError(
@@ -154,6 +174,11 @@ class Settings(BaseSettings):
                     f"CAREPATH_{name.upper()} must be set to a random value of at least 32 "
                     f"characters outside development"
                 )
+        if keyring.holds_any(_DEV_KEYS):
+            raise ValueError(
+                "CAREPATH_DATA_KEYS and CAREPATH_BLIND_INDEX_KEY must be set to keys of your own "
+                "outside development (the development keys are public)"
+            )
         # Issued by the providers, in their own formats: only the placeholder is refused.
         provider_secrets = []
         if "sms" in self.enabled_channels:

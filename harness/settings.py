@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from core.dev_keys import DevPaymentKeys, generate_pair
@@ -19,6 +20,10 @@ TEST_AUDIT_KEY = "test-audit-key-0123456789abcdef0123456789ab"
 TEST_PAYMENT_KEYS = DevPaymentKeys(merchant=generate_pair(), platform=generate_pair())
 TEST_APIV3_KEY = "test-apiv3-key-0123456789abcdefg"
 TEST_INSURANCE_SECRET = "test-insurance-secret-0123456789abcdef0123"
+# Encryption at rest (SEC-4): the data keys (current: "t1") and the blind index key.
+TEST_DATA_KEY_ID = "t1"
+TEST_DATA_KEYS = {"t1": "74657374646174616b6579302d746573"}
+TEST_BLIND_INDEX_KEY = "74657374626c696e642d696e6465782d"
 
 
 def make_settings(**overrides: Any) -> Settings:
@@ -37,6 +42,9 @@ def make_settings(**overrides: Any) -> Settings:
         "public_base_url": "http://patient.test",
         "allow_demo_clock": True,
         "log_json": False,
+        "data_keys": json.dumps(TEST_DATA_KEYS),
+        "data_key_id": TEST_DATA_KEY_ID,
+        "blind_index_key": TEST_BLIND_INDEX_KEY,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

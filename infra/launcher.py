@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 import httpx
 
+from core.crypto import configure_from_settings
 from core.db import create_engine, session_factory
 from core.dev_keys import dev_payment_keys
 from core.logs import configure_logging, get_logger
@@ -247,6 +248,7 @@ async def run(settings: Settings, *, embedded_temporal: bool) -> int:
         tokens: list[tuple[str, str]] = []
         sign_ins: list[tuple[str, str, str]] = []
         if settings.environment == "development":
+            configure_from_settings(settings)
             engine = create_engine(settings.database_url)
             staff = await seed_demo(session_factory(engine), settings)
             await engine.dispose()

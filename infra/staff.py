@@ -18,8 +18,10 @@ import asyncio
 import getpass
 import sys
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
+from core.crypto import configure_from_settings
 from core.db import create_engine, session_factory, transaction
 from core.models import StaffRole, StaffUser, utcnow
 from core.settings import Settings, get_settings
@@ -35,8 +37,14 @@ from services.identity import (
 from services.staff import create_staff, token_digest
 
 
+def _engine() -> AsyncEngine:
+    settings = get_settings()
+    configure_from_settings(settings)
+    return create_engine(settings.database_url)
+
+
 async def _create(name: str, role: StaffRole, department: str | None, username: str | None) -> str:
-    engine = create_engine(get_settings().database_url)
+    engine = _engine()
     try:
         async with transaction(session_factory(engine)) as session:
             if username is not None:
@@ -65,6 +73,7 @@ async def _create(name: str, role: StaffRole, department: str | None, username: 
 
 
 async def _set_password(settings: Settings, username: str, password: str, one_time: bool) -> bool:
+    configure_from_settings(settings)
     engine = create_engine(settings.database_url)
     try:
         async with transaction(session_factory(engine)) as session:
@@ -93,7 +102,7 @@ async def _set_password(settings: Settings, username: str, password: str, one_ti
 
 
 async def _revoke(token: str) -> bool:
-    engine = create_engine(get_settings().database_url)
+    engine = _engine()
     try:
         async with transaction(session_factory(engine)) as session:
             found = await session.exec(

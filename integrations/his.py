@@ -29,6 +29,9 @@ class HisPatient(BaseModel):
     sex: str | None = None
     birth_date: date | None = None
     phone: str | None = None
+    # 身份证号 and home address, as the HIS holds them.
+    id_number: str | None = None
+    address: str | None = None
 
 
 def his_http(base_url: str, api_key: str, timeout_seconds: float) -> httpx.AsyncClient:

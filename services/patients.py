@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.crypto import blind_index
 from core.db import insert_if_absent
 from core.models import Patient, new_id, utcnow
 from core.phones import normalise_cn_mobile
@@ -51,6 +52,25 @@ async def patient_by_his_id(session: AsyncSession, his_patient_id: str) -> Patie
     return result.first()
 
 
+async def patients_by_phone(session: AsyncSession, phone: str) -> Sequence[Patient]:
+    """The patients with this number, in any spelling ('+86 138-0013-8001'): an exact match
+    on the blind index, since the numbers themselves are stored encrypted (SEC-4)."""
+    index = blind_index("phone", phone)
+    if index is None:
+        return []
+    found = await session.exec(select(Patient).where(Patient.phone_index == index))
+    return found.all()
+
+
+async def patient_by_id_number(session: AsyncSession, id_number: str) -> Patient | None:
+    """The patient with this ID-card number (身份证号), through its blind index."""
+    index = blind_index("id_number", id_number)
+    if index is None:
+        return None
+    found = await session.exec(select(Patient).where(Patient.id_number_index == index))
+    return found.first()
+
+
 async def patient_ids_by_his_id(
     session: AsyncSession, his_patient_ids: Sequence[str]
 ) -> dict[str, str]:
@@ -86,6 +106,8 @@ async def upsert_patient(session: AsyncSession, source: HisPatient | Patient) ->
     patient.name = source.name
     # Keep the number as the HIS gave it if it does not parse; the send step reports it.
     patient.phone = normalise_cn_mobile(source.phone) or (source.phone or "")
+    patient.id_number = source.id_number
+    patient.address = source.address
     patient.sex = source.sex
     patient.birth_date = source.birth_date
     patient.updated_at = utcnow()

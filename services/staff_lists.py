@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from core.crypto import blind_index
 from core.logs import mask_text
 from core.models import (
     Alert,
@@ -178,7 +179,8 @@ async def list_messages(
     if f.receiver:
         phone = to_e164(f.receiver)
         query = query.where(
-            OutboundMessage.recipient_phone == phone
+            # The numbers are encrypted at rest: match on the blind index (SEC-4).
+            OutboundMessage.recipient_phone_index == blind_index("phone", phone)
             if phone
             else OutboundMessage.patient_id == f.receiver
         )

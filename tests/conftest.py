@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from core.crypto import configure_from_settings
 from core.db import SessionFactory, create_engine, session_factory
 from core.logs import configure_logging, file_handler
 from core.settings import Settings
@@ -52,6 +53,8 @@ async def database_url(postgres: PostgresServer, pg_template: str) -> AsyncItera
 
 @pytest.fixture
 async def sessions(database_url: str) -> AsyncIterator[SessionFactory]:
+    # Encrypted columns need the process keyring (SEC-4); every test setting shares its keys.
+    configure_from_settings(make_settings(database_url=database_url))
     engine = create_engine(database_url)
     yield session_factory(engine, audit_key=TEST_AUDIT_KEY)
     await engine.dispose()

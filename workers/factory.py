@@ -15,12 +15,14 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.key_rotation import KeyRotationActivities
 from activities.messaging import MessagingActivities
 from activities.pathway_records import PathwayRecordActivities
 from activities.payments import PaymentActivities
 from activities.prescriptions import PrescriptionActivities
 from activities.reconciliation import ReconciliationActivities
 from contracts.messages import channel_task_queue
+from core.crypto import configure_from_settings
 from core.db import SessionFactory
 from core.links import LinkSigner
 from core.settings import Settings
@@ -40,6 +42,7 @@ from integrations.wechatpay import WeChatPayClient
 from messaging.channel import MessageChannel
 from services.messages import Composer, TemplateStore
 from workflows.consultation import ConsultationWorkflow
+from workflows.key_rotation import KeyRotationWorkflow
 from workflows.message_batch import MessageBatchWorkflow
 from workflows.message_delivery import MessageDeliveryWorkflow
 from workflows.pathway import PathwayRunWorkflow
@@ -57,6 +60,7 @@ WORKFLOWS = [
     RefundWorkflow,
     ConsultationWorkflow,
     ReconciliationWorkflow,
+    KeyRotationWorkflow,
 ]
 # Lets in-flight activities finish on SIGTERM before the worker exits (rolling restarts).
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
@@ -89,6 +93,8 @@ class WorkerDeps:
         sessions: SessionFactory,
         channels: Mapping[str, MessageChannel] | None = None,
     ) -> WorkerDeps:
+        # Personal data is encrypted at rest with the keys these settings hold (SEC-4).
+        configure_from_settings(settings)
         composer = Composer(
             settings=settings,
             templates=TemplateStore.load(settings),
@@ -126,6 +132,7 @@ def build_workers(
     pathways = PathwayRecordActivities(deps.sessions, deps.his)
     payments = PaymentActivities(deps.sessions, deps.charging, deps.insurance, deps.provider)
     reconciliation = ReconciliationActivities(deps.sessions, deps.provider)
+    key_rotation = KeyRotationActivities(deps.sessions)
     main = Worker(
         client,
         task_queue=task_queue,
@@ -164,6 +171,7 @@ def build_workers(
             payments.open_refund,
             payments.record_consultation,
             reconciliation.reconcile,
+            key_rotation.reencrypt_batch,
         ],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         max_cached_workflows=max_cached_workflows,

@@ -12,6 +12,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.key_rotation import UNREADABLE_VALUE
     from contracts.messages import PERMANENT_DELIVERY_FAILURE
     from contracts.payment import REFUSED
 
@@ -22,6 +23,16 @@ DATABASE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=1),
+)
+
+# One batch of the data-key rotation (SEC-4): a database transaction like the above, except
+# that a value no configured key opens stops the job (someone removed a key too early).
+KEY_ROTATION_BATCH_TIMEOUT = timedelta(minutes=2)
+KEY_ROTATION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=[UNREADABLE_VALUE],
 )
 
 # Calls back to the HIS (a pathway's HIS event, a prescription's status callback): retried

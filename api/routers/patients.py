@@ -31,6 +31,8 @@ class Demographics(BaseModel):
     # In full or masked as services.disclosure says for the caller's role.
     name: str
     phone: str
+    id_number: str
+    address: str
     sex: str | None
     birth_date: date | None
     excluded: bool
@@ -109,6 +111,8 @@ async def get_patient(patient_id: Key, session: SessionDep, staff: ReaderDep) ->
             his_patient_id=patient.his_patient_id,
             name=shown(staff.role, Identifier.NAME, patient.name),
             phone=shown(staff.role, Identifier.PHONE, patient.phone),
+            id_number=shown(staff.role, Identifier.ID_NUMBER, patient.id_number or ""),
+            address=shown(staff.role, Identifier.ADDRESS, patient.address or ""),
             sex=patient.sex,
             birth_date=patient.birth_date,
             excluded=patient.excluded,

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from core.crypto import EncryptedJSON, EncryptedText, blind_index
 from core.db import UTCDateTime
 from core.models.base import JSONType, new_id, ts_field, utcnow
 
@@ -44,8 +45,14 @@ class Patient(SQLModel, table=True):
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     his_patient_id: str = Field(max_length=64, unique=True, index=True)
-    name: str = Field(max_length=64)
-    phone: str = Field(max_length=32)
+    # Personal data, encrypted at rest (SEC-4): SM4-GCM envelopes, see core/crypto.py. Exact
+    # lookups by phone or ID-card number use the blind indexes, kept in step on every flush.
+    name: str = Field(sa_type=EncryptedText("patient.name"))
+    phone: str = Field(sa_type=EncryptedText("patient.phone"))
+    id_number: str | None = Field(default=None, sa_type=EncryptedText("patient.id_number"))
+    address: str | None = Field(default=None, sa_type=EncryptedText("patient.address"))
+    phone_index: str | None = Field(default=None, max_length=64, index=True)
+    id_number_index: str | None = Field(default=None, max_length=64, index=True)
     sex: str | None = Field(default=None, max_length=1)
     birth_date: date | None = None
     excluded: bool = False
@@ -143,7 +150,10 @@ class FormResponse(SQLModel, table=True):
     task_id: str = Field(foreign_key="care_task.id", unique=True, max_length=36)
     workflow_id: str = Field(max_length=200, index=True)
     form_id: str = Field(max_length=64)
-    answers: dict[str, list[str]] = Field(default_factory=dict, sa_type=JSONType)
+    # Free text the patient typed, encrypted as a whole (read in Python, never queried in SQL).
+    answers: dict[str, list[str]] = Field(
+        default_factory=dict, sa_type=EncryptedJSON("form_response.answers")
+    )
     abnormal_findings: list[dict[str, str]] = Field(default_factory=list, sa_type=JSONType)
     scores: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     submitted_at: datetime = Field(sa_type=UTCDateTime)
@@ -168,3 +178,10 @@ class Alert(SQLModel, table=True):
     acknowledged_at: datetime | None = ts_field()
     acknowledged_by: str | None = Field(default=None, max_length=36)
     acknowledge_note: str | None = Field(default=None, max_length=500)
+
+
+@sa.event.listens_for(Patient, "before_insert")
+@sa.event.listens_for(Patient, "before_update")
+def _patient_blind_indexes(_mapper: Any, _connection: Any, patient: Patient) -> None:
+    patient.phone_index = blind_index("phone", patient.phone)
+    patient.id_number_index = blind_index("id_number", patient.id_number)

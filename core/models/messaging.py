@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from core.crypto import EncryptedJSON, EncryptedText, blind_index
 from core.db import UTCDateTime
 from core.models.base import JSONType, new_id, ts_field, utcnow
 
@@ -63,16 +64,25 @@ class OutboundMessage(SQLModel, table=True):
     patient_id: str | None = Field(
         default=None, foreign_key="patient.id", index=True, max_length=36
     )
-    recipient_phone: str | None = Field(default=None, max_length=32, index=True)
+    # Encrypted at rest (SEC-4) with the text and variables that may name the patient; the
+    # blind index answers "messages to this number".
+    recipient_phone: str | None = Field(
+        default=None, sa_type=EncryptedText("outbound_message.recipient_phone")
+    )
+    recipient_phone_index: str | None = Field(default=None, max_length=64, index=True)
     recipient_openid: str | None = Field(default=None, max_length=64)
     task_id: str | None = Field(default=None, foreign_key="care_task.id", max_length=36)
     workflow_id: str | None = Field(default=None, max_length=200, index=True)
     batch_id: str | None = Field(default=None, max_length=36, index=True)
     urgent: bool = False
-    variables: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    variables: dict[str, Any] = Field(
+        default_factory=dict, sa_type=EncryptedJSON("outbound_message.variables")
+    )
     # The text as rendered for SMS and the outbox; WeChat gets its own fields below.
-    body: str = ""
-    wechat_payload: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    body: str = Field(default="", sa_type=EncryptedText("outbound_message.body"))
+    wechat_payload: dict[str, Any] | None = Field(
+        default=None, sa_type=EncryptedJSON("outbound_message.wechat_payload")
+    )
     status: str = Field(default=MessageStatus.QUEUED, max_length=16)
     channel: str | None = Field(default=None, max_length=16)
     failure_reason: str | None = Field(default=None, max_length=500)
@@ -86,6 +96,12 @@ class OutboundMessage(SQLModel, table=True):
     read_at: datetime | None = ts_field()
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+@sa.event.listens_for(OutboundMessage, "before_insert")
+@sa.event.listens_for(OutboundMessage, "before_update")
+def _message_blind_index(_mapper: Any, _connection: Any, message: OutboundMessage) -> None:
+    message.recipient_phone_index = blind_index("phone", message.recipient_phone)
 
 
 class MessageAttempt(SQLModel, table=True):
@@ -102,7 +118,8 @@ class MessageAttempt(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     message_id: str = Field(foreign_key="outbound_message.id", index=True, max_length=36)
     channel: str = Field(max_length=16)
-    recipient: str = Field(max_length=64)
+    # The phone number or WeChat openid the attempt went to, encrypted at rest (SEC-4).
+    recipient: str = Field(sa_type=EncryptedText("message_attempt.recipient"))
     status: str = Field(default=AttemptStatus.SENDING, max_length=16)
     provider_message_id: str | None = Field(default=None, max_length=128)
     provider_status: str | None = Field(default=None, max_length=32)

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from core.crypto import EncryptedText
 from core.db import UTCDateTime
 from core.models.base import JSONType, new_id, ts_field, utcnow
 
@@ -138,7 +139,8 @@ class Consultation(SQLModel, table=True):
     hospital_code: str = Field(max_length=32)
     patient_id: str = Field(foreign_key="patient.id", index=True, max_length=36)
     department_code: str = Field(max_length=32, index=True)
-    question: str = Field(max_length=1000)
+    # The patient's own words (often with their name or number): encrypted at rest (SEC-4).
+    question: str = Field(sa_type=EncryptedText("consultation.question"))
     status: str = Field(default="paying", max_length=20, index=True)
     accept_deadline_at: datetime | None = ts_field()
     accepted_by: str | None = Field(default=None, max_length=64)

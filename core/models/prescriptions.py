@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from core.crypto import EncryptedJSON
 from core.db import UTCDateTime
 from core.models.base import JSONType, new_id, ts_field, utcnow
 
@@ -33,7 +34,10 @@ class Prescription(SQLModel, table=True):
     items: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONType)
     doses: int
     decoction: bool = False
-    delivery: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    # The delivery address names the receiver and their phone: encrypted at rest (SEC-4).
+    delivery: dict[str, Any] = Field(
+        default_factory=dict, sa_type=EncryptedJSON("prescription.delivery")
+    )
     status: str = Field(default="reviewing", max_length=20)
     round: int = 1
     round_started_at: datetime | None = ts_field()

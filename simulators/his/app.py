@@ -43,6 +43,8 @@ class SimPatient(BaseModel):
     sex: Literal["M", "F", "U"] = "U"
     birth_date: date | None = None
     phone: str | None = None
+    id_number: str | None = None
+    address: str | None = None
 
 
 class SimEncounter(BaseModel):

@@ -62,8 +62,12 @@ async def test_timestamps_come_back_timezone_aware(
 ) -> None:
     from datetime import UTC, datetime, timedelta, timezone
 
+    from core.crypto import configure_from_settings
     from core.db import session_factory, transaction
     from core.models import Patient
+    from harness.settings import make_settings
+
+    configure_from_settings(make_settings())
 
     if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'tz.db'}"

@@ -23,6 +23,9 @@ PRODUCTION: dict[str, Any] = {
     "wechatpay_platform_public_key": PAIR.public_pem,
     "wechatpay_apiv3_key": "k" * 32,
     "allow_demo_clock": False,
+    "data_keys": '{"k2026": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"}',
+    "data_key_id": "k2026",
+    "blind_index_key": "a1b2c3d4e5f60718293a4b5c6d7e8f90",
 }
 
 
@@ -99,3 +102,38 @@ def test_production_refuses_the_placeholder_or_a_short_audit_key(audit_key: str 
     values = {k: v for k, v in (PRODUCTION | {"audit_key": audit_key}).items() if v is not None}
     with pytest.raises(ValidationError, match="CAREPATH_AUDIT_KEY"):
         Settings(_env_file=None, **values)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"data_keys": None, "data_key_id": None},
+        {"blind_index_key": None},
+        # The development key in another spelling (base64) is still the development key.
+        {"data_keys": '{"k2026": "ABEiM0RVZneImaq7zN3u/w=="}'},
+    ],
+)
+def test_production_refuses_the_development_data_keys(override: dict[str, Any]) -> None:
+    values = {k: v for k, v in (PRODUCTION | override).items() if v is not None}
+    with pytest.raises(ValidationError, match="CAREPATH_DATA_KEYS and CAREPATH_BLIND_INDEX_KEY"):
+        Settings(_env_file=None, **values)
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"data_key_id": "k2025"}, "current data key id 'k2025'"),
+        ({"data_keys": '{"k2026": "tooshort"}'}, "CAREPATH_DATA_KEYS\\['k2026'\\]"),
+        ({"data_keys": "[]"}, "JSON object"),
+        ({"blind_index_key": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"}, "differ from every data key"),
+        (
+            {"data_keys": '{"k:1": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"}', "data_key_id": "k:1"},
+            "key id",
+        ),
+    ],
+)
+def test_malformed_data_keys_are_refused_in_every_environment(
+    override: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(ValidationError, match=named):
+        Settings(_env_file=None, **(PRODUCTION | override | {"environment": "development"}))

@@ -5,7 +5,7 @@ Existing entries are numbered in (at, id) order and chained under the configured
 On PostgreSQL a trigger then refuses UPDATE, DELETE and TRUNCATE on the table.
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0010
 Create Date: 2026-12-03 10:00:00
 """
 
@@ -21,7 +21,7 @@ from core.db import UTCDateTime
 from core.models.base import JSONType
 
 revision: str = "0011"
-down_revision: str | None = "0008"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
