@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: setup setup-test run stop demo demo-rx demo-pay test lint fmt bench clean
+.PHONY: setup setup-test run stop demo demo-rx demo-pay test lint fmt bench fault-campaign clean
 
 setup:
 	@infra/setup.sh run
@@ -45,6 +45,12 @@ bench: setup-test
 	@$(PY) -m bench.pathway_stats
 	@$(PY) -m bench.prescription_autoapproval
 	@$(PY) -m bench.payment_faults
+	@$(PY) -m bench.fault_campaign
+
+# Runs, payments and prescriptions under worker kills, server restarts and failing simulators;
+# `make fault-campaign ARGS=--quick` for a small one.
+fault-campaign: setup-test
+	@$(PY) -m bench.fault_campaign $(ARGS)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
