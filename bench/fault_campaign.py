@@ -35,10 +35,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import json
+import os
 import random
+import shutil
+import signal
 import sys
+import threading
 import time
+import traceback
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
@@ -146,6 +152,7 @@ async def main(options: Options) -> int:
                 infra.database_url,
                 "fault-campaign",
                 over_loopback=True,
+                library=True,
                 message_channels="wechat,sms",
                 twilio_account_sid=TWILIO_SID,
                 twilio_auth_token=TWILIO_TOKEN,
@@ -178,13 +185,36 @@ async def main(options: Options) -> int:
             try:
                 figures = await _campaign(infra, world, options, tally, worker, twilio, wechat)
             except BaseException:
-                print(worker.process.tail() if worker.process else "")
+                traceback.print_exc()
+                print(worker.process.tail() if worker.process else "", flush=True)
+                _exit_soon(infra, worker, 2, after=30)
                 raise
+            else:
+                _exit_soon(infra, worker, figures, after=120)
             finally:
                 worker.stop()
                 for injector in injectors:
                     injector.release()
     return figures
+
+
+def _exit_soon(infra: RestartableInfra, worker: KilledOften, code: int, after: float) -> None:
+    """The figures are out: if taking everything down hangs (a server waiting on a connection
+    that will never finish), the processes this run started are stopped and it exits anyway."""
+
+    def stop_and_exit() -> None:
+        worker.stop()
+        infra.temporal.stop()
+        with contextlib.suppress(Exception):
+            infra.postgres.stop()
+        shutil.rmtree(infra.postgres.data_dir.parent, ignore_errors=True)
+        shutil.rmtree(infra.workdir, ignore_errors=True)
+        sys.stdout.flush()
+        os._exit(code)
+
+    timer = threading.Timer(after, stop_and_exit)
+    timer.daemon = True
+    timer.start()
 
 
 async def _prepare(
@@ -756,4 +786,5 @@ def parse(argv: list[str] | None = None) -> Options:
 
 
 if __name__ == "__main__":
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` shows where a long run is
     sys.exit(asyncio.run(main(parse())))

@@ -174,7 +174,14 @@ async def run_orders(
         # The hospital app retries with the same request (and the same idempotency key).
         nonlocal retries
         for _ in range(max(20, int(outage_seconds / 0.2))):
-            response: httpx.Response = await call()
+            try:
+                response: httpx.Response = await call()
+            except httpx.TransportError:
+                if not outage_seconds:
+                    raise
+                retries += 1
+                await asyncio.sleep(0.2)
+                continue
             if response.status_code not in retry_on:
                 return response
             retries += 1

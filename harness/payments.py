@@ -154,7 +154,15 @@ class PayWorld:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + outage_seconds
         while True:
-            response = await self.http.get(f"/api/payments/orders/{order_id}", headers=self.auth())
+            try:
+                response = await self.http.get(
+                    f"/api/payments/orders/{order_id}", headers=self.auth()
+                )
+            except httpx.TransportError:
+                if loop.time() > give_up:
+                    raise
+                await asyncio.sleep(0.5)
+                continue
             if response.status_code < 500 or loop.time() > give_up:
                 break
             await asyncio.sleep(0.5)
@@ -281,10 +289,13 @@ async def payment_world(
     accept_seconds: int = 1800,
     client_timeout: float = 2.0,
     over_loopback: bool = False,
+    library: bool = False,
     **overrides: Any,
 ) -> AsyncIterator[PayWorld]:
     """``over_loopback``: our calls go to the API's loopback port instead of straight into the
-    ASGI app, so that an outage behind the API reaches the caller as a 5xx, not an exception."""
+    ASGI app, so that an outage behind the API reaches the caller as a 5xx, not an exception.
+    ``library``: the shipped pathway library is published, as the API does at start-up, so
+    that HIS events enrol patients."""
     async with transaction(sessions) as session:
         session.add(
             Hospital(
@@ -343,6 +354,8 @@ async def payment_world(
             )
             his = HisClient.create(his_url, TEST_HIS_API_KEY, timeout_seconds=client_timeout)
             container = Container.build(settings, sessions, client, his)
+            if library:
+                await container.sync_library()
             app = create_app(container=container)
             token = await add_staff(sessions, StaffRole.INTEGRATION, None, name="掌上医院")
             doctor = await add_staff(sessions, StaffRole.DOCTOR, "cardiology", name="王医生")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -96,7 +97,15 @@ class DevServer:
                 await asyncio.sleep(0.2)
 
     async def connect(self) -> Client:
-        return await Client.connect(self.address, data_converter=DATA_CONVERTER)
+        """A client that rides out restarts without a warning per retried call on stderr."""
+        quiet = Runtime(
+            telemetry=TelemetryConfig(
+                logging=LoggingConfig(
+                    filter=TelemetryFilter(core_level="ERROR", other_level="ERROR")
+                )
+            )
+        )
+        return await Client.connect(self.address, data_converter=DATA_CONVERTER, runtime=quiet)
 
     def stop(self, grace: float = 15.0) -> None:
         process, self.process = self.process, None
