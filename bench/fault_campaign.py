@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
 from bench.infra import RestartableInfra, restartable_infra
@@ -469,7 +469,7 @@ async def _prescriptions(
 
 async def _eventually_row(world: PayWorld, number: str) -> Prescription:
     while True:
-        with contextlib.suppress(OSError, DBAPIError):
+        with contextlib.suppress(OSError, SQLAlchemyError):
             async with world.sessions() as session:
                 found = await session.exec(
                     select(Prescription).where(Prescription.prescription_no == number)
@@ -487,7 +487,7 @@ async def _settle(world: PayWorld, options: Options, tally: Tally) -> bool:
     give_up = loop.time() + options.settle_within
     runs, numbers = set(tally.runs), set(tally.prescriptions)
     while loop.time() < give_up:
-        with contextlib.suppress(OSError, DBAPIError):
+        with contextlib.suppress(OSError, SQLAlchemyError):
             async with world.sessions() as session:
                 done = await session.exec(
                     select(PathwayRun.workflow_id).where(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import select
 
 from contracts.payment import out_trade_no
@@ -231,7 +231,7 @@ async def run_orders(
                         async with world.sessions() as session:
                             row = await session.get(PaymentRefund, response.json()["id"])
                             return row is not None and row.status in REFUND_DONE
-                    except (OSError, DBAPIError):
+                    except (OSError, SQLAlchemyError):
                         if not outage_seconds:
                             raise
                         return False  # the database is restarting: ask again
