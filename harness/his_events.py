@@ -48,9 +48,11 @@ async def discharge_until_accepted(
         f"{his_url}/sim/encounters", json={"patient_id": patient_id, **ward}
     )
     encounter.raise_for_status()
+    # The HIS answers once its own tries are over: up to five, each waiting up to 30 s.
     discharge = await http.post(
         f"{his_url}/sim/encounters/{encounter.json()['encounter_id']}/discharge",
         json={"demo_clock_speedup": speedup},
+        timeout=300,
     )
     discharge.raise_for_status()
     event_id = discharge.json()["event"]["event_id"]
@@ -63,7 +65,7 @@ async def discharge_until_accepted(
             raise AssertionError(f"event {event_id} never accepted: {delivery}")
         await asyncio.sleep(1.0)
         redeliveries += 1
-        again = await http.post(f"{his_url}/sim/events/{event_id}/redeliver")
+        again = await http.post(f"{his_url}/sim/events/{event_id}/redeliver", timeout=300)
         again.raise_for_status()
         delivery = again.json()["deliveries"][0]
     workflow_id: str = next(
