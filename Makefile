@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: setup setup-test run stop demo demo-rx demo-pay test lint fmt bench clean backup restore audit-verify
+.PHONY: setup setup-test run stop demo demo-rx demo-pay test lint fmt bench clean backup restore audit-verify fault-campaign
 
 setup:
 	@infra/setup.sh run
@@ -49,6 +49,12 @@ bench: setup-test
 	@$(PY) -m bench.pathway_stats
 	@$(PY) -m bench.prescription_autoapproval
 	@$(PY) -m bench.payment_faults
+	@$(PY) -m bench.fault_campaign
+
+# Runs, payments and prescriptions under worker kills, server restarts and failing simulators;
+# `make fault-campaign ARGS=--quick` for a small one.
+fault-campaign: setup-test
+	@$(PY) -m bench.fault_campaign $(ARGS)
 
 backup: setup
 	@$(PY) -m infra.backup create $(ARGS)

@@ -10,14 +10,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from core.crypto import configure_from_settings
 from core.db import SessionFactory, create_engine, session_factory
 from harness.databases import clone_database, create_template
-from harness.postgres import start_postgres
+from harness.postgres import PostgresServer, start_postgres
 from harness.settings import make_settings
-from harness.temporal import start_dev_server
+from harness.temporal import DevServer, start_dev_server
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,43 @@ async def bench_infra() -> AsyncIterator[BenchInfra]:
             await engine.dispose()
     finally:
         await temporal.shutdown()
+        pg.stop()
+        shutil.rmtree(pg_dir, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class RestartableInfra:
+    """PostgreSQL and the Temporal dev server, each restartable in place (same port, same
+    data), for runs that take the platform's own servers down on purpose."""
+
+    database_url: str
+    sessions: SessionFactory
+    postgres: PostgresServer
+    temporal: DevServer
+    client: Client
+    workdir: Path
+
+
+@asynccontextmanager
+async def restartable_infra() -> AsyncIterator[RestartableInfra]:
+    pg_dir = Path(tempfile.mkdtemp(prefix="carepath-bench-pg-"))
+    workdir = Path(tempfile.mkdtemp(prefix="carepath-bench-"))
+    pg = start_postgres(pg_dir)
+    temporal = DevServer(workdir)
+    try:
+        await temporal.start()
+        await create_template(pg)
+        url = pg.url(await clone_database(pg))
+        configure_from_settings(make_settings(database_url=url))
+        engine = create_engine(url)
+        try:
+            client = await temporal.connect()
+            yield RestartableInfra(url, session_factory(engine), pg, temporal, client, workdir)
+        finally:
+            await engine.dispose()
+    finally:
+        temporal.stop()
         pg.stop()
         shutil.rmtree(pg_dir, ignore_errors=True)
         shutil.rmtree(workdir, ignore_errors=True)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import select
 
 from contracts.payment import out_trade_no
@@ -136,6 +137,11 @@ async def _set_chaos(world: PayWorld, chaos: Chaos, seed: int) -> None:
         response.raise_for_status()
 
 
+def calm_parties(world: PayWorld) -> None:
+    """Every payment-side simulator behaves again (the hold time of lost answers is kept)."""
+    _calm(world)
+
+
 def _calm(world: PayWorld) -> None:
     for injector in (world.charging.faults, world.insurance.faults, world.provider.faults):
         injector.replace(FaultPlan(hang_seconds=injector.plan.hang_seconds))
@@ -149,22 +155,41 @@ async def run_orders(
     chaos: Chaos | None = None,
     concurrency: int = 20,
     settle_within: float = 180,
+    calm: bool = True,
+    outage_seconds: float = 0,
 ) -> RunResult:
-    """Runs ``count`` orders through the sagas under ``chaos``; returns what came of them."""
+    """Runs ``count`` orders through the sagas under ``chaos``; returns what came of them.
+
+    ``calm``: the simulators' faults stop once every order is at rest (off when the caller
+    stops them itself). ``outage_seconds``: how long the patients' app keeps asking through an
+    outage behind the API (a restarted database or Temporal server) before it gives up.
+    """
     await _set_chaos(world, chaos or Chaos(), seed)
     gate = asyncio.Semaphore(concurrency)
     retries = 0
+    # Beyond a 503 (the HIS did not answer), any 5xx while the platform is restarting.
+    retry_on = range(500, 600) if outage_seconds else range(503, 504)
 
     async def with_retry(call: Any) -> httpx.Response:
-        # The hospital app retries a 503 (the HIS did not answer) with the same request.
+        # The hospital app retries with the same request (and the same idempotency key).
         nonlocal retries
-        for _ in range(20):
-            response: httpx.Response = await call()
-            if response.status_code != 503:
+        for _ in range(max(20, int(outage_seconds / 0.2))):
+            try:
+                response: httpx.Response = await call()
+            except httpx.TransportError:
+                if not outage_seconds:
+                    raise
+                retries += 1
+                await asyncio.sleep(0.2)
+                continue
+            if response.status_code not in retry_on:
                 return response
             retries += 1
             await asyncio.sleep(0.2)
         return response
+
+    async def order_now(order_id: str) -> dict[str, Any]:
+        return await world.order(order_id, outage_seconds=outage_seconds)
 
     async def one(plan: Plan) -> None:
         patient = UNINSURED if plan.scenario == "self_pay" else INSURED
@@ -179,7 +204,7 @@ async def run_orders(
                 # The patient pays if the cashier page appears; under faults it may not before
                 # the window closes, which is one more way for an order to fail.
                 async def payable() -> dict[str, Any] | None:
-                    order = await world.order(order_id)
+                    order = await order_now(order_id)
                     if order["saga_status"] == "awaiting_payment" or order["status"] in ORDER_DONE:
                         return order
                     return None
@@ -190,7 +215,7 @@ async def run_orders(
                         await sim.post(f"/sim/orders/{out_trade_no(order_id)}/pay")
 
             async def done() -> dict[str, Any] | None:
-                order = await world.order(order_id)
+                order = await order_now(order_id)
                 return order if order["status"] in ORDER_DONE else None
 
             order = await eventually(done, within=settle_within, what=f"order {plan.n} at rest")
@@ -202,16 +227,22 @@ async def run_orders(
                 assert response.status_code == 202, response.text
 
                 async def refunded() -> bool:
-                    async with world.sessions() as session:
-                        row = await session.get(PaymentRefund, response.json()["id"])
-                        return row is not None and row.status in REFUND_DONE
+                    try:
+                        async with world.sessions() as session:
+                            row = await session.get(PaymentRefund, response.json()["id"])
+                            return row is not None and row.status in REFUND_DONE
+                    except (OSError, SQLAlchemyError):
+                        if not outage_seconds:
+                            raise
+                        return False  # the database is restarting: ask again
 
                 await eventually(refunded, within=settle_within, what=f"refund {plan.n}")
 
     start = time.perf_counter()
     await asyncio.gather(*(one(p) for p in plans(count, seed)))
     seconds = time.perf_counter() - start
-    _calm(world)
+    if calm:
+        _calm(world)
     async with world.sessions() as session:
         orders = list((await session.exec(select(PaymentOrder))).all())
         refunds = list((await session.exec(select(PaymentRefund))).all())

@@ -6,6 +6,7 @@ provider, all with fault injection."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -147,8 +148,24 @@ class PayWorld:
             self.workflows.append(payment_workflow_id(order_id))
         return response
 
-    async def order(self, order_id: str) -> dict[str, Any]:
-        response = await self.http.get(f"/api/payments/orders/{order_id}", headers=self.auth())
+    async def order(self, order_id: str, *, outage_seconds: float = 0) -> dict[str, Any]:
+        """The order as the API shows it; through an outage (the API answering 5xx) asked
+        again for up to ``outage_seconds``, as the hospital's app would."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + outage_seconds
+        while True:
+            try:
+                response = await self.http.get(
+                    f"/api/payments/orders/{order_id}", headers=self.auth()
+                )
+            except httpx.TransportError:
+                if loop.time() > give_up:
+                    raise
+                await asyncio.sleep(0.5)
+                continue
+            if response.status_code < 500 or loop.time() > give_up:
+                break
+            await asyncio.sleep(0.5)
         assert response.status_code == 200, response.text
         result: dict[str, Any] = response.json()
         return result
@@ -271,8 +288,14 @@ async def payment_world(
     policy: PaymentPolicy = FAST,
     accept_seconds: int = 1800,
     client_timeout: float = 2.0,
+    over_loopback: bool = False,
+    library: bool = False,
     **overrides: Any,
 ) -> AsyncIterator[PayWorld]:
+    """``over_loopback``: our calls go to the API's loopback port instead of straight into the
+    ASGI app, so that an outage behind the API reaches the caller as a 5xx, not an exception.
+    ``library``: the shipped pathway library is published, as the API does at start-up, so
+    that HIS events enrol patients."""
     async with transaction(sessions) as session:
         session.add(
             Hospital(
@@ -331,13 +354,19 @@ async def payment_world(
             )
             his = HisClient.create(his_url, TEST_HIS_API_KEY, timeout_seconds=client_timeout)
             container = Container.build(settings, sessions, client, his)
+            if library:
+                await container.sync_library()
             app = create_app(container=container)
             token = await add_staff(sessions, StaffRole.INTEGRATION, None, name="掌上医院")
             doctor = await add_staff(sessions, StaffRole.DOCTOR, "cardiology", name="王医生")
             async with (
                 serve(app, port=api_port),
-                httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=app), base_url="http://carepath.test"
+                (
+                    httpx.AsyncClient(base_url=api_url, timeout=60)
+                    if over_loopback
+                    else httpx.AsyncClient(
+                        transport=httpx.ASGITransport(app=app), base_url="http://carepath.test"
+                    )
                 ) as http,
             ):
                 world = PayWorld(

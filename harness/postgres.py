@@ -77,6 +77,9 @@ class PostgresServer:
             "--locale=C.UTF-8",
             "--no-sync",
         )
+        self._launch()
+
+    def _launch(self) -> None:
         options = " ".join(
             [
                 f"-p {self.port}",
@@ -95,6 +98,15 @@ class PostgresServer:
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "-w", "stop")
+
+    def restart(self) -> None:
+        """Stops the server and starts it again on the same data directory and port: every
+        client connection is cut off, committed data survives. Stopped "fast" rather than
+        "immediate": with synchronous_commit off, an immediate stop could drop the last
+        fraction of a second of commits, which no product code could be blamed for."""
+        if (self.data_dir / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+        self._launch()
 
 
 def start_postgres(base_dir: Path) -> PostgresServer:

@@ -61,3 +61,36 @@ def settings_env(settings: Settings) -> dict[str, str]:
             json.dumps(value) if isinstance(value, dict | list) else str(value)
         )
     return env
+
+
+@dataclass
+class KilledOften:
+    """A platform process (typically the worker) that a fault run SIGKILLs at a steady pace and
+    starts again at once, each time with a fresh log (``<name>-<generation>.log``)."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    log_dir: Path
+    kills: int = 0
+    generation: int = 0
+    process: Process | None = None
+
+    def start(self) -> Process:
+        self.generation += 1
+        self.process = start_process(
+            f"{self.name}-{self.generation}", self.args, self.env, self.log_dir
+        )
+        return self.process
+
+    def kill_and_restart(self) -> None:
+        """SIGKILL: no goodbye to the server, no finishing the activities in flight."""
+        if self.process is not None and self.process.popen.poll() is None:
+            self.process.popen.kill()
+            self.process.popen.wait()
+            self.kills += 1
+        self.start()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import subprocess
 from datetime import timedelta
+from pathlib import Path
 
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import Client
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from core.temporal import DATA_CONVERTER
+from harness.postgres import free_port
 from infra.toolchain import temporal_cli, test_server_script
 
 # A JVM on a busy 2-core machine can take several seconds to open its port.
@@ -29,3 +38,88 @@ async def start_time_skipping_server() -> WorkflowEnvironment:
         test_server_existing_path=str(test_server_script()),
         test_server_startup_timeout=TEST_SERVER_STARTUP,
     )
+
+
+class DevServer:
+    """The Temporal dev server as its own process with file persistence, for runs that restart
+    it: started again on the same port and database file, it keeps every workflow, timer and
+    task queue, and clients connected to its address carry on once it answers again."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.db_file = workdir / "temporal.db"
+        self.log = workdir / "temporal.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+
+    async def start(self) -> None:
+        self.process = self._spawn()
+        await self._wait_ready()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        sink = self.log.open("ab")
+        process = subprocess.Popen(
+            [
+                str(temporal_cli()),
+                "server",
+                "start-dev",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--headless",
+                "--db-filename",
+                str(self.db_file),
+                "--log-level",
+                "error",
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        sink.close()
+        return process
+
+    async def _wait_ready(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DEV_SERVER_STARTUP.total_seconds()
+        while True:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the Temporal dev server exited; see {self.log}")
+            try:
+                client = await Client.connect(self.address, data_converter=DATA_CONVERTER)
+                await client.workflow_service.get_system_info(GetSystemInfoRequest())
+                return
+            except (RuntimeError, RPCError):
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+    async def connect(self) -> Client:
+        """A client that rides out restarts without a warning per retried call on stderr."""
+        quiet = Runtime(
+            telemetry=TelemetryConfig(
+                logging=LoggingConfig(
+                    filter=TelemetryFilter(core_level="ERROR", other_level="ERROR")
+                )
+            )
+        )
+        return await Client.connect(self.address, data_converter=DATA_CONVERTER, runtime=quiet)
+
+    def stop(self, grace: float = 15.0) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    async def restart(self) -> None:
+        """Stops the server (SIGTERM, then SIGKILL) and starts it again on the same state."""
+        await asyncio.to_thread(self.stop)
+        await self.start()
+        self.restarts += 1

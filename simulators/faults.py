@@ -47,10 +47,17 @@ class FaultPlan(BaseModel):
 
 
 class FaultInjector:
-    def __init__(self, plan: FaultPlan | None = None, scope_prefix: str = "/") -> None:
+    def __init__(
+        self,
+        plan: FaultPlan | None = None,
+        scope_prefix: str = "/",
+        exclude_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.plan = plan or FaultPlan()
-        # Only the protocol endpoints under this prefix see faults.
+        # Only the protocol endpoints under this prefix see faults, except those under the
+        # excluded ones (which have an injector of their own).
         self.scope_prefix = scope_prefix
+        self.exclude_prefixes = exclude_prefixes
         self.random = random.Random(self.plan.seed)  # noqa: S311 - simulation, not security
         self.injected: dict[str, int] = {"error": 0, "lost_answer": 0, "rule": 0}
         # Set to let every held answer go at once (shutting a simulator down).
@@ -89,7 +96,11 @@ class FaultInjector:
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         path = request.url.path
-        if path.startswith(CONTROL_PREFIX) or not path.startswith(self.scope_prefix):
+        if (
+            path.startswith(CONTROL_PREFIX)
+            or not path.startswith(self.scope_prefix)
+            or path.startswith(self.exclude_prefixes)
+        ):
             return await call_next(request)
         plan = self.plan
         if plan.latency_ms or plan.latency_jitter_ms:
@@ -113,13 +124,18 @@ class FaultInjector:
         return response
 
 
-def add_fault_control(control: APIRouter, injector: FaultInjector) -> None:
-    """``PUT {control prefix}/faults``: replaces the simulator's fault plan."""
+def add_fault_control(control: APIRouter, injector: FaultInjector, path: str = "/faults") -> None:
+    """``PUT {control prefix}{path}``: replaces the simulator's fault plan; ``GET`` the same
+    path tells what was injected so far."""
 
-    @control.put("/faults")
+    @control.put(path)
     async def set_faults(plan: FaultPlan) -> FaultPlan:
         injector.replace(plan)
         return plan
+
+    @control.get(path)
+    async def injected() -> dict[str, int]:
+        return dict(injector.injected)
 
 
 def install(app: FastAPI, injector: FaultInjector) -> None:

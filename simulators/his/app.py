@@ -31,6 +31,7 @@ import yaml
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, status
 from pydantic import BaseModel, Field
 
+from simulators.faults import FaultInjector, add_fault_control
 from simulators.faults import install as install_faults
 from simulators.his.charging import ChargingState, InsuranceAccount, charging_routers
 
@@ -114,6 +115,13 @@ class HisState:
     # Prescription status callbacks received, keyed by the caller's idempotency key (HIS-3).
     prescription_callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)
     callback_attempts: int = 0
+    # Random faults on the query interface and the callbacks we receive (patients, encounters,
+    # prescription callbacks); charging has its own injector. None until a plan is put.
+    query_faults: FaultInjector = field(
+        default_factory=lambda: FaultInjector(
+            scope_prefix="/his/api/v1", exclude_prefixes=("/his/api/v1/charging",)
+        )
+    )
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def next_encounter_id(self) -> str:
@@ -327,6 +335,8 @@ def create_app(
     charging_api, charging_control = charging_routers(billing, insurance, http)
     query.include_router(charging_api)
     install_faults(app, billing.faults)
+    install_faults(app, his.query_faults)
+    add_fault_control(control, his.query_faults, "/query-faults")
     app.include_router(query)
     app.include_router(control)
     app.include_router(charging_control)

@@ -8,7 +8,9 @@
   signed with X-Twilio-Signature, computed here independently of the SDK's validator.
 
 A /sim control API injects faults (latency, 5xx bursts, invalid and undeliverable numbers,
-duplicate and out-of-order callbacks) and shows what was received.
+duplicate and out-of-order callbacks) and shows what was received; ``PUT /sim/random-faults``
+(simulators/faults.py) makes any API call fail at random, before acting or by acting and losing
+the answer.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, Field
+
+from simulators.faults import FaultInjector, add_fault_control, install
 
 API_PREFIX = "/2010-04-01/Accounts/{account_sid}"
 _E164 = re.compile(r"^\+[1-9]\d{7,14}$")
@@ -101,6 +105,10 @@ class TwilioState:
     messages: dict[str, SimMessage] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
     callbacks: list[dict[str, Any]] = field(default_factory=list)
+    # Random faults on every Messages API call (none until a plan is put).
+    random_faults: FaultInjector = field(
+        default_factory=lambda: FaultInjector(scope_prefix="/2010-04-01")
+    )
 
 
 def twilio_signature(auth_token: str, url: str, params: dict[str, str]) -> str:
@@ -273,6 +281,8 @@ def create_app(state: TwilioState) -> FastAPI:
     async def sim_callbacks() -> list[dict[str, Any]]:
         return state.callbacks
 
+    add_fault_control(control, state.random_faults, "/random-faults")
+    install(app, state.random_faults)
     app.include_router(api)
     app.include_router(control)
     return app

@@ -8,7 +8,9 @@
   to our server URL as XML, signed the way WeChat signs (sha1 of the sorted token, timestamp and
   nonce).
 
-A /sim control API adds followers, expires tokens and injects faults.
+A /sim control API adds followers, expires tokens and injects faults; ``PUT /sim/random-faults``
+(simulators/faults.py) makes any API call fail at random, before acting or by acting and losing
+the answer.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import httpx
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
+
+from simulators.faults import FaultInjector, add_fault_control, install
 
 TOKEN_LIFETIME = 7200
 
@@ -68,6 +72,10 @@ class WeChatState:
     token_requests: int = 0
     faults: Faults = field(default_factory=Faults)
     events: list[dict[str, Any]] = field(default_factory=list)
+    # Random faults on every API call (none until a plan is put).
+    random_faults: FaultInjector = field(
+        default_factory=lambda: FaultInjector(scope_prefix="/cgi-bin")
+    )
     # Counted from the start-up time in microseconds, so a restarted simulator never hands out
     # an id it gave before it stopped.
     _ids: itertools.count[int] = field(
@@ -232,6 +240,8 @@ def create_app(state: WeChatState) -> FastAPI:
     async def sim_events() -> list[dict[str, Any]]:
         return state.events
 
+    add_fault_control(control, state.random_faults, "/random-faults")
+    install(app, state.random_faults)
     app.include_router(api)
     app.include_router(control)
     return app
