@@ -93,6 +93,16 @@ async def insert_if_absent(
     )
 
 
+async def release_connection(session: AsyncSession) -> None:
+    """Ends a read-only transaction so that its connection returns to the pool before a wait on
+    another system: a Temporal update waits for a worker, which may be restarting, and requests
+    holding connections through such waits can drain the pool for everyone else. The session
+    takes a connection again when next used (its objects stay loaded: no expiry on commit)."""
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("release_connection would commit unsaved changes")
+    await session.commit()
+
+
 @asynccontextmanager
 async def transaction(sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
     """One unit of work: commits when the block ends normally, rolls back on any exception."""

@@ -30,6 +30,7 @@ from contracts.prescription import (
     PrescriptionState,
     prescription_workflow_id,
 )
+from core.db import release_connection
 from core.models import Prescription, utcnow
 from core.settings import Settings
 from integrations.his import HisClient
@@ -193,6 +194,7 @@ async def apply(
     handle = temporal.get_workflow_handle(row.workflow_id)
     if event_id is not None and await find_event(session, source, event_id) is not None:
         return await handle.query(QUERY_STATE, result_type=PrescriptionState), True
+    await release_connection(session)
     try:
         result = await handle.execute_update(update, argument, result_type=result_type)
     except WorkflowUpdateFailedError as exc:

@@ -25,6 +25,7 @@ from core.db import SessionFactory, create_engine, session_factory, transaction
 from core.migrate import downgrade, upgrade
 from core.models import (
     CareTask,
+    DataScope,
     FormResponse,
     OutboundMessage,
     PathwayRun,
@@ -182,7 +183,13 @@ async def _check_reads_and_lookups(api: Api) -> None:
         assert by_id is not None
         assert by_id.name == "陈晓明"
         assert await patients_by_phone(session, "13300000000") == []
-        admin = StaffPrincipal(id="s", name="管理员", role=StaffRole.ADMIN, department_code=None)
+        admin = StaffPrincipal(
+            id="s",
+            name="管理员",
+            role=StaffRole.ADMIN,
+            department_code=None,
+            data_scope=DataScope.ORGANISATION,
+        )
         messages, total = await list_messages(
             session, admin, MessageFilter(receiver="139 0013 9002"), limit=10, offset=0
         )

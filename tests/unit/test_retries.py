@@ -13,6 +13,12 @@ SECOND, MINUTE = timedelta(seconds=1), timedelta(minutes=1)
 EXPECTED: dict[str, object] = {
     "DATABASE_TIMEOUT": 30 * SECOND,
     "DATABASE_RETRY": RetryPolicy(initial_interval=SECOND, maximum_interval=MINUTE),
+    "KEY_ROTATION_BATCH_TIMEOUT": 2 * MINUTE,
+    "KEY_ROTATION_RETRY": RetryPolicy(
+        initial_interval=SECOND,
+        maximum_interval=MINUTE,
+        non_retryable_error_types=["UnreadableEncryptedValue"],
+    ),
     "HIS_CALLBACK_TIMEOUT": 30 * SECOND,
     "HIS_CALLBACK_GIVE_UP": timedelta(days=1),
     "HIS_CALLBACK_RETRY": RetryPolicy(initial_interval=SECOND, maximum_interval=5 * MINUTE),
