@@ -31,10 +31,19 @@ def find_pg_bin() -> Path:
     )
 
 
+# Ports handed out in this process. A port is free when chosen but not held until its server
+# binds it, and the kernel may offer the same number again meanwhile: never hand it out twice.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 @dataclass

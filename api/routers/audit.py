@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from api.deps import SessionDep
 from api.permissions import Permission, require
 from core.models import AuditEntry
+from core.validation import Key, SaneDateTime
 from services import audit
 from services.staff import StaffPrincipal
 
@@ -88,15 +89,15 @@ def _check_times(since: datetime | None, until: datetime | None) -> None:
 async def search_audit(
     session: SessionDep,
     staff: AdminDep,
-    actor_id: Annotated[str | None, Query(max_length=128)] = None,
-    patient_id: Annotated[str | None, Query(max_length=36)] = None,
-    action: Annotated[str | None, Query(max_length=64)] = None,
-    target_type: Annotated[str | None, Query(max_length=32)] = None,
-    target_id: Annotated[str | None, Query(max_length=200)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    actor_id: Annotated[Key | None, Query(max_length=128)] = None,
+    patient_id: Annotated[Key | None, Query(max_length=36)] = None,
+    action: Annotated[Key | None, Query(max_length=64)] = None,
+    target_type: Annotated[Key | None, Query(max_length=32)] = None,
+    target_id: Annotated[Key | None, Query(max_length=200)] = None,
+    since: SaneDateTime | None = None,
+    until: SaneDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[Key | None, Query(max_length=64)] = None,
 ) -> AuditPage:
     """Entries matching every given filter, newest first; ``since`` inclusive, ``until``
     exclusive."""

@@ -75,6 +75,8 @@ async def outcomes(
 
 class AuditOut(BaseModel):
     at: datetime
+    # staff / his / system (the workflow's own state changes)
+    actor_type: str
     actor_id: str | None
     action: str
     detail: dict[str, Any]

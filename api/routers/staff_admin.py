@@ -15,6 +15,7 @@ from pydantic import BaseModel, StringConstraints
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, require
 from core.models import DataScope, StaffRole, StaffUser, utcnow
+from core.validation import Key, Line
 from services.identity import MAX_PASSWORD_LENGTH, totp_enabled
 from services.staff import StaffPrincipal
 from services.staff_admin import (
@@ -31,9 +32,9 @@ from services.staff_admin import (
 router = APIRouter(prefix="/api/admin/staff", tags=["staff administration"])
 AdminDep = Annotated[StaffPrincipal, Depends(require(Permission.STAFF_ADMIN))]
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Name = Annotated[Line, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
-Text64 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Text64 = Annotated[Line, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
 
 def _invalid(problems: list[tuple[str, str]]) -> NoReturn:
@@ -156,10 +157,10 @@ async def get_staff_list(
     session: SessionDep,
     _: AdminDep,
     role: StaffRole | None = None,
-    department_code: str | None = None,
-    ward: str | None = None,
+    department_code: Key | None = None,
+    ward: Key | None = None,
     active: bool | None = None,
-    q: Annotated[str | None, Query(max_length=64, description="name or username contains")] = None,
+    q: Annotated[Key | None, Query(max_length=64, description="name or username contains")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[StaffOut]:
     rows = await list_accounts(
@@ -183,7 +184,7 @@ async def _load(session: SessionDep, staff_id: str, *, lock: bool = False) -> St
 
 
 @router.get("/{staff_id}", response_model=StaffOut)
-async def get_staff(staff_id: str, session: SessionDep, _: AdminDep) -> StaffOut:
+async def get_staff(staff_id: Key, session: SessionDep, _: AdminDep) -> StaffOut:
     return StaffOut.of(await _load(session, staff_id), utcnow())
 
 
@@ -200,7 +201,7 @@ class StaffPatch(BaseModel):
 
 @router.patch("/{staff_id}", response_model=StaffIssued)
 async def patch_staff(
-    staff_id: str, body: StaffPatch, admin: AdminDep, session: SessionDep
+    staff_id: Key, body: StaffPatch, admin: AdminDep, session: SessionDep
 ) -> StaffIssued:
     changes: dict[str, Any] = {f: getattr(body, f) for f in body.model_fields_set}
     if missing := [f for f in ("name", "role", "data_scope") if f in changes and not changes[f]]:
@@ -215,7 +216,7 @@ async def patch_staff(
 
 
 @router.post("/{staff_id}/deactivate", response_model=StaffIssued)
-async def post_deactivate(staff_id: str, admin: AdminDep, session: SessionDep) -> StaffIssued:
+async def post_deactivate(staff_id: Key, admin: AdminDep, session: SessionDep) -> StaffIssued:
     user = await _load(session, staff_id, lock=True)
     try:
         issued = await deactivate_account(session, actor_id=admin.id, user=user, now=utcnow())
@@ -235,7 +236,7 @@ class CredentialsIn(BaseModel):
 
 @router.post("/{staff_id}/credentials", response_model=StaffIssued)
 async def post_credentials(
-    staff_id: str,
+    staff_id: Key,
     body: CredentialsIn,
     admin: AdminDep,
     container: ContainerDep,
