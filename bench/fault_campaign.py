@@ -173,7 +173,8 @@ async def main(options: Options) -> int:
                 {
                     **settings_env(world.settings),
                     "CAREPATH_TEMPORAL_ADDRESS": infra.temporal.address,
-                    "CAREPATH_LOG_LEVEL": "ERROR",
+                    # INFO: the kill schedule waits for the worker's "worker started" line.
+                    "CAREPATH_LOG_LEVEL": "INFO",
                 },
                 infra.workdir,
             )
@@ -373,6 +374,8 @@ async def _faults(
     have happened. Leaves one worker running."""
     temporal_done = postgres_done = False
     while not (load_done.is_set() and temporal_done and postgres_done):
+        # Each generation serves for kill_every seconds before it is killed.
+        await worker.started()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(load_done.wait()), options.kill_every)
         if not temporal_done and tally.at() >= options.temporal_restart_at:

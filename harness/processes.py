@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -90,6 +91,21 @@ class KilledOften:
             self.process.popen.wait()
             self.kills += 1
         self.start()
+
+    async def started(self, marker: str = "worker started", within: float = 120.0) -> bool:
+        """Whether the current generation logged ``marker`` (it is serving) within ``within``
+        seconds. A kill schedule counts from here: on a busy machine a worker can take longer
+        to import and connect than the kill interval, and would then never serve at all."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + within
+        while loop.time() < give_up:
+            process = self.process
+            if process is None or process.popen.poll() is not None:
+                return False
+            if process.log.exists() and marker in process.log.read_text(errors="replace"):
+                return True
+            await asyncio.sleep(0.2)
+        return False
 
     def stop(self) -> None:
         if self.process is not None:
