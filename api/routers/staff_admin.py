@@ -32,9 +32,9 @@ from services.staff_admin import (
 router = APIRouter(prefix="/api/admin/staff", tags=["staff administration"])
 AdminDep = Annotated[StaffPrincipal, Depends(require(Permission.STAFF_ADMIN))]
 
-Name = Annotated[Line, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
-Text64 = Annotated[Line, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+# One line (no control characters), trimmed, non-empty: names, wards, staff numbers, codes.
+Short = Annotated[Line, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+DepartmentCode = Annotated[Short, StringConstraints(max_length=32)]
 
 
 def _invalid(problems: list[tuple[str, str]]) -> NoReturn:
@@ -92,13 +92,13 @@ class StaffOut(BaseModel):
 
 
 class StaffCreate(BaseModel):
-    name: Name
+    name: Short
     role: StaffRole
     # Required for people, absent for integrations; stored lower-case.
     username: str | None = None
-    department_code: Code | None = None
-    ward: Text64 | None = None
-    staff_code: Text64 | None = None
+    department_code: DepartmentCode | None = None
+    ward: Short | None = None
+    staff_code: Short | None = None
     # Default: the whole hospital without a department, else the department.
     data_scope: DataScope | None = None
     # An initial password; without one a one-time password is generated and shown once. Either
@@ -191,11 +191,11 @@ async def get_staff(staff_id: Key, session: SessionDep, _: AdminDep) -> StaffOut
 class StaffPatch(BaseModel):
     """Only the fields present change; department_code, ward and staff_code may be null."""
 
-    name: Name | None = None
+    name: Short | None = None
     role: StaffRole | None = None
-    department_code: Code | None = None
-    ward: Text64 | None = None
-    staff_code: Text64 | None = None
+    department_code: DepartmentCode | None = None
+    ward: Short | None = None
+    staff_code: Short | None = None
     data_scope: DataScope | None = None
 
 
