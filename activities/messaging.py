@@ -44,6 +44,7 @@ from core.models import (
     MessageStatus,
     OutboundMessage,
     Patient,
+    utcnow,
 )
 from messaging.categories import OPTIONAL_CATEGORIES
 from messaging.channel import (
@@ -51,9 +52,10 @@ from messaging.channel import (
     DeliveryReceipt,
     MessageChannel,
     PermanentDeliveryError,
+    TransientDeliveryError,
 )
 from messaging.routing import channel_order
-from services.message_status import advance, apply_pending_reports
+from services.message_status import advance, apply_pending_reports, claim_reported_send
 from services.messages import Composer, MessageRejected, message_by_key, outgoing
 
 log = get_logger(__name__)
@@ -211,8 +213,11 @@ class MessagingActivities:
                     type=PERMANENT_DELIVERY_FAILURE,
                     non_retryable=True,
                 )
-            # A try before this one may have reached the provider and died before we recorded it.
+            # A try before this one may have reached the provider and died before we recorded it;
+            # one that ended with the provider's own error code was refused, not sent.
             uncertain = row.tries > 0
+            refused_before = row.error_code is not None
+            row.error_code = None  # until this try ends
             row.tries += 1
             row.updated_at = attempt.now
             advance(message, MessageStatus.SENDING, attempt.now)
@@ -221,7 +226,11 @@ class MessagingActivities:
 
         try:
             receipt: DeliveryReceipt | None = None
-            if uncertain:
+            if uncertain and channel.reports_sends_within is not None:
+                receipt = await self._reported_send(
+                    attempt_id, reserved_at, channel, may_wait=not refused_before
+                )
+            elif uncertain:
                 receipt = await channel.find_sent(draft, reserved_at)
             if receipt is None:
                 receipt = await channel.deliver(draft)
@@ -287,6 +296,30 @@ class MessagingActivities:
                 provider_message_id=receipt.provider_message_id,
                 at=receipt.at,
             )
+
+    async def _reported_send(
+        self, attempt_id: str, reserved_at: datetime, channel: MessageChannel, *, may_wait: bool
+    ) -> DeliveryReceipt | None:
+        """After a try whose answer was lost, on a channel that reports its sends to us: the
+        report of that send, if it has come. Until it could have come, the try is retried later
+        rather than the message sent again (unless the last try was refused outright, so the
+        one before it has had its time); after that, it is sent again (the report may have been
+        lost too, and a message sent twice beats one never sent)."""
+        assert channel.reports_sends_within is not None
+        async with transaction(self._sessions) as session:
+            row = await session.get(MessageAttempt, attempt_id, with_for_update=True)
+            assert row is not None
+            report = await claim_reported_send(session, row, since=reserved_at)
+        if report is not None:
+            log.warning(
+                "send reported by the provider after an interrupted try; not sending again",
+                attempt_id=attempt_id,
+                provider_message_id=report.provider_message_id,
+            )
+            return DeliveryReceipt(report.provider_message_id, report.provider_status)
+        if may_wait and utcnow() < reserved_at + channel.reports_sends_within:
+            raise TransientDeliveryError(f"等待{channel.name}的发送报告（上次发送结果未知）")
+        return None
 
     async def _attempt_error(self, attempt_id: str, exc: DeliveryError, at: datetime) -> None:
         async with transaction(self._sessions) as session:

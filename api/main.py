@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from api import outage
 from api.container import Container
 from api.routers import (
     alerts,
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(RequestValidationError, auth.redact_validation_errors)
+    outage.install(app)
     for router in (
         health.router,
         his_webhooks.router,

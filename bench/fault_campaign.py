@@ -49,6 +49,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -166,6 +167,9 @@ async def main(options: Options) -> int:
                 channel_timeout_seconds=CHANNEL_TIMEOUT,
             ) as world,
         ):
+            # WeChat reports each template send to our server URL (the record of a send whose
+            # answer was lost).
+            wechat.event_url = f"{world.api_url}/webhooks/wechat"
             await _prepare(infra, world, options, openids)
             worker = KilledOften(
                 "worker",
@@ -341,6 +345,11 @@ async def _campaign(
         ("HIS redeliveries", f"{tally.redeliveries} discharge events redelivered until accepted"),
         ("runs", f"{figures['runs_completed']} completed of {len(tally.runs)}"),
         ("invitations", f"{figures['invitations']}"),
+        ("invitation lateness", f"{figures['lateness']} after due (s)"),
+        (
+            "past their window",
+            f"{figures['past_window']}: invitations the compressed clock made late, not lost",
+        ),
         ("payments", f"{dict(orders)}; refunds {dict(payments.refund_status)}"),
         (
             "prescriptions",
@@ -349,7 +358,7 @@ async def _campaign(
         ),
         ("messages at providers", f"{figures['at_providers']}"),
         ("lost steps", f"{figures['lost_steps']}  {figures['lost_detail']}"),
-        ("duplicate messages", f"{figures['duplicate_messages']}"),
+        ("duplicate messages", f"{figures['duplicate_messages']}  {figures['duplicate_detail']}"),
         ("double charges", f"{figures['double_charges']}"),
         ("unbalanced books", f"{figures['unbalanced_books']}  {figures['books_detail']}"),
     ]
@@ -564,10 +573,15 @@ async def _figures(
         return _link(text) or fallback
 
     received: Counter[str] = Counter()
+    provider_of: dict[str, Counter[str]] = defaultdict(Counter)
     for m in twilio.messages.values():
-        received[sim_key(m.body, f"sms:{m.to}:{m.body}")] += 1
+        key = sim_key(m.body, f"sms:{m.to}:{m.body}")
+        received[key] += 1
+        provider_of[key]["twilio"] += 1
     for w in wechat.sent:
-        received[sim_key(w.url, f"wechat:{w.touser}:{json.dumps(w.data, sort_keys=True)}")] += 1
+        key = sim_key(w.url, f"wechat:{w.touser}:{json.dumps(w.data, sort_keys=True)}")
+        received[key] += 1
+        provider_of[key]["wechat"] += 1
     sent_keys: Counter[str] = Counter()
     key_of: dict[str, str] = {}
     for message in messages:
@@ -583,7 +597,11 @@ async def _figures(
             continue
         key_of[message.id] = key
         sent_keys[key] += 1
-    duplicates = sum(max(0, n - sent_keys.get(k, 0)) for k, n in received.items() if n > 1)
+    duplicates: Counter[str] = Counter()
+    for key, n in received.items():
+        extra = n - sent_keys.get(key, 0)
+        if n > 1 and extra > 0:
+            duplicates["+".join(sorted(provider_of[key]))] += extra
 
     # --- lost steps -----------------------------------------------------------------------------
     by_task: dict[str, OutboundMessage] = {
@@ -594,6 +612,7 @@ async def _figures(
         by_run[task.workflow_id][task.step_id] = task
     lost: Counter[str] = Counter()
     invitations: Counter[str] = Counter()
+    past_window: list[float] = []
     for workflow_id in tally.runs:
         run = runs.get(workflow_id)
         if run is None:
@@ -604,10 +623,13 @@ async def _figures(
         for step in INVITATIONS:
             step_task = by_run[workflow_id].get(step)
             invite = by_task.get(step_task.id) if step_task else None
+            stale = _late_past_window(step_task, invite)
             if step_task is None:
                 lost["invitation task missing"] += 1
+            elif stale is not None and step_task.status == "not_needed":
+                past_window.append(stale)
             elif step_task.status not in SENT_TASK:
-                lost[f"invitation {step_task.status}"] += 1
+                lost[f"invitation {step_task.status}: {step_task.reason}"] += 1
             elif invite is None or invite.status not in ("sent", "delivered"):
                 lost["invitation without a sent message"] += 1
             elif received.get(key_of.get(invite.id, ""), 0) == 0:
@@ -633,6 +655,15 @@ async def _figures(
         else:
             rx_concluded += 1
 
+    # How late each invitation was composed after it fell due, in real seconds: with the plan
+    # clock compressed, a step's validity is seconds long, and an invitation composed after it
+    # is (rightly) not sent.
+    lateness = sorted(
+        (invite.scheduled_for - task.due_at).total_seconds()
+        for task in tasks
+        if task.step_id in INVITATIONS and (invite := by_task.get(task.id)) is not None
+    )
+
     # --- money ------------------------------------------------------------------------------
     double, unbalanced, books_detail = _books(world, orders, refunds, ledger)
 
@@ -642,13 +673,45 @@ async def _figures(
         f"of {3 * len(tally.runs)} due",
         "rx_concluded": rx_concluded,
         "at_providers": f"WeChat {len(wechat.sent)}, Twilio {len(twilio.messages)}",
+        "lateness": _spread(lateness),
         "lost_steps": sum(lost.values()),
         "lost_detail": dict(lost) if lost else "",
-        "duplicate_messages": duplicates,
+        "duplicate_messages": sum(duplicates.values()),
+        "duplicate_detail": dict(duplicates) if duplicates else "",
+        "past_window": f"{len(past_window)} (composed {_spread(sorted(past_window))} s after due)"
+        if past_window
+        else "0",
         "double_charges": double,
         "unbalanced_books": unbalanced,
         "books_detail": books_detail,
     }
+
+
+# What an invitation's step is worth in real time (pathways/library/inpatient-discharge.yaml).
+VALIDITY = timedelta(days=5)
+
+
+def _late_past_window(task: CareTask | None, invite: OutboundMessage | None) -> float | None:
+    """How late (real seconds) an invitation was composed, if it was then not sent only because
+    that was past its validity, which the compressed plan clock shrinks to seconds (one plan day
+    in ``--day-seconds``): composed a minute late, it would have gone out in real time, where
+    the validity is five days. A step not composed at all is lost, not late."""
+    if task is None or invite is None or invite.status != "suppressed":
+        return None
+    if not (invite.failure_reason or "").startswith("已过有效时间"):
+        return None
+    late = invite.scheduled_for - task.due_at
+    return late.total_seconds() if late < VALIDITY else None
+
+
+def _spread(values: list[float]) -> str:
+    if not values:
+        return "none"
+
+    def at(q: float) -> float:
+        return values[min(len(values) - 1, int(q * len(values)))]
+
+    return f"median {at(0.5):.1f}, p95 {at(0.95):.1f}, max {values[-1]:.1f}"
 
 
 def _books(

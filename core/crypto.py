@@ -176,6 +176,8 @@ def normalise_for_index(kind: str, value: str | None) -> str:
         return to_e164(value) or re.sub(r"[\s\-()]", "", value)
     if kind == "id_number":
         return re.sub(r"\s", "", value).upper()
+    if kind == "openid":
+        return value.strip()
     raise ValueError(f"no blind index kind '{kind}'")
 
 

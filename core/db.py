@@ -108,3 +108,22 @@ async def transaction(sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
     """One unit of work: commits when the block ends normally, rolls back on any exception."""
     async with sessions() as session, session.begin():
         yield session
+
+
+# SQLSTATE classes of a database that cannot be reached, rather than of a statement that is
+# wrong: 08 connection exceptions; 57P01-57P03 shutting down, crashed, starting up.
+_UNREACHABLE_SQLSTATES = ("08", "57P0")
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether an error means the database is down, restarting or out of connections (worth a
+    retry later), as opposed to a bad statement or a bug."""
+    if isinstance(exc, sa.exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    if isinstance(exc, sa.exc.DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, sa.exc.InterfaceError):
+            return True
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return isinstance(sqlstate, str) and sqlstate.startswith(_UNREACHABLE_SQLSTATES)
+    # The asyncpg dialect lets a refused TCP connection through unwrapped.
+    return isinstance(exc, ConnectionError)

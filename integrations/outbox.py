@@ -7,7 +7,7 @@ still there for staff to act on.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from core.logs import get_logger
 from messaging.channel import DeliveryReceipt, OutgoingMessage
@@ -17,6 +17,7 @@ log = get_logger(__name__)
 
 class OutboxChannel:
     name = "outbox"
+    reports_sends_within: timedelta | None = None
 
     def unavailable_reason(self, message: OutgoingMessage) -> str | None:
         # It stands in for SMS, so it needs a number just as SMS does.

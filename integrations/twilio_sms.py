@@ -33,6 +33,7 @@ _LOOKUP_SLACK = timedelta(minutes=2)
 
 class TwilioSmsChannel:
     name = "sms"
+    reports_sends_within: timedelta | None = None  # find_sent looks the message up at Twilio
 
     def __init__(
         self,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -121,6 +121,10 @@ class WeChatApi:
 
 class WeChatTemplateChannel:
     name = "wechat"
+    # WeChat pushes TEMPLATESENDJOBFINISH for every template message within seconds of sending
+    # it (and retries the push), naming the recipient: our only record of a send whose answer
+    # was lost, as there is no lookup of sent template messages.
+    reports_sends_within: timedelta | None = timedelta(seconds=15)
 
     def __init__(
         self, api: WeChatApi, http: httpx.AsyncClient, template_ids: Mapping[str, str]
@@ -173,8 +177,7 @@ class WeChatTemplateChannel:
         return DeliveryReceipt(provider_message_id=str(msgid))
 
     async def find_sent(self, message: OutgoingMessage, since: datetime) -> DeliveryReceipt | None:  # noqa: ARG002
-        # WeChat has no lookup of sent template messages: a worker dying between WeChat's answer
-        # and our commit can, rarely, send one twice. See README (messaging, known limits).
+        # No lookup of sent template messages: the send reports stand in (reports_sends_within).
         return None
 
     async def close(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from core.logs import mask_name
@@ -54,6 +54,11 @@ class TransientDeliveryError(DeliveryError):
 
 class MessageChannel(Protocol):
     name: str
+    # For a provider with no lookup of sent messages that reports every send to our server
+    # instead (WeChat): how long such a report may take to arrive. A try whose answer was lost
+    # is then matched against the reports received, and waits this long for one before the
+    # message is sent again. None: find_sent asks the provider.
+    reports_sends_within: timedelta | None
 
     def unavailable_reason(self, message: OutgoingMessage) -> str | None:
         """Why this channel cannot carry the message at all (no binding, no number), or None."""

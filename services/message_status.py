@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.logs import get_logger
@@ -58,6 +58,7 @@ async def record_delivery_report(
     provider_status: str,
     error_code: str | None,
     at: datetime,
+    recipient_index: str | None = None,
 ) -> bool:
     """Stores a provider's report, commits it, then applies it if we know the send yet; False
     when the same report was received before (providers redeliver).
@@ -71,6 +72,7 @@ async def record_delivery_report(
             provider_message_id=provider_message_id,
             provider_status=provider_status,
             error_code=error_code,
+            recipient_index=recipient_index,
             received_at=at,
         )
     )
@@ -84,6 +86,58 @@ async def record_delivery_report(
     )
     await session.commit()
     return True
+
+
+async def claim_reported_send(
+    session: AsyncSession, attempt: MessageAttempt, since: datetime
+) -> DeliveryReport | None:
+    """For a provider without a lookup of sent messages (WeChat): the report of a send to this
+    attempt's recipient since ``since`` that no attempt has claimed, after a try whose answer was
+    lost. Claims it for ``attempt`` in this transaction (its provider id), so no other attempt
+    can.
+
+    Refuses to guess: while another send to the same recipient is in flight, the report may be
+    that one's (its answer received, not yet recorded), so nothing is claimed."""
+    if attempt.recipient_index is None:
+        return None
+    # Serialises claims for one recipient (two retries must not claim one report); SQLite
+    # serialises every write already.
+    if session.get_bind().dialect.name == "postgresql":
+        await session.exec(
+            select(func.pg_advisory_xact_lock(func.hashtextextended(attempt.recipient_index, 0)))
+        )
+    others = await session.exec(
+        select(func.count())
+        .select_from(MessageAttempt)
+        .where(
+            MessageAttempt.channel == attempt.channel,
+            MessageAttempt.recipient_index == attempt.recipient_index,
+            MessageAttempt.status == AttemptStatus.SENDING,
+            MessageAttempt.id != attempt.id,
+        )
+    )
+    if others.one():
+        return None
+    claimed = select(MessageAttempt.provider_message_id).where(
+        MessageAttempt.channel == attempt.channel,
+        col(MessageAttempt.provider_message_id).is_not(None),
+    )
+    found = await session.exec(
+        select(DeliveryReport)
+        .where(
+            DeliveryReport.channel == attempt.channel,
+            DeliveryReport.recipient_index == attempt.recipient_index,
+            DeliveryReport.received_at >= since,
+            col(DeliveryReport.provider_message_id).not_in(claimed),
+        )
+        .order_by(col(DeliveryReport.received_at))
+        .limit(1)
+    )
+    report = found.first()
+    if report is not None:
+        attempt.provider_message_id = report.provider_message_id
+        await session.flush()
+    return report
 
 
 async def apply_pending_reports(

@@ -56,14 +56,16 @@ ENTERPRISE_RETRY = RetryPolicy(
 )
 
 # A provider call sending one message on one channel: short, so a worker that dies mid-send is
-# retried quickly. Transient failures (5xx, timeouts) are retried with backoff, then the next
-# channel is tried; a permanent one (invalid number, user blocked the account) moves on at once.
+# retried quickly. Transient failures (5xx, timeouts) are retried with backoff for about two
+# minutes (a try whose answer was lost may first spend a few waiting for WeChat's report of it),
+# then the next channel is tried; a permanent one (invalid number, user blocked the account)
+# moves on at once.
 CHANNEL_SEND_TIMEOUT = timedelta(seconds=20)
 CHANNEL_SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
-    maximum_attempts=5,
+    maximum_attempts=8,
     non_retryable_error_types=[PERMANENT_DELIVERY_FAILURE],
 )
 

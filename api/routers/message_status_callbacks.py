@@ -17,6 +17,7 @@ from twilio.request_validator import RequestValidator
 
 from api.deps import ContainerDep, SessionDep
 from api.schemas import field_error
+from core.crypto import blind_index
 from core.logs import get_logger
 from core.models import utcnow
 from core.validation import Key
@@ -145,5 +146,6 @@ async def wechat_event(
             provider_status=outcome[:32],
             error_code=None if outcome == "success" else outcome[:32],
             at=utcnow(),
+            recipient_index=blind_index("openid", fields.get("FromUserName")),
         )
     return "success"

@@ -113,13 +113,16 @@ class MessageAttempt(SQLModel, table=True):
         sa.UniqueConstraint("message_id", "channel", name="uq_message_attempt_channel"),
         # Not unique: a provider may repeat an id (see migration 0006).
         sa.Index("ix_message_attempt_provider_id", "channel", "provider_message_id"),
+        sa.Index("ix_message_attempt_recipient", "channel", "recipient_index", "status"),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     message_id: str = Field(foreign_key="outbound_message.id", index=True, max_length=36)
     channel: str = Field(max_length=16)
-    # The phone number or WeChat openid the attempt went to, encrypted at rest (SEC-4).
+    # The phone number or WeChat openid the attempt went to, encrypted at rest (SEC-4), and its
+    # blind index, which matches it to the provider's reports of sends (see claim_reported_send).
     recipient: str = Field(sa_type=EncryptedText("message_attempt.recipient"))
+    recipient_index: str | None = Field(default=None, max_length=64)
     status: str = Field(default=AttemptStatus.SENDING, max_length=16)
     provider_message_id: str | None = Field(default=None, max_length=128)
     provider_status: str | None = Field(default=None, max_length=32)
@@ -129,6 +132,12 @@ class MessageAttempt(SQLModel, table=True):
     tries: int = 0
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+@sa.event.listens_for(MessageAttempt, "before_insert")
+def _attempt_blind_index(_mapper: Any, _connection: Any, attempt: MessageAttempt) -> None:
+    kind = "openid" if attempt.channel == "wechat" else "phone"
+    attempt.recipient_index = blind_index(kind, attempt.recipient)
 
 
 class TemplateOwner(StrEnum):
@@ -201,6 +210,7 @@ class DeliveryReport(SQLModel, table=True):
         sa.UniqueConstraint(
             "channel", "provider_message_id", "provider_status", name="uq_delivery_report_status"
         ),
+        sa.Index("ix_delivery_report_recipient", "channel", "recipient_index", "received_at"),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
@@ -208,5 +218,7 @@ class DeliveryReport(SQLModel, table=True):
     provider_message_id: str = Field(max_length=128)
     provider_status: str = Field(max_length=32)
     error_code: str | None = Field(default=None, max_length=32)
+    # Blind index of the recipient the provider names (WeChat's FromUserName), when it does.
+    recipient_index: str | None = Field(default=None, max_length=64)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     applied_at: datetime | None = ts_field()

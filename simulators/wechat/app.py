@@ -6,7 +6,8 @@
   (expired), 43004 (the user does not follow the account), 40037 (invalid template id), -1
   (system busy, injected); otherwise a msgid, followed by the TEMPLATESENDJOBFINISH event pushed
   to our server URL as XML, signed the way WeChat signs (sha1 of the sorted token, timestamp and
-  nonce).
+  nonce), naming the recipient (FromUserName), and pushed again up to twice while our server
+  does not answer 200.
 
 A /sim control API adds followers, expires tokens and injects faults; ``PUT /sim/random-faults``
 (simulators/faults.py) makes any API call fail at random, before acting or by acting and losing
@@ -33,6 +34,8 @@ from pydantic import BaseModel, Field
 from simulators.faults import FaultInjector, add_fault_control, install
 
 TOKEN_LIFETIME = 7200
+EVENT_PUSH_TRIES = 3
+EVENT_PUSH_RETRY_SECONDS = 1.0
 
 
 class Faults(BaseModel):
@@ -202,16 +205,23 @@ def create_app(state: WeChatState) -> FastAPI:
             "timestamp": timestamp,
             "nonce": nonce,
         }
-        try:
-            response = await http.post(
-                state.event_url,
-                params=params,
-                content=xml.encode(),
-                headers={"Content-Type": "text/xml"},
-            )
-            code: int | None = response.status_code
-        except httpx.HTTPError:
-            code = None
+        code: int | None = None
+        # As WeChat does, the push is tried three times while our server does not answer 200.
+        for attempt in range(EVENT_PUSH_TRIES):
+            if attempt:
+                await asyncio.sleep(EVENT_PUSH_RETRY_SECONDS)
+            try:
+                response = await http.post(
+                    state.event_url,
+                    params=params,
+                    content=xml.encode(),
+                    headers={"Content-Type": "text/xml"},
+                )
+                code = response.status_code
+            except httpx.HTTPError:
+                code = None
+            if code == 200:
+                break
         state.events.append({"msgid": sent.msgid, "status": outcome, "response": code})
 
     control = APIRouter(prefix="/sim", tags=["simulation control"])

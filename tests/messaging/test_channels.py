@@ -4,18 +4,22 @@ providers' delivery reports — on the Temporal dev server, in real time."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
 from core.models import DeliveryReport
 from harness.waiting import eventually
+from integrations.wechat import WeChatTemplateChannel
+from simulators.faults import FaultPlan, FaultRule
 from simulators.twilio.app import Faults as TwilioFaults
 from simulators.twilio.app import twilio_signature
 from simulators.wechat.app import wechat_signature
-from tests.messaging.conftest import NOTICE, TWILIO_TOKEN, WECHAT_TOKEN, StackFactory
+from tests.messaging.conftest import NOTICE, TWILIO_TOKEN, WECHAT_TOKEN, Stack, StackFactory
 
 
 async def test_sms_goes_through_twilio_and_its_delivery_report_comes_back(
@@ -93,6 +97,63 @@ async def test_a_provider_id_seen_before_is_stored_and_the_message_is_not_sent_a
     assert stack.twilio.messages == {}
     assert attempts["wechat"].provider_message_id == str(stack.wechat.sent[0].msgid)
     assert attempts["wechat"].tries == 1
+
+
+def _lose_the_answer_to_the_next_send(stack: Stack) -> None:
+    """WeChat sends the next template message, and its answer never reaches us."""
+    stack.wechat.random_faults.replace(
+        FaultPlan(
+            rules=[FaultRule(path_prefix="/cgi-bin/message/template/send", hang_after_commit=True)]
+        )
+    )
+
+
+async def test_a_wechat_send_whose_answer_was_lost_is_known_by_its_report_and_not_sent_again(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+) -> None:
+    async with (
+        messaging_stack(dev_env, channel_timeout_seconds=1.0) as stack,
+        stack.workers(),
+    ):
+        patient = await stack.patient(openid="oLostAnswer1")
+        _lose_the_answer_to_the_next_send(stack)
+        response = await stack.push(
+            idempotency_key="wx-lost-answer", to={"patient_id": patient.his_patient_id}
+        )
+        message = await stack.wait_status(response.json()["message_id"], "delivered")
+        attempts = await stack.attempts(message.id)
+
+    # The patient got it once: the retry found WeChat's TEMPLATESENDJOBFINISH report of the
+    # first try instead of sending again, and did not fall back to SMS either.
+    [sent] = stack.wechat.sent
+    assert sent.touser == "oLostAnswer1"
+    assert stack.twilio.messages == {}
+    assert message.channel == "wechat"
+    assert attempts["wechat"].tries == 2
+    assert attempts["wechat"].provider_message_id == str(sent.msgid)
+
+
+async def test_a_wechat_send_whose_report_never_comes_either_is_sent_again_after_the_wait(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(WeChatTemplateChannel, "reports_sends_within", timedelta(seconds=3))
+    async with (
+        messaging_stack(dev_env, channel_timeout_seconds=1.0) as stack,
+        stack.workers(),
+    ):
+        stack.wechat.event_url = None  # WeChat's report of the first send is lost as well
+        patient = await stack.patient(openid="oLostReport1")
+        _lose_the_answer_to_the_next_send(stack)
+        response = await stack.push(
+            idempotency_key="wx-lost-report", to={"patient_id": patient.his_patient_id}
+        )
+        message = await stack.wait_status(response.json()["message_id"], "sent")
+        attempts = await stack.attempts(message.id)
+
+    # Nothing tells the first send from a failure: sent twice rather than perhaps never.
+    assert [s.touser for s in stack.wechat.sent] == ["oLostReport1"] * 2
+    assert attempts["wechat"].provider_message_id == str(stack.wechat.sent[1].msgid)
+    assert stack.twilio.messages == {}
 
 
 async def test_falls_back_to_sms_when_the_patient_no_longer_follows_the_account(

@@ -128,10 +128,10 @@ async def test_transient_wechat_errors_are_retried_with_backoff_then_sms_takes_o
     assert outcome.status == "sent"
     assert outcome.channel == "sms"
     attempts = await stack.attempts(outcome.message_id or "")
-    assert attempts["wechat"].tries == 5
+    assert attempts["wechat"].tries == 8
     assert attempts["wechat"].status == "failed"
     assert attempts["wechat"].error_code == "-1"
-    # Backoff 2 + 4 + 8 + 16 s between the five tries, then SMS.
+    # Backoff 2 + 4 + 8 + 16 + 30 + 30 + 30 s between the eight tries, then SMS.
     assert outcome.sent_at is not None
-    assert outcome.sent_at - started >= timedelta(seconds=30)
-    assert stack.wechat.faults.fail_next == 95
+    assert outcome.sent_at - started >= timedelta(seconds=120)
+    assert stack.wechat.faults.fail_next == 92

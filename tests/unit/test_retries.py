@@ -33,7 +33,7 @@ EXPECTED: dict[str, object] = {
     "CHANNEL_SEND_RETRY": RetryPolicy(
         initial_interval=2 * SECOND,
         maximum_interval=30 * SECOND,
-        maximum_attempts=5,
+        maximum_attempts=8,
         non_retryable_error_types=["PermanentDeliveryFailure"],
     ),
     "SAGA_FORWARD_RETRY": RetryPolicy(

@@ -1,0 +1,60 @@
+"""While the database is down or restarting, callers get 503 with Retry-After (their cue to
+retry), not a 500 that reads as our bug; a bad statement is still a server error."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from api.container import Container
+from api.main import create_app
+from core.db import create_engine, database_unreachable, session_factory
+from core.models import StaffRole
+from harness.postgres import free_port
+from harness.settings import TEST_HIS_API_KEY
+from harness.staff import add_staff
+from integrations.his import HisClient
+from tests.api.conftest import Api
+
+
+async def test_requests_while_the_database_is_unreachable_get_503_with_retry_after(
+    api: Api,
+) -> None:
+    token = await add_staff(api.sessions, StaffRole.NURSE, "cardiology")
+    down = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/carepath")
+    his = HisClient.create(api.his.url, TEST_HIS_API_KEY, timeout_seconds=2.0)
+    container = Container.build(api.settings, session_factory(down), api.temporal, his)
+    app = create_app(container=container)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://carepath.test") as http:
+        response = await http.get("/api/tasks", headers={"Authorization": f"Bearer {token}"})
+    await down.dispose()
+    await his.close()
+
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "5"
+    assert response.json() == {"detail": "database unavailable, retry later"}
+
+
+class _PgError(Exception):
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(sqlstate)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("error", "unreachable"),
+    [
+        (ConnectionRefusedError(111, "Connect call failed"), True),
+        (PoolTimeout("QueuePool limit reached"), True),
+        (DBAPIError("SELECT 1", None, _PgError("57P03")), True),  # starting up / shutting down
+        (OperationalError("SELECT 1", None, _PgError("08006")), True),  # connection failure
+        (IntegrityError("INSERT", None, _PgError("23505")), False),  # our bug, or a race
+        (DBAPIError("SELECT", None, _PgError("42P01")), False),  # undefined table
+        (ValueError("no"), False),
+    ],
+)
+def test_which_database_errors_mean_down(error: Exception, unreachable: bool) -> None:
+    assert database_unreachable(error) is unreachable

@@ -1,0 +1,96 @@
+"""Matching WeChat's reports of sends to the tries whose answers were lost: a report is claimed
+once, only for its recipient, only when it came after the try, and never while another send to
+the same patient is in flight (the report may be that one's)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from core.crypto import blind_index
+from core.db import SessionFactory, transaction
+from core.models import AttemptStatus, DeliveryReport, MessageAttempt, OutboundMessage
+from services.message_status import claim_reported_send
+
+T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+
+
+async def _attempt(sessions: SessionFactory, openid: str) -> str:
+    async with transaction(sessions) as session:
+        message = OutboundMessage(
+            idempotency_key=f"claim/{uuid.uuid4()}",
+            category="notice",
+            template="notice_generic",
+            recipient_openid=openid,
+            body="停诊通知",
+            status="sending",
+            scheduled_for=T0,
+        )
+        session.add(message)
+        await session.flush()
+        attempt = MessageAttempt(
+            message_id=message.id, channel="wechat", recipient=openid, tries=1, created_at=T0
+        )
+        session.add(attempt)
+        await session.flush()
+        return attempt.id
+
+
+async def _report(sessions: SessionFactory, msgid: str, openid: str, at: datetime) -> None:
+    async with transaction(sessions) as session:
+        session.add(
+            DeliveryReport(
+                channel="wechat",
+                provider_message_id=msgid,
+                provider_status="success",
+                recipient_index=blind_index("openid", openid),
+                received_at=at,
+            )
+        )
+
+
+async def _claim(sessions: SessionFactory, attempt_id: str) -> str | None:
+    async with transaction(sessions) as session:
+        attempt = await session.get(MessageAttempt, attempt_id, with_for_update=True)
+        assert attempt is not None
+        report = await claim_reported_send(session, attempt, since=T0)
+        return report.provider_message_id if report else None
+
+
+async def test_a_report_is_claimed_once_by_its_recipients_try(sessions: SessionFactory) -> None:
+    mine = await _attempt(sessions, "oPatientA")
+    await _report(sessions, "111", "oPatientB", T0 + timedelta(seconds=1))  # someone else's
+    await _report(sessions, "222", "oPatientA", T0 - timedelta(minutes=5))  # before the try
+    assert await _claim(sessions, mine) is None
+
+    await _report(sessions, "333", "oPatientA", T0 + timedelta(seconds=2))
+    assert await _claim(sessions, mine) == "333"
+    async with sessions() as session:
+        attempt = await session.get(MessageAttempt, mine)
+        assert attempt is not None
+        assert attempt.provider_message_id == "333"
+
+    # Another message to the same patient, its answer lost later, cannot take the same report.
+    async with transaction(sessions) as session:
+        first = await session.get(MessageAttempt, mine)
+        assert first is not None
+        first.status = AttemptStatus.SENT
+    later = await _attempt(sessions, "oPatientA")
+    assert await _claim(sessions, later) is None
+
+
+async def test_no_claim_while_another_send_to_the_same_patient_is_in_flight(
+    sessions: SessionFactory,
+) -> None:
+    lost = await _attempt(sessions, "oPatientC")
+    in_flight = await _attempt(sessions, "oPatientC")
+    # This report may be the in-flight send's (answered, not yet recorded): no guessing.
+    await _report(sessions, "444", "oPatientC", T0 + timedelta(seconds=1))
+    assert await _claim(sessions, lost) is None
+
+    async with transaction(sessions) as session:
+        other = await session.get(MessageAttempt, in_flight)
+        assert other is not None
+        other.status = AttemptStatus.SENT
+        other.provider_message_id = "555"
+    assert await _claim(sessions, lost) == "444"
