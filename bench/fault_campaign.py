@@ -845,7 +845,10 @@ def parse(argv: list[str] | None = None) -> Options:
         prescriptions=args.prescriptions,
         kill_every=args.kill_every,
         fault_rate=args.fault_rate,
-        day_seconds=args.day_seconds or (4.0 if quick else 10.0),
+        # Long enough that an invitation's five-day validity outlasts what the faults delay it
+        # by (a minute and a half at worst in quick runs); shorter days leave most invitations
+        # "past their window" and the lost-step check with little to check.
+        day_seconds=args.day_seconds or (20.0 if quick else 30.0),
         rx_deadline=args.rx_deadline or (20 if quick else 120),
         temporal_restart_at=args.temporal_restart_at or (20 if quick else 90),
         postgres_restart_at=args.postgres_restart_at or (40 if quick else 180),
