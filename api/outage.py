@@ -1,5 +1,8 @@
 """Answers for the time a dependency is down: 503 with Retry-After, never a 500 that reads as
-our bug. Callers (the HIS's integration engine, the workbench) retry a 503."""
+our bug. Callers (the HIS's integration engine, the workbench) retry a 503.
+
+Routes that call Temporal still catch its errors themselves where the answer depends on the
+call (a workflow that has ended is a 409); what reaches these handlers is an outage."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError, RPCStatusCode
 
 from core.db import database_unreachable
 from core.logs import get_logger
@@ -27,6 +32,30 @@ async def database_down(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# Temporal answers so while it restarts or is overloaded.
+_TEMPORAL_DOWN = {
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+}
+
+
+async def temporal_down(request: Request, exc: Exception) -> JSONResponse:
+    # An update not accepted in time (no worker polling: a deploy, a crash) is the caller's to
+    # retry: updates are validated against the workflow's state, so one that did get through
+    # refuses its repeat rather than applying twice.
+    if isinstance(exc, RPCError) and exc.status not in _TEMPORAL_DOWN:
+        raise exc
+    log.warning("workflow service unavailable", path=request.url.path, error=type(exc).__name__)
+    return JSONResponse(
+        {"detail": "workflow service unavailable, retry later"},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def install(app: FastAPI) -> None:
     for kind in (DBAPIError, PoolTimeout, ConnectionError):
         app.add_exception_handler(kind, database_down)
+    for kind in (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        app.add_exception_handler(kind, temporal_down)

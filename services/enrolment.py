@@ -143,10 +143,13 @@ async def accept_encounter_event(
     if speedup != 1.0 and not ctx.settings.demo_clock_allowed:
         raise InvalidEvent("demo_clock_speedup", "a compressed clock is not allowed here")
 
+    # The HIS is asked before our transaction starts, so that a slow HIS does not hold a
+    # database connection (and the event's row lock) while it answers.
+    master_data = await fetch_patient(session, ctx.his, event.patient_id)
     recorded = await _record(session, event.event_id, event.event_type, body_sha256)
     if isinstance(recorded, EventOutcome):
         return recorded
-    patient = await upsert_patient(session, await fetch_patient(session, ctx.his, event.patient_id))
+    patient = await upsert_patient(session, master_data)
     encounter = await _upsert_encounter(session, patient, event)
     facts = EventFacts(
         event_type=event.event_type,

@@ -19,6 +19,8 @@ from core.migrate import upgrade
 from core.models import PathwayRun
 from harness.databases import clone_database, drop_database
 from harness.postgres import PostgresServer
+from harness.settings import TEST_AUDIT_KEY
+from infra.audit import verify as audit_verify
 from infra.backup import BackupError, create_backup, restore_backup
 from services import audit
 from tests.factories import add_patient
@@ -92,6 +94,11 @@ async def test_postgresql_backup_restores_into_a_fresh_database(
         assert len(restored["patient"]) == 2
         assert len(restored["pathway_run"]) == 2
         assert len(restored["audit_entry"]) == 2
+        # The restored audit trail verifies as the original's did (same chain, same head).
+        copy = await audit_verify(postgres.url(fresh), TEST_AUDIT_KEY)
+        live = await audit_verify(database_url, TEST_AUDIT_KEY)
+        assert copy.intact
+        assert (copy.entries, copy.head_mac) == (live.entries, live.head_mac)
         # A second restore would land on live data: refused, and the data stays as it was.
         with pytest.raises(BackupError, match="already has tables"):
             await asyncio.to_thread(restore_backup, backup, postgres.url(fresh))

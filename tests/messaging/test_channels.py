@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
-from core.models import DeliveryReport
+from core.models import DeliveryReport, MessageAttempt, OutboundMessage
 from harness.waiting import eventually
 from integrations.wechat import WeChatTemplateChannel
 from simulators.faults import FaultPlan, FaultRule
@@ -99,29 +99,38 @@ async def test_a_provider_id_seen_before_is_stored_and_the_message_is_not_sent_a
     assert attempts["wechat"].tries == 1
 
 
-def _lose_the_answer_to_the_next_send(stack: Stack) -> None:
-    """WeChat sends the next template message, and its answer never reaches us."""
-    stack.wechat.random_faults.replace(
-        FaultPlan(
-            rules=[FaultRule(path_prefix="/cgi-bin/message/template/send", hang_after_commit=True)]
+async def _send_losing_the_answer(
+    env: WorkflowEnvironment, messaging_stack: StackFactory, openid: str, *, report: bool
+) -> tuple[Stack, OutboundMessage, dict[str, MessageAttempt]]:
+    """One WeChat notice whose first send reaches WeChat while its answer never reaches us (nor,
+    unless ``report``, WeChat's report of it); the message once sent, and its attempts."""
+    async with (
+        messaging_stack(env, channel_timeout_seconds=1.0) as stack,
+        stack.workers(),
+    ):
+        if not report:
+            stack.wechat.event_url = None
+        patient = await stack.patient(openid=openid)
+        stack.wechat.random_faults.replace(
+            FaultPlan(
+                rules=[
+                    FaultRule(path_prefix="/cgi-bin/message/template/send", hang_after_commit=True)
+                ]
+            )
         )
-    )
+        response = await stack.push(
+            idempotency_key=f"wx-{openid}", to={"patient_id": patient.his_patient_id}
+        )
+        message = await stack.wait_status(response.json()["message_id"], "sent", "delivered")
+        return stack, message, await stack.attempts(message.id)
 
 
 async def test_a_wechat_send_whose_answer_was_lost_is_known_by_its_report_and_not_sent_again(
     dev_env: WorkflowEnvironment, messaging_stack: StackFactory
 ) -> None:
-    async with (
-        messaging_stack(dev_env, channel_timeout_seconds=1.0) as stack,
-        stack.workers(),
-    ):
-        patient = await stack.patient(openid="oLostAnswer1")
-        _lose_the_answer_to_the_next_send(stack)
-        response = await stack.push(
-            idempotency_key="wx-lost-answer", to={"patient_id": patient.his_patient_id}
-        )
-        message = await stack.wait_status(response.json()["message_id"], "delivered")
-        attempts = await stack.attempts(message.id)
+    stack, message, attempts = await _send_losing_the_answer(
+        dev_env, messaging_stack, "oLostAnswer1", report=True
+    )
 
     # The patient got it once: the retry found WeChat's TEMPLATESENDJOBFINISH report of the
     # first try instead of sending again, and did not fall back to SMS either.
@@ -137,18 +146,9 @@ async def test_a_wechat_send_whose_report_never_comes_either_is_sent_again_after
     dev_env: WorkflowEnvironment, messaging_stack: StackFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(WeChatTemplateChannel, "reports_sends_within", timedelta(seconds=3))
-    async with (
-        messaging_stack(dev_env, channel_timeout_seconds=1.0) as stack,
-        stack.workers(),
-    ):
-        stack.wechat.event_url = None  # WeChat's report of the first send is lost as well
-        patient = await stack.patient(openid="oLostReport1")
-        _lose_the_answer_to_the_next_send(stack)
-        response = await stack.push(
-            idempotency_key="wx-lost-report", to={"patient_id": patient.his_patient_id}
-        )
-        message = await stack.wait_status(response.json()["message_id"], "sent")
-        attempts = await stack.attempts(message.id)
+    stack, _, attempts = await _send_losing_the_answer(
+        dev_env, messaging_stack, "oLostReport1", report=False
+    )
 
     # Nothing tells the first send from a failure: sent twice rather than perhaps never.
     assert [s.touser for s in stack.wechat.sent] == ["oLostReport1"] * 2

@@ -1,13 +1,17 @@
-"""While the database is down or restarting, callers get 503 with Retry-After (their cue to
-retry), not a 500 that reads as our bug; a bad statement is still a server error."""
+"""While the database or Temporal is down or restarting, callers get 503 with Retry-After (their
+cue to retry), not a 500 that reads as our bug; a bad statement is still a server error."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError, RPCStatusCode
 
+from api import outage
 from api.container import Container
 from api.main import create_app
 from core.db import create_engine, database_unreachable, session_factory
@@ -58,3 +62,30 @@ class _PgError(Exception):
 )
 def test_which_database_errors_mean_down(error: Exception, unreachable: bool) -> None:
     assert database_unreachable(error) is unreachable
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b""), 503),
+        (RPCError("deadline", RPCStatusCode.DEADLINE_EXCEEDED, b""), 503),
+        (WorkflowUpdateRPCTimeoutOrCancelledError(), 503),
+        (RPCError("no such workflow", RPCStatusCode.NOT_FOUND, b""), 500),
+    ],
+)
+async def test_temporal_outages_are_503_and_other_temporal_errors_are_not(
+    error: Exception, status: int
+) -> None:
+    app = FastAPI()
+    outage.install(app)
+
+    @app.post("/decide")
+    async def decide() -> None:
+        raise error
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://carepath.test") as http:
+        response = await http.post("/decide")
+    assert response.status_code == status
+    if status == 503:
+        assert response.headers["retry-after"] == "5"
