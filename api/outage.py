@@ -55,7 +55,7 @@ async def temporal_down(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
-    for kind in (DBAPIError, PoolTimeout, ConnectionError):
-        app.add_exception_handler(kind, database_down)
-    for kind in (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError):
-        app.add_exception_handler(kind, temporal_down)
+    for database_error in (DBAPIError, PoolTimeout, ConnectionError):
+        app.add_exception_handler(database_error, database_down)
+    for temporal_error in (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        app.add_exception_handler(temporal_error, temporal_down)

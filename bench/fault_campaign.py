@@ -2,8 +2,8 @@
 for a small one while developing).
 
 Pathway runs, payments and prescriptions all at once while everything that can go wrong does:
-- the worker (a separate ``workers.main`` process) is SIGKILLed and started again every few
-  seconds;
+- each worker process (``workers.main``; two by default, as a hospital would run at least two) is
+  SIGKILLed and started again a few seconds after it starts serving;
 - the Temporal dev server (file persistence) and PostgreSQL are each restarted once, on the same
   port and data;
 - the WeChat, Twilio, HIS, insurance-centre and payment-provider simulators fail a share of calls
@@ -106,6 +106,7 @@ class Options:
     payments: int
     prescriptions: int
     kill_every: float
+    workers: int
     fault_rate: float
     day_seconds: float
     rx_deadline: int
@@ -171,45 +172,54 @@ async def main(options: Options) -> int:
             # answer was lost).
             wechat.event_url = f"{world.api_url}/webhooks/wechat"
             await _prepare(infra, world, options, openids)
-            worker = KilledOften(
-                "worker",
-                ["-m", "workers.main"],
-                {
-                    **settings_env(world.settings),
-                    "CAREPATH_TEMPORAL_ADDRESS": infra.temporal.address,
-                    # INFO: the kill schedule waits for the worker's "worker started" line.
-                    "CAREPATH_LOG_LEVEL": "INFO",
-                },
-                infra.workdir,
-            )
-            worker.start()
+            workers = [
+                KilledOften(
+                    f"worker{n}",
+                    ["-m", "workers.main"],
+                    {
+                        **settings_env(world.settings),
+                        "CAREPATH_TEMPORAL_ADDRESS": infra.temporal.address,
+                        # INFO: the kill schedule waits for the worker's "worker started" line.
+                        "CAREPATH_LOG_LEVEL": "INFO",
+                    },
+                    infra.workdir,
+                )
+                for n in range(1, options.workers + 1)
+            ]
+            for worker in workers:
+                worker.start()
             injectors = [
                 twilio.random_faults,
                 wechat.random_faults,
                 world.his.query_faults,
             ]
             try:
-                figures = await _campaign(infra, world, options, tally, worker, twilio, wechat)
+                figures = await _campaign(infra, world, options, tally, workers, twilio, wechat)
             except BaseException:
                 traceback.print_exc()
-                print(worker.process.tail() if worker.process else "", flush=True)
-                _exit_soon(infra, worker, 2, after=30)
+                for worker in workers:
+                    print(worker.process.tail() if worker.process else "", flush=True)
+                _exit_soon(infra, workers, 2, after=30)
                 raise
             else:
-                _exit_soon(infra, worker, figures, after=120)
+                _exit_soon(infra, workers, figures, after=120)
             finally:
-                worker.stop()
+                for worker in workers:
+                    worker.stop()
                 for injector in injectors:
                     injector.release()
     return figures
 
 
-def _exit_soon(infra: RestartableInfra, worker: KilledOften, code: int, after: float) -> None:
+def _exit_soon(
+    infra: RestartableInfra, workers: list[KilledOften], code: int, after: float
+) -> None:
     """The figures are out: if taking everything down hangs (a server waiting on a connection
     that will never finish), the processes this run started are stopped and it exits anyway."""
 
     def stop_and_exit() -> None:
-        worker.stop()
+        for worker in workers:
+            worker.stop()
         infra.temporal.stop()
         with contextlib.suppress(Exception):
             infra.postgres.stop()
@@ -272,7 +282,7 @@ async def _campaign(
     world: PayWorld,
     options: Options,
     tally: Tally,
-    worker: KilledOften,
+    workers: list[KilledOften],
     twilio: TwilioState,
     wechat: WeChatState,
 ) -> int:
@@ -286,7 +296,7 @@ async def _campaign(
         half = options.fault_rate / 2
         chaos = Chaos(error_rate=half, lost_answer_rate=half / (1 - half))
         load_done = asyncio.Event()
-        faults = asyncio.create_task(_faults(infra, options, tally, worker, load_done))
+        faults = asyncio.create_task(_faults(infra, options, tally, workers, load_done))
         try:
             # One failing driver stops the others (a TaskGroup cancels its siblings).
             async with asyncio.TaskGroup() as load:
@@ -332,14 +342,19 @@ async def _campaign(
     print(
         f"fault campaign: {len(tally.runs)} pathway runs, {options.payments} payments, "
         f"{len(tally.prescriptions)} prescriptions; "
-        f"worker SIGKILLed every {options.kill_every:g}s, "
+        f"{options.workers} worker processes, each SIGKILLed {options.kill_every:g}s after it "
+        "starts serving, "
         f"simulators failing {options.fault_rate:.0%} of calls (half 5xx, half lost answers), "
         f"one plan day = {options.day_seconds:g}s, review deadline {options.rx_deadline}s"
     )
     lines = [
         ("wall time", f"{tally.at():.1f} s (faults for {faults_ended:.1f} s, then settling)"),
         ("settled", "yes" if settled else f"NO: gave up after {options.settle_within:g} s"),
-        ("worker kills", f"{worker.kills} (worker generations: {worker.generation})"),
+        (
+            "worker kills",
+            f"{sum(w.kills for w in workers)} "
+            f"(worker generations: {sum(w.generation for w in workers)})",
+        ),
         ("server restarts", ", ".join(tally.restarts) or "none"),
         ("faults injected", f"{total_injected} {injected}"),
         ("HIS redeliveries", f"{tally.redeliveries} discharge events redelivered until accepted"),
@@ -375,32 +390,40 @@ async def _faults(
     infra: RestartableInfra,
     options: Options,
     tally: Tally,
-    worker: KilledOften,
+    workers: list[KilledOften],
     load_done: asyncio.Event,
 ) -> None:
-    """The fault schedule: a worker kill every ``kill_every`` seconds, the Temporal server and
-    PostgreSQL restarted once each at their times; until the load is done and both restarts
-    have happened. Leaves one worker running."""
-    temporal_done = postgres_done = False
-    while not (load_done.is_set() and temporal_done and postgres_done):
-        # Each generation serves for kill_every seconds before it is killed.
-        await worker.started()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(load_done.wait()), options.kill_every)
-        if not temporal_done and tally.at() >= options.temporal_restart_at:
+    """The fault schedule: each worker process killed ``kill_every`` seconds after it starts
+    serving, and started again; the Temporal server and PostgreSQL restarted once each at their
+    times (at once if the load is done before). Until the load is done and both restarts have
+    happened; leaves the workers running."""
+    restarted = asyncio.Event()
+
+    async def restarts() -> None:
+        due = sorted(
+            [(options.temporal_restart_at, "Temporal"), (options.postgres_restart_at, "PostgreSQL")]
+        )
+        for at, name in due:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(load_done.wait()), max(0, at - tally.at()))
             start = tally.at()
-            await infra.temporal.restart()
-            tally.restarts.append(f"Temporal at {start:.0f}s (down {tally.at() - start:.1f}s)")
-            temporal_done = True
-        if not postgres_done and tally.at() >= options.postgres_restart_at:
-            start = tally.at()
-            await asyncio.to_thread(infra.postgres.restart)
-            tally.restarts.append(f"PostgreSQL at {start:.0f}s (down {tally.at() - start:.1f}s)")
-            postgres_done = True
-        worker.kill_and_restart()
-        if load_done.is_set() and not (temporal_done and postgres_done):
-            # The load finished early: hurry to the restarts still due.
-            await asyncio.sleep(min(options.kill_every, 1.0))
+            if name == "Temporal":
+                await infra.temporal.restart()
+            else:
+                await asyncio.to_thread(infra.postgres.restart)
+            tally.restarts.append(f"{name} at {start:.0f}s (down {tally.at() - start:.1f}s)")
+        restarted.set()
+
+    async def kills(worker: KilledOften) -> None:
+        while not (load_done.is_set() and restarted.is_set()):
+            await worker.started()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(load_done.wait()), options.kill_every)
+            worker.kill_and_restart()
+            if load_done.is_set():
+                await restarted.wait()
+
+    await asyncio.gather(restarts(), *(kills(worker) for worker in workers))
 
 
 async def _discharges(
@@ -824,6 +847,9 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument("--payments", type=int, default=200)
     parser.add_argument("--prescriptions", type=int, default=200)
     parser.add_argument("--kill-every", type=float, default=5.0, help="seconds between kills")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="worker processes, each killed every few seconds"
+    )
     parser.add_argument("--fault-rate", type=float, default=0.2)
     parser.add_argument("--day-seconds", type=float, default=None, help="one plan day")
     parser.add_argument("--rx-deadline", type=int, default=None, help="review deadline (s)")
@@ -844,6 +870,7 @@ def parse(argv: list[str] | None = None) -> Options:
         payments=args.payments,
         prescriptions=args.prescriptions,
         kill_every=args.kill_every,
+        workers=args.workers,
         fault_rate=args.fault_rate,
         # Long enough that an invitation's five-day validity outlasts what the faults delay it
         # by (a minute and a half at worst in quick runs); shorter days leave most invitations
