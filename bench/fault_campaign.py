@@ -2,8 +2,8 @@
 for a small one while developing).
 
 Pathway runs, payments and prescriptions all at once while everything that can go wrong does:
-- each worker process (``workers.main``; two by default, as a hospital would run at least two) is
-  SIGKILLed and started again a few seconds after it starts serving;
+- each worker process (``workers.main``; one by default, ``--workers``) is SIGKILLed and
+  started again a few seconds (``--kill-every``) after it starts serving;
 - the Temporal dev server (file persistence) and PostgreSQL are each restarted once, on the same
   port and data;
 - the WeChat, Twilio, HIS, insurance-centre and payment-provider simulators fail a share of calls
@@ -847,8 +847,10 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument("--payments", type=int, default=200)
     parser.add_argument("--prescriptions", type=int, default=200)
     parser.add_argument("--kill-every", type=float, default=5.0, help="seconds between kills")
+    # More processes restart more often: on 2 cores each start (about 4 s of imports) costs more
+    # than the second worker serves, and invitations went out later with two than with one.
     parser.add_argument(
-        "--workers", type=int, default=2, help="worker processes, each killed every few seconds"
+        "--workers", type=int, default=1, help="worker processes, each killed every few seconds"
     )
     parser.add_argument("--fault-rate", type=float, default=0.2)
     parser.add_argument("--day-seconds", type=float, default=None, help="one plan day")
