@@ -11,6 +11,7 @@ deterministic, so workflows evaluate them directly.
 from __future__ import annotations
 
 import ast
+import itertools
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,8 +38,25 @@ def _sum(*values: Any) -> float:
     return total
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _band(value: Any, *thresholds: Any) -> int | None:
+    """How many of the ascending thresholds ``value`` reaches: ``band(phq9, 5, 10, 15, 20)`` is
+    0 for 0–4 … 4 for 20 and above, the published severity bands of a scale. Scores hold only
+    numbers, so a band is how a form names a severity level. Anything unusable gives None rather
+    than an error, because score formulas are evaluated in workflows, where raising is fatal."""
+    if not _number(value) or not thresholds or not all(_number(t) for t in thresholds):
+        return None
+    if any(a > b for a, b in itertools.pairwise(thresholds)):
+        return None
+    return sum(1 for t in thresholds if value >= t)
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "sum": _sum,
+    "band": _band,
     "count": _count,
     "min": lambda *v: min((x for x in v if x is not None), default=None),
     "max": lambda *v: max((x for x in v if x is not None), default=None),

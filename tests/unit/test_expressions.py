@@ -70,3 +70,23 @@ def test_names_are_reported_for_validation() -> None:
 def test_holds_treats_errors_as_false() -> None:
     assert compile_expression("q1 / 0 > 1").holds(VALUES) is False
     assert compile_expression("overall > 3").holds(VALUES) is False
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("band(phq9, 5, 10, 15, 20)", 3),
+        ("band(0, 5, 10, 15, 20)", 0),
+        ("band(4, 5, 10, 15, 20)", 0),
+        ("band(5, 5, 10, 15, 20)", 1),
+        ("band(27, 5, 10, 15, 20)", 4),
+        ("band(glucose, 7, 13.9)", 2),
+        ("band(missing, 5, 10)", None),  # unanswered: no band rather than the lowest
+        ("band(overall, 5, 10)", None),  # text has no band
+        ("band(phq9, 10, 5)", None),  # thresholds out of order: no band rather than an error
+        ("band(phq9)", None),
+        ("band(phq9, 5, True)", None),
+    ],
+)
+def test_band_counts_the_thresholds_reached(source: str, expected: object) -> None:
+    assert compile_expression(source).evaluate(VALUES) == expected

@@ -65,7 +65,9 @@ def test_every_problem_is_listed_at_its_path() -> None:
     assert found == {
         "steps[0].id": "step id 'baseline' is used twice",
         "steps[7].id": "step id 'baseline' is used twice",
-        "steps[1].rules[0].when": "only these functions: abs, count, len, max, min, round, sum",
+        "steps[1].rules[0].when": (
+            "only these functions: abs, band, count, len, max, min, round, sum"
+        ),
         "steps[1].rules[0].activate[0]": "'monthly' is not a step without a schedule",
         "steps[4].action.form": "unknown form 'no-such-form'",
         "steps[5].lost_after": "must not be shorter than validity",
