@@ -109,6 +109,7 @@ class Options:
     workers: int
     fault_rate: float
     day_seconds: float
+    discharge_rate: float
     rx_deadline: int
     temporal_restart_at: float
     postgres_restart_at: float
@@ -434,6 +435,9 @@ async def _discharges(
     his_url = world.settings.his_base_url
 
     async def one(n: int) -> None:
+        if options.discharge_rate:
+            # Paced as a hospital discharges: a ward's day, not a thousand patients at once.
+            await asyncio.sleep(n / options.discharge_rate)
         async with gate:
             workflow_id, again = await discharge_until_accepted(
                 http, his_url, f"F{n:05d}", speedup, within=options.settle_within, **WARD
@@ -854,6 +858,12 @@ def parse(argv: list[str] | None = None) -> Options:
     )
     parser.add_argument("--fault-rate", type=float, default=0.2)
     parser.add_argument("--day-seconds", type=float, default=None, help="one plan day")
+    parser.add_argument(
+        "--discharge-rate",
+        type=float,
+        default=0.0,
+        help="discharges per second (0: all at once, eight at a time)",
+    )
     parser.add_argument("--rx-deadline", type=int, default=None, help="review deadline (s)")
     parser.add_argument("--temporal-restart-at", type=float, default=None)
     parser.add_argument("--postgres-restart-at", type=float, default=None)
@@ -878,6 +888,7 @@ def parse(argv: list[str] | None = None) -> Options:
         # by (a minute and a half at worst in quick runs); shorter days leave most invitations
         # "past their window" and the lost-step check with little to check.
         day_seconds=args.day_seconds or (20.0 if quick else 30.0),
+        discharge_rate=args.discharge_rate,
         rx_deadline=args.rx_deadline or (20 if quick else 120),
         temporal_restart_at=args.temporal_restart_at or (20 if quick else 90),
         postgres_restart_at=args.postgres_restart_at or (40 if quick else 180),
