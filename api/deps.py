@@ -7,13 +7,17 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
+from sqlalchemy.exc import DBAPIError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.container import Container
-from core.db import transaction
+from core.db import database_unreachable, transaction
+from core.logs import get_logger
 from core.models import utcnow
 from services.identity import touch_session
 from services.staff import Authentication, NotAuthenticated, StaffPrincipal, authenticate
+
+log = get_logger(__name__)
 
 
 def get_container(request: Request) -> Container:
@@ -26,8 +30,18 @@ ContainerDep = Annotated[Container, Depends(get_container)]
 
 async def get_session(container: ContainerDep) -> AsyncIterator[AsyncSession]:
     # Handlers that change data commit explicitly at the end; anything else is rolled back.
-    async with container.sessions() as session:
+    session = container.sessions()
+    try:
         yield session
+    finally:
+        try:
+            await session.close()
+        except (DBAPIError, ConnectionError) as exc:
+            # The database went away after the handler finished: there is nothing left to roll
+            # back, and the answer the caller got stands.
+            if not database_unreachable(exc):
+                raise
+            log.info("session closed on a lost database connection", error=type(exc).__name__)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -96,8 +96,9 @@ async def claim_reported_send(
     lost. Claims it for ``attempt`` in this transaction (its provider id), so no other attempt
     can.
 
-    Refuses to guess: while another send to the same recipient is in flight, the report may be
-    that one's (its answer received, not yet recorded), so nothing is claimed."""
+    Refuses to guess: while other sends to the same recipient are unresolved, a report may be
+    theirs (an answer received, not yet recorded), so one is claimed only when there are at least
+    as many unclaimed reports as unresolved sends (then every one of them went out)."""
     if attempt.recipient_index is None:
         return None
     # Serialises claims for one recipient (two retries must not claim one report); SQLite
@@ -106,34 +107,41 @@ async def claim_reported_send(
         await session.exec(
             select(func.pg_advisory_xact_lock(func.hashtextextended(attempt.recipient_index, 0)))
         )
-    others = await session.exec(
-        select(func.count())
-        .select_from(MessageAttempt)
-        .where(
+    # Sends to this recipient whose outcome nobody knows yet: not matched to a report, and not
+    # refused by the provider on their last try. This attempt is one of them.
+    unresolved = await session.exec(
+        select(func.count(), func.min(MessageAttempt.created_at)).where(
             MessageAttempt.channel == attempt.channel,
             MessageAttempt.recipient_index == attempt.recipient_index,
             MessageAttempt.status == AttemptStatus.SENDING,
-            MessageAttempt.id != attempt.id,
+            col(MessageAttempt.provider_message_id).is_(None),
+            col(MessageAttempt.error_code).is_(None),
         )
     )
-    if others.one():
-        return None
+    sends, earliest = unresolved.one()
     claimed = select(MessageAttempt.provider_message_id).where(
         MessageAttempt.channel == attempt.channel,
         col(MessageAttempt.provider_message_id).is_not(None),
     )
-    found = await session.exec(
+    unclaimed = (
         select(DeliveryReport)
         .where(
             DeliveryReport.channel == attempt.channel,
             DeliveryReport.recipient_index == attempt.recipient_index,
-            DeliveryReport.received_at >= since,
             col(DeliveryReport.provider_message_id).not_in(claimed),
         )
         .order_by(col(DeliveryReport.received_at))
-        .limit(1)
     )
-    report = found.first()
+    reports = list(
+        (
+            await session.exec(
+                unclaimed.where(DeliveryReport.received_at >= min(earliest or since, since))
+            )
+        ).all()
+    )
+    if len(reports) < max(sends, 1):
+        return None
+    report = next((r for r in reports if r.received_at >= since), None)
     if report is not None:
         attempt.provider_message_id = report.provider_message_id
         await session.flush()

@@ -3,6 +3,8 @@ cue to retry), not a 500 that reads as our bug; a bad statement is still a serve
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -13,6 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api import outage
 from api.container import Container
+from api.deps import get_session
 from api.main import create_app
 from core.db import create_engine, database_unreachable, session_factory
 from core.models import StaffRole
@@ -89,3 +92,35 @@ async def test_temporal_outages_are_503_and_other_temporal_errors_are_not(
     assert response.status_code == status
     if status == 503:
         assert response.headers["retry-after"] == "5"
+
+
+class _ClosingFails:
+    """A session whose connection died after the handler finished."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def close(self) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "swallowed"),
+    [
+        (DBAPIError("ROLLBACK", None, _PgError("57P01")), True),  # terminated by the restart
+        (ConnectionResetError(104, "reset"), True),
+        (DBAPIError("ROLLBACK", None, _PgError("42P01")), False),
+    ],
+)
+async def test_a_session_closed_on_a_lost_connection_does_not_fail_the_request(
+    error: Exception, swallowed: bool
+) -> None:
+    container = SimpleNamespace(sessions=lambda: _ClosingFails(error))
+    dependency = get_session(container)  # type: ignore[arg-type]
+    await anext(dependency)
+    if swallowed:
+        with pytest.raises(StopAsyncIteration):
+            await anext(dependency)
+    else:
+        with pytest.raises(DBAPIError):
+            await anext(dependency)

@@ -1,6 +1,7 @@
 """Matching WeChat's reports of sends to the tries whose answers were lost: a report is claimed
-once, only for its recipient, only when it came after the try, and never while another send to
-the same patient is in flight (the report may be that one's)."""
+once, only for its recipient, only when it came after the try, and only when there are as many
+unclaimed reports as sends to that patient whose outcome is unknown (else a report may be
+another send's)."""
 
 from __future__ import annotations
 
@@ -94,3 +95,27 @@ async def test_no_claim_while_another_send_to_the_same_patient_is_in_flight(
         other.status = AttemptStatus.SENT
         other.provider_message_id = "555"
     assert await _claim(sessions, lost) == "444"
+
+
+async def test_two_sends_to_one_patient_both_answers_lost_each_claims_a_report(
+    sessions: SessionFactory,
+) -> None:
+    first = await _attempt(sessions, "oPatientD")
+    second = await _attempt(sessions, "oPatientD")
+    await _report(sessions, "666", "oPatientD", T0 + timedelta(seconds=1))
+    await _report(sessions, "777", "oPatientD", T0 + timedelta(seconds=2))
+    # As many reports as unresolved sends: both went out, neither is sent again.
+    assert {await _claim(sessions, first), await _claim(sessions, second)} == {"666", "777"}
+
+
+async def test_a_send_the_provider_refused_does_not_hold_up_the_claim(
+    sessions: SessionFactory,
+) -> None:
+    lost = await _attempt(sessions, "oPatientE")
+    refused = await _attempt(sessions, "oPatientE")
+    async with transaction(sessions) as session:
+        other = await session.get(MessageAttempt, refused)
+        assert other is not None
+        other.error_code = "-1"  # WeChat answered "system busy": nothing was sent
+    await _report(sessions, "888", "oPatientE", T0 + timedelta(seconds=1))
+    assert await _claim(sessions, lost) == "888"
