@@ -18,7 +18,7 @@
 
   function truthy(v) {
     if (v === null || v === undefined || v === false || v === "") return false;
-    if (typeof v === "number") return v !== 0 && !isNaN(v);
+    if (typeof v === "number") return v !== 0;
     if (Array.isArray(v)) return v.length > 0;
     return true;
   }
@@ -187,7 +187,15 @@
   }
 
   var CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
-  function fitText(text, max) { return text.length <= max && !CONTROL.test(text); }
+  // Counted in characters, as Python does, not in UTF-16 units.
+  function fitText(text, max) { return Array.from(text).length <= max && !CONTROL.test(text); }
+
+  function realDate(text) {
+    var parts = text.split("-").map(Number);
+    var day = new Date(Date.UTC(parts[0], parts[1] - 1, parts[2]));
+    return day.getUTCFullYear() === parts[0] && day.getUTCMonth() === parts[1] - 1 &&
+      day.getUTCDate() === parts[2];
+  }
 
   function cascadePath(tree, path) {
     var level = tree, nodes = [];
@@ -231,7 +239,7 @@
       }
       case "date":
         if (vals.length > 1 || !/^\d{4}-\d{2}-\d{2}$/.test(vals[0])) return null;
-        if (isNaN(Date.parse(vals[0] + "T00:00:00Z"))) return null;
+        if (!realDate(vals[0])) return null;
         return vals[0] >= q.minDate && vals[0] <= q.maxDate ? vals : null;
       case "time":
         return vals.length === 1 && /^(?:[01]\d|2[0-3]):[0-5]\d$/.test(vals[0]) ? vals : null;
