@@ -299,3 +299,14 @@ def test_logic_json_cannot_close_the_script_element() -> None:
     logic = html[html.index('id="form-logic">') :]
     logic = logic[: logic.index("</script>")]
     assert "</script" not in logic.lower()
+
+
+@pytest.mark.parametrize("form_id", sorted(FORMS))
+def test_every_shipped_form_renders_a_card_per_question(form_id: str) -> None:
+    form = FORMS[form_id]
+
+    html = render(form)
+
+    for question in form.questions:
+        assert f'id="q-{question.id}"' in html
+    assert "（如适用）" not in html
