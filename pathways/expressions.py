@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -191,3 +192,69 @@ def _eval(node: ast.AST, values: Mapping[str, Any]) -> Any:
         assert isinstance(node.func, ast.Name)
         return FUNCTIONS[node.func.id](*(_eval(a, values) for a in node.args))
     raise ExpressionError(f"cannot evaluate {type(node).__name__}")  # pragma: no cover
+
+
+# The tree a browser interprets to re-evaluate show_if and end_if as the patient answers, so the
+# page and the server share one parser and the browser only walks the node kinds listed here.
+_COMPARE_NAMES: dict[type[ast.cmpop], str] = {
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.In: "in",
+    ast.NotIn: "not in",
+}
+_ARITHMETIC_NAMES: dict[type[ast.operator], str] = {
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+}
+_UNARY_NAMES: dict[type[ast.unaryop], str] = {ast.Not: "not", ast.USub: "-", ast.UAdd: "+"}
+
+
+def expression_tree(expression: Expression) -> dict[str, Any]:
+    """The expression as a JSON-able tree of nodes, each ``{"k": kind, …}``:
+
+    - ``const`` ``v`` (a number, text, true/false or null; a number JSON cannot hold, such as
+      ``1e999``, is given as text in ``num`` instead: "Infinity", "-Infinity" or "NaN")
+    - ``name`` ``n``; ``list`` ``items``; ``call`` ``f`` ``args``
+    - ``and`` / ``or`` ``args``; ``unary`` ``op`` ("not", "-", "+") ``arg``
+    - ``bin`` ``op`` ("+", "-", "*", "/") ``l`` ``r``
+    - ``cmp`` ``l`` ``ops`` ``rs``: a chain ``l ops[0] rs[0] ops[1] rs[1] …``
+    """
+    return _tree(expression.tree.body)
+
+
+def _tree(node: ast.AST) -> dict[str, Any]:
+    if isinstance(node, ast.Constant):
+        value = node.value
+        if isinstance(value, float) and not math.isfinite(value):
+            spelled = "NaN" if math.isnan(value) else ("-" if value < 0 else "") + "Infinity"
+            return {"k": "const", "num": spelled}
+        return {"k": "const", "v": value}
+    if isinstance(node, ast.Name):
+        return {"k": "name", "n": node.id}
+    if isinstance(node, ast.List | ast.Tuple):
+        return {"k": "list", "items": [_tree(e) for e in node.elts]}
+    if isinstance(node, ast.BoolOp):
+        kind = "and" if isinstance(node.op, ast.And) else "or"
+        return {"k": kind, "args": [_tree(v) for v in node.values]}
+    if isinstance(node, ast.UnaryOp):
+        return {"k": "unary", "op": _UNARY_NAMES[type(node.op)], "arg": _tree(node.operand)}
+    if isinstance(node, ast.BinOp):
+        op = _ARITHMETIC_NAMES[type(node.op)]
+        return {"k": "bin", "op": op, "l": _tree(node.left), "r": _tree(node.right)}
+    if isinstance(node, ast.Compare):
+        return {
+            "k": "cmp",
+            "l": _tree(node.left),
+            "ops": [_COMPARE_NAMES[type(op)] for op in node.ops],
+            "rs": [_tree(c) for c in node.comparators],
+        }
+    if isinstance(node, ast.Call):
+        assert isinstance(node.func, ast.Name)
+        return {"k": "call", "f": node.func.id, "args": [_tree(a) for a in node.args]}
+    raise ExpressionError(f"cannot express {type(node).__name__}")  # pragma: no cover

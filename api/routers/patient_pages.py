@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ContainerDep, SessionDep
+from api.form_view import form_context
 from contracts.pathway import (
     SIGNAL_ANSWERS,
     SIGNAL_ARTICLE_READ,
@@ -42,14 +43,6 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-}
-
-ANSWER_ERROR_TEXT = {
-    "required": "请回答此题",
-    "single_only": "此题只能选择一项",
-    "invalid_option": "请从给出的选项中选择",
-    "exclusive": "此选项不能与其他选项同时选择",
-    "too_long": "回答过长，请精简后再提交",
 }
 
 
@@ -198,16 +191,13 @@ def _form_page(
     values: dict[str, list[str]],
     errors: list[AnswerError],
 ) -> HTMLResponse:
-    shown = {e.question_id: ANSWER_ERROR_TEXT.get(e.code, "请检查此题") for e in errors}
     assert opened.form is not None
     return _page(
         container,
         "form.html",
         status.HTTP_422_UNPROCESSABLE_CONTENT if errors else status.HTTP_200_OK,
-        form=opened.form,
         valid_until=opened.task.valid_until,
-        values=values,
-        errors=shown,
+        **form_context(opened.form, values, errors),
     )
 
 

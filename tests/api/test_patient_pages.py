@@ -13,9 +13,10 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from core.links import LinkSigner
-from core.models import Alert, AuditEntry, CareTask, OutboundMessage
+from core.models import Alert, AuditEntry, CareTask, OutboundMessage, PathwayRun
 from harness.waiting import eventually
 from harness.workers import running_worker
+from pathways.library import load_forms
 from tests.api.conftest import Api, discharge_event
 from tests.factories import daytime
 
@@ -92,7 +93,8 @@ async def test_form_renders_for_a_phone(sent_link: SentLink) -> None:
         assert label in html
     assert 'type="radio" name="overall"' in html
     assert 'type="checkbox" name="symptoms"' in html
-    assert '<textarea name="notes"' in html
+    # A "text" question is one line; long_text is the box.
+    assert '<input type="text" class="text" id="i-notes" name="notes"' in html
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["referrer-policy"] == "no-referrer"
 
@@ -205,3 +207,166 @@ async def test_link_to_a_lost_task_is_expired(
     response = await sent_link.api.http.get(sent_link.path)
     assert response.status_code == 410
     assert "链接已过期" in response.text
+
+
+# ---- every question type (the demo form) ------------------------------------------------------
+
+DEMO = load_forms()["all-question-types"]
+# What the upload service will hand the page for a stored file; there is no such service yet,
+# so a required signature can only be answered by posting a reference directly.
+UPLOAD_REF = "upl_" + "S" * 32
+
+
+@pytest.fixture
+async def demo_link(sent_link: SentLink) -> SentLink:
+    """The same sent task, its run pinned to the demo form that holds every question type.
+
+    Only the page reads the form from the run's snapshot: the workflow keeps its own copy and
+    records whatever answers the page accepted."""
+    task = await sent_link.task()
+    async with sent_link.api.sessions() as session:
+        run = await session.get(PathwayRun, sent_link.workflow_id)
+        assert run is not None
+        assert task.form_id is not None
+        snapshot = dict(run.plan_snapshot)
+        snapshot["forms"] = {
+            **snapshot["forms"],
+            task.form_id: DEMO.model_dump(mode="json"),
+        }
+        run.plan_snapshot = snapshot
+        session.add(run)
+        await session.commit()
+    return sent_link
+
+
+def _card(html: str, qid: str) -> str:
+    start = html.index(f'id="q-{qid}"')
+    end = html.find('<div class="card', start)
+    return html[start : end if end >= 0 else len(html)]
+
+
+async def test_every_question_type_renders(demo_link: SentLink) -> None:
+    response = await demo_link.api.http.get(demo_link.path)
+
+    assert response.status_code == 200
+    html = response.text
+    assert "问卷题型示例" in html
+    expected = {
+        "willing": 'type="radio" name="willing"',
+        "overall": 'type="radio" name="overall"',
+        "symptoms": 'type="checkbox" name="symptoms"',
+        "department": '<select id="i-department" name="department"',
+        "pain_site": '<select id="i-pain_site-2" name="pain_site"',
+        "has_fever": 'type="radio" name="has_fever"',
+        "temperature": 'type="number"',
+        "fever_since": 'type="date"',
+        "medicine_time": 'type="time"',
+        "pain": 'type="radio" name="pain" value="10"',
+        "stars": 'type="radio" name="stars" value="5"',
+        "recommend": 'type="radio" name="recommend" value="0"',
+        "sleep": 'type="radio" name="sleep.daytime"',
+        "wound_photo": 'type="file"',
+        "summary": 'type="text" class="text" id="i-summary"',
+        "story": '<textarea id="i-story"',
+        "signature": 'type="file"',
+    }
+    assert set(expected) | {"welcome"} == {q.id for q in DEMO.questions}
+    for qid, marker in expected.items():
+        assert marker in _card(html, qid), qid
+    assert 'name="symptoms.other"' in _card(html, "symptoms")
+    welcome = _card(html, "welcome")
+    assert "填写说明" in welcome
+    assert "<input" not in welcome
+    assert "<select" not in welcome
+    for qid in ("wound_photo", "signature"):
+        assert "上传功能即将开放" in _card(html, qid)
+    assert "（如适用）" not in html
+    assert "根据您前面的回答，此题可能无需填写" in _card(html, "temperature")
+    # The script that shows and hides questions comes with the page: nothing from elsewhere.
+    assert '<script type="application/json" id="form-logic">' in html
+    assert "<script src" not in html
+
+
+async def test_mistakes_are_shown_where_they_are_and_answers_kept(demo_link: SentLink) -> None:
+    response = await demo_link.api.http.post(
+        demo_link.path,
+        data={
+            "willing": "yes",
+            "overall": "good",
+            "symptoms": ["other"],
+            "department": "surgery",
+            "pain_site": ["limbs", "lower"],
+            "has_fever": "yes",
+            "temperature": "45",
+            "fever_since": "2026-13-01",
+            "medicine_time": "8点",
+            "pain": "2",
+            "stars": "5",
+            "recommend": "9",
+            "sleep.falling_asleep": "good",
+            "sleep.waking": "fair",
+            "summary": "还可以",
+            "story": "想问复查时间",
+        },
+    )
+
+    assert response.status_code == 422
+    html = response.text
+    assert "有 7 个问题需要修改" in html
+    assert "请注明其他内容" in _card(html, "symptoms")
+    assert "请选择到最后一级" in _card(html, "pain_site")
+    assert "数值超出允许范围" in _card(html, "temperature")
+    assert "请按“年-月-日”格式填写日期" in _card(html, "fever_since")
+    assert "请按“时:分”格式填写时间" in _card(html, "medicine_time")
+    assert "上传功能即将开放，暂时无法在线上传" in _card(html, "signature")
+    sleep = _card(html, "sleep")
+    daytime = sleep[sleep.index('id="r-sleep-daytime"') :]
+    assert "请回答这一行" in daytime[: daytime.index("</tr>")]
+    assert "请回答这一行" not in sleep[: sleep.index('id="r-sleep-daytime"')]
+    # Everything entered is still there.
+    assert 'value="other" checked' in _card(html, "symptoms")
+    assert '<option value="surgery" selected>' in _card(html, "department")
+    assert '<option value="lower" selected>' in _card(html, "pain_site")
+    assert 'value="45"' in _card(html, "temperature")
+    assert 'value="2026-13-01"' in _card(html, "fever_since")
+    assert 'value="8点"' in _card(html, "medicine_time")
+    assert 'value="2" checked' in _card(html, "pain")
+    assert 'value="fair" aria-label="夜间醒来：一般" checked' in sleep
+    assert 'value="还可以"' in _card(html, "summary")
+    assert ">想问复查时间</textarea>" in _card(html, "story")
+    assert (await demo_link.task()).status == "sent"
+
+
+async def test_a_complete_demo_form_is_accepted(demo_link: SentLink) -> None:
+    response = await demo_link.api.http.post(
+        demo_link.path,
+        data={
+            "willing": "yes",
+            "overall": "good",
+            "symptoms": ["other"],
+            "symptoms.other": "有点咳嗽",
+            "department": "internal",
+            "pain_site": ["limbs", "upper", "hand"],
+            # No fever: its temperature and date are not asked, so not required.
+            "has_fever": "no",
+            "medicine_time": "08:30",
+            "pain": "2",
+            "stars": "5",
+            "recommend": "9",
+            "sleep.falling_asleep": "good",
+            "sleep.waking": "fair",
+            "sleep.daytime": "good",
+            "story": "谢谢",
+            "signature": UPLOAD_REF,
+        },
+    )
+
+    assert response.status_code == 200, response.text
+    assert "提交成功" in response.text
+
+
+async def test_an_option_that_ends_the_form_needs_nothing_else(demo_link: SentLink) -> None:
+    response = await demo_link.api.http.post(demo_link.path, data={"willing": "no"})
+
+    assert response.status_code == 200, response.text
+    assert "提交成功" in response.text

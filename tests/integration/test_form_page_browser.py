@@ -1,0 +1,155 @@
+"""The form page's script in Chromium at phone size: questions appear and disappear as the
+patient answers, as the server's check_answers decides them (show_if, an option that ends the
+form, end_if), and cascade levels narrow to the choice above them.
+
+The page is rendered from the template exactly as the router renders it and loaded directly:
+what is under test is the page and its script, not the server (tests/api covers that)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from api.form_view import form_context
+from core.templates import page_environment
+from harness.browser import chromium, phone
+from pathways.library import load_forms
+
+pytestmark = pytest.mark.e2e
+
+DEMO = load_forms()["all-question-types"]
+
+
+def _html() -> str:
+    env = page_environment(ZoneInfo("Asia/Shanghai"))
+    return env.get_template("form.html").render(
+        hospital_name="测试医院",
+        hospital_phone="0571-00000000",
+        valid_until=datetime(2030, 1, 1, tzinfo=UTC),
+        **form_context(DEMO, {}, []),
+    )
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    handset = await phone(browser)
+    page = await handset.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.set_content(_html())
+    yield page
+    await handset.close()
+    assert errors == [], "the page's script failed"
+
+
+async def test_a_conditional_question_appears_and_disappears(page: Page, tmp_path: Path) -> None:
+    temperature = page.locator("#q-temperature")
+    fever_since = page.locator("#q-fever_since")
+    has_fever = page.locator("#q-has_fever")
+
+    # Hidden until the answer it depends on is given; the no-script note is not shown.
+    await expect(temperature).to_be_hidden()
+    await expect(fever_since).to_be_hidden()
+    await expect(page.get_by_text("此题可能无需填写").first).to_be_hidden()
+
+    await has_fever.get_by_label("是", exact=True).check()
+    await expect(temperature).to_be_visible()
+    await expect(fever_since).to_be_visible()
+    # Numbers follow what is shown: the temperature is the 7th question asked.
+    await expect(temperature.locator(".qn")).to_have_text("7")
+    await page.screenshot(path=str(tmp_path / "fever-yes.png"), full_page=True)
+
+    await has_fever.get_by_label("否", exact=True).check()
+    await expect(temperature).to_be_hidden()
+    await expect(fever_since).to_be_hidden()
+    await expect(page.locator("#q-medicine_time .qn")).to_have_text("7")
+
+
+async def test_a_question_on_a_chosen_option_of_a_multiple_choice(page: Page) -> None:
+    photo = page.locator("#q-wound_photo")
+    symptoms = page.locator("#q-symptoms")
+
+    await expect(photo).to_be_hidden()
+    await symptoms.get_by_label("伤口红肿、渗液").check()
+    await expect(photo).to_be_visible()
+    await expect(photo.get_by_text("上传功能即将开放")).to_be_visible()
+    # "None of these" with another option is refused by the server, so nothing is kept and
+    # the photo is not asked for.
+    await symptoms.get_by_label("以上均无").check()
+    await expect(photo).to_be_hidden()
+    await symptoms.get_by_label("以上均无").uncheck()
+    await expect(photo).to_be_visible()
+    await symptoms.get_by_label("伤口红肿、渗液").uncheck()
+    await expect(photo).to_be_hidden()
+
+
+async def test_other_asks_to_specify_only_when_chosen(page: Page) -> None:
+    specify = page.get_by_label("其他（请注明）：请注明")
+
+    await expect(specify).to_be_hidden()
+    await page.locator("#q-symptoms").get_by_label("其他（请注明）", exact=True).check()
+    await expect(specify).to_be_visible()
+
+
+async def test_skipping_to_the_end(page: Page, tmp_path: Path) -> None:
+    end = page.locator("#form-end")
+    overall = page.locator("#q-overall")
+    willing = page.locator("#q-willing")
+
+    await expect(end).to_be_hidden()
+    await willing.get_by_label("不方便，稍后再说").check()
+    await expect(end).to_be_visible()
+    await expect(overall).to_be_hidden()
+    await expect(page.locator("#q-signature")).to_be_hidden()
+    await page.screenshot(path=str(tmp_path / "ended.png"), full_page=True)
+    await willing.get_by_label("方便", exact=True).check()
+    await expect(end).to_be_hidden()
+    await expect(overall).to_be_visible()
+
+    # end_if: severe pain ends the form after the pain question.
+    pain = page.locator("#q-pain")
+    # The radios of a scale are drawn as buttons: the patient taps the number.
+    await pain.get_by_text("9", exact=True).click()
+    await expect(end).to_be_visible()
+    await expect(page.locator("#q-stars")).to_be_hidden()
+    await pain.get_by_text("3", exact=True).click()
+    await expect(end).to_be_hidden()
+    await expect(page.locator("#q-stars")).to_be_visible()
+
+
+async def test_cascade_levels_follow_the_choice_above(page: Page) -> None:
+    cascade = page.locator("#q-pain_site")
+    first, second, third = (cascade.locator(f'select[data-level="{n}"]') for n in range(3))
+
+    await expect(second).to_be_hidden()
+    await first.select_option(label="四肢")
+    await expect(second).to_be_visible()
+    await expect(second.locator("option")).to_have_text(["请选择", "上肢", "下肢"])
+    await expect(third).to_be_hidden()
+    await second.select_option(label="下肢")
+    await expect(third.locator("option")).to_have_text(["请选择", "膝部", "足部"])
+    await first.select_option(label="没有疼痛")
+    await expect(second).to_be_hidden()
+    await expect(third).to_be_hidden()
+
+
+async def test_fits_a_phone_screen(page: Page, tmp_path: Path) -> None:
+    await page.locator("#q-has_fever").get_by_label("是", exact=True).check()
+    await page.locator("#q-symptoms").get_by_label("伤口红肿、渗液").check()
+    # The matrix is stacked: each option carries its own visible label.
+    await expect(page.get_by_label("入睡：差")).to_be_visible()
+    await expect(page.locator("#r-sleep-falling_asleep .cell-label").first).to_be_visible()
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390
+    await page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
