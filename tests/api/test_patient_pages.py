@@ -94,7 +94,7 @@ async def test_form_renders_for_a_phone(sent_link: SentLink) -> None:
     assert 'type="radio" name="overall"' in html
     assert 'type="checkbox" name="symptoms"' in html
     # A "text" question is one line; long_text is the box.
-    assert '<input type="text" class="text" id="i-notes" name="notes"' in html
+    assert '<textarea id="i-notes" name="notes"' in html
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["referrer-policy"] == "no-referrer"
 
