@@ -309,7 +309,7 @@ class MessagingActivities:
         async with transaction(self._sessions) as session:
             row = await session.get(MessageAttempt, attempt_id, with_for_update=True)
             assert row is not None
-            report = await claim_reported_send(session, row, since=reserved_at)
+            report = await claim_reported_send(session, row)
         if report is not None:
             log.warning(
                 "send reported by the provider after an interrupted try; not sending again",

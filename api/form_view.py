@@ -141,7 +141,7 @@ def form_logic(form: FormDefinition) -> dict[str, Any]:
             "options": [o.value for o in q.options],
             "ends": [o.value for o in q.options if o.ends_form],
             "exclusive": [o.value for o in q.options if o.exclusive],
-            "other": next((o.value for o in q.options if o.other), None),
+            "other": other.value if (other := q.other_option()) else None,
             "maxLength": q.max_length,
             "otherMaxLength": q.other_max_length,
             "rows": [r.id for r in q.rows],

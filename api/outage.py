@@ -21,15 +21,19 @@ log = get_logger(__name__)
 RETRY_AFTER_SECONDS = 5
 
 
-async def database_down(request: Request, exc: Exception) -> JSONResponse:
-    if not database_unreachable(exc):
-        raise exc  # a bad statement is a bug: the server error it is
-    log.warning("database unreachable", path=request.url.path, error=type(exc).__name__)
+def _unavailable(request: Request, exc: Exception, service: str) -> JSONResponse:
+    log.warning(f"{service} unavailable", path=request.url.path, error=type(exc).__name__)
     return JSONResponse(
-        {"detail": "database unavailable, retry later"},
+        {"detail": f"{service} unavailable, retry later"},
         status_code=503,
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
+
+
+async def database_down(request: Request, exc: Exception) -> JSONResponse:
+    if not database_unreachable(exc):
+        raise exc  # a bad statement is a bug: the server error it is
+    return _unavailable(request, exc, "database")
 
 
 # Temporal answers so while it restarts or is overloaded.
@@ -46,12 +50,7 @@ async def temporal_down(request: Request, exc: Exception) -> JSONResponse:
     # refuses its repeat rather than applying twice.
     if isinstance(exc, RPCError) and exc.status not in _TEMPORAL_DOWN:
         raise exc
-    log.warning("workflow service unavailable", path=request.url.path, error=type(exc).__name__)
-    return JSONResponse(
-        {"detail": "workflow service unavailable, retry later"},
-        status_code=503,
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
+    return _unavailable(request, exc, "workflow service")
 
 
 def install(app: FastAPI) -> None:

@@ -89,12 +89,12 @@ async def record_delivery_report(
 
 
 async def claim_reported_send(
-    session: AsyncSession, attempt: MessageAttempt, since: datetime
+    session: AsyncSession, attempt: MessageAttempt
 ) -> DeliveryReport | None:
     """For a provider without a lookup of sent messages (WeChat): the report of a send to this
-    attempt's recipient since ``since`` that no attempt has claimed, after a try whose answer was
-    lost. Claims it for ``attempt`` in this transaction (its provider id), so no other attempt
-    can.
+    attempt's recipient since the attempt began that no attempt has claimed, after a try whose
+    answer was lost. Claims it for ``attempt`` in this transaction (its provider id), so no
+    other attempt can.
 
     Refuses to guess: while other sends to the same recipient are unresolved, a report may be
     theirs (an answer received, not yet recorded), so one is claimed only when there are at least
@@ -132,13 +132,9 @@ async def claim_reported_send(
         )
         .order_by(col(DeliveryReport.received_at))
     )
-    reports = list(
-        (
-            await session.exec(
-                unclaimed.where(DeliveryReport.received_at >= min(earliest or since, since))
-            )
-        ).all()
-    )
+    since = attempt.created_at
+    window = unclaimed.where(DeliveryReport.received_at >= min(earliest or since, since))
+    reports = list((await session.exec(window)).all())
     if len(reports) < max(sends, 1):
         return None
     report = next((r for r in reports if r.received_at >= since), None)

@@ -54,7 +54,7 @@ async def _claim(sessions: SessionFactory, attempt_id: str) -> str | None:
     async with transaction(sessions) as session:
         attempt = await session.get(MessageAttempt, attempt_id, with_for_update=True)
         assert attempt is not None
-        report = await claim_reported_send(session, attempt, since=T0)
+        report = await claim_reported_send(session, attempt)
         return report.provider_message_id if report else None
 
 
