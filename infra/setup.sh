@@ -48,7 +48,10 @@ if [ ! -x "$uv" ]; then
   "$cache/uv-venv/bin/pip" install --quiet --disable-pip-version-check 'uv>=0.9,<0.14'
 fi
 say "syncing the Python environment (.venv) from uv.lock"
-(cd "$root" && UV_PYTHON_DOWNLOADS=never "$uv" sync --frozen --quiet --python python3)
+# Compiled once here: where PYTHONDONTWRITEBYTECODE is set (as on these machines), Python would
+# otherwise compile every dependency from source in every process it starts, seconds each time
+# for an API or worker process (and Temporal's worker build id compiles them all again).
+(cd "$root" && UV_PYTHON_DOWNLOADS=never "$uv" sync --frozen --quiet --python python3 --compile-bytecode)
 
 # --- Temporal CLI (dev server + UI), built from source -----------------------------------
 # The SDK's own download of the dev server needs the internet; these machines reach only the
