@@ -3,7 +3,10 @@ for a small one while developing).
 
 Pathway runs, payments and prescriptions all at once while everything that can go wrong does:
 - each worker process (``workers.main``; one by default, ``--workers``) is SIGKILLed and
-  started again a few seconds (``--kill-every``) after it starts serving;
+  started again a few seconds (``--kill-every``) after it starts serving; each new worker is
+  forked from a parent that did the worker's imports once (``harness.worker_fork``), so that it
+  serves within about a second rather than spending its few seconds importing
+  (``--cold-starts`` starts each from nothing);
 - the Temporal dev server (file persistence) and PostgreSQL are each restarted once, on the same
   port and data;
 - the WeChat, Twilio, HIS, insurance-centre and payment-provider simulators fail a share of calls
@@ -62,8 +65,10 @@ from core.hospitals import HospitalConfig, PrescriptionConfig, ReviewPolicy
 from core.logs import configure_logging
 from core.models import (
     CareTask,
+    DeliveryReport,
     Hospital,
     LedgerEntryRow,
+    MessageAttempt,
     OutboundMessage,
     PathwayRun,
     Patient,
@@ -77,7 +82,7 @@ from harness.his_events import discharge_until_accepted
 from harness.payment_fault_run import ORDER_DONE, REFUND_DONE, Chaos, calm_parties, run_orders
 from harness.payments import HOSPITAL, PayWorld, payment_world
 from harness.prescriptions import prescription
-from harness.processes import KilledOften, settings_env
+from harness.processes import KilledOften, WorkerFork, settings_env
 from harness.servers import serve
 from harness.settings import TEST_WEBHOOK_SECRET
 from harness.staff import add_staff
@@ -107,6 +112,7 @@ class Options:
     prescriptions: int
     kill_every: float
     workers: int
+    cold_starts: bool
     fault_rate: float
     day_seconds: float
     discharge_rate: float
@@ -173,18 +179,15 @@ async def main(options: Options) -> int:
             # answer was lost).
             wechat.event_url = f"{world.api_url}/webhooks/wechat"
             await _prepare(infra, world, options, openids)
+            worker_env = {
+                **settings_env(world.settings),
+                "CAREPATH_TEMPORAL_ADDRESS": infra.temporal.address,
+                # INFO: the kill schedule waits for the worker's "worker started" line.
+                "CAREPATH_LOG_LEVEL": "INFO",
+            }
+            fork = None if options.cold_starts else WorkerFork(worker_env, infra.workdir)
             workers = [
-                KilledOften(
-                    f"worker{n}",
-                    ["-m", "workers.main"],
-                    {
-                        **settings_env(world.settings),
-                        "CAREPATH_TEMPORAL_ADDRESS": infra.temporal.address,
-                        # INFO: the kill schedule waits for the worker's "worker started" line.
-                        "CAREPATH_LOG_LEVEL": "INFO",
-                    },
-                    infra.workdir,
-                )
+                KilledOften(f"worker{n}", ["-m", "workers.main"], worker_env, infra.workdir, fork)
                 for n in range(1, options.workers + 1)
             ]
             for worker in workers:
@@ -207,6 +210,8 @@ async def main(options: Options) -> int:
             finally:
                 for worker in workers:
                     worker.stop()
+                if fork is not None:
+                    fork.close()
                 for injector in injectors:
                     injector.release()
     return figures
@@ -344,7 +349,7 @@ async def _campaign(
         f"fault campaign: {len(tally.runs)} pathway runs, {options.payments} payments, "
         f"{len(tally.prescriptions)} prescriptions; "
         f"{options.workers} worker processes, each SIGKILLed {options.kill_every:g}s after it "
-        "starts serving, "
+        f"starts serving ({'started from nothing' if options.cold_starts else 'forked'}), "
         f"simulators failing {options.fault_rate:.0%} of calls (half 5xx, half lost answers), "
         f"one plan day = {options.day_seconds:g}s, review deadline {options.rx_deadline}s"
     )
@@ -355,6 +360,10 @@ async def _campaign(
             "worker kills",
             f"{sum(w.kills for w in workers)} "
             f"(worker generations: {sum(w.generation for w in workers)})",
+        ),
+        (
+            "worker start",
+            f"{_spread([t for w in workers for t in w.start_seconds])} s from start to serving",
         ),
         ("server restarts", ", ".join(tally.restarts) or "none"),
         ("faults injected", f"{total_injected} {injected}"),
@@ -380,6 +389,8 @@ async def _campaign(
     ]
     for label, value in lines:
         print(f"  {label:<22} {value}")
+    for story in figures["duplicate_stories"]:
+        print(story)
     bad = [
         figures[k]
         for k in ("lost_steps", "duplicate_messages", "double_charges", "unbalanced_books")
@@ -625,10 +636,13 @@ async def _figures(
         key_of[message.id] = key
         sent_keys[key] += 1
     duplicates: Counter[str] = Counter()
+    duplicated: list[str] = []
     for key, n in received.items():
         extra = n - sent_keys.get(key, 0)
         if n > 1 and extra > 0:
             duplicates["+".join(sorted(provider_of[key]))] += extra
+            duplicated.append(key)
+    stories = await _duplicate_stories(world, wechat, duplicated, key_of)
 
     # --- lost steps -----------------------------------------------------------------------------
     by_task: dict[str, OutboundMessage] = {
@@ -705,7 +719,8 @@ async def _figures(
         "lost_detail": dict(lost) if lost else "",
         "duplicate_messages": sum(duplicates.values()),
         "duplicate_detail": dict(duplicates) if duplicates else "",
-        "past_window": f"{len(past_window)} (composed {_spread(sorted(past_window))} s after due)"
+        "duplicate_stories": stories,
+        "past_window": f"{len(past_window)} (composed {_spread(past_window)} s after due)"
         if past_window
         else "0",
         "double_charges": double,
@@ -716,6 +731,54 @@ async def _figures(
 
 # What an invitation's step is worth in real time (pathways/library/inpatient-discharge.yaml).
 VALIDITY = timedelta(days=5)
+
+
+async def _duplicate_stories(
+    world: PayWorld, wechat: WeChatState, keys: list[str], key_of: dict[str, str]
+) -> list[str]:
+    """For each WeChat message received more than once: when WeChat took each copy and what
+    became of its report, and what our attempt recorded (what a duplicate's cause is read from)."""
+    stories: list[str] = []
+    events = {e["msgid"]: e for e in wechat.events}
+    for key in keys:
+        copies = [w for w in wechat.sent if _link(w.url) == key]
+        if not copies:
+            continue
+        message_ids = [m for m, k in key_of.items() if k == key]
+        async with world.sessions() as session:
+            attempts = (
+                await session.exec(
+                    select(MessageAttempt).where(col(MessageAttempt.message_id).in_(message_ids))
+                )
+            ).all()
+            reports = (
+                await session.exec(
+                    select(DeliveryReport).where(
+                        col(DeliveryReport.provider_message_id).in_([str(c.msgid) for c in copies])
+                    )
+                )
+            ).all()
+        first = copies[0].sent_at
+        lines = [f"  duplicate {key}"]
+        for c in copies:
+            event = events.get(c.msgid, {})
+            lines.append(
+                f"    wechat took msgid {c.msgid} at +{c.sent_at - first:.1f}s; its report "
+                f"answered {event.get('response')} at +{event.get('at', first) - first:.1f}s"
+            )
+        for r in reports:
+            lines.append(
+                f"    we stored the report of {r.provider_message_id} at "
+                f"+{r.received_at.timestamp() - first:.1f}s"
+            )
+        for a in attempts:
+            lines.append(
+                f"    our attempt ({a.channel}) began +{a.created_at.timestamp() - first:.1f}s, "
+                f"{a.tries} tries, status {a.status}, provider id {a.provider_message_id}, "
+                f"last error {a.error_code}"
+            )
+        stories.append("\n".join(lines))
+    return stories
 
 
 def _late_past_window(task: CareTask | None, invite: OutboundMessage | None) -> float | None:
@@ -731,9 +794,10 @@ def _late_past_window(task: CareTask | None, invite: OutboundMessage | None) -> 
     return late.total_seconds() if late < VALIDITY else None
 
 
-def _spread(values: list[float]) -> str:
-    if not values:
+def _spread(unsorted: list[float]) -> str:
+    if not unsorted:
         return "none"
+    values = sorted(unsorted)
 
     def at(q: float) -> float:
         return values[min(len(values) - 1, int(q * len(values)))]
@@ -851,10 +915,13 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument("--payments", type=int, default=200)
     parser.add_argument("--prescriptions", type=int, default=200)
     parser.add_argument("--kill-every", type=float, default=5.0, help="seconds between kills")
-    # More processes restart more often: on 2 cores each start (about 4 s of imports) costs more
-    # than the second worker serves, and invitations went out later with two than with one.
     parser.add_argument(
         "--workers", type=int, default=1, help="worker processes, each killed every few seconds"
+    )
+    parser.add_argument(
+        "--cold-starts",
+        action="store_true",
+        help="start each worker from nothing (seconds of imports) rather than forked",
     )
     parser.add_argument("--fault-rate", type=float, default=0.2)
     parser.add_argument("--day-seconds", type=float, default=None, help="one plan day")
@@ -883,6 +950,7 @@ def parse(argv: list[str] | None = None) -> Options:
         prescriptions=args.prescriptions,
         kill_every=args.kill_every,
         workers=args.workers,
+        cold_starts=args.cold_starts,
         fault_rate=args.fault_rate,
         # Long enough that an invitation's five-day validity outlasts what the faults delay it
         # by (a minute and a half at worst in quick runs); shorter days leave most invitations

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.settings import Settings
@@ -32,8 +34,19 @@ class Process:
         return self.popen.returncode
 
     def tail(self, lines: int = 40) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return f"--- {self.name} ---\n" + "\n".join(text.splitlines()[-lines:])
+        return _tail(self.name, self.log, lines)
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        self.popen.kill()
+        self.popen.wait()
+
+
+def _tail(name: str, log: Path, lines: int) -> str:
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return f"--- {name} ---\n" + "\n".join(text.splitlines()[-lines:])
 
 
 def start_process(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Process:
@@ -65,30 +78,111 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 @dataclass
+class Forked:
+    """A worker process that ``harness.worker_fork`` forked (that parent reaps it)."""
+
+    name: str
+    pid: int
+    log: Path
+
+    def alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def kill(self) -> None:
+        self._signal_and_wait(signal.SIGKILL, 30.0)
+
+    def stop(self, grace: float = 15.0) -> None:
+        if not self._signal_and_wait(signal.SIGTERM, grace):
+            self.kill()
+
+    def tail(self, lines: int = 40) -> str:
+        return _tail(self.name, self.log, lines)
+
+    def _signal_and_wait(self, sig: signal.Signals, within: float) -> bool:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, sig)
+        give_up = time.monotonic() + within
+        while self.alive():
+            if time.monotonic() > give_up:
+                return False
+            time.sleep(0.01)
+        return True
+
+
+class WorkerFork:
+    """The parent of forked workers (``harness.worker_fork``): the worker's imports done once,
+    so that a worker killed every few seconds is back serving in about a second."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self._log_dir = log_dir
+        self._popen = subprocess.Popen(
+            [sys.executable, "-m", "harness.worker_fork"],
+            cwd=REPO_ROOT,
+            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=(log_dir / "worker-fork.log").open("wb"),
+        )
+
+    def spawn(self, name: str) -> Forked:
+        assert self._popen.stdin is not None
+        assert self._popen.stdout is not None
+        log = self._log_dir / f"{name}.log"
+        self._popen.stdin.write(f"{log}\n".encode())
+        self._popen.stdin.flush()
+        answer = self._popen.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"the worker parent died: see {self._log_dir / 'worker-fork.log'}")
+        return Forked(name, int(answer), log)
+
+    def close(self) -> None:
+        if self._popen.stdin is not None:
+            with contextlib.suppress(BrokenPipeError):
+                self._popen.stdin.close()
+        try:
+            self._popen.wait(15)
+        except subprocess.TimeoutExpired:
+            self._popen.kill()
+            self._popen.wait()
+
+
+@dataclass
 class KilledOften:
     """A platform process (typically the worker) that a fault run SIGKILLs at a steady pace and
-    starts again at once, each time with a fresh log (``<name>-<generation>.log``)."""
+    starts again at once, each time with a fresh log (``<name>-<generation>.log``): a new
+    process, or a worker forked from ``fork`` when given."""
 
     name: str
     args: list[str]
     env: dict[str, str]
     log_dir: Path
+    fork: WorkerFork | None = None
     kills: int = 0
     generation: int = 0
-    process: Process | None = None
+    process: Process | Forked | None = None
+    # Seconds from each start to serving: what every kill costs.
+    start_seconds: list[float] = field(default_factory=list)
+    _started_at: float = 0.0
 
-    def start(self) -> Process:
+    def start(self) -> Process | Forked:
         self.generation += 1
-        self.process = start_process(
-            f"{self.name}-{self.generation}", self.args, self.env, self.log_dir
+        self._started_at = time.monotonic()
+        name = f"{self.name}-{self.generation}"
+        self.process = (
+            self.fork.spawn(name)
+            if self.fork is not None
+            else start_process(name, self.args, self.env, self.log_dir)
         )
         return self.process
 
     def kill_and_restart(self) -> None:
         """SIGKILL: no goodbye to the server, no finishing the activities in flight."""
-        if self.process is not None and self.process.popen.poll() is None:
-            self.process.popen.kill()
-            self.process.popen.wait()
+        if self.process is not None and self.process.alive():
+            self.process.kill()
             self.kills += 1
         self.start()
 
@@ -100,9 +194,10 @@ class KilledOften:
         give_up = loop.time() + within
         while loop.time() < give_up:
             process = self.process
-            if process is None or process.popen.poll() is not None:
+            if process is None or not process.alive():
                 return False
             if process.log.exists() and marker in process.log.read_text(errors="replace"):
+                self.start_seconds.append(time.monotonic() - self._started_at)
                 return True
             await asyncio.sleep(0.2)
         return False

@@ -58,6 +58,7 @@ class SentTemplate:
     template_id: str
     url: str | None
     data: dict[str, Any]
+    sent_at: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -222,7 +223,9 @@ def create_app(state: WeChatState) -> FastAPI:
                 code = None
             if code == 200:
                 break
-        state.events.append({"msgid": sent.msgid, "status": outcome, "response": code})
+        state.events.append(
+            {"msgid": sent.msgid, "status": outcome, "response": code, "at": time.time()}
+        )
 
     control = APIRouter(prefix="/sim", tags=["simulation control"])
 
