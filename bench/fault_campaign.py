@@ -318,6 +318,7 @@ async def _campaign(
                         # The API may answer 5xx for long stretches while the database or
                         # Temporal restarts; the figures, not the drivers, judge the outcome.
                         outage_seconds=options.settle_within,
+                        poll_every=1.0,
                     )
                 )
                 load.create_task(_discharges(http, world, options, tally))

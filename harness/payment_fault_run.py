@@ -157,12 +157,15 @@ async def run_orders(
     settle_within: float = 180,
     calm: bool = True,
     outage_seconds: float = 0,
+    poll_every: float = 0.05,
 ) -> RunResult:
     """Runs ``count`` orders through the sagas under ``chaos``; returns what came of them.
 
     ``calm``: the simulators' faults stop once every order is at rest (off when the caller
     stops them itself). ``outage_seconds``: how long the patients' app keeps asking through an
     outage behind the API (a restarted database or Temporal server) before it gives up.
+    ``poll_every``: how often a patient's app asks after its order (a long run under load
+    asks less often, or its polling is most of what the API does).
     """
     await _set_chaos(world, chaos or Chaos(), seed)
     gate = asyncio.Semaphore(concurrency)
@@ -209,7 +212,9 @@ async def run_orders(
                         return order
                     return None
 
-                order = await eventually(payable, within=settle_within, what="the cashier")
+                order = await eventually(
+                    payable, within=settle_within, what="the cashier", interval=poll_every
+                )
                 if order["saga_status"] == "awaiting_payment":
                     async with httpx.AsyncClient(base_url=world.provider_url) as sim:
                         await sim.post(f"/sim/orders/{out_trade_no(order_id)}/pay")
@@ -218,7 +223,9 @@ async def run_orders(
                 order = await order_now(order_id)
                 return order if order["status"] in ORDER_DONE else None
 
-            order = await eventually(done, within=settle_within, what=f"order {plan.n} at rest")
+            order = await eventually(
+                done, within=settle_within, what=f"order {plan.n} at rest", interval=poll_every
+            )
             if order["status"] == "settled" and plan.refund_share is not None:
                 amount = max(1, int(order["amount_fen"] * plan.refund_share))
                 response = await with_retry(
@@ -236,7 +243,9 @@ async def run_orders(
                             raise
                         return False  # the database is restarting: ask again
 
-                await eventually(refunded, within=settle_within, what=f"refund {plan.n}")
+                await eventually(
+                    refunded, within=settle_within, what=f"refund {plan.n}", interval=poll_every
+                )
 
     start = time.perf_counter()
     await asyncio.gather(*(one(p) for p in plans(count, seed)))

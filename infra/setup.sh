@@ -52,6 +52,10 @@ say "syncing the Python environment (.venv) from uv.lock"
 # otherwise compile every dependency from source in every process it starts, seconds each time
 # for an API or worker process (and Temporal's worker build id compiles them all again).
 (cd "$root" && UV_PYTHON_DOWNLOADS=never "$uv" sync --frozen --quiet --python python3 --compile-bytecode)
+# The platform's own modules too: Temporal's sandbox imports a workflow's modules afresh for each
+# workflow it loads, so without bytecode every cache miss compiled them (a quarter of a busy
+# worker's CPU). Only what changed since is compiled again; an edited module still runs as edited.
+(cd "$root" && .venv/bin/python -m compileall -q -j0 -x '/(\.venv|node_modules|var)/' . >/dev/null)
 
 # --- Temporal CLI (dev server + UI), built from source -----------------------------------
 # The SDK's own download of the dev server needs the internet; these machines reach only the
