@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -106,6 +107,7 @@ async def api(
     dev_env: WorkflowEnvironment,
     his_sim: HisSim,
     task_queue: str,
+    tmp_path: Path,
 ) -> AsyncIterator[Api]:
     """The API on the dev server: workflows really start (no worker unless a test runs one)."""
     settings = make_settings(
@@ -113,6 +115,7 @@ async def api(
         his_base_url=his_sim.url,
         temporal_task_queue=task_queue,
         temporal_query_timeout_seconds=1.0,
+        upload_dir=tmp_path / "uploads",
     )
     async for api in _api(settings, sessions, dev_env.client, his_sim):
         yield api
@@ -125,6 +128,7 @@ async def skipping_api(
     isolated_time_env: WorkflowEnvironment,
     his_sim: HisSim,
     task_queue: str,
+    tmp_path: Path,
 ) -> AsyncIterator[Api]:
     """The API wired to the time-skipping server, for flows that span days."""
     settings = make_settings(
@@ -132,6 +136,7 @@ async def skipping_api(
         his_base_url=his_sim.url,
         temporal_task_queue=task_queue,
         temporal_query_timeout_seconds=1.0,
+        upload_dir=tmp_path / "uploads",
     )
     async for api in _api(settings, sessions, isolated_time_env.client, his_sim):
         yield api
