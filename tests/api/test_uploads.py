@@ -23,9 +23,9 @@ from temporalio.service import RPCError
 
 from core.file_store import EncryptedFiles
 from core.links import FileLinkSigner, LinkSigner
-from core.models import AuditEntry, CareTask, PathwayRun, TaskStatus, Upload
+from core.models import AuditEntry, CareTask, PathwayRun, Patient, TaskStatus, Upload
 from pathways.answers import UPLOAD_REFERENCE
-from pathways.library import load_forms
+from pathways.library import load_forms, snapshot
 from tests.api.conftest import Api, discharge_event
 from tests.images import HEIC, JPEG, png
 
@@ -116,15 +116,34 @@ async def form_task(api: Api) -> AsyncIterator[FormTask]:
     workflow_id = next(
         r["workflow_id"] for r in response.json()["runs"] if r["plan_id"] == "inpatient-discharge"
     )
+    # No worker runs, so the run's projection is written here: pinned to the discharge plan,
+    # with the demo form beside its own.
+    library = api.app.state.container.design.library
+    pinned = snapshot(
+        library.definitions["inpatient-discharge"], 1, library.forms, library.articles
+    )
     async with api.sessions() as session:
-        run = await session.get(PathwayRun, workflow_id)
-        assert run is not None
-        run.plan_snapshot = {
-            **run.plan_snapshot,
-            "forms": {**run.plan_snapshot["forms"], DEMO.id: DEMO.model_dump(mode="json")},
-        }
-        session.add(run)
-        patient_id = run.patient_id
+        patient = (
+            await session.exec(select(Patient).where(Patient.his_patient_id == "P0001"))
+        ).one()
+        patient_id = patient.id
+        session.add(
+            PathwayRun(
+                workflow_id=workflow_id,
+                plan_id="inpatient-discharge",
+                plan_version=1,
+                patient_id=patient_id,
+                department_code="cardiology",
+                anchor_at=datetime.now(UTC),
+                plan_snapshot={
+                    **pinned.model_dump(mode="json"),
+                    "forms": {
+                        **pinned.model_dump(mode="json")["forms"],
+                        DEMO.id: DEMO.model_dump(mode="json"),
+                    },
+                },
+            )
+        )
         await session.commit()
     task_id = await _add_task(api, workflow_id, patient_id, "upload-test")
     token = _signer(api).issue(task_id, datetime.now(UTC) + timedelta(days=1))
@@ -352,7 +371,7 @@ async def test_files_posted_with_the_form_without_the_script(form_task: FormTask
     """Without JavaScript the page posts multipart: the files are stored as the script would
     have uploaded them, kept across a submission with errors, and answer the questions."""
     api = form_task.api
-    incomplete = {k: v for k, v in ANSWERS.items() if k != "medicine_time"}
+    incomplete = {k: v for k, v in ANSWERS.items() if k != "overall"}
     response = await api.http.post(
         form_task.path,
         data={**incomplete, "symptoms": ["wound"]},
@@ -366,7 +385,7 @@ async def test_files_posted_with_the_form_without_the_script(form_task: FormTask
 
     assert response.status_code == 422, response.text
     html = response.text
-    assert "请回答此题" in _card(html, "medicine_time")
+    assert "请回答此题" in _card(html, "overall")
     uploads = {u.question_id: u.reference for u in await form_task.uploads()}
     assert set(uploads) == {"signature", "wound_photo"}
     for question, reference in uploads.items():
