@@ -167,7 +167,7 @@
 
     canvas.addEventListener("pointerdown", function (event) {
       event.preventDefault();
-      if (canvas.setPointerCapture) canvas.setPointerCapture(event.pointerId);
+      try { canvas.setPointerCapture(event.pointerId); } catch (e) { /* drawn without capture */ }
       last = point(event);
       ctx.beginPath();
       ctx.arc(last.x, last.y, ctx.lineWidth / 2, 0, Math.PI * 2);

@@ -8,28 +8,20 @@ is signalled to it."""
 
 from __future__ import annotations
 
-import contextlib
 import re
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from sqlmodel import func, select
-from temporalio.service import RPCError
 
-from core.file_store import EncryptedFiles
-from core.links import FileLinkSigner, LinkSigner
-from core.models import AuditEntry, CareTask, PathwayRun, Patient, TaskStatus, Upload
+from core.links import FileLinkSigner
+from core.models import AuditEntry, CareTask, TaskStatus, Upload
 from pathways.answers import UPLOAD_REFERENCE
-from pathways.library import load_forms, snapshot
-from tests.api.conftest import Api, discharge_event
+from tests.api.conftest import DEMO_FORM, FormTask, add_task, link_signer
 from tests.images import HEIC, JPEG, png
 
-DEMO = load_forms()["all-question-types"]
+DEMO = DEMO_FORM
 CJK = re.compile(r"[\u4e00-\u9fff]")
 SIGNATURE = png(120, 40, (20, 20, 20))
 PHOTO = png(64, 48)
@@ -51,113 +43,12 @@ ANSWERS: dict[str, Any] = {
 }
 
 
-@dataclass
-class FormTask:
-    api: Api
-    task_id: str
-    token: str
-
-    @property
-    def path(self) -> str:
-        return f"/p/{self.token}"
-
-    def upload_path(self, question: str) -> str:
-        return f"/p/{self.token}/uploads/{question}"
-
-    async def upload(
-        self, question: str, data: bytes, content_type: str, name: str = "image"
-    ) -> httpx.Response:
-        return await self.api.http.post(
-            self.upload_path(question), files={"file": (name, data, content_type)}
-        )
-
-    @property
-    def files(self) -> EncryptedFiles:
-        return EncryptedFiles(self.api.settings.uploads_path)
-
-    async def uploads(self) -> list[Upload]:
-        async with self.api.sessions() as session:
-            return list((await session.exec(select(Upload))).all())
-
-
-def _signer(api: Api) -> LinkSigner:
-    return LinkSigner(api.settings.link_secret.get_secret_value())
-
-
-async def _add_task(api: Api, workflow_id: str, patient_id: str, step_id: str) -> str:
-    now = datetime.now(UTC)
-    task_id = str(uuid.uuid4())
-    async with api.sessions() as session:
-        session.add(
-            CareTask(
-                id=task_id,
-                workflow_id=workflow_id,
-                step_id=step_id,
-                patient_id=patient_id,
-                plan_id="inpatient-discharge",
-                department_code="cardiology",
-                title="出院随访",
-                form_id=DEMO.id,
-                responsible_role="nurse",
-                status=TaskStatus.SENT,
-                due_at=now,
-                sent_at=now,
-                valid_until=now + timedelta(days=2),
-            )
-        )
-        await session.commit()
-    return task_id
-
-
-@pytest.fixture
-async def form_task(api: Api) -> AsyncIterator[FormTask]:
-    response = await api.post_event(discharge_event())
-    assert response.status_code == 202, response.text
-    workflow_id = next(
-        r["workflow_id"] for r in response.json()["runs"] if r["plan_id"] == "inpatient-discharge"
-    )
-    # No worker runs, so the run's projection is written here: pinned to the discharge plan,
-    # with the demo form beside its own.
-    library = api.app.state.container.design.library
-    pinned = snapshot(
-        library.definitions["inpatient-discharge"], 1, library.forms, library.articles
-    )
-    async with api.sessions() as session:
-        patient = (
-            await session.exec(select(Patient).where(Patient.his_patient_id == "P0001"))
-        ).one()
-        patient_id = patient.id
-        session.add(
-            PathwayRun(
-                workflow_id=workflow_id,
-                plan_id="inpatient-discharge",
-                plan_version=1,
-                patient_id=patient_id,
-                department_code="cardiology",
-                anchor_at=datetime.now(UTC),
-                plan_snapshot={
-                    **pinned.model_dump(mode="json"),
-                    "forms": {
-                        **pinned.model_dump(mode="json")["forms"],
-                        DEMO.id: DEMO.model_dump(mode="json"),
-                    },
-                },
-            )
-        )
-        await session.commit()
-    task_id = await _add_task(api, workflow_id, patient_id, "upload-test")
-    token = _signer(api).issue(task_id, datetime.now(UTC) + timedelta(days=1))
-    yield FormTask(api, task_id, token)
-    with contextlib.suppress(RPCError):
-        await api.temporal.get_workflow_handle(workflow_id).terminate("test finished")
-
-
 async def _another_task(form_task: FormTask) -> FormTask:
     async with form_task.api.sessions() as session:
         task = await session.get(CareTask, form_task.task_id)
         assert task is not None
-    other = await _add_task(form_task.api, task.workflow_id, task.patient_id, "upload-other")
-    token = _signer(form_task.api).issue(other, datetime.now(UTC) + timedelta(days=1))
+    other = await add_task(form_task.api, task.workflow_id, task.patient_id, "upload-other")
+    token = link_signer(form_task.api).issue(other, datetime.now(UTC) + timedelta(days=1))
     return FormTask(form_task.api, other, token)
 
 
@@ -279,7 +170,7 @@ async def test_uploading_through_a_broken_link(form_task: FormTask) -> None:
     api = form_task.api
     token = form_task.token
     tampered = token[:-3] + ("AAA" if token[-3:] != "AAA" else "BBB")
-    expired = _signer(api).issue(form_task.task_id, datetime.now(UTC) - timedelta(minutes=1))
+    expired = link_signer(api).issue(form_task.task_id, datetime.now(UTC) - timedelta(minutes=1))
     for link, status_code, code in (
         (tampered, 404, "invalid_link"),
         ("not-a-token", 404, "invalid_link"),
