@@ -90,7 +90,7 @@ async def test_a_question_on_a_chosen_option_of_a_multiple_choice(page: Page) ->
     await expect(photo).to_be_hidden()
     await symptoms.get_by_label("伤口红肿、渗液").check()
     await expect(photo).to_be_visible()
-    await expect(photo.get_by_text("上传功能即将开放")).to_be_visible()
+    await expect(photo.get_by_text("从相册选择")).to_be_visible()
     # "None of these" with another option is refused by the server, so nothing is kept and
     # the photo is not asked for.
     await symptoms.get_by_label("以上均无").check()
