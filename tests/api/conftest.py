@@ -249,9 +249,8 @@ async def add_task(api: Api, workflow_id: str, patient_id: str, step_id: str) ->
 async def form_task(api: Api) -> AsyncIterator[FormTask]:
     response = await api.post_event(discharge_event())
     assert response.status_code == 202, response.text
-    workflow_id = next(
-        r["workflow_id"] for r in response.json()["runs"] if r["plan_id"] == "inpatient-discharge"
-    )
+    runs = {r["plan_id"]: r["workflow_id"] for r in response.json()["runs"]}
+    workflow_id = runs["inpatient-discharge"]
     # No worker runs, so the run's projection is written here: pinned to the discharge plan,
     # with the demo form beside its own.
     library = api.app.state.container.design.library
@@ -284,5 +283,7 @@ async def form_task(api: Api) -> AsyncIterator[FormTask]:
     task_id = await add_task(api, workflow_id, patient_id, "upload-test")
     token = link_signer(api).issue(task_id, datetime.now(UTC) + timedelta(days=1))
     yield FormTask(api, task_id, token)
-    with contextlib.suppress(RPCError):
-        await api.temporal.get_workflow_handle(workflow_id).terminate("test finished")
+    # Leave nothing running on the shared dev server for later tests.
+    for started in runs.values():
+        with contextlib.suppress(RPCError):
+            await api.temporal.get_workflow_handle(started).terminate("test finished")
