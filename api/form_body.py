@@ -23,7 +23,7 @@ async def read_form(request: Request, limit: int, *, max_files: int) -> FormData
     """The form, text fields and files; BodyTooLarge past ``limit`` bytes. The caller closes
     the form (its files are spooled)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
 
     async def capped() -> AsyncGenerator[bytes, None]:

@@ -112,7 +112,8 @@ class FileLinkSigner:
 
     def verify(self, reference: str, expires: str, signature: str, now: datetime) -> None:
         """Returns for a valid link; FileLinkExpired once past its expiry, LinkError if forged."""
-        if not expires.isdigit() or len(expires) > 12:
+        # ASCII digits only: str.isdigit also holds for "²", which int() refuses.
+        if not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
             raise LinkError("malformed file link")
         if not hmac.compare_digest(signature.encode(), self._mac(reference, int(expires)).encode()):
             raise LinkError("file link signature does not match")
