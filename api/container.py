@@ -10,7 +10,8 @@ from temporalio.client import Client
 
 from core.crypto import configure_from_settings
 from core.db import SessionFactory, create_engine, session_factory, transaction
-from core.links import LinkSigner
+from core.file_store import EncryptedFiles
+from core.links import FileLinkSigner, LinkSigner
 from core.settings import Settings
 from core.templates import page_environment
 from core.temporal import connect_temporal
@@ -36,6 +37,9 @@ class Container:
     design: DesignContext
     charging: HisChargingClient
     verifier: NoticeVerifier
+    # Uploaded photos and signatures, encrypted, and the links that let a page show them.
+    files: EncryptedFiles
+    file_links: FileLinkSigner
     engine: AsyncEngine | None = None
 
     @classmethod
@@ -64,6 +68,8 @@ class Container:
             ),
             charging=his_charging_client(settings),
             verifier=wechatpay_notice_verifier(settings),
+            files=EncryptedFiles(settings.uploads_path),
+            file_links=FileLinkSigner(settings.link_secret.get_secret_value()),
             engine=engine,
         )
 

@@ -7,6 +7,7 @@ The script only mirrors check_answers for the patient's convenience; the server 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,17 +40,35 @@ ANSWER_ERROR_TEXT: dict[str, str] = {
     "not_a_time": "请按“时:分”格式填写时间",
     "not_an_upload": "上传的文件无效，请重新上传",
     "too_many_files": "上传的文件过多",
+    "empty_file": "文件是空的，请重新选择",
+    "file_too_large": "文件过大，请选择较小的图片",
+    "file_type_not_accepted": "不支持此文件格式，请选择图片",
+    "not_an_image": "该文件不是图片，请重新选择",
+    "file_type_mismatch": "文件内容与格式不符，请重新选择图片",
 }
-# No upload service exists yet, so a patient cannot answer a required photo or signature: the
-# page says why instead of asking for something it cannot take.
-UPLOAD_UNAVAILABLE_TEXT = "上传功能即将开放，暂时无法在线上传，请联系医护人员"
+# How the page names the image types a question accepts.
+_TYPE_NAMES = {"image/jpeg": "JPG", "image/png": "PNG", "image/heic": "HEIC", "image/webp": "WebP"}
 # The same codes said of one matrix row.
 _ROW_ERROR_TEXT = {"required": "请回答这一行", "incomplete": "请回答每一行"}
 
 
+def megabytes(size: int) -> str:
+    return f"{round(size / 1048576, 1):g}"
+
+
+def type_names(question: Question) -> str:
+    return "、".join(_TYPE_NAMES.get(t, t) for t in question.content_types)
+
+
 def error_text(question: Question | None, error: AnswerError) -> str:
-    if question is not None and question.type in UPLOAD_TYPES and error.code == "required":
-        return UPLOAD_UNAVAILABLE_TEXT
+    if question is not None and question.type in UPLOAD_TYPES:
+        # Said with the question's own limits, so the patient knows what would be taken.
+        if error.code == "file_too_large":
+            return f"文件过大，请选择不超过 {megabytes(question.max_bytes or 0)} MB 的图片"
+        if error.code == "file_type_not_accepted":
+            return f"不支持此文件格式，请选择 {type_names(question)} 格式的图片"
+        if error.code == "too_many_files":
+            return f"最多上传 {question.max_files} 个文件"
     if question is not None and question.type == "matrix":
         if error.part is not None:
             return _ROW_ERROR_TEXT.get(error.code) or ANSWER_ERROR_TEXT[error.code]
@@ -166,14 +185,26 @@ def date_bounds(question: Question) -> tuple[str, str]:
 
 
 def form_context(
-    form: FormDefinition, values: dict[str, list[str]], errors: list[AnswerError]
+    form: FormDefinition,
+    values: dict[str, list[str]],
+    errors: list[AnswerError],
+    *,
+    upload_path: str | None = None,
+    file_urls: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """What form.html renders from: the form, what was posted (shown again after errors) and
-    the errors, each at its answer key."""
+    the errors, each at its answer key. ``upload_path`` is where the page's script sends files
+    (none: the files go with the form); ``file_urls`` the signed links of uploaded files to
+    show again, by reference."""
     shown = error_texts(form, errors)
     keys = answer_keys(form)
     return {
         "form": form,
+        "has_uploads": any(q.type in UPLOAD_TYPES for q in form.questions),
+        "upload_path": upload_path,
+        "file_urls": dict(file_urls or {}),
+        "megabytes": megabytes,
+        "type_names": type_names,
         "values": values,
         "errors": shown,
         "error_count": len(errors),

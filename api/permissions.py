@@ -171,6 +171,7 @@ class Exposure(StrEnum):
     REFERENCE = "public reference data"
     SIGNED_WEBHOOK = "webhook verified by the sender's signature"
     PATIENT_LINK = "patient page behind a signed, expiring link"
+    SIGNED_FILE_LINK = "an uploaded file behind a signed, expiring link a patient page gave out"
     SIGN_IN = "signing in, or the caller's own session and password"
 
 
@@ -205,6 +206,8 @@ PUBLIC_ROUTES: dict[tuple[str, str], Exposure] = {
     ("GET", "/p/{token}"): Exposure.PATIENT_LINK,
     ("POST", "/p/{token}"): Exposure.PATIENT_LINK,
     ("GET", "/pay/{token}"): Exposure.PATIENT_LINK,
+    ("POST", "/p/{token}/uploads/{question_id}"): Exposure.PATIENT_LINK,
+    ("GET", "/files/{reference}"): Exposure.SIGNED_FILE_LINK,
 }
 
 

@@ -128,31 +128,39 @@ class Keyring:
         return frozenset(self._keys)
 
     def encrypt(self, plaintext: str, context: str) -> str:
-        nonce = os.urandom(NONCE_BYTES)
-        ciphertext, tag = sm4_gcm_encrypt(
-            self._keys[self.current], nonce, plaintext.encode(), _aad(self.current, context)
-        )
-        sealed = base64.urlsafe_b64encode(nonce + ciphertext + tag).decode().rstrip("=")
-        return f"{ENVELOPE_VERSION}:{self.current}:{sealed}"
+        key_id, raw = self.seal(plaintext.encode(), context)
+        sealed = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return f"{ENVELOPE_VERSION}:{key_id}:{sealed}"
 
     def decrypt(self, envelope: str, context: str) -> str:
         key_id = envelope_key_id(envelope)
-        key = self._keys.get(key_id)
-        if key is None:
-            raise CryptoError(f"value sealed with unknown key id '{key_id}' ({context})")
         body = envelope.split(":", 2)[2]
         try:
             raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         except (binascii.Error, ValueError) as exc:
             raise CryptoError(f"malformed encrypted value ({context})") from exc
+        return self.unseal(key_id, raw, context).decode()
+
+    def seal(self, plaintext: bytes, context: str) -> tuple[str, bytes]:
+        """(current key id, nonce | ciphertext | tag): the envelope's parts as bytes, for values
+        too large to carry as text (uploaded files)."""
+        nonce = os.urandom(NONCE_BYTES)
+        ciphertext, tag = sm4_gcm_encrypt(
+            self._keys[self.current], nonce, plaintext, _aad(self.current, context)
+        )
+        return self.current, nonce + ciphertext + tag
+
+    def unseal(self, key_id: str, raw: bytes, context: str) -> bytes:
+        key = self._keys.get(key_id)
+        if key is None:
+            raise CryptoError(f"value sealed with unknown key id '{key_id}' ({context})")
         if len(raw) < NONCE_BYTES + TAG_BYTES:
             raise CryptoError(f"truncated encrypted value ({context})")
         nonce, ciphertext, tag = raw[:NONCE_BYTES], raw[NONCE_BYTES:-TAG_BYTES], raw[-TAG_BYTES:]
         try:
-            plaintext = sm4_gcm_decrypt(key, nonce, ciphertext, tag, _aad(key_id, context))
+            return sm4_gcm_decrypt(key, nonce, ciphertext, tag, _aad(key_id, context))
         except InvalidTag as exc:
             raise CryptoError(f"encrypted value failed authentication ({context})") from exc
-        return plaintext.decode()
 
     def reencrypt(self, envelope: str, context: str) -> str:
         """The value sealed under the current key (unchanged if it already is)."""
@@ -165,7 +173,12 @@ class Keyring:
         normalised = normalise_for_index(kind, value)
         if not normalised:
             return None
-        return hmac_sm3(self._blind, f"{kind}\x00{normalised}".encode()).hex()
+        return self.blind_digest(kind, normalised.encode())
+
+    def blind_digest(self, kind: str, data: bytes) -> str:
+        """HMAC-SM3 under the blind index key: equal data, equal digest, and nothing to confirm
+        a guess with for whoever reads the database without the key."""
+        return hmac_sm3(self._blind, kind.encode() + b"\x00" + data).hex()
 
 
 def normalise_for_index(kind: str, value: str | None) -> str:

@@ -77,3 +77,45 @@ class LinkSigner:
         if now >= claims.expires_at:
             raise LinkExpired(claims.task_id, claims.expires_at)
         return claims
+
+
+class FileLinkExpired(LinkError):
+    """A file link we issued, past its expiry."""
+
+
+@dataclass(frozen=True)
+class FileLink:
+    """The expiry and signature that make ``/files/<reference>`` readable until then."""
+
+    reference: str
+    expires: int  # unix seconds
+    signature: str
+
+
+class FileLinkSigner:
+    """Signs links to stored files (uploaded photos and signatures). The reference alone opens
+    nothing: a page hands out a link for as long as it may show the file."""
+
+    def __init__(self, secret: str) -> None:
+        # Its own derived key: a file link's MAC can never pass as a patient link's.
+        self._key = hmac.new(secret.encode(), b"carepath/file-link/v1", hashlib.sha256).digest()
+
+    def _mac(self, reference: str, expires: int) -> str:
+        message = f"{reference}\x00{expires}".encode()
+        return _b64(hmac.new(self._key, message, hashlib.sha256).digest()[:_MAC_BYTES])
+
+    def issue(self, reference: str, expires_at: datetime) -> FileLink:
+        if expires_at.tzinfo is None:
+            raise ValueError("expires_at must be timezone-aware")
+        expires = int(expires_at.timestamp())
+        return FileLink(reference, expires, self._mac(reference, expires))
+
+    def verify(self, reference: str, expires: str, signature: str, now: datetime) -> None:
+        """Returns for a valid link; FileLinkExpired once past its expiry, LinkError if forged."""
+        # ASCII digits only: str.isdigit also holds for "²", which int() refuses.
+        if not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
+            raise LinkError("malformed file link")
+        if not hmac.compare_digest(signature.encode(), self._mac(reference, int(expires)).encode()):
+            raise LinkError("file link signature does not match")
+        if now.timestamp() >= int(expires):
+            raise FileLinkExpired(f"file link expired at {expires}")

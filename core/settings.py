@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     log_json: bool | None = None
 
     data_dir: Path = Path("var")
+    # Where uploaded photos and signatures are kept, encrypted; None: <data_dir>/uploads.
+    upload_dir: Path | None = None
     database_url: str = "sqlite+aiosqlite:///var/carepath.db"
     database_echo: bool = False
 
@@ -226,6 +228,10 @@ class Settings(BaseSettings):
         """Static API tokens of people (every role but integration) are accepted only outside
         production; in production people sign in with a password."""
         return self.environment != "production"
+
+    @property
+    def uploads_path(self) -> Path:
+        return self.upload_dir if self.upload_dir is not None else self.data_dir / "uploads"
 
     @property
     def tz(self) -> ZoneInfo:

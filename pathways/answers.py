@@ -69,6 +69,12 @@ ErrorCode = Literal[
     "not_a_time",
     "not_an_upload",
     "too_many_files",
+    # Said of a file by the upload service (check_answers sees references only).
+    "empty_file",
+    "file_too_large",
+    "file_type_not_accepted",
+    "not_an_image",
+    "file_type_mismatch",
 ]
 
 ERROR_MESSAGES: dict[ErrorCode, str] = {
@@ -90,6 +96,11 @@ ERROR_MESSAGES: dict[ErrorCode, str] = {
     "not_a_time": "a time HH:MM is expected",
     "not_an_upload": "not a reference to an uploaded file",
     "too_many_files": "too many files",
+    "empty_file": "the file is empty",
+    "file_too_large": "the file is larger than the question accepts",
+    "file_type_not_accepted": "the question does not accept this type of file",
+    "not_an_image": "the file is not an image of a known type",
+    "file_type_mismatch": "the file's content is not of the type it was declared as",
 }
 
 

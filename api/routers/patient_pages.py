@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request, status
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.datastructures import FormData, UploadFile
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ContainerDep, SessionDep
-from api.form_view import form_context
+from api.form_body import BodyTooLarge, MalformedBody, read_form
+from api.form_view import error_text, form_context
+from api.routers.patient_files import file_url
 from contracts.pathway import (
     SIGNAL_ANSWERS,
     SIGNAL_ARTICLE_READ,
@@ -28,11 +31,18 @@ from core.links import LinkError, LinkExpired
 from core.logs import get_logger
 from core.models import CareTask, PathwayRun, TaskStatus, utcnow
 from core.validation import Key
-from pathways.answers import AnswerError, abnormal_findings, check_answers
+from pathways.answers import (
+    UPLOAD_REFERENCE,
+    AnswerError,
+    ErrorCode,
+    abnormal_findings,
+    check_answers,
+)
 from pathways.definition import ArticleDefinition, PathwaySnapshot
-from pathways.form_definition import FormDefinition
-from services import audit
+from pathways.form_definition import UPLOAD_TYPES, FormDefinition, Question
+from services import audit, uploads
 from services.message_status import mark_read_by_task
+from services.uploads import StoredUpload, UploadRefused
 
 router = APIRouter(tags=["patient pages"], include_in_schema=False)
 log = get_logger(__name__)
@@ -187,9 +197,11 @@ async def _signal(
 def _form_page(
     container: ContainerDep,
     opened: _OpenTask,
+    token: str,
     *,
     values: dict[str, list[str]],
     errors: list[AnswerError],
+    file_urls: dict[str, str] | None = None,
 ) -> HTMLResponse:
     assert opened.form is not None
     return _page(
@@ -197,7 +209,13 @@ def _form_page(
         "form.html",
         status.HTTP_422_UNPROCESSABLE_CONTENT if errors else status.HTTP_200_OK,
         valid_until=opened.task.valid_until,
-        **form_context(opened.form, values, errors),
+        **form_context(
+            opened.form,
+            values,
+            errors,
+            upload_path=f"/p/{token}/uploads",
+            file_urls=file_urls,
+        ),
     )
 
 
@@ -225,7 +243,7 @@ async def show_form(token: Key, container: ContainerDep, session: SessionDep) ->
             text=opened.checkin_text,
             valid_until=task.valid_until,
         )
-    return _form_page(container, opened, values={}, errors=[])
+    return _form_page(container, opened, token, values={}, errors=[])
 
 
 @router.post("/p/{token}", response_class=HTMLResponse)
@@ -246,14 +264,39 @@ async def submit_form(
         )
     if opened.form is None:
         return _invalid(container)
-    posted = await request.form()
-    raw: dict[str, list[str]] = {}
-    for key, value in posted.multi_items():
-        if isinstance(value, str):
-            raw.setdefault(key, []).append(value)
-    answers, errors = check_answers(opened.form, raw)
+    form, task = opened.form, opened.task
+    try:
+        posted = await read_form(
+            request, _submission_limit(form), max_files=_submission_max_files(form)
+        )
+    except BodyTooLarge:
+        return _message(
+            container,
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            "图片过大",
+            "提交的图片超过了允许的大小，请选择较小的图片后重新提交。",
+        )
+    except MalformedBody:
+        return _message(
+            container,
+            status.HTTP_400_BAD_REQUEST,
+            "提交失败",
+            "提交的内容不完整，请重新打开链接再试。",
+        )
+    try:
+        raw, file_errors = await _posted_answers(container, session, task, form, posted)
+    finally:
+        await posted.close()
+    answers, errors = check_answers(form, raw)
+    errors += await uploads.foreign_references(session, task.id, form, answers)
+    # A file refused at a question says why, instead of the question's other problems.
+    refused = {e.key for e in file_errors}
+    errors = file_errors + [e for e in errors if e.key not in refused]
     if errors:
-        return _form_page(container, opened, values=raw, errors=errors)
+        values, file_urls = await _shown_again(container, session, task, form, raw)
+        return _form_page(
+            container, opened, token, values=values, errors=errors, file_urls=file_urls
+        )
 
     task = opened.task
     submission = AnswerSubmission(
@@ -283,3 +326,219 @@ async def submit_form(
     return _message(
         container, status.HTTP_200_OK, "提交成功", "感谢您的配合，祝您早日康复！", tone="ok"
     )
+
+
+# ---- files: uploaded by the page's script, or posted with the form without it ---------------
+
+# Room for the multipart framing, part headers and the form's text answers around the files.
+_TEXT_ALLOWANCE = 1024 * 1024
+_FILE_FIELD = "file"
+# What the script is told when the link no longer opens the form, by the page the form shows.
+_LINK_REFUSALS = {
+    status.HTTP_404_NOT_FOUND: (
+        status.HTTP_404_NOT_FOUND,
+        "invalid_link",
+        "链接无效，请检查短信中的链接是否完整打开。",
+    ),
+    status.HTTP_410_GONE: (status.HTTP_410_GONE, "link_expired", "链接已过期，无法继续上传。"),
+    status.HTTP_200_OK: (
+        status.HTTP_409_CONFLICT,
+        "already_done",
+        "您已完成本次问卷，无需再上传。",
+    ),
+}
+_UPLOAD_STATUS = {
+    "file_too_large": status.HTTP_413_CONTENT_TOO_LARGE,
+    "file_type_not_accepted": status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+    "not_an_image": status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+    "file_type_mismatch": status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+    "too_many_files": status.HTTP_409_CONFLICT,
+}
+
+
+def _upload_questions(form: FormDefinition) -> list[Question]:
+    return [q for q in form.questions if q.type in UPLOAD_TYPES]
+
+
+def _submission_limit(form: FormDefinition) -> int:
+    files = sum((q.max_files or 1) * (q.max_bytes or 0) for q in _upload_questions(form))
+    return files + _TEXT_ALLOWANCE
+
+
+def _submission_max_files(form: FormDefinition) -> int:
+    # Photos have two inputs (camera and album), either of which may post.
+    return sum(2 * (q.max_files or 1) for q in _upload_questions(form))
+
+
+def _upload_json(status_code: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"code": code, "message": message},
+        status_code=status_code,
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def _file_refused(question: Question, code: ErrorCode) -> JSONResponse:
+    return _upload_json(
+        _UPLOAD_STATUS.get(code, status.HTTP_422_UNPROCESSABLE_CONTENT),
+        code,
+        error_text(question, AnswerError(question.id, code)),
+    )
+
+
+async def _read_file(upload: UploadFile, question: Question) -> bytes:
+    # One byte past the limit is enough to know it is too large.
+    return await upload.read((question.max_bytes or 0) + 1)
+
+
+async def _store(
+    container: ContainerDep,
+    session: SessionDep,
+    task: CareTask,
+    question: Question,
+    upload: UploadFile,
+) -> StoredUpload:
+    stored = await uploads.store_upload(
+        session,
+        container.files,
+        task_id=task.id,
+        question=question,
+        data=await _read_file(upload, question),
+        declared_type=upload.content_type,
+    )
+    if stored.created:
+        audit.record(
+            session,
+            actor_type="patient",
+            actor_id=task.patient_id,
+            action="followup.file_uploaded",
+            target_type="upload",
+            target_id=stored.reference,
+            patient_id=task.patient_id,
+            task_id=task.id,
+            question_id=question.id,
+        )
+    return stored
+
+
+@router.post("/p/{token}/uploads/{question_id}")
+async def upload_file(
+    token: Key,
+    question_id: Key,
+    request: Request,
+    container: ContainerDep,
+    session: SessionDep,
+) -> JSONResponse:
+    """One photo or signature, sent by the page's script as soon as it is chosen or drawn:
+    the reference to answer with and a link to show it."""
+    opened = await _open(token, container, session)
+    if isinstance(opened, HTMLResponse):
+        refusal = _LINK_REFUSALS.get(opened.status_code)
+        if refusal is None:
+            return _upload_json(opened.status_code, "unavailable", "系统繁忙，请稍后再试。")
+        return _upload_json(*refusal)
+    question = opened.form.question(question_id) if opened.form is not None else None
+    if question is None or question.type not in UPLOAD_TYPES:
+        return _upload_json(
+            status.HTTP_404_NOT_FOUND,
+            "not_an_upload_question",
+            "提交的内容与问卷不符，请刷新页面后重新填写。",
+        )
+    limit = (question.max_bytes or 0) + _TEXT_ALLOWANCE
+    try:
+        posted = await read_form(request, limit, max_files=1)
+    except BodyTooLarge:
+        return _file_refused(question, "file_too_large")
+    except MalformedBody:
+        return _upload_json(status.HTTP_400_BAD_REQUEST, "malformed", "上传失败，请重试。")
+    try:
+        upload = posted.get(_FILE_FIELD)
+        if not isinstance(upload, UploadFile):
+            return _upload_json(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, "no_file", "请选择要上传的图片。"
+            )
+        stored = await _store(container, session, opened.task, question, upload)
+    except UploadRefused as refused:
+        log.info("upload refused", task_id=opened.task.id, question=question.id, code=refused.code)
+        return _file_refused(question, refused.code)
+    finally:
+        await posted.close()
+    with uploads.discarded_unless_committed(container.files, [stored]):
+        await session.commit()
+    return JSONResponse(
+        {
+            "reference": stored.reference,
+            "url": file_url(container, stored.reference),
+            "content_type": stored.content_type,
+            "size": stored.size,
+        },
+        status_code=status.HTTP_201_CREATED if stored.created else status.HTTP_200_OK,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def _posted_answers(
+    container: ContainerDep,
+    session: SessionDep,
+    task: CareTask,
+    form: FormDefinition,
+    posted: FormData,
+) -> tuple[dict[str, list[str]], list[AnswerError]]:
+    """The posted answers as check_answers takes them. Files posted with the form (a page
+    without its script) are stored as the script would have sent them, and answer with their
+    references; a refused file is an error at its question."""
+    raw: dict[str, list[str]] = {}
+    new: dict[str, list[str]] = {}
+    errors: list[AnswerError] = []
+    stored: list[StoredUpload] = []
+    for key, value in posted.multi_items():
+        if isinstance(value, str):
+            raw.setdefault(key, []).append(value)
+            continue
+        question = form.question(key)
+        # A file input left empty still posts a part, without a name or bytes.
+        if question is None or question.type not in UPLOAD_TYPES or not value.filename:
+            continue
+        if any(e.key == key for e in errors):
+            continue
+        try:
+            upload = await _store(container, session, task, question, value)
+        except UploadRefused as refused:
+            errors.append(AnswerError(key, refused.code))
+            continue
+        stored.append(upload)
+        new.setdefault(key, []).append(upload.reference)
+    if stored:
+        # Kept whatever else is wrong with the answers: the page shows them again to keep.
+        with uploads.discarded_unless_committed(container.files, stored):
+            await session.commit()
+    for key, references in new.items():
+        question = form.question(key)
+        limit = (question.max_files if question else None) or 1
+        kept = raw.get(key, [])
+        if len(references) <= limit:
+            # New files replace the oldest kept ones when together they are too many.
+            kept = kept[max(0, len(kept) + len(references) - limit) :]
+        raw[key] = kept + references
+    return raw, errors
+
+
+async def _shown_again(
+    container: ContainerDep,
+    session: SessionDep,
+    task: CareTask,
+    form: FormDefinition,
+    raw: dict[str, list[str]],
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """What a page with errors shows again at upload questions: only files uploaded for this
+    task and question, each with a fresh link to show it."""
+    questions = _upload_questions(form)
+    owned = await uploads.owned_references(
+        session, task.id, [r for q in questions for r in raw.get(q.id, [])]
+    )
+    values = dict(raw)
+    for q in questions:
+        if q.id in values:
+            values[q.id] = [r for r in values[q.id] if owned.get(r) == q.id]
+    urls = {r: file_url(container, r) for r in owned if UPLOAD_REFERENCE.match(r)}
+    return values, urls

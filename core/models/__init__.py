@@ -52,6 +52,7 @@ from core.models.payments import (
     Reconciliation,
 )
 from core.models.prescriptions import Prescription, PrescriptionEvent
+from core.models.uploads import Upload
 
 __all__ = [
     "MESSAGE_STATUS_RANK",
@@ -94,6 +95,7 @@ __all__ = [
     "StaffUser",
     "TaskStatus",
     "TemplateOwner",
+    "Upload",
     "new_id",
     "utcnow",
 ]

@@ -174,7 +174,8 @@
   function posted(name) {
     var out = [];
     Array.prototype.forEach.call(form.elements, function (el) {
-      if (el.name !== name || el.disabled) return;
+      // A chosen file is not an answer yet: its reference is, once uploaded.
+      if (el.name !== name || el.disabled || el.type === "file") return;
       if ((el.type === "radio" || el.type === "checkbox") && !el.checked) return;
       var v = (el.value || "").trim();
       if (v) out.push(v);

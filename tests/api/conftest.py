@@ -3,11 +3,13 @@ HIS simulator on a loopback port."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,16 +18,21 @@ from fastapi import FastAPI
 from sqlalchemy import func
 from sqlmodel import SQLModel, select
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from api.container import Container
 from api.main import create_app
 from core.db import SessionFactory
+from core.file_store import EncryptedFiles
+from core.links import LinkSigner
+from core.models import CareTask, PathwayRun, Patient, TaskStatus, Upload
 from core.settings import Settings
 from core.webhook_auth import signed_headers
 from harness.servers import serve
 from harness.settings import TEST_HIS_API_KEY, TEST_WEBHOOK_SECRET, make_settings
 from integrations.his import HisClient
+from pathways.library import load_forms, snapshot
 from simulators.his.app import HisState
 from simulators.his.app import create_app as create_his_app
 
@@ -106,6 +113,7 @@ async def api(
     dev_env: WorkflowEnvironment,
     his_sim: HisSim,
     task_queue: str,
+    tmp_path: Path,
 ) -> AsyncIterator[Api]:
     """The API on the dev server: workflows really start (no worker unless a test runs one)."""
     settings = make_settings(
@@ -113,6 +121,7 @@ async def api(
         his_base_url=his_sim.url,
         temporal_task_queue=task_queue,
         temporal_query_timeout_seconds=1.0,
+        upload_dir=tmp_path / "uploads",
     )
     async for api in _api(settings, sessions, dev_env.client, his_sim):
         yield api
@@ -125,6 +134,7 @@ async def skipping_api(
     isolated_time_env: WorkflowEnvironment,
     his_sim: HisSim,
     task_queue: str,
+    tmp_path: Path,
 ) -> AsyncIterator[Api]:
     """The API wired to the time-skipping server, for flows that span days."""
     settings = make_settings(
@@ -132,6 +142,7 @@ async def skipping_api(
         his_base_url=his_sim.url,
         temporal_task_queue=task_queue,
         temporal_query_timeout_seconds=1.0,
+        upload_dir=tmp_path / "uploads",
     )
     async for api in _api(settings, sessions, isolated_time_env.client, his_sim):
         yield api
@@ -169,3 +180,110 @@ def discharge_event(
         },
         **extra,
     }
+
+
+# ---- a form task with photo and signature questions (upload tests, the browser test) ---------
+
+DEMO_FORM = load_forms()["all-question-types"]
+
+
+@dataclass
+class FormTask:
+    api: Api
+    task_id: str
+    token: str
+
+    @property
+    def path(self) -> str:
+        return f"/p/{self.token}"
+
+    def upload_path(self, question: str) -> str:
+        return f"/p/{self.token}/uploads/{question}"
+
+    async def upload(
+        self, question: str, data: bytes, content_type: str, name: str = "image"
+    ) -> httpx.Response:
+        return await self.api.http.post(
+            self.upload_path(question), files={"file": (name, data, content_type)}
+        )
+
+    @property
+    def files(self) -> EncryptedFiles:
+        return EncryptedFiles(self.api.settings.uploads_path)
+
+    async def uploads(self) -> list[Upload]:
+        async with self.api.sessions() as session:
+            return list((await session.exec(select(Upload))).all())
+
+
+def link_signer(api: Api) -> LinkSigner:
+    return LinkSigner(api.settings.link_secret.get_secret_value())
+
+
+async def add_task(api: Api, workflow_id: str, patient_id: str, step_id: str) -> str:
+    now = datetime.now(UTC)
+    task_id = str(uuid.uuid4())
+    async with api.sessions() as session:
+        session.add(
+            CareTask(
+                id=task_id,
+                workflow_id=workflow_id,
+                step_id=step_id,
+                patient_id=patient_id,
+                plan_id="inpatient-discharge",
+                department_code="cardiology",
+                title="出院随访",
+                form_id=DEMO_FORM.id,
+                responsible_role="nurse",
+                status=TaskStatus.SENT,
+                due_at=now,
+                sent_at=now,
+                valid_until=now + timedelta(days=2),
+            )
+        )
+        await session.commit()
+    return task_id
+
+
+@pytest.fixture
+async def form_task(api: Api) -> AsyncIterator[FormTask]:
+    response = await api.post_event(discharge_event())
+    assert response.status_code == 202, response.text
+    runs = {r["plan_id"]: r["workflow_id"] for r in response.json()["runs"]}
+    workflow_id = runs["inpatient-discharge"]
+    # No worker runs, so the run's projection is written here: pinned to the discharge plan,
+    # with the demo form beside its own.
+    library = api.app.state.container.design.library
+    pinned = snapshot(
+        library.definitions["inpatient-discharge"], 1, library.forms, library.articles
+    )
+    async with api.sessions() as session:
+        patient = (
+            await session.exec(select(Patient).where(Patient.his_patient_id == "P0001"))
+        ).one()
+        patient_id = patient.id
+        session.add(
+            PathwayRun(
+                workflow_id=workflow_id,
+                plan_id="inpatient-discharge",
+                plan_version=1,
+                patient_id=patient_id,
+                department_code="cardiology",
+                anchor_at=datetime.now(UTC),
+                plan_snapshot={
+                    **pinned.model_dump(mode="json"),
+                    "forms": {
+                        **pinned.model_dump(mode="json")["forms"],
+                        DEMO_FORM.id: DEMO_FORM.model_dump(mode="json"),
+                    },
+                },
+            )
+        )
+        await session.commit()
+    task_id = await add_task(api, workflow_id, patient_id, "upload-test")
+    token = link_signer(api).issue(task_id, datetime.now(UTC) + timedelta(days=1))
+    yield FormTask(api, task_id, token)
+    # Leave nothing running on the shared dev server for later tests.
+    for started in runs.values():
+        with contextlib.suppress(RPCError):
+            await api.temporal.get_workflow_handle(started).terminate("test finished")

@@ -19,6 +19,7 @@ from harness.workers import running_worker
 from pathways.library import load_forms
 from tests.api.conftest import Api, discharge_event
 from tests.factories import daytime
+from tests.images import png
 
 DAY = timedelta(days=1)
 
@@ -212,9 +213,7 @@ async def test_link_to_a_lost_task_is_expired(
 # ---- every question type (the demo form) ------------------------------------------------------
 
 DEMO = load_forms()["all-question-types"]
-# What the upload service will hand the page for a stored file; there is no such service yet,
-# so a required signature can only be answered by posting a reference directly.
-UPLOAD_REF = "upl_" + "S" * 32
+SIGNATURE = png(120, 40, (20, 20, 20))
 
 
 @pytest.fixture
@@ -279,7 +278,8 @@ async def test_every_question_type_renders(demo_link: SentLink) -> None:
     assert "<input" not in welcome
     assert "<select" not in welcome
     for qid in ("wound_photo", "signature"):
-        assert "上传功能即将开放" in _card(html, qid)
+        assert "即将开放" not in _card(html, qid)
+    assert f'data-upload-path="/p/{demo_link.token}/uploads"' in html
     assert "（如适用）" not in html
     assert "根据您前面的回答，此题可能无需填写" in _card(html, "temperature")
     # The script that shows and hides questions comes with the page: nothing from elsewhere.
@@ -318,7 +318,7 @@ async def test_mistakes_are_shown_where_they_are_and_answers_kept(demo_link: Sen
     assert "数值超出允许范围" in _card(html, "temperature")
     assert "请按“年-月-日”格式填写日期" in _card(html, "fever_since")
     assert "请按“时:分”格式填写时间" in _card(html, "medicine_time")
-    assert "上传功能即将开放，暂时无法在线上传" in _card(html, "signature")
+    assert "请回答此题" in _card(html, "signature")
     sleep = _card(html, "sleep")
     daytime = sleep[sleep.index('id="r-sleep-daytime"') :]
     assert "请回答这一行" in daytime[: daytime.index("</tr>")]
@@ -338,6 +338,11 @@ async def test_mistakes_are_shown_where_they_are_and_answers_kept(demo_link: Sen
 
 
 async def test_a_complete_demo_form_is_accepted(demo_link: SentLink) -> None:
+    uploaded = await demo_link.api.http.post(
+        f"/p/{demo_link.token}/uploads/signature",
+        files={"file": ("signature.png", SIGNATURE, "image/png")},
+    )
+    assert uploaded.status_code == 201, uploaded.text
     response = await demo_link.api.http.post(
         demo_link.path,
         data={
@@ -357,7 +362,7 @@ async def test_a_complete_demo_form_is_accepted(demo_link: SentLink) -> None:
             "sleep.waking": "fair",
             "sleep.daytime": "good",
             "story": "谢谢",
-            "signature": UPLOAD_REF,
+            "signature": uploaded.json()["reference"],
         },
     )
 

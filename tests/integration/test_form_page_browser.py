@@ -3,7 +3,8 @@ patient answers, as the server's check_answers decides them (show_if, an option 
 form, end_if), and cascade levels narrow to the choice above them.
 
 The page is rendered from the template exactly as the router renders it and loaded directly:
-what is under test is the page and its script, not the server (tests/api covers that)."""
+what is under test is the page and its script, not the server (tests/api covers that). Uploads
+need the server: those tests serve the real app on a port and open a task's signed link."""
 
 from __future__ import annotations
 
@@ -14,11 +15,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.async_api import Browser, Page, expect
+from sqlmodel import select
 
 from api.form_view import form_context
+from core.models import CareTask, TaskStatus, Upload
 from core.templates import page_environment
 from harness.browser import chromium, phone
+from harness.servers import serve
+from pathways.answers import UPLOAD_REFERENCE
 from pathways.library import load_forms
+from tests.api.conftest import FormTask
+from tests.images import png
 
 pytestmark = pytest.mark.e2e
 
@@ -83,7 +90,7 @@ async def test_a_question_on_a_chosen_option_of_a_multiple_choice(page: Page) ->
     await expect(photo).to_be_hidden()
     await symptoms.get_by_label("伤口红肿、渗液").check()
     await expect(photo).to_be_visible()
-    await expect(photo.get_by_text("上传功能即将开放")).to_be_visible()
+    await expect(photo.get_by_text("从相册选择")).to_be_visible()
     # "None of these" with another option is refused by the server, so nothing is kept and
     # the photo is not asked for.
     await symptoms.get_by_label("以上均无").check()
@@ -153,3 +160,117 @@ async def test_fits_a_phone_screen(page: Page, tmp_path: Path) -> None:
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390
     await page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+
+
+# ---- uploads, against the real app -----------------------------------------------------------
+
+
+@pytest.fixture
+async def served(browser: Browser, form_task: FormTask) -> AsyncIterator[Page]:
+    """The patient's phone on the task's signed link, the app served on a loopback port."""
+    async with serve(form_task.api.app) as url:
+        handset = await phone(browser)
+        page = await handset.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(f"{url}{form_task.path}")
+        yield page
+        await handset.close()
+    assert errors == [], "the page's script failed"
+
+
+async def _answer_the_rest(page: Page) -> None:
+    """Everything the demo form requires besides the photo and the signature."""
+    for name, value in (
+        ("willing", "yes"),
+        ("overall", "good"),
+        ("has_fever", "no"),
+        ("pain", "2"),
+        ("stars", "5"),
+        ("recommend", "9"),
+        ("sleep.falling_asleep", "good"),
+        ("sleep.waking", "fair"),
+        ("sleep.daytime", "good"),
+    ):
+        # Scales are radios drawn as buttons: the input itself is not what the patient sees.
+        await page.locator(f'input[name="{name}"][value="{value}"]').check(force=True)
+    await page.locator("#i-department").select_option("internal")
+    for level, value in enumerate(("limbs", "upper", "hand")):
+        await page.locator(f"#i-pain_site-{level}").select_option(value)
+
+
+async def _sign(page: Page) -> None:
+    pad = page.locator("#q-signature canvas")
+    await pad.scroll_into_view_if_needed()
+    box = await pad.bounding_box()
+    assert box is not None
+    x, y = box["x"], box["y"] + box["height"] / 2
+    await page.mouse.move(x + 20, y)
+    await page.mouse.down()
+    for step in range(1, 13):
+        await page.mouse.move(x + 20 + step * 20, y + (15 if step % 2 else -15), steps=3)
+    await page.mouse.up()
+
+
+async def test_a_photo_and_a_signature_are_uploaded_then_the_form_is_sent(
+    served: Page, form_task: FormTask, tmp_path: Path
+) -> None:
+    page = served
+    await _answer_the_rest(page)
+    await page.locator('#q-symptoms input[value="wound"]').check()
+    photo = page.locator("#q-wound_photo")
+    await expect(photo).to_be_visible()
+
+    await page.locator("#i-wound_photo-album").set_input_files(
+        {"name": "伤口.png", "mimeType": "image/png", "buffer": png(96, 64)}
+    )
+    thumb = photo.locator("figure.thumb img")
+    await expect(thumb).to_be_visible()
+    # Drawn through its signed link: the browser really got the image back.
+    assert await thumb.evaluate("img => img.complete && img.naturalWidth") == 96
+    await expect(photo.locator("input[type=hidden]")).to_have_count(1)
+
+    signature = page.locator("#q-signature")
+    await signature.get_by_role("button", name="确认签名").click()
+    await expect(signature.locator(".upload-error")).to_have_text("请先在签名区域签名")
+    await _sign(page)
+    await signature.get_by_role("button", name="确认签名").click()
+    await expect(signature.locator("figure.thumb img")).to_be_visible()
+    await expect(signature.locator(".upload-error")).to_be_hidden()
+    await page.screenshot(path=str(tmp_path / "uploaded.png"), full_page=True)
+
+    await page.get_by_role("button", name="提交").click()
+    await expect(page.get_by_role("heading", name="提交成功")).to_be_visible()
+    await page.screenshot(path=str(tmp_path / "sent.png"), full_page=True)
+
+    async with form_task.api.sessions() as session:
+        uploads = (await session.exec(select(Upload))).all()
+        task = await session.get(CareTask, form_task.task_id)
+    assert sorted(u.question_id for u in uploads) == ["signature", "wound_photo"]
+    assert all(UPLOAD_REFERENCE.match(u.reference) for u in uploads)
+    assert {u.content_type for u in uploads} == {"image/png"}
+    assert task is not None
+    assert task.status == TaskStatus.SENT  # no worker runs: the answers wait in the signal
+
+
+async def test_a_drawn_signature_is_saved_on_submit_and_a_wrong_file_is_said(
+    served: Page, form_task: FormTask, tmp_path: Path
+) -> None:
+    page = served
+    await _answer_the_rest(page)
+    await page.locator('#q-symptoms input[value="none"]').check()
+    signature = page.locator("#q-signature")
+
+    await page.locator("#i-signature").set_input_files(
+        {"name": "签名.png", "mimeType": "image/png", "buffer": b"%PDF-1.7 not an image"}
+    )
+    await expect(signature.locator(".upload-error")).to_have_text("该文件不是图片，请重新选择")
+    await page.screenshot(path=str(tmp_path / "refused.png"), full_page=True)
+
+    # Drawn but never confirmed: submitting saves it first.
+    await _sign(page)
+    await page.get_by_role("button", name="提交").click()
+    await expect(page.get_by_role("heading", name="提交成功")).to_be_visible()
+    async with form_task.api.sessions() as session:
+        uploads = (await session.exec(select(Upload))).all()
+    assert [u.question_id for u in uploads] == ["signature"]

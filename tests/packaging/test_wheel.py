@@ -46,6 +46,7 @@ PACKAGES = (
 DATA = (
     "templates/messages/*.yaml",
     "templates/pages/*.html",
+    "templates/pages/*.js",
     "pathways/library/*.yaml",
     "pathways/forms/*.yaml",
     "pathways/articles/*.yaml",

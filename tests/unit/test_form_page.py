@@ -14,7 +14,6 @@ import pytest
 
 from api.form_view import (
     ANSWER_ERROR_TEXT,
-    UPLOAD_UNAVAILABLE_TEXT,
     cascade_levels,
     error_texts,
     form_context,
@@ -89,10 +88,18 @@ def test_every_question_type_has_its_input() -> None:
     for row in ("falling_asleep", "waking", "daytime"):
         assert matrix.count(f'name="sleep.{row}"') == 3
     assert 'aria-label="入睡：差"' in matrix
-    for qid in ("wound_photo", "signature"):
-        upload = card(html, qid)
-        assert "上传功能即将开放" in upload
-        assert re.search(r'<input type="file"[^>]* disabled', upload)
+    photo = card(html, "wound_photo")
+    assert 'accept="image/jpeg,image/png,image/heic,image/webp" capture="environment"' in photo
+    assert re.search(r'<input type="file" id="i-wound_photo-album"[^>]* multiple>', photo)
+    signature = card(html, "signature")
+    assert '<canvas class="pad-canvas"' in signature
+    assert "清除" in signature
+    assert 'type="file" id="i-signature" name="signature" accept="image/png"' in signature
+    for upload in (photo, signature):
+        assert "disabled" not in upload
+        assert "即将开放" not in upload
+    # Without the script the files post with the form.
+    assert 'enctype="multipart/form-data"' in html
     assert 'type="text"' in card(html, "summary")
     assert '<textarea id="i-story" name="story" maxlength="2000"' in card(html, "story")
     section = card(html, "welcome")
@@ -176,20 +183,54 @@ def test_errors_sit_at_their_key_and_values_are_kept() -> None:
     assert ">第一行\n第二行</textarea>" in card(html, "story")
     # A good upload reference is posted again; there is no error at the signature.
     signature = card(html, "signature")
-    assert f'<input type="hidden" name="signature" value="{REF}">' in signature
+    assert f'<input type="checkbox" name="signature" value="{REF}" checked>' in signature
     assert "has-error" not in signature.split(">", 1)[0]
     # Questions without errors are not marked.
     assert 'class="error"' not in card(html, "willing")
 
 
-def test_a_required_upload_says_uploading_is_not_available() -> None:
+def test_a_required_upload_is_asked_for_like_any_question() -> None:
     html = render(DEMO, {"willing": ["yes"], "signature": ["not-a-reference"]})
 
     signature = card(html, "signature")
     assert "上传的文件无效，请重新上传" in signature
     assert "not-a-reference" not in signature  # a bad reference is not carried over
     html = render(DEMO, {"willing": ["yes"]})
-    assert UPLOAD_UNAVAILABLE_TEXT in card(html, "signature")
+    assert "请回答此题" in card(html, "signature")
+
+
+def test_a_kept_upload_is_shown_through_its_link() -> None:
+    env = page_environment(ZoneInfo("Asia/Shanghai"))
+    raw = {"willing": ["yes"], "wound_photo": [REF]}
+    _, errors = check_answers(DEMO, raw)
+    html = env.get_template("form.html").render(
+        hospital_name="测试医院",
+        hospital_phone="0571-00000000",
+        valid_until=datetime(2026, 3, 1, 8, tzinfo=UTC),
+        **form_context(
+            DEMO, raw, errors, upload_path="/p/tok/uploads", file_urls={REF: "/files/x?sig=y"}
+        ),
+    )
+
+    photo = card(html, "wound_photo")
+    assert '<img src="/files/x?sig=y" alt="已上传的照片">' in photo
+    assert f'value="{REF}" checked' in photo
+    assert 'data-upload-path="/p/tok/uploads"' in html
+
+
+def test_upload_errors_say_the_question_limits() -> None:
+    texts = error_texts(
+        DEMO,
+        [
+            AnswerError("wound_photo", "file_too_large"),
+            AnswerError("signature", "file_type_not_accepted"),
+        ],
+    )
+
+    assert texts == {
+        "wound_photo": "文件过大，请选择不超过 10 MB 的图片",
+        "signature": "不支持此文件格式，请选择 PNG 格式的图片",
+    }
 
 
 def test_stale_keys_are_said_once_at_the_top() -> None:
@@ -216,8 +257,8 @@ def test_matrix_and_upload_error_texts() -> None:
     assert texts == {
         "sleep.waking": "请回答这一行",
         "sleep.daytime": "请从给出的选项中选择",
-        "signature": UPLOAD_UNAVAILABLE_TEXT,
-        "wound_photo": "上传的文件过多",
+        "signature": "请回答此题",
+        "wound_photo": "最多上传 3 个文件",
         "pain_site": "请选择到最后一级",
         "sleep": "请回答每一行",
     }

@@ -1,0 +1,32 @@
+"""Files patients uploaded to answer photo and signature questions. The bytes are kept outside
+the database, encrypted (core/file_store.py); the row says what they are and what for."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from core.db import UTCDateTime
+from core.models.base import utcnow
+
+
+class Upload(SQLModel, table=True):
+    __tablename__ = "upload"
+    # The same bytes for the same question of the same task are one upload: a double tap, or a
+    # page posted again, finds the first instead of storing a copy.
+    __table_args__ = (
+        sa.UniqueConstraint("task_id", "question_id", "digest", name="uq_upload_content"),
+    )
+
+    # "upl_" and 32 random URL-safe characters: what answers hold and the file's name on disk.
+    reference: str = Field(primary_key=True, max_length=36)
+    task_id: str = Field(foreign_key="care_task.id", max_length=36)
+    question_id: str = Field(max_length=64)
+    content_type: str = Field(max_length=32)
+    size: int
+    # HMAC-SM3 of the bytes under the blind index key: finds a repeat without letting whoever
+    # holds a photo confirm it is stored here.
+    digest: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
