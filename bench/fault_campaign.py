@@ -643,7 +643,7 @@ async def _figures(
         if n > 1 and extra > 0:
             duplicates["+".join(sorted(provider_of[key]))] += extra
             duplicated.append(key)
-    stories = await _duplicate_stories(world, wechat, duplicated, key_of)
+    stories = await _duplicate_stories(world, twilio, wechat, duplicated, key_of)
 
     # --- lost steps -----------------------------------------------------------------------------
     by_task: dict[str, OutboundMessage] = {
@@ -735,16 +735,37 @@ VALIDITY = timedelta(days=5)
 
 
 async def _duplicate_stories(
-    world: PayWorld, wechat: WeChatState, keys: list[str], key_of: dict[str, str]
+    world: PayWorld,
+    twilio: TwilioState,
+    wechat: WeChatState,
+    keys: list[str],
+    key_of: dict[str, str],
 ) -> list[str]:
-    """For each WeChat message received more than once: when WeChat took each copy and what
-    became of its report, and what our attempt recorded (what a duplicate's cause is read from)."""
+    """For each message received more than once: when each provider took each copy (and, for
+    WeChat, what became of its report), and what our attempts recorded: what a duplicate's cause
+    is read from, since the campaign's database goes when it ends."""
     stories: list[str] = []
     events = {e["msgid"]: e for e in wechat.events}
     for key in keys:
-        copies = [w for w in wechat.sent if _link(w.url) == key]
+        # (when the provider took it, its id, what happened, when its report was answered)
+        copies: list[tuple[float, str, str, float | None]] = []
+        for w in wechat.sent:
+            if _link(w.url) == key:
+                event = events.get(w.msgid, {})
+                what = f"wechat took msgid {w.msgid}; its report answered {event.get('response')}"
+                copies.append((w.sent_at, str(w.msgid), what, event.get("at")))
+        for m in twilio.messages.values():
+            if _link(m.body) == key:
+                what = f"twilio took {m.sid} ({m.status})"
+                copies.append((m.date_created.timestamp(), m.sid, what, None))
         if not copies:
             continue
+        copies.sort()
+        first = copies[0][0]
+
+        def at(t: float, first: float = first) -> str:
+            return f"+{t - first:.1f}s"
+
         message_ids = [m for m, k in key_of.items() if k == key]
         async with world.sessions() as session:
             attempts = (
@@ -755,28 +776,23 @@ async def _duplicate_stories(
             reports = (
                 await session.exec(
                     select(DeliveryReport).where(
-                        col(DeliveryReport.provider_message_id).in_([str(c.msgid) for c in copies])
+                        col(DeliveryReport.provider_message_id).in_([c[1] for c in copies])
                     )
                 )
             ).all()
-        first = copies[0].sent_at
-        lines = [f"  duplicate {key}"]
-        for c in copies:
-            event = events.get(c.msgid, {})
-            lines.append(
-                f"    wechat took msgid {c.msgid} at +{c.sent_at - first:.1f}s; its report "
-                f"answered {event.get('response')} at +{event.get('at', first) - first:.1f}s"
-            )
+        lines = [f"  duplicate {key} ({len(message_ids)} message(s) of ours)"]
+        for t, _, what, answered in copies:
+            lines.append(f"    {at(t)} {what}" + (f" at {at(answered)}" if answered else ""))
         for r in reports:
             lines.append(
-                f"    we stored the report of {r.provider_message_id} at "
-                f"+{r.received_at.timestamp() - first:.1f}s"
+                f"    {at(r.received_at.timestamp())} we stored the report of "
+                f"{r.provider_message_id} ({r.provider_status})"
             )
         for a in attempts:
             lines.append(
-                f"    our attempt ({a.channel}) began +{a.created_at.timestamp() - first:.1f}s, "
-                f"{a.tries} tries, status {a.status}, provider id {a.provider_message_id}, "
-                f"last error {a.error_code}"
+                f"    {at(a.created_at.timestamp())} our {a.channel} attempt began: {a.tries} "
+                f"tries, last at {at(a.updated_at.timestamp())}, status {a.status}, provider id "
+                f"{a.provider_message_id}, last error {a.error_code}"
             )
         stories.append("\n".join(lines))
     return stories
@@ -828,6 +844,14 @@ def _books(
     settlements: dict[str, list[Any]] = defaultdict(list)
     for s in world.insurance.settlements.values():
         settlements[s.order_no].append(s)
+    # What the HIS holds per order number: its settlement net of its refunds.
+    his_net: dict[str, int] = defaultdict(int)
+    for order_no, settled in world.charging.settlements.items():
+        his_net[order_no] += settled.insurance_fen + settled.self_pay_fen
+    for his_refund in world.charging.refunds.values():
+        his_net[his_refund.order_no] -= his_refund.amount_fen
+    ours_at_his: set[str] = set()
+    off_at_his: list[str] = []
 
     double = unbalanced = 0
     why: Counter[str] = Counter()
@@ -867,8 +891,17 @@ def _books(
         )
         if charged_twice:
             double += 1
-        balanced = self_pay == ledger_provider == provider_net and (
-            insurance == ledger_insurance == centre_net
+        ours_at_his.update(no for no in his_nos if no)
+        at_his = sum(his_net.get(no or "", 0) for no in his_nos)
+        ours = (order.amount_fen if holding else 0) - sum(r.amount_fen for r in mine)
+        if at_his != ours:
+            off_at_his.append(
+                f"{order.id} {order.status}/{order.saga_status}: HIS {at_his}, ours {ours}"
+            )
+        balanced = (
+            self_pay == ledger_provider == provider_net
+            and insurance == ledger_insurance == centre_net
+            and at_his == ours
         )
         if not balanced:
             unbalanced += 1
@@ -878,6 +911,11 @@ def _books(
                 why["ledger vs provider"] += 1
             if ledger_insurance != centre_net:
                 why["ledger vs insurance centre"] += 1
+            if at_his != ours:
+                why["order vs HIS"] += 1
+    for order_no, net in his_net.items():
+        if net and order_no not in ours_at_his:
+            off_at_his.append(f"HIS order {order_no} holds {net} for no order of ours")
     books = world.provider.ledger(), world.insurance.ledger(), world.charging.ledger()
     provider, centre, his = books
     ours_self = sum((o.self_pay_fen or 0) for o in orders if o.status in holds) - sum(
@@ -904,6 +942,8 @@ def _books(
     )
     if why:
         detail = f"{dict(why)} {detail}"
+    if off_at_his:
+        detail += "; at the HIS: " + "; ".join(off_at_his[:10])
     return double, unbalanced, detail
 
 
