@@ -625,7 +625,8 @@ async def _figures(
     key_of: dict[str, str] = {}
     for message in messages:
         if message.channel == "sms":
-            key = sim_key(message.body, f"sms:+86{message.recipient_phone}:{message.body}")
+            # recipient_phone is E.164 already, as Twilio's "To" is.
+            key = sim_key(message.body, f"sms:{message.recipient_phone}:{message.body}")
         elif message.channel == "wechat":
             data = (message.wechat_payload or {}).get("data")
             key = sim_key(
