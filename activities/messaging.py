@@ -8,8 +8,10 @@ provider whether the first try got through before sending again.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlmodel import select
 from temporalio import activity
@@ -51,14 +53,41 @@ from messaging.channel import (
     DeliveryError,
     DeliveryReceipt,
     MessageChannel,
+    OutgoingMessage,
     PermanentDeliveryError,
     TransientDeliveryError,
 )
 from messaging.routing import channel_order
-from services.message_status import advance, apply_pending_reports, claim_reported_send
+from services.message_status import (
+    advance,
+    another_send_unresolved,
+    apply_pending_reports,
+    claim_reported_send,
+)
 from services.messages import Composer, MessageRejected, message_by_key, outgoing
 
 log = get_logger(__name__)
+
+# How long a new send waits, within one try, for another send to the same patient whose outcome
+# is unknown (then the try is retried), and how old such a send may be and still be waited for:
+# past a minute it has had its lost-answer retry, and is left to it.
+_WAIT_FOR_OTHER_SEND = timedelta(seconds=10)
+_OTHER_SEND_POLL_SECONDS = 0.2
+_OTHER_SEND_FOR = timedelta(minutes=1)
+
+
+class _OtherSendUnresolved(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class _Reserved:
+    draft: OutgoingMessage
+    attempt_id: str
+    at: datetime  # when the attempt was first reserved
+    uncertain: bool  # an earlier try may have reached the provider
+    refused_before: bool  # the last try was refused by the provider
+
 
 _DONE = {MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ}
 
@@ -183,59 +212,37 @@ class MessagingActivities:
                 type=PERMANENT_DELIVERY_FAILURE,
                 non_retryable=True,
             )
-        async with transaction(self._sessions) as session:
-            message = await session.get(OutboundMessage, attempt.message_id, with_for_update=True)
-            if message is None:
-                raise LookupError(f"message {attempt.message_id} vanished")
-            patient = await session.get(Patient, message.patient_id) if message.patient_id else None
-            draft = outgoing(message, patient.name if patient else None)
-            found = await session.exec(
-                select(MessageAttempt).where(
-                    MessageAttempt.message_id == message.id,
-                    MessageAttempt.channel == attempt.channel,
-                )
-            )
-            row = found.first()
-            if row is None:
-                recipient = draft.openid if attempt.channel == "wechat" else draft.phone
-                row = MessageAttempt(
-                    message_id=message.id, channel=attempt.channel, recipient=recipient or ""
-                )
-                session.add(row)
-            if row.status in (AttemptStatus.SENT, AttemptStatus.DELIVERED):
-                assert row.provider_message_id is not None
-                return AttemptResult(
-                    channel=attempt.channel, provider_message_id=row.provider_message_id
-                )
-            if row.status == AttemptStatus.FAILED:
-                raise ApplicationError(
-                    row.error_message or "failed before",
-                    type=PERMANENT_DELIVERY_FAILURE,
-                    non_retryable=True,
-                )
-            # A try before this one may have reached the provider and died before we recorded it;
-            # one that ended with the provider's own error code was refused, not sent.
-            uncertain = row.tries > 0
-            refused_before = row.error_code is not None
-            row.error_code = None  # until this try ends
-            row.tries += 1
-            row.updated_at = attempt.now
-            advance(message, MessageStatus.SENDING, attempt.now)
-            await session.flush()
-            attempt_id, reserved_at = row.id, row.created_at
+        waiting_until = utcnow() + _WAIT_FOR_OTHER_SEND
+        while True:
+            try:
+                reserved = await self._reserve(attempt, channel)
+                break
+            except _OtherSendUnresolved:
+                if utcnow() >= waiting_until:
+                    raise ApplicationError(
+                        f"等待该患者上一条{channel.name}消息的发送结果",
+                        type="TransientDeliveryFailure",
+                    ) from None
+                activity.heartbeat()
+                await asyncio.sleep(_OTHER_SEND_POLL_SECONDS)
+        if isinstance(reserved, AttemptResult):
+            return reserved
 
         try:
             receipt: DeliveryReceipt | None = None
-            if uncertain and channel.reports_sends_within is not None:
+            if reserved.uncertain and channel.reports_sends_within is not None:
                 receipt = await self._reported_send(
-                    attempt_id, reserved_at, channel, may_wait=not refused_before
+                    reserved.attempt_id,
+                    reserved.at,
+                    channel,
+                    may_wait=not reserved.refused_before,
                 )
-            elif uncertain:
-                receipt = await channel.find_sent(draft, reserved_at)
+            elif reserved.uncertain:
+                receipt = await channel.find_sent(reserved.draft, reserved.at)
             if receipt is None:
-                receipt = await channel.deliver(draft)
+                receipt = await channel.deliver(reserved.draft)
         except DeliveryError as exc:
-            await self._attempt_error(attempt_id, exc, attempt.now)
+            await self._attempt_error(reserved.attempt_id, exc, attempt.now)
             permanent = isinstance(exc, PermanentDeliveryError)
             raise ApplicationError(
                 exc.reason,
@@ -259,6 +266,62 @@ class MessagingActivities:
                 )
             )
         return result
+
+    async def _reserve(
+        self, attempt: DeliverAttempt, channel: MessageChannel
+    ) -> _Reserved | AttemptResult:
+        """Reserves this try in the send log before the provider is called: the result if an
+        earlier try was recorded as sent, else what the try needs to know of the ones before."""
+        async with transaction(self._sessions) as session:
+            message = await session.get(OutboundMessage, attempt.message_id, with_for_update=True)
+            if message is None:
+                raise LookupError(f"message {attempt.message_id} vanished")
+            patient = await session.get(Patient, message.patient_id) if message.patient_id else None
+            draft = outgoing(message, patient.name if patient else None)
+            found = await session.exec(
+                select(MessageAttempt).where(
+                    MessageAttempt.message_id == message.id,
+                    MessageAttempt.channel == attempt.channel,
+                )
+            )
+            row = found.first()
+            if row is None:
+                recipient = draft.openid if attempt.channel == "wechat" else draft.phone
+                row = MessageAttempt(
+                    message_id=message.id, channel=attempt.channel, recipient=recipient or ""
+                )
+                session.add(row)
+                await session.flush()  # its recipient's blind index, for the wait below
+            if row.status in (AttemptStatus.SENT, AttemptStatus.DELIVERED):
+                assert row.provider_message_id is not None
+                return AttemptResult(
+                    channel=attempt.channel, provider_message_id=row.provider_message_id
+                )
+            if row.status == AttemptStatus.FAILED:
+                raise ApplicationError(
+                    row.error_message or "failed before",
+                    type=PERMANENT_DELIVERY_FAILURE,
+                    non_retryable=True,
+                )
+            # A try before this one may have reached the provider and died before we recorded it;
+            # one that ended with the provider's own error code was refused, not sent.
+            uncertain = row.tries > 0
+            refused_before = row.error_code is not None
+            # A try that will send afresh, on a channel whose lost answers are settled by its
+            # reports, waits while another send to the patient is unresolved (rolled back, so
+            # it reserved nothing).
+            if (
+                channel.reports_sends_within is not None
+                and (refused_before or not uncertain)
+                and await another_send_unresolved(session, row, utcnow() - _OTHER_SEND_FOR)
+            ):
+                raise _OtherSendUnresolved
+            row.error_code = None  # until this try ends
+            row.tries += 1
+            row.updated_at = attempt.now
+            advance(message, MessageStatus.SENDING, attempt.now)
+            await session.flush()
+            return _Reserved(draft, row.id, row.created_at, uncertain, refused_before)
 
     @activity.defn(name=ACTIVITY_RECORD_SENT)
     async def record_sent(self, receipt: SentReceipt) -> None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import Select
 
 from core.logs import get_logger
 from core.models import (
@@ -88,6 +89,47 @@ async def record_delivery_report(
     return True
 
 
+async def _lock_recipient(session: AsyncSession, recipient_index: str) -> None:
+    """Serialises, for one recipient, claims of reports (two retries must not claim one) and
+    the start of new sends (see another_send_unresolved); SQLite serialises every write."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.exec(
+            select(func.pg_advisory_xact_lock(func.hashtextextended(recipient_index, 0)))
+        )
+
+
+def _unresolved(channel: str, recipient_index: str) -> Select[int, datetime]:
+    # Sends to this recipient whose outcome nobody knows yet: not matched to a report, and not
+    # refused by the provider on their last try.
+    return select(func.count(), func.min(MessageAttempt.created_at)).where(
+        MessageAttempt.channel == channel,
+        MessageAttempt.recipient_index == recipient_index,
+        MessageAttempt.status == AttemptStatus.SENDING,
+        col(MessageAttempt.provider_message_id).is_(None),
+        col(MessageAttempt.error_code).is_(None),
+    )
+
+
+async def another_send_unresolved(
+    session: AsyncSession, attempt: MessageAttempt, since: datetime
+) -> bool:
+    """Whether a send to this attempt's recipient other than ``attempt``, begun since ``since``,
+    has an outcome nobody knows yet. A new send waits for it (deliver): its report can only be
+    claimed while no other send to the patient is unresolved, so two in flight at once, one
+    report lost, meant both sent again. Holds the recipient's lock until the transaction ends,
+    so of two sends starting together the second sees the first."""
+    if attempt.recipient_index is None:
+        return False
+    await _lock_recipient(session, attempt.recipient_index)
+    others = await session.exec(
+        _unresolved(attempt.channel, attempt.recipient_index).where(
+            MessageAttempt.id != attempt.id, MessageAttempt.created_at >= since
+        )
+    )
+    count, _ = others.one()
+    return count > 0
+
+
 async def claim_reported_send(
     session: AsyncSession, attempt: MessageAttempt
 ) -> DeliveryReport | None:
@@ -101,23 +143,9 @@ async def claim_reported_send(
     as many unclaimed reports as unresolved sends (then every one of them went out)."""
     if attempt.recipient_index is None:
         return None
-    # Serialises claims for one recipient (two retries must not claim one report); SQLite
-    # serialises every write already.
-    if session.get_bind().dialect.name == "postgresql":
-        await session.exec(
-            select(func.pg_advisory_xact_lock(func.hashtextextended(attempt.recipient_index, 0)))
-        )
-    # Sends to this recipient whose outcome nobody knows yet: not matched to a report, and not
-    # refused by the provider on their last try. This attempt is one of them.
-    unresolved = await session.exec(
-        select(func.count(), func.min(MessageAttempt.created_at)).where(
-            MessageAttempt.channel == attempt.channel,
-            MessageAttempt.recipient_index == attempt.recipient_index,
-            MessageAttempt.status == AttemptStatus.SENDING,
-            col(MessageAttempt.provider_message_id).is_(None),
-            col(MessageAttempt.error_code).is_(None),
-        )
-    )
+    await _lock_recipient(session, attempt.recipient_index)
+    # This attempt is one of the unresolved.
+    unresolved = await session.exec(_unresolved(attempt.channel, attempt.recipient_index))
     sends, earliest = unresolved.one()
     claimed = select(MessageAttempt.provider_message_id).where(
         MessageAttempt.channel == attempt.channel,

@@ -49,6 +49,8 @@ class Faults(BaseModel):
     # Every send answers the msgid of the send before it, as a provider that lost its memory
     # would: the platform must store the repeat, not send again.
     repeat_last_msgid: bool = False
+    # Sends after the first N are never reported (WeChat's event push lost for good).
+    report_only_first: int | None = Field(default=None, ge=0)
 
 
 @dataclass
@@ -181,6 +183,9 @@ def create_app(state: WeChatState) -> FastAPI:
             data=body["data"],
         )
         state.sent.append(sent)
+        limit = state.faults.report_only_first
+        if limit is not None and len(state.sent) > limit:
+            return {"errcode": 0, "errmsg": "ok", "msgid": sent.msgid}
         task = asyncio.create_task(_push_event(sent))
         pending.add(task)
         task.add_done_callback(pending.discard)

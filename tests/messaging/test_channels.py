@@ -3,7 +3,9 @@ providers' delivery reports — on the Temporal dev server, in real time."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -113,9 +115,10 @@ async def _send_losing_the_answer(
         patient = await stack.patient(openid=openid)
         stack.wechat.random_faults.replace(
             FaultPlan(
+                hang_seconds=2.0,  # past the channel's 1 s timeout
                 rules=[
                     FaultRule(path_prefix="/cgi-bin/message/template/send", hang_after_commit=True)
-                ]
+                ],
             )
         )
         response = await stack.push(
@@ -153,6 +156,53 @@ async def test_a_wechat_send_whose_report_never_comes_either_is_sent_again_after
     # Nothing tells the first send from a failure: sent twice rather than perhaps never.
     assert [s.touser for s in stack.wechat.sent] == ["oLostReport1"] * 2
     assert attempts["wechat"].provider_message_id == str(stack.wechat.sent[1].msgid)
+    assert stack.twilio.messages == {}
+
+
+async def test_a_lost_report_of_one_notice_does_not_send_another_to_the_same_patient_twice(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(WeChatTemplateChannel, "reports_sends_within", timedelta(seconds=3))
+    async with (
+        messaging_stack(dev_env, channel_timeout_seconds=1.0) as stack,
+        stack.workers(),
+    ):
+        patient = await stack.patient(openid="oTwoNotices1")
+        # Both notices' first sends reach WeChat and their answers are lost; WeChat reports
+        # only the first of all sends.
+        stack.wechat.random_faults.replace(
+            FaultPlan(
+                hang_seconds=2.0,  # past the channel's 1 s timeout
+                rules=[
+                    FaultRule(
+                        path_prefix="/cgi-bin/message/template/send",
+                        hang_after_commit=True,
+                        count=2,
+                    )
+                ],
+            )
+        )
+        stack.wechat.faults.report_only_first = 1
+        contents = ["王医生11月26日上午停诊。", "李医生11月27日下午停诊。"]
+        responses = await asyncio.gather(
+            *(
+                stack.push(
+                    idempotency_key=f"two-notices-{n}",
+                    to={"patient_id": patient.his_patient_id},
+                    variables={"title": "停诊通知", "content": content},
+                )
+                for n, content in enumerate(contents)
+            )
+        )
+        for response in responses:
+            await stack.wait_status(response.json()["message_id"], "sent", "delivered")
+
+    # The notices went out one after the other: the first's retry found its report before the
+    # second was sent, so only the second, whose report never came, was sent again. Sent
+    # together, neither report could be told apart and both went out twice.
+    copies = Counter(c for sent in stack.wechat.sent for c in contents if c in str(sent.data))
+    assert sorted(copies.values()) == [1, 2]
+    assert set(copies) == set(contents)
     assert stack.twilio.messages == {}
 
 
