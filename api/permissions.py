@@ -43,8 +43,9 @@ class Permission(StrEnum):
     TEMPLATES_EDIT = "templates.edit"
     PREFERENCES_READ = "patients.preferences.read"  # a patient's messaging preferences
     PREFERENCES_WRITE = "patients.preferences.write"
-    PATHWAYS_READ = "pathways.read"  # list, versions, validate, preview, plan statistics
-    PATHWAYS_DESIGN = "pathways.design"  # drafts, publish, live version, availability
+    # Pathways and forms: list, versions, validate, preview, plan statistics.
+    PATHWAYS_READ = "pathways.read"
+    PATHWAYS_DESIGN = "pathways.design"  # drafts, publish, live version, availability; forms
     PRESCRIPTIONS_READ = "prescriptions.read"
     PRESCRIPTIONS_REVIEW = "prescriptions.review"
     PAYMENTS_READ = "payments.read"  # orders and what needs attention
@@ -185,6 +186,7 @@ PUBLIC_ROUTES: dict[tuple[str, str], Exposure] = {
     ("GET", "/readyz"): Exposure.HEALTH,
     # The pathway language's JSON Schema: the same for everyone, nothing about patients.
     ("GET", "/api/pathways/schema"): Exposure.REFERENCE,
+    ("GET", "/api/forms/schema"): Exposure.REFERENCE,
     ("POST", "/webhooks/his/discharge"): Exposure.SIGNED_WEBHOOK,
     ("POST", "/webhooks/his/events"): Exposure.SIGNED_WEBHOOK,
     ("POST", "/webhooks/his/prescriptions"): Exposure.SIGNED_WEBHOOK,

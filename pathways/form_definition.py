@@ -36,6 +36,10 @@ class ChoiceOption(_Model):
     ends_form: bool = False
     # The next level of a cascade question (province → city → district).
     children: list[ChoiceOption] = Field(default_factory=list)
+    # The coding this option had in the FHIR Questionnaire it was imported from (a LOINC answer
+    # code such as LA6568-5), exported again under it.
+    fhir_system: str | None = Field(default=None, max_length=255)
+    fhir_code: str | None = Field(default=None, max_length=255)
 
 
 class MatrixRow(_Model):
@@ -142,6 +146,12 @@ class Question(_Model):
     # Skip to end: when this expression over the answers so far (this one included) holds,
     # the form ends here.
     end_if: str | None = Field(default=None, max_length=300)
+    # The item's linkId in the FHIR Questionnaire this form was imported from, when it is not
+    # a valid id here ("1.2"): exported again under it, so the round trip keeps it.
+    link_id: str | None = Field(default=None, max_length=255)
+    # The linkId of the FHIR group it was imported from inside (a section here, as the group
+    # became): exported inside that group again.
+    fhir_group: str | None = Field(default=None, max_length=255)
 
     @model_validator(mode="before")
     @classmethod
@@ -331,30 +341,57 @@ class FormDefinition(_Model):
     scores: dict[str, str] = Field(default_factory=dict)
     # The score reported in plan statistics (satisfaction, scale totals).
     primary_score: str | None = None
+    # The canonical URL of the FHIR Questionnaire this form was imported from.
+    fhir_url: str | None = Field(default=None, max_length=255)
 
     @model_validator(mode="after")
-    def _unique_question_ids(self) -> Self:
+    def _consistent(self) -> Self:
+        problems = self.problems()
+        if problems:
+            raise ValueError("; ".join(message for _, message in problems))
+        return self
+
+    def problems(self) -> list[tuple[str, str]]:
+        """What is wrong across questions and scores, each as (path, message): ids repeated or
+        clashing, formulas and conditions naming what they cannot see."""
+        found: list[tuple[str, str]] = []
         ids = [q.id for q in self.questions]
         repeated = sorted({i for i in ids if ids.count(i) > 1})
         if repeated:
-            raise ValueError(f"question ids must be unique, repeated: {', '.join(repeated)}")
+            at = max(n for n, i in enumerate(ids) if i in repeated)
+            found.append(
+                (
+                    f"questions[{at}].id",
+                    f"question ids must be unique, repeated: {', '.join(repeated)}",
+                )
+            )
         clash = sorted(set(ids) & set(self.scores))
         if clash:
-            raise ValueError(f"score names clash with question ids: {', '.join(clash)}")
+            found.append(
+                (f"scores.{clash[0]}", f"score names clash with question ids: {', '.join(clash)}")
+            )
         rows = [n for q in self.questions for n in q.row_names()]
         clash = sorted(set(rows) & (set(ids) | set(self.scores)))
         if clash:
-            raise ValueError(f"matrix row names clash with questions or scores: {', '.join(clash)}")
+            at = next(n for n, q in enumerate(self.questions) if set(q.row_names()) & set(clash))
+            found.append(
+                (
+                    f"questions[{at}].rows",
+                    f"matrix row names clash with questions or scores: {', '.join(clash)}",
+                )
+            )
         if self.primary_score is not None and self.primary_score not in self.scores:
-            raise ValueError(f"primary_score '{self.primary_score}' is not one of the scores")
-        self._check_expressions()
-        return self
+            found.append(
+                ("primary_score", f"primary_score '{self.primary_score}' is not one of the scores")
+            )
+        return found + self._expression_problems()
 
-    def _check_expressions(self) -> None:
+    def _expression_problems(self) -> list[tuple[str, str]]:
         # A condition can only see answers given before it: a name of a later question would
         # never have a value, so the condition would silently never hold.
+        found: list[tuple[str, str]] = []
         earlier: set[str] = set()
-        for question in self.questions:
+        for index, question in enumerate(self.questions):
             own = {question.id, *question.row_names()} if question.answerable() else set()
             for field, visible in (("show_if", earlier), ("end_if", earlier | own)):
                 source = getattr(question, field)
@@ -362,23 +399,31 @@ class FormDefinition(_Model):
                     continue
                 unknown = sorted(compile_expression(source).names - visible)
                 if unknown:
-                    raise ValueError(
-                        f"question '{question.id}' {field} refers to {', '.join(unknown)}, "
-                        "which are not earlier questions"
+                    found.append(
+                        (
+                            f"questions[{index}].{field}",
+                            f"question '{question.id}' {field} refers to {', '.join(unknown)}, "
+                            "which are not earlier questions",
+                        )
                     )
             earlier |= own
         for name, formula in self.scores.items():
             try:
                 expression = compile_expression(formula)
             except ExpressionError as exc:
-                raise ValueError(f"score '{name}': {exc}") from exc
+                found.append((f"scores.{name}", f"score '{name}': {exc}"))
+                continue
             unknown = sorted(expression.names - earlier)
             if unknown:
-                raise ValueError(
-                    f"score '{name}' refers to {', '.join(unknown)}, "
-                    "which are not questions or scores listed before it"
+                found.append(
+                    (
+                        f"scores.{name}",
+                        f"score '{name}' refers to {', '.join(unknown)}, "
+                        "which are not questions or scores listed before it",
+                    )
                 )
             earlier.add(name)
+        return found
 
     def names(self) -> set[str]:
         """Everything an expression about this form's answers may refer to."""

@@ -4,7 +4,7 @@ live version for new runs, and the library shipped with the platform kept in syn
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -14,7 +14,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import DefinitionStatus, Pathway, PathwayVersion, utcnow
 from pathways.definition import PathProblem, PathwaySnapshot, validate_definition
+from pathways.form_definition import FormDefinition
 from pathways.library import Library, snapshot
+from services.form_definitions import published_forms, sync_library_forms
 
 
 class DefinitionRejected(ValueError):
@@ -29,28 +31,29 @@ class DefinitionConflict(ValueError):
 
 @dataclass(frozen=True)
 class DesignContext:
+    """What a pathway definition is checked against besides its forms (which are data: see
+    services.form_definitions.published_forms)."""
+
     library: Library
     templates: set[str]
 
-    def validate(self, body: dict[str, Any]) -> list[PathProblem]:
+    def validate(
+        self, body: dict[str, Any], forms: Mapping[str, FormDefinition]
+    ) -> list[PathProblem]:
         _, problems = validate_definition(
-            body,
-            forms=self.library.forms,
-            articles=self.library.articles,
-            templates=self.templates,
+            body, forms=forms, articles=self.library.articles, templates=self.templates
         )
         return problems
 
-    def snapshot(self, body: dict[str, Any], version: int) -> PathwaySnapshot:
+    def snapshot(
+        self, body: dict[str, Any], version: int, forms: Mapping[str, FormDefinition]
+    ) -> PathwaySnapshot:
         definition, problems = validate_definition(
-            body,
-            forms=self.library.forms,
-            articles=self.library.articles,
-            templates=self.templates,
+            body, forms=forms, articles=self.library.articles, templates=self.templates
         )
         if definition is None or problems:
             raise DefinitionRejected(problems)
-        return snapshot(definition, version, self.library.forms, self.library.articles)
+        return snapshot(definition, version, forms, self.library.articles)
 
 
 async def _next_version(session: AsyncSession, pathway_id: str) -> int:
@@ -65,7 +68,7 @@ async def create_draft(
 ) -> PathwayVersion:
     """A new draft: a new pathway, or the next version of an existing one."""
     pathway_id = str(body.get("id", ""))
-    problems = [p for p in ctx.validate(body) if p.path in ("id", "name", "kind")]
+    problems = [p for p in ctx.validate(body, forms={}) if p.path in ("id", "name", "kind")]
     if problems:
         raise DefinitionRejected(problems)
     pathway = await session.get(Pathway, pathway_id)
@@ -144,10 +147,12 @@ async def update_draft(
 async def publish(
     session: AsyncSession, ctx: DesignContext, pathway_id: str, version: int, actor: str
 ) -> PathwayVersion:
+    """Publishes a draft for good, pinning the newest published version of each form it uses."""
     row = await version_row(session, pathway_id, version)
     if row.status == DefinitionStatus.PUBLISHED:
         raise DefinitionConflict(f"version {version} is already published")
-    pinned = ctx.snapshot(row.body, version)  # raises DefinitionRejected with every problem
+    forms = await published_forms(session)
+    pinned = ctx.snapshot(row.body, version, forms)  # raises DefinitionRejected with every problem
     row.status = DefinitionStatus.PUBLISHED
     row.snapshot = pinned.model_dump(mode="json")
     row.published_by = actor
@@ -223,8 +228,11 @@ async def live_snapshots(session: AsyncSession) -> list[PathwaySnapshot]:
 
 
 async def sync_library(session: AsyncSession, ctx: DesignContext, actor: str = "library") -> None:
-    """Publishes each library plan that is new or changed as the next version of its pathway,
-    and makes it live if the live version was the library's. Running it again changes nothing."""
+    """Publishes the library forms, then each library plan that is new or changed, or whose
+    forms changed, as the next version of its pathway, and makes it live if the live version
+    was the library's. Running it again changes nothing."""
+    await sync_library_forms(session, ctx.library.forms)
+    forms = await published_forms(session)
     for definition in ctx.library.definitions.values():
         body = definition.model_dump(mode="json", exclude_defaults=True)
         pathway = await session.get(Pathway, definition.id)
@@ -238,7 +246,14 @@ async def sync_library(session: AsyncSession, ctx: DesignContext, actor: str = "
             .order_by(col(PathwayVersion.version).desc())
         )
         newest = latest.first()
-        if newest is not None and newest.body == body:
+        if (
+            newest is not None
+            and newest.body == body
+            and newest.snapshot is not None
+            # Compared as models: a field added to the language since is equal at its default.
+            and PathwaySnapshot.model_validate(newest.snapshot)
+            == snapshot(definition, newest.version, forms, ctx.library.articles)
+        ):
             continue
         if pathway is None:
             pathway = Pathway(
@@ -247,7 +262,7 @@ async def sync_library(session: AsyncSession, ctx: DesignContext, actor: str = "
             session.add(pathway)
             await session.flush()
         version = await _next_version(session, definition.id)
-        pinned = snapshot(definition, version, ctx.library.forms, ctx.library.articles)
+        pinned = snapshot(definition, version, forms, ctx.library.articles)
         session.add(
             PathwayVersion(
                 pathway_id=definition.id,

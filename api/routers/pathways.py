@@ -4,23 +4,23 @@ a preview of the whole timeline for a sample patient, and per-plan statistics.""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import yaml
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, Field
 
+from api.definition_body import PROBLEMS_RESPONSE, BodyDep, ValidationOut, definition_openapi
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, require
-from api.schemas import FieldError, field_error
+from api.schemas import field_error
 from core.models import Pathway, PathwayVersion
 from core.validation import Key, Line, SaneDateTime, Text, Version
-from pathways.definition import PathProblem, PathwayDefinition
+from pathways.definition import PathwayDefinition, PathwaySnapshot
 from pathways.membership import EventFacts, matches
 from pathways.timeline import add_offset, timeline
 from services import audit
+from services.form_definitions import published_forms
 from services.pathway_definitions import (
     AVAILABILITY_CHANGES,
     DefinitionConflict,
@@ -38,76 +38,11 @@ from services.pathway_definitions import (
 from services.pathway_stats import PlanStats, plan_statistics
 from services.staff import StaffPrincipal
 
-# The largest library definition is a few kilobytes.
-MAX_DEFINITION_BYTES = 256 * 1024
-
-
-class DefinitionProblems(BaseModel):
-    """A 422 from the designer: problems in the definition, each named by its path in the
-    document (``steps[2].offset``); a bad path or query parameter is a FastAPI field error."""
-
-    detail: list[PathProblem] | list[FieldError]
-
-
-router = APIRouter(
-    prefix="/api/pathways",
-    tags=["pathway designer"],
-    responses={422: {"model": DefinitionProblems, "description": "Invalid definition or field"}},
-)
-
-# The definition is read by hand (JSON, or YAML for people who write it in an editor): declared
-# here so the published API documents it. Its schema is GET /api/pathways/schema.
-DEFINITION_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "description": "a pathway definition, as GET /api/pathways/schema describes",
-                }
-            },
-            "application/yaml": {"schema": {"type": "object"}},
-        },
-    }
-}
+router = APIRouter(prefix="/api/pathways", tags=["pathway designer"], responses=PROBLEMS_RESPONSE)
+# Its schema is GET /api/pathways/schema.
+DEFINITION_BODY = definition_openapi("pathway", "/api/pathways/schema")
 ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.PATHWAYS_READ))]
 DesignerDep = Annotated[StaffPrincipal, Depends(require(Permission.PATHWAYS_DESIGN))]
-
-
-async def definition_body(request: Request) -> dict[str, Any]:
-    """The request body as a definition: JSON, or YAML (application/yaml, text/yaml)."""
-    raw = await request.body()
-    if len(raw) > MAX_DEFINITION_BYTES:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "definition too large")
-    kind = request.headers.get("content-type", "application/json")
-    try:
-        data = yaml.safe_load(raw) if "yaml" in kind else json.loads(raw or b"{}")
-    # RecursionError: nesting deeper than the parser goes is not a definition either.
-    except (ValueError, yaml.YAMLError, RecursionError) as exc:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [
-                {
-                    "path": "(document)",
-                    "message": f"not valid {'YAML' if 'yaml' in kind else 'JSON'}",
-                }
-            ],
-        ) from exc
-    if not isinstance(data, dict):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [{"path": "(document)", "message": "a definition is a mapping"}],
-        )
-    return data
-
-
-BodyDep = Annotated[dict[str, Any], Depends(definition_body)]
-
-
-class ValidationOut(BaseModel):
-    valid: bool
-    problems: list[PathProblem]
 
 
 class VersionOut(BaseModel):
@@ -148,8 +83,10 @@ async def schema() -> dict[str, Any]:
 
 
 @router.post("/validate", response_model=ValidationOut, openapi_extra=DEFINITION_BODY)
-async def validate(body: BodyDep, container: ContainerDep, _: ReaderDep) -> ValidationOut:
-    problems = container.design.validate(body)
+async def validate(
+    body: BodyDep, container: ContainerDep, session: SessionDep, _: ReaderDep
+) -> ValidationOut:
+    problems = container.design.validate(body, await published_forms(session))
     return ValidationOut(valid=not problems, problems=problems)
 
 
@@ -376,7 +313,11 @@ async def preview(
     """The whole computed timeline for a sample patient and anchor time; runs nothing."""
     row = await _version(session, pathway_id, version)
     try:
-        pinned = container.design.snapshot(row.body, version)
+        pinned = (
+            PathwaySnapshot.model_validate(row.snapshot)
+            if row.snapshot is not None
+            else container.design.snapshot(row.body, version, await published_forms(session))
+        )
     except DefinitionRejected as exc:
         raise _rejected(exc) from exc
     definition = pinned.definition

@@ -64,7 +64,7 @@ class _OpenTask:
     checkin_text: str | None = None
 
 
-def _page(
+def render_page(
     container: ContainerDep, template: str, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
     settings = container.settings
@@ -77,7 +77,7 @@ def _page(
 def _message(
     container: ContainerDep, status_code: int, heading: str, *lines: str, tone: str = "notice"
 ) -> HTMLResponse:
-    return _page(
+    return render_page(
         container, "message.html", status_code, heading=heading, lines=list(lines), tone=tone
     )
 
@@ -204,7 +204,7 @@ def _form_page(
     file_urls: dict[str, str] | None = None,
 ) -> HTMLResponse:
     assert opened.form is not None
-    return _page(
+    return render_page(
         container,
         "form.html",
         status.HTTP_422_UNPROCESSABLE_CONTENT if errors else status.HTTP_200_OK,
@@ -234,9 +234,9 @@ async def show_form(token: Key, container: ContainerDep, session: SessionDep) ->
             failed = await _signal(container, task, SIGNAL_ARTICLE_READ, read)
             if failed is not None:
                 return failed
-        return _page(container, "article.html", article=opened.article)
+        return render_page(container, "article.html", article=opened.article)
     if opened.checkin_text is not None:
-        return _page(
+        return render_page(
             container,
             "checkin.html",
             title=task.title,

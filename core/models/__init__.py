@@ -14,6 +14,7 @@ from core.models.clinical import (
     RunStatus,
     TaskStatus,
 )
+from core.models.forms import FormDocument, FormVersion
 from core.models.messaging import (
     MESSAGE_STATUS_RANK,
     AttemptStatus,
@@ -70,7 +71,9 @@ __all__ = [
     "Discrepancy",
     "Encounter",
     "EnrollmentCandidate",
+    "FormDocument",
     "FormResponse",
+    "FormVersion",
     "Hospital",
     "InboundEvent",
     "LedgerEntryRow",

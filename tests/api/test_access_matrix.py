@@ -135,6 +135,8 @@ ROUTES: list[Row] = [
     Row("GET", "/api/runs/{workflow_id}/audit", ALL, "run"),
     Row("GET", "/api/tasks", ALL, listing="task"),
     Row("GET", "/api/tasks/{task_id}", ALL, "task"),
+    # A revisit task has no form answers (404 either way); tests/api/test_form_fhir.py reads one.
+    Row("GET", "/api/tasks/{task_id}/questionnaire-response", ALL, "task", 404),
     Row("GET", "/api/pathways/{pathway_id}/potential-losses", ALL, listing="loss"),
     Row(
         "GET",
@@ -237,6 +239,17 @@ ROUTES: list[Row] = [
     Row("POST", "/api/pathways/{pathway_id}/versions/{version}/publish", {CM, ADMIN}, None, ANY),
     Row("PUT", "/api/pathways/{pathway_id}/live", {CM, ADMIN}, None, 422, {}),
     Row("POST", "/api/pathways/{pathway_id}/{change}", {CM, ADMIN}, None, 422, {}),
+    # the form designer (a library form: read-only)
+    Row("GET", "/api/forms", ALL),
+    Row("POST", "/api/forms/validate", ALL, None, 200, {}),
+    Row("POST", "/api/forms/preview", ALL, None, 422, {}),
+    Row("GET", "/api/forms/{form_id}/versions", ALL),
+    Row("GET", "/api/forms/{form_id}/versions/{version}/preview", ALL),
+    Row("GET", "/api/forms/{form_id}/versions/{version}/fhir", ALL),
+    Row("POST", "/api/forms/fhir", {CM, ADMIN}, None, 422, {}),
+    Row("POST", "/api/forms", {CM, ADMIN}, None, 422, {}),
+    Row("PUT", "/api/forms/{form_id}/versions/{version}", {CM, ADMIN}, None, ANY, {}),
+    Row("POST", "/api/forms/{form_id}/versions/{version}/publish", {CM, ADMIN}, None, ANY),
     # prescriptions
     Row("GET", "/api/prescriptions/review-queue", {PHARM}, listing="prescription"),
     Row("GET", "/api/prescriptions", {PHARM, ADMIN, DOCTOR}, listing="prescription"),
@@ -295,6 +308,7 @@ ROUTES: list[Row] = [
 # Path parameters that are not the record under test.
 FIXED = {
     "pathway_id": PLAN,
+    "form_id": "phq-9",
     "version": "1",
     "step_id": "day3",
     "index": "0",
