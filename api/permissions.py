@@ -209,6 +209,7 @@ PUBLIC_ROUTES: dict[tuple[str, str], Exposure] = {
     ("POST", "/p/{token}"): Exposure.PATIENT_LINK,
     ("GET", "/pay/{token}"): Exposure.PATIENT_LINK,
     ("POST", "/p/{token}/uploads/{question_id}"): Exposure.PATIENT_LINK,
+    ("POST", "/p/{token}/draft"): Exposure.PATIENT_LINK,
     ("GET", "/files/{reference}"): Exposure.SIGNED_FILE_LINK,
 }
 

@@ -8,6 +8,7 @@ being unavailable (503).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, status
@@ -41,6 +42,7 @@ from pathways.answers import (
 from pathways.definition import ArticleDefinition, PathwaySnapshot
 from pathways.form_definition import UPLOAD_TYPES, FormDefinition, Question
 from services import audit, uploads
+from services.form_drafts import discard_draft, load_draft, save_draft
 from services.message_status import mark_read_by_task
 from services.uploads import StoredUpload, UploadRefused
 
@@ -202,6 +204,7 @@ def _form_page(
     values: dict[str, list[str]],
     errors: list[AnswerError],
     file_urls: dict[str, str] | None = None,
+    draft_saved_at: datetime | None = None,
 ) -> HTMLResponse:
     assert opened.form is not None
     return render_page(
@@ -209,6 +212,8 @@ def _form_page(
         "form.html",
         status.HTTP_422_UNPROCESSABLE_CONTENT if errors else status.HTTP_200_OK,
         valid_until=opened.task.valid_until,
+        draft_path=f"/p/{token}/draft",
+        draft_saved_at=draft_saved_at,
         **form_context(
             opened.form,
             values,
@@ -243,7 +248,20 @@ async def show_form(token: Key, container: ContainerDep, session: SessionDep) ->
             text=opened.checkin_text,
             valid_until=task.valid_until,
         )
-    return _form_page(container, opened, token, values={}, errors=[])
+    assert opened.form is not None
+    draft = await load_draft(session, task.id)
+    if draft is None:
+        return _form_page(container, opened, token, values={}, errors=[])
+    values, file_urls = await _shown_again(container, session, task, opened.form, draft.answers)
+    return _form_page(
+        container,
+        opened,
+        token,
+        values=values,
+        errors=[],
+        file_urls=file_urls,
+        draft_saved_at=draft.saved_at,
+    )
 
 
 @router.post("/p/{token}", response_class=HTMLResponse)
@@ -287,6 +305,20 @@ async def submit_form(
         raw, file_errors = await _posted_answers(container, session, task, form, posted)
     finally:
         await posted.close()
+    if raw.pop(DRAFT_ACTION, None) == ["draft"]:
+        # The page's "save and finish later" button, for a phone without the page's script.
+        saved = await save_draft(session, task.id, form, raw, utcnow())
+        await session.commit()
+        values, file_urls = await _shown_again(container, session, task, form, saved.answers)
+        return _form_page(
+            container,
+            opened,
+            token,
+            values=values,
+            errors=file_errors,
+            file_urls=file_urls,
+            draft_saved_at=saved.saved_at,
+        )
     answers, errors = check_answers(form, raw)
     errors += await uploads.foreign_references(session, task.id, form, answers)
     # A file refused at a question says why, instead of the question's other problems.
@@ -305,6 +337,7 @@ async def submit_form(
     failed = await _signal(container, task, SIGNAL_ANSWERS, submission)
     if failed is not None:
         return failed
+    await discard_draft(session, task.id)
     audit.record(
         session,
         actor_type="patient",
@@ -542,3 +575,48 @@ async def _shown_again(
             values[q.id] = [r for r in values[q.id] if owned.get(r) == q.id]
     urls = {r: file_url(container, r) for r in owned if UPLOAD_REFERENCE.match(r)}
     return values, urls
+
+
+# ---- drafts: the page's script saves the answers as the patient goes ---------------------------
+
+# The name of the page's "save and finish later" button; never an answer key (no dot, no slug).
+DRAFT_ACTION = "_action"
+
+
+@router.post("/p/{token}/draft")
+async def autosave_draft(
+    token: Key, request: Request, container: ContainerDep, session: SessionDep
+) -> JSONResponse:
+    """The answers so far, posted by the page's script as the patient fills the form in (the
+    same encoding as the form; files are uploaded on their own and appear as references)."""
+    opened = await _open(token, container, session)
+    if isinstance(opened, HTMLResponse):
+        refusal = _LINK_REFUSALS.get(opened.status_code)
+        if refusal is None:
+            return _upload_json(opened.status_code, "unavailable", "系统繁忙，请稍后再试。")
+        return _upload_json(*refusal)
+    if opened.form is None:
+        return _upload_json(*_LINK_REFUSALS[status.HTTP_404_NOT_FOUND])
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        # Anything else would read as no answers at all, and wipe the draft.
+        return _upload_json(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "unsupported", "草稿须以表单格式提交。"
+        )
+    try:
+        posted = await read_form(request, _TEXT_ALLOWANCE, max_files=0)
+    except BodyTooLarge:
+        return _upload_json(status.HTTP_413_CONTENT_TOO_LARGE, "too_large", "草稿内容过长。")
+    except MalformedBody:
+        return _upload_json(status.HTTP_400_BAD_REQUEST, "malformed", "草稿内容不完整。")
+    raw: dict[str, list[str]] = {}
+    for key, value in posted.multi_items():
+        if isinstance(value, str):
+            raw.setdefault(key, []).append(value)
+    await posted.close()
+    saved = await save_draft(session, opened.task.id, opened.form, raw, utcnow())
+    await session.commit()
+    return JSONResponse(
+        {"saved_at": saved.saved_at.isoformat()},
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )

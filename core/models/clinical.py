@@ -159,6 +159,19 @@ class FormResponse(SQLModel, table=True):
     submitted_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class FormDraft(SQLModel, table=True):
+    """A form the patient began and left (FORM-3): their answers so far, shown again when they
+    come back through the same link while it is valid; gone once the form is submitted."""
+
+    __tablename__ = "form_draft"
+
+    task_id: str = Field(foreign_key="care_task.id", primary_key=True, max_length=36)
+    answers: dict[str, list[str]] = Field(
+        default_factory=dict, sa_type=EncryptedJSON("form_draft.answers")
+    )
+    saved_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class Alert(SQLModel, table=True):
     __tablename__ = "alert"
     __table_args__ = (sa.UniqueConstraint("task_id", "kind", name="uq_alert_task_kind"),)

@@ -18,7 +18,7 @@ from playwright.async_api import Browser, Page, expect
 from sqlmodel import select
 
 from api.form_view import form_context
-from core.models import CareTask, TaskStatus, Upload
+from core.models import CareTask, FormDraft, TaskStatus, Upload
 from core.templates import page_environment
 from harness.browser import chromium, phone
 from harness.servers import serve
@@ -274,3 +274,38 @@ async def test_a_drawn_signature_is_saved_on_submit_and_a_wrong_file_is_said(
     async with form_task.api.sessions() as session:
         uploads = (await session.exec(select(Upload))).all()
     assert [u.question_id for u in uploads] == ["signature"]
+
+
+async def test_answers_are_kept_as_the_patient_goes_and_shown_again_through_the_same_link(
+    served: Page, form_task: FormTask, tmp_path: Path
+) -> None:
+    page = served
+    await page.locator('input[name="willing"][value="yes"]').check(force=True)
+    await page.locator('#q-symptoms input[value="wound"]').check()
+    await page.locator("#i-wound_photo-album").set_input_files(
+        {"name": "伤口.png", "mimeType": "image/png", "buffer": png(96, 64)}
+    )
+    await expect(page.locator("#q-wound_photo figure.thumb img")).to_be_visible()
+    await page.locator('textarea[name="story"]').fill("出院后第三天伤口有些渗液，已换药。")
+    await expect(page.locator("#draft-status")).to_contain_text("已自动保存")
+
+    # The patient leaves and opens the link from the SMS again.
+    await page.goto(page.url)
+    await expect(page.locator("#draft-note")).to_contain_text("可以接着填写")
+    await expect(page.locator('input[name="willing"][value="yes"]')).to_be_checked()
+    await expect(page.locator('#q-symptoms input[value="wound"]')).to_be_checked()
+    await expect(page.locator('textarea[name="story"]')).to_have_value(
+        "出院后第三天伤口有些渗液，已换药。"
+    )
+    # The photo question is shown again (its condition holds), with the photo uploaded before.
+    await expect(page.locator("#q-wound_photo figure.thumb img")).to_be_visible()
+    await page.screenshot(path=str(tmp_path / "draft-restored.png"), full_page=True)
+
+    await _answer_the_rest(page)
+    await _sign(page)
+    await page.locator("#q-signature").get_by_role("button", name="确认签名").click()
+    await expect(page.locator("#q-signature figure.thumb img")).to_be_visible()
+    await page.get_by_role("button", name="提交").click()
+    await expect(page.get_by_role("heading", name="提交成功")).to_be_visible()
+    async with form_task.api.sessions() as session:
+        assert await session.get(FormDraft, form_task.task_id) is None

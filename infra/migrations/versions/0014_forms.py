@@ -1,7 +1,8 @@
-"""form_document, form_version: forms as versioned data, authored or shipped
+"""form_document, form_version: forms as versioned data, authored or shipped; form_draft: a
+patient's half-filled form
 
 Library forms are written by the application at start-up (as pathways are), so this revision
-creates the tables only.
+creates the tables only. A draft's answers are encrypted as the submitted ones are.
 
 Revision ID: 0014
 Revises: 0013
@@ -56,9 +57,20 @@ def upgrade() -> None:
         sa.UniqueConstraint("form_id", "version", name="uq_form_version_number"),
     )
     op.create_index(op.f("ix_form_version_form_id"), "form_version", ["form_id"])
+    op.create_table(
+        "form_draft",
+        sa.Column("task_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+        sa.Column("answers", sa.Text(), nullable=False),
+        sa.Column("saved_at", core.db.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["task_id"], ["care_task.id"], name=op.f("fk_form_draft_task_id_care_task")
+        ),
+        sa.PrimaryKeyConstraint("task_id", name=op.f("pk_form_draft")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("form_draft")
     op.drop_index(op.f("ix_form_version_form_id"), table_name="form_version")
     op.drop_table("form_version")
     op.drop_index(op.f("ix_form_document_department_code"), table_name="form_document")
