@@ -28,6 +28,7 @@ from contracts.pathway import (
     CheckIn,
 )
 from contracts.runs import AnswerSubmission
+from core.charts import ChartPoint, line_chart
 from core.links import LinkError, LinkExpired
 from core.logs import get_logger
 from core.models import CareTask, PathwayRun, TaskStatus, utcnow
@@ -38,12 +39,15 @@ from pathways.answers import (
     ErrorCode,
     abnormal_findings,
     check_answers,
+    compute_scores,
 )
 from pathways.definition import ArticleDefinition, PathwaySnapshot
 from pathways.form_definition import UPLOAD_TYPES, FormDefinition, Question
+from pathways.trends import measured, measures
 from services import audit, uploads
 from services.form_drafts import discard_draft, load_draft, save_draft
 from services.message_status import mark_read_by_task
+from services.trends import patient_trends
 from services.uploads import StoredUpload, UploadRefused
 
 router = APIRouter(tags=["patient pages"], include_in_schema=False)
@@ -77,11 +81,54 @@ def render_page(
 
 
 def _message(
-    container: ContainerDep, status_code: int, heading: str, *lines: str, tone: str = "notice"
+    container: ContainerDep,
+    status_code: int,
+    heading: str,
+    *lines: str,
+    tone: str = "notice",
+    charts: list[str] | None = None,
 ) -> HTMLResponse:
     return render_page(
-        container, "message.html", status_code, heading=heading, lines=list(lines), tone=tone
+        container,
+        "message.html",
+        status_code,
+        heading=heading,
+        lines=list(lines),
+        tone=tone,
+        charts=charts or [],
     )
+
+
+async def _own_trends(
+    container: ContainerDep,
+    session: SessionDep,
+    task: CareTask,
+    form: FormDefinition,
+    answers: dict[str, list[str]],
+) -> list[str]:
+    """Charts of the numbers this form asks, over the patient's earlier answers and this one
+    (FORM-4): only where there is an earlier answer to compare with."""
+    now = utcnow()
+    scores = compute_scores(form, answers)
+    earlier = {t.measure.name: t for t in await patient_trends(session, task.patient_id)}
+    charts = []
+    for name, measure in measures(form).items():
+        value = measured(name, answers, scores)
+        before = earlier.get(name)
+        if value is None or before is None:
+            continue
+        points = [ChartPoint(p.at, p.value, p.abnormal) for p in before.points]
+        points.append(ChartPoint(now, value, measure.abnormal(value)))
+        charts.append(
+            line_chart(
+                measure.label,
+                points,
+                tz=container.settings.tz,
+                unit=measure.unit,
+                limits=measure.limits,
+            )
+        )
+    return charts
 
 
 def _invalid(container: ContainerDep) -> HTMLResponse:
@@ -348,6 +395,7 @@ async def submit_form(
         patient_id=task.patient_id,
     )
     await session.commit()
+    charts = await _own_trends(container, session, task, form, answers)
     if abnormal_findings(opened.form, answers):
         return _message(
             container,
@@ -355,9 +403,15 @@ async def submit_form(
             "提交成功",
             "感谢您的配合。",
             "您的回答中有需要关注的情况，护士会尽快与您联系；如症状加重，请立即就医。",
+            charts=charts,
         )
     return _message(
-        container, status.HTTP_200_OK, "提交成功", "感谢您的配合，祝您早日康复！", tone="ok"
+        container,
+        status.HTTP_200_OK,
+        "提交成功",
+        "感谢您的配合，祝您早日康复！",
+        tone="ok",
+        charts=charts,
     )
 
 

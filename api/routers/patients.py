@@ -7,17 +7,19 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Response, status
 from pydantic import BaseModel, Field
 
-from api.deps import SessionDep
+from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, ensure_patient_visible, require
+from core.charts import ChartPoint, line_chart
 from core.models import Patient
 from core.validation import Key, Text
 from services import audit
 from services.disclosure import Identifier, may_reveal, shown
 from services.patient_records import identifier_value, patient_record
 from services.staff import StaffPrincipal
+from services.trends import Trend, patient_trends
 
 router = APIRouter(prefix="/api/patients", tags=["patients"])
 
@@ -158,3 +160,77 @@ async def reveal(
     )
     await session.commit()
     return RevealOut(patient_id=patient.id, field=body.field, value=value)
+
+
+class TrendPointOut(BaseModel):
+    at: datetime
+    value: float
+    abnormal: bool
+    task_id: str
+    form_id: str
+
+
+class TrendOut(BaseModel):
+    """One measure over time: a number or rating question, or a score."""
+
+    name: str
+    label: str
+    unit: str | None
+    limits: list[tuple[float, str]] = Field(description="reference lines: (value, label)")
+    points: list[TrendPointOut]
+
+
+async def _trends(session: SessionDep, staff: StaffPrincipal, patient_id: str) -> list[Trend]:
+    patient = await _visible_patient(session, staff, patient_id)
+    trends = await patient_trends(session, patient.id)
+    audit.record(
+        session,
+        actor_type="staff",
+        actor_id=staff.id,
+        action="patient.trends_viewed",
+        target_type="patient",
+        target_id=patient.id,
+        role=staff.role,
+    )
+    await session.commit()
+    return trends
+
+
+@router.get("/{patient_id}/trends", response_model=list[TrendOut])
+async def trends(patient_id: Key, session: SessionDep, staff: ReaderDep) -> list[TrendOut]:
+    """Every number the patient has given over time (FORM-4): answers to number and rating
+    questions and form scores, across their pathways, oldest first."""
+    return [
+        TrendOut(
+            name=t.measure.name,
+            label=t.measure.label,
+            unit=t.measure.unit,
+            limits=t.measure.limits,
+            points=[TrendPointOut.model_validate(p, from_attributes=True) for p in t.points],
+        )
+        for t in await _trends(session, staff, patient_id)
+    ]
+
+
+@router.get(
+    "/{patient_id}/trends/{name}/chart",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}}, "description": "an SVG line chart"}},
+)
+async def trend_chart(
+    patient_id: Key, name: Key, container: ContainerDep, session: SessionDep, staff: ReaderDep
+) -> Response:
+    """One measure over time as an SVG chart, abnormal values and thresholds in red."""
+    found = next(
+        (t for t in await _trends(session, staff, patient_id) if t.measure.name == name), None
+    )
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"the patient has no values for '{name}'")
+    svg = line_chart(
+        found.measure.label,
+        [ChartPoint(p.at, p.value, p.abnormal) for p in found.points],
+        tz=container.settings.tz,
+        unit=found.measure.unit,
+        limits=found.measure.limits,
+    )
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})

@@ -211,6 +211,11 @@ ROUTES: list[Row] = [
     Row("POST", "/api/message-templates", CLINICAL | {ADMIN}, None, 422, {}),
     Row("PUT", "/api/message-templates/{template_id}", CLINICAL | {ADMIN}, None, 422, {}),
     Row("GET", "/api/patients/{patient_id}", CLINICAL | {ADMIN}, "patient"),
+    Row("GET", "/api/patients/{patient_id}/trends", CLINICAL | {ADMIN}, "patient"),
+    # No form answers in the matrix: the chart is a 404 in scope too (tests/api/test_trends.py).
+    Row(
+        "GET", "/api/patients/{patient_id}/trends/{name}/chart", CLINICAL | {ADMIN}, "patient", 404
+    ),
     Row(
         "POST",
         "/api/patients/{patient_id}/reveal",
@@ -309,6 +314,7 @@ ROUTES: list[Row] = [
 FIXED = {
     "pathway_id": PLAN,
     "form_id": "phq-9",
+    "name": "pain",
     "version": "1",
     "step_id": "day3",
     "index": "0",
