@@ -59,6 +59,8 @@ class Permission(StrEnum):
     STAFF_ADMIN = "staff.admin"
     AUDIT_READ = "audit.read"
     PATIENTS_READ = "patients.read"  # one patient's record (audited)
+    COMPLAINTS_READ = "complaints.read"  # the complaint queue, a case, the statistics
+    COMPLAINTS_HANDLE = "complaints.handle"  # open, acknowledge, resolve, reassign
     PATIENTS_REVEAL = (
         "patients.reveal"  # one masked identifier in full (audited; which: disclosure)
     )
@@ -85,6 +87,8 @@ _CLINICAL = {
     P.PREFERENCES_WRITE,
     P.PATIENTS_READ,
     P.PATIENTS_REVEAL,
+    P.COMPLAINTS_READ,
+    P.COMPLAINTS_HANDLE,
 }
 
 ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
@@ -119,6 +123,9 @@ ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
             P.STAFF_ADMIN,
             P.AUDIT_READ,
             P.PATIENTS_READ,
+            # The quality office: every case, and the escalated ones to handle.
+            P.COMPLAINTS_READ,
+            P.COMPLAINTS_HANDLE,
         }
     ),
     # Another hospital system (patient portal, kiosk, HIS) calling with a token.
@@ -208,6 +215,8 @@ PUBLIC_ROUTES: dict[tuple[str, str], Exposure] = {
     ("GET", "/p/{token}"): Exposure.PATIENT_LINK,
     ("POST", "/p/{token}"): Exposure.PATIENT_LINK,
     ("GET", "/pay/{token}"): Exposure.PATIENT_LINK,
+    ("GET", "/c/{token}"): Exposure.PATIENT_LINK,
+    ("POST", "/c/{token}"): Exposure.PATIENT_LINK,
     ("POST", "/p/{token}/uploads/{question_id}"): Exposure.PATIENT_LINK,
     ("POST", "/p/{token}/draft"): Exposure.PATIENT_LINK,
     ("GET", "/files/{reference}"): Exposure.SIGNED_FILE_LINK,

@@ -46,8 +46,9 @@ class LinkSpec(_Msg):
     task_id: str
     valid_for: timedelta | None = None
     expires_at: datetime | None = None
-    # The page it opens: a care task's (/p/...) or a payment order's (/pay/...).
-    path: Literal["p", "pay"] = "p"
+    # The page it opens: a care task's (/p/...), a payment order's (/pay/...) or a complaint's
+    # (/c/..., where the patient rates how it was handled).
+    path: Literal["p", "pay", "c"] = "p"
 
     @model_validator(mode="after")
     def _one_expiry(self) -> LinkSpec:

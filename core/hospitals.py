@@ -6,7 +6,7 @@ and workflows receive the parts they need in their inputs.
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import date, time
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -140,9 +140,27 @@ class PaymentConfig(BaseModel):
     consultation_accept_seconds: int = Field(default=1800, ge=10, le=7 * 86_400)
 
 
+class ComplaintPolicy(BaseModel):
+    """Timers of a complaint case (SAT-3) and the working-day calendar they count in."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Not acknowledged by the department in this long: escalated to the department head.
+    acknowledge_hours: int = Field(default=24, ge=1, le=24 * 14)
+    # Not resolved this many working days after it was opened: escalated one level again (to
+    # the quality office once the department head has it).
+    resolve_working_days: int = Field(default=5, ge=1, le=60)
+    # The patient is asked to rate the outcome; unrated, the case closes after this.
+    rating_days: int = Field(default=7, ge=1, le=60)
+    # Public holidays (not working days) and weekend days worked in their place (调休).
+    holidays: list[date] = Field(default_factory=list, max_length=400)
+    workdays: list[date] = Field(default_factory=list, max_length=400)
+
+
 class HospitalConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     quiet_hours: QuietHours = Field(default_factory=QuietHours)
     prescriptions: PrescriptionConfig = Field(default_factory=PrescriptionConfig)
     payments: PaymentConfig = Field(default_factory=PaymentConfig)
+    complaints: ComplaintPolicy = Field(default_factory=ComplaintPolicy)

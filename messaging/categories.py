@@ -16,6 +16,7 @@ class Category(StrEnum):
     REMINDER = "reminder"  # 用药、复诊、检查提醒
     PAYMENT = "payment"  # 缴费、退费
     PRESCRIPTION = "prescription"  # 处方审核、配送
+    COMPLAINT = "complaint"  # 投诉与表扬的处理结果：the patient asked, so it always goes out
     NOTICE = "notice"  # 其他系统推送的通知 (MSG-4, MSG-5)
     CRITICAL = "critical"  # 危急值：always urgent, never switched off
 
@@ -54,6 +55,7 @@ CATEGORY_VARIABLES: dict[str, frozenset[str]] = {
     ),
     Category.PAYMENT: frozenset({"order_title", "amount", "status_text", "link"}),
     Category.PRESCRIPTION: frozenset({"prescription_no", "status_text", "link"}),
+    Category.COMPLAINT: frozenset({"case_no", "status_text", "link"}),
 }
 
 _SAMPLE_TIME = datetime(2026, 11, 25, 2, 30, tzinfo=UTC)
@@ -75,6 +77,7 @@ SAMPLE_VALUES: dict[str, Any] = {
     "amount": "¥1,234.56",
     "status_text": "已完成",
     "prescription_no": "RX202611250001",
+    "case_no": "TS20261125-0001",
     "anchor_at": _SAMPLE_TIME,
     "advice": "请于三日内到内分泌科门诊复诊，如有不适立即就医",
 }

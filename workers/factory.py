@@ -15,6 +15,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.complaints import ComplaintActivities
 from activities.key_rotation import KeyRotationActivities
 from activities.messaging import MessagingActivities
 from activities.pathway_records import PathwayRecordActivities
@@ -41,6 +42,7 @@ from integrations.insurance import InsuranceClient
 from integrations.wechatpay import WeChatPayClient
 from messaging.channel import MessageChannel
 from services.messages import Composer, TemplateStore
+from workflows.complaint import ComplaintWorkflow
 from workflows.consultation import ConsultationWorkflow
 from workflows.key_rotation import KeyRotationWorkflow
 from workflows.message_batch import MessageBatchWorkflow
@@ -61,6 +63,7 @@ WORKFLOWS = [
     ConsultationWorkflow,
     ReconciliationWorkflow,
     KeyRotationWorkflow,
+    ComplaintWorkflow,
 ]
 # Lets in-flight activities finish on SIGTERM before the worker exits (rolling restarts).
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
@@ -133,6 +136,7 @@ def build_workers(
     payments = PaymentActivities(deps.sessions, deps.charging, deps.insurance, deps.provider)
     reconciliation = ReconciliationActivities(deps.sessions, deps.provider)
     key_rotation = KeyRotationActivities(deps.sessions)
+    complaints = ComplaintActivities(deps.sessions)
     main = Worker(
         client,
         task_queue=task_queue,
@@ -172,6 +176,7 @@ def build_workers(
             payments.record_consultation,
             reconciliation.reconcile,
             key_rotation.reencrypt_batch,
+            complaints.record,
         ],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         max_cached_workflows=max_cached_workflows,

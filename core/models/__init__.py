@@ -15,6 +15,7 @@ from core.models.clinical import (
     RunStatus,
     TaskStatus,
 )
+from core.models.complaints import Complaint
 from core.models.forms import FormDocument, FormVersion
 from core.models.messaging import (
     MESSAGE_STATUS_RANK,
@@ -65,6 +66,7 @@ __all__ = [
     "BatchStatus",
     "CandidateStatus",
     "CareTask",
+    "Complaint",
     "Consultation",
     "DataScope",
     "DefinitionStatus",

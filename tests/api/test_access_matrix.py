@@ -42,6 +42,7 @@ from core.db import SessionFactory, create_engine, session_factory, transaction
 from core.models import (
     Alert,
     CareTask,
+    Complaint,
     Consultation,
     DataScope,
     Encounter,
@@ -295,6 +296,40 @@ ROUTES: list[Row] = [
     Row("POST", "/api/consultations", {INTEG, ADMIN}, None, 422, {}),
     Row("GET", "/api/consultations/{consultation_id}", {INTEG, ADMIN, DOCTOR}, "consultation"),
     Row("POST", "/api/consultations/{consultation_id}/accept", {DOCTOR}, "consultation", 409),
+    # complaints and praise (no workflow behind the matrix's cases: a step is a 409)
+    Row("GET", "/api/complaints", CLINICAL | {ADMIN}, listing="complaint"),
+    Row(
+        "GET",
+        "/api/complaints/stats",
+        CLINICAL | {ADMIN},
+        params={"opened_from": "2026-01-01T00:00:00Z", "opened_to": "2099-01-01T00:00:00Z"},
+    ),
+    Row("POST", "/api/complaints", CLINICAL | {ADMIN}, None, 422, {}),
+    Row("GET", "/api/complaints/{complaint_id}", CLINICAL | {ADMIN}, "complaint"),
+    Row(
+        "POST",
+        "/api/complaints/{complaint_id}/acknowledge",
+        CLINICAL | {ADMIN},
+        "complaint",
+        409,
+        {},
+    ),
+    Row(
+        "POST",
+        "/api/complaints/{complaint_id}/resolve",
+        CLINICAL | {ADMIN},
+        "complaint",
+        409,
+        {"outcome": "已致歉"},
+    ),
+    Row(
+        "POST",
+        "/api/complaints/{complaint_id}/reassign",
+        CLINICAL | {ADMIN},
+        "complaint",
+        409,
+        {"department_code": "orthopaedics", "reason": "涉及骨科"},
+    ),
     # administration
     Row("GET", "/api/hospitals/{code}", {ADMIN}),
     Row("PUT", "/api/hospitals/{code}", {ADMIN}, None, 422, {}),
@@ -336,6 +371,7 @@ LISTED_ID = {  # the field that names each listed record
     "loss": "task_id",
     "order": "id",
     "attention": "order_id",
+    "complaint": "id",
 }
 
 
@@ -375,6 +411,7 @@ class World:
                 order_id=ids["order"],
                 consultation_id=ids["consultation"],
                 candidate_id=ids["candidate"],
+                complaint_id=ids["complaint"],
             )
         return row.path.format(**values)
 
@@ -521,7 +558,20 @@ async def _seed(sessions: SessionFactory) -> tuple[dict[str, Seeded], dict[str, 
                 department_code=department,
                 status="enrolled",  # so enrolling again is a 409 and starts nothing
             )
-            session.add_all([consultation, candidate])
+            complaint = Complaint(
+                case_no=f"TS{tag}",
+                workflow_id=f"matrix-complaint-{tag}",
+                kind="complaint",
+                source="staff",
+                category="waiting",
+                patient_id=patient.id,
+                hospital_code="default",
+                department_code=department,
+                summary="候诊时间太长",
+                opened_by="matrix",
+                opened_at=now,
+            )
+            session.add_all([consultation, candidate, complaint])
             await session.flush()
             ids = {
                 "patient": patient.id,
@@ -536,6 +586,7 @@ async def _seed(sessions: SessionFactory) -> tuple[dict[str, Seeded], dict[str, 
                 "attention": order.id,
                 "consultation": consultation.id,
                 "candidate": candidate.id,
+                "complaint": complaint.id,
             }
             owner.update(dict.fromkeys(ids.values(), key))
             seeded[key] = Seeded(key, ids, patient.his_patient_id)
