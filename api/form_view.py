@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pathways.answers import (
@@ -191,17 +192,25 @@ def form_context(
     *,
     upload_path: str | None = None,
     file_urls: Mapping[str, str] | None = None,
+    draft_path: str | None = None,
+    draft_saved_at: datetime | None = None,
+    preview: bool = False,
 ) -> dict[str, Any]:
     """What form.html renders from: the form, what was posted (shown again after errors) and
     the errors, each at its answer key. ``upload_path`` is where the page's script sends files
     (none: the files go with the form); ``file_urls`` the signed links of uploaded files to
-    show again, by reference."""
+    show again, by reference; ``draft_path`` where the page's script saves a draft (none: no
+    drafts), ``draft_saved_at`` when the draft shown was saved; ``preview``: a designer's
+    preview, which cannot be submitted."""
     shown = error_texts(form, errors)
     keys = answer_keys(form)
     return {
         "form": form,
         "has_uploads": any(q.type in UPLOAD_TYPES for q in form.questions),
         "upload_path": upload_path,
+        "draft_path": draft_path,
+        "draft_saved_at": draft_saved_at,
+        "preview": preview,
         "file_urls": dict(file_urls or {}),
         "megabytes": megabytes,
         "type_names": type_names,

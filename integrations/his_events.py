@@ -41,6 +41,9 @@ class EncounterInfo(_Event):
     admitted_at: AwareDatetime | None = None
     discharged_at: AwareDatetime | None = None
     diagnoses: list[Diagnosis] = Field(default_factory=list, max_length=50)
+    # The steps of care the patient went through (registration, laboratory, imaging, pharmacy…,
+    # see pathways.form_definition.CareStep); steps this platform does not know are ignored.
+    care_steps: list[Line] | None = Field(default=None, max_length=30)
 
 
 class DischargedEncounter(EncounterInfo):

@@ -39,6 +39,23 @@ def _sum(*values: Any) -> float:
     return total
 
 
+def _numbers(values: Any) -> list[float]:
+    found: list[float] = []
+    for value in values:
+        if isinstance(value, list | tuple):
+            found += _numbers(value)
+        elif _number(value):
+            found.append(value)
+    return found
+
+
+def _mean(*values: Any) -> float | None:
+    """The mean of the numbers given, unanswered ones left out: a satisfaction score over the
+    questions the patient was asked (SAT-2 hides the ones about steps they did not go through)."""
+    numbers = _numbers(values)
+    return sum(numbers) / len(numbers) if numbers else None
+
+
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -57,6 +74,7 @@ def _band(value: Any, *thresholds: Any) -> int | None:
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "sum": _sum,
+    "mean": _mean,
     "band": _band,
     "count": _count,
     "min": lambda *v: min((x for x in v if x is not None), default=None),

@@ -7,6 +7,7 @@ a form written before a field existed loads and answers exactly as it did.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
 from typing import Any, Literal, Self
 
@@ -68,6 +69,22 @@ CHOICE_TYPES = frozenset({"single_choice", "multiple_choice", "dropdown"})
 # The types whose answer is one option value (or the path to one, for a cascade).
 SINGLE_TYPES = frozenset({"single_choice", "dropdown", "yes_no", "cascade"})
 UPLOAD_TYPES = frozenset({"photo", "signature"})
+
+# The steps of a visit or stay a satisfaction question can be about (SAT-2): the HIS event says
+# which the patient went through, and a question tagged with others is not asked.
+CareStep = Literal[
+    "registration",  # 挂号
+    "payment",  # 缴费
+    "laboratory",  # 检验
+    "imaging",  # 影像检查（CT、磁共振、超声）
+    "endoscopy",  # 内镜
+    "pharmacy",  # 药房取药
+    "ward",  # 住院病房
+    "surgery",  # 手术
+    "discharge",  # 出院办理
+    "rehabilitation",  # 康复
+]
+CARE_STEPS: frozenset[str] = frozenset(CareStep.__args__)  # type: ignore[attr-defined]
 
 RatingScale = Literal["stars5", "nps", "pain"]
 # The accepted whole numbers of each rating scale.
@@ -146,6 +163,9 @@ class Question(_Model):
     # Skip to end: when this expression over the answers so far (this one included) holds,
     # the form ends here.
     end_if: str | None = Field(default=None, max_length=300)
+    # Asked only when the patient's encounter went through one of these steps (SAT-2); an
+    # encounter whose steps the HIS did not report is asked every question.
+    care_steps: list[CareStep] = Field(default_factory=list, max_length=10)
     # The item's linkId in the FHIR Questionnaire this form was imported from, when it is not
     # a valid id here ("1.2"): exported again under it, so the round trip keeps it.
     link_id: str | None = Field(default=None, max_length=255)
@@ -433,6 +453,16 @@ class FormDefinition(_Model):
 
     def question(self, question_id: str) -> Question | None:
         return next((q for q in self.questions if q.id == question_id), None)
+
+    def for_care_steps(self, steps: Collection[str] | None) -> FormDefinition:
+        """The form as asked of a patient whose encounter went through ``steps`` (None: not
+        known, every question is asked). A question about other steps is left out: not shown,
+        not required, an answer to it not kept; a condition or score naming it sees no answer."""
+        if steps is None or not any(q.care_steps for q in self.questions):
+            return self
+        asked = [q for q in self.questions if not q.care_steps or set(q.care_steps) & set(steps)]
+        # Not validated again: what remains may name a question left out, which is unanswered.
+        return self.model_copy(update={"questions": asked})
 
 
 EncounterKind = Literal["inpatient", "outpatient", "exam"]

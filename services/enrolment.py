@@ -45,6 +45,7 @@ from core.settings import Settings
 from integrations.his import HisClient
 from integrations.his_events import DischargeEvent, EncounterEvent, RegistrationEvent
 from pathways.definition import PathwaySnapshot
+from pathways.form_definition import CARE_STEPS
 from pathways.membership import EventFacts, in_sample, matches
 from services import audit
 from services.hospitals import hospital_profile
@@ -398,6 +399,8 @@ async def _upsert_encounter(
     encounter.bed = info.bed
     encounter.attending_doctor = info.attending_doctor
     encounter.responsible_nurse = info.responsible_nurse
+    if info.care_steps is not None:
+        encounter.care_steps = sorted({s for s in info.care_steps if s in CARE_STEPS})
     encounter.diagnoses = [d.model_dump() for d in info.diagnoses]
     encounter.admitted_at = info.admitted_at
     encounter.discharged_at = info.discharged_at

@@ -107,9 +107,8 @@ def _preview(container: ContainerDep, form: FormDefinition) -> HTMLResponse:
     return render_page(
         container,
         "form.html",
-        preview=True,
         valid_until=None,
-        **form_context(form, {}, []),
+        **form_context(form, {}, [], preview=True),
     )
 
 

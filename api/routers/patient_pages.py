@@ -31,7 +31,7 @@ from contracts.runs import AnswerSubmission
 from core.charts import ChartPoint, line_chart
 from core.links import LinkError, LinkExpired
 from core.logs import get_logger
-from core.models import CareTask, PathwayRun, TaskStatus, utcnow
+from core.models import CareTask, Encounter, PathwayRun, TaskStatus, utcnow
 from core.validation import Key
 from pathways.answers import (
     UPLOAD_REFERENCE,
@@ -220,7 +220,13 @@ async def _open(
     if task.status not in (TaskStatus.SENT, TaskStatus.PENDING):
         return _expired(container, task)
     form = snapshot.forms.get(task.form_id)
-    return _invalid(container) if form is None else _OpenTask(task=task, form=form)
+    if form is None:
+        return _invalid(container)
+    # SAT-2: only the questions about steps of care the patient's encounter went through.
+    encounter = await session.get(Encounter, run.encounter_id) if run.encounter_id else None
+    return _OpenTask(
+        task=task, form=form.for_care_steps(encounter.care_steps if encounter else None)
+    )
 
 
 async def _signal(
@@ -259,14 +265,14 @@ def _form_page(
         "form.html",
         status.HTTP_422_UNPROCESSABLE_CONTENT if errors else status.HTTP_200_OK,
         valid_until=opened.task.valid_until,
-        draft_path=f"/p/{token}/draft",
-        draft_saved_at=draft_saved_at,
         **form_context(
             opened.form,
             values,
             errors,
             upload_path=f"/p/{token}/uploads",
             file_urls=file_urls,
+            draft_path=f"/p/{token}/draft",
+            draft_saved_at=draft_saved_at,
         ),
     )
 

@@ -79,6 +79,9 @@ class Encounter(SQLModel, table=True):
     attending_doctor: str | None = Field(default=None, max_length=64)
     responsible_nurse: str | None = Field(default=None, max_length=64)
     diagnoses: list[dict[str, str]] = Field(default_factory=list, sa_type=JSONType)
+    # The steps the HIS said the visit or stay went through (SAT-2: a satisfaction question
+    # about another step is not asked); None: not reported, every question is asked.
+    care_steps: list[str] | None = Field(default=None, sa_type=JSONType)
     admitted_at: datetime | None = ts_field()
     discharged_at: datetime | None = ts_field()
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -33,6 +33,8 @@ RATING_SCALE = f"{CAREPATH}/rating-scale"
 CASCADE = f"{CAREPATH}/cascade"
 # A yes/no question with its own labels (or options that end the form): a choice of yes and no.
 YES_NO = f"{CAREPATH}/yes-no"
+# A care step the question is about (SAT-2), one extension per step.
+CARE_STEP = f"{CAREPATH}/care-step"
 SIGNATURE = f"{CAREPATH}/signature"
 DESCRIPTION = f"{CAREPATH}/description"
 # A group made from a section heading the questions after it (not from a group imported).

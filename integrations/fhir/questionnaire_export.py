@@ -16,6 +16,7 @@ from integrations.fhir.extensions import (
     ABNORMAL,
     ABNORMAL_AT_LEAST,
     ABNORMAL_AT_MOST,
+    CARE_STEP,
     CASCADE,
     CASCADE_LABEL_SEPARATOR,
     CASCADE_SEPARATOR,
@@ -269,6 +270,7 @@ def _item(form: FormDefinition, question: Question) -> dict[str, Any]:
         if value is not None:
             url = ABNORMAL_AT_LEAST if name == "abnormal_at_least" else ABNORMAL_AT_MOST
             extensions.append(ext(url, valueDecimal=_number(value)))
+    extensions += [ext(CARE_STEP, valueCode=step) for step in question.care_steps]
     if question.show_if is not None:
         extensions.append(ext(SHOW_IF, valueString=question.show_if))
         item.update(_enable_when(form, question.show_if) or {})

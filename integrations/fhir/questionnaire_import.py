@@ -18,6 +18,7 @@ from integrations.fhir.extensions import (
     ABNORMAL,
     ABNORMAL_AT_LEAST,
     ABNORMAL_AT_MOST,
+    CARE_STEP,
     CASCADE,
     CASCADE_LABEL_SEPARATOR,
     CASCADE_SEPARATOR,
@@ -190,6 +191,9 @@ class _Reader:
         ):
             if one(extensions, url) is not None:
                 question[key] = one(extensions, url)
+        steps = [value_of(e) for e in extensions.get(CARE_STEP, [])]
+        if steps:
+            question["care_steps"] = steps
         if one(extensions, END_IF):
             question["end_if"] = one(extensions, END_IF)
         show_if = one(extensions, SHOW_IF) or self._show_if(item, at)

@@ -107,8 +107,21 @@
     return rounded / scale;
   }
 
+  function mean() {
+    var found = [];
+    (function collect(list) {
+      for (var i = 0; i < list.length; i++) {
+        if (Array.isArray(list[i])) collect(list[i]);
+        else if (numbers(list[i])) found.push(list[i]);
+      }
+    })(arguments);
+    if (!found.length) return null;
+    return found.reduce(function (a, b) { return a + b; }, 0) / found.length;
+  }
+
   var FUNCTIONS = {
     sum: sum,
+    mean: mean,
     count: function () {
       return Array.prototype.filter.call(arguments, function (v) {
         return !(v === null || v === false || v === "" || (numbers(v) && v === 0));

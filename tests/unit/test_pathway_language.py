@@ -66,7 +66,7 @@ def test_every_problem_is_listed_at_its_path() -> None:
         "steps[0].id": "step id 'baseline' is used twice",
         "steps[7].id": "step id 'baseline' is used twice",
         "steps[1].rules[0].when": (
-            "only these functions: abs, band, count, len, max, min, round, sum"
+            "only these functions: abs, band, count, len, max, mean, min, round, sum"
         ),
         "steps[1].rules[0].activate[0]": "'monthly' is not a step without a schedule",
         "steps[4].action.form": "unknown form 'no-such-form'",
