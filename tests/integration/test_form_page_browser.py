@@ -276,7 +276,7 @@ async def test_a_drawn_signature_is_saved_on_submit_and_a_wrong_file_is_said(
     assert [u.question_id for u in uploads] == ["signature"]
 
 
-async def test_answers_are_kept_as_the_patient_goes_and_shown_again_through_the_same_link(
+async def test_a_patient_leaves_half_way_comes_back_through_the_link_and_answers_every_type(
     served: Page, form_task: FormTask, tmp_path: Path
 ) -> None:
     page = served
@@ -302,9 +302,19 @@ async def test_answers_are_kept_as_the_patient_goes_and_shown_again_through_the_
     await page.screenshot(path=str(tmp_path / "draft-restored.png"), full_page=True)
 
     await _answer_the_rest(page)
+    # A fever after all: the questions about it appear, and every remaining type is answered.
+    temperature = page.locator("#q-temperature")
+    await expect(temperature).to_be_hidden()
+    await page.locator('input[name="has_fever"][value="yes"]').check(force=True)
+    await expect(temperature).to_be_visible()
+    await page.locator("#i-temperature").fill("38.2")
+    await page.locator("#i-fever_since").fill("2026-03-01")
+    await page.locator("#i-medicine_time").fill("08:30")
+    await page.locator("#i-summary").fill("伤口换药后好转")
     await _sign(page)
     await page.locator("#q-signature").get_by_role("button", name="确认签名").click()
     await expect(page.locator("#q-signature figure.thumb img")).to_be_visible()
+    await page.screenshot(path=str(tmp_path / "every-type.png"), full_page=True)
     await page.get_by_role("button", name="提交").click()
     await expect(page.get_by_role("heading", name="提交成功")).to_be_visible()
     async with form_task.api.sessions() as session:
