@@ -14,6 +14,7 @@ from api import outage
 from api.container import Container
 from api.routers import (
     alerts,
+    articles,
     audit,
     auth,
     complaint_pages,
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         prescriptions.router,
         pathways.router,
         forms.router,
+        articles.router,
         run_operations.router,
         enrolment.router,
         patient_exclusion.router,

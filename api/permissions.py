@@ -59,6 +59,8 @@ class Permission(StrEnum):
     STAFF_ADMIN = "staff.admin"
     AUDIT_READ = "audit.read"
     PATIENTS_READ = "patients.read"  # one patient's record (audited)
+    ARTICLES_WRITE = "articles.write"  # drafts of team and personal articles, submitting them
+    ARTICLES_APPROVE = "articles.approve"  # approving (publishing) others' articles
     COMPLAINTS_READ = "complaints.read"  # the complaint queue, a case, the statistics
     COMPLAINTS_HANDLE = "complaints.handle"  # open, acknowledge, resolve, reassign
     PATIENTS_REVEAL = (
@@ -89,6 +91,7 @@ _CLINICAL = {
     P.PATIENTS_REVEAL,
     P.COMPLAINTS_READ,
     P.COMPLAINTS_HANDLE,
+    P.ARTICLES_WRITE,
 }
 
 ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
@@ -99,7 +102,7 @@ ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
         | {P.PRESCRIPTIONS_READ, P.CONSULTATIONS_READ, P.CONSULTATIONS_ACCEPT}
     ),
     StaffRole.CARE_MANAGER: frozenset(
-        _EVERY_STAFF | _CLINICAL | {P.PATHWAYS_DESIGN, P.PAYMENTS_READ}
+        _EVERY_STAFF | _CLINICAL | {P.PATHWAYS_DESIGN, P.PAYMENTS_READ, P.ARTICLES_APPROVE}
     ),
     # A delivery problem needs the receiver's phone or address (services.disclosure says which).
     StaffRole.PHARMACIST: frozenset(
@@ -126,6 +129,8 @@ ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
             # The quality office: every case, and the escalated ones to handle.
             P.COMPLAINTS_READ,
             P.COMPLAINTS_HANDLE,
+            P.ARTICLES_WRITE,
+            P.ARTICLES_APPROVE,
         }
     ),
     # Another hospital system (patient portal, kiosk, HIS) calling with a token.
@@ -194,6 +199,7 @@ PUBLIC_ROUTES: dict[tuple[str, str], Exposure] = {
     # The pathway language's JSON Schema: the same for everyone, nothing about patients.
     ("GET", "/api/pathways/schema"): Exposure.REFERENCE,
     ("GET", "/api/forms/schema"): Exposure.REFERENCE,
+    ("GET", "/api/articles/schema"): Exposure.REFERENCE,
     ("POST", "/webhooks/his/discharge"): Exposure.SIGNED_WEBHOOK,
     ("POST", "/webhooks/his/events"): Exposure.SIGNED_WEBHOOK,
     ("POST", "/webhooks/his/prescriptions"): Exposure.SIGNED_WEBHOOK,

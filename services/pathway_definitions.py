@@ -13,9 +13,15 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import DefinitionStatus, Pathway, PathwayVersion, utcnow
-from pathways.definition import PathProblem, PathwaySnapshot, validate_definition
+from pathways.definition import (
+    ArticleDefinition,
+    PathProblem,
+    PathwaySnapshot,
+    validate_definition,
+)
 from pathways.form_definition import FormDefinition
 from pathways.library import Library, snapshot
+from services.article_definitions import published_articles, sync_library_articles
 from services.form_definitions import published_forms, sync_library_forms
 
 
@@ -30,30 +36,39 @@ class DefinitionConflict(ValueError):
 
 
 @dataclass(frozen=True)
+class Published:
+    """The newest published version of every form and article: what a pathway definition is
+    checked against, and pins at publication."""
+
+    forms: Mapping[str, FormDefinition]
+    articles: Mapping[str, ArticleDefinition]
+
+    @classmethod
+    async def load(cls, session: AsyncSession) -> Published:
+        return cls(await published_forms(session), await published_articles(session))
+
+
+@dataclass(frozen=True)
 class DesignContext:
-    """What a pathway definition is checked against besides its forms (which are data: see
-    services.form_definitions.published_forms)."""
+    """What a pathway definition is checked against besides the published forms and articles
+    (which are data: see Published)."""
 
     library: Library
     templates: set[str]
 
-    def validate(
-        self, body: dict[str, Any], forms: Mapping[str, FormDefinition]
-    ) -> list[PathProblem]:
+    def validate(self, body: dict[str, Any], published: Published) -> list[PathProblem]:
         _, problems = validate_definition(
-            body, forms=forms, articles=self.library.articles, templates=self.templates
+            body, forms=published.forms, articles=published.articles, templates=self.templates
         )
         return problems
 
-    def snapshot(
-        self, body: dict[str, Any], version: int, forms: Mapping[str, FormDefinition]
-    ) -> PathwaySnapshot:
+    def snapshot(self, body: dict[str, Any], version: int, published: Published) -> PathwaySnapshot:
         definition, problems = validate_definition(
-            body, forms=forms, articles=self.library.articles, templates=self.templates
+            body, forms=published.forms, articles=published.articles, templates=self.templates
         )
         if definition is None or problems:
             raise DefinitionRejected(problems)
-        return snapshot(definition, version, forms, self.library.articles)
+        return snapshot(definition, version, published.forms, published.articles)
 
 
 async def _next_version(session: AsyncSession, pathway_id: str) -> int:
@@ -68,7 +83,8 @@ async def create_draft(
 ) -> PathwayVersion:
     """A new draft: a new pathway, or the next version of an existing one."""
     pathway_id = str(body.get("id", ""))
-    problems = [p for p in ctx.validate(body, forms={}) if p.path in ("id", "name", "kind")]
+    nothing = Published(forms={}, articles={})
+    problems = [p for p in ctx.validate(body, nothing) if p.path in ("id", "name", "kind")]
     if problems:
         raise DefinitionRejected(problems)
     pathway = await session.get(Pathway, pathway_id)
@@ -151,8 +167,8 @@ async def publish(
     row = await version_row(session, pathway_id, version)
     if row.status == DefinitionStatus.PUBLISHED:
         raise DefinitionConflict(f"version {version} is already published")
-    forms = await published_forms(session)
-    pinned = ctx.snapshot(row.body, version, forms)  # raises DefinitionRejected with every problem
+    published = await Published.load(session)
+    pinned = ctx.snapshot(row.body, version, published)  # raises DefinitionRejected, every problem
     row.status = DefinitionStatus.PUBLISHED
     row.snapshot = pinned.model_dump(mode="json")
     row.published_by = actor
@@ -228,11 +244,12 @@ async def live_snapshots(session: AsyncSession) -> list[PathwaySnapshot]:
 
 
 async def sync_library(session: AsyncSession, ctx: DesignContext, actor: str = "library") -> None:
-    """Publishes the library forms, then each library plan that is new or changed, or whose
-    forms changed, as the next version of its pathway, and makes it live if the live version
-    was the library's. Running it again changes nothing."""
+    """Publishes the library forms and articles, then each library plan that is new or changed,
+    or whose forms or articles changed, as the next version of its pathway, and makes it live if
+    the live version was the library's. Running it again changes nothing."""
     await sync_library_forms(session, ctx.library.forms)
-    forms = await published_forms(session)
+    await sync_library_articles(session, ctx.library.articles)
+    published = await Published.load(session)
     for definition in ctx.library.definitions.values():
         body = definition.model_dump(mode="json", exclude_defaults=True)
         pathway = await session.get(Pathway, definition.id)
@@ -252,7 +269,7 @@ async def sync_library(session: AsyncSession, ctx: DesignContext, actor: str = "
             and newest.snapshot is not None
             # Compared as models: a field added to the language since is equal at its default.
             and PathwaySnapshot.model_validate(newest.snapshot)
-            == snapshot(definition, newest.version, forms, ctx.library.articles)
+            == snapshot(definition, newest.version, published.forms, published.articles)
         ):
             continue
         if pathway is None:
@@ -262,7 +279,7 @@ async def sync_library(session: AsyncSession, ctx: DesignContext, actor: str = "
             session.add(pathway)
             await session.flush()
         version = await _next_version(session, definition.id)
-        pinned = snapshot(definition, version, forms, ctx.library.articles)
+        pinned = snapshot(definition, version, published.forms, published.articles)
         session.add(
             PathwayVersion(
                 pathway_id=definition.id,

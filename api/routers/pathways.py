@@ -20,11 +20,11 @@ from pathways.definition import PathwayDefinition, PathwaySnapshot
 from pathways.membership import EventFacts, matches
 from pathways.timeline import add_offset, timeline
 from services import audit
-from services.form_definitions import published_forms
 from services.pathway_definitions import (
     AVAILABILITY_CHANGES,
     DefinitionConflict,
     DefinitionRejected,
+    Published,
     change_availability,
     create_draft,
     pathways_with_version_counts,
@@ -86,7 +86,7 @@ async def schema() -> dict[str, Any]:
 async def validate(
     body: BodyDep, container: ContainerDep, session: SessionDep, _: ReaderDep
 ) -> ValidationOut:
-    problems = container.design.validate(body, await published_forms(session))
+    problems = container.design.validate(body, await Published.load(session))
     return ValidationOut(valid=not problems, problems=problems)
 
 
@@ -316,7 +316,7 @@ async def preview(
         pinned = (
             PathwaySnapshot.model_validate(row.snapshot)
             if row.snapshot is not None
-            else container.design.snapshot(row.body, version, await published_forms(session))
+            else container.design.snapshot(row.body, version, await Published.load(session))
         )
     except DefinitionRejected as exc:
         raise _rejected(exc) from exc

@@ -2,6 +2,7 @@
 
 # Registers the flush hook that numbers and chains every new AuditEntry (SEC-2).
 import core.audit_chain  # noqa: F401
+from core.models.articles import ArticleDocument, ArticleOwner, ArticleStatus, ArticleVersion
 from core.models.base import new_id, utcnow
 from core.models.clinical import (
     Alert,
@@ -61,6 +62,10 @@ __all__ = [
     "MESSAGE_STATUS_RANK",
     "Alert",
     "AlertStatus",
+    "ArticleDocument",
+    "ArticleOwner",
+    "ArticleStatus",
+    "ArticleVersion",
     "AttemptStatus",
     "AuditEntry",
     "BatchStatus",

@@ -245,6 +245,29 @@ ROUTES: list[Row] = [
     Row("POST", "/api/pathways/{pathway_id}/versions/{version}/publish", {CM, ADMIN}, None, ANY),
     Row("PUT", "/api/pathways/{pathway_id}/live", {CM, ADMIN}, None, 422, {}),
     Row("POST", "/api/pathways/{pathway_id}/{change}", {CM, ADMIN}, None, 422, {}),
+    # the knowledge base (a platform article: read-only here)
+    Row("GET", "/api/articles", ALL),
+    Row("GET", "/api/articles/review-queue", {CM, ADMIN}),
+    Row("POST", "/api/articles/validate", ALL, None, 200, {}),
+    Row("POST", "/api/articles", CLINICAL | {ADMIN}, None, 422, {}),
+    Row("GET", "/api/articles/{article_id}/versions", ALL),
+    Row("PUT", "/api/articles/{article_id}/versions/{version}", CLINICAL | {ADMIN}, None, 409, {}),
+    Row(
+        "POST",
+        "/api/articles/{article_id}/versions/{version}/submit",
+        CLINICAL | {ADMIN},
+        None,
+        409,
+    ),
+    Row(
+        "POST",
+        "/api/articles/{article_id}/versions/{version}/review",
+        {CM, ADMIN},
+        None,
+        409,
+        {"approve": True},
+    ),
+    Row("GET", "/api/articles/{article_id}/versions/{version}/preview", ALL),
     # the form designer (a library form: read-only)
     Row("GET", "/api/forms", ALL),
     Row("POST", "/api/forms/validate", ALL, None, 200, {}),
@@ -349,6 +372,7 @@ ROUTES: list[Row] = [
 FIXED = {
     "pathway_id": PLAN,
     "form_id": "phq-9",
+    "article_id": "chd-diet",
     "name": "pain",
     "version": "1",
     "step_id": "day3",
