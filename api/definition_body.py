@@ -5,6 +5,8 @@ designer's 422 (a list of problems at their paths) and the OpenAPI still documen
 from __future__ import annotations
 
 import json
+import re
+from datetime import date, datetime, time
 from typing import Annotated, Any
 
 import yaml
@@ -72,6 +74,42 @@ async def _capped(request: Request) -> bytes:
     return bytes(raw)
 
 
+def _iso(value: Any) -> str:
+    if isinstance(value, date | datetime | time):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+# What no one types and PostgreSQL refuses in text (NUL) or cannot store (a lone surrogate).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+MAX_DEPTH = 32
+
+
+def _unstorable(value: Any, depth: int = 0) -> str | None:
+    """Why the document cannot be stored as it is, or None: checked here because a draft is
+    kept before it is valid, so the model's own checks do not guard the database."""
+    if depth > MAX_DEPTH:
+        return f"nested deeper than {MAX_DEPTH} levels"
+    if isinstance(value, str):
+        if _CONTROL.search(value):
+            return "text holds control characters"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "text is not valid Unicode"
+        return None
+    items: list[Any] = []
+    if isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        items = value
+    for item in items:
+        found = _unstorable(item, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
 async def definition_body(request: Request) -> dict[str, Any]:
     """The request body as a definition: JSON, or YAML (application/yaml, text/yaml)."""
     raw = await _capped(request)
@@ -83,7 +121,16 @@ async def definition_body(request: Request) -> dict[str, Any]:
         raise _problem(f"not valid {'YAML' if 'yaml' in kind else 'JSON'}") from exc
     if not isinstance(data, dict):
         raise _problem("a definition is a mapping")
-    return data
+    try:
+        # As JSON stores it: YAML's dates become ISO text (what the models read), and what JSON
+        # cannot hold (a date as a key, NaN) is refused here rather than by the database.
+        stored: dict[str, Any] = json.loads(json.dumps(data, default=_iso, allow_nan=False))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise _problem("not representable as JSON (keys must be text; no NaN or infinity)") from exc
+    unstorable = _unstorable(stored)
+    if unstorable is not None:
+        raise _problem(unstorable)
+    return stored
 
 
 BodyDep = Annotated[dict[str, Any], Depends(definition_body)]
