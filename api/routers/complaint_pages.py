@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse
+from pydantic import ValidationError
 
 from api.deps import ContainerDep, SessionDep
 from api.form_body import BodyTooLarge, MalformedBody, read_form
@@ -89,13 +90,13 @@ async def rate(
     if len(comment) > 500:
         return _page(container, found, status.HTTP_422_UNPROCESSABLE_CONTENT, "意见请不超过500字。")
     try:
-        await take_step(
-            session,
-            container.temporal,
-            found,
-            UPDATE_RATE,
-            Rating(stars=int(stars), comment=comment or None),
+        rating = Rating(stars=int(stars), comment=comment or None)
+    except ValidationError:
+        return _page(
+            container, found, status.HTTP_422_UNPROCESSABLE_CONTENT, "意见中有无法识别的字符。"
         )
+    try:
+        await take_step(session, container.temporal, found, UPDATE_RATE, rating)
     except ComplaintConflict as exc:
         return _message(container, status.HTTP_409_CONFLICT, "无法评价", str(exc))
     return render_page(

@@ -157,7 +157,7 @@ class _Reader:
         elif kind in ("string", "text"):
             question["type"] = "text" if kind == "string" else "long_text"
             if item.get("maxLength"):
-                question["max_length"] = min(int(item["maxLength"]), 5000)
+                question["max_length"] = _whole(item["maxLength"])
         elif kind in ("decimal", "integer"):
             self._number(item, question, extensions, controls)
         elif kind in ("date", "time"):
@@ -175,7 +175,7 @@ class _Reader:
                 question["content_types"] = types
             size = one(extensions, MAX_SIZE)
             if size is not None:
-                question["max_bytes"] = int(size)
+                question["max_bytes"] = _whole(size)
             if item.get("repeats") and question["type"] == "photo":
                 question["max_files"] = one(extensions, MAX_OCCURS) or 5
         else:
@@ -386,6 +386,16 @@ class _Reader:
                 )
         joiner = " or " if item.get("enableBehavior") == "any" else " and "
         return joiner.join(parts) if parts else None
+
+
+def _whole(value: Any) -> Any:
+    """A whole number from FHIR's integer or decimal; anything else as it came, for the form's
+    own check to name."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value
+    return int(number) if number.is_integer() else value
 
 
 def _prune(options: list[dict[str, Any]]) -> None:
