@@ -77,8 +77,10 @@ class TwilioSmsChannel:
         if message.phone is None:
             return None
         try:
+            # Every message to the number since the try (newest first, all pages): a patient
+            # sent many notices at once must not push the one we look for off a first page.
             found = await self._client.messages.list_async(
-                to=message.phone, date_sent_after=since - _LOOKUP_SLACK, limit=50
+                to=message.phone, date_sent_after=since - _LOOKUP_SLACK, page_size=100
             )
         except TwilioRestException as exc:
             raise _classify(exc) from exc

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
@@ -194,26 +195,40 @@ def create_app(state: TwilioState) -> FastAPI:
 
     @api.get("/Messages.json")
     async def list_messages(account_sid: str, request: Request) -> dict[str, Any]:
-        to = request.query_params.get("To")
-        after = request.query_params.get("DateSent>")
+        """As Twilio lists them: newest first, a page of PageSize (50 by default) at a time."""
+        query = request.query_params
+        to = query.get("To")
+        after = query.get("DateSent>")
         since = datetime.fromisoformat(after.replace("Z", "+00:00")) if after else None
-        found = [
-            m.resource()
-            for m in state.messages.values()
-            if m.account_sid == account_sid
-            and (to is None or m.to == to)
-            and (since is None or m.date_created >= since)
-        ]
+        size = min(max(int(query.get("PageSize", "50") or 50), 1), 1000)
+        page = max(int(query.get("Page", "0") or 0), 0)
+        matching = sorted(
+            (
+                m
+                for m in state.messages.values()
+                if m.account_sid == account_sid
+                and (to is None or m.to == to)
+                and (since is None or m.date_created >= since)
+            ),
+            key=lambda m: m.date_created,
+            reverse=True,
+        )
+        found = [m.resource() for m in matching[page * size : (page + 1) * size]]
+        path = str(request.url.path)
+
+        def uri(n: int) -> str:
+            return f"{path}?{urlencode({**dict(query), 'PageSize': size, 'Page': n})}"
+
         return {
             "messages": found,
-            "page": 0,
-            "page_size": len(found),
-            "start": 0,
-            "end": max(len(found) - 1, 0),
-            "first_page_uri": str(request.url.path),
-            "next_page_uri": None,
-            "previous_page_uri": None,
-            "uri": str(request.url.path),
+            "page": page,
+            "page_size": size,
+            "start": page * size,
+            "end": page * size + max(len(found) - 1, 0),
+            "first_page_uri": uri(0),
+            "next_page_uri": uri(page + 1) if (page + 1) * size < len(matching) else None,
+            "previous_page_uri": uri(page - 1) if page > 0 else None,
+            "uri": uri(page),
         }
 
     @api.get("/Messages/{sid}.json")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -19,7 +19,7 @@ from harness.waiting import eventually
 from integrations.wechat import WeChatTemplateChannel
 from simulators.faults import FaultPlan, FaultRule
 from simulators.twilio.app import Faults as TwilioFaults
-from simulators.twilio.app import twilio_signature
+from simulators.twilio.app import SimMessage, twilio_signature
 from simulators.wechat.app import wechat_signature
 from tests.messaging.conftest import NOTICE, TWILIO_TOKEN, WECHAT_TOKEN, Stack, StackFactory
 
@@ -76,6 +76,44 @@ async def test_wechat_template_message_with_token_refresh(
     # One token for the first send, one fresh after the 42001: not one per message.
     assert stack.wechat.token_requests == 2
     assert stack.twilio.messages == {}
+
+
+async def test_an_sms_whose_answer_was_lost_is_found_among_many_to_the_same_number(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+) -> None:
+    async with (
+        messaging_stack(dev_env, channel_timeout_seconds=1.0) as stack,
+        stack.workers(),
+    ):
+        patient = await stack.patient(phone="13800138009")
+        # Sixty notices already went to this number moments ago (a burst of prescription
+        # updates): more than one page of Twilio's list.
+        now = datetime.now(UTC)
+        for n in range(60):
+            stack.twilio.messages[f"SMearlier{n:02d}"] = SimMessage(
+                sid=f"SMearlier{n:02d}",
+                account_sid=stack.twilio.account_sid,
+                to="+8613800138009",
+                from_="+15005550006",
+                body=f"earlier notice {n}",
+                status="delivered",
+                status_callback=None,
+                date_created=now - timedelta(seconds=60 - n),
+            )
+        stack.twilio.random_faults.replace(
+            FaultPlan(
+                hang_seconds=2.0,  # past the channel's 1 s timeout
+                rules=[FaultRule(path_prefix="/2010-04-01", method="POST", hang_after_commit=True)],
+            )
+        )
+        response = await stack.push(
+            idempotency_key="burst-1", to={"patient_id": patient.his_patient_id}
+        )
+        await stack.wait_status(response.json()["message_id"], "sent", "delivered")
+
+    # The retry found the one it sent among the sixty-one, and did not send it again.
+    ours = [m for m in stack.twilio.messages.values() if m.body.startswith("【示例医院】")]
+    assert len(ours) == 1
 
 
 async def test_a_provider_id_seen_before_is_stored_and_the_message_is_not_sent_again(
