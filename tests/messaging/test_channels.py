@@ -16,10 +16,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from core.models import DeliveryReport, MessageAttempt, OutboundMessage
 from harness.waiting import eventually
+from integrations.clients import message_channels
 from integrations.wechat import WeChatTemplateChannel
+from messaging.channel import OutgoingMessage
 from simulators.faults import FaultPlan, FaultRule
 from simulators.twilio.app import Faults as TwilioFaults
-from simulators.twilio.app import SimMessage, twilio_signature
+from simulators.twilio.app import twilio_signature
 from simulators.wechat.app import wechat_signature
 from tests.messaging.conftest import NOTICE, TWILIO_TOKEN, WECHAT_TOKEN, Stack, StackFactory
 
@@ -81,39 +83,41 @@ async def test_wechat_template_message_with_token_refresh(
 async def test_an_sms_whose_answer_was_lost_is_found_among_many_to_the_same_number(
     dev_env: WorkflowEnvironment, messaging_stack: StackFactory
 ) -> None:
-    async with (
-        messaging_stack(dev_env, channel_timeout_seconds=1.0) as stack,
-        stack.workers(),
-    ):
-        patient = await stack.patient(phone="13800138009")
-        # Sixty notices already went to this number moments ago (a burst of prescription
-        # updates): more than one page of Twilio's list.
-        now = datetime.now(UTC)
-        for n in range(60):
-            stack.twilio.messages[f"SMearlier{n:02d}"] = SimMessage(
-                sid=f"SMearlier{n:02d}",
-                account_sid=stack.twilio.account_sid,
-                to="+8613800138009",
-                from_="+15005550006",
-                body=f"earlier notice {n}",
-                status="delivered",
-                status_callback=None,
-                date_created=now - timedelta(seconds=60 - n),
+    """The lookup a retry makes after a lost answer (find_sent) finds the message it sent even
+    when a burst of others went to the number since: Twilio lists newest first, a page at a
+    time, and every page is read."""
+    async with messaging_stack(dev_env) as stack:
+        channel = message_channels(stack.settings)["sms"]
+        try:
+            since = datetime.now(UTC)
+            ours = OutgoingMessage(
+                message_id="m-ours",
+                idempotency_key="burst-ours",
+                category="notice",
+                template="notice_generic",
+                phone="+8613800138009",
+                openid=None,
+                sms_body="【示例医院】您的复诊时间已调整为3月5日上午。",
             )
-        stack.twilio.random_faults.replace(
-            FaultPlan(
-                hang_seconds=2.0,  # past the channel's 1 s timeout
-                rules=[FaultRule(path_prefix="/2010-04-01", method="POST", hang_after_commit=True)],
-            )
-        )
-        response = await stack.push(
-            idempotency_key="burst-1", to={"patient_id": patient.his_patient_id}
-        )
-        await stack.wait_status(response.json()["message_id"], "sent", "delivered")
+            sent = await channel.deliver(ours)
+            for n in range(120):  # two and a half pages of newer notices to the same number
+                await channel.deliver(
+                    OutgoingMessage(
+                        message_id=f"m-{n}",
+                        idempotency_key=f"burst-{n}",
+                        category="notice",
+                        template="notice_generic",
+                        phone="+8613800138009",
+                        openid=None,
+                        sms_body=f"【示例医院】处方进度通知 {n}",
+                    )
+                )
+            found = await channel.find_sent(ours, since)
+        finally:
+            await channel.close()
 
-    # The retry found the one it sent among the sixty-one, and did not send it again.
-    ours = [m for m in stack.twilio.messages.values() if m.body.startswith("【示例医院】")]
-    assert len(ours) == 1
+    assert found is not None
+    assert found.provider_message_id == sent.provider_message_id
 
 
 async def test_a_provider_id_seen_before_is_stored_and_the_message_is_not_sent_again(
