@@ -71,6 +71,7 @@ async def test_an_outside_questionnaire_is_imported_previewed_published_and_expo
 
 async def test_a_questionnaire_that_cannot_be_imported_is_refused_whole(api: Api) -> None:
     headers = await _staff(api)
+    nurse = await _staff(api, StaffRole.NURSE)
     before = await api.counts()
 
     unsupported = _outside()
@@ -94,15 +95,13 @@ async def test_a_questionnaire_that_cannot_be_imported_is_refused_whole(api: Api
         "/api/forms/fhir", json={"resourceType": "Questionnaire", "item": "x"}, headers=headers
     )
     assert not_fhir.status_code == 422
-    paths = {p["path"] for p in not_fhir.json()["detail"]}
-    assert {"status", "item"} <= paths
+    assert "item" in {p["path"] for p in not_fhir.json()["detail"]}
 
     library = copy.deepcopy(_outside())
     library["identifier"] = [{"system": "https://carepath.dev/fhir/form-id", "value": "phq-9"}]
     assert (
         await api.http.post("/api/forms/fhir", json=library, headers=headers)
     ).status_code == 409
-    nurse = await _staff(api, StaffRole.NURSE)
     assert (
         await api.http.post("/api/forms/fhir", json=_outside(), headers=nurse)
     ).status_code == 403

@@ -29,9 +29,11 @@ async def _survey_task(form_task: FormTask, steps: list[str] | None) -> None:
             **run.plan_snapshot,
             "forms": {**run.plan_snapshot["forms"], SURVEY.id: SURVEY.model_dump(mode="json")},
         }
-        assert run.encounter_id is not None
-        encounter = await session.get(Encounter, run.encounter_id)
+        encounter = (
+            await session.exec(select(Encounter).where(Encounter.patient_id == task.patient_id))
+        ).first()
         assert encounter is not None
+        run.encounter_id = encounter.id
         encounter.care_steps = steps
 
 
