@@ -12,10 +12,10 @@ from temporalio.client import WorkflowExecutionStatus
 
 from core.models import AuditEntry, Encounter, InboundEvent, Patient
 from simulators.his.app import Faults
-from tests.api.conftest import Api, discharge_event
+from tests.api.conftest import LIBRARY_TABLES, Api, discharge_event
 
 # Every table, empty: a refused event writes nothing anywhere.
-EMPTY = dict.fromkeys(set(SQLModel.metadata.tables) - {"pathway", "pathway_version"}, 0)
+EMPTY = dict.fromkeys(set(SQLModel.metadata.tables) - set(LIBRARY_TABLES), 0)
 
 
 async def test_discharge_starts_the_matching_pathways(api: Api) -> None:

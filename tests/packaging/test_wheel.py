@@ -34,6 +34,7 @@ PACKAGES = (
     "activities",
     "pathways",
     "prescriptions",
+    "complaints",
     "workers",
     "simulators",
     "infra",
