@@ -14,11 +14,10 @@ database and audited by the record activity.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -60,21 +59,7 @@ with workflow.unsafe.imports_passed_through():
         delivery_workflow_id,
     )
     from workflows.retries import DATABASE_RETRY, DATABASE_TIMEOUT
-
-
-class _Rejected(ApplicationError):
-    """An update that does not apply; the caller gets the message, the case goes on."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, type="UpdateRejected", non_retryable=True)
-
-
-@contextlib.contextmanager
-def _refused_as_rejected() -> Iterator[None]:
-    try:
-        yield
-    except StepRefused as refused:
-        raise _Rejected(str(refused)) from None
+    from workflows.updates import refused_as_rejected, wait_for
 
 
 @workflow.defn(name=COMPLAINT_WORKFLOW)
@@ -116,7 +101,7 @@ class ComplaintWorkflow:
             await self._watch_deadlines()
         if self._status == "resolved":
             rating_window = timedelta(days=input.policy.rating_days)
-            if not await self._wait(lambda: self._rating is not None, rating_window):
+            if not await wait_for(lambda: self._rating is not None, rating_window):
                 await self._close("患者未在期限内评价", SYSTEM)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state()
@@ -135,7 +120,7 @@ class ComplaintWorkflow:
             await workflow.wait_condition(stepped)
             return
         when, which = min(deadlines)
-        if await self._wait(stepped, when - workflow.now()):
+        if await wait_for(stepped, when - workflow.now()):
             return
         if which == "acknowledge":
             self._acknowledge_escalated = True
@@ -183,7 +168,7 @@ class ComplaintWorkflow:
 
     @acknowledge.validator
     def _check_acknowledge(self, acknowledgement: Acknowledgement) -> None:  # noqa: ARG002
-        with _refused_as_rejected():
+        with refused_as_rejected(StepRefused):
             check_acknowledge(self._status)
 
     @workflow.update(name=UPDATE_RESOLVE)
@@ -200,7 +185,7 @@ class ComplaintWorkflow:
 
     @resolve.validator
     def _check_resolve(self, resolution: Resolution) -> None:  # noqa: ARG002
-        with _refused_as_rejected():
+        with refused_as_rejected(StepRefused):
             check_resolve(self._status, self._input.kind)
 
     @workflow.update(name=UPDATE_REASSIGN)
@@ -226,7 +211,7 @@ class ComplaintWorkflow:
 
     @reassign.validator
     def _check_reassign(self, reassignment: Reassignment) -> None:
-        with _refused_as_rejected():
+        with refused_as_rejected(StepRefused):
             check_reassign(self._status, self._department, reassignment.department_code)
 
     @workflow.update(name=UPDATE_RATE)
@@ -241,7 +226,7 @@ class ComplaintWorkflow:
 
     @rate.validator
     def _check_rating(self, rating: Rating) -> None:  # noqa: ARG002
-        with _refused_as_rejected():
+        with refused_as_rejected(StepRefused):
             check_rating(self._status, self._rating is not None)
 
     @workflow.query(name=QUERY_STATE)
@@ -264,19 +249,6 @@ class ComplaintWorkflow:
             rating=self._rating,
             steps=list(self._steps),
         )
-
-    @staticmethod
-    async def _wait(condition: Callable[[], bool], within: timedelta) -> bool:
-        """Waits for ``condition`` up to ``within``; False when the time ran out first."""
-        if condition():
-            return True
-        if within <= timedelta(0):
-            return False
-        try:
-            await workflow.wait_condition(condition, timeout=within)
-        except TimeoutError:
-            return False
-        return True
 
     async def _step(self, step: Step) -> None:
         self._steps.append(step)

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -88,6 +87,7 @@ with workflow.unsafe.imports_passed_through():
         HIS_CALLBACK_RETRY,
         HIS_CALLBACK_TIMEOUT,
     )
+    from workflows.updates import UpdateRejected, refused_as_rejected, wait_for
 
 PATIENT_NOTICES: dict[str, str] = {
     "approved": "已审核通过，请按医院提示完成缴费",
@@ -96,22 +96,6 @@ PATIENT_NOTICES: dict[str, str] = {
     "ready_for_pickup": "已备好，请到取药点取药",
     "refunded": "已退费",
 }
-
-
-class _Rejected(ApplicationError):
-    """An update that does not apply; the caller gets the message, the run goes on untouched."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, type="UpdateRejected", non_retryable=True)
-
-
-@contextlib.contextmanager
-def _refused_as_rejected() -> Iterator[None]:
-    """The lifecycle's refusal, as the update's rejection (the same message, nothing more)."""
-    try:
-        yield
-    except TransitionRefused as refused:
-        raise _Rejected(str(refused)) from None
 
 
 @workflow.defn(name=PRESCRIPTION_WORKFLOW)
@@ -163,7 +147,7 @@ class PrescriptionWorkflow:
                 return True
             await self._change("returned", conclusion.reviewer, conclusion.reason, "concluded")
             window = timedelta(hours=self._input.config.review.revision_window_hours)
-            if not await self._wait(lambda: self._revision or self._cancellation, window):
+            if not await wait_for(lambda: self._revision or self._cancellation, window):
                 self._cancellation = Cancellation(reason="医生未在时限内修改处方", by="system")
             if self._cancellation is not None:
                 await self._finish_cancelled()
@@ -197,7 +181,7 @@ class PrescriptionWorkflow:
     async def _conclude(self, review: ReviewRound) -> Conclusion | None:
         """The round's conclusion: the pharmacist's, or the system's at the deadline."""
         remaining = review.deadline_at - workflow.now()
-        await self._wait(lambda: self._decision or self._cancellation, remaining)
+        await wait_for(lambda: self._decision or self._cancellation, remaining)
         if self._cancellation is not None:
             return None
         if self._decision is None:
@@ -234,7 +218,7 @@ class PrescriptionWorkflow:
     async def _fulfil(self) -> None:
         config = self._input.config
         window = timedelta(hours=config.review.payment_window_hours)
-        if not await self._wait(lambda: self._payment or self._cancellation, window):
+        if not await wait_for(lambda: self._payment or self._cancellation, window):
             self._cancellation = Cancellation(reason="未在时限内缴费", by="system")
         if self._cancellation is not None:
             await self._finish_cancelled()
@@ -332,7 +316,7 @@ class PrescriptionWorkflow:
         )
         conclusion = self._rounds[decision.round - 1].conclusion
         if conclusion is None:
-            raise _Rejected("处方已取消")
+            raise UpdateRejected("处方已取消")
         return conclusion
 
     @decide.validator
@@ -341,7 +325,7 @@ class PrescriptionWorkflow:
 
     def _check_decision(self, decision: Decision) -> None:
         current = self._rounds[-1] if self._rounds else None
-        with _refused_as_rejected():
+        with refused_as_rejected(TransitionRefused):
             check_decision(
                 self._status,
                 decision.round,
@@ -365,7 +349,7 @@ class PrescriptionWorkflow:
         self._check_revision()
 
     def _check_revision(self) -> None:
-        with _refused_as_rejected():
+        with refused_as_rejected(TransitionRefused):
             check_revision(self._status, revision_pending=self._revision is not None)
 
     @workflow.update(name=UPDATE_CANCEL)
@@ -380,7 +364,7 @@ class PrescriptionWorkflow:
         self._check_cancellation()
 
     def _check_cancellation(self) -> None:
-        with _refused_as_rejected():
+        with refused_as_rejected(TransitionRefused):
             check_cancellation(self._status, cancellation_pending=self._cancellation is not None)
 
     @workflow.update(name=UPDATE_PAYMENT)
@@ -398,7 +382,7 @@ class PrescriptionWorkflow:
     def _check_payment(self, payment: Payment) -> bool:
         """True when this payment was already recorded (a redelivery)."""
         recorded = self._payment.payment_id if self._payment is not None else None
-        with _refused_as_rejected():
+        with refused_as_rejected(TransitionRefused):
             return check_payment(self._status, payment.payment_id, recorded_payment_id=recorded)
 
     @workflow.update(name=UPDATE_ENTERPRISE_STATUS)
@@ -418,7 +402,7 @@ class PrescriptionWorkflow:
     def _check_enterprise(self, update: EnterpriseUpdate) -> bool:
         """True for a repeat of the current status; refuses any skip or reversal."""
         latest = self._enterprise_updates[-1].status if self._enterprise_updates else None
-        with _refused_as_rejected():
+        with refused_as_rejected(TransitionRefused):
             return check_enterprise_status(
                 self._status,
                 update.status,
@@ -444,7 +428,7 @@ class PrescriptionWorkflow:
     def _check_refund(self, refund: Refund) -> bool:
         """True when this refund was already recorded (a redelivery)."""
         recorded = self._refund.refund_id if self._refund is not None else None
-        with _refused_as_rejected():
+        with refused_as_rejected(TransitionRefused):
             return check_refund(
                 self._status,
                 refund.refund_id,
@@ -470,17 +454,6 @@ class PrescriptionWorkflow:
             refund=self._refund,
             history=list(self._history),
         )
-
-    @staticmethod
-    async def _wait(condition: Callable[[], object], within: timedelta) -> bool:
-        """Waits for ``condition`` up to ``within``; False when the time ran out first."""
-        if within <= timedelta(0):
-            return bool(condition())
-        try:
-            await workflow.wait_condition(lambda: bool(condition()), timeout=within)
-        except TimeoutError:
-            return False
-        return True
 
     async def _change(self, status: RxStatus, by: str, note: str | None, kind: str) -> None:
         self._status = status
