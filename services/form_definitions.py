@@ -182,9 +182,14 @@ async def forms_with_version_counts(
             (col(FormDocument.department_code) == department_code)
             | col(FormDocument.department_code).is_(None)
         )
-    rows = (await session.exec(query)).all()
-    rows = sorted(rows, key=lambda d: (d.department_code or "", d.ward or "", d.id))
-    return [(d, int(counts.get(d.id, 0))) for d in rows]
+    rows = await session.exec(
+        query.order_by(
+            func.coalesce(FormDocument.department_code, ""),
+            func.coalesce(FormDocument.ward, ""),
+            col(FormDocument.id),
+        )
+    )
+    return [(d, int(counts.get(d.id, 0))) for d in rows.all()]
 
 
 async def published_forms(session: AsyncSession) -> dict[str, FormDefinition]:
