@@ -1,19 +1,50 @@
-"""The complaint workflow's one activity: each step projected into the complaint's row, and
-audited once (SAT-3: every step of a case is in the audit trail)."""
+"""Complaint activities (SAT-3): a case opened by a pathway rule written to its row (the
+pathway then starts its workflow), and each step of a case projected into the row and audited
+once (every step of a case is in the audit trail)."""
 
 from __future__ import annotations
 
 from temporalio import activity
 
-from contracts.complaint import ACTIVITY_RECORD, PATIENT, SYSTEM, RecordComplaint
+from contracts.complaint import (
+    ACTIVITY_OPEN,
+    ACTIVITY_RECORD,
+    PATIENT,
+    SYSTEM,
+    ComplaintInput,
+    OpenComplaint,
+    RecordComplaint,
+)
 from core.db import SessionFactory, transaction
 from core.models import Complaint
+from core.settings import Settings
 from services import audit
+from services.complaints import NewComplaint, record_case
 
 
 class ComplaintActivities:
-    def __init__(self, sessions: SessionFactory) -> None:
+    def __init__(self, sessions: SessionFactory, settings: Settings) -> None:
         self._sessions = sessions
+        self._settings = settings
+
+    @activity.defn(name=ACTIVITY_OPEN)
+    async def open(self, opening: OpenComplaint) -> ComplaintInput:
+        case = NewComplaint(
+            patient_id=opening.patient_id,
+            kind=opening.kind,
+            source=opening.source,
+            category=opening.category,
+            summary=opening.summary,
+            department_code=opening.department_code,
+            hospital_code=opening.hospital_code,
+            task_id=opening.task_id,
+            idempotency_key=opening.key,
+        )
+        async with transaction(self._sessions) as session:
+            _, start, _ = await record_case(
+                session, self._settings, case, SYSTEM, opening.opened_at
+            )
+        return start
 
     @activity.defn(name=ACTIVITY_RECORD)
     async def record(self, record: RecordComplaint) -> None:

@@ -22,6 +22,7 @@ UPDATE_RATE = "rate"
 QUERY_STATE = "state"
 
 ACTIVITY_RECORD = "complaints.record"
+ACTIVITY_OPEN = "complaints.open"
 
 SYSTEM = "system"
 # The actor of the patient's own steps (their rating).
@@ -51,6 +52,23 @@ class ComplaintInput(_Msg):
     opened_at: datetime
     # What it came from: a care task (a survey answer, a follow-up), if any.
     task_id: str | None = None
+
+
+class OpenComplaint(_Msg):
+    """A case opened by the system from a care task's answers (a pathway rule): its row is
+    written by the activity, which answers the workflow's input; the same key finds the same
+    case."""
+
+    key: str
+    kind: Kind
+    source: Source
+    category: Category
+    summary: str
+    patient_id: str
+    department_code: str
+    hospital_code: str
+    task_id: str | None
+    opened_at: datetime
 
 
 class Acknowledgement(_Msg):

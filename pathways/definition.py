@@ -14,6 +14,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from complaints.lifecycle import Category, Kind
 from core.validation import Slug, error_path
 from pathways.expressions import ExpressionError, compile_expression
 from pathways.form_definition import EncounterKind, FormDefinition
@@ -147,6 +148,16 @@ class PatientNotice(_Model):
     variables: dict[str, str] = Field(default_factory=dict)
 
 
+class ComplaintSpec(_Model):
+    """SAT-3: the answers open a complaint (or praise) case, assigned to the run's department.
+    ``quote`` names the question whose text answer is the patient's own words on the case."""
+
+    kind: Kind = "complaint"
+    category: Category = "other"
+    summary: str = Field(min_length=2, max_length=200)
+    quote: Slug | None = None
+
+
 class Rule(_Model):
     """A branch or risk threshold on a step's answers (FU-9, CM-6, FORM-2)."""
 
@@ -156,6 +167,7 @@ class Rule(_Model):
     abnormal: bool = True
     alert: AlertSpec | None = None
     notify_patient: PatientNotice | None = None
+    complaint: ComplaintSpec | None = None
     # Dormant steps (no schedule) to start now: the branch taken.
     activate: list[Slug] = Field(default_factory=list)
 
@@ -343,6 +355,14 @@ def check_references(
                     problem(
                         f"{at}.rules[{r}].activate[{a}]",
                         f"'{target}' is not a step without a schedule",
+                    )
+            quote = rule.complaint.quote if rule.complaint else None
+            if quote is not None:
+                question = step_form.question(quote) if step_form else None
+                if question is None or question.type not in ("text", "long_text"):
+                    problem(
+                        f"{at}.rules[{r}].complaint.quote",
+                        f"'{quote}' is not a text question of the step's form",
                     )
             notice = rule.notify_patient
             if notice is not None and notice.template not in templates:

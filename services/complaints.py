@@ -60,41 +60,35 @@ def case_number(opened_at: datetime, complaint_id: str, settings: Settings) -> s
     return f"TS{day}-{complaint_id.replace('-', '')[:6].upper()}"
 
 
-async def open_complaint(
-    session: AsyncSession,
-    temporal: Client,
-    settings: Settings,
-    case: NewComplaint,
-    staff: StaffPrincipal,
-    now: datetime,
-) -> tuple[Complaint, bool]:
-    """The case and whether it is new: its row, and its workflow started before the row is
-    committed (a start that fails writes nothing; the workflow's first write waits for the
-    row). The same key from the same person finds the case it opened."""
-    complaint_id = str(uuid.uuid5(_KEYS, f"{staff.id}\n{case.idempotency_key}"))
-    existing = await session.get(Complaint, complaint_id)
-    if existing is not None:
-        return existing, False
+async def record_case(
+    session: AsyncSession, settings: Settings, case: NewComplaint, opened_by: str, now: datetime
+) -> tuple[Complaint, ComplaintInput, bool]:
+    """The case's row (added, not committed, when new), its workflow's input, and whether it is
+    new. The same key from the same opener finds the case it opened, with the same input."""
+    complaint_id = str(uuid.uuid5(_KEYS, f"{opened_by}\n{case.idempotency_key}"))
+    row = await session.get(Complaint, complaint_id)
+    created = row is None
+    if row is None:
+        row = Complaint(
+            id=complaint_id,
+            case_no=case_number(now, complaint_id, settings),
+            workflow_id=complaint_workflow_id(complaint_id),
+            kind=case.kind,
+            source=case.source,
+            category=case.category,
+            patient_id=case.patient_id,
+            task_id=case.task_id,
+            hospital_code=case.hospital_code,
+            department_code=case.department_code,
+            summary=case.summary,
+            opened_by=opened_by,
+            opened_at=now,
+        )
+        session.add(row)
+        await session.flush()
     profile = await hospital_profile(session, settings, case.hospital_code)
-    row = Complaint(
-        id=complaint_id,
-        case_no=case_number(now, complaint_id, settings),
-        workflow_id=complaint_workflow_id(complaint_id),
-        kind=case.kind,
-        source=case.source,
-        category=case.category,
-        patient_id=case.patient_id,
-        task_id=case.task_id,
-        hospital_code=case.hospital_code,
-        department_code=case.department_code,
-        summary=case.summary,
-        opened_by=staff.id,
-        opened_at=now,
-    )
-    session.add(row)
-    await session.flush()
-    await temporal.start_workflow(
-        COMPLAINT_WORKFLOW,
+    return (
+        row,
         ComplaintInput(
             complaint_id=row.id,
             case_no=row.case_no,
@@ -106,16 +100,36 @@ async def open_complaint(
             hospital_code=case.hospital_code,
             timezone=str(profile.tz),
             policy=profile.config.complaints,
-            opened_by=staff.id,
-            opened_at=now,
+            opened_by=opened_by,
+            opened_at=row.opened_at,
             task_id=case.task_id,
         ),
-        id=row.workflow_id,
-        task_queue=settings.temporal_task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        created,
     )
-    return row, True
+
+
+async def open_complaint(
+    session: AsyncSession,
+    temporal: Client,
+    settings: Settings,
+    case: NewComplaint,
+    staff: StaffPrincipal,
+    now: datetime,
+) -> tuple[Complaint, bool]:
+    """The case and whether it is new: its row, and its workflow started before the row is
+    committed (a start that fails writes nothing; the workflow's first write waits for the
+    row)."""
+    row, start, created = await record_case(session, settings, case, staff.id, now)
+    if created:
+        await temporal.start_workflow(
+            COMPLAINT_WORKFLOW,
+            start,
+            id=row.workflow_id,
+            task_queue=settings.temporal_task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    return row, created
 
 
 async def take_step(

@@ -136,7 +136,7 @@ def build_workers(
     payments = PaymentActivities(deps.sessions, deps.charging, deps.insurance, deps.provider)
     reconciliation = ReconciliationActivities(deps.sessions, deps.provider)
     key_rotation = KeyRotationActivities(deps.sessions)
-    complaints = ComplaintActivities(deps.sessions)
+    complaints = ComplaintActivities(deps.sessions, deps.settings)
     main = Worker(
         client,
         task_queue=task_queue,
@@ -176,6 +176,7 @@ def build_workers(
             payments.record_consultation,
             reconciliation.reconcile,
             key_rotation.reencrypt_batch,
+            complaints.open,
             complaints.record,
         ],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,

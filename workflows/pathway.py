@@ -5,7 +5,8 @@ Each occurrence of a step runs as its own coroutine once due: it may push a form
 survey or a check-in (a MessageDelivery child per message) and wait for the patient within the
 validity window, remind them, send a reminder, open a staff task and wait for its outcome, call
 the HIS back, or wait for an expected revisit. Answers are scored and checked against the step's
-rules, which raise alerts, notify the patient and start dormant steps (branches).
+rules, which raise alerts, open complaint or praise cases (each its own workflow, left running
+when the run ends), notify the patient and start dormant steps (branches).
 
 Staff change a running plan through updates with validators, each audited: reschedule or skip
 an occurrence, add an ad-hoc step, pause and resume, end, complete a staff task, migrate to a
@@ -22,9 +23,17 @@ from datetime import datetime, time, timedelta
 from typing import Literal
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.complaint import ACTIVITY_OPEN as ACTIVITY_OPEN_COMPLAINT
+    from contracts.complaint import (
+        COMPLAINT_WORKFLOW,
+        ComplaintInput,
+        OpenComplaint,
+        complaint_workflow_id,
+    )
     from contracts.messages import (
         DELIVERY_WORKFLOW,
         DeliveryOutcome,
@@ -86,7 +95,7 @@ with workflow.unsafe.imports_passed_through():
         StepStatus,
     )
     from pathways.definition import Action, Offset, PathwaySnapshot, Step
-    from pathways.evaluation import evaluate_answers, merged_values, step_needed
+    from pathways.evaluation import CaseOpening, evaluate_answers, merged_values, step_needed
     from pathways.form_definition import FormDefinition
     from pathways.timeline import timeline, zone
     from workflows.pathway_answers import answered_occurrence, fired_alerts
@@ -380,6 +389,8 @@ class PathwayRunWorkflow:
             start_to_close_timeout=DATABASE_TIMEOUT,
             retry_policy=DATABASE_RETRY,
         )
+        for case in evaluation.cases:
+            await self._open_case(key, step, case)
         for index, rule in evaluation.fired:
             if rule.notify_patient is not None:
                 await self._notify(
@@ -537,6 +548,35 @@ class PathwayRunWorkflow:
             id=delivery_workflow_id(message_key),
             result_type=DeliveryOutcome,
         )
+
+    async def _open_case(self, key: str, step: Step, case: CaseOpening) -> None:
+        info = workflow.info()
+        start = await workflow.execute_activity(
+            ACTIVITY_OPEN_COMPLAINT,
+            OpenComplaint(
+                key=f"{info.workflow_id}/{key}/rule/{case.rule}",
+                kind=case.kind,
+                source="survey" if step.action.type == "survey" else "followup",
+                category=case.category,
+                summary=case.summary,
+                patient_id=self._input.patient_id,
+                department_code=self._input.department_code,
+                hospital_code=self._input.hospital_code,
+                task_id=self._occ[key].task_id,
+                opened_at=workflow.now(),
+            ),
+            result_type=ComplaintInput,
+            start_to_close_timeout=DATABASE_TIMEOUT,
+            retry_policy=DATABASE_RETRY,
+        )
+        # Started once: a replay after a lost start finds the case's workflow already running.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await workflow.start_child_workflow(
+                COMPLAINT_WORKFLOW,
+                start,
+                id=complaint_workflow_id(start.complaint_id),
+                parent_close_policy=ParentClosePolicy.ABANDON,
+            )
 
     async def _undelivered(self, key: str, outcome: DeliveryOutcome) -> None:
         if outcome.status == "suppressed":

@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from core.models import StaffRole
 from harness.staff import add_staff
+from harness.waiting import eventually
 from tests.factories import BEIJING, daytime
 from tests.pathways.conftest import DAY, PathwayStackFactory
 
@@ -202,11 +204,38 @@ async def test_satisfaction_survey_for_a_sample_of_visits(
             "/api/pathways/outpatient-satisfaction/stats", headers=stack.auth("admin")
         )
 
+        # The low score opened a complaint case for the visit's department (SAT-3), quoting
+        # the patient; its workflow runs on, and the department's nurse has it in their queue.
+        async def opened() -> list[dict[str, Any]] | None:
+            queue = await stack.http.get("/api/complaints", headers=stack.auth("ortho_nurse"))
+            cases: list[dict[str, Any]] = queue.json()["items"]
+            return cases if cases and cases[0]["steps"] else None
+
+        [case] = await eventually(opened, what="the case opened by the survey")
+        described = await env.client.get_workflow_handle(f"complaint:{case['id']}").describe()
+        assert described.status == WorkflowExecutionStatus.RUNNING
+        elsewhere = await stack.http.get("/api/complaints", headers=stack.auth("nurse"))
+
     tasks = await stack.tasks(workflow_id)
     assert tasks["survey#0"].score == 2.4
     assert stats.json()["average_score"] == 2.4
     [alert] = await stack.alerts(workflow_id)
     assert "满意度较低" in alert.summary
+    assert (case["source"], case["category"], case["department_code"]) == (
+        "survey",
+        "other",
+        "orthopedics",
+    )
+    assert (case["task_id"], case["status"], case["opened_by"]) == (
+        tasks["survey#0"].id,
+        "open",
+        "system",
+    )
+    assert case["summary"] == (
+        "门诊满意度调查评分偏低（「门诊就医满意度调查」；评分 2.4）患者原话：「候诊时间太长」"
+    )
+    assert [s["kind"] for s in case["steps"]] == ["opened"]
+    assert elsewhere.json()["items"] == []  # cardiology's nurse does not see orthopedics' case
 
 
 async def test_outpatient_visit_follow_up_and_the_doctors_queue(

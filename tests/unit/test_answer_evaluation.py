@@ -49,6 +49,12 @@ FORM = FormDefinition.model_validate(
                     {"value": "p5", "label": "重度", "score": 5},
                 ],
             },
+            {
+                "id": "note",
+                "type": "long_text",
+                "text": "还有什么想告诉我们的？",
+                "required": False,
+            },
         ],
         "scores": {"total": "sum(pain)"},
         "primary_score": "total",
@@ -192,6 +198,35 @@ def test_alert_messages_are_cut_to_500_characters() -> None:
     )
     result = evaluate_answers(step(rule), wordy, {"symptoms": ["s0", "s1", "s2"]}, role="nurse")
     assert len(result.alerts[0].message) == 500
+
+
+def test_a_complaint_rule_opens_a_case_naming_the_score_the_answers_and_the_patients_words() -> (
+    None
+):
+    rule = {
+        "when": "total >= 5",
+        "complaint": {"category": "treatment", "summary": "术后疼痛未得到处理", "quote": "note"},
+    }
+    praise = {"when": "total == 0", "complaint": {"kind": "praise", "summary": "患者表扬"}}
+    answers = {
+        "overall": ["poor"],
+        "symptoms": ["none"],
+        "pain": ["p5"],
+        "note": ["  夜里疼得睡不着，护士说等医生来，一直没人来。 "],
+    }
+    result = evaluate_answers(step(rule, praise), FORM, answers, role="nurse")
+    [case] = result.cases
+    assert (case.rule, case.kind, case.category) == (0, "complaint", "treatment")
+    assert case.summary == (
+        "术后疼痛未得到处理（「康复随访」；评分 5；异常回答：较差）"
+        "患者原话：「夜里疼得睡不着，护士说等医生来，一直没人来。」"
+    )
+    calm = evaluate_answers(
+        step(rule, praise), FORM, {"overall": ["good"], "pain": ["p0"]}, role="nurse"
+    )
+    [thanks] = calm.cases
+    assert (thanks.rule, thanks.kind, thanks.category) == (1, "praise", "other")
+    assert thanks.summary == "患者表扬（「康复随访」；评分 0）"
 
 
 def test_no_primary_score_means_no_score() -> None:

@@ -36,6 +36,7 @@ def evaluation(*, abnormal: bool, findings: list[Finding], alerts: list[Alert]) 
         score=7.0,
         risk_level="high" if abnormal else None,
         alerts=alerts,
+        cases=[],
     )
 
 

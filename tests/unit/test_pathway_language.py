@@ -83,6 +83,16 @@ def test_expressions_may_only_name_questions_and_scores() -> None:
     }
 
 
+def test_a_complaint_quotes_a_text_question_of_the_steps_form() -> None:
+    data = copy.deepcopy(raw("outpatient-satisfaction"))
+    data["steps"][0]["rules"][0]["complaint"]["quote"] = "waiting"
+    assert problems(data) == {
+        "steps[0].rules[0].complaint.quote": "'waiting' is not a text question of the step's form"
+    }
+    data["steps"][0]["rules"][0]["complaint"] = {"category": "parking", "summary": "评分偏低"}
+    assert "steps[0].rules[0].complaint.category" in problems(data)
+
+
 def test_monthly_steps_follow_the_calendar() -> None:
     anchor = datetime(2026, 1, 31, 3, 0, tzinfo=UTC)  # 11:00 Beijing
     planned = timeline(LIBRARY.definitions["diabetes-management"], anchor, SHANGHAI)
