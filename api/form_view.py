@@ -46,6 +46,7 @@ ANSWER_ERROR_TEXT: dict[str, str] = {
     "file_type_not_accepted": "不支持此文件格式，请选择图片",
     "not_an_image": "该文件不是图片，请重新选择",
     "file_type_mismatch": "文件内容与格式不符，请重新选择图片",
+    "damaged_image": "图片已损坏或不完整，请重新拍摄或选择",
 }
 # How the page names the image types a question accepts.
 _TYPE_NAMES = {"image/jpeg": "JPG", "image/png": "PNG", "image/heic": "HEIC", "image/webp": "WebP"}

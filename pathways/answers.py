@@ -75,6 +75,7 @@ ErrorCode = Literal[
     "file_type_not_accepted",
     "not_an_image",
     "file_type_mismatch",
+    "damaged_image",
 ]
 
 ERROR_MESSAGES: dict[ErrorCode, str] = {
@@ -101,6 +102,7 @@ ERROR_MESSAGES: dict[ErrorCode, str] = {
     "file_type_not_accepted": "the question does not accept this type of file",
     "not_an_image": "the file is not an image of a known type",
     "file_type_mismatch": "the file's content is not of the type it was declared as",
+    "damaged_image": "the image is damaged or cut short",
 }
 
 

@@ -98,7 +98,9 @@ UPLOAD_DEFAULTS: dict[str, dict[str, Any]] = {
     "photo": {
         "max_files": 1,
         "max_bytes": 10 * 1024 * 1024,
-        "content_types": ["image/jpeg", "image/png", "image/heic", "image/webp"],
+        # Not HEIC unless the form asks: its metadata (the place a photo was taken) is kept,
+        # and staff browsers other than Safari cannot show it. iPhones send JPEG instead.
+        "content_types": ["image/jpeg", "image/png", "image/webp"],
     },
     "signature": {"max_files": 1, "max_bytes": 1024 * 1024, "content_types": ["image/png"]},
 }

@@ -1,5 +1,6 @@
 """Files patients upload to answer photo and signature questions: checked against the question,
-kept encrypted outside the database (core/file_store.py), and recorded for the task and question
+stripped of the metadata a phone writes into a photo (where and when it was taken), kept
+encrypted outside the database (core/file_store.py), and recorded for the task and question
 they were uploaded for, so a submission can only name its own files.
 
 The caller commits; a file written for a row that is then not committed is removed with
@@ -21,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.crypto import current_keyring
 from core.db import insert_if_absent
 from core.file_store import EncryptedFiles
-from core.images import normalise_content_type, sniff_image_type
+from core.images import DamagedImage, normalise_content_type, sniff_image_type, without_metadata
 from core.models import Upload, utcnow
 from pathways.answers import UPLOAD_REFERENCE, AnswerError, ErrorCode
 from pathways.form_definition import UPLOAD_TYPES, FormDefinition, Question
@@ -87,6 +88,10 @@ async def store_upload(
     declared_type: str | None,
 ) -> StoredUpload:
     content_type = accepted_type(question, data, declared_type)
+    try:
+        data = without_metadata(data, content_type)
+    except DamagedImage:
+        raise UploadRefused("damaged_image") from None
     digest = current_keyring().blind_digest("upload", data)
     found = await _same_file(session, task_id, question.id, digest)
     if found is not None:

@@ -445,6 +445,7 @@ _UPLOAD_STATUS = {
     "file_type_not_accepted": status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
     "not_an_image": status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
     "file_type_mismatch": status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+    "damaged_image": status.HTTP_422_UNPROCESSABLE_CONTENT,
     "too_many_files": status.HTTP_409_CONFLICT,
 }
 

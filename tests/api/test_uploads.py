@@ -8,18 +8,20 @@ is signalled to it."""
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from PIL import Image, ImageOps
 from sqlmodel import func, select
 
 from core.links import FileLinkSigner
 from core.models import AuditEntry, CareTask, TaskStatus, Upload
 from pathways.answers import UPLOAD_REFERENCE
 from tests.api.conftest import DEMO_FORM, FormTask, add_task, link_signer
-from tests.images import HEIC, JPEG, png
+from tests.images import GPS_IFD, HEIC, JPEG, photo, png
 
 DEMO = DEMO_FORM
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -95,11 +97,42 @@ async def test_a_photo_is_uploaded_and_shown_only_through_its_link(form_task: Fo
 
 
 async def test_other_photo_types_are_taken(form_task: FormTask) -> None:
-    for data, declared in ((JPEG, "image/jpeg"), (HEIC, "image/heic"), (JPEG, "image/jpg")):
+    for data, declared in (
+        (JPEG, "image/jpeg"),
+        (photo("WEBP"), "image/webp"),
+        (JPEG, "image/jpg"),
+    ):
         response = await form_task.upload("wound_photo", data, declared)
         assert response.status_code in (200, 201), (declared, response.text)
     # The same bytes twice (image/jpg is image/jpeg) are one upload.
     assert len(await form_task.uploads()) == 2
+    # HEIC keeps where the photo was taken, and staff browsers cannot show it: only a form that
+    # names it takes it (an iPhone sends JPEG to a page that does not accept HEIC).
+    heic = await form_task.upload("wound_photo", HEIC, "image/heic")
+    assert heic.status_code == 415
+    assert heic.json()["code"] == "file_type_not_accepted"
+
+
+async def test_a_phone_photo_is_kept_without_where_when_and_with_what_it_was_taken(
+    form_task: FormTask,
+) -> None:
+    taken = photo("JPEG", orientation=6)
+    response = await form_task.upload("wound_photo", taken, "image/jpeg", "IMG_0001.jpg")
+    assert response.status_code == 201, response.text
+    shown = await form_task.api.http.get(response.json()["url"])
+    assert shown.status_code == 200
+
+    kept = Image.open(io.BytesIO(shown.content))
+    # Only the orientation is left, so staff see the wound the right way up.
+    assert dict(kept.getexif()) == {0x0112: 6}
+    assert kept.getexif().get_ifd(GPS_IFD) == {}
+    assert "comment" not in kept.info
+    assert b"iPhone" not in shown.content
+    assert b"IMG_0001" not in shown.content
+    assert ImageOps.exif_transpose(kept).size == (24, 32)  # shown upright: taken sideways
+    original = Image.open(io.BytesIO(taken))
+    assert kept.tobytes() == original.tobytes()  # the same pixels: not re-encoded
+    assert response.json()["size"] == len(shown.content) < len(taken)
 
 
 async def test_a_double_tap_stores_the_signature_once(form_task: FormTask) -> None:
@@ -140,6 +173,8 @@ async def test_refused_files_are_named_and_nothing_is_kept(form_task: FormTask) 
         # PNG declared, JPEG bytes.
         ("signature", JPEG, "image/png", 415, "file_type_mismatch"),
         ("wound_photo", b"", "image/jpeg", 422, "empty_file"),
+        # A photo cut short on its way: its picture data has no end.
+        ("wound_photo", JPEG[: len(JPEG) // 2], "image/jpeg", 422, "damaged_image"),
         ("summary", PHOTO, "image/png", 404, "not_an_upload_question"),
         ("nope", PHOTO, "image/png", 404, "not_an_upload_question"),
     ]

@@ -89,7 +89,7 @@ def test_every_question_type_has_its_input() -> None:
         assert matrix.count(f'name="sleep.{row}"') == 3
     assert 'aria-label="入睡：差"' in matrix
     photo = card(html, "wound_photo")
-    assert 'accept="image/jpeg,image/png,image/heic,image/webp" capture="environment"' in photo
+    assert 'accept="image/jpeg,image/png,image/webp" capture="environment"' in photo
     assert re.search(r'<input type="file" id="i-wound_photo-album"[^>]* multiple>', photo)
     signature = card(html, "signature")
     assert '<canvas class="pad-canvas"' in signature
