@@ -5,6 +5,7 @@ same picture without the metadata a phone writes into it."""
 from __future__ import annotations
 
 import struct
+from typing import Literal
 
 # HEIF brands of HEVC-coded images and sequences (ISO/IEC 23008-12), as phones write them.
 _HEIC_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs"})
@@ -121,7 +122,7 @@ def _orientation(app1: bytes) -> int | None:
     if not app1.startswith(b"Exif\x00\x00"):
         return None
     tiff = app1[6:]
-    order: str
+    order: Literal["little", "big"]
     if tiff[:4] == b"II*\x00":
         order = "little"
     elif tiff[:4] == b"MM\x00*":
