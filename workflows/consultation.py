@@ -13,7 +13,6 @@ import contextlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from contracts.payment import (
@@ -38,13 +37,9 @@ with workflow.unsafe.imports_passed_through():
         refund_workflow_id,
     )
     from workflows.retries import DATABASE_RETRY, DATABASE_TIMEOUT
+    from workflows.updates import UpdateRejected
 
 AUTO_REFUND_REASON = "医生未在规定时间内接诊，问诊已取消并自动退费"
-
-
-class _Rejected(ApplicationError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, type="UpdateRejected", non_retryable=True)
 
 
 @workflow.defn(name=CONSULTATION_WORKFLOW)
@@ -126,7 +121,7 @@ class ConsultationWorkflow:
 
     def _check_accept(self) -> None:
         if self._status != "waiting_doctor" or self._acceptance is not None:
-            raise _Rejected(
+            raise UpdateRejected(
                 CONSULTATION_REFUSALS.get(self._status, f"问诊当前状态为{self._status}，不能接诊")
             )
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
 from datetime import datetime, time, timedelta
 from typing import Literal
 
@@ -119,6 +118,7 @@ with workflow.unsafe.imports_passed_through():
         HIS_CALLBACK_RETRY,
         HIS_CALLBACK_TIMEOUT,
     )
+    from workflows.updates import UpdateRejected, refused_as_rejected, wait_for
 
 # Past this many events, continue as new at the next quiet moment (no occurrence in flight).
 HISTORY_LIMIT = 2_000
@@ -129,20 +129,6 @@ DEFAULT_TEMPLATES = {
     "checkin": "checkin_invite",
     "reminder": "reminder_notice",
 }
-
-
-class _Rejected(ApplicationError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, type="UpdateRejected", non_retryable=True)
-
-
-@contextlib.contextmanager
-def _refused_as_rejected() -> Iterator[None]:
-    """A guard's refusal, as the update's rejection (the same message, nothing more)."""
-    try:
-        yield
-    except UpdateRefused as refused:
-        raise _Rejected(str(refused)) from None
 
 
 def _span(offset: Offset | None, speedup: float) -> timedelta:
@@ -236,7 +222,7 @@ class PathwayRunWorkflow:
             self._wake = False
             condition = lambda: self._wake or any(t.done() for t in self._running.values())  # noqa: E731
             if upcoming:
-                await self._wait(condition, min(upcoming) - workflow.now())
+                await wait_for(condition, min(upcoming) - workflow.now())
             else:
                 await workflow.wait_condition(condition)
 
@@ -314,7 +300,7 @@ class PathwayRunWorkflow:
         if action.type == "article":
             await self._await_reading(key, step, sent, valid_until)
         elif action.type == "checkin":
-            if await self._wait(lambda: key in self._checkins, valid_until - workflow.now()):
+            if await wait_for(lambda: key in self._checkins, valid_until - workflow.now()):
                 await self._set(
                     key,
                     status="completed",
@@ -324,9 +310,9 @@ class PathwayRunWorkflow:
             else:
                 await self._set(key, status="expired", reason="未打卡", closed_at=workflow.now())
         else:
-            if not await self._wait(lambda: key in self._answers, valid_until - workflow.now()):
+            if not await wait_for(lambda: key in self._answers, valid_until - workflow.now()):
                 await self._set(key, status="expired")
-                if not await self._wait(lambda: key in self._answers, lost_at - workflow.now()):
+                if not await wait_for(lambda: key in self._answers, lost_at - workflow.now()):
                     await self._set(key, status="lost", closed_at=workflow.now())
                     return
             await self._answered(key, step)
@@ -341,7 +327,7 @@ class PathwayRunWorkflow:
             check_at = valid_until
             if reread is not None and reminders < reread.max_times:
                 check_at = min(valid_until, sent + _span(reread.after, speedup) * (reminders + 1))
-            if await self._wait(lambda: key in self._reads, check_at - workflow.now()):
+            if await wait_for(lambda: key in self._reads, check_at - workflow.now()):
                 await self._set(
                     key, status="read", read_at=self._reads[key], closed_at=workflow.now()
                 )
@@ -414,7 +400,7 @@ class PathwayRunWorkflow:
         )
         if limit is None:
             await workflow.wait_condition(lambda: key in self._completions)
-        elif not await self._wait(lambda: key in self._completions, limit):
+        elif not await wait_for(lambda: key in self._completions, limit):
             await self._set(
                 key,
                 status="lost",
@@ -458,7 +444,7 @@ class PathwayRunWorkflow:
             )
 
         await self._set(key, status="sent", sent_at=workflow.now(), lost_at=occ.due_at + grace)
-        if await self._wait(registered, occ.due_at + grace - workflow.now()):
+        if await wait_for(registered, occ.due_at + grace - workflow.now()):
             await self._set(
                 key, status="completed", answered_at=workflow.now(), closed_at=workflow.now()
             )
@@ -634,7 +620,7 @@ class PathwayRunWorkflow:
     # --- updates (staff operations, CM-4) -----------------------------------------------------
 
     def _pending(self, key: str) -> None:
-        with _refused_as_rejected():
+        with refused_as_rejected(UpdateRefused):
             check_pending(self._occ, key, running=self._running, ended=self._ended is not None)
 
     @workflow.update(name=UPDATE_RESCHEDULE)
@@ -650,7 +636,7 @@ class PathwayRunWorkflow:
         self._check_reschedule(change)
 
     def _check_reschedule(self, change: Reschedule) -> None:
-        with _refused_as_rejected():
+        with refused_as_rejected(UpdateRefused):
             check_reschedule(
                 self._occ,
                 change.key,
@@ -685,11 +671,11 @@ class PathwayRunWorkflow:
 
     @add_step.validator
     def _validate_add_step(self, change: AdHocStep) -> None:
-        with _refused_as_rejected():
+        with refused_as_rejected(UpdateRefused):
             check_add_step(change, self._snapshot, ended=self._ended is not None)
 
     def _check_open(self) -> None:
-        with _refused_as_rejected():
+        with refused_as_rejected(UpdateRefused):
             check_open(ended=self._ended is not None)
 
     @workflow.update(name=UPDATE_PAUSE)
@@ -716,7 +702,7 @@ class PathwayRunWorkflow:
         self._check_pause(paused=False)
 
     def _check_pause(self, *, paused: bool) -> None:
-        with _refused_as_rejected():
+        with refused_as_rejected(UpdateRefused):
             check_pause(pausing=paused, paused=self._paused, ended=self._ended is not None)
 
     @workflow.update(name=UPDATE_END)
@@ -755,7 +741,7 @@ class PathwayRunWorkflow:
         self._check_completion(done)
 
     def _check_completion(self, done: TaskCompletion) -> None:
-        with _refused_as_rejected():
+        with refused_as_rejected(UpdateRefused):
             check_completion(
                 self._occ, done.key, completed=self._completions, ended=self._ended is not None
             )
@@ -821,7 +807,7 @@ class PathwayRunWorkflow:
                 compress=self._compress,
             )
         except MigrationRefused as exc:
-            raise _Rejected(str(exc)) from exc
+            raise UpdateRejected(str(exc)) from exc
 
     @workflow.query(name=QUERY_PROGRESS)
     def progress(self) -> RunProgress:
@@ -908,18 +894,6 @@ class PathwayRunWorkflow:
         )
         self._extra_steps[step.id] = step
         return self._add(step, 0, change.due_at)
-
-    @staticmethod
-    async def _wait(condition: Callable[[], bool], within: timedelta) -> bool:
-        if condition():
-            return True
-        if within <= timedelta(0):
-            return False
-        try:
-            await workflow.wait_condition(condition, timeout=within)
-        except TimeoutError:
-            return False
-        return True
 
     async def _set(self, key: str, *, alert: str | None = None, **changes: object) -> None:
         self._occ[key] = self._occ[key].model_copy(update=changes)

@@ -29,9 +29,12 @@ def refused_as_rejected(refusal: type[Exception]) -> Iterator[None]:
 
 
 async def wait_for(condition: Callable[[], object], within: timedelta) -> bool:
-    """Waits for ``condition`` up to ``within``; False when the time ran out first."""
+    """Waits for ``condition`` up to ``within``; False when the time ran out first. A condition
+    already true starts no timer."""
+    if condition():
+        return True
     if within <= timedelta(0):
-        return bool(condition())
+        return False
     try:
         await workflow.wait_condition(lambda: bool(condition()), timeout=within)
     except TimeoutError:

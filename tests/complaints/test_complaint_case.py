@@ -50,7 +50,7 @@ async def _open(api: Api, headers: dict[str, str], patient_id: str, **body: Any)
 
 
 async def test_a_complaint_escalates_twice_and_closes_with_the_patients_rating(
-    skipping_api: Api, isolated_time_env: WorkflowEnvironment
+    skipping_api: Api, isolated_time_env: WorkflowEnvironment, record_history: Any
 ) -> None:
     api, env = skipping_api, isolated_time_env
     patient, _ = await add_patient(api.sessions)
@@ -145,6 +145,9 @@ async def test_a_complaint_escalates_twice_and_closes_with_the_patients_rating(
         assert row.rating_comment == "处理及时"
         twice = await api.http.post(f"/c/{token}", data={"stars": "5"})
         assert twice.status_code == 409
+        await record_history(
+            env.client.get_workflow_handle(row.workflow_id), "complaint_v1_escalated"
+        )
 
     assert [s["kind"] for s in row.steps] == [
         "opened",

@@ -157,7 +157,9 @@ async def test_education_articles_rereads_and_checkins(
 
 
 async def test_satisfaction_survey_for_a_sample_of_visits(
-    isolated_time_env: WorkflowEnvironment, pathway_stack: PathwayStackFactory
+    isolated_time_env: WorkflowEnvironment,
+    pathway_stack: PathwayStackFactory,
+    record_history: Any,
 ) -> None:
     from pathways.membership import in_sample
 
@@ -215,6 +217,7 @@ async def test_satisfaction_survey_for_a_sample_of_visits(
         described = await env.client.get_workflow_handle(f"complaint:{case['id']}").describe()
         assert described.status == WorkflowExecutionStatus.RUNNING
         elsewhere = await stack.http.get("/api/complaints", headers=stack.auth("nurse"))
+        await record_history(env.client.get_workflow_handle(workflow_id), "pathway_v2_complaint")
 
     tasks = await stack.tasks(workflow_id)
     assert tasks["survey#0"].score == 2.4

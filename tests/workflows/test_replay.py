@@ -34,6 +34,7 @@ def test_histories_cover_every_long_running_workflow() -> None:
         "payment",
         "refund",
         "consultation",
+        "complaint",
     } <= prefixes
 
 
