@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, Field
 from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, ensure_visible, require
@@ -51,7 +51,8 @@ ClinicalDep = Annotated[StaffPrincipal, Depends(require(Permission.RUNS_OPERATE)
 async def update_run(
     container: ContainerDep, workflow_id: str, name: str, argument: BaseModel, result: type[R]
 ) -> R:
-    """Runs a workflow update; a refusal by its validator, or a run that is gone, is a 409."""
+    """Runs a workflow update; a refusal by its validator, or a run that is gone, is a 409.
+    Temporal being unreachable is left to the outage handler (503)."""
     handle = container.temporal.get_workflow_handle(workflow_id)
     try:
         outcome: R = await handle.execute_update(name, argument, result_type=result)
@@ -60,6 +61,8 @@ async def update_run(
         reason = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
         raise HTTPException(status.HTTP_409_CONFLICT, reason) from exc
     except RPCError as exc:
+        if exc.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            raise
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"the run is not running: {exc.message}"
         ) from exc

@@ -17,6 +17,8 @@ from api import outage
 from api.container import Container
 from api.deps import get_session
 from api.main import create_app
+from api.routers.run_operations import update_run
+from contracts.pathway import Pause
 from core.db import create_engine, database_unreachable, session_factory
 from core.models import StaffRole
 from harness.postgres import free_port
@@ -92,6 +94,42 @@ async def test_temporal_outages_are_503_and_other_temporal_errors_are_not(
     assert response.status_code == status
     if status == 503:
         assert response.headers["retry-after"] == "5"
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b""), 503),
+        (RPCError("workflow not found", RPCStatusCode.NOT_FOUND, b""), 409),
+        (
+            RPCError(
+                "workflow execution already completed", RPCStatusCode.FAILED_PRECONDITION, b""
+            ),
+            409,
+        ),
+    ],
+)
+async def test_a_run_operation_while_temporal_is_down_is_503_and_on_an_ended_run_409(
+    error: Exception, status: int
+) -> None:
+    async def execute_update(*_: object, **__: object) -> None:
+        raise error
+
+    handle = SimpleNamespace(execute_update=execute_update)
+    container = SimpleNamespace(
+        temporal=SimpleNamespace(get_workflow_handle=lambda _workflow_id: handle)
+    )
+    app = FastAPI()
+    outage.install(app)
+
+    @app.post("/pause")
+    async def pause() -> None:
+        await update_run(container, "pathway:x", "pause", Pause(actor="n1", reason="住院"), dict)  # type: ignore[arg-type]
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://carepath.test") as http:
+        response = await http.post("/pause")
+    assert response.status_code == status, response.text
 
 
 class _ClosingFails:
