@@ -41,6 +41,9 @@ class ChoiceOption(_Model):
     # code such as LA6568-5), exported again under it.
     fhir_system: str | None = Field(default=None, max_length=255)
     fhir_code: str | None = Field(default=None, max_length=255)
+    # How that Questionnaire wrote it: a coding, a text or a whole number; "open" is the free
+    # text of an open-choice item, which has no answer option of its own there.
+    fhir_answer: Literal["coding", "string", "integer", "open"] = "coding"
 
 
 class MatrixRow(_Model):
@@ -118,6 +121,8 @@ _FIELD_TYPES: dict[str, frozenset[str]] = {
     "minimum": frozenset({"number", "text"}),
     "maximum": frozenset({"number", "text"}),
     "unit": frozenset({"number", "text"}),
+    "fhir_unit_system": frozenset({"number"}),
+    "fhir_unit_code": frozenset({"number"}),
     "scale": frozenset({"rating"}),
     "rows": frozenset({"matrix"}),
     "min_date": frozenset({"date"}),
@@ -149,6 +154,9 @@ class Question(_Model):
     minimum: float | None = None
     maximum: float | None = None
     unit: str | None = Field(default=None, max_length=20)
+    # The unit's coding in the FHIR Questionnaire the form was imported from (UCUM "kg").
+    fhir_unit_system: str | None = Field(default=None, max_length=255)
+    fhir_unit_code: str | None = Field(default=None, max_length=40)
     # Number and rating questions: an answer at or beyond a threshold is abnormal (pain ≥ 7).
     abnormal_at_least: float | None = None
     abnormal_at_most: float | None = None

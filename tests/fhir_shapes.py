@@ -1,7 +1,8 @@
 """What two Questionnaires must share to be the same questionnaire: for each item its linkId,
-type, text, whether it is required or repeats, its length, its answer options (system, code,
-display, ordinal value, exclusivity), its conditions, units and limits, and its children.
-CarePath's own extensions and a display's wording of a coded condition are not compared."""
+type, text, whether it is required or repeats, its length, its answer options (a coding's
+system, code and display, or a text or number; ordinal value, exclusivity), its conditions,
+units (system, code, display) and limits, and its children. CarePath's own extensions and a
+display's wording of a coded condition are not compared."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def _standard(extensions: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         value = next(v for k, v in extension.items() if k.startswith("value"))
         name = url.removeprefix(HL7)
         if name == "questionnaire-unit":
-            value = value.get("display")
+            value = (value.get("system"), value.get("code"), value.get("display"))
         elif name == "questionnaire-itemControl":
             value = [c["code"] for c in value["coding"]]
         found[name] = value
@@ -33,6 +34,14 @@ def _answer(condition: Mapping[str, Any]) -> Any:
     if key == "answerCoding":
         return (value.get("system"), value["code"])
     return value
+
+
+def _option(option: Mapping[str, Any]) -> Any:
+    key = next(k for k in option if k.startswith("value"))
+    value = option[key]
+    if key == "valueCoding":
+        return (value.get("system"), value["code"], value.get("display"))
+    return (key, value)
 
 
 def shape(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -50,12 +59,7 @@ def shape(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "repeats": bool(item.get("repeats", False)),
                 "maxLength": item.get("maxLength"),
                 "options": [
-                    (
-                        o["valueCoding"].get("system"),
-                        o["valueCoding"]["code"],
-                        o["valueCoding"].get("display"),
-                        _standard(o.get("extension", [])),
-                    )
+                    (_option(o), _standard(o.get("extension", [])))
                     for o in item.get("answerOption", [])
                 ],
                 "enableWhen": conditions,

@@ -107,6 +107,17 @@ def is_boolean(question: Question) -> bool:
     return question.type == "yes_no" and list(question.options) == plain
 
 
+def answer_of(question: Question, value: str) -> dict[str, Any]:
+    """An option as an answerOption's or an answer's value: as the Questionnaire it was
+    imported from wrote it (a coding, a text, a whole number), a coding otherwise."""
+    option = question.option(value)
+    if option is not None and option.fhir_answer == "string":
+        return {"valueString": option.label}
+    if option is not None and option.fhir_answer == "integer":
+        return {"valueInteger": int(option.fhir_code or option.label)}
+    return {"valueCoding": coding_of(question, value)}
+
+
 def coding_of(question: Question, value: str) -> dict[str, Any]:
     """The Coding an option of the question travels as: the one it was imported with, or its
     value and label."""

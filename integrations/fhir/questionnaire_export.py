@@ -40,7 +40,7 @@ from integrations.fhir.extensions import (
     SIGNATURE,
     UNIT,
     YES_NO,
-    coding_of,
+    answer_of,
     control,
     ext,
     fhir_id,
@@ -71,6 +71,8 @@ def _number(value: float) -> int | float:
 def _options(question: Question) -> list[dict[str, Any]]:
     options: list[dict[str, Any]] = []
     for option in question.options:
+        if option.fhir_answer == "open":
+            continue  # the item's own free text (open-choice), not an option there
         extensions: list[dict[str, Any]] = []
         if option.score is not None:
             extensions.append(ext(ORDINAL, valueDecimal=_number(option.score)))
@@ -82,7 +84,7 @@ def _options(question: Question) -> list[dict[str, Any]]:
             extensions.append(ext(ENDS_FORM, valueBoolean=True))
         if option.other:
             extensions.append(ext(OTHER, valueBoolean=True))
-        entry: dict[str, Any] = {"valueCoding": coding_of(question, option.value)}
+        entry: dict[str, Any] = answer_of(question, option.value)
         if extensions:
             entry["extension"] = extensions
         options.append(entry)
@@ -131,6 +133,14 @@ def _enable_when(form: FormDefinition, source: str) -> dict[str, Any] | None:
     return result
 
 
+def _option_answer(question: Question, value: str) -> dict[str, Any]:
+    """An enableWhen's answer[x] naming an option, of the type the option travels as."""
+    return {
+        key.replace("value", "answer", 1): given
+        for key, given in answer_of(question, value).items()
+    }
+
+
 def _condition(form: FormDefinition, node: ast.expr) -> dict[str, Any] | None:
     if not isinstance(node, ast.Compare) or len(node.ops) != 1:
         return None
@@ -143,7 +153,7 @@ def _condition(form: FormDefinition, node: ast.expr) -> dict[str, Any] | None:
         return {
             "question": link_of(question),
             "operator": "=",
-            "answerCoding": coding_of(question, str(left.value)),
+            **_option_answer(question, str(left.value)),
         }
     operator = _COMPARISONS.get(type(op))
     if operator is None or not isinstance(left, ast.Name) or not isinstance(right, ast.Constant):
@@ -158,7 +168,7 @@ def _condition(form: FormDefinition, node: ast.expr) -> dict[str, Any] | None:
     elif question.type in ("single_choice", "dropdown", "yes_no") and isinstance(value, str):
         if operator not in ("=", "!="):
             return None
-        condition["answerCoding"] = coding_of(question, value)
+        condition.update(_option_answer(question, value))
     elif question.type == "rating" and isinstance(value, int) and not isinstance(value, bool):
         condition["answerInteger"] = value
     elif (
@@ -198,11 +208,17 @@ def _item(form: FormDefinition, question: Question) -> dict[str, Any]:
         extensions.append(ext(YES_NO, valueBoolean=True))
     elif kind in ("text", "long_text"):
         item["type"] = "string" if kind == "text" else "text"
-        item["maxLength"] = question.max_length
+        if "max_length" in question.model_fields_set:
+            item["maxLength"] = question.max_length  # else the default, which FHIR does not have
     elif kind == "number":
         item["type"] = "decimal"
         if question.unit:
-            extensions.append(ext(UNIT, valueCoding={"display": question.unit}))
+            unit = {"display": question.unit}
+            if question.fhir_unit_code:
+                unit = {"code": question.fhir_unit_code, **unit}
+            if question.fhir_unit_system:
+                unit = {"system": question.fhir_unit_system, **unit}
+            extensions.append(ext(UNIT, valueCoding=unit))
         if question.minimum is not None:
             extensions.append(ext(MIN_VALUE, valueDecimal=_number(question.minimum)))
         if question.maximum is not None:

@@ -49,6 +49,7 @@ from integrations.fhir.extensions import (
     value_of,
 )
 from pathways.form_definition import (
+    CHOICE_TYPES,
     RATING_RANGES,
     ROW_NAME_SEPARATOR,
 )
@@ -86,6 +87,8 @@ class _Reader:
     questions: list[dict[str, Any]] = field(default_factory=list)
     # linkId -> (the name conditions use for its answer, question type)
     ids: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # linkId -> {an option as written there (code, text or number): its value here}
+    option_values: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def problem(self, path: str, message: str) -> None:
         self.problems.append((path, message))
@@ -217,9 +220,7 @@ class _Reader:
             return
         if one(extensions, YES_NO):
             question["type"] = "yes_no"
-            question["options"] = [
-                self._option(o, f"{at}.answerOption[{n}]") for n, o in enumerate(options)
-            ]
+            question["options"] = self._options(item, options, at)
             return
         question["type"] = (
             "multiple_choice"
@@ -228,9 +229,7 @@ class _Reader:
             if "drop-down" in controls
             else "single_choice"
         )
-        question["options"] = [
-            self._option(o, f"{at}.answerOption[{n}]") for n, o in enumerate(options)
-        ]
+        question["options"] = self._options(item, options, at)
         if item.get("type") == "open-choice" and not any(
             o.get("other") for o in question["options"]
         ):
@@ -240,22 +239,49 @@ class _Reader:
                     "value": "other" if "other" not in values else "other_answer",
                     "label": "其他",
                     "other": True,
+                    "fhir_answer": "open",
                 }
             )
 
-    def _option(self, option: Mapping[str, Any], at: str) -> dict[str, Any]:
+    def _options(
+        self, item: Mapping[str, Any], options: Sequence[Mapping[str, Any]], at: str
+    ) -> list[dict[str, Any]]:
+        """The item's options, each with a value of its own: a text written in Chinese has no
+        usable slug, and two codes can share one, so such an option is numbered instead."""
+        found: list[dict[str, Any]] = []
+        written: dict[str, str] = {}
+        for n, option in enumerate(options):
+            result, as_written = self._option(option, f"{at}.answerOption[{n}]")
+            taken = {o["value"] for o in found}
+            if result["value"] in taken or result["value"] == "o":
+                result["value"] = next(
+                    f"o{k}" for k in range(n + 1, n + 2 + len(options)) if f"o{k}" not in taken
+                )
+                if result.get("fhir_answer", "coding") == "coding":
+                    result["fhir_code"] = as_written
+            written[as_written] = result["value"]
+            found.append(result)
+        self.option_values[str(item.get("linkId", ""))] = written
+        return found
+
+    def _option(self, option: Mapping[str, Any], at: str) -> tuple[dict[str, Any], str]:
         extensions = extensions_of(option)
         coding = option.get("valueCoding")
+        kind = "coding"
         if coding is not None:
             code, label = str(coding.get("code") or ""), coding.get("display") or coding.get("code")
         elif "valueString" in option:
             code, label = str(option["valueString"]), option["valueString"]
+            kind = "string"
         elif "valueInteger" in option:
             code, label = str(option["valueInteger"]), str(option["valueInteger"])
+            kind = "integer"
         else:
             self.problem(at, "only coded, text and whole-number answer options are supported")
             code, label = "x", "x"
         result: dict[str, Any] = {"value": _slug(code, "o"), "label": str(label)}
+        if coding is None:
+            result["fhir_answer"] = kind
         if coding is not None and result["value"] != code:
             result["fhir_code"] = code
         if coding is not None and coding.get("system"):
@@ -271,7 +297,7 @@ class _Reader:
         ):
             if one(extensions, url):
                 result[key] = True
-        return result
+        return result, code
 
     def _cascade(self, options: Sequence[Mapping[str, Any]], at: str) -> list[dict[str, Any]]:
         top: list[dict[str, Any]] = []
@@ -316,6 +342,10 @@ class _Reader:
         unit = one(extensions, UNIT)
         if isinstance(unit, Mapping) and (unit.get("display") or unit.get("code")):
             question["unit"] = str(unit.get("display") or unit.get("code"))[:20]
+            if unit.get("code"):
+                question["fhir_unit_code"] = str(unit["code"])
+            if unit.get("system"):
+                question["fhir_unit_system"] = str(unit["system"])
         if low is not None:
             question["minimum"] = low
         if high is not None:
@@ -331,9 +361,7 @@ class _Reader:
         question["type"] = "matrix"
         prefix = f"{item.get('linkId')}."
         scale = (rows[0].get("answerOption") or []) if rows else []
-        question["options"] = [
-            self._option(o, f"{at}.item[0].answerOption[{n}]") for n, o in enumerate(scale)
-        ]
+        question["options"] = self._options(rows[0] if rows else {}, scale, f"{at}.item[0]")
         question["rows"] = []
         for n, row in enumerate(rows):
             link_id = str(row.get("linkId", ""))
@@ -365,8 +393,14 @@ class _Reader:
             elif answer_key == "answerBoolean" and operator in ("=", "!="):
                 value = "yes" if answer else "no"
                 parts.append(f"{name} {_OPERATORS[operator]} '{value}'")
-            elif answer_key == "answerCoding" and operator in ("=", "!="):
-                code = _slug(str((answer or {}).get("code", "")), "o")
+            elif operator in ("=", "!=") and (
+                answer_key == "answerCoding"
+                or (kind in CHOICE_TYPES and answer_key in ("answerString", "answerInteger"))
+            ):
+                # An option, as a coding or as the text or number it was written as.
+                given = (answer or {}).get("code", "") if answer_key == "answerCoding" else answer
+                values = self.option_values.get(str(condition.get("question")), {})
+                code = values.get(str(given)) or _slug(str(given), "o")
                 if kind == "multiple_choice":
                     parts.append(f"{'not ' if operator == '!=' else ''}'{code}' in {name}")
                 else:

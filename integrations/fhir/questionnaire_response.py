@@ -11,7 +11,7 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from integrations.fhir.extensions import (
     CASCADE_LABEL_SEPARATOR,
     CASCADE_SEPARATOR,
-    coding_of,
+    answer_of,
     is_boolean,
     link_of,
 )
@@ -29,7 +29,12 @@ def _answer_values(
     if kind == "yes_no" and is_boolean(question):
         return [{"valueBoolean": values[0] == "yes"}] if values else []
     if kind in ("single_choice", "multiple_choice", "dropdown", "yes_no"):
-        return [{"valueCoding": coding_of(question, value)} for value in values]
+        # An open-choice item's free text is the answer, not the option standing for it.
+        return [
+            answer_of(question, value)
+            for value in values
+            if (option := question.option(value)) is None or option.fhir_answer != "open"
+        ]
     if kind == "cascade":
         coding = {"code": CASCADE_SEPARATOR.join(values)}
         path = question.option_path(list(values))
@@ -91,7 +96,7 @@ def to_questionnaire_response(
                         {
                             "linkId": f"{link}.{row.id}",
                             "text": row.text,
-                            "answer": [{"valueCoding": coding_of(question, chosen[0])}],
+                            "answer": [answer_of(question, chosen[0])],
                         }
                     )
             if rows:

@@ -77,6 +77,10 @@ def test_an_outside_questionnaire_becomes_the_form_a_designer_would_write() -> N
         "2.2": ("single_choice", True),
         "2.3": ("rating", False),
         "2.4": ("time", False),
+        "2.5": ("single_choice", True),
+        "2.6": ("text", False),
+        "2.7": ("single_choice", False),
+        "2.8": ("text", False),
         "3": ("long_text", False),
         "4": ("section", False),
     }
@@ -96,6 +100,19 @@ def test_an_outside_questionnaire_becomes_the_form_a_designer_would_write() -> N
         ("LA6571-9", "几乎每天", 3),
     ]
     assert [o.exclusive for o in by_link["2.1"].options] == [False, False, False, True]
+    # Options written as Chinese text get values of their own; an open-choice item's free
+    # text is an "other, please specify" option here.
+    where = by_link["2.5"]
+    assert [(o.value, o.label, o.other) for o in where.options] == [
+        ("o1", "家中", False),
+        ("o2", "康复机构", False),
+        ("o3", "亲属家", False),
+        ("other", "其他", True),
+    ]
+    assert by_link["2.6"].show_if == "q2_5 == 'o2'"
+    assert [o.label for o in by_link["2.7"].options] == ["0", "3", "7"]
+    assert by_link["2.8"].show_if == "q2_7 == '0'"
+    assert (weight.fhir_unit_system, weight.fhir_unit_code) == ("http://unitsofmeasure.org", "kg")
 
 
 def test_an_outside_questionnaire_exports_back_equivalent() -> None:
@@ -216,7 +233,15 @@ def test_answers_to_an_imported_form_go_back_under_its_link_ids_and_codes() -> N
     form = _imported(_outside())
     resource = to_questionnaire_response(
         form,
-        {"q1_1": ["no"], "q1_3": ["72.5"], "q2_1": ["chest-pain"], "q2_2": ["la6569-3"]},
+        {
+            "q1_1": ["no"],
+            "q1_3": ["72.5"],
+            "q2_1": ["chest-pain"],
+            "q2_2": ["la6569-3"],
+            "q2_5": ["other"],
+            "q2_5.other": ["女儿家"],
+            "q2_7": ["3"],
+        },
         questionnaire_url=form.fhir_url or "",
         response_id="resp-2",
         subject="Patient/3f1c",
@@ -230,6 +255,11 @@ def test_answers_to_an_imported_form_go_back_under_its_link_ids_and_codes() -> N
     assert resource["questionnaire"] == "http://example.org/fhir/Questionnaire/cardiac-follow-up|1"
     assert answers["1.1"] == {"valueBoolean": False}
     assert answers["1.3"] == {"valueDecimal": 72.5}
+    # Answered as the Questionnaire asks: its own free text, its own numbers.
+    assert next(i for i in groups["2"] if i["linkId"] == "2.5")["answer"] == [
+        {"valueString": "女儿家"}
+    ]
+    assert answers["2.7"] == {"valueInteger": 3}
     assert answers["2.2"]["valueCoding"] == {
         "system": "http://loinc.org",
         "code": "LA6569-3",
