@@ -1,5 +1,6 @@
 """The data-key rotation job (SEC-4): re-encrypts every encrypted column still sealed with an
-older key under the current one, in batches, until none is left.
+older key under the current one, in batches, until none is left; then seals every uploaded
+file again the same way.
 
 Plain pydantic models shared by the workflow, its activity and whoever starts it. No I/O.
 """
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 KEY_ROTATION_WORKFLOW = "KeyRotation"
 ACTIVITY_REENCRYPT_BATCH = "key_rotation.reencrypt_batch"
+ACTIVITY_RESEAL_FILES = "key_rotation.reseal_files"
 QUERY_KEY_ROTATION_PROGRESS = "progress"
 # One rotation at a time: starting it again while it runs joins the running one.
 KEY_ROTATION_WORKFLOW_ID = "key-rotation"
@@ -29,6 +31,10 @@ class KeyRotationInput(_Msg):
     # Carried over continue-as-new.
     rows_so_far: int = Field(default=0, ge=0)
     batches_so_far: int = Field(default=0, ge=0)
+    # The uploaded files, once the rows are done: resealed in name order, after this name.
+    files_phase: bool = False
+    files_after: str = ""
+    files_so_far: int = Field(default=0, ge=0)
 
 
 class ReencryptBatch(_Msg):
@@ -45,7 +51,21 @@ class ReencryptBatchResult(_Msg):
     key_id: str
 
 
+class ResealFiles(_Msg):
+    after: str
+    batch_size: int = Field(ge=1, le=5000)
+
+
+class ResealFilesResult(_Msg):
+    # The last file name looked at; None when no file is left after ``after``.
+    last: str | None
+    # Of them, files sealed again under the current key.
+    files: int
+    key_id: str
+
+
 class KeyRotationResult(_Msg):
     rows: int
     batches: int
     key_id: str | None = None
+    files: int = 0

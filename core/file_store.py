@@ -55,12 +55,25 @@ class EncryptedFiles:
 
     def read(self, name: str) -> bytes:
         """The plaintext; FileNotFoundError when absent, CryptoError when it does not open."""
+        key_id, sealed = self._sealed(name)
+        return current_keyring().unseal(key_id, sealed, self._context(name))
+
+    def reseal(self, name: str) -> bool:
+        """Seals the file again under the current key if another key sealed it (key rotation);
+        True when it was rewritten. FileNotFoundError, CryptoError as ``read``."""
+        key_id, sealed = self._sealed(name)
+        keyring = current_keyring()
+        if key_id == keyring.current:
+            return False
+        self.write(name, keyring.unseal(key_id, sealed, self._context(name)))
+        return True
+
+    def _sealed(self, name: str) -> tuple[str, bytes]:
         raw = self.path(name).read_bytes()
         if not raw.startswith(_MAGIC) or len(raw) < len(_MAGIC) + 1:
             raise CryptoError(f"not a stored file ({name})")
         end = len(_MAGIC) + 1 + raw[len(_MAGIC)]
-        key_id = raw[len(_MAGIC) + 1 : end].decode("ascii", errors="replace")
-        return current_keyring().unseal(key_id, raw[end:], self._context(name))
+        return raw[len(_MAGIC) + 1 : end].decode("ascii", errors="replace"), raw[end:]
 
     def remove(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):

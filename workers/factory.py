@@ -25,6 +25,7 @@ from activities.reconciliation import ReconciliationActivities
 from contracts.messages import channel_task_queue
 from core.crypto import configure_from_settings
 from core.db import SessionFactory
+from core.file_store import EncryptedFiles
 from core.links import LinkSigner
 from core.settings import Settings
 from integrations.clients import (
@@ -135,7 +136,7 @@ def build_workers(
     pathways = PathwayRecordActivities(deps.sessions, deps.his)
     payments = PaymentActivities(deps.sessions, deps.charging, deps.insurance, deps.provider)
     reconciliation = ReconciliationActivities(deps.sessions, deps.provider)
-    key_rotation = KeyRotationActivities(deps.sessions)
+    key_rotation = KeyRotationActivities(deps.sessions, EncryptedFiles(deps.settings.uploads_path))
     complaints = ComplaintActivities(deps.sessions, deps.settings)
     main = Worker(
         client,
@@ -176,6 +177,7 @@ def build_workers(
             payments.record_consultation,
             reconciliation.reconcile,
             key_rotation.reencrypt_batch,
+            key_rotation.reseal_files,
             complaints.open,
             complaints.record,
         ],

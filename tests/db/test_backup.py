@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy import select, text
 from sqlmodel import SQLModel
 
 from core.db import SessionFactory, create_engine, session_factory, transaction
+from core.file_store import EncryptedFiles
 from core.migrate import upgrade
 from core.models import PathwayRun
 from harness.databases import clone_database, drop_database
@@ -24,6 +26,7 @@ from infra.audit import verify as audit_verify
 from infra.backup import BackupError, create_backup, restore_backup
 from services import audit
 from tests.factories import add_patient
+from tests.images import png
 
 TABLES = sorted(SQLModel.metadata.tables)
 
@@ -126,3 +129,42 @@ async def test_sqlite_backup_restores_into_a_fresh_file(tmp_path: Path) -> None:
     assert len(original["patient"]) == 2
     with pytest.raises(BackupError, match="already holds data"):
         await asyncio.to_thread(restore_backup, backup, source)
+
+
+async def test_uploaded_photos_are_backed_up_with_the_database_and_restored(
+    tmp_path: Path,
+) -> None:
+    source = f"sqlite+aiosqlite:///{tmp_path / 'carepath.db'}"
+    await asyncio.to_thread(upgrade, source)
+    files = EncryptedFiles(tmp_path / "uploads")
+    photos = {"upl_" + "a" * 32: png(16, 16), "upl_" + "b" * 32: png(8, 8, (0, 0, 0))}
+    for name, data in photos.items():
+        files.write(name, data)
+    backup = tmp_path / "b" / "carepath.sqlite3"
+    # The documented command, as an operator runs it.
+    await asyncio.to_thread(
+        subprocess.run,
+        [
+            *(sys.executable, "-m", "infra.backup", "create", f"--output={backup}"),
+            *(f"--database-url={source}", f"--uploads-dir={files.root}"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    archive = backup.with_name(backup.name + ".uploads.tar")
+    assert archive.is_file()
+    with tarfile.open(archive) as tar:
+        stored = {Path(member.name).name: tar.extractfile(member) for member in tar.getmembers()}
+        assert sorted(stored) == sorted(photos)
+        # Archived as stored: sealed, not the pictures.
+        assert all(b"PNG" not in member.read() for member in stored.values() if member)
+
+    target = f"sqlite+aiosqlite:///{tmp_path / 'restored' / 'carepath.db'}"
+    restored = EncryptedFiles(tmp_path / "restored" / "uploads")
+    await asyncio.to_thread(restore_backup, backup, target, restored.root)
+    assert {name: restored.read(name) for name in photos} == photos
+    # An upload directory that already holds files is refused before the database is touched.
+    again = f"sqlite+aiosqlite:///{tmp_path / 'again' / 'carepath.db'}"
+    with pytest.raises(BackupError, match="already holds files"):
+        await asyncio.to_thread(restore_backup, backup, again, files.root)
+    assert not (tmp_path / "again" / "carepath.db").exists()
