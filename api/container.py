@@ -15,7 +15,13 @@ from core.links import FileLinkSigner, LinkSigner
 from core.settings import Settings
 from core.templates import page_environment
 from core.temporal import connect_temporal
-from integrations.clients import his_charging_client, his_client, wechatpay_notice_verifier
+from integrations.clients import (
+    exam_client,
+    his_charging_client,
+    his_client,
+    wechatpay_notice_verifier,
+)
+from integrations.exam import ExamClient
 from integrations.his import HisClient
 from integrations.his_charging import HisChargingClient
 from integrations.wechatpay import NoticeVerifier
@@ -40,6 +46,8 @@ class Container:
     # Uploaded photos and signatures, encrypted, and the links that let a page show them.
     files: EncryptedFiles
     file_links: FileLinkSigner
+    # The physical-exam vendor (US-K1).
+    exams: ExamClient
     engine: AsyncEngine | None = None
 
     @classmethod
@@ -70,6 +78,7 @@ class Container:
             verifier=wechatpay_notice_verifier(settings),
             files=EncryptedFiles(settings.uploads_path),
             file_links=FileLinkSigner(settings.link_secret.get_secret_value()),
+            exams=exam_client(settings),
             engine=engine,
         )
 
@@ -100,5 +109,6 @@ class Container:
     async def close(self) -> None:
         await self.his.close()
         await self.charging.close()
+        await self.exams.close()
         if self.engine is not None:
             await self.engine.dispose()

@@ -63,6 +63,10 @@ class Permission(StrEnum):
     ARTICLES_APPROVE = "articles.approve"  # approving (publishing) others' articles
     COMPLAINTS_READ = "complaints.read"  # the complaint queue, a case, the statistics
     COMPLAINTS_HANDLE = "complaints.handle"  # open, acknowledge, resolve, reassign
+    EXAMS_READ = "exams.read"  # exam bookings, results, reports, held items (PX)
+    EXAMS_BOOK = "exams.book"  # bind a patient's exam account, ask for an exam
+    EXAMS_REVIEW = "exams.review"  # tick the optional items of a personalised list
+    EXAMS_MAP = "exams.map"  # map a vendor item to a standard one
     PATIENTS_REVEAL = (
         "patients.reveal"  # one masked identifier in full (audited; which: disclosure)
     )
@@ -95,14 +99,30 @@ _CLINICAL = {
 }
 
 ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
-    StaffRole.NURSE: frozenset(_EVERY_STAFF | _CLINICAL),
+    StaffRole.NURSE: frozenset(_EVERY_STAFF | _CLINICAL | {P.EXAMS_READ, P.EXAMS_BOOK}),
     StaffRole.DOCTOR: frozenset(
         _EVERY_STAFF
         | _CLINICAL
-        | {P.PRESCRIPTIONS_READ, P.CONSULTATIONS_READ, P.CONSULTATIONS_ACCEPT}
+        | {
+            P.PRESCRIPTIONS_READ,
+            P.CONSULTATIONS_READ,
+            P.CONSULTATIONS_ACCEPT,
+            P.EXAMS_READ,
+            P.EXAMS_BOOK,
+            P.EXAMS_REVIEW,
+        }
     ),
     StaffRole.CARE_MANAGER: frozenset(
-        _EVERY_STAFF | _CLINICAL | {P.PATHWAYS_DESIGN, P.PAYMENTS_READ, P.ARTICLES_APPROVE}
+        _EVERY_STAFF
+        | _CLINICAL
+        | {
+            P.PATHWAYS_DESIGN,
+            P.PAYMENTS_READ,
+            P.ARTICLES_APPROVE,
+            P.EXAMS_READ,
+            P.EXAMS_BOOK,
+            P.EXAMS_MAP,
+        }
     ),
     # A delivery problem needs the receiver's phone or address (services.disclosure says which).
     StaffRole.PHARMACIST: frozenset(
@@ -131,6 +151,8 @@ ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
             P.COMPLAINTS_HANDLE,
             P.ARTICLES_WRITE,
             P.ARTICLES_APPROVE,
+            P.EXAMS_READ,
+            P.EXAMS_MAP,
         }
     ),
     # Another hospital system (patient portal, kiosk, HIS) calling with a token.
@@ -210,6 +232,12 @@ PUBLIC_ROUTES: dict[tuple[str, str], Exposure] = {
     ("POST", "/webhooks/his/prescriptions/{prescription_no}/payment"): Exposure.SIGNED_WEBHOOK,
     ("POST", "/webhooks/his/prescriptions/{prescription_no}/refund"): Exposure.SIGNED_WEBHOOK,
     ("POST", "/webhooks/enterprise/{enterprise_code}/status"): Exposure.SIGNED_WEBHOOK,
+    # The physical-exam vendor (US-H1..US-H5), signed with its own secret.
+    ("POST", "/integrations/exam/us-h1/exam-list"): Exposure.SIGNED_WEBHOOK,
+    ("POST", "/integrations/exam/us-h2/guide"): Exposure.SIGNED_WEBHOOK,
+    ("POST", "/integrations/exam/us-h3/results"): Exposure.SIGNED_WEBHOOK,
+    ("POST", "/integrations/exam/us-h4/report"): Exposure.SIGNED_WEBHOOK,
+    ("POST", "/integrations/exam/us-h5/items"): Exposure.SIGNED_WEBHOOK,
     ("POST", "/webhooks/twilio/status"): Exposure.SIGNED_WEBHOOK,
     ("GET", "/webhooks/wechat"): Exposure.SIGNED_WEBHOOK,
     ("POST", "/webhooks/wechat"): Exposure.SIGNED_WEBHOOK,

@@ -103,7 +103,7 @@ class AlertOut(BaseModel):
     summary: str
     role: str
     department_code: str
-    task_id: str
+    task_id: str | None
     workflow_id: str
     raised_at: datetime
     acknowledged_at: datetime | None

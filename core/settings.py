@@ -80,6 +80,16 @@ class Settings(BaseSettings):
     enterprise_webhook_secret: SecretStr = SecretStr(DEV_PLACEHOLDER_SECRET)
     enterprise_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # The physical-exam vendor (PX-1..8): its interface (US-K1, US-K2) and the secret that
+    # signs its pushes to us (US-H1..US-H5).
+    exam_base_url: str = "http://127.0.0.1:8087"
+    exam_api_key: SecretStr = SecretStr(DEV_PLACEHOLDER_SECRET)
+    exam_webhook_secret: SecretStr = SecretStr(DEV_PLACEHOLDER_SECRET)
+    exam_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How long the doctor has to review a personalised exam list before it is booked with
+    # the required items only.
+    exam_review_hours: float = Field(default=24.0, gt=0, le=24 * 14)
+
     # Lets a discharge event ask for a compressed clock (a day in seconds) so a demo or an
     # end-to-end test can watch a multi-day plan finish. Never honoured in production.
     allow_demo_clock: bool | None = None
@@ -168,6 +178,8 @@ class Settings(BaseSettings):
             "his_webhook_secret",
             "his_api_key",
             "enterprise_webhook_secret",
+            "exam_api_key",
+            "exam_webhook_secret",
             "insurance_app_secret",
         ):
             secret = getattr(self, name).get_secret_value()

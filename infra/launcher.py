@@ -166,6 +166,7 @@ def _banner(
         "  (herbal orders: /sim/orders)",
         f"  Insurance simulator    {settings.insurance_base_url}  (ledger: /sim/ledger)",
         f"  Payment simulator      {settings.wechatpay_api_base_url}  (trades: /sim/orders)",
+        f"  Exam vendor simulator  {settings.exam_base_url}  (bookings: /sim/bookings)",
         f"  Message channels       {' → '.join(settings.enabled_channels)}",
         f"  Data                   {settings.data_dir.resolve()}",
         "  Demo staff tokens (Authorization: Bearer <token>):",
@@ -270,6 +271,7 @@ async def run(settings: Settings, *, embedded_temporal: bool) -> int:
              settings.enterprise_base_urls.get("ENT-DEMO", "")),
             ("insurance-sim", "simulators.insurance", settings.insurance_base_url),
             ("wechatpay-sim", "simulators.wechatpay", settings.wechatpay_api_base_url),
+            ("exam-sim", "simulators.exam", settings.exam_base_url),
         ):  # fmt: skip
             target = urlparse(url)
             if target.hostname in ("127.0.0.1", "localhost"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from core.dev_keys import wechatpay_keys
 from core.settings import Settings
 from integrations.enterprise import EnterpriseClient
+from integrations.exam import ExamClient
 from integrations.his import HisClient
 from integrations.his_charging import HisChargingClient
 from integrations.insurance import InsuranceClient
@@ -32,6 +33,14 @@ def his_charging_client(settings: Settings) -> HisChargingClient:
 def enterprise_client(settings: Settings) -> EnterpriseClient:
     return EnterpriseClient.create(
         settings.enterprise_base_urls, settings.enterprise_timeout_seconds
+    )
+
+
+def exam_client(settings: Settings) -> ExamClient:
+    return ExamClient.create(
+        settings.exam_base_url,
+        settings.exam_api_key.get_secret_value(),
+        settings.exam_timeout_seconds,
     )
 
 

@@ -16,6 +16,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.complaints import ComplaintActivities
+from activities.exams import ExamActivities
 from activities.key_rotation import KeyRotationActivities
 from activities.messaging import MessagingActivities
 from activities.pathway_records import PathwayRecordActivities
@@ -30,6 +31,7 @@ from core.links import LinkSigner
 from core.settings import Settings
 from integrations.clients import (
     enterprise_client,
+    exam_client,
     his_charging_client,
     his_client,
     insurance_client,
@@ -37,6 +39,7 @@ from integrations.clients import (
     wechatpay_client,
 )
 from integrations.enterprise import EnterpriseClient
+from integrations.exam import ExamClient
 from integrations.his import HisClient
 from integrations.his_charging import HisChargingClient
 from integrations.insurance import InsuranceClient
@@ -45,6 +48,7 @@ from messaging.channel import MessageChannel
 from services.messages import Composer, TemplateStore
 from workflows.complaint import ComplaintWorkflow
 from workflows.consultation import ConsultationWorkflow
+from workflows.exam import ExamDictionaryChangeWorkflow, ExamEpisodeWorkflow
 from workflows.key_rotation import KeyRotationWorkflow
 from workflows.message_batch import MessageBatchWorkflow
 from workflows.message_delivery import MessageDeliveryWorkflow
@@ -65,6 +69,8 @@ WORKFLOWS = [
     ReconciliationWorkflow,
     KeyRotationWorkflow,
     ComplaintWorkflow,
+    ExamEpisodeWorkflow,
+    ExamDictionaryChangeWorkflow,
 ]
 # Lets in-flight activities finish on SIGTERM before the worker exits (rolling restarts).
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
@@ -89,6 +95,7 @@ class WorkerDeps:
     charging: HisChargingClient
     insurance: InsuranceClient
     provider: WeChatPayClient
+    exams: ExamClient
 
     @classmethod
     def from_settings(
@@ -114,6 +121,7 @@ class WorkerDeps:
             charging=his_charging_client(settings),
             insurance=insurance_client(settings),
             provider=wechatpay_client(settings),
+            exams=exam_client(settings),
         )
 
     async def close(self) -> None:
@@ -124,6 +132,7 @@ class WorkerDeps:
         await self.charging.close()
         await self.insurance.close()
         await self.provider.close()
+        await self.exams.close()
 
 
 def build_workers(
@@ -138,6 +147,7 @@ def build_workers(
     reconciliation = ReconciliationActivities(deps.sessions, deps.provider)
     key_rotation = KeyRotationActivities(deps.sessions, EncryptedFiles(deps.settings.uploads_path))
     complaints = ComplaintActivities(deps.sessions, deps.settings)
+    exams = ExamActivities(deps.sessions, deps.exams, deps.settings)
     main = Worker(
         client,
         task_queue=task_queue,
@@ -180,6 +190,10 @@ def build_workers(
             key_rotation.reseal_files,
             complaints.open,
             complaints.record,
+            exams.book,
+            exams.record,
+            exams.assess,
+            exams.apply_dictionary,
         ],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         max_cached_workflows=max_cached_workflows,

@@ -55,6 +55,22 @@ ENTERPRISE_RETRY = RetryPolicy(
     non_retryable_error_types=["EnterpriseRefused"],
 )
 
+# The exam vendor's booking interface (US-K2): unavailable, retried with backoff for a day;
+# a refusal (202) is an answer, not an error.
+EXAM_VENDOR_TIMEOUT = timedelta(seconds=30)
+EXAM_VENDOR_GIVE_UP = timedelta(days=1)
+EXAM_VENDOR_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=10),
+)
+# A vendor dictionary change that could not be saved (US-H5, 701): retried until it is.
+EXAM_DICTIONARY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=30),
+)
+
 # A provider call sending one message on one channel: short, so a worker that dies mid-send is
 # retried quickly. Transient failures (5xx, timeouts) are retried with backoff for about two
 # minutes (a try whose answer was lost may first spend a few waiting for WeChat's report of it),

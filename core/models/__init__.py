@@ -17,6 +17,16 @@ from core.models.clinical import (
     TaskStatus,
 )
 from core.models.complaints import Complaint
+from core.models.exams import (
+    ExamAccount,
+    ExamBooking,
+    ExamDictionaryChange,
+    ExamItemMapping,
+    ExamMessage,
+    ExamResult,
+    ExamResultHold,
+    ExamVendorItem,
+)
 from core.models.forms import FormDocument, FormVersion
 from core.models.messaging import (
     MESSAGE_STATUS_RANK,
@@ -79,6 +89,14 @@ __all__ = [
     "Discrepancy",
     "Encounter",
     "EnrollmentCandidate",
+    "ExamAccount",
+    "ExamBooking",
+    "ExamDictionaryChange",
+    "ExamItemMapping",
+    "ExamMessage",
+    "ExamResult",
+    "ExamResultHold",
+    "ExamVendorItem",
     "FormDocument",
     "FormDraft",
     "FormResponse",

@@ -181,7 +181,8 @@ class Alert(SQLModel, table=True):
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     kind: str = Field(max_length=32)  # abnormal_answer, ...
-    task_id: str = Field(foreign_key="care_task.id", max_length=36)
+    # The care task it is about; None for a process without tasks (a physical exam's).
+    task_id: str | None = Field(default=None, foreign_key="care_task.id", max_length=36)
     workflow_id: str = Field(max_length=200, index=True)
     patient_id: str = Field(foreign_key="patient.id", max_length=36)
     department_code: str = Field(max_length=32, index=True)

@@ -47,6 +47,7 @@ from core.models import (
     DataScope,
     Encounter,
     EnrollmentCandidate,
+    ExamBooking,
     MessageBatch,
     OutboundMessage,
     PathwayRun,
@@ -353,6 +354,16 @@ ROUTES: list[Row] = [
         409,
         {"department_code": "orthopaedics", "reason": "涉及骨科"},
     ),
+    # physical exams (no workflow behind the matrix's bookings: a review is a 409)
+    Row("GET", "/api/exams/consent", CLINICAL | {ADMIN}),
+    Row("GET", "/api/exams/catalogue", CLINICAL | {ADMIN}),
+    Row("POST", "/api/exams/accounts", CLINICAL, None, 422, {}),
+    Row("POST", "/api/exams/bookings", CLINICAL, None, 422, {}),
+    Row("GET", "/api/exams/bookings", CLINICAL | {ADMIN}, listing="booking"),
+    Row("GET", "/api/exams/bookings/{booking_id}", CLINICAL | {ADMIN}, "booking"),
+    Row("POST", "/api/exams/bookings/{booking_id}/review", {DOCTOR}, "booking", 409, {}),
+    Row("GET", "/api/exams/held", CLINICAL | {ADMIN}),
+    Row("POST", "/api/exams/mappings", {CM, ADMIN}, None, 422, {}),
     # administration
     Row("GET", "/api/hospitals/{code}", {ADMIN}),
     Row("PUT", "/api/hospitals/{code}", {ADMIN}, None, 422, {}),
@@ -396,6 +407,7 @@ LISTED_ID = {  # the field that names each listed record
     "order": "id",
     "attention": "order_id",
     "complaint": "id",
+    "booking": "id",
 }
 
 
@@ -436,6 +448,7 @@ class World:
                 consultation_id=ids["consultation"],
                 candidate_id=ids["candidate"],
                 complaint_id=ids["complaint"],
+                booking_id=ids["booking"],
             )
         return row.path.format(**values)
 
@@ -595,7 +608,16 @@ async def _seed(sessions: SessionFactory) -> tuple[dict[str, Seeded], dict[str, 
                 opened_by="matrix",
                 opened_at=now,
             )
-            session.add_all([consultation, candidate, complaint])
+            booking = ExamBooking(
+                workflow_id=f"matrix-exam-{tag}",
+                patient_id=patient.id,
+                department_code=department,
+                account_no=f"TJ{tag}",
+                exam_date=now.date(),
+                status="closed",
+                requested_by="matrix",
+            )
+            session.add_all([consultation, candidate, complaint, booking])
             await session.flush()
             ids = {
                 "patient": patient.id,
@@ -611,6 +633,7 @@ async def _seed(sessions: SessionFactory) -> tuple[dict[str, Seeded], dict[str, 
                 "consultation": consultation.id,
                 "candidate": candidate.id,
                 "complaint": complaint.id,
+                "booking": booking.id,
             }
             owner.update(dict.fromkeys(ids.values(), key))
             seeded[key] = Seeded(key, ids, patient.his_patient_id)

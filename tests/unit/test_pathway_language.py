@@ -44,6 +44,7 @@ def test_the_library_holds_the_tender_plans() -> None:
         "cardiac-education": "education",
         "outpatient-satisfaction": "satisfaction",
         "diabetes-management": "case_management",
+        "exam-followup": "followup",
     }
 
 

@@ -29,6 +29,10 @@ EXPECTED: dict[str, object] = {
         maximum_interval=10 * MINUTE,
         non_retryable_error_types=["EnterpriseRefused"],
     ),
+    "EXAM_VENDOR_TIMEOUT": 30 * SECOND,
+    "EXAM_VENDOR_GIVE_UP": timedelta(days=1),
+    "EXAM_VENDOR_RETRY": RetryPolicy(initial_interval=2 * SECOND, maximum_interval=10 * MINUTE),
+    "EXAM_DICTIONARY_RETRY": RetryPolicy(initial_interval=5 * SECOND, maximum_interval=30 * MINUTE),
     "CHANNEL_SEND_TIMEOUT": 20 * SECOND,
     "CHANNEL_SEND_RETRY": RetryPolicy(
         initial_interval=2 * SECOND,

@@ -19,6 +19,8 @@ PRODUCTION: dict[str, Any] = {
     "his_api_key": STRONG,
     "enterprise_webhook_secret": STRONG,
     "insurance_app_secret": STRONG,
+    "exam_api_key": STRONG,
+    "exam_webhook_secret": STRONG,
     "wechatpay_private_key": PAIR.private_pem,
     "wechatpay_platform_public_key": PAIR.public_pem,
     "wechatpay_apiv3_key": "k" * 32,
