@@ -35,6 +35,7 @@ def test_histories_cover_every_long_running_workflow() -> None:
         "refund",
         "consultation",
         "complaint",
+        "exam",
     } <= prefixes
 
 
