@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: setup setup-test run stop demo demo-rx demo-pay test lint fmt bench clean backup restore audit-verify fault-campaign
+.PHONY: setup setup-test run stop demo demo-rx demo-pay demo-exam test lint fmt bench clean backup restore audit-verify fault-campaign
 
 setup:
 	@infra/setup.sh run
@@ -19,6 +19,9 @@ stop:
 
 demo-rx:
 	@$(PY) -m infra.demo_rx $(ARGS)
+
+demo-exam:
+	@$(PY) -m infra.demo_exam $(ARGS)
 
 demo-pay:
 	@$(PY) -m infra.demo_pay $(ARGS)

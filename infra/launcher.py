@@ -176,6 +176,7 @@ def _banner(
         "  Watch a discharged patient's follow-up end to end: `make demo`",
         "  Watch a herbal prescription's review and delivery: `make demo-rx`",
         "  Watch a mixed insurance + WeChat Pay payment and a refund: `make demo-pay`",
+        "  Watch a physical exam through the vendor interfaces (US-K1..H5): `make demo-exam`",
         "",
     ]
     return "\n".join(lines)

@@ -35,6 +35,9 @@ DEMO_STAFF = (
     DemoStaff("赵医生", StaffRole.DOCTOR, "cardiology", "dev-doctor-cardiology"),
     DemoStaff("骨科护士", StaffRole.NURSE, "orthopedics", "dev-nurse-orthopedics"),
     DemoStaff("李药师", StaffRole.PHARMACIST, None, "dev-pharmacist"),
+    # The health-management centre: the exam process (PX-8).
+    DemoStaff("钱医生", StaffRole.DOCTOR, "health_management", "dev-doctor-health"),
+    DemoStaff("周个案", StaffRole.CARE_MANAGER, None, "dev-care-manager"),
     DemoStaff("管理员", StaffRole.ADMIN, None, "dev-admin", "admin", "dev-admin-password"),
 )
 

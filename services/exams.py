@@ -327,13 +327,13 @@ async def held_results(
     return rows.all()
 
 
-async def results_of(session: AsyncSession, exam_no: str) -> Sequence[ExamResult]:
+async def results_of(session: AsyncSession, exam_no: str) -> list[ExamResult]:
+    """The exam's results in the catalogue's order (as a report lists them)."""
     rows = await session.exec(
-        select(ExamResult)
-        .where(ExamResult.exam_no == exam_no, col(ExamResult.deleted).is_(False))
-        .order_by(col(ExamResult.standard_code))
+        select(ExamResult).where(ExamResult.exam_no == exam_no, col(ExamResult.deleted).is_(False))
     )
-    return rows.all()
+    order = {code: index for index, code in enumerate(catalogue().items)}
+    return sorted(rows.all(), key=lambda r: (order.get(r.standard_code, len(order)), r.name))
 
 
 # ---- the vendor's dictionary (US-H5) ------------------------------------------------------

@@ -5,12 +5,13 @@ items that matched nothing (501) so their held results are saved."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col, func, select
 from temporalio.client import WorkflowUpdateFailedError
@@ -37,9 +38,11 @@ from exams.codes import INTERFACE_CODES, MESSAGES, reply
 from exams.consent import CONSENT_TEXT, CONSENT_VERSION
 from integrations.exam import ExamRefused, ExamUnavailable
 from integrations.exam_protocol import SEX_CODES, BindRequest, compact
+from integrations.his import HisUnavailable
 from services import audit
 from services.exams import UnknownItem, drawn_list, held_results, map_item, results_of
 from services.hospitals import hospital_profile
+from services.patients import UnknownPatient, fetch_patient, known_or_fetched, upsert_patient
 from services.scope import patient_filter, record_filter
 from services.staff import StaffPrincipal
 
@@ -59,8 +62,20 @@ class Consent(BaseModel):
     text: str
 
 
-class BindIn(BaseModel):
-    patient_id: Key
+class PatientRef(BaseModel):
+    """The patient by our id, or by the HIS's (fetched from the HIS the first time)."""
+
+    patient_id: Key | None = None
+    his_patient_id: Line | None = Field(default=None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        if (self.patient_id is None) == (self.his_patient_id is None):
+            raise ValueError("give patient_id or his_patient_id")
+        return self
+
+
+class BindIn(PatientRef):
     consent_version: Line = Field(min_length=1, max_length=32)
     accepted: bool = Field(description="the patient accepted the data-use authorisation")
 
@@ -72,8 +87,7 @@ class BindOut(BaseModel):
     account_no: str | None = None
 
 
-class BookingIn(BaseModel):
-    patient_id: Key
+class BookingIn(PatientRef):
     exam_date: date
     department_code: Line | None = Field(default=None, min_length=1, max_length=32)
 
@@ -134,6 +148,26 @@ class HeldOut(BaseModel):
     received_at: datetime
 
 
+async def _patient(
+    session: SessionDep, container: ContainerDep, staff: StaffPrincipal, ref: PatientRef
+) -> Patient:
+    if ref.patient_id is not None:
+        patient = await session.get(Patient, ref.patient_id)
+        if patient is None:
+            raise field_error(("body", "patient_id"), "no such patient")
+    else:
+        try:
+            patient = await known_or_fetched(session, container.his, ref.his_patient_id or "")
+        except UnknownPatient as exc:
+            raise field_error(("body", "his_patient_id"), "the HIS knows no such patient") from exc
+        except HisUnavailable as exc:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "HIS unreachable: retry later"
+            ) from exc
+    await ensure_patient_visible(session, staff, patient.id)
+    return patient
+
+
 def _out(row: ExamBooking) -> BookingOut:
     return BookingOut.model_validate(row.model_dump())
 
@@ -176,17 +210,21 @@ async def bind(
         raise field_error(("body", "accepted"), "the patient must accept the authorisation")
     if body.consent_version != CONSENT_VERSION:
         raise field_error(("body", "consent_version"), f"the current version is {CONSENT_VERSION}")
-    patient = await session.get(Patient, body.patient_id)
-    if patient is None:
-        raise field_error(("body", "patient_id"), "no such patient")
-    await ensure_patient_visible(session, staff, patient.id)
+    patient = await _patient(session, container, staff, body)
     bound = await session.get(ExamAccount, patient.id)
     if bound is not None:
         response.status_code = status.HTTP_200_OK
         return BindOut(
             code="0", level="成功", message="已绑定体检账号", account_no=bound.account_no
         )
-    for name in ("sex", "birth_date", "id_number"):
+    identity = ("sex", "birth_date", "id_number")
+    if not all(getattr(patient, name) for name in identity):
+        # An older copy of the record: the HIS's current one may hold them (HIS-2).
+        with contextlib.suppress(UnknownPatient, HisUnavailable):
+            patient = await upsert_patient(
+                session, await fetch_patient(session, container.his, patient.his_patient_id)
+            )
+    for name in identity:
         if not getattr(patient, name):
             raise field_error(("patient", name), "the patient record lacks it; update the HIS")
     assert patient.birth_date is not None
@@ -274,10 +312,7 @@ async def request_booking(
     """The patient asks for an exam on a date: their personalised list is drawn up from their
     questionnaire answers and waits for a doctor's review, then it is booked (a refusal by the
     vendor, 202, shows on the booking)."""
-    patient = await session.get(Patient, body.patient_id)
-    if patient is None:
-        raise field_error(("body", "patient_id"), "no such patient")
-    await ensure_patient_visible(session, staff, patient.id)
+    patient = await _patient(session, container, staff, body)
     profile = await hospital_profile(
         session, container.settings, container.settings.default_hospital_code
     )
