@@ -5,17 +5,14 @@ items that matched nothing (501) so their held results are saved."""
 
 from __future__ import annotations
 
-import contextlib
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Annotated, Any, Self
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
-from sqlalchemy.exc import DBAPIError
 from sqlmodel import col, func, select
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -23,26 +20,20 @@ from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, ensure_patient_visible, ensure_visible, require
 from api.schemas import Page, field_error
 from contracts.exam import (
-    EXAM_WORKFLOW,
     UPDATE_REVIEW,
-    ExamInput,
     ExamState,
     Review,
-    exam_workflow_id,
 )
-from core.models import ExamAccount, ExamBooking, ExamResultHold, Patient, utcnow
+from core.models import ExamBooking, ExamResultHold, Patient
 from core.validation import Count, Key, Line
 from exams.catalogue import catalogue
-from exams.checks import booking_window, within_window
-from exams.codes import INTERFACE_CODES, MESSAGES, reply
+from exams.codes import INTERFACE_CODES, MESSAGES, Reply
 from exams.consent import CONSENT_TEXT, CONSENT_VERSION
-from integrations.exam import ExamRefused, ExamUnavailable
-from integrations.exam_protocol import SEX_CODES, BindRequest, compact
 from integrations.his import HisUnavailable
 from services import audit
-from services.exams import UnknownItem, drawn_list, held_results, map_item, results_of
-from services.hospitals import hospital_profile
-from services.patients import UnknownPatient, fetch_patient, known_or_fetched, upsert_patient
+from services.exam_requests import MissingIdentity, NotBound, bind_account, request_exam
+from services.exams import UnknownItem, held_results, map_item, results_of
+from services.patients import UnknownPatient, known_or_fetched
 from services.scope import patient_filter, record_filter
 from services.staff import StaffPrincipal
 
@@ -197,13 +188,7 @@ async def standard_items(staff: ReaderDep) -> list[dict[str, Any]]:  # noqa: ARG
     },
     description=f"US-K1 绑定体检账号. Codes: {_codes('US-K1')}",
 )
-async def bind(
-    body: BindIn,
-    response: Response,
-    container: ContainerDep,
-    session: SessionDep,
-    staff: BookerDep,
-) -> Any:
+async def bind(body: BindIn, container: ContainerDep, session: SessionDep, staff: BookerDep) -> Any:
     """Binds the patient's exam account after they accept the data-use authorisation; the
     vendor creates an account when it finds none (103)."""
     if not body.accepted:
@@ -211,88 +196,24 @@ async def bind(
     if body.consent_version != CONSENT_VERSION:
         raise field_error(("body", "consent_version"), f"the current version is {CONSENT_VERSION}")
     patient = await _patient(session, container, staff, body)
-    bound = await session.get(ExamAccount, patient.id)
-    if bound is not None:
-        response.status_code = status.HTTP_200_OK
-        return BindOut(
-            code="0", level="成功", message="已绑定体检账号", account_no=bound.account_no
-        )
-    identity = ("sex", "birth_date", "id_number")
-    if not all(getattr(patient, name) for name in identity):
-        # An older copy of the record: the HIS's current one may hold them (HIS-2).
-        with contextlib.suppress(UnknownPatient, HisUnavailable):
-            patient = await upsert_patient(
-                session, await fetch_patient(session, container.his, patient.his_patient_id)
-            )
-    for name in identity:
-        if not getattr(patient, name):
-            raise field_error(("patient", name), "the patient record lacks it; update the HIS")
-    assert patient.birth_date is not None
-    assert patient.id_number is not None
     try:
-        answer = await container.exams.bind(
-            BindRequest(
-                name=patient.name,
-                sex=SEX_CODES[patient.sex or "M"],
-                birth_date=compact(patient.birth_date),
-                id_number=patient.id_number,
-            )
-        )
-    except ExamUnavailable:
-        return _bind_failed("体检机构系统暂不可用，请稍后重试", status.HTTP_503_SERVICE_UNAVAILABLE)
-    except ExamRefused as exc:
-        return _bind_failed(str(exc)[:200], status.HTTP_502_BAD_GATEWAY)
-    other = (
-        await session.exec(select(ExamAccount).where(ExamAccount.account_no == answer.account_no))
-    ).first()
-    if other is not None:
-        return _bind_failed("该体检账号已绑定其他患者", status.HTTP_409_CONFLICT)
-    now = utcnow()
-    try:
-        session.add(
-            ExamAccount(
-                patient_id=patient.id,
-                account_no=answer.account_no,
-                consent_version=body.consent_version,
-                consented_at=now,
-                consented_by=staff.id,
-                created_by_vendor=answer.code == "103",
-                bound_at=now,
-            )
-        )
-        audit.record(
+        bound = await bind_account(
             session,
+            container.exams,
+            container.his,
+            patient,
+            consent_version=body.consent_version,
             actor_type="staff",
             actor_id=staff.id,
-            action="exam.account_bound",
-            target_type="patient",
-            target_id=patient.id,
-            consent_version=body.consent_version,
-            created_by_vendor=answer.code == "103",
         )
-        await session.commit()
-    except DBAPIError as exc:
-        await session.rollback()
-        return _bind_failed(
-            f"保存失败（{type(exc).__name__}）", status.HTTP_503_SERVICE_UNAVAILABLE
-        )
-    if answer.code == "103":
-        found = reply("103", params="姓名、性别、出生日期、身份证号")
-        return BindOut(
-            code=found.code,
-            level=found.level,
-            message=f"{found.message}，体检机构已新建账号",
-            account_no=answer.account_no,
-        )
-    return BindOut(code="0", level="成功", message="绑定成功", account_no=answer.account_no)
-
-
-def _bind_failed(reason: str, http_status: int) -> JSONResponse:
-    failed = reply("104", reason=reason)
-    return JSONResponse(
-        {"code": failed.code, "level": failed.level, "message": failed.message},
-        status_code=http_status,
-    )
+    except MissingIdentity as exc:
+        raise field_error(
+            ("patient", exc.field), "the patient record lacks it; update the HIS"
+        ) from exc
+    answer = {"code": bound.reply.code, "level": bound.reply.level, "message": bound.reply.message}
+    if bound.account_no is not None:
+        answer["account_no"] = bound.account_no
+    return JSONResponse(answer, status_code=bound.http_status)
 
 
 @router.post(
@@ -313,73 +234,30 @@ async def request_booking(
     questionnaire answers and waits for a doctor's review, then it is booked (a refusal by the
     vendor, 202, shows on the booking)."""
     patient = await _patient(session, container, staff, body)
-    profile = await hospital_profile(
-        session, container.settings, container.settings.default_hospital_code
-    )
-    now = utcnow()
-    today = now.astimezone(profile.tz).date()
-    if not within_window(body.exam_date, today):
-        start, end = booking_window(today)
-        refused = reply("201", start=f"{start:%Y-%m-%d}", end=f"{end:%Y-%m-%d}")
+    try:
+        booked = await request_exam(
+            session,
+            container.temporal,
+            container.settings,
+            patient,
+            exam_date=body.exam_date,
+            department_code=body.department_code or staff.department_code or "health_management",
+            actor_type="staff",
+            actor_id=staff.id,
+        )
+    except NotBound as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, "该患者尚未绑定体检账号") from exc
+    if isinstance(booked, Reply):
         return JSONResponse(
             {
-                "code": refused.code,
-                "level": refused.level,
-                "message": refused.message,
-                "detail": [{"loc": ["body", "exam_date"], "msg": refused.message}],
+                "code": booked.code,
+                "level": booked.level,
+                "message": booked.message,
+                "detail": [{"loc": ["body", "exam_date"], "msg": booked.message}],
             },
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
-    account = await session.get(ExamAccount, patient.id)
-    if account is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, "该患者尚未绑定体检账号")
-    department = body.department_code or staff.department_code or "health_management"
-    listed = await drawn_list(session, patient, today)
-    review_by = now + timedelta(hours=container.settings.exam_review_hours)
-    booking = ExamBooking(
-        workflow_id="",
-        patient_id=patient.id,
-        department_code=department,
-        account_no=account.account_no,
-        exam_date=body.exam_date,
-        status="reviewing",
-        listed=[i.model_dump() for i in listed],
-        review_by=review_by,
-        requested_by=staff.id,
-    )
-    booking.workflow_id = exam_workflow_id(booking.id)
-    session.add(booking)
-    audit.record(
-        session,
-        actor_type="staff",
-        actor_id=staff.id,
-        action="exam.requested",
-        target_type="exam_booking",
-        target_id=booking.id,
-        patient_id=patient.id,
-        exam_date=body.exam_date.isoformat(),
-    )
-    await session.flush()
-    await container.temporal.start_workflow(
-        EXAM_WORKFLOW,
-        ExamInput(
-            booking_id=booking.id,
-            patient_id=patient.id,
-            department_code=department,
-            hospital_code=profile.code,
-            timezone=profile.tz.key,
-            exam_date=body.exam_date,
-            stage="reviewing",
-            listed=listed,
-            review_by=review_by,
-        ),
-        id=booking.workflow_id,
-        task_queue=container.settings.temporal_task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-    )
-    await session.commit()
-    return _out(booking)
+    return JSONResponse(_out(booked).model_dump(mode="json"), status_code=status.HTTP_201_CREATED)
 
 
 async def _visible(session: SessionDep, staff: StaffPrincipal, booking_id: str) -> ExamBooking:
