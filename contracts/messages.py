@@ -46,9 +46,9 @@ class LinkSpec(_Msg):
     task_id: str
     valid_for: timedelta | None = None
     expires_at: datetime | None = None
-    # The page it opens: a care task's (/p/...), a payment order's (/pay/...) or a complaint's
-    # (/c/..., where the patient rates how it was handled).
-    path: Literal["p", "pay", "c"] = "p"
+    # The page it opens: a care task's (/p/...), a payment order's (/pay/...), a complaint's
+    # (/c/..., where the patient rates how it was handled) or the patient's exams (/x/...).
+    path: Literal["p", "pay", "c", "x"] = "p"
 
     @model_validator(mode="after")
     def _one_expiry(self) -> LinkSpec:

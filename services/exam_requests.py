@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -139,6 +139,19 @@ class NotBound(Exception):
     """The patient has no exam account yet."""
 
 
+class ExamInProgress(Exception):
+    """The patient already has an exam that is not over (a second tap, or a second request
+    while the first is booked): one at a time."""
+
+    def __init__(self, booking: ExamBooking) -> None:
+        super().__init__(booking.id)
+        self.booking = booking
+
+
+# An exam still in these is not over: the patient cannot ask for another.
+IN_PROGRESS = ("reviewing", "booking", "booked", "guided", "resulted")
+
+
 async def request_exam(
     session: AsyncSession,
     temporal: Client,
@@ -158,9 +171,18 @@ async def request_exam(
     if not within_window(exam_date, today):
         start, end = booking_window(today)
         return reply("201", start=f"{start:%Y-%m-%d}", end=f"{end:%Y-%m-%d}")
-    account = await session.get(ExamAccount, patient.id)
+    account = await session.get(ExamAccount, patient.id, with_for_update=True)
     if account is None:
         raise NotBound
+    going = (
+        await session.exec(
+            select(ExamBooking).where(
+                ExamBooking.patient_id == patient.id, col(ExamBooking.status).in_(IN_PROGRESS)
+            )
+        )
+    ).first()
+    if going is not None:
+        raise ExamInProgress(going)
     listed = await drawn_list(session, patient, today)
     review_by = now + timedelta(hours=settings.exam_review_hours)
     booking = ExamBooking(

@@ -5,7 +5,7 @@ items that matched nothing (501) so their held results are saved."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Self
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 from sqlmodel import col, func, select
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -24,20 +25,29 @@ from contracts.exam import (
     ExamState,
     Review,
 )
-from core.models import ExamBooking, ExamResultHold, Patient
+from contracts.messages import DELIVERY_WORKFLOW, LinkSpec, MessageRequest, delivery_workflow_id
+from core.models import ExamBooking, ExamResultHold, Patient, utcnow
 from core.validation import Count, Key, Line
 from exams.catalogue import catalogue
 from exams.codes import INTERFACE_CODES, MESSAGES, Reply
 from exams.consent import CONSENT_TEXT, CONSENT_VERSION
 from integrations.his import HisUnavailable
 from services import audit
-from services.exam_requests import MissingIdentity, NotBound, bind_account, request_exam
+from services.exam_requests import (
+    ExamInProgress,
+    MissingIdentity,
+    NotBound,
+    bind_account,
+    request_exam,
+)
 from services.exams import UnknownItem, held_results, map_item, results_of
+from services.messages import MessageRejected
 from services.patients import UnknownPatient, known_or_fetched
 from services.scope import patient_filter, record_filter
 from services.staff import StaffPrincipal
 
 router = APIRouter(prefix="/api/exams", tags=["physical exams"])
+INVITATION_VALID = timedelta(days=7)
 ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.EXAMS_READ))]
 BookerDep = Annotated[StaffPrincipal, Depends(require(Permission.EXAMS_BOOK))]
 ReviewerDep = Annotated[StaffPrincipal, Depends(require(Permission.EXAMS_REVIEW))]
@@ -175,6 +185,60 @@ async def standard_items(staff: ReaderDep) -> list[dict[str, Any]]:  # noqa: ARG
     return [item.model_dump() for item in catalogue().items.values()]
 
 
+class Invited(BaseModel):
+    message_key: str
+    workflow_id: str
+    valid_until: datetime
+
+
+@router.post(
+    "/invitations",
+    response_model=Invited,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={503: {"description": "The workflow service is unreachable; try again"}},
+)
+async def invite(
+    body: PatientRef, container: ContainerDep, session: SessionDep, staff: BookerDep
+) -> Invited:
+    """Texts (or WeChats) the patient a link to their exam page, valid for seven days: there
+    they accept the data-use authorisation, bind their account and ask for an exam."""
+    patient = await _patient(session, container, staff, body)
+    now = utcnow()
+    valid_until = now + INVITATION_VALID
+    key = f"exam-invite:{patient.id}:{now:%Y%m%d%H%M%S}"
+    request = MessageRequest(
+        key=key,
+        template="exam_invite",
+        patient_id=patient.id,
+        link=LinkSpec(task_id=patient.id, expires_at=valid_until, path="x"),
+        hospital_code=container.settings.default_hospital_code,
+        department_code=staff.department_code,
+        sender=f"staff:{staff.id}",
+    )
+    try:
+        await container.composer.compose(session, request, now=now)
+    except MessageRejected as exc:
+        raise field_error(("body", exc.field), exc.reason) from exc
+    workflow_id = delivery_workflow_id(key)
+    await container.temporal.start_workflow(
+        DELIVERY_WORKFLOW,
+        request,
+        id=workflow_id,
+        task_queue=container.settings.temporal_task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    audit.record(
+        session,
+        actor_type="staff",
+        actor_id=staff.id,
+        action="exam.invited",
+        target_type="patient",
+        target_id=patient.id,
+    )
+    await session.commit()
+    return Invited(message_key=key, workflow_id=workflow_id, valid_until=valid_until)
+
+
 @router.post(
     "/accounts",
     response_model=BindOut,
@@ -247,6 +311,11 @@ async def request_booking(
         )
     except NotBound as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, "该患者尚未绑定体检账号") from exc
+    except ExamInProgress as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"该患者已有进行中的体检（{exc.booking.exam_date:%Y-%m-%d}），完成后再预约",
+        ) from exc
     if isinstance(booked, Reply):
         return JSONResponse(
             {

@@ -358,6 +358,7 @@ ROUTES: list[Row] = [
     Row("GET", "/api/exams/consent", CLINICAL | {ADMIN}),
     Row("GET", "/api/exams/catalogue", CLINICAL | {ADMIN}),
     Row("POST", "/api/exams/accounts", CLINICAL, None, 422, {}),
+    Row("POST", "/api/exams/invitations", CLINICAL, None, 422, {}),
     Row("POST", "/api/exams/bookings", CLINICAL, None, 422, {}),
     Row("GET", "/api/exams/bookings", CLINICAL | {ADMIN}, listing="booking"),
     Row("GET", "/api/exams/bookings/{booking_id}", CLINICAL | {ADMIN}, "booking"),

@@ -42,6 +42,8 @@ class ExamStack:
     vendor: ExamVendorState
     sim: httpx.AsyncClient
     tokens: dict[str, str]
+    # Where the API is served on loopback (for a browser).
+    base_url: str
 
     def auth(self, role: str = "nurse") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
@@ -187,7 +189,7 @@ async def _stack(
                 serve(api.app, port=api_port),
                 httpx.AsyncClient(base_url=sim_url, timeout=30) as sim,
             ):
-                yield ExamStack(api, vendor, sim, tokens)
+                yield ExamStack(api, vendor, sim, tokens, f"http://127.0.0.1:{api_port}")
 
 
 @pytest.fixture
