@@ -485,3 +485,48 @@ async def test_dictionary_changes_are_applied_or_kept_and_retried(exam_stack: Ex
 
         item = await eventually(applied, within=60, what="the kept change, retried")
     assert item.name == "同型半胱氨酸"
+
+
+async def test_a_booking_whose_answer_was_lost_is_booked_once(exam_stack: ExamStack) -> None:
+    stack = exam_stack
+    zhang = await _bound(stack)
+    day = datetime.now(UTC).astimezone(stack.api.settings.tz).date() + timedelta(days=5)
+    # The vendor books, then its answer never arrives (our client gives up after 2 s); then
+    # it is down for a while. The retries send the same booking id.
+    plan = FaultPlan(
+        hang_seconds=5,
+        rules=[
+            FaultRule(path_prefix="/api/us-k2", hang_after_commit=True, count=1),
+            FaultRule(path_prefix="/api/us-k2", status=503, count=1),
+        ],
+    )
+    await stack.sim.put("/sim/faults", json=plan.model_dump())
+    async with running_worker(
+        stack.api.temporal, stack.api.settings.temporal_task_queue, stack.api.settings,
+        stack.api.sessions,
+    ):  # fmt: skip
+        asked = await stack.api.http.post(
+            "/api/exams/bookings",
+            json={"his_patient_id": zhang.his_patient_id, "exam_date": day.isoformat()},
+            headers=stack.auth(),
+        )
+        assert asked.status_code == 201, asked.text
+        booking_id = asked.json()["id"]
+        reviewed = await stack.api.http.post(
+            f"/api/exams/bookings/{booking_id}/review", json={}, headers=stack.auth("doctor")
+        )
+        assert reviewed.status_code == 200, reviewed.text
+
+        async def booked() -> dict[str, Any] | None:
+            row = await stack.api.http.get(
+                f"/api/exams/bookings/{booking_id}", headers=stack.auth()
+            )
+            body: dict[str, Any] = row.json()
+            return body if body["status"] == "booked" else None
+
+        booking = await eventually(booked, within=60, what="the booking, after the retries")
+    vendor_bookings = (await stack.sim.get("/sim/bookings")).json()
+    assert len(vendor_bookings) == 1
+    assert vendor_bookings[0]["exam_no"] == booking["exam_no"]
+    faults = (await stack.sim.get("/sim/faults")).json()
+    assert faults["rule"] == 2
