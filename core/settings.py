@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     # the required items only.
     exam_review_hours: float = Field(default=24.0, gt=0, le=24 * 14)
 
+    # The real-name identity service (实名认证) a home-nursing order is checked against.
+    identity_base_url: str = "http://127.0.0.1:8088"
+    identity_api_key: SecretStr = SecretStr(DEV_PLACEHOLDER_SECRET)
+    identity_timeout_seconds: float = Field(default=5.0, gt=0)
+
     # Lets a discharge event ask for a compressed clock (a day in seconds) so a demo or an
     # end-to-end test can watch a multi-day plan finish. Never honoured in production.
     allow_demo_clock: bool | None = None
@@ -180,6 +185,7 @@ class Settings(BaseSettings):
             "enterprise_webhook_secret",
             "exam_api_key",
             "exam_webhook_secret",
+            "identity_api_key",
             "insurance_app_secret",
         ):
             secret = getattr(self, name).get_secret_value()

@@ -24,6 +24,7 @@ TEST_INSURANCE_SECRET = "test-insurance-secret-0123456789abcdef0123"
 TEST_DATA_KEY_ID = "t1"
 TEST_EXAM_API_KEY = "test-exam-api-key-0123456789abcdef0123456789"
 TEST_EXAM_SECRET = "test-exam-push-secret-0123456789abcdef01234"
+TEST_IDENTITY_API_KEY = "test-identity-api-key-0123456789abcdef012345"
 TEST_DATA_KEYS = {"t1": "74657374646174616b6579302d746573"}
 TEST_BLIND_INDEX_KEY = "74657374626c696e642d696e6465782d"
 
@@ -40,6 +41,7 @@ def make_settings(**overrides: Any) -> Settings:
         "insurance_app_secret": TEST_INSURANCE_SECRET,
         "exam_api_key": TEST_EXAM_API_KEY,
         "exam_webhook_secret": TEST_EXAM_SECRET,
+        "identity_api_key": TEST_IDENTITY_API_KEY,
         "wechatpay_private_key": TEST_PAYMENT_KEYS.merchant.private_pem,
         "wechatpay_platform_public_key": TEST_PAYMENT_KEYS.platform.public_pem,
         "wechatpay_apiv3_key": TEST_APIV3_KEY,

@@ -21,6 +21,7 @@ PRODUCTION: dict[str, Any] = {
     "insurance_app_secret": STRONG,
     "exam_api_key": STRONG,
     "exam_webhook_secret": STRONG,
+    "identity_api_key": STRONG,
     "wechatpay_private_key": PAIR.private_pem,
     "wechatpay_platform_public_key": PAIR.public_pem,
     "wechatpay_apiv3_key": "k" * 32,
