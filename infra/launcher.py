@@ -167,6 +167,7 @@ def _banner(
         f"  Insurance simulator    {settings.insurance_base_url}  (ledger: /sim/ledger)",
         f"  Payment simulator      {settings.wechatpay_api_base_url}  (trades: /sim/orders)",
         f"  Exam vendor simulator  {settings.exam_base_url}  (bookings: /sim/bookings)",
+        f"  Identity simulator     {settings.identity_base_url}  (checks: /sim/checks)",
         f"  Message channels       {' → '.join(settings.enabled_channels)}",
         f"  Data                   {settings.data_dir.resolve()}",
         "  Demo staff tokens (Authorization: Bearer <token>):",
@@ -273,6 +274,7 @@ async def run(settings: Settings, *, embedded_temporal: bool) -> int:
             ("insurance-sim", "simulators.insurance", settings.insurance_base_url),
             ("wechatpay-sim", "simulators.wechatpay", settings.wechatpay_api_base_url),
             ("exam-sim", "simulators.exam", settings.exam_base_url),
+            ("identity-sim", "simulators.identity", settings.identity_base_url),
         ):  # fmt: skip
             target = urlparse(url)
             if target.hostname in ("127.0.0.1", "localhost"):
