@@ -67,6 +67,8 @@ class Permission(StrEnum):
     EXAMS_BOOK = "exams.book"  # bind a patient's exam account, ask for an exam
     EXAMS_REVIEW = "exams.review"  # tick the optional items of a personalised list
     EXAMS_MAP = "exams.map"  # map a vendor item to a standard one
+    NURSING_READ = "nursing.read"  # home-nursing items, nurses, orders
+    NURSING_ADMIN = "nursing.admin"  # items and prices, the nurse roster
     PATIENTS_REVEAL = (
         "patients.reveal"  # one masked identifier in full (audited; which: disclosure)
     )
@@ -99,7 +101,9 @@ _CLINICAL = {
 }
 
 ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
-    StaffRole.NURSE: frozenset(_EVERY_STAFF | _CLINICAL | {P.EXAMS_READ, P.EXAMS_BOOK}),
+    StaffRole.NURSE: frozenset(
+        _EVERY_STAFF | _CLINICAL | {P.EXAMS_READ, P.EXAMS_BOOK, P.NURSING_READ}
+    ),
     StaffRole.DOCTOR: frozenset(
         _EVERY_STAFF
         | _CLINICAL
@@ -153,6 +157,8 @@ ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
             P.ARTICLES_APPROVE,
             P.EXAMS_READ,
             P.EXAMS_MAP,
+            P.NURSING_READ,
+            P.NURSING_ADMIN,
         }
     ),
     # Another hospital system (patient portal, kiosk, HIS) calling with a token.

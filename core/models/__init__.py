@@ -40,6 +40,7 @@ from core.models.messaging import (
     OutboundMessage,
     TemplateOwner,
 )
+from core.models.nursing import NursingItem, NursingNurse, NursingOrder
 from core.models.operations import (
     AuditEntry,
     DataScope,
@@ -108,6 +109,9 @@ __all__ = [
     "MessageBatch",
     "MessageStatus",
     "MessageTemplate",
+    "NursingItem",
+    "NursingNurse",
+    "NursingOrder",
     "OutboundMessage",
     "Pathway",
     "PathwayRun",

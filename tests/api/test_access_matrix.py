@@ -365,6 +365,11 @@ ROUTES: list[Row] = [
     Row("POST", "/api/exams/bookings/{booking_id}/review", {DOCTOR}, "booking", 409, {}),
     Row("GET", "/api/exams/held", CLINICAL | {ADMIN}),
     Row("POST", "/api/exams/mappings", {CM, ADMIN}, None, 422, {}),
+    # home nursing: the catalogue and the roster
+    Row("GET", "/api/nursing/items", {NURSE, ADMIN}),
+    Row("PUT", "/api/nursing/items/{code}", {ADMIN}, None, 422, {}),
+    Row("GET", "/api/nursing/nurses", {NURSE, ADMIN}),
+    Row("PUT", "/api/nursing/nurses/{staff_id}", {ADMIN}, None, 404, {}),
     # administration
     Row("GET", "/api/hospitals/{code}", {ADMIN}),
     Row("PUT", "/api/hospitals/{code}", {ADMIN}, None, 422, {}),
