@@ -7,6 +7,7 @@ Plain pydantic models shared by the workflow, its activities and the API. Nothin
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -72,20 +73,20 @@ class OpenComplaint(_Msg):
 
 
 class Acknowledgement(_Msg):
-    by: Line = Field(min_length=1, max_length=64)
+    by: Annotated[Line, Field(min_length=1, max_length=64)]
     note: Text | None = Field(default=None, max_length=1000)
 
 
 class Resolution(_Msg):
-    by: Line = Field(min_length=1, max_length=64)
+    by: Annotated[Line, Field(min_length=1, max_length=64)]
     # What was done, as the patient will be told it.
-    outcome: Text = Field(min_length=2, max_length=500)
+    outcome: Annotated[Text, Field(min_length=2, max_length=500)]
 
 
 class Reassignment(_Msg):
-    by: Line = Field(min_length=1, max_length=64)
-    department_code: Line = Field(min_length=1, max_length=32)
-    reason: Text = Field(min_length=2, max_length=500)
+    by: Annotated[Line, Field(min_length=1, max_length=64)]
+    department_code: Annotated[Line, Field(min_length=1, max_length=32)]
+    reason: Annotated[Text, Field(min_length=2, max_length=500)]
 
 
 class Rating(_Msg):

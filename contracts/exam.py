@@ -10,7 +10,7 @@ Plain pydantic models shared by the workflows, their activities and the API. No 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -84,7 +84,7 @@ class ExamInput(_Msg):
 class Review(_Msg):
     """The doctor's review: the optional items ticked (required ones are always booked)."""
 
-    by: Line = Field(min_length=1, max_length=64)
+    by: Annotated[Line, Field(min_length=1, max_length=64)]
     ticked: list[Line] = Field(default_factory=list, max_length=100)
 
 

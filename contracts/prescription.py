@@ -6,7 +6,7 @@ Plain pydantic models shared by the workflow, its activities and the API. Nothin
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -49,7 +49,7 @@ class _Msg(BaseModel):
 
 
 class RxItem(_Msg):
-    herb: Line = Field(min_length=1, max_length=20)
+    herb: Annotated[Line, Field(min_length=1, max_length=20)]
     # Grams per dose (剂); an absurd figure is a data-entry error, refused with a 422.
     dose_g: float = Field(gt=0, le=500)
     processing: ProcessingMethod | None = None
@@ -57,14 +57,14 @@ class RxItem(_Msg):
 
 class Diagnosis(_Msg):
     code: Line | None = Field(default=None, max_length=32)
-    name: Line = Field(min_length=1, max_length=100)
+    name: Annotated[Line, Field(min_length=1, max_length=100)]
 
 
 class Address(_Msg):
-    receiver: Line = Field(min_length=1, max_length=32)
-    phone: Line = Field(min_length=5, max_length=32)
-    district: Line = Field(min_length=1, max_length=50)
-    detail: Text = Field(min_length=1, max_length=200)
+    receiver: Annotated[Line, Field(min_length=1, max_length=32)]
+    phone: Annotated[Line, Field(min_length=5, max_length=32)]
+    district: Annotated[Line, Field(min_length=1, max_length=50)]
+    detail: Annotated[Text, Field(min_length=1, max_length=200)]
 
 
 class Delivery(_Msg):
@@ -137,15 +137,15 @@ class StatusChange(_Msg):
 
 
 class Payment(_Msg):
-    payment_id: Line = Field(min_length=1, max_length=64)
+    payment_id: Annotated[Line, Field(min_length=1, max_length=64)]
     amount_fen: int = Field(gt=0)
     paid_at: datetime
 
 
 class Refund(_Msg):
-    refund_id: Line = Field(min_length=1, max_length=64)
-    reason: Text = Field(min_length=1, max_length=200)
-    requested_by: Line = Field(default="his", max_length=64)
+    refund_id: Annotated[Line, Field(min_length=1, max_length=64)]
+    reason: Annotated[Text, Field(min_length=1, max_length=200)]
+    requested_by: Annotated[Line, Field(max_length=64)] = "his"
 
 
 class PrescriptionState(_Msg):
@@ -180,8 +180,8 @@ class Revision(_Msg):
 
 
 class Cancellation(_Msg):
-    reason: Text = Field(min_length=1, max_length=200)
-    by: Line = Field(default="his", max_length=64)
+    reason: Annotated[Text, Field(min_length=1, max_length=200)]
+    by: Annotated[Line, Field(max_length=64)] = "his"
 
 
 class EnterpriseUpdate(_Msg):

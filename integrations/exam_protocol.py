@@ -48,7 +48,7 @@ class _Body(BaseModel):
 class Customer(_Body):
     """客户个人信息数据集: what the platform checks a push against (name, sex, birth date)."""
 
-    name: Line = Field(min_length=1, max_length=50)
+    name: Annotated[Line, Field(min_length=1, max_length=50)]
     sex: Sex
     birth_date: CompactDate
 
@@ -63,24 +63,24 @@ class ExamItem(_Body):
     """One item of an exam list: the vendor's code where known, else the platform's."""
 
     code: VendorId
-    name: Line = Field(min_length=1, max_length=100)
+    name: Annotated[Line, Field(min_length=1, max_length=100)]
 
 
 # ---- outbound: US-K1, US-K2 ----------------------------------------------------------------
 
 
 class BindRequest(_Body):
-    name: Line = Field(min_length=1, max_length=50)
+    name: Annotated[Line, Field(min_length=1, max_length=50)]
     sex: Sex
     birth_date: CompactDate
-    id_number: Line = Field(min_length=15, max_length=18)
+    id_number: Annotated[Line, Field(min_length=15, max_length=18)]
 
 
 class BindAnswer(_Body):
     """code "0": found; "103": none found, the vendor created this account."""
 
     code: Literal["0", "103"]
-    message: Text = Field(default="", max_length=500)
+    message: Annotated[Text, Field(max_length=500)] = ""
     account_no: VendorId
 
 
@@ -96,7 +96,7 @@ class BookAnswer(_Body):
     """code "0": booked under ``vendor_booking_no``; "202": refused, ``message`` says why."""
 
     code: Literal["0", "202"]
-    message: Text = Field(default="", max_length=500)
+    message: Annotated[Text, Field(max_length=500)] = ""
     vendor_booking_no: VendorId | None = None
     # The vendor's number for the exam, which its guide, results and report will name.
     exam_no: VendorId | None = None
@@ -116,13 +116,13 @@ class GuidePush(_Body):
     customer: Customer
     exam_date: CompactDate
     # 大文本或URL地址: the guide itself, or where it is.
-    guide: Text = Field(min_length=1, max_length=20_000)
+    guide: Annotated[Text, Field(min_length=1, max_length=20_000)]
 
 
 class ResultItem(_Body):
     item_code: VendorId
-    item_name: Line = Field(min_length=1, max_length=100)
-    value: Line = Field(default="", max_length=200)  # empty on a delete
+    item_name: Annotated[Line, Field(min_length=1, max_length=100)]
+    value: Annotated[Line, Field(max_length=200)] = ""  # empty on a delete
     unit: Line | None = Field(default=None, max_length=20)
     reference_range: Line | None = Field(default=None, max_length=100)
     # H above, L below the reference range, A abnormal otherwise (a positive test), N normal.
@@ -146,15 +146,15 @@ class ReportPush(_Body):
     exam_no: VendorId
     customer: Customer
     # 大文本或带格式的HTML文档: kept as sent, shown to staff as text.
-    report: Text = Field(min_length=1, max_length=200_000)
+    report: Annotated[Text, Field(min_length=1, max_length=200_000)]
     conclusions: list[Line] = Field(default_factory=list, max_length=50)
 
 
 class DictionaryItem(_Body):
     code: VendorId
-    name: Line = Field(min_length=1, max_length=100)
+    name: Annotated[Line, Field(min_length=1, max_length=100)]
     category_code: VendorId
-    category_name: Line = Field(min_length=1, max_length=64)
+    category_name: Annotated[Line, Field(min_length=1, max_length=64)]
     unit: Line | None = Field(default=None, max_length=20)
 
 

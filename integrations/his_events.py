@@ -25,15 +25,15 @@ class _Event(BaseModel):
 
 
 class Diagnosis(_Event):
-    code: Line = Field(min_length=1, max_length=32)
-    name: Line = Field(min_length=1, max_length=100)
+    code: Annotated[Line, Field(min_length=1, max_length=32)]
+    name: Annotated[Line, Field(min_length=1, max_length=100)]
 
 
 class EncounterInfo(_Event):
     encounter_id: HisId
     kind: Literal["inpatient", "outpatient", "exam"]
     department_code: HisId
-    department_name: Line = Field(min_length=1, max_length=64)
+    department_name: Annotated[Line, Field(min_length=1, max_length=64)]
     ward: Line | None = Field(default=None, max_length=64)
     bed: Line | None = Field(default=None, max_length=16)
     attending_doctor: Line | None = Field(default=None, max_length=64)
@@ -51,7 +51,7 @@ class DischargedEncounter(EncounterInfo):
 
 
 class DischargeEvent(_Event):
-    event_id: Line = Field(min_length=1, max_length=128)
+    event_id: Annotated[Line, Field(min_length=1, max_length=128)]
     event_type: Literal["discharge"]
     occurred_at: AwareDatetime
     patient_id: HisId
@@ -68,14 +68,14 @@ class PrescriptionSubmitted(PrescriptionContent):
 
     model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
 
-    event_id: Line = Field(min_length=1, max_length=128)
+    event_id: Annotated[Line, Field(min_length=1, max_length=128)]
     hospital_code: HisId
     prescription_no: HisId
     patient_id: HisId
     department_code: HisId
-    department_name: Line = Field(min_length=1, max_length=64)
+    department_name: Annotated[Line, Field(min_length=1, max_length=64)]
     doctor_id: HisId
-    doctor_name: Line = Field(min_length=1, max_length=64)
+    doctor_name: Annotated[Line, Field(min_length=1, max_length=64)]
     delivery: Delivery
 
 
@@ -84,19 +84,19 @@ class PrescriptionRevised(PrescriptionContent):
 
     model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
 
-    event_id: Line = Field(min_length=1, max_length=128)
+    event_id: Annotated[Line, Field(min_length=1, max_length=128)]
     hospital_code: HisId
     doctor_id: HisId
 
 
 class PrescriptionCancelled(_Event):
-    event_id: Line = Field(min_length=1, max_length=128)
+    event_id: Annotated[Line, Field(min_length=1, max_length=128)]
     hospital_code: HisId
-    reason: Text = Field(min_length=1, max_length=200)
+    reason: Annotated[Text, Field(min_length=1, max_length=200)]
 
 
 class PrescriptionPaid(_Event):
-    event_id: Line = Field(min_length=1, max_length=128)
+    event_id: Annotated[Line, Field(min_length=1, max_length=128)]
     hospital_code: HisId
     payment_id: HisId
     amount_fen: int = Field(gt=0, le=100_000_000)
@@ -104,17 +104,17 @@ class PrescriptionPaid(_Event):
 
 
 class PrescriptionRefundRequested(_Event):
-    event_id: Line = Field(min_length=1, max_length=128)
+    event_id: Annotated[Line, Field(min_length=1, max_length=128)]
     hospital_code: HisId
     refund_id: HisId
-    reason: Text = Field(min_length=1, max_length=200)
+    reason: Annotated[Text, Field(min_length=1, max_length=200)]
 
 
 class EnterpriseStatusEvent(_Event):
     """A service enterprise's progress report on a dispatched prescription (RX-6)."""
 
-    event_id: Line = Field(min_length=1, max_length=128)
-    prescription_id: Line = Field(min_length=1, max_length=36)
+    event_id: Annotated[Line, Field(min_length=1, max_length=128)]
+    prescription_id: Annotated[Line, Field(min_length=1, max_length=36)]
     status: EnterpriseStatus
     at: AwareDatetime
     note: Text | None = Field(default=None, max_length=200)
@@ -125,7 +125,7 @@ class EncounterEvent(_Event):
     """A visit, admission, surgery, consultation or examination (HIS-1): may enrol the patient
     in pathways anchored on it."""
 
-    event_id: Line = Field(min_length=1, max_length=128)
+    event_id: Annotated[Line, Field(min_length=1, max_length=128)]
     event_type: Literal["visit", "admission", "surgery", "consultation", "exam"]
     # When it happened: the anchor of pathways counted from this event.
     occurred_at: AwareDatetime
@@ -138,7 +138,7 @@ class EncounterEvent(_Event):
 class RegistrationEvent(_Event):
     """The patient registered for an appointment: it satisfies an expected revisit (CM-7)."""
 
-    event_id: Line = Field(min_length=1, max_length=128)
+    event_id: Annotated[Line, Field(min_length=1, max_length=128)]
     event_type: Literal["registration"]
     patient_id: HisId
     department_code: HisId

@@ -46,14 +46,16 @@ class ComplaintIn(BaseModel):
     patient_id: Key = Field(description="the patient's id here (not the HIS number)")
     kind: Kind = "complaint"
     category: Category
-    summary: Text = Field(min_length=2, max_length=2000, description="what the patient said")
+    summary: Annotated[
+        Text, Field(min_length=2, max_length=2000, description="what the patient said")
+    ]
     # What it came from: a survey answer, a follow-up call, or the patient in person.
     source: Literal["survey", "followup", "staff"] = "staff"
     # The survey answer or follow-up it came from; its department is the case's by default.
     task_id: Key | None = None
     department_code: Line | None = Field(default=None, min_length=1, max_length=32)
     # The same key again (a retried request) answers the case it opened.
-    idempotency_key: Line = Field(min_length=8, max_length=100)
+    idempotency_key: Annotated[Line, Field(min_length=8, max_length=100)]
 
 
 class ComplaintOut(BaseModel):
@@ -87,12 +89,14 @@ class AcknowledgeIn(BaseModel):
 
 
 class ResolveIn(BaseModel):
-    outcome: Text = Field(min_length=2, max_length=500, description="as the patient is told it")
+    outcome: Annotated[
+        Text, Field(min_length=2, max_length=500, description="as the patient is told it")
+    ]
 
 
 class ReassignIn(BaseModel):
-    department_code: Line = Field(min_length=1, max_length=32)
-    reason: Text = Field(min_length=2, max_length=500)
+    department_code: Annotated[Line, Field(min_length=1, max_length=32)]
+    reason: Annotated[Text, Field(min_length=2, max_length=500)]
 
 
 def _out(row: Complaint) -> ComplaintOut:

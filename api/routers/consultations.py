@@ -43,7 +43,7 @@ class ConsultationCreate(BaseModel):
     his_order_no: Code = Field(min_length=1, max_length=64, description="the fee's HIS order")
     patient_id: Code = Field(min_length=1, max_length=64, description="the patient's HIS id")
     amount_fen: int = Field(gt=0, le=10_000_000)
-    question: Text = Field(min_length=1, max_length=1000)
+    question: Annotated[Text, Field(min_length=1, max_length=1000)]
     use_insurance: bool = False
     hospital_code: Code | None = Field(default=None, max_length=32)
 

@@ -160,7 +160,7 @@ class Consent(BaseModel):
     """CM-2: an electronic signature or an uploaded scan of the signed consent form."""
 
     method: Literal["e_signature", "scan"]
-    reference: Line = Field(min_length=1, max_length=200)
+    reference: Annotated[Line, Field(min_length=1, max_length=200)]
     signed_at: SaneDateTime
 
 

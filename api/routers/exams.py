@@ -77,7 +77,7 @@ class PatientRef(BaseModel):
 
 
 class BindIn(PatientRef):
-    consent_version: Line = Field(min_length=1, max_length=32)
+    consent_version: Annotated[Line, Field(min_length=1, max_length=32)]
     accepted: bool = Field(description="the patient accepted the data-use authorisation")
 
 
@@ -98,8 +98,8 @@ class ReviewIn(BaseModel):
 
 
 class MappingIn(BaseModel):
-    vendor_code: Line = Field(min_length=1, max_length=64)
-    standard_code: Line = Field(min_length=1, max_length=32)
+    vendor_code: Annotated[Line, Field(min_length=1, max_length=64)]
+    standard_code: Annotated[Line, Field(min_length=1, max_length=32)]
 
 
 class ResultOut(BaseModel):

@@ -24,7 +24,7 @@ AdminDep = Annotated[StaffPrincipal, Depends(require(Permission.HOSPITALS_ADMIN)
 
 
 class HospitalIn(BaseModel):
-    name: Line = Field(min_length=1, max_length=100)
+    name: Annotated[Line, Field(min_length=1, max_length=100)]
     phone: Line | None = Field(default=None, max_length=32)
     timezone: Line = "Asia/Shanghai"
     config: HospitalConfig = Field(default_factory=HospitalConfig)

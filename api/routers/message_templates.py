@@ -38,9 +38,9 @@ class TemplateIn(BaseModel):
     code: Slug
     owner: Literal["team", "personal"]
     category: Category
-    name: Line = Field(min_length=1, max_length=100)
+    name: Annotated[Line, Field(min_length=1, max_length=100)]
     variables: list[Line] = Field(default_factory=list, max_length=30)
-    sms: Text = Field(min_length=1, max_length=2000)
+    sms: Annotated[Text, Field(min_length=1, max_length=2000)]
     wechat: WeChatTemplate | None = None
 
 

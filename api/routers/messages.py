@@ -123,9 +123,11 @@ class PushTo(BaseModel):
 
 
 class PushMessage(BaseModel):
-    idempotency_key: Line = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
+    idempotency_key: Annotated[
+        Line, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
+    ]
     to: PushTo
-    template: Line = Field(min_length=1, max_length=64)
+    template: Annotated[Line, Field(min_length=1, max_length=64)]
     variables: dict[Line, Scalar] = Field(default_factory=dict, max_length=50)
     urgent: bool = False
     department_code: Line | None = Field(default=None, max_length=32)
@@ -253,8 +255,8 @@ class BatchRecipients(BaseModel):
 
 
 class CreateBatch(BaseModel):
-    name: Line = Field(min_length=1, max_length=100)
-    template: Line = Field(min_length=1, max_length=64)
+    name: Annotated[Line, Field(min_length=1, max_length=100)]
+    template: Annotated[Line, Field(min_length=1, max_length=64)]
     variables: dict[Line, Scalar] = Field(default_factory=dict, max_length=50)
     recipients: BatchRecipients
 

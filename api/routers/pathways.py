@@ -225,7 +225,7 @@ async def live(
 
 
 class AvailabilityChange(BaseModel):
-    reason: Text = Field(min_length=1, max_length=300)
+    reason: Annotated[Text, Field(min_length=1, max_length=300)]
 
 
 AvailabilityVerb = Literal["suspend", "resume", "retire"]

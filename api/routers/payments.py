@@ -78,7 +78,7 @@ class OrderCreate(BaseModel):
 
 class RefundCreate(BaseModel):
     amount_fen: int = Field(gt=0, le=100_000_000)
-    reason: Text = Field(min_length=1, max_length=200)
+    reason: Annotated[Text, Field(min_length=1, max_length=200)]
 
 
 class RefundOut(BaseModel):

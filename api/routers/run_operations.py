@@ -81,7 +81,7 @@ async def visible_run(session: SessionDep, staff: StaffPrincipal, workflow_id: s
 
 
 class Reason(BaseModel):
-    reason: Text = Field(min_length=1, max_length=300)
+    reason: Annotated[Text, Field(min_length=1, max_length=300)]
 
 
 class RescheduleIn(Reason):
@@ -125,7 +125,7 @@ async def skip(
 
 
 class AdHocIn(Reason):
-    title: Line = Field(min_length=1, max_length=100)
+    title: Annotated[Line, Field(min_length=1, max_length=100)]
     action: Action
     due_at: SaneDateTime
     validity: Offset | None = None

@@ -77,10 +77,10 @@ _Model = TypeVar("_Model", bound=BaseModel)
 
 
 class _Person(BaseModel):
-    name: Line = Field(min_length=1, max_length=50)
+    name: Annotated[Line, Field(min_length=1, max_length=50)]
     sex: Sex
     birth_date: CompactDate
-    id_number: Line = Field(min_length=15, max_length=18)
+    id_number: Annotated[Line, Field(min_length=15, max_length=18)]
 
 
 class Account(_Person):
