@@ -23,6 +23,9 @@ Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 # Unicode); these patterns refuse control characters, which PostgreSQL refuses in text (NUL) and
 # which no person types. Each type carries a max_length; a field may tighten it with Field().
 # One line: no control characters at all (names, codes, identifiers in paths and queries).
+# These carry a default maximum, which overrides a limit given as the field's default value:
+# write a narrower or wider one as Annotated[Line, Field(max_length=...)] (tests/unit/
+# test_field_limits.py keeps ``x: Line = Field(max_length=...)`` out of the tree).
 Line = Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
 # Free text (reasons, notes, questions, message bodies): tab and line breaks allowed.
 Text = Annotated[
