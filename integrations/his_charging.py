@@ -86,6 +86,33 @@ class HisChargingClient:
             raise HisChargeRefused(*detail_of(response))
         return response.json()
 
+    async def enter_charge(
+        self,
+        *,
+        patient_id: str,
+        title: str,
+        department_code: str,
+        department_name: str,
+        amount_fen: int,
+        key: str,
+    ) -> HisChargeOrder:
+        """Bills a service the platform sells (a home-nursing visit) as an HIS order, once per
+        ``key``: it is then paid and refunded like any other order."""
+        body = await self._call(
+            "POST",
+            "/orders",
+            {
+                "patient_id": patient_id,
+                "kind": "nursing",
+                "title": title,
+                "department_code": department_code,
+                "department_name": department_name,
+                "amount_fen": amount_fen,
+            },
+            key=key,
+        )
+        return HisChargeOrder.model_validate(body)
+
     async def get_order(self, order_no: str) -> HisChargeOrder | None:
         try:
             body = await self._call("GET", _order_path(order_no))

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from simulators.faults import FaultInjector, add_fault_control
 
-OrderKind = Literal["registration", "prescription", "consultation", "exam"]
+OrderKind = Literal["registration", "prescription", "consultation", "exam", "nursing"]
 
 
 class ChargeItem(BaseModel):
@@ -58,6 +58,18 @@ class NewOrder(BaseModel):
     department_name: str = "心内科"
     items: list[ChargeItem] = Field(min_length=1)
     order_no: str | None = None
+
+
+class ServiceCharge(BaseModel):
+    """A charge the platform enters for a service it sells (a home-nursing visit): the HIS
+    bills it like any other order, so it is paid and refunded through the same interface."""
+
+    patient_id: str
+    kind: Literal["nursing"]
+    title: str = Field(min_length=1, max_length=100)
+    department_code: str
+    department_name: str
+    amount_fen: int = Field(gt=0)
 
 
 class PresettleBody(BaseModel):
@@ -248,6 +260,25 @@ def charging_routers(
     @api.get("/orders/{order_no}")
     async def get_order(order_no: str) -> dict[str, Any]:
         return _view(_order(order_no))
+
+    @api.post("/orders", status_code=status.HTTP_201_CREATED)
+    async def enter_charge(body: ServiceCharge, idempotency_key: str = Header()) -> dict[str, Any]:
+        if idempotency_key in state.answers:
+            entered: dict[str, Any] = state.answers[idempotency_key]
+            return entered
+        order = state.add(
+            NewOrder(
+                patient_id=body.patient_id,
+                kind=body.kind,
+                title=body.title,
+                department_code=body.department_code,
+                department_name=body.department_name,
+                items=[ChargeItem(name=body.title, amount_fen=body.amount_fen)],
+            )
+        )
+        answer = _view(order)
+        state.answers[idempotency_key] = answer
+        return answer
 
     @api.post("/orders/{order_no}/pre-settlements")
     async def presettle(
