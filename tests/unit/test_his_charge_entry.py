@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 
 from integrations.his import API_KEY_HEADER
-from integrations.his_charging import HisChargingClient
+from integrations.his_charging import HisChargeOrder, HisChargingClient
 from simulators.his.app import create_app
 
 KEY = "test-his-key-0123456789abcdef0123456789abcd"
@@ -21,16 +21,20 @@ async def test_a_service_charge_is_entered_once_and_is_payable() -> None:
     )
     client = HisChargingClient(http)
     try:
-        charge = {
-            "patient_id": "P0001",
-            "title": "上门护理：PICC导管维护",
-            "department_code": "home_nursing",
-            "department_name": "护理部",
-            "amount_fen": 20000,
-        }
-        entered = await client.enter_charge(**charge, key="nursing-order-1")
-        again = await client.enter_charge(**charge, key="nursing-order-1")
-        other = await client.enter_charge(**charge, key="nursing-order-2")
+
+        async def enter(key: str) -> HisChargeOrder:
+            return await client.enter_charge(
+                patient_id="P0001",
+                title="上门护理：PICC导管维护",
+                department_code="home_nursing",
+                department_name="护理部",
+                amount_fen=20000,
+                key=key,
+            )
+
+        entered = await enter("nursing-order-1")
+        again = await enter("nursing-order-1")
+        other = await enter("nursing-order-2")
         read = await client.get_order(entered.order_no)
     finally:
         await http.aclose()
