@@ -69,6 +69,9 @@ class Permission(StrEnum):
     EXAMS_MAP = "exams.map"  # map a vendor item to a standard one
     NURSING_READ = "nursing.read"  # home-nursing items, nurses, orders
     NURSING_ADMIN = "nursing.admin"  # items and prices, the nurse roster
+    NURSING_ORDER = "nursing.order"  # place an order for a patient, sign, rate (their app)
+    NURSING_SERVE = "nursing.serve"  # take, transfer, the visit's steps, alarm, nursing record
+    NURSING_CANCEL = "nursing.cancel"  # cancel an order (refunded by the rules)
     PATIENTS_REVEAL = (
         "patients.reveal"  # one masked identifier in full (audited; which: disclosure)
     )
@@ -102,7 +105,9 @@ _CLINICAL = {
 
 ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
     StaffRole.NURSE: frozenset(
-        _EVERY_STAFF | _CLINICAL | {P.EXAMS_READ, P.EXAMS_BOOK, P.NURSING_READ}
+        _EVERY_STAFF
+        | _CLINICAL
+        | {P.EXAMS_READ, P.EXAMS_BOOK, P.NURSING_READ, P.NURSING_SERVE, P.NURSING_CANCEL}
     ),
     StaffRole.DOCTOR: frozenset(
         _EVERY_STAFF
@@ -159,6 +164,7 @@ ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
             P.EXAMS_MAP,
             P.NURSING_READ,
             P.NURSING_ADMIN,
+            P.NURSING_CANCEL,
         }
     ),
     # Another hospital system (patient portal, kiosk, HIS) calling with a token.
@@ -172,6 +178,9 @@ ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
             P.PAYMENTS_REFUND,
             P.CONSULTATIONS_READ,
             P.CONSULTATIONS_REQUEST,
+            P.NURSING_READ,
+            P.NURSING_ORDER,
+            P.NURSING_CANCEL,
         }
     ),
 }

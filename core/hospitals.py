@@ -157,6 +157,21 @@ class ComplaintPolicy(BaseModel):
     workdays: list[date] = Field(default_factory=list, max_length=400)
 
 
+class NursingPolicy(BaseModel):
+    """Timers of a home-nursing order (NUR-2)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Open for a qualified nurse to take (接单) this long after payment; then dispatched.
+    take_window_seconds: int = Field(default=1800, ge=5, le=86_400)
+    # A visit still under way this long past the item's expected duration alarms (预警).
+    overrun_grace_seconds: int = Field(default=900, ge=0, le=86_400)
+    # The patient's signature at the end is waited for this long, then the order goes on.
+    signature_wait_seconds: int = Field(default=86_400, ge=5, le=7 * 86_400)
+    # The patient may rate the service this long after the nursing record is written.
+    rating_window_seconds: int = Field(default=7 * 86_400, ge=5, le=60 * 86_400)
+
+
 class HospitalConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -164,3 +179,4 @@ class HospitalConfig(BaseModel):
     prescriptions: PrescriptionConfig = Field(default_factory=PrescriptionConfig)
     payments: PaymentConfig = Field(default_factory=PaymentConfig)
     complaints: ComplaintPolicy = Field(default_factory=ComplaintPolicy)
+    nursing: NursingPolicy = Field(default_factory=NursingPolicy)

@@ -24,7 +24,7 @@ from api.container import Container
 from api.main import create_app
 from contracts.payment import out_trade_no, payment_workflow_id, refund_workflow_id
 from core.db import SessionFactory, transaction
-from core.hospitals import HospitalConfig, PaymentConfig, PaymentPolicy, QuietHours
+from core.hospitals import HospitalConfig, NursingPolicy, PaymentConfig, PaymentPolicy, QuietHours
 from core.models import (
     Hospital,
     LedgerEntryRow,
@@ -270,10 +270,13 @@ class PayWorld:
                 await self.client.get_workflow_handle(workflow_id).terminate("test finished")
 
 
-def hospital_config(policy: PaymentPolicy, accept_seconds: int = 1800) -> dict[str, Any]:
+def hospital_config(
+    policy: PaymentPolicy, accept_seconds: int = 1800, nursing: NursingPolicy | None = None
+) -> dict[str, Any]:
     config = HospitalConfig(
         quiet_hours=QuietHours(enabled=False),
         payments=PaymentConfig(policy=policy, consultation_accept_seconds=accept_seconds),
+        nursing=nursing or NursingPolicy(),
     )
     return config.model_dump(mode="json")
 
@@ -287,6 +290,7 @@ async def payment_world(
     *,
     policy: PaymentPolicy = FAST,
     accept_seconds: int = 1800,
+    nursing: NursingPolicy | None = None,
     client_timeout: float = 2.0,
     over_loopback: bool = False,
     library: bool = False,
@@ -302,7 +306,7 @@ async def payment_world(
                 code=HOSPITAL,
                 name="静安区中心医院",
                 phone="021-12345678",
-                config=hospital_config(policy, accept_seconds),
+                config=hospital_config(policy, accept_seconds, nursing),
             )
         )
     api_port = free_port()

@@ -10,6 +10,7 @@ from integrations.enterprise import EnterpriseClient
 from integrations.exam import ExamClient
 from integrations.his import HisClient
 from integrations.his_charging import HisChargingClient
+from integrations.identity import IdentityClient
 from integrations.insurance import InsuranceClient
 from integrations.outbox import OutboxChannel
 from integrations.twilio_sms import TwilioSmsChannel
@@ -41,6 +42,14 @@ def exam_client(settings: Settings) -> ExamClient:
         settings.exam_base_url,
         settings.exam_api_key.get_secret_value(),
         settings.exam_timeout_seconds,
+    )
+
+
+def identity_client(settings: Settings) -> IdentityClient:
+    return IdentityClient.create(
+        settings.identity_base_url,
+        settings.identity_api_key.get_secret_value(),
+        settings.identity_timeout_seconds,
     )
 
 

@@ -19,6 +19,8 @@ class Category(StrEnum):
     COMPLAINT = "complaint"  # 投诉与表扬的处理结果：the patient asked, so it always goes out
     NOTICE = "notice"  # 其他系统推送的通知 (MSG-4, MSG-5)
     CRITICAL = "critical"  # 危急值：always urgent, never switched off
+    # 上门护理订单: the patient is waiting for a nurse at home, and head nurses get its alarms.
+    NURSING = "nursing"
 
 
 # Patients may switch these off (MSG-6). Payment, prescription and critical-value messages are
@@ -56,6 +58,7 @@ CATEGORY_VARIABLES: dict[str, frozenset[str]] = {
     Category.PAYMENT: frozenset({"order_title", "amount", "status_text", "link"}),
     Category.PRESCRIPTION: frozenset({"prescription_no", "status_text", "link"}),
     Category.COMPLAINT: frozenset({"case_no", "status_text", "link"}),
+    Category.NURSING: frozenset({"order_title", "status_text", "link", "alarm_text"}),
 }
 
 _SAMPLE_TIME = datetime(2026, 11, 25, 2, 30, tzinfo=UTC)

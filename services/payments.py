@@ -42,7 +42,7 @@ from core.models import (
 )
 from core.settings import Settings
 from integrations.his import HisClient
-from integrations.his_charging import HisChargingClient
+from integrations.his_charging import HisChargeOrder, HisChargingClient
 from integrations.wechatpay import NoticeVerifier
 from services import audit
 from services.inbound_events import find_event, record_event
@@ -176,8 +176,47 @@ async def create_order(
     return order, True
 
 
+async def service_order(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    hospital_code: str,
+    charge: HisChargeOrder,
+    patient_id: str,
+    created_by: str,
+) -> PaymentInput:
+    """The payment order for a charge the platform itself entered at the HIS (a home-nursing
+    visit), and its saga's input; the same charge again finds the same order."""
+    order = await _live_order(session, hospital_code, charge.order_no)
+    if order is None:
+        order = PaymentOrder(
+            hospital_code=hospital_code,
+            his_order_no=charge.order_no,
+            live_his_order_no=charge.order_no,
+            patient_id=patient_id,
+            department_code=charge.department_code,
+            department_name=charge.department_name,
+            kind=charge.kind,
+            title=charge.title[:100],
+            amount_fen=charge.total_fen,
+            use_insurance=False,
+            created_by=created_by[:80],
+            status="paying",
+        )
+        order.workflow_id = payment_workflow_id(order.id)
+        session.add(order)
+        await session.flush()
+    return await _payment_input(session, settings, order)
+
+
 async def payment_input(
     session: AsyncSession, ctx: PaymentContext, order: PaymentOrder
+) -> PaymentInput:
+    return await _payment_input(session, ctx.settings, order)
+
+
+async def _payment_input(
+    session: AsyncSession, settings: Settings, order: PaymentOrder
 ) -> PaymentInput:
     patient = await session.get(Patient, order.patient_id)
     assert patient is not None
@@ -193,7 +232,7 @@ async def payment_input(
         title=order.title,
         amount_fen=order.amount_fen,
         use_insurance=order.use_insurance,
-        notify_url=ctx.settings.wechatpay_notify_url,
+        notify_url=settings.wechatpay_notify_url,
         policy=config.payments.policy,
     )
 

@@ -19,6 +19,7 @@ from activities.complaints import ComplaintActivities
 from activities.exams import ExamActivities
 from activities.key_rotation import KeyRotationActivities
 from activities.messaging import MessagingActivities
+from activities.nursing import NursingActivities
 from activities.pathway_records import PathwayRecordActivities
 from activities.payments import PaymentActivities
 from activities.prescriptions import PrescriptionActivities
@@ -34,6 +35,7 @@ from integrations.clients import (
     exam_client,
     his_charging_client,
     his_client,
+    identity_client,
     insurance_client,
     message_channels,
     wechatpay_client,
@@ -42,6 +44,7 @@ from integrations.enterprise import EnterpriseClient
 from integrations.exam import ExamClient
 from integrations.his import HisClient
 from integrations.his_charging import HisChargingClient
+from integrations.identity import IdentityClient
 from integrations.insurance import InsuranceClient
 from integrations.wechatpay import WeChatPayClient
 from messaging.channel import MessageChannel
@@ -52,6 +55,7 @@ from workflows.exam import ExamDictionaryChangeWorkflow, ExamEpisodeWorkflow
 from workflows.key_rotation import KeyRotationWorkflow
 from workflows.message_batch import MessageBatchWorkflow
 from workflows.message_delivery import MessageDeliveryWorkflow
+from workflows.nursing_order import NursingOrderWorkflow
 from workflows.pathway import PathwayRunWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.prescription import PrescriptionWorkflow
@@ -71,6 +75,7 @@ WORKFLOWS = [
     ComplaintWorkflow,
     ExamEpisodeWorkflow,
     ExamDictionaryChangeWorkflow,
+    NursingOrderWorkflow,
 ]
 # Lets in-flight activities finish on SIGTERM before the worker exits (rolling restarts).
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
@@ -96,6 +101,7 @@ class WorkerDeps:
     insurance: InsuranceClient
     provider: WeChatPayClient
     exams: ExamClient
+    identity: IdentityClient
 
     @classmethod
     def from_settings(
@@ -122,6 +128,7 @@ class WorkerDeps:
             insurance=insurance_client(settings),
             provider=wechatpay_client(settings),
             exams=exam_client(settings),
+            identity=identity_client(settings),
         )
 
     async def close(self) -> None:
@@ -133,6 +140,7 @@ class WorkerDeps:
         await self.insurance.close()
         await self.provider.close()
         await self.exams.close()
+        await self.identity.close()
 
 
 def build_workers(
@@ -148,6 +156,7 @@ def build_workers(
     key_rotation = KeyRotationActivities(deps.sessions, EncryptedFiles(deps.settings.uploads_path))
     complaints = ComplaintActivities(deps.sessions, deps.settings)
     exams = ExamActivities(deps.sessions, deps.exams, deps.settings)
+    nursing = NursingActivities(deps.sessions, deps.identity, deps.charging, deps.settings)
     main = Worker(
         client,
         task_queue=task_queue,
@@ -194,6 +203,12 @@ def build_workers(
             exams.record,
             exams.assess,
             exams.apply_dictionary,
+            nursing.verify_identity,
+            nursing.charge,
+            nursing.dispatch,
+            nursing.qualified,
+            nursing.record,
+            nursing.alarm,
         ],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         max_cached_workflows=max_cached_workflows,

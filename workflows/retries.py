@@ -71,6 +71,9 @@ EXAM_DICTIONARY_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=30),
 )
 
+# The real-name identity service (home nursing): retried while unavailable, for an hour.
+IDENTITY_GIVE_UP = timedelta(hours=1)
+
 # A provider call sending one message on one channel: short, so a worker that dies mid-send is
 # retried quickly. Transient failures (5xx, timeouts) are retried with backoff for about two
 # minutes (a try whose answer was lost may first spend a few waiting for WeChat's report of it),

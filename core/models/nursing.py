@@ -56,6 +56,9 @@ class NursingOrder(SQLModel, table=True):
     workflow_id: str = Field(max_length=200, unique=True)
     patient_id: str = Field(foreign_key="patient.id", index=True, max_length=36)
     item_code: str = Field(foreign_key="nursing_item.code", max_length=32, index=True)
+    # The department the patient is under (their latest encounter's), or home_nursing: whose
+    # staff see the order in their data scope.
+    department_code: str = Field(max_length=32, index=True)
     # The price and fee when ordered (an item's price may change later).
     price_fen: int
     visit_fee_fen: int

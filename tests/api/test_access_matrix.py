@@ -49,6 +49,8 @@ from core.models import (
     EnrollmentCandidate,
     ExamBooking,
     MessageBatch,
+    NursingItem,
+    NursingOrder,
     OutboundMessage,
     PathwayRun,
     PathwayVersion,
@@ -106,6 +108,7 @@ NURSE, DOCTOR, CM, ADMIN, PHARM, INTEG = (
 ALL = frozenset({NURSE, DOCTOR, CM, ADMIN, PHARM, INTEG})
 CLINICAL = frozenset({NURSE, DOCTOR, CM})
 PLAN = "inpatient-discharge"
+NURSING_ITEM = "picc"
 LATER = "2030-01-01T02:00:00+00:00"
 ANY = None  # allowed: any answer but 401/403/404 (the body is not worth making valid)
 
@@ -366,10 +369,59 @@ ROUTES: list[Row] = [
     Row("GET", "/api/exams/held", CLINICAL | {ADMIN}),
     Row("POST", "/api/exams/mappings", {CM, ADMIN}, None, 422, {}),
     # home nursing: the catalogue and the roster
-    Row("GET", "/api/nursing/items", {NURSE, ADMIN}),
+    Row("GET", "/api/nursing/items", {NURSE, ADMIN, INTEG}),
     Row("PUT", "/api/nursing/items/{code}", {ADMIN}, None, 422, {}),
-    Row("GET", "/api/nursing/nurses", {NURSE, ADMIN}),
+    Row("GET", "/api/nursing/nurses", {NURSE, ADMIN, INTEG}),
     Row("PUT", "/api/nursing/nurses/{staff_id}", {ADMIN}, None, 404, {}),
+    # home nursing: orders (no workflow behind the matrix's orders: a step is a 409)
+    Row("POST", "/api/nursing/orders", {INTEG}, None, 422, {}),
+    Row("GET", "/api/nursing/orders", {NURSE, ADMIN, INTEG}, listing="nursing"),
+    Row(
+        "GET",
+        "/api/nursing/orders/stats",
+        {NURSE, ADMIN, INTEG},
+        params={"from": "2026-01-01T00:00:00Z", "to": "2099-01-01T00:00:00Z"},
+    ),
+    Row("GET", "/api/nursing/orders/{order_id}", {NURSE, ADMIN, INTEG}, "nursing"),
+    Row("POST", "/api/nursing/orders/{order_id}/take", {NURSE}, "nursing", 409),
+    Row(
+        "POST", "/api/nursing/orders/{order_id}/assign", {NURSE}, "nursing", 409, {"nurse_id": "n"}
+    ),
+    Row(
+        "POST",
+        "/api/nursing/orders/{order_id}/transfer",
+        {NURSE},
+        "nursing",
+        409,
+        {"to_nurse_id": "n", "reason": "临时有事"},
+    ),
+    Row("POST", "/api/nursing/orders/{order_id}/visit/{step}", {NURSE}, "nursing", 409),
+    Row("POST", "/api/nursing/orders/{order_id}/alarm", {NURSE}, "nursing", 409, {}),
+    Row(
+        "POST",
+        "/api/nursing/orders/{order_id}/assessment",
+        {NURSE},
+        "nursing",
+        422,
+        {"answers": {}},
+    ),
+    Row(
+        "POST",
+        "/api/nursing/orders/{order_id}/signature",
+        {INTEG},
+        "nursing",
+        409,
+        {"signed_name": "张建国"},
+    ),
+    Row("POST", "/api/nursing/orders/{order_id}/rating", {INTEG}, "nursing", 409, {"stars": 5}),
+    Row(
+        "POST",
+        "/api/nursing/orders/{order_id}/cancel",
+        {NURSE, ADMIN, INTEG},
+        "nursing",
+        409,
+        {"reason": "不需要了"},
+    ),
     # administration
     Row("GET", "/api/hospitals/{code}", {ADMIN}),
     Row("PUT", "/api/hospitals/{code}", {ADMIN}, None, 422, {}),
@@ -398,6 +450,7 @@ FIXED = {
     "template_id": "no-such-template",
     "code": "default",
     "staff_id": "no-such-staff",
+    "step": "depart",
 }
 # Reconciliation: a day never reconciled (404), and for the run a malformed day (422), so no
 # test waits on a reconciliation workflow.
@@ -414,6 +467,7 @@ LISTED_ID = {  # the field that names each listed record
     "attention": "order_id",
     "complaint": "id",
     "booking": "id",
+    "nursing": "id",
 }
 
 
@@ -450,11 +504,11 @@ class World:
                 batch_id=ids["batch"],
                 patient_id=ids["patient"],
                 prescription_id=ids["prescription"],
-                order_id=ids["order"],
                 consultation_id=ids["consultation"],
                 candidate_id=ids["candidate"],
                 complaint_id=ids["complaint"],
                 booking_id=ids["booking"],
+                order_id=ids["nursing"] if row.target == "nursing" else ids["order"],
             )
         return row.path.format(**values)
 
@@ -480,6 +534,17 @@ async def _seed(sessions: SessionFactory) -> tuple[dict[str, Seeded], dict[str, 
                 )
             )
         ).one()
+        session.add(
+            NursingItem(
+                code=NURSING_ITEM,
+                name="PICC导管维护",
+                price_fen=20000,
+                visit_fee_fen=5000,
+                expected_minutes=60,
+                assessment_form="home-nursing-assessment",
+                updated_by="matrix",
+            )
+        )
         for n, (key, (department, ward, nurse, doctor)) in enumerate(PATIENTS.items()):
             tag = f"{key}-{uuid.uuid4().hex[:8]}"
             patient = Patient(
@@ -623,7 +688,17 @@ async def _seed(sessions: SessionFactory) -> tuple[dict[str, Seeded], dict[str, 
                 status="closed",
                 requested_by="matrix",
             )
-            session.add_all([consultation, candidate, complaint, booking])
+            nursing = NursingOrder(
+                workflow_id=f"matrix-nursing-{tag}",
+                patient_id=patient.id,
+                item_code=NURSING_ITEM,
+                department_code=department,
+                price_fen=20000,
+                visit_fee_fen=5000,
+                address="南京西路1号",
+                visit_at=now,
+            )
+            session.add_all([consultation, candidate, complaint, booking, nursing])
             await session.flush()
             ids = {
                 "patient": patient.id,
@@ -640,6 +715,7 @@ async def _seed(sessions: SessionFactory) -> tuple[dict[str, Seeded], dict[str, 
                 "candidate": candidate.id,
                 "complaint": complaint.id,
                 "booking": booking.id,
+                "nursing": nursing.id,
             }
             owner.update(dict.fromkeys(ids.values(), key))
             seeded[key] = Seeded(key, ids, patient.his_patient_id)

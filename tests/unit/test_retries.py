@@ -33,6 +33,7 @@ EXPECTED: dict[str, object] = {
     "EXAM_VENDOR_GIVE_UP": timedelta(days=1),
     "EXAM_VENDOR_RETRY": RetryPolicy(initial_interval=2 * SECOND, maximum_interval=10 * MINUTE),
     "EXAM_DICTIONARY_RETRY": RetryPolicy(initial_interval=5 * SECOND, maximum_interval=30 * MINUTE),
+    "IDENTITY_GIVE_UP": timedelta(hours=1),
     "CHANNEL_SEND_TIMEOUT": 20 * SECOND,
     "CHANNEL_SEND_RETRY": RetryPolicy(
         initial_interval=2 * SECOND,

@@ -36,6 +36,7 @@ def test_histories_cover_every_long_running_workflow() -> None:
         "consultation",
         "complaint",
         "exam",
+        "nursing",
     } <= prefixes
 
 

@@ -55,6 +55,7 @@ def upgrade() -> None:
         sa.Column("workflow_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
         sa.Column("item_code", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("department_code", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("price_fen", sa.Integer(), nullable=False),
         sa.Column("visit_fee_fen", sa.Integer(), nullable=False),
         sa.Column("address", sa.Text(), nullable=False),
