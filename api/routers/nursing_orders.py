@@ -41,7 +41,7 @@ from contracts.nursing import (
     VisitStep,
 )
 from core.models import NursingItem, NursingOrder, utcnow
-from core.validation import Count, Key, Line, Text
+from core.validation import Count, Key, Line, SaneDateTime, Text
 from nursing.alarms import AlarmLevel
 from nursing.lifecycle import STATUS_NAMES
 from pathways.answers import check_answers
@@ -222,8 +222,8 @@ async def orders(
 async def stats(
     session: SessionDep,
     staff: ReaderDep,
-    placed_from: Annotated[AwareDatetime, Query(alias="from")],
-    placed_to: Annotated[AwareDatetime, Query(alias="to")],
+    placed_from: Annotated[SaneDateTime, Query(alias="from")],
+    placed_to: Annotated[SaneDateTime, Query(alias="to")],
 ) -> dict[str, Any]:
     """Orders by status, item and nurse; money taken, refunded and net; ratings (NUR-3)."""
     return await order_statistics(session, staff, placed_from=placed_from, placed_to=placed_to)
