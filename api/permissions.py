@@ -107,7 +107,14 @@ ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
     StaffRole.NURSE: frozenset(
         _EVERY_STAFF
         | _CLINICAL
-        | {P.EXAMS_READ, P.EXAMS_BOOK, P.NURSING_READ, P.NURSING_SERVE, P.NURSING_CANCEL}
+        | {
+            P.EXAMS_READ,
+            P.EXAMS_BOOK,
+            P.NURSING_READ,
+            P.NURSING_ORDER,
+            P.NURSING_SERVE,
+            P.NURSING_CANCEL,
+        }
     ),
     StaffRole.DOCTOR: frozenset(
         _EVERY_STAFF
@@ -269,6 +276,12 @@ PUBLIC_ROUTES: dict[tuple[str, str], Exposure] = {
     ("GET", "/x/{token}"): Exposure.PATIENT_LINK,
     ("POST", "/x/{token}/bind"): Exposure.PATIENT_LINK,
     ("POST", "/x/{token}/book"): Exposure.PATIENT_LINK,
+    ("GET", "/n/{token}"): Exposure.PATIENT_LINK,
+    ("POST", "/n/{token}/order"): Exposure.PATIENT_LINK,
+    ("POST", "/n/{token}/orders/{order_id}/sign"): Exposure.PATIENT_LINK,
+    ("POST", "/n/{token}/orders/{order_id}/rate"): Exposure.PATIENT_LINK,
+    ("POST", "/n/{token}/orders/{order_id}/cancel"): Exposure.PATIENT_LINK,
+    ("POST", "/n/{token}/orders/{order_id}/complain"): Exposure.PATIENT_LINK,
     ("POST", "/p/{token}/uploads/{question_id}"): Exposure.PATIENT_LINK,
     ("POST", "/p/{token}/draft"): Exposure.PATIENT_LINK,
     ("GET", "/files/{reference}"): Exposure.SIGNED_FILE_LINK,

@@ -47,8 +47,9 @@ class LinkSpec(_Msg):
     valid_for: timedelta | None = None
     expires_at: datetime | None = None
     # The page it opens: a care task's (/p/...), a payment order's (/pay/...), a complaint's
-    # (/c/..., where the patient rates how it was handled) or the patient's exams (/x/...).
-    path: Literal["p", "pay", "c", "x"] = "p"
+    # (/c/..., where the patient rates how it was handled), the patient's exams (/x/...) or
+    # home-nursing orders (/n/...).
+    path: Literal["p", "pay", "c", "x", "n"] = "p"
 
     @model_validator(mode="after")
     def _one_expiry(self) -> LinkSpec:

@@ -58,7 +58,9 @@ CATEGORY_VARIABLES: dict[str, frozenset[str]] = {
     Category.PAYMENT: frozenset({"order_title", "amount", "status_text", "link"}),
     Category.PRESCRIPTION: frozenset({"prescription_no", "status_text", "link"}),
     Category.COMPLAINT: frozenset({"case_no", "status_text", "link"}),
-    Category.NURSING: frozenset({"order_title", "status_text", "link", "alarm_text"}),
+    Category.NURSING: frozenset(
+        {"order_title", "status_text", "link", "valid_until", "alarm_text"}
+    ),
 }
 
 _SAMPLE_TIME = datetime(2026, 11, 25, 2, 30, tzinfo=UTC)

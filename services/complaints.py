@@ -113,13 +113,13 @@ async def open_complaint(
     temporal: Client,
     settings: Settings,
     case: NewComplaint,
-    staff: StaffPrincipal,
+    opened_by: str,
     now: datetime,
 ) -> tuple[Complaint, bool]:
     """The case and whether it is new: its row, and its workflow started before the row is
     committed (a start that fails writes nothing; the workflow's first write waits for the
-    row)."""
-    row, start, created = await record_case(session, settings, case, staff.id, now)
+    row). ``opened_by``: a staff id, or PATIENT for the patient's own."""
+    row, start, created = await record_case(session, settings, case, opened_by, now)
     if created:
         await temporal.start_workflow(
             COMPLAINT_WORKFLOW,

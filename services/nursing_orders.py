@@ -67,12 +67,15 @@ async def place_order(
     temporal: Client,
     settings: Settings,
     new: NewOrder,
-    caller: StaffPrincipal,
+    *,
+    actor_type: str,
+    actor_id: str,
     now: datetime,
 ) -> tuple[NursingOrder, bool]:
     """The order and whether it is new: its row, its workflow started before the row is
-    committed (a start that fails writes nothing; the workflow's first write waits for it)."""
-    order_id = str(uuid.uuid5(_KEYS, f"{caller.id}\n{new.idempotency_key}"))
+    committed (a start that fails writes nothing; the workflow's first write waits for it).
+    The same key from the same caller (a staff account, or the patient) finds the order."""
+    order_id = str(uuid.uuid5(_KEYS, f"{actor_type}:{actor_id}\n{new.idempotency_key}"))
     existing = await session.get(NursingOrder, order_id)
     if existing is not None:
         return existing, False
@@ -103,8 +106,8 @@ async def place_order(
     session.add(row)
     audit.record(
         session,
-        actor_type="staff",
-        actor_id=caller.id,
+        actor_type=actor_type,
+        actor_id=actor_id,
         action="nursing.ordered",
         target_type="nursing_order",
         target_id=row.id,

@@ -151,7 +151,7 @@ async def open_case(
             task_id=body.task_id,
             idempotency_key=body.idempotency_key,
         ),
-        staff,
+        staff.id,
         utcnow(),
     )
     await session.commit()

@@ -8,16 +8,18 @@ a workflow update whose refusal comes back as a 409 with the reason."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlmodel import col, func, select
+from temporalio.common import WorkflowIDConflictPolicy
 
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, ensure_visible, require
 from api.schemas import Page, field_error
+from contracts.messages import DELIVERY_WORKFLOW, LinkSpec, MessageRequest, delivery_workflow_id
 from contracts.nursing import (
     PATIENT,
     UPDATE_ALARM,
@@ -46,6 +48,7 @@ from nursing.alarms import AlarmLevel
 from nursing.lifecycle import STATUS_NAMES
 from pathways.answers import check_answers
 from services.form_definitions import published_forms
+from services.messages import MessageRejected
 from services.nursing_orders import (
     NewOrder,
     OrderRefused,
@@ -60,6 +63,7 @@ from services.scope import record_filter
 from services.staff import StaffPrincipal
 
 router = APIRouter(prefix="/api/nursing/orders", tags=["home nursing"])
+INVITATION_VALID = timedelta(days=7)
 ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.NURSING_READ))]
 OrdererDep = Annotated[StaffPrincipal, Depends(require(Permission.NURSING_ORDER))]
 NurseDep = Annotated[StaffPrincipal, Depends(require(Permission.NURSING_SERVE))]
@@ -165,6 +169,52 @@ async def _nurse(session: SessionDep, staff: StaffPrincipal, *, head: bool = Fal
         )
 
 
+class InviteIn(BaseModel):
+    patient_id: Annotated[Line, Field(min_length=1, max_length=64, description="HIS patient id")]
+
+
+class Invited(BaseModel):
+    message_key: str
+    valid_until: datetime
+
+
+@router.post("/invitations", response_model=Invited, status_code=status.HTTP_202_ACCEPTED)
+async def invite(
+    body: InviteIn, container: ContainerDep, session: SessionDep, caller: OrdererDep
+) -> Invited:
+    """Sends the patient a link to their home-nursing page (valid seven days), where they order
+    a visit and follow it."""
+    try:
+        patient = await known_or_fetched(session, container.his, body.patient_id)
+    except UnknownPatient as exc:
+        raise field_error(("body", "patient_id"), "the HIS knows no such patient") from exc
+    now = utcnow()
+    valid_until = now + INVITATION_VALID
+    key = f"nursing-invite:{patient.id}:{now:%Y%m%d%H%M%S}"
+    request = MessageRequest(
+        key=key,
+        template="nursing_invite",
+        patient_id=patient.id,
+        variables={"order_title": "上门护理"},
+        link=LinkSpec(task_id=patient.id, expires_at=valid_until, path="n"),
+        hospital_code=container.settings.default_hospital_code,
+        sender=f"staff:{caller.id}",
+    )
+    try:
+        await container.composer.compose(session, request, now=now)
+    except MessageRejected as exc:
+        raise field_error(("body", exc.field), exc.reason) from exc
+    await container.temporal.start_workflow(
+        DELIVERY_WORKFLOW,
+        request,
+        id=delivery_workflow_id(key),
+        task_queue=container.settings.temporal_task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    await session.commit()
+    return Invited(message_key=key, valid_until=valid_until)
+
+
 @router.post("", response_model=OrderOut, status_code=status.HTTP_201_CREATED)
 async def place(
     body: OrderIn,
@@ -187,8 +237,9 @@ async def place(
             container.temporal,
             container.settings,
             NewOrder(patient, body.item_code, body.visit_at, body.address, body.idempotency_key),
-            caller,
-            utcnow(),
+            actor_type="staff",
+            actor_id=caller.id,
+            now=utcnow(),
         )
     except OrderRefused as exc:
         raise field_error(("body", exc.field), str(exc)) from exc

@@ -374,7 +374,8 @@ ROUTES: list[Row] = [
     Row("GET", "/api/nursing/nurses", {NURSE, ADMIN, INTEG}),
     Row("PUT", "/api/nursing/nurses/{staff_id}", {ADMIN}, None, 404, {}),
     # home nursing: orders (no workflow behind the matrix's orders: a step is a 409)
-    Row("POST", "/api/nursing/orders", {INTEG}, None, 422, {}),
+    Row("POST", "/api/nursing/orders", {INTEG, NURSE}, None, 422, {}),
+    Row("POST", "/api/nursing/orders/invitations", {INTEG, NURSE}, None, 422, {}),
     Row("GET", "/api/nursing/orders", {NURSE, ADMIN, INTEG}, listing="nursing"),
     Row(
         "GET",
@@ -408,12 +409,19 @@ ROUTES: list[Row] = [
     Row(
         "POST",
         "/api/nursing/orders/{order_id}/signature",
-        {INTEG},
+        {INTEG, NURSE},
         "nursing",
         409,
         {"signed_name": "张建国"},
     ),
-    Row("POST", "/api/nursing/orders/{order_id}/rating", {INTEG}, "nursing", 409, {"stars": 5}),
+    Row(
+        "POST",
+        "/api/nursing/orders/{order_id}/rating",
+        {INTEG, NURSE},
+        "nursing",
+        409,
+        {"stars": 5},
+    ),
     Row(
         "POST",
         "/api/nursing/orders/{order_id}/cancel",
