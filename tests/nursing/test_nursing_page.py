@@ -14,8 +14,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from core.models import Complaint, NursingOrder, OutboundMessage
 from harness.browser import chromium, phone
-from harness.waiting import eventually
 from harness.payments import INSURED
+from harness.waiting import eventually
 from tests.nursing.conftest import NursingWorld, WorldFactory
 from tests.nursing.test_nursing_order import RECORD
 
@@ -78,6 +78,7 @@ async def test_the_patient_orders_follows_signs_rates_and_complains_on_the_page(
         twice = await http.post(f"{link}/order", data={**form, "consent": "yes"})
         assert twice.status_code == 201
         order = await _only_order(world)  # the same key: one order
+
         async def billed() -> NursingOrder | None:
             row = await world.row(order.id)
             return row if row.payment_order_id else None
