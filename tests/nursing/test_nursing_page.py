@@ -117,7 +117,7 @@ async def test_the_patient_orders_follows_signs_rates_and_complains_on_the_page(
             await expect(screen.locator("#notice")).to_contain_text("感谢您的评价")
             await screen.screenshot(path=str(tmp_path / "nursing-rated.png"), full_page=True)
             await handset.close()
-        done = await world.status(oid, "completed")
+        completed = await world.status(oid, "completed")
 
         complained = await http.post(
             f"{link}/orders/{oid}/complain",
@@ -126,6 +126,6 @@ async def test_the_patient_orders_follows_signs_rates_and_complains_on_the_page(
         assert "已收到您的投诉" in complained.text
         async with world.pay.sessions() as session:
             case = (await session.exec(select(Complaint))).one()
-    assert done.rating == 4
+    assert completed.rating == 4
     assert (case.source, case.category, case.opened_by) == ("patient", "attitude", "patient")
     assert case.summary == "上门护理订单：护士态度生硬"
