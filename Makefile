@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: setup setup-test run stop demo demo-rx demo-pay demo-exam test lint fmt bench clean backup restore audit-verify fault-campaign
+.PHONY: setup setup-test run stop demo demo-rx demo-pay demo-exam demo-nursing test lint fmt bench clean backup restore audit-verify fault-campaign
 
 setup:
 	@infra/setup.sh run
@@ -22,6 +22,9 @@ demo-rx:
 
 demo-exam:
 	@$(PY) -m infra.demo_exam $(ARGS)
+
+demo-nursing:
+	@$(PY) -m infra.demo_nursing $(ARGS)
 
 demo-pay:
 	@$(PY) -m infra.demo_pay $(ARGS)

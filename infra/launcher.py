@@ -178,6 +178,7 @@ def _banner(
         "  Watch a herbal prescription's review and delivery: `make demo-rx`",
         "  Watch a mixed insurance + WeChat Pay payment and a refund: `make demo-pay`",
         "  Watch a physical exam through the vendor interfaces (US-K1..H5): `make demo-exam`",
+        "  Watch a home-nursing visit from order to rating: `make demo-nursing`",
         "",
     ]
     return "\n".join(lines)
