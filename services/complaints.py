@@ -15,10 +15,8 @@ from typing import Any
 from pydantic import BaseModel
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
 from complaints.lifecycle import Category, Kind, Source
 from contracts.complaint import (
@@ -27,19 +25,15 @@ from contracts.complaint import (
     ComplaintState,
     complaint_workflow_id,
 )
-from core.db import release_connection
 from core.models import Complaint
 from core.settings import Settings
 from services.hospitals import hospital_profile
 from services.scope import record_filter
 from services.staff import StaffPrincipal
+from services.updates import run_update
 
 # Opening twice with one key (a retried request) finds the first case.
 _KEYS = uuid.UUID("6c8f9a52-7d0e-4b61-9f0a-3c2d1e5b7a90")
-
-
-class ComplaintConflict(Exception):
-    """The step does not apply to the case as it stands (the workflow's reason)."""
 
 
 @dataclass(frozen=True)
@@ -135,23 +129,11 @@ async def open_complaint(
 async def take_step(
     session: AsyncSession, temporal: Client, row: Complaint, update: str, argument: BaseModel
 ) -> ComplaintState:
-    """One update on the case's workflow; ComplaintConflict with its reason when it does not
-    apply, or when the case has ended. Temporal being unreachable is left to the caller (503)."""
-    handle = temporal.get_workflow_handle(row.workflow_id)
-    await release_connection(session)
-    try:
-        state: ComplaintState = await handle.execute_update(
-            update, argument, result_type=ComplaintState
-        )
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        reason = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
-        raise ComplaintConflict(reason) from exc
-    except RPCError as exc:
-        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
-            raise ComplaintConflict("该案件已结案") from exc
-        raise
-    return state
+    """One update on the case's workflow; UpdateConflict with its reason when it does not
+    apply, or when the case has ended."""
+    return await run_update(
+        session, temporal, row.workflow_id, update, argument, ComplaintState, ended="该案件已结案"
+    )
 
 
 async def list_complaints(

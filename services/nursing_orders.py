@@ -14,10 +14,8 @@ from typing import Any
 from pydantic import BaseModel
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.nursing import (
     NURSING_WORKFLOW,
@@ -26,13 +24,14 @@ from contracts.nursing import (
     NursingState,
     nursing_workflow_id,
 )
-from core.db import release_connection
 from core.models import Encounter, NursingItem, NursingNurse, NursingOrder, Patient
 from core.settings import Settings
+from nursing.consent import CONSENT_VERSION
 from services import audit
 from services.hospitals import hospital_profile
 from services.scope import record_filter
 from services.staff import StaffPrincipal
+from services.updates import run_update
 
 DEPARTMENT = "home_nursing"
 # How far ahead a visit may be booked, and how soon at the earliest (a nurse must get there).
@@ -47,10 +46,6 @@ class OrderRefused(Exception):
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(reason)
         self.field = field
-
-
-class StepConflict(Exception):
-    """The step does not apply to the order as it stands (the workflow's reason)."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +109,8 @@ async def place_order(
         patient_id=new.patient.id,
         item_code=item.code,
         price_fen=item.price_fen,
+        # The informed consent the patient accepted with the order, by version.
+        consent_version=CONSENT_VERSION,
     )
     await session.flush()
     await temporal.start_workflow(
@@ -147,23 +144,11 @@ async def place_order(
 async def take_step(
     session: AsyncSession, temporal: Client, row: NursingOrder, update: str, argument: BaseModel
 ) -> NursingState:
-    """One update on the order's workflow; StepConflict with its reason when it does not
-    apply, or when the order has ended. Temporal being unreachable is left to the caller."""
-    handle = temporal.get_workflow_handle(row.workflow_id)
-    await release_connection(session)
-    try:
-        state: NursingState = await handle.execute_update(
-            update, argument, result_type=NursingState
-        )
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        reason = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
-        raise StepConflict(reason) from exc
-    except RPCError as exc:
-        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
-            raise StepConflict("该订单已结束") from exc
-        raise
-    return state
+    """One update on the order's workflow; UpdateConflict with its reason when it does not
+    apply, or when the order has ended."""
+    return await run_update(
+        session, temporal, row.workflow_id, update, argument, NursingState, ended="该订单已结束"
+    )
 
 
 async def registered_nurse(session: AsyncSession, staff_id: str) -> NursingNurse | None:

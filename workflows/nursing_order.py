@@ -113,6 +113,12 @@ class NursingOrderWorkflow:
 
     @workflow.run
     async def run(self, input: NursingInput) -> NursingState:
+        state = await self._life(input)
+        # An update still being answered (a rating that arrived with the end) finishes first.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return state
+
+    async def _life(self, input: NursingInput) -> NursingState:
         if not await self._verified() or not await self._paid():
             return self.state()
         await self._record("waiting_nurse", "paid", SYSTEM, tell="已支付，正在为您安排护士")

@@ -15,7 +15,8 @@ from contracts.complaint import UPDATE_RATE, Rating
 from core.links import LinkError, LinkExpired
 from core.models import Complaint, utcnow
 from core.validation import Key
-from services.complaints import ComplaintConflict, take_step
+from services.complaints import take_step
+from services.updates import UpdateConflict
 
 router = APIRouter(tags=["patient pages"], include_in_schema=False)
 
@@ -97,7 +98,7 @@ async def rate(
         )
     try:
         await take_step(session, container.temporal, found, UPDATE_RATE, rating)
-    except ComplaintConflict as exc:
+    except UpdateConflict as exc:
         return _message(container, status.HTTP_409_CONFLICT, "无法评价", str(exc))
     return render_page(
         container,

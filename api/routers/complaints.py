@@ -28,7 +28,6 @@ from contracts.complaint import (
 from core.models import CareTask, Complaint, Patient, utcnow
 from core.validation import Count, Key, Line, SaneDateTime, Text
 from services.complaints import (
-    ComplaintConflict,
     NewComplaint,
     complaint_statistics,
     list_complaints,
@@ -36,6 +35,7 @@ from services.complaints import (
     take_step,
 )
 from services.staff import StaffPrincipal
+from services.updates import UpdateConflict
 
 router = APIRouter(prefix="/api/complaints", tags=["complaints"])
 ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.COMPLAINTS_READ))]
@@ -214,7 +214,7 @@ async def _step(
     row = await _visible(session, staff, complaint_id)
     try:
         return await take_step(session, container.temporal, row, update, argument)
-    except ComplaintConflict as exc:
+    except UpdateConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, time
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
@@ -151,6 +151,43 @@ async def _customer(
     return patient, None
 
 
+async def _seen(
+    session: AsyncSession, message_id: str, interface: str, sha: str
+) -> JSONResponse | None:
+    """The answer to a message that took effect before (the same again), a 409 for its id
+    reused with another body, or None for a new message."""
+    try:
+        before = await replayed(session, message_id, interface, sha)
+    except MessageConflict as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
+    return _answer(before) if before is not None else None
+
+
+Push = TypeVar("Push", GuidePush, ResultsPush, ReportPush)
+
+
+async def _opened(
+    request: Request,
+    container: ContainerDep,
+    session: AsyncSession,
+    model: type[Push],
+    interface: str,
+) -> tuple[Push, str, Patient] | JSONResponse:
+    """A push about one customer's exam, read and checked: the push, its body's digest and
+    the patient; or the answer already (a repeat, 301, 401)."""
+    body = await _body(request, container)
+    push = parse(model, body)
+    sha = hashlib.sha256(body).hexdigest()
+    seen = await _seen(session, push.message_id, interface, sha)
+    if seen is not None:
+        return seen
+    patient, refused = await _customer(session, push.account_no, push.customer)
+    if patient is None:
+        assert refused is not None
+        return _answer(refused)
+    return push, sha, patient
+
+
 async def _booking(
     session: AsyncSession,
     container: ContainerDep,
@@ -263,18 +300,10 @@ def _guide_text(guide: str) -> str:
 )
 async def guide(request: Request, container: ContainerDep, session: SessionDep) -> Any:
     """US-H2 发送体检指引: checked against the patient on record, stored, and sent to them."""
-    body = await _body(request, container)
-    push = parse(GuidePush, body)
-    sha = hashlib.sha256(body).hexdigest()
-    try:
-        before = await replayed(session, push.message_id, "US-H2", sha)
-    except MessageConflict as exc:
-        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
-    if before is not None:
-        return _answer(before)
-    patient, refused = await _customer(session, push.account_no, push.customer)
-    if patient is None:
-        return _answer(refused)  # type: ignore[arg-type]
+    opened = await _opened(request, container, session, GuidePush, "US-H2")
+    if isinstance(opened, JSONResponse):
+        return opened
+    push, sha, patient = opened
     try:
         booking, created = await _booking(
             session, container, patient, push.account_no, push.exam_no, push.exam_date
@@ -359,18 +388,10 @@ async def results(request: Request, container: ContainerDep, session: SessionDep
     """US-H3 推送体检项目结果: change type 1 add, 2 edit, 3 delete. An item that matches no
     standard item is held (501) and saved once staff map it; a change older than the one
     already applied to an item changes nothing."""
-    body = await _body(request, container)
-    push = parse(ResultsPush, body)
-    sha = hashlib.sha256(body).hexdigest()
-    try:
-        before = await replayed(session, push.message_id, "US-H3", sha)
-    except MessageConflict as exc:
-        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
-    if before is not None:
-        return _answer(before)
-    patient, refused = await _customer(session, push.account_no, push.customer)
-    if patient is None:
-        return _answer(refused)  # type: ignore[arg-type]
+    opened = await _opened(request, container, session, ResultsPush, "US-H3")
+    if isinstance(opened, JSONResponse):
+        return opened
+    push, sha, patient = opened
     try:
         booking, _ = await _booking(
             session, container, patient, push.account_no, push.exam_no, None
@@ -423,18 +444,10 @@ async def results(request: Request, container: ContainerDep, session: SessionDep
 async def report(request: Request, container: ContainerDep, session: SessionDep) -> Any:
     """US-H4 推送体检报告: stored with its conclusions; the exam's workflow then assesses the
     results and opens a follow-up for abnormal ones."""
-    body = await _body(request, container)
-    push = parse(ReportPush, body)
-    sha = hashlib.sha256(body).hexdigest()
-    try:
-        before = await replayed(session, push.message_id, "US-H4", sha)
-    except MessageConflict as exc:
-        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
-    if before is not None:
-        return _answer(before)
-    patient, refused = await _customer(session, push.account_no, push.customer)
-    if patient is None:
-        return _answer(refused)  # type: ignore[arg-type]
+    opened = await _opened(request, container, session, ReportPush, "US-H4")
+    if isinstance(opened, JSONResponse):
+        return opened
+    push, sha, patient = opened
     try:
         booking, _ = await _booking(
             session, container, patient, push.account_no, push.exam_no, None
@@ -482,12 +495,9 @@ async def items(request: Request, container: ContainerDep, session: SessionDep) 
     body = await _body(request, container)
     push = parse(DictionaryPush, body)
     sha = hashlib.sha256(body).hexdigest()
-    try:
-        before = await replayed(session, push.message_id, "US-H5", sha)
-    except MessageConflict as exc:
-        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
-    if before is not None:
-        return _answer(before)
+    seen = await _seen(session, push.message_id, "US-H5", sha)
+    if seen is not None:
+        return seen
     try:
         await apply_dictionary(session, push.change_type, push.items)
         done = reply("0")

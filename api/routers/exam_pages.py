@@ -13,8 +13,7 @@ from sqlmodel import col, select
 
 from api.deps import ContainerDep, SessionDep
 from api.form_body import BodyTooLarge, MalformedBody, read_form
-from api.routers.patient_pages import render_page
-from core.links import LinkError, LinkExpired
+from api.routers.patient_pages import linked_patient, render_page
 from core.models import ExamAccount, ExamBooking, Patient, utcnow
 from core.validation import Key
 from exams.checks import booking_window
@@ -55,20 +54,9 @@ def _message(container: ContainerDep, code: int, heading: str, line: str) -> HTM
 async def _patient(
     token: str, container: ContainerDep, session: SessionDep
 ) -> Patient | HTMLResponse:
-    try:
-        claims = container.links.verify(token, utcnow())
-    except LinkExpired:
-        return _message(
-            container, status.HTTP_410_GONE, "链接已过期", "请联系体检中心重新获取预约链接。"
-        )
-    except LinkError:
-        return _message(
-            container, status.HTTP_404_NOT_FOUND, "链接无效", "该链接不完整或已被修改。"
-        )
-    patient = await session.get(Patient, claims.task_id)
-    if patient is None:
-        return _message(container, status.HTTP_404_NOT_FOUND, "链接无效", "未找到该记录。")
-    return patient
+    return await linked_patient(
+        token, container, session, expired="请联系体检中心重新获取预约链接。"
+    )
 
 
 async def _page(

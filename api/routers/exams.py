@@ -12,10 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 from sqlmodel import col, func, select
-from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, ensure_patient_visible, ensure_visible, require
@@ -45,6 +42,7 @@ from services.messages import MessageRejected
 from services.patients import UnknownPatient, known_or_fetched
 from services.scope import patient_filter, record_filter
 from services.staff import StaffPrincipal
+from services.updates import UpdateConflict, run_update
 
 router = APIRouter(prefix="/api/exams", tags=["physical exams"])
 INVITATION_VALID = timedelta(days=7)
@@ -387,19 +385,14 @@ async def review(
 ) -> ExamState:
     """The doctor ticks the optional items to book (the required ones always are)."""
     row = await _visible(session, staff, booking_id)
-    handle = container.temporal.get_workflow_handle(row.workflow_id)
+    review = Review(by=staff.id, ticked=body.ticked)
     try:
-        state: ExamState = await handle.execute_update(
-            UPDATE_REVIEW, Review(by=staff.id, ticked=body.ticked), result_type=ExamState
-        )
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        reason = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
-        raise HTTPException(status.HTTP_409_CONFLICT, reason) from exc
-    except RPCError as exc:
-        if exc.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
-            raise
-        raise HTTPException(status.HTTP_409_CONFLICT, "该体检流程已结束") from exc
+        state = await run_update(
+            session, container.temporal, row.workflow_id, UPDATE_REVIEW, review, ExamState,
+            ended="该体检流程已结束",
+        )  # fmt: skip
+    except UpdateConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     audit.record(
         session,
         actor_type="staff",

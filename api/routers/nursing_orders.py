@@ -52,7 +52,6 @@ from services.messages import MessageRejected
 from services.nursing_orders import (
     NewOrder,
     OrderRefused,
-    StepConflict,
     order_statistics,
     place_order,
     registered_nurse,
@@ -61,6 +60,7 @@ from services.nursing_orders import (
 from services.patients import UnknownPatient, known_or_fetched
 from services.scope import record_filter
 from services.staff import StaffPrincipal
+from services.updates import UpdateConflict
 
 router = APIRouter(prefix="/api/nursing/orders", tags=["home nursing"])
 INVITATION_VALID = timedelta(days=7)
@@ -155,7 +155,7 @@ async def _step(
 ) -> NursingState:
     try:
         return await take_step(session, container.temporal, row, update, argument)
-    except StepConflict as exc:
+    except UpdateConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
 
 

@@ -18,7 +18,7 @@ from sqlmodel import col, select
 
 from api.deps import ContainerDep, SessionDep
 from api.form_body import BodyTooLarge, MalformedBody, read_form
-from api.routers.patient_pages import render_page
+from api.routers.patient_pages import linked_patient, render_page
 from complaints.lifecycle import CATEGORY_NAMES
 from contracts.complaint import PATIENT as COMPLAINANT
 from contracts.nursing import (
@@ -30,7 +30,6 @@ from contracts.nursing import (
     NursingRating,
     PatientSignature,
 )
-from core.links import LinkError, LinkExpired
 from core.models import NursingItem, NursingOrder, Patient, utcnow
 from core.validation import Key
 from nursing.consent import CONSENT_TEXT
@@ -41,10 +40,10 @@ from services.nursing_orders import (
     EARLIEST_AHEAD,
     NewOrder,
     OrderRefused,
-    StepConflict,
     place_order,
     take_step,
 )
+from services.updates import UpdateConflict
 
 router = APIRouter(tags=["patient pages"], include_in_schema=False)
 
@@ -61,18 +60,7 @@ def _message(container: ContainerDep, code: int, heading: str, line: str) -> HTM
 async def _patient(
     token: str, container: ContainerDep, session: SessionDep
 ) -> Patient | HTMLResponse:
-    try:
-        claims = container.links.verify(token, utcnow())
-    except LinkExpired:
-        return _message(container, status.HTTP_410_GONE, "链接已过期", "请重新从医院公众号进入。")
-    except LinkError:
-        return _message(
-            container, status.HTTP_404_NOT_FOUND, "链接无效", "该链接不完整或已被修改。"
-        )
-    patient = await session.get(Patient, claims.task_id)
-    if patient is None:
-        return _message(container, status.HTTP_404_NOT_FOUND, "链接无效", "未找到该记录。")
-    return patient
+    return await linked_patient(token, container, session, expired="请重新从医院公众号进入。")
 
 
 def _local_input(moment: datetime, tz: ZoneInfo) -> str:
@@ -227,7 +215,7 @@ async def _act(
         return await _page(token, container, session, found, 422, error="提交的内容不完整。")
     try:
         await take_step(session, container.temporal, row, update, argument)
-    except StepConflict as exc:
+    except UpdateConflict as exc:
         return await _page(
             token, container, session, found, 409, notice=str(exc), notice_tone="notice"
         )

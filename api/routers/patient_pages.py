@@ -31,7 +31,7 @@ from contracts.runs import AnswerSubmission
 from core.charts import ChartPoint, line_chart
 from core.links import LinkError, LinkExpired
 from core.logs import get_logger
-from core.models import CareTask, Encounter, PathwayRun, TaskStatus, utcnow
+from core.models import CareTask, Encounter, PathwayRun, Patient, TaskStatus, utcnow
 from core.validation import Key
 from pathways.answers import (
     UPLOAD_REFERENCE,
@@ -78,6 +78,25 @@ def render_page(
         hospital_name=settings.hospital_name, hospital_phone=settings.hospital_phone, **context
     )
     return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
+
+
+async def linked_patient(
+    token: str, container: ContainerDep, session: SessionDep, *, expired: str
+) -> Patient | HTMLResponse:
+    """The patient a page's signed link names (their exams, their home-nursing orders); the
+    clear page for a link that has expired (``expired`` says what to do) or was altered."""
+    try:
+        claims = container.links.verify(token, utcnow())
+    except LinkExpired:
+        return _message(container, status.HTTP_410_GONE, "链接已过期", expired)
+    except LinkError:
+        return _message(
+            container, status.HTTP_404_NOT_FOUND, "链接无效", "该链接不完整或已被修改。"
+        )
+    patient = await session.get(Patient, claims.task_id)
+    if patient is None:
+        return _message(container, status.HTTP_404_NOT_FOUND, "链接无效", "未找到该记录。")
+    return patient
 
 
 def _message(

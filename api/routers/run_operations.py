@@ -9,9 +9,7 @@ from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, Field
-from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import WorkflowQueryFailedError
 
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, ensure_visible, require
@@ -42,6 +40,7 @@ from core.validation import Count, Key, Line, SaneDateTime, Text, Version
 from pathways.definition import Action, Offset
 from services.pathway_definitions import DefinitionConflict, published_snapshot
 from services.staff import StaffPrincipal
+from services.updates import UpdateConflict, run_update
 
 router = APIRouter(tags=["pathway runs"])
 R = TypeVar("R")
@@ -53,20 +52,13 @@ async def update_run(
 ) -> R:
     """Runs a workflow update; a refusal by its validator, or a run that is gone, is a 409.
     Temporal being unreachable is left to the outage handler (503)."""
-    handle = container.temporal.get_workflow_handle(workflow_id)
     try:
-        outcome: R = await handle.execute_update(name, argument, result_type=result)
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        reason = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
-        raise HTTPException(status.HTTP_409_CONFLICT, reason) from exc
-    except RPCError as exc:
-        if exc.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
-            raise
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, f"the run is not running: {exc.message}"
-        ) from exc
-    return outcome
+        return await run_update(
+            None, container.temporal, workflow_id, name, argument, result,
+            ended="the run is not running",
+        )  # fmt: skip
+    except UpdateConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
 
 
 async def visible_run(session: SessionDep, staff: StaffPrincipal, workflow_id: str) -> PathwayRun:

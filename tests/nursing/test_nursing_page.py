@@ -12,7 +12,7 @@ from playwright.async_api import expect
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
-from core.models import Complaint, NursingOrder, OutboundMessage
+from core.models import AuditEntry, Complaint, NursingOrder, OutboundMessage
 from harness.browser import chromium, phone
 from harness.payments import INSURED
 from harness.waiting import eventually
@@ -126,6 +126,10 @@ async def test_the_patient_orders_follows_signs_rates_and_complains_on_the_page(
         assert "已收到您的投诉" in complained.text
         async with world.pay.sessions() as session:
             case = (await session.exec(select(Complaint))).one()
+            ordered = (
+                await session.exec(select(AuditEntry).where(AuditEntry.action == "nursing.ordered"))
+            ).one()
     assert completed.rating == 4
+    assert (ordered.actor_type, ordered.detail["consent_version"]) == ("patient", "NUR-2026-1")
     assert (case.source, case.category, case.opened_by) == ("patient", "attitude", "patient")
     assert case.summary == "上门护理订单：护士态度生硬"

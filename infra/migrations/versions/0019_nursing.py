@@ -90,6 +90,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("nursing_order", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_nursing_order_item_code"), ["item_code"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_nursing_order_department_code"), ["department_code"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_nursing_order_nurse_id"), ["nurse_id"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_nursing_order_patient_id"), ["patient_id"], unique=False
@@ -103,6 +106,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_nursing_order_patient_id"))
         batch_op.drop_index(batch_op.f("ix_nursing_order_nurse_id"))
         batch_op.drop_index(batch_op.f("ix_nursing_order_item_code"))
+        batch_op.drop_index(batch_op.f("ix_nursing_order_department_code"))
 
     op.drop_table("nursing_order")
     op.drop_table("nursing_nurse")
