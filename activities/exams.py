@@ -5,7 +5,6 @@ follow-up run for abnormal ones), and a kept dictionary change applied (US-H5)."
 from __future__ import annotations
 
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
 from contracts.exam import (
@@ -25,8 +24,6 @@ from contracts.pathway import RunInput, pathway_workflow_id
 from core.db import SessionFactory, transaction
 from core.logs import get_logger
 from core.models import (
-    Alert,
-    AlertStatus,
     ExamAccount,
     ExamBooking,
     ExamDictionaryChange,
@@ -39,6 +36,7 @@ from core.settings import Settings
 from integrations.exam import ExamClient, ExamRefused
 from integrations.exam_protocol import BookRequest, DictionaryItem, ExamItem, compact
 from pathways.definition import PathwaySnapshot
+from services.alerts import raise_once
 from services.exams import apply_dictionary, customer_of, results_of, vendor_codes
 from services.hospitals import hospital_profile
 
@@ -109,7 +107,18 @@ class ExamActivities:
                 booking.exam_no = record.exam_no
             booking.updated_at = utcnow()
             if record.alert and record.alert_kind:
-                await _alert(session, booking, record)
+                raised = await raise_once(
+                    session,
+                    workflow_id=booking.workflow_id,
+                    kind=record.alert_kind,
+                    patient_id=booking.patient_id,
+                    department_code=booking.department_code,
+                    role=record.alert_role,
+                    level=record.alert_level,
+                    summary=record.alert,
+                )
+                if raised:
+                    log.warning("alert raised", kind=record.alert_kind, booking_id=booking.id)
 
     @activity.defn(name=ACTIVITY_ASSESS)
     async def assess(self, ref: ExamRef) -> Assessment:
@@ -168,29 +177,3 @@ class ExamActivities:
             await apply_dictionary(session, kept.change_type, items)
             kept.applied_at = utcnow()
         log.info("exam dictionary change applied", message_id=change.message_id)
-
-
-async def _alert(session: AsyncSession, booking: ExamBooking, record: ExamRecord) -> None:
-    # Once per kind and exam: a retried record raises nothing new.
-    kind = (record.alert_kind or "exam")[:32]
-    existing = await session.exec(
-        select(Alert).where(Alert.workflow_id == booking.workflow_id, Alert.kind == kind)
-    )
-    if existing.first() is not None:
-        return
-    session.add(
-        Alert(
-            kind=kind,
-            task_id=None,
-            workflow_id=booking.workflow_id,
-            patient_id=booking.patient_id,
-            department_code=booking.department_code,
-            role=record.alert_role,
-            level=record.alert_level,
-            summary=(record.alert or "")[:500],
-            details=[],
-            status=AlertStatus.OPEN,
-            raised_at=utcnow(),
-        )
-    )
-    log.warning("alert raised", kind=kind, booking_id=booking.id, role=record.alert_role)

@@ -32,8 +32,6 @@ from contracts.payment import PaymentInput
 from core.db import SessionFactory, transaction
 from core.logs import get_logger
 from core.models import (
-    Alert,
-    AlertStatus,
     NursingItem,
     NursingNurse,
     NursingOrder,
@@ -46,6 +44,7 @@ from integrations.identity import IdentityClient, IdentityRefused, VerifyRequest
 from nursing.alarms import ALERT_LEVELS, texted
 from nursing.dispatch import NurseLoad, choose_nurse
 from services import audit
+from services.alerts import raise_once
 from services.payments import service_order
 
 log = get_logger(__name__)
@@ -190,26 +189,16 @@ class NursingActivities:
         async with transaction(self._sessions) as session:
             order = await session.get(NursingOrder, alarm.order_id)
             assert order is not None
-            kind = f"nursing_{alarm.key}"[:32]
-            existing = await session.exec(
-                select(Alert).where(Alert.workflow_id == order.workflow_id, Alert.kind == kind)
+            await raise_once(
+                session,
+                workflow_id=order.workflow_id,
+                kind=f"nursing_{alarm.key}",
+                patient_id=order.patient_id,
+                department_code=order.department_code,
+                role="nurse",
+                level=ALERT_LEVELS[alarm.level],
+                summary=alarm.text,
             )
-            if existing.first() is None:
-                session.add(
-                    Alert(
-                        kind=kind,
-                        task_id=None,
-                        workflow_id=order.workflow_id,
-                        patient_id=order.patient_id,
-                        department_code=order.department_code,
-                        role="nurse",
-                        level=ALERT_LEVELS[alarm.level],
-                        summary=alarm.text[:500],
-                        details=[],
-                        status=AlertStatus.OPEN,
-                        raised_at=utcnow(),
-                    )
-                )
             heads = (
                 await session.exec(
                     select(NursingNurse).where(col(NursingNurse.head_nurse).is_(True))

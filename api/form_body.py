@@ -44,3 +44,12 @@ async def read_form(request: Request, limit: int, *, max_files: int) -> FormData
     except MultiPartException as exc:
         raise MalformedBody(exc.message) from exc
     return FormData()
+
+
+async def read_fields(request: Request, limit: int) -> dict[str, str] | None:
+    """A page's posted form without files, as text; None when it is too large or malformed."""
+    try:
+        posted = await read_form(request, limit, max_files=0)
+    except (BodyTooLarge, MalformedBody):
+        return None
+    return {k: str(v) for k, v in posted.items()}

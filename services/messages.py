@@ -15,8 +15,10 @@ import jinja2
 from pydantic_core import to_jsonable_python
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
 
-from contracts.messages import MessageRequest
+from contracts.messages import DELIVERY_WORKFLOW, MessageRequest, delivery_workflow_id
 from core.links import LinkSigner
 from core.models import MessageStatus, MessageTemplate, OutboundMessage, Patient, TemplateOwner
 from core.phones import to_e164
@@ -275,3 +277,26 @@ def outgoing(message: OutboundMessage, patient_name: str | None) -> OutgoingMess
         wechat=message.wechat_payload,
         redact=(patient_name,) if patient_name else (),
     )
+
+
+async def send_message(
+    session: AsyncSession,
+    composer: Composer,
+    temporal: Client,
+    task_queue: str,
+    request: MessageRequest,
+    now: datetime,
+) -> str:
+    """Composes the message (MessageRejected naming the field) unless one with its key exists,
+    and starts its delivery workflow, once per key; its workflow id. The caller commits."""
+    if await message_by_key(session, request.key) is None:
+        await composer.compose(session, request, now=now)
+    workflow_id = delivery_workflow_id(request.key)
+    await temporal.start_workflow(
+        DELIVERY_WORKFLOW,
+        request,
+        id=workflow_id,
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    return workflow_id

@@ -33,7 +33,7 @@ from contracts.exam import (
     dictionary_workflow_id,
     exam_workflow_id,
 )
-from contracts.messages import DELIVERY_WORKFLOW, MessageRequest, delivery_workflow_id
+from contracts.messages import MessageRequest
 from core.logs import get_logger
 from core.models import ExamBooking, ExamDictionaryChange, Patient, utcnow
 from exams.checks import mismatched_fields
@@ -69,7 +69,7 @@ from services.exams import (
     vendor_codes,
 )
 from services.hospitals import hospital_profile
-from services.messages import MessageRejected, message_by_key
+from services.messages import MessageRejected, send_message
 
 router = APIRouter(prefix="/integrations/exam", tags=["physical-exam vendor interfaces"])
 log = get_logger(__name__)
@@ -349,21 +349,15 @@ async def guide(request: Request, container: ContainerDep, session: SessionDep) 
         workflow_id=booking.workflow_id,
         category=Category.REMINDER,
     )
-    if await message_by_key(session, key) is None:
-        try:
-            await container.composer.compose(session, message_request, now=utcnow())
-        except MessageRejected as exc:
-            await session.rollback()
-            return _answer(reply("403", reason=exc.reason))
     try:
-        await container.temporal.start_workflow(
-            DELIVERY_WORKFLOW,
-            message_request,
-            id=delivery_workflow_id(key),
-            task_queue=container.settings.temporal_task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
+        await send_message(
+            session, container.composer, container.temporal,
+            container.settings.temporal_task_queue, message_request, utcnow(),
+        )  # fmt: skip
         await _tell_workflow(container, session, booking, "guide")
+    except MessageRejected as exc:
+        await session.rollback()
+        return _answer(reply("403", reason=exc.reason))
     except RPCError as exc:
         await session.rollback()
         log.error("exam guide not handed to delivery", error=str(exc))

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from sqlmodel import col, select
 
 from api.deps import ContainerDep, SessionDep
-from api.form_body import BodyTooLarge, MalformedBody, read_form
+from api.form_body import read_fields
 from api.routers.patient_pages import linked_patient, render_page
 from core.models import ExamAccount, ExamBooking, Patient, utcnow
 from core.validation import Key
@@ -107,14 +107,6 @@ async def exam_page(token: Key, container: ContainerDep, session: SessionDep) ->
     )
 
 
-async def _form(request: Request) -> dict[str, str] | None:
-    try:
-        posted = await read_form(request, MAX_FORM_BYTES, max_files=0)
-    except (BodyTooLarge, MalformedBody):
-        return None
-    return {k: str(v) for k, v in posted.items()}
-
-
 @router.post("/x/{token}/bind", response_class=HTMLResponse)
 async def bind(
     token: Key, request: Request, container: ContainerDep, session: SessionDep
@@ -122,7 +114,7 @@ async def bind(
     found = await _patient(token, container, session)
     if isinstance(found, HTMLResponse):
         return found
-    posted = await _form(request)
+    posted = await read_fields(request, MAX_FORM_BYTES)
     if posted is None:
         return await _page(
             token, container, session, found, 400, error="提交的内容不完整，请重试。"
@@ -166,7 +158,7 @@ async def book(
     found = await _patient(token, container, session)
     if isinstance(found, HTMLResponse):
         return found
-    posted = await _form(request)
+    posted = await read_fields(request, MAX_FORM_BYTES)
     raw = (posted or {}).get("exam_date", "")
     try:
         day = date.fromisoformat(raw)

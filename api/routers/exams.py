@@ -12,7 +12,6 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 from sqlmodel import col, func, select
-from temporalio.common import WorkflowIDConflictPolicy
 
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, ensure_patient_visible, ensure_visible, require
@@ -22,7 +21,7 @@ from contracts.exam import (
     ExamState,
     Review,
 )
-from contracts.messages import DELIVERY_WORKFLOW, LinkSpec, MessageRequest, delivery_workflow_id
+from contracts.messages import LinkSpec, MessageRequest
 from core.models import ExamBooking, ExamResultHold, Patient, utcnow
 from core.validation import Count, Key, Line
 from exams.catalogue import catalogue
@@ -38,7 +37,7 @@ from services.exam_requests import (
     request_exam,
 )
 from services.exams import UnknownItem, held_results, map_item, results_of
-from services.messages import MessageRejected
+from services.messages import MessageRejected, send_message
 from services.patients import UnknownPatient, known_or_fetched
 from services.scope import patient_filter, record_filter
 from services.staff import StaffPrincipal
@@ -214,17 +213,12 @@ async def invite(
         sender=f"staff:{staff.id}",
     )
     try:
-        await container.composer.compose(session, request, now=now)
+        workflow_id = await send_message(
+            session, container.composer, container.temporal,
+            container.settings.temporal_task_queue, request, now,
+        )  # fmt: skip
     except MessageRejected as exc:
         raise field_error(("body", exc.field), exc.reason) from exc
-    workflow_id = delivery_workflow_id(key)
-    await container.temporal.start_workflow(
-        DELIVERY_WORKFLOW,
-        request,
-        id=workflow_id,
-        task_queue=container.settings.temporal_task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )
     audit.record(
         session,
         actor_type="staff",

@@ -14,12 +14,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlmodel import col, func, select
-from temporalio.common import WorkflowIDConflictPolicy
 
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, ensure_visible, require
 from api.schemas import Page, field_error
-from contracts.messages import DELIVERY_WORKFLOW, LinkSpec, MessageRequest, delivery_workflow_id
+from contracts.messages import LinkSpec, MessageRequest
 from contracts.nursing import (
     PATIENT,
     UPDATE_ALARM,
@@ -48,7 +47,7 @@ from nursing.alarms import AlarmLevel
 from nursing.lifecycle import STATUS_NAMES
 from pathways.answers import check_answers
 from services.form_definitions import published_forms
-from services.messages import MessageRejected
+from services.messages import MessageRejected, send_message
 from services.nursing_orders import (
     NewOrder,
     OrderRefused,
@@ -201,16 +200,12 @@ async def invite(
         sender=f"staff:{caller.id}",
     )
     try:
-        await container.composer.compose(session, request, now=now)
+        await send_message(
+            session, container.composer, container.temporal,
+            container.settings.temporal_task_queue, request, now,
+        )  # fmt: skip
     except MessageRejected as exc:
         raise field_error(("body", exc.field), exc.reason) from exc
-    await container.temporal.start_workflow(
-        DELIVERY_WORKFLOW,
-        request,
-        id=delivery_workflow_id(key),
-        task_queue=container.settings.temporal_task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )
     await session.commit()
     return Invited(message_key=key, valid_until=valid_until)
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from sqlmodel import col, select
 
 from api.deps import ContainerDep, SessionDep
-from api.form_body import BodyTooLarge, MalformedBody, read_form
+from api.form_body import read_fields
 from api.routers.patient_pages import linked_patient, render_page
 from complaints.lifecycle import CATEGORY_NAMES
 from contracts.complaint import PATIENT as COMPLAINANT
@@ -78,14 +78,9 @@ async def _page(
     notice: str | None = None,
     notice_tone: str = "ok",
 ) -> HTMLResponse:
-    items = (
-        await session.exec(
-            select(NursingItem)
-            .where(col(NursingItem.active).is_(True))
-            .order_by(col(NursingItem.code))
-        )
-    ).all()
-    names = {i.code: i.name for i in (await session.exec(select(NursingItem))).all()}
+    every = (await session.exec(select(NursingItem).order_by(col(NursingItem.code)))).all()
+    items = [i for i in every if i.active]
+    names = {i.code: i.name for i in every}
     orders = (
         await session.exec(
             select(NursingOrder)
@@ -123,14 +118,6 @@ async def _page(
     )
 
 
-async def _form(request: Request) -> dict[str, str] | None:
-    try:
-        posted = await read_form(request, MAX_FORM_BYTES, max_files=0)
-    except (BodyTooLarge, MalformedBody):
-        return None
-    return {k: str(v) for k, v in posted.items()}
-
-
 @router.get("/n/{token}", response_class=HTMLResponse)
 async def nursing_page(token: Key, container: ContainerDep, session: SessionDep) -> HTMLResponse:
     found = await _patient(token, container, session)
@@ -146,7 +133,7 @@ async def order(
     found = await _patient(token, container, session)
     if isinstance(found, HTMLResponse):
         return found
-    posted = await _form(request) or {}
+    posted = await read_fields(request, MAX_FORM_BYTES) or {}
     if posted.get("consent") != "yes":
         return await _page(
             token, container, session, found, 422, error="请阅读并勾选同意知情同意书。"
@@ -208,7 +195,7 @@ async def _act(
     row = await _own_order(session, found, order_id)
     if row is None:
         return _message(container, status.HTTP_404_NOT_FOUND, "订单不存在", "未找到该订单。")
-    posted = await _form(request) or {}
+    posted = await read_fields(request, MAX_FORM_BYTES) or {}
     try:
         argument: BaseModel = build(posted)
     except (ValidationError, ValueError, KeyError):
@@ -266,7 +253,7 @@ async def complain(
     row = await _own_order(session, found, order_id)
     if row is None:
         return _message(container, status.HTTP_404_NOT_FOUND, "订单不存在", "未找到该订单。")
-    posted = await _form(request) or {}
+    posted = await read_fields(request, MAX_FORM_BYTES) or {}
     summary = posted.get("summary", "").strip()
     category = posted.get("category", "other")
     if not 2 <= len(summary) <= 500 or category not in CATEGORY_NAMES:
