@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, time
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
@@ -247,6 +247,35 @@ async def _tell_workflow(
     )
 
 
+async def _took_effect(
+    container: ContainerDep,
+    session: AsyncSession,
+    booking: ExamBooking,
+    push: ResultsPush | ReportPush,
+    sha: str,
+    interface: str,
+    kind: Literal["results", "report"],
+    outcome: Reply,
+    **detail: object,
+) -> None:
+    """A saved push: its answer remembered, audited, the exam's workflow told, committed."""
+    remember(session, push.message_id, interface, sha, outcome)
+    audit.record(
+        session,
+        actor_type="exam_vendor",
+        actor_id=None,
+        action=f"exam.{kind}_received",
+        target_type="exam_booking",
+        target_id=booking.id,
+        patient_id=booking.patient_id,
+        exam_no=push.exam_no,
+        **detail,
+    )
+    await session.flush()
+    await _tell_workflow(container, session, booking, kind)
+    await session.commit()
+
+
 # ---- US-H1 -----------------------------------------------------------------------------
 
 
@@ -400,23 +429,10 @@ async def results(request: Request, container: ContainerDep, session: SessionDep
         )
         advance(booking, "resulted")
         outcome = reply("501", items="、".join(saved.held)) if saved.held else reply("0")
-        remember(session, push.message_id, "US-H3", sha, outcome)
-        audit.record(
-            session,
-            actor_type="exam_vendor",
-            actor_id=None,
-            action="exam.results_received",
-            target_type="exam_booking",
-            target_id=booking.id,
-            patient_id=patient.id,
-            exam_no=push.exam_no,
-            change_type=push.change_type,
-            saved=saved.saved,
-            held=len(saved.held),
-        )
-        await session.flush()
-        await _tell_workflow(container, session, booking, "results")
-        await session.commit()
+        await _took_effect(
+            container, session, booking, push, sha, "US-H3", "results", outcome,
+            change_type=push.change_type, saved=saved.saved, held=len(saved.held),
+        )  # fmt: skip
     except DBAPIError as exc:
         await session.rollback()
         return _answer(_save_failed("502", exc))
@@ -451,20 +467,7 @@ async def report(request: Request, container: ContainerDep, session: SessionDep)
         booking.report_received_at = utcnow()
         advance(booking, "reported")
         done = reply("0")
-        remember(session, push.message_id, "US-H4", sha, done)
-        audit.record(
-            session,
-            actor_type="exam_vendor",
-            actor_id=None,
-            action="exam.report_received",
-            target_type="exam_booking",
-            target_id=booking.id,
-            patient_id=patient.id,
-            exam_no=push.exam_no,
-        )
-        await session.flush()
-        await _tell_workflow(container, session, booking, "report")
-        await session.commit()
+        await _took_effect(container, session, booking, push, sha, "US-H4", "report", done)
     except DBAPIError as exc:
         await session.rollback()
         return _answer(_save_failed("601", exc))
