@@ -55,6 +55,9 @@ class NewOrder:
     visit_at: datetime
     address: str
     idempotency_key: str
+    # Whose order it is when the patient has no encounter yet: the placing nurse's department
+    # (so they see what they placed), else home nursing's.
+    department_code: str | None = None
 
 
 async def place_order(
@@ -92,7 +95,7 @@ async def place_order(
         workflow_id=nursing_workflow_id(order_id),
         patient_id=new.patient.id,
         item_code=item.code,
-        department_code=latest.department_code if latest else DEPARTMENT,
+        department_code=latest.department_code if latest else new.department_code or DEPARTMENT,
         price_fen=item.price_fen,
         visit_fee_fen=item.visit_fee_fen,
         address=new.address,

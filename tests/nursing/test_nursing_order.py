@@ -7,13 +7,16 @@ one-press alarm, texted to the head nurse at once."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
 from core.db import transaction
-from core.models import AuditEntry, NursingItem, OutboundMessage
+from core.models import AuditEntry, NursingItem, OutboundMessage, StaffRole
+from harness.payments import INSURED
+from harness.staff import add_staff
 from harness.waiting import eventually
 from tests.nursing.conftest import HEAD_PHONE, NursingWorld, WorldFactory
 
@@ -201,3 +204,33 @@ async def test_an_overrun_visit_and_a_nurses_alarm_text_the_head_nurse(
     assert "上门服务超时" in overrun[0]
     assert "【预警】" in overrun[0]
     assert any("【重要】护士一键报警" in t and "患者家属情绪激动" in t for t in texts)
+
+
+async def test_a_nurse_sees_the_order_she_placed_for_a_patient_with_no_encounter(
+    dev_env: WorkflowEnvironment, nursing_world: WorldFactory
+) -> None:
+    async with nursing_world(dev_env.client) as world:
+        token = await add_staff(world.pay.sessions, StaffRole.NURSE, "cardiology", "心内科护士")
+        nurse = {"Authorization": f"Bearer {token}"}
+        placed = await world.http.post(
+            "/api/nursing/orders",
+            json={
+                "patient_id": INSURED,
+                "item_code": "picc",
+                "visit_at": (datetime.now(UTC) + timedelta(hours=3)).isoformat(),
+                "address": "静安区南京西路1号3室",
+                "consent_accepted": True,
+                "idempotency_key": "nurse-placed-0001",
+            },
+            headers=nurse,
+        )
+        assert placed.status_code == 201, placed.text
+        world.pay.workflows.append(placed.json()["workflow_id"])
+        seen = await world.http.get(f"/api/nursing/orders/{placed.json()['id']}", headers=nurse)
+        elsewhere = await add_staff(world.pay.sessions, StaffRole.NURSE, "orthopedics", "骨科护士")
+        hidden = await world.http.get(
+            f"/api/nursing/orders/{placed.json()['id']}",
+            headers={"Authorization": f"Bearer {elsewhere}"},
+        )
+    assert seen.status_code == 200
+    assert hidden.status_code == 404
