@@ -82,9 +82,8 @@ async def time_env(_shared_time_server: WorkflowEnvironment) -> AsyncIterator[Wo
 @pytest.fixture
 async def isolated_time_env() -> AsyncIterator[WorkflowEnvironment]:
     """A time-skipping server of the test's own, started at the configured start. The Java test
-    server leaks its time-skipping lock after workflow updates and after runs that end with
-    activities outstanding (temporalio/sdk-java#1138), which would freeze the clock for every
-    later test sharing it."""
+    server leaks time-skipping locks, e.g. when a child closes after its parent (see
+    harness/time_skipping), which would freeze the clock for every later test sharing it."""
     env = await start_time_skipping_server()
     try:
         async with clock_started(env):

@@ -40,6 +40,17 @@ FAST_NURSING = NursingPolicy(
     rating_window_seconds=600,
 )
 
+# A complete nursing record on the home-nursing assessment template.
+RECORD = {
+    "temperature": ["36.8"],
+    "systolic": ["128"],
+    "diastolic": ["80"],
+    "performed": ["picc"],
+    "site": ["good"],
+    "tolerance": ["good"],
+    "educated": ["yes"],
+}
+
 
 @dataclass
 class Nurse:
@@ -135,7 +146,10 @@ WorldFactory = Callable[..., AbstractAsyncContextManager[NursingWorld]]
 def nursing_world(database_url: str, sessions: SessionFactory, task_queue: str) -> WorldFactory:
     @asynccontextmanager
     async def build(
-        client: Client, *, item: dict[str, Any] | None = None
+        client: Client,
+        *,
+        item: dict[str, Any] | None = None,
+        policy: NursingPolicy = FAST_NURSING,
     ) -> AsyncIterator[NursingWorld]:
         twilio = TwilioState(account_sid=TWILIO_SID, auth_token=TWILIO_TOKEN)
         async with (
@@ -148,7 +162,7 @@ def nursing_world(database_url: str, sessions: SessionFactory, task_queue: str) 
                 sessions,
                 database_url,
                 task_queue,
-                nursing=FAST_NURSING,
+                nursing=policy,
                 library=True,
                 identity_base_url=identity_url,
                 message_channels="sms",

@@ -18,17 +18,7 @@ from core.models import AuditEntry, NursingItem, OutboundMessage, StaffRole
 from harness.payments import INSURED
 from harness.staff import add_staff
 from harness.waiting import eventually
-from tests.nursing.conftest import HEAD_PHONE, NursingWorld, WorldFactory
-
-RECORD = {
-    "temperature": ["36.8"],
-    "systolic": ["128"],
-    "diastolic": ["80"],
-    "performed": ["picc"],
-    "site": ["good"],
-    "tolerance": ["good"],
-    "educated": ["yes"],
-}
+from tests.nursing.conftest import HEAD_PHONE, RECORD, NursingWorld, WorldFactory
 
 
 async def _step(

@@ -16,8 +16,7 @@ from core.models import AuditEntry, Complaint, NursingOrder, OutboundMessage
 from harness.browser import chromium, phone
 from harness.payments import INSURED
 from harness.waiting import eventually
-from tests.nursing.conftest import NursingWorld, WorldFactory
-from tests.nursing.test_nursing_order import RECORD
+from tests.nursing.conftest import RECORD, NursingWorld, WorldFactory
 
 
 async def _link(world: NursingWorld, nurse: dict[str, str]) -> str:

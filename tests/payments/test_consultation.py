@@ -50,8 +50,8 @@ async def wait_status(world: PayWorld, consultation_id: str, status: str) -> dic
 async def test_a_consultation_no_doctor_accepts_is_cancelled_and_refunded(
     dev_env: WorkflowEnvironment, pay_world: WorldFactory, record_history: Any
 ) -> None:
-    # The hospital's window, shortened to seconds. (On the time-skipping server the clock stays
-    # locked once the fee's saga ends before its "paid" message: temporalio/sdk-java#1138.)
+    # The hospital's window, shortened to seconds, on the dev server. (On the time-skipping
+    # server this needs harness/time_skipping: the fee's saga ends before its "paid" message.)
     async with pay_world(dev_env.client, accept_seconds=10) as world, world.workers():
         consultation = await request(world)
         waiting = await wait_status(world, consultation["id"], "waiting_doctor")
