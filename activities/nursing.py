@@ -155,7 +155,9 @@ class NursingActivities:
                 row.assessment = record.assessment
             if record.rating_comment is not None:
                 row.rating_comment = record.rating_comment
-            if record.signed_name is not None:
+            if record.signature is not None:
+                row.patient_signature = record.signature
+            elif record.signed_name is not None:
                 row.patient_signature = "typed"
             if record.seq <= row.version:
                 return

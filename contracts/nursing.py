@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.hospitals import NursingPolicy
 from core.validation import Line, Text
@@ -102,9 +102,17 @@ class Alarm(_Msg):
 
 
 class PatientSignature(_Msg):
-    """The patient confirms the service was done, signing with their name."""
+    """The patient confirms the service was done: a signature drawn on the phone page (the
+    upload it was stored as), or a name signed in the hospital's own app."""
 
-    signed_name: Annotated[Line, Field(min_length=1, max_length=50)]
+    signed_name: Annotated[Line, Field(min_length=1, max_length=50)] | None = None
+    signature: Annotated[str, Field(pattern=r"^upl_[A-Za-z0-9_-]{32}$")] | None = None
+
+    @model_validator(mode="after")
+    def _signed_somehow(self) -> PatientSignature:
+        if self.signed_name is None and self.signature is None:
+            raise ValueError("signed_name or signature is required")
+        return self
 
 
 class Assessment(_Msg):
@@ -173,6 +181,8 @@ class RecordNursing(_Msg):
     assessment: dict[str, Any] | None = None
     rating_comment: str | None = None
     signed_name: str | None = None
+    # The upload holding the signature the patient drew.
+    signature: str | None = None
 
 
 class RaiseAlarm(_Msg):

@@ -1,7 +1,8 @@
 """Files patients upload to answer photo and signature questions: checked against the question,
 stripped of the metadata a phone writes into a photo (where and when it was taken), kept
-encrypted outside the database (core/file_store.py), and recorded for the task and question
-they were uploaded for, so a submission can only name its own files.
+encrypted outside the database (core/file_store.py), and recorded for what they answer (a care
+task's form question, or a home-nursing order's signature), so a submission can only name its
+own files.
 
 The caller commits; a file written for a row that is then not committed is removed with
 ``discarded_unless_committed``.
@@ -14,8 +15,9 @@ import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Literal
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -46,6 +48,25 @@ class StoredUpload:
     size: int
     # False when the same file was already uploaded for this question: nothing new was written.
     created: bool
+
+
+@dataclass(frozen=True)
+class UploadOwner:
+    """What a file answers: a question of a care task's form, or of a home-nursing order."""
+
+    column: Literal["task_id", "nursing_order_id"]
+    id: str
+
+    @classmethod
+    def task(cls, task_id: str) -> UploadOwner:
+        return cls("task_id", task_id)
+
+    @classmethod
+    def nursing_order(cls, order_id: str) -> UploadOwner:
+        return cls("nursing_order_id", order_id)
+
+    def owns(self) -> ColumnElement[bool]:
+        return getattr(Upload, self.column) == self.id  # type: ignore[no-any-return]
 
 
 def new_reference() -> str:
@@ -82,7 +103,7 @@ async def store_upload(
     session: AsyncSession,
     files: EncryptedFiles,
     *,
-    task_id: str,
+    owner: UploadOwner,
     question: Question,
     data: bytes,
     declared_type: str | None,
@@ -93,13 +114,13 @@ async def store_upload(
     except DamagedImage:
         raise UploadRefused("damaged_image") from None
     digest = current_keyring().blind_digest("upload", data)
-    found = await _same_file(session, task_id, question.id, digest)
+    found = await _same_file(session, owner, question.id, digest)
     if found is not None:
         return StoredUpload(found.reference, found.content_type, found.size, created=False)
     kept = await session.exec(
         select(func.count())
         .select_from(Upload)
-        .where(Upload.task_id == task_id, Upload.question_id == question.id)
+        .where(owner.owns(), Upload.question_id == question.id)
     )
     if kept.one() >= MAX_UPLOADS_PER_QUESTION:
         raise UploadRefused("too_many_files")
@@ -107,7 +128,7 @@ async def store_upload(
     await asyncio.to_thread(files.write, reference, data)
     values = {
         "reference": reference,
-        "task_id": task_id,
+        owner.column: owner.id,
         "question_id": question.id,
         "content_type": content_type,
         "size": len(data),
@@ -120,9 +141,9 @@ async def store_upload(
             session,
             Upload.__table__,  # type: ignore[attr-defined]
             values,
-            ["task_id", "question_id", "digest"],
+            [owner.column, "question_id", "digest"],
         )
-        row = await _same_file(session, task_id, question.id, digest)
+        row = await _same_file(session, owner, question.id, digest)
     finally:
         if row is None or row.reference != reference:
             files.remove(reference)
@@ -132,11 +153,11 @@ async def store_upload(
 
 
 async def _same_file(
-    session: AsyncSession, task_id: str, question_id: str, digest: str
+    session: AsyncSession, owner: UploadOwner, question_id: str, digest: str
 ) -> Upload | None:
     rows = await session.exec(
         select(Upload).where(
-            Upload.task_id == task_id, Upload.question_id == question_id, Upload.digest == digest
+            owner.owns(), Upload.question_id == question_id, Upload.digest == digest
         )
     )
     return rows.first()

@@ -469,7 +469,13 @@ class NursingOrderWorkflow:
 
     @workflow.update(name=UPDATE_SIGN)
     async def patient_sign(self, signature: PatientSignature) -> NursingState:
-        await self._record("signed", "signed", PATIENT, signed_name=signature.signed_name)
+        await self._record(
+            "signed",
+            "signed",
+            PATIENT,
+            signed_name=signature.signed_name,
+            signature=signature.signature,
+        )
         return self.state()
 
     @patient_sign.validator

@@ -17,6 +17,7 @@ from sqlmodel import col, func, select
 
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, ensure_visible, require
+from api.routers.patient_files import file_url
 from api.schemas import Page, field_error
 from contracts.messages import LinkSpec, MessageRequest
 from contracts.nursing import (
@@ -45,7 +46,7 @@ from core.models import NursingItem, NursingOrder, utcnow
 from core.validation import Count, Key, Line, SaneDateTime, Text
 from nursing.alarms import AlarmLevel
 from nursing.lifecycle import STATUS_NAMES
-from pathways.answers import check_answers
+from pathways.answers import UPLOAD_REFERENCE, check_answers
 from services.form_definitions import published_forms
 from services.messages import MessageRejected, send_message
 from services.nursing_orders import (
@@ -96,6 +97,10 @@ class OrderOut(BaseModel):
     rating: int | None
     steps: list[dict[str, Any]]
     created_at: datetime
+    # Whether the patient signed for the visit; on one order, a short-lived link to the
+    # signature they drew (none when it was signed by name in the hospital's app).
+    signed: bool = False
+    signature_url: str | None = None
 
 
 class AssignIn(BaseModel):
@@ -131,7 +136,11 @@ class CancelIn(BaseModel):
 
 def _out(row: NursingOrder) -> OrderOut:
     return OrderOut.model_validate(
-        {**row.model_dump(), "status_name": STATUS_NAMES.get(row.status, row.status)}
+        {
+            **row.model_dump(),
+            "status_name": STATUS_NAMES.get(row.status, row.status),
+            "signed": row.patient_signature is not None,
+        }
     )
 
 
@@ -283,8 +292,14 @@ async def stats(
 
 
 @router.get("/{order_id}", response_model=OrderOut)
-async def order(order_id: Key, session: SessionDep, staff: ReaderDep) -> OrderOut:
-    return _out(await _visible(session, staff, order_id))
+async def order(
+    order_id: Key, container: ContainerDep, session: SessionDep, staff: ReaderDep
+) -> OrderOut:
+    row = await _visible(session, staff, order_id)
+    out = _out(row)
+    if row.patient_signature is not None and UPLOAD_REFERENCE.match(row.patient_signature):
+        out.signature_url = file_url(container, row.patient_signature)
+    return out
 
 
 @router.post("/{order_id}/take", response_model=NursingState)

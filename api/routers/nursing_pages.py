@@ -1,13 +1,14 @@
 """The patient's home-nursing page (NUR-1..3), reached from a signed link (WeChat or SMS): the
 items on offer with their prices, an order (time, address, the informed consent accepted; the
 real-name check and the payment follow), and their orders as they progress, with what the
-patient does on each: pay, sign at the end, rate, cancel while the rules allow, complain (a
-complaint case). Works without script."""
+patient does on each: pay, sign at the end (drawn on the page), rate, cancel while the rules
+allow, complain (a complaint case). Works without script."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,9 +16,11 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ValidationError
 from sqlmodel import col, select
+from starlette.datastructures import UploadFile
 
 from api.deps import ContainerDep, SessionDep
-from api.form_body import read_fields
+from api.form_body import BodyTooLarge, MalformedBody, read_fields, read_form
+from api.form_view import error_text
 from api.routers.patient_pages import linked_patient, render_page
 from complaints.lifecycle import CATEGORY_NAMES
 from contracts.complaint import PATIENT as COMPLAINANT
@@ -34,6 +37,9 @@ from core.models import NursingItem, NursingOrder, Patient, utcnow
 from core.validation import Key
 from nursing.consent import CONSENT_TEXT
 from nursing.lifecycle import STATUS_NAMES
+from pathways.answers import AnswerError, ErrorCode
+from pathways.form_definition import Question
+from services import uploads
 from services.complaints import NewComplaint, open_complaint
 from services.nursing_orders import (
     BOOKING_HORIZON,
@@ -48,6 +54,8 @@ from services.updates import UpdateConflict
 router = APIRouter(tags=["patient pages"], include_in_schema=False)
 
 MAX_FORM_BYTES = 8 * 1024
+# The signature confirming a visit, taken as a form's signature question is.
+SIGNATURE = Question(id="patient_signature", type="signature", text="患者签名确认")
 PAY_LINK_VALID = timedelta(hours=2)
 
 
@@ -87,6 +95,9 @@ async def _page(
             .where(NursingOrder.patient_id == patient.id)
             .order_by(col(NursingOrder.created_at).desc())
             .limit(10)
+            # After a step, the order as the workflow has just written it, not as this request
+            # first read it.
+            .execution_options(populate_existing=True)
         )
     ).all()
     now = utcnow()
@@ -199,7 +210,9 @@ async def _act(
     try:
         argument: BaseModel = build(posted)
     except (ValidationError, ValueError, KeyError):
-        return await _page(token, container, session, found, 422, error="提交的内容不完整。")
+        return await _page(
+            token, container, session, found, 422, notice="提交的内容不完整。", notice_tone="notice"
+        )
     try:
         await take_step(session, container.temporal, row, update, argument)
     except UpdateConflict as exc:
@@ -213,11 +226,53 @@ async def _act(
 async def sign(
     token: Key, order_id: Key, request: Request, container: ContainerDep, session: SessionDep
 ) -> HTMLResponse:
-    return await _act(
-        token, order_id, request, container, session,
-        lambda p: PatientSignature(signed_name=p["signed_name"].strip()),
-        UPDATE_SIGN, "已签名确认，感谢您的配合。",
-    )  # fmt: skip
+    """The patient's signature at the end of the visit: drawn on the page (posted as its PNG),
+    or a picture of it uploaded without the script. Stored encrypted like a form's signature,
+    then the order told which upload it is."""
+    found = await _patient(token, container, session)
+    if isinstance(found, HTMLResponse):
+        return found
+    row = await _own_order(session, found, order_id)
+    if row is None:
+        return _message(container, status.HTTP_404_NOT_FOUND, "订单不存在", "未找到该订单。")
+    page = partial(_page, token, container, session, found)
+    if row.status != "served":
+        return await page(409, notice="该订单当前无需签名。", notice_tone="notice")
+    limit = (SIGNATURE.max_bytes or 0) + MAX_FORM_BYTES
+    try:
+        posted = await read_form(request, limit, max_files=1)
+    except BodyTooLarge:
+        return await page(413, notice=_signature_error("file_too_large"), notice_tone="notice")
+    except MalformedBody:
+        return await page(400, notice="提交失败，请重试。", notice_tone="notice")
+    try:
+        upload = posted.get("signature")
+        if not isinstance(upload, UploadFile) or not upload.size:
+            return await page(422, notice="请先在签名区域签名。", notice_tone="notice")
+        stored = await uploads.store_upload(
+            session,
+            container.files,
+            owner=uploads.UploadOwner.nursing_order(row.id),
+            question=SIGNATURE,
+            data=await upload.read((SIGNATURE.max_bytes or 0) + 1),
+            declared_type=upload.content_type,
+        )
+    except uploads.UploadRefused as refused:
+        return await page(422, notice=_signature_error(refused.code), notice_tone="notice")
+    finally:
+        await posted.close()
+    with uploads.discarded_unless_committed(container.files, [stored]):
+        await session.commit()
+    signature = PatientSignature(signature=stored.reference)
+    try:
+        await take_step(session, container.temporal, row, UPDATE_SIGN, signature)
+    except UpdateConflict as exc:
+        return await page(409, notice=str(exc), notice_tone="notice")
+    return await page(notice="已签名确认，感谢您的配合。")
+
+
+def _signature_error(code: ErrorCode) -> str:
+    return error_text(SIGNATURE, AnswerError(SIGNATURE.id, code)).replace("图片", "签名图片")
 
 
 @router.post("/n/{token}/orders/{order_id}/rate", response_class=HTMLResponse)

@@ -514,7 +514,7 @@ async def _store(
     stored = await uploads.store_upload(
         session,
         container.files,
-        task_id=task.id,
+        owner=uploads.UploadOwner.task(task.id),
         question=question,
         data=await _read_file(upload, question),
         declared_type=upload.content_type,

@@ -70,7 +70,8 @@ class NursingOrder(SQLModel, table=True):
     payment_order_id: str | None = Field(default=None, max_length=36)
     refund_id: str | None = Field(default=None, max_length=36)
     refunded_fen: int = 0
-    consent_signature: str | None = Field(default=None, max_length=40)  # upload reference
+    # The upload holding the signature the patient drew, or "typed" (signed by name in the
+    # hospital's app). The informed consent is accepted by its version, audited.
     patient_signature: str | None = Field(default=None, max_length=40)
     assessment: dict[str, Any] | None = Field(
         default=None, sa_type=EncryptedJSON("nursing_order.assessment")

@@ -1,5 +1,6 @@
-"""Files patients uploaded to answer photo and signature questions. The bytes are kept outside
-the database, encrypted (core/file_store.py); the row says what they are and what for."""
+"""Files patients uploaded: photos and signatures answering a care task's form, and the signature
+confirming a home-nursing visit. The bytes are kept outside the database, encrypted
+(core/file_store.py); the row says what they are and what for."""
 
 from __future__ import annotations
 
@@ -18,11 +19,19 @@ class Upload(SQLModel, table=True):
     # page posted again, finds the first instead of storing a copy.
     __table_args__ = (
         sa.UniqueConstraint("task_id", "question_id", "digest", name="uq_upload_content"),
+        sa.UniqueConstraint(
+            "nursing_order_id", "question_id", "digest", name="uq_upload_nursing_content"
+        ),
+        # Every file answers exactly one thing.
+        sa.CheckConstraint("(task_id IS NULL) <> (nursing_order_id IS NULL)", name="one_owner"),
     )
 
     # "upl_" and 32 random URL-safe characters: what answers hold and the file's name on disk.
     reference: str = Field(primary_key=True, max_length=36)
-    task_id: str = Field(foreign_key="care_task.id", max_length=36)
+    task_id: str | None = Field(default=None, foreign_key="care_task.id", max_length=36)
+    nursing_order_id: str | None = Field(
+        default=None, foreign_key="nursing_order.id", max_length=36, index=True
+    )
     question_id: str = Field(max_length=64)
     content_type: str = Field(max_length=32)
     size: int

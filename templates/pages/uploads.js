@@ -2,12 +2,12 @@
 // sent at once to the upload endpoint, and the form keeps the reference it answers with, shown
 // as a thumbnail through its signed link. The server checks everything again; without this
 // script the file inputs post with the form and the server stores them itself.
-// Included inline in form.html after form_logic.js; plain ES2017, no library.
+// Included inline in form.html after form_logic.js and signature_pad.js; plain ES2017.
 (function () {
   "use strict";
   var form = document.getElementById("answers");
   var base = form && form.getAttribute("data-upload-path");
-  if (!base || !window.fetch || !window.FormData) return;
+  if (!base || !window.fetch || !window.FormData || !window.carepathPad) return;
   form.classList.add("uploads-js");
 
   var TEXT = {
@@ -140,64 +140,18 @@
     });
   }
 
-  // A signature drawn with a finger or the mouse, saved as a PNG on a white ground.
+  // The pad (signature_pad.js) is confirmed with its own button, or on submitting the form.
   function setUpPad(box, canvas, upload, showError, cleared) {
-    var ctx = canvas.getContext("2d");
-    var drawn = false, unsaved = false, last = null;
-
-    function size() {
-      var ratio = window.devicePixelRatio || 1;
-      var width = canvas.clientWidth || 340, height = canvas.clientHeight || 160;
-      canvas.width = Math.round(width * ratio);
-      canvas.height = Math.round(height * ratio);
-      ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-      ctx.fillStyle = "#fff";
-      ctx.fillRect(0, 0, width, height);
-      ctx.lineWidth = 2.5;
-      ctx.lineCap = "round";
-      ctx.lineJoin = "round";
-      ctx.strokeStyle = "#111";
-      drawn = unsaved = false;
-    }
-
-    function point(event) {
-      var rect = canvas.getBoundingClientRect();
-      return { x: event.clientX - rect.left, y: event.clientY - rect.top };
-    }
-
-    canvas.addEventListener("pointerdown", function (event) {
-      event.preventDefault();
-      try { canvas.setPointerCapture(event.pointerId); } catch (e) { /* drawn without capture */ }
-      last = point(event);
-      ctx.beginPath();
-      ctx.arc(last.x, last.y, ctx.lineWidth / 2, 0, Math.PI * 2);
-      ctx.fillStyle = "#111";
-      ctx.fill();
-      drawn = unsaved = true;
-    });
-    canvas.addEventListener("pointermove", function (event) {
-      if (!last) return;
-      event.preventDefault();
-      var next = point(event);
-      ctx.beginPath();
-      ctx.moveTo(last.x, last.y);
-      ctx.lineTo(next.x, next.y);
-      ctx.stroke();
-      last = next;
-    });
-    function end() { last = null; }
-    canvas.addEventListener("pointerup", end);
-    canvas.addEventListener("pointercancel", end);
-    canvas.addEventListener("pointerleave", end);
+    var pad = window.carepathPad(canvas);
+    var unsaved = false;
+    canvas.addEventListener("pointerdown", function () { unsaved = true; });
 
     function save() {
-      if (!drawn) {
+      if (!pad.drawn()) {
         showError(TEXT.empty);
         return Promise.resolve(false);
       }
-      return new Promise(function (resolve) {
-        canvas.toBlob(function (blob) { resolve(blob); }, "image/png");
-      }).then(function (blob) {
+      return pad.png().then(function (blob) {
         if (!blob) { showError(TEXT.failed); return false; }
         return upload(blob, "signature.png").then(function (ok) {
           if (ok) unsaved = false;
@@ -207,14 +161,14 @@
     }
 
     box.querySelector("button.clear").addEventListener("click", function () {
-      size();
+      pad.clear();
+      unsaved = false;
       showError("");
       cleared();
     });
     box.querySelector("button.save").addEventListener("click", save);
     box.unsavedSignature = function () { return unsaved; };
     box.saveSignature = save;
-    size();
   }
 
   var boxes = form.querySelectorAll("fieldset[data-upload]");

@@ -4,11 +4,13 @@ complains about it (a complaint case for the order's department); in Chromium at
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from playwright.async_api import expect
+from PIL import Image
+from playwright.async_api import Page, expect
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
@@ -33,6 +35,18 @@ async def _link(world: NursingWorld, nurse: dict[str, str]) -> str:
     found = re.search(r"/n/([A-Za-z0-9_-]+)", message.body)
     assert found is not None, message.body
     return f"/n/{found.group(1)}"
+
+
+async def _draw(screen: Page) -> None:
+    """A signature, drawn with the mouse as a finger would."""
+    box = await screen.locator("canvas.pad-canvas").bounding_box()
+    assert box is not None
+    x, y = box["x"] + 30, box["y"] + box["height"] / 2
+    await screen.mouse.move(x, y)
+    await screen.mouse.down()
+    for step in range(1, 12):
+        await screen.mouse.move(x + step * 20, y + (15 if step % 2 else -15))
+    await screen.mouse.up()
 
 
 async def _only_order(world: NursingWorld) -> NursingOrder:
@@ -95,27 +109,47 @@ async def test_the_patient_orders_follows_signs_rates_and_complains_on_the_page(
             done = await http.post(f"/api/nursing/orders/{oid}/visit/{step}", headers=wang.auth)
             assert done.status_code == 200, done.text
         await world.status(oid, "served")
-        to_sign = await http.get(link)
-        assert "服务已完成，请输入您的姓名确认签名" in to_sign.text
-        signed = await http.post(f"{link}/orders/{oid}/sign", data={"signed_name": "张建国"})
-        assert "已签名确认" in signed.text
-        recorded = await http.post(
-            f"/api/nursing/orders/{oid}/assessment", json={"answers": RECORD}, headers=wang.auth
+        nothing = await http.post(f"{link}/orders/{oid}/sign", files={"x": ("x", b"")})
+        assert nothing.status_code == 422
+        assert "请先在签名区域签名" in nothing.text
+        not_png = await http.post(
+            f"{link}/orders/{oid}/sign",
+            files={"signature": ("signature.png", b"GIF89a not a signature", "image/png")},
         )
-        assert recorded.status_code == 200, recorded.text
-        await world.status(oid, "assessed")
+        assert not_png.status_code == 422
+        assert "该文件不是签名图片" in not_png.text
+        assert (await world.row(oid)).patient_signature is None
 
         async with chromium() as browser:
             handset = await phone(browser)
             screen = await handset.new_page()
+            await screen.goto(f"{world.pay.api_url}{link}")
+            await expect(screen.locator("#orders")).to_contain_text("服务已完成，请在下方签名确认")
+            sign = screen.get_by_role("button", name="确认并签名")
+            await sign.click()  # nothing drawn yet
+            await expect(screen.locator(".sign-error")).to_have_text("请先在签名区域签名")
+            await _draw(screen)
+            await screen.screenshot(path=str(tmp_path / "nursing-sign.png"), full_page=True)
+            await sign.click()
+            await expect(screen.locator("#notice")).to_contain_text("已签名确认")
+            await expect(screen.locator("#orders")).not_to_contain_text("请在下方签名确认")
+            signed_row = await world.status(oid, "signed")
+            recorded = await http.post(
+                f"/api/nursing/orders/{oid}/assessment", json={"answers": RECORD}, headers=wang.auth
+            )
+            assert recorded.status_code == 200, recorded.text
+            await world.status(oid, "assessed")
             await screen.goto(f"{world.pay.api_url}{link}")
             await expect(screen.locator("#orders")).to_contain_text("待评价")
             await screen.screenshot(path=str(tmp_path / "nursing-rate.png"), full_page=True)
             await screen.locator("label[for$='-4']").first.click()
             await screen.get_by_role("button", name="提交评价").click()
             await expect(screen.locator("#notice")).to_contain_text("感谢您的评价")
+            await expect(screen.locator("#orders")).to_contain_text("您的评价：4颗星")
             await screen.screenshot(path=str(tmp_path / "nursing-rated.png"), full_page=True)
             await handset.close()
+        detail = (await http.get(f"/api/nursing/orders/{oid}", headers=wang.auth)).json()
+        drawn = await http.get(detail["signature_url"])
         completed = await world.status(oid, "completed")
 
         complained = await http.post(
@@ -129,6 +163,11 @@ async def test_the_patient_orders_follows_signs_rates_and_complains_on_the_page(
                 await session.exec(select(AuditEntry).where(AuditEntry.action == "nursing.ordered"))
             ).one()
     assert completed.rating == 4
+    assert (signed_row.patient_signature or "").startswith("upl_")
+    assert detail["signed"] is True
+    assert drawn.headers["content-type"] == "image/png"
+    strokes = Image.open(io.BytesIO(drawn.content)).convert("L")
+    assert strokes.getextrema()[0] < 64  # ink on the white ground: what the patient drew
     assert (ordered.actor_type, ordered.detail["consent_version"]) == ("patient", "NUR-2026-1")
     assert (case.source, case.category, case.opened_by) == ("patient", "attitude", "patient")
     assert case.summary == "上门护理订单：护士态度生硬"
