@@ -166,8 +166,9 @@ async def test_the_patient_orders_follows_signs_rates_and_complains_on_the_page(
     assert (signed_row.patient_signature or "").startswith("upl_")
     assert detail["signed"] is True
     assert drawn.headers["content-type"] == "image/png"
-    strokes = Image.open(io.BytesIO(drawn.content)).convert("L")
-    assert strokes.getextrema()[0] < 64  # ink on the white ground: what the patient drew
+    darkest, _ = Image.open(io.BytesIO(drawn.content)).convert("L").getextrema()
+    assert isinstance(darkest, int)
+    assert darkest < 64  # ink on the white ground: what the patient drew
     assert (ordered.actor_type, ordered.detail["consent_version"]) == ("patient", "NUR-2026-1")
     assert (case.source, case.category, case.opened_by) == ("patient", "attitude", "patient")
     assert case.summary == "上门护理订单：护士态度生硬"
