@@ -61,16 +61,22 @@ async def authenticated(
             "missing bearer token in the Authorization header",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    now = utcnow()
     try:
-        async with transaction(container.sessions) as session:
-            found = await authenticate(session, token.strip(), settings=container.settings, now=now)
-            if found.session_id is not None and found.stale:
-                await touch_session(session, found.session_id, now)
+        return await authenticate_token(container, token.strip())
     except NotAuthenticated as exc:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}
         ) from None
+
+
+async def authenticate_token(container: Container, token: str) -> Authentication:
+    """Who a session or API token belongs to (NotAuthenticated if nobody), from the bearer
+    header of an API call or the cookie of a workbench page."""
+    now = utcnow()
+    async with transaction(container.sessions) as session:
+        found = await authenticate(session, token, settings=container.settings, now=now)
+        if found.session_id is not None and found.stale:
+            await touch_session(session, found.session_id, now)
     return found
 
 

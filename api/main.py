@@ -53,6 +53,12 @@ from api.routers import (
     tasks,
 )
 from api.signed import declare_bodies
+from api.workbench import alerts as workbench_alerts
+from api.workbench import queue as workbench_queue
+from api.workbench import render as workbench_pages
+from api.workbench import reports as workbench_reports
+from api.workbench import review as workbench_review
+from api.workbench import sign_in as workbench_sign_in
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
 
@@ -90,6 +96,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(RequestValidationError, auth.redact_validation_errors)
     outage.install(app)
+    workbench_pages.install(app)
     for router in (
         health.router,
         his_webhooks.router,
@@ -129,6 +136,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         staff_admin.router,
         patients.router,
         audit.router,
+        workbench_sign_in.router,
+        workbench_queue.router,
+        workbench_alerts.router,
+        workbench_reports.router,
+        workbench_review.router,
     ):
         app.include_router(router)
     return app

@@ -174,6 +174,10 @@ ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
             P.NURSING_CANCEL,
         }
     ),
+    # The finance office: what needs attention, refunds, and reconciling with the provider.
+    StaffRole.FINANCE: frozenset(
+        _EVERY_STAFF | {P.PAYMENTS_READ, P.PAYMENTS_REFUND, P.PAYMENTS_RECONCILE}
+    ),
     # Another hospital system (patient portal, kiosk, HIS) calling with a token.
     StaffRole.INTEGRATION: frozenset(
         _EVERY_STAFF
@@ -230,6 +234,7 @@ class Exposure(StrEnum):
     PATIENT_LINK = "patient page behind a signed, expiring link"
     SIGNED_FILE_LINK = "an uploaded file behind a signed, expiring link a patient page gave out"
     SIGN_IN = "signing in, or the caller's own session and password"
+    WORKBENCH_ASSET = "the workbench's own scripts and styles (no data)"
 
 
 PUBLIC_ROUTES: dict[tuple[str, str], Exposure] = {
@@ -285,6 +290,13 @@ PUBLIC_ROUTES: dict[tuple[str, str], Exposure] = {
     ("POST", "/p/{token}/uploads/{question_id}"): Exposure.PATIENT_LINK,
     ("POST", "/p/{token}/draft"): Exposure.PATIENT_LINK,
     ("GET", "/files/{reference}"): Exposure.SIGNED_FILE_LINK,
+    # The workbench's sign-in, sign-out and landing page (which goes to the first page the
+    # staff member's role may open); every other /w page declares its permission.
+    ("GET", "/w/sign-in"): Exposure.SIGN_IN,
+    ("POST", "/w/sign-in"): Exposure.SIGN_IN,
+    ("POST", "/w/sign-out"): Exposure.SIGN_IN,
+    ("GET", "/w"): Exposure.SIGN_IN,
+    ("GET", "/w/static/{name}"): Exposure.WORKBENCH_ASSET,
 }
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.runs import StepProgress
 from core.validation import Text
@@ -108,12 +108,19 @@ class AlertOut(BaseModel):
     raised_at: datetime
     acknowledged_at: datetime | None
     acknowledged_by: str | None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    resolution_note: str | None = None
     details: list[dict[str, str]]
     patient: PatientBrief
 
 
 class AcknowledgeAlert(BaseModel):
     note: Text | None = None
+
+
+class ResolveAlert(BaseModel):
+    note: Annotated[Text, Field(min_length=2, max_length=500)]
 
 
 class RunOut(BaseModel):

@@ -38,3 +38,15 @@ async def phone(browser: Browser) -> BrowserContext:
     return await browser.new_context(
         viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, locale="zh-CN"
     )
+
+
+async def desktop(browser: Browser) -> BrowserContext:
+    """A staff workstation: the 1366×768 screen hospital PCs still have, Chinese locale."""
+    return await browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+
+
+async def tablet(browser: Browser) -> BrowserContext:
+    """A ward tablet held in landscape: touch, 1024×768."""
+    return await browser.new_context(
+        viewport={"width": 1024, "height": 768}, has_touch=True, locale="zh-CN"
+    )

@@ -172,7 +172,14 @@ def _banner(
         f"  Data                   {settings.data_dir.resolve()}",
         "  Demo staff tokens (Authorization: Bearer <token>):",
         *[f"    {token:<24} {who}" for token, who in tokens],
-        *(["  Demo sign-in (POST /api/auth/sign-in {username, password}):"] if sign_ins else []),
+        *(
+            [
+                f"  Staff workbench        {settings.public_base_url.rstrip('/')}/w  (sign in as"
+                " below; the same accounts for POST /api/auth/sign-in):"
+            ]
+            if sign_ins
+            else []
+        ),
         *[f"    {user} / {password:<15} {who}" for user, password, who in sign_ins],
         "  Watch a discharged patient's follow-up end to end: `make demo`",
         "  Watch a herbal prescription's review and delivery: `make demo-rx`",

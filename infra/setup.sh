@@ -57,6 +57,18 @@ say "syncing the Python environment (.venv) from uv.lock"
 # worker's CPU). Only what changed since is compiled again; an edited module still runs as edited.
 (cd "$root" && .venv/bin/python -m compileall -q -j0 -x '/(\.venv|node_modules|var)/' . >/dev/null)
 
+# --- Staff workbench front-end assets (ECharts, htmx), from the npm registry ---------------
+# Installed into web/node_modules from the lock file and served by the API itself: pages never
+# load a script from the internet. Skipped when the installed tree matches the lock.
+command -v npm >/dev/null || die "npm (Node.js 18 or newer) is required for the workbench's assets"
+stamp="$root/web/node_modules/.carepath-lock-sha256"
+want="$(sha256sum "$root/web/package-lock.json" | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  say "installing the workbench's front-end assets (npm ci)"
+  (cd "$root/web" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null)
+  echo "$want" > "$stamp"
+fi
+
 # --- Temporal CLI (dev server + UI), built from source -----------------------------------
 # The SDK's own download of the dev server needs the internet; these machines reach only the
 # Go module proxy. Later CLI versions carry a `replace` directive that breaks `go install`.

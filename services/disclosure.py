@@ -31,6 +31,7 @@ IN_FULL: Mapping[StaffRole, frozenset[Identifier]] = {
     StaffRole.CARE_MANAGER: _CLINICAL,
     StaffRole.PHARMACIST: _CLINICAL,
     StaffRole.ADMIN: frozenset(),
+    StaffRole.FINANCE: frozenset(),
     StaffRole.INTEGRATION: frozenset(),
 }
 
@@ -42,6 +43,7 @@ REVEALABLE: Mapping[StaffRole, frozenset[Identifier]] = {
     StaffRole.CARE_MANAGER: frozenset(Identifier),
     StaffRole.PHARMACIST: frozenset({Identifier.PHONE, Identifier.ADDRESS}),
     StaffRole.ADMIN: frozenset(),
+    StaffRole.FINANCE: frozenset(),
     StaffRole.INTEGRATION: frozenset(),
 }
 

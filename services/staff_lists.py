@@ -23,6 +23,7 @@ from core.models import (
     OutboundMessage,
     PathwayRun,
     Patient,
+    TaskStatus,
 )
 from core.phones import to_e164
 from services.scope import record_filter
@@ -98,6 +99,32 @@ async def list_tasks(
     window = due_window(due, now, tz)
     if window:
         query = query.where(CareTask.due_at >= window[0], CareTask.due_at < window[1])
+    query = query.order_by(col(CareTask.due_at), col(CareTask.id))
+    return await _page(session, query, limit, offset)
+
+
+async def open_work(
+    session: AsyncSession,
+    staff: StaffPrincipal,
+    *,
+    until: datetime | None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[Sequence[tuple[CareTask, Patient]], int]:
+    """A staff member's queue (FU-8): the tasks out for their role in their scope (phone
+    follow-ups, calls, visits) due before ``until`` (None: whenever), the most overdue first."""
+    query: Any = (
+        select(CareTask, Patient)
+        .join(Patient, col(Patient.id) == CareTask.patient_id)
+        .where(
+            CareTask.action_type == "staff_task",
+            CareTask.status == TaskStatus.SENT,
+            CareTask.responsible_role == staff.role.value,
+        )
+    )
+    query = _scoped(query, staff, CareTask.patient_id, CareTask.department_code)
+    if until is not None:
+        query = query.where(CareTask.due_at < until)
     query = query.order_by(col(CareTask.due_at), col(CareTask.id))
     return await _page(session, query, limit, offset)
 

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 
 from api.deps import SessionDep
 from api.permissions import Permission, ensure_visible, require
-from api.schemas import AcknowledgeAlert, AlertOut, Page, PatientBrief
+from api.schemas import AcknowledgeAlert, AlertOut, Page, PatientBrief, ResolveAlert
 from core.models import Alert, AlertStatus, Patient, utcnow
 from core.validation import Count, Key
-from services import audit
+from services import alerts
 from services.staff import StaffPrincipal
 from services.staff_lists import list_alerts, patient_brief
 
@@ -57,21 +57,32 @@ async def acknowledge(
     await ensure_visible(
         session, staff, patient_id=alert.patient_id, department_code=alert.department_code
     )
-    if alert.status != AlertStatus.ACKNOWLEDGED:
-        alert.status = AlertStatus.ACKNOWLEDGED
-        alert.acknowledged_at = utcnow()
-        alert.acknowledged_by = staff.id
-        alert.acknowledge_note = note
-        audit.record(
-            session,
-            actor_type="staff",
-            actor_id=staff.id,
-            action="alert.acknowledged",
-            target_type="alert",
-            target_id=alert.id,
-            patient_id=alert.patient_id,
-            note=note,
-        )
+    alerts.acknowledge(session, staff, alert, note, utcnow())
+    patient = await session.get(Patient, alert.patient_id)
+    assert patient is not None
+    await session.commit()
+    return alert_out(alert, patient)
+
+
+@router.post(
+    "/{alert_id}/resolve",
+    response_model=AlertOut,
+    responses={409: {"description": "already resolved"}},
+)
+async def resolve(
+    alert_id: Key, body: ResolveAlert, session: SessionDep, staff: ClinicianDep
+) -> AlertOut:
+    """Closes the alert with a note of what was done (acknowledging it too if nobody had)."""
+    alert = await session.get(Alert, alert_id, with_for_update=True)
+    if alert is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert with id '{alert_id}'")
+    await ensure_visible(
+        session, staff, patient_id=alert.patient_id, department_code=alert.department_code
+    )
+    try:
+        alerts.resolve(session, staff, alert, body.note, utcnow())
+    except alerts.AlertClosed:
+        raise HTTPException(status.HTTP_409_CONFLICT, "该预警已处理完毕") from None
     patient = await session.get(Patient, alert.patient_id)
     assert patient is not None
     await session.commit()

@@ -37,7 +37,8 @@ class RunStatus(StrEnum):
 
 class AlertStatus(StrEnum):
     OPEN = "open"
-    ACKNOWLEDGED = "acknowledged"
+    ACKNOWLEDGED = "acknowledged"  # someone has it in hand
+    RESOLVED = "resolved"  # dealt with, and what was done is noted
 
 
 class Patient(SQLModel, table=True):
@@ -195,6 +196,9 @@ class Alert(SQLModel, table=True):
     acknowledged_at: datetime | None = ts_field()
     acknowledged_by: str | None = Field(default=None, max_length=36)
     acknowledge_note: str | None = Field(default=None, max_length=500)
+    resolved_at: datetime | None = ts_field()
+    resolved_by: str | None = Field(default=None, max_length=36)
+    resolution_note: str | None = Field(default=None, max_length=500)
 
 
 @sa.event.listens_for(Patient, "before_insert")

@@ -20,6 +20,8 @@ class StaffRole(StrEnum):
     CARE_MANAGER = "care_manager"
     ADMIN = "admin"
     PHARMACIST = "pharmacist"
+    # The finance office: payments that need attention, reconciliation with the provider.
+    FINANCE = "finance"
     # Another hospital system calling the push API (MSG-5); not a person.
     INTEGRATION = "integration"
 

@@ -38,6 +38,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.container import Container
 from api.main import create_app
 from api.permissions import route_access, unclassified_routes
+from api.workbench.auth import COOKIE, COOKIE_PATH, csrf_token
 from core.db import SessionFactory, create_engine, session_factory, transaction
 from core.models import (
     Alert,
@@ -97,15 +98,16 @@ BATCH_VISIBLE = {
     "own": set(),
 }
 
-NURSE, DOCTOR, CM, ADMIN, PHARM, INTEG = (
+NURSE, DOCTOR, CM, ADMIN, PHARM, FIN, INTEG = (
     "nurse",
     "doctor",
     "care_manager",
     "admin",
     "pharmacist",
+    "finance",
     "integration",
 )
-ALL = frozenset({NURSE, DOCTOR, CM, ADMIN, PHARM, INTEG})
+ALL = frozenset({NURSE, DOCTOR, CM, ADMIN, PHARM, FIN, INTEG})
 CLINICAL = frozenset({NURSE, DOCTOR, CM})
 PLAN = "inpatient-discharge"
 NURSING_ITEM = "picc"
@@ -126,6 +128,10 @@ class Row:
     params: dict[str, Any] = field(default_factory=dict)
     listing: str | None = None  # the kind of record a list returns (id key: see LISTED_ID)
     headers: dict[str, str] = field(default_factory=dict)
+
+
+def is_page(row: Row) -> bool:
+    return row.path.startswith("/w/")
 
 
 def _reason(_: Seeded) -> dict[str, Any]:
@@ -205,6 +211,7 @@ ROUTES: list[Row] = [
     # alerts
     Row("GET", "/api/alerts", ALL, listing="alert"),
     Row("POST", "/api/alerts/{alert_id}/acknowledge", CLINICAL, "alert", 200),
+    Row("POST", "/api/alerts/{alert_id}/resolve", CLINICAL, "alert", 422, {}),
     # messages
     Row("GET", "/api/messages", ALL, listing="message"),
     Row("GET", "/api/messages/{message_id}", ALL, "message"),
@@ -303,23 +310,23 @@ ROUTES: list[Row] = [
         {"round": 1, "outcome": "approve"},
     ),
     # payments and consultations
-    Row("GET", "/api/payments/orders", {INTEG, ADMIN, CM}, listing="order"),
-    Row("GET", "/api/payments/orders/{order_id}", {INTEG, ADMIN, CM}, "order"),
-    Row("GET", "/api/payments/attention", {INTEG, ADMIN, CM}, listing="attention"),
+    Row("GET", "/api/payments/orders", {INTEG, ADMIN, CM, FIN}, listing="order"),
+    Row("GET", "/api/payments/orders/{order_id}", {INTEG, ADMIN, CM, FIN}, "order"),
+    Row("GET", "/api/payments/attention", {INTEG, ADMIN, CM, FIN}, listing="attention"),
     Row("POST", "/api/payments/orders", {INTEG, ADMIN}, None, 422, {}),
     Row("POST", "/api/payments/orders/{order_id}/pay", {INTEG, ADMIN}, "order", 202),
     Row(
         "POST",
         "/api/payments/orders/{order_id}/refunds",
-        {INTEG, ADMIN},
+        {INTEG, ADMIN, FIN},
         "order",
         409,  # the order is still paying
         {"amount_fen": 100, "reason": "退号"},
         headers={"Idempotency-Key": "matrix"},
     ),
-    Row("GET", "/api/payments/reconciliations", {ADMIN}),
-    Row("GET", "/api/payments/reconciliations/{bill_date}", {ADMIN}, None, 404),
-    Row("POST", "/api/payments/reconciliations/{bill_date}/run", {ADMIN}, None, 422),
+    Row("GET", "/api/payments/reconciliations", {ADMIN, FIN}),
+    Row("GET", "/api/payments/reconciliations/{bill_date}", {ADMIN, FIN}, None, 404),
+    Row("POST", "/api/payments/reconciliations/{bill_date}/run", {ADMIN, FIN}, None, 422),
     Row("POST", "/api/consultations", {INTEG, ADMIN}, None, 422, {}),
     Row("GET", "/api/consultations/{consultation_id}", {INTEG, ADMIN, DOCTOR}, "consultation"),
     Row("POST", "/api/consultations/{consultation_id}/accept", {DOCTOR}, "consultation", 409),
@@ -443,6 +450,20 @@ ROUTES: list[Row] = [
     Row("POST", "/api/admin/staff/{staff_id}/credentials", {ADMIN}, None, 404, {}),
     Row("POST", "/api/auth/totp/enrol", {ADMIN}, None, ANY),
     Row("POST", "/api/auth/totp/confirm", {ADMIN}, None, ANY, {"code": "000000"}),
+    # The staff workbench (/w): the session cookie instead of a bearer token, a CSRF token on
+    # every form; without a session, the sign-in page (303). A form posted empty is refused
+    # with its fields named (422); acknowledging from the page comes back to the list (303).
+    Row("GET", "/w/queue", CLINICAL),
+    Row("GET", "/w/tasks/{task_id}", CLINICAL, "task"),
+    Row("POST", "/w/tasks/{task_id}/complete", CLINICAL, "task", 422, {}),
+    Row("GET", "/w/alerts", CLINICAL),
+    Row("POST", "/w/alerts/{alert_id}/acknowledge", CLINICAL, "alert", 303, {}),
+    Row("POST", "/w/alerts/{alert_id}/resolve", CLINICAL, "alert", 422, {}),
+    Row("GET", "/w/review", {PHARM}),
+    Row("POST", "/w/review/{prescription_id}/decision", {PHARM}, "prescription", 422, {}),
+    Row("GET", "/w/reports", ALL),
+    Row("GET", "/w/reports/follow-up.xlsx", ALL),
+    Row("GET", "/w/reports/work-log.xlsx", ALL),
 ]
 
 # Path parameters that are not the record under test.
@@ -499,6 +520,7 @@ class World:
     patients: dict[str, Seeded]
     tokens: dict[tuple[str, str], str]  # (role, scope) -> token
     owner: dict[str, str]  # record id -> patient key
+    container: Container
 
     def url(self, row: Row, key: str | None) -> str:
         values = dict(FIXED, bill_date=BILL_DATES.get(row.method, "2020-01-01"))
@@ -523,6 +545,17 @@ class World:
     async def call(self, row: Row, key: str | None, token: str | None) -> httpx.Response:
         body = row.body(self.patients[key or "own"]) if callable(row.body) else row.body
         headers = dict(row.headers)
+        if is_page(row):
+            # A browser: the session in its cookie, the form's CSRF token in the form.
+            self.http.cookies.clear()
+            if token is not None:
+                self.http.cookies.set(COOKIE, token, path=COOKIE_PATH)
+            form = None
+            if row.method == "POST":
+                form = {**(body or {}), "csrf": csrf_token(self.container, token or "")}
+            return await self.http.request(
+                row.method, self.url(row, key), data=form, params=row.params, headers=headers
+            )
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         return await self.http.request(
@@ -775,7 +808,7 @@ async def world(
         tokens = await _staff(sessions)
         transport = httpx.ASGITransport(app=create_app(container=container))
         async with httpx.AsyncClient(transport=transport, base_url="http://carepath.test") as http:
-            yield World(http, patients, tokens, owner)
+            yield World(http, patients, tokens, owner, container)
         await his.close()
     await engine.dispose()
     await drop_database(postgres, name)
@@ -838,8 +871,9 @@ async def test_access_matrix(world: World) -> None:
             )
 
     for row in ROUTES:
-        # No token: 401 on every staff route.
-        await check(row, "own", "nobody", None, lambda code: code == 401)
+        # No token: 401 on every staff route; a page sends the browser to sign in.
+        signed_out = 303 if is_page(row) else 401
+        await check(row, "own", "nobody", None, lambda code, want=signed_out: code == want)
         # Every role, department scope, a patient in scope ('own') and one out ('other').
         for role in sorted(ALL):
             token = world.tokens[(role, "department")]

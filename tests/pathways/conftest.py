@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlmodel import col, select
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -55,6 +56,8 @@ class PathwayStack:
     env: WorkflowEnvironment
     his: HisState
     tokens: dict[str, str]
+    # The app itself, for tests that serve it on loopback to a browser.
+    app: FastAPI
     started: list[str] = field(default_factory=list)
 
     def workers(self, **kwargs: Any) -> AbstractAsyncContextManager[list[Worker]]:
@@ -273,7 +276,7 @@ def pathway_stack(
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://patient.test"
             ) as http:
-                stack = PathwayStack(http, settings, sessions, env, his_state, tokens)
+                stack = PathwayStack(http, settings, sessions, env, his_state, tokens, app)
                 try:
                     yield stack
                 finally:

@@ -1,0 +1,135 @@
+"""Alerts (FU-9): open, in hand, resolved; acknowledging one, and resolving it with a note of what
+was done. With the page's script a row updates in place; without it the form posts and the page
+comes back."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from api.deps import ContainerDep, SessionDep
+from api.permissions import Permission
+from api.workbench.auth import (
+    PageError,
+    Viewer,
+    ensure_page_visible,
+    page_requires,
+    posted_form,
+)
+from api.workbench.render import render
+from core.models import Alert, AlertStatus, Patient, utcnow
+from core.validation import Key
+from services import alerts
+from services.staff_lists import list_alerts, patient_brief
+
+router = APIRouter(include_in_schema=False)
+AlertPage = Annotated[Viewer, Depends(page_requires(Permission.ALERTS_ACKNOWLEDGE))]
+
+PAGE_SIZE = 50
+TABS = {"open": "待处理", "acknowledged": "处理中", "resolved": "已处理"}
+LEVEL_NAMES = {"high": "高危", "warning": "预警", "info": "提示"}
+NOTE_LIMIT = 500
+
+
+@router.get("/w/alerts", response_class=HTMLResponse)
+async def alert_list(
+    request: Request,
+    container: ContainerDep,
+    session: SessionDep,
+    seen: AlertPage,
+    state: Literal["open", "acknowledged", "resolved"] = "open",
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+) -> HTMLResponse:
+    rows, total = await list_alerts(
+        session, seen.staff, status=state, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+    )
+    return render(
+        container,
+        request,
+        "alerts.html",
+        seen,
+        tabs=TABS,
+        state=state,
+        alerts=[(alert, patient_brief(patient)) for alert, patient in rows],
+        total=total,
+        page=page,
+        pages=max(1, -(-total // PAGE_SIZE)),
+        levels=LEVEL_NAMES,
+        errors={},
+    )
+
+
+async def _alert(session: SessionDep, seen: Viewer, alert_id: str) -> tuple[Alert, Patient]:
+    alert = await session.get(Alert, alert_id, with_for_update=True)
+    if alert is None:
+        raise PageError(status.HTTP_404_NOT_FOUND, "未找到该预警")
+    await ensure_page_visible(
+        session,
+        seen.staff,
+        patient_id=alert.patient_id,
+        department_code=alert.department_code,
+        what="预警",
+    )
+    patient = await session.get(Patient, alert.patient_id)
+    assert patient is not None
+    return alert, patient
+
+
+def _answer(
+    request: Request,
+    container: ContainerDep,
+    seen: Viewer,
+    alert: Alert,
+    patient: Patient,
+    *,
+    notice: str,
+    error: str | None = None,
+) -> Response:
+    """The updated row for the page's script; a fresh page (or the page with the error)
+    otherwise."""
+    if request.headers.get("HX-Request") == "true":
+        return render(
+            container,
+            request,
+            "_alert_row.html",
+            seen,
+            alert=alert,
+            patient=patient_brief(patient),
+            levels=LEVEL_NAMES,
+            errors={alert.id: error} if error else {},
+            row_notice=notice,
+        )
+    if error is not None:
+        raise PageError(status.HTTP_422_UNPROCESSABLE_CONTENT, "未保存", error)
+    return RedirectResponse(f"/w/alerts?state={alert.status}", status.HTTP_303_SEE_OTHER)
+
+
+@router.post("/w/alerts/{alert_id}/acknowledge")
+async def acknowledge(
+    alert_id: Key, request: Request, container: ContainerDep, session: SessionDep, seen: AlertPage
+) -> Response:
+    await posted_form(request, seen)
+    alert, patient = await _alert(session, seen, alert_id)
+    changed = alerts.acknowledge(session, seen.staff, alert, None, utcnow())
+    await session.commit()
+    notice = "已确认，正在处理" if changed else "该预警已有人处理"
+    return _answer(request, container, seen, alert, patient, notice=notice)
+
+
+@router.post("/w/alerts/{alert_id}/resolve")
+async def resolve(
+    alert_id: Key, request: Request, container: ContainerDep, session: SessionDep, seen: AlertPage
+) -> Response:
+    fields = await posted_form(request, seen)
+    alert, patient = await _alert(session, seen, alert_id)
+    note = fields.get("note", "").strip()
+    if len(note) < 2 or len(note) > NOTE_LIMIT:
+        error = "请填写处理情况（2～500字）"
+        return _answer(request, container, seen, alert, patient, notice="", error=error)
+    if alert.status == AlertStatus.RESOLVED:
+        return _answer(request, container, seen, alert, patient, notice="该预警已由他人处理完毕")
+    alerts.resolve(session, seen.staff, alert, note, utcnow())
+    await session.commit()
+    return _answer(request, container, seen, alert, patient, notice="已处理完毕")

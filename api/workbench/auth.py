@@ -1,0 +1,155 @@
+"""Who is looking at a workbench page, and whether a posted form really came from one.
+
+Staff sign in with the same accounts and sessions as the API (SEC-5); the page keeps the session
+token in a cookie that only ``/w`` receives, that scripts cannot read and that other sites'
+requests never carry (SameSite=Strict). The API itself never accepts that cookie, so a page on
+another site cannot make a signed-in browser call it.
+
+Every form and every script request carries a CSRF token: an HMAC of the session under the link
+secret, so it needs no storage, changes with each sign-in and cannot be computed elsewhere.
+
+A page route declares its permission with ``page_requires(Permission.X)``: the same table as the
+API (``api.permissions``), so the access matrix covers pages too. Without a session a page sends
+the browser to the sign-in page; without the permission, or for a record outside the staff
+member's data scope, it answers with a page saying so (403, 404).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import Depends, Request, status
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.container import Container
+from api.deps import ContainerDep, authenticate_token
+from api.form_body import BodyTooLarge, MalformedBody, read_form
+from api.permissions import ROLE_PERMISSIONS, Permission, Require
+from services.scope import record_in_scope
+from services.staff import Authentication, NotAuthenticated, StaffPrincipal
+
+COOKIE = "carepath_staff"
+COOKIE_PATH = "/w"
+CSRF_FIELD = "csrf"
+CSRF_HEADER = "X-CSRF-Token"
+# Workbench forms are short: notes, dates, a few choices.
+MAX_FORM_BYTES = 16 * 1024
+
+
+class PageError(Exception):
+    """Answered as a workbench page (see api.workbench.render): a status and what to say."""
+
+    def __init__(self, status_code: int, heading: str, detail: str = "") -> None:
+        super().__init__(heading)
+        self.status_code = status_code
+        self.heading = heading
+        self.detail = detail
+
+
+class SignInNeeded(Exception):
+    """No usable session: the browser goes to the sign-in page and comes back to ``next``."""
+
+    def __init__(self, next_path: str, reason: str = "") -> None:
+        super().__init__(reason)
+        self.next_path = next_path
+        self.reason = reason
+
+
+def sign_in_location(next_path: str, reason: str = "") -> str:
+    location = f"/w/sign-in?next={quote(next_path, safe='/')}"
+    return location + (f"&why={quote(reason)}" if reason else "")
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in staff member on a page, with the token their forms carry."""
+
+    staff: StaffPrincipal
+    auth: Authentication
+    csrf: str
+
+    def can(self, permission: Permission) -> bool:
+        return permission in ROLE_PERMISSIONS.get(self.staff.role, frozenset())
+
+
+def csrf_token(container: Container, session_token: str) -> str:
+    key = container.settings.link_secret.get_secret_value().encode()
+    digest = hashlib.sha256(session_token.encode()).hexdigest()
+    return hmac.new(key, f"workbench-csrf:{digest}".encode(), hashlib.sha256).hexdigest()
+
+
+async def viewer(request: Request, container: ContainerDep) -> Viewer:
+    token = request.cookies.get(COOKIE, "")
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if not token:
+        raise SignInNeeded(here)
+    try:
+        auth = await authenticate_token(container, token)
+    except NotAuthenticated as exc:
+        raise SignInNeeded(here, str(exc)) from None
+    if auth.must_change_password:
+        raise SignInNeeded(here, "请先通过接口修改管理员设置的初始密码")
+    return Viewer(auth.staff, auth, csrf_token(container, token))
+
+
+ViewerDep = Annotated[Viewer, Depends(viewer)]
+
+
+class PageRequire(Require):
+    """``Require`` for pages: the permission from the same table, the staff member from the
+    session cookie, a page (not JSON) when it is missing."""
+
+    async def __call__(self, seen: ViewerDep) -> Viewer:  # type: ignore[override]
+        if not seen.can(self.permission):
+            raise PageError(
+                status.HTTP_403_FORBIDDEN,
+                "没有权限",
+                "您的角色不能使用此页面，如需使用请联系管理员。",
+            )
+        return seen
+
+
+_PAGE_REQUIRES = {permission: PageRequire(permission) for permission in Permission}
+
+
+def page_requires(permission: Permission) -> PageRequire:
+    return _PAGE_REQUIRES[permission]
+
+
+async def ensure_page_visible(
+    session: AsyncSession,
+    staff: StaffPrincipal,
+    *,
+    patient_id: str | None,
+    department_code: str | None,
+    what: str,
+) -> None:
+    """A record outside the staff member's data scope is not found, like one that does not
+    exist (the same rule as the API's ``ensure_visible``)."""
+    if not await record_in_scope(
+        session, staff, patient_id=patient_id, department_code=department_code
+    ):
+        raise PageError(status.HTTP_404_NOT_FOUND, f"未找到该{what}")
+
+
+async def posted_form(request: Request, seen: Viewer) -> Mapping[str, str]:
+    """A workbench form's fields, after checking its CSRF token (403 page if it is missing or
+    from another session)."""
+    try:
+        form = await read_form(request, MAX_FORM_BYTES, max_files=0)
+    except BodyTooLarge:
+        raise PageError(status.HTTP_413_CONTENT_TOO_LARGE, "提交的内容过长") from None
+    except MalformedBody:
+        raise PageError(status.HTTP_400_BAD_REQUEST, "提交的内容无法识别") from None
+    fields = {key: str(value) for key, value in form.items()}
+    sent = fields.pop(CSRF_FIELD, "") or request.headers.get(CSRF_HEADER, "")
+    if not hmac.compare_digest(sent, seen.csrf):
+        raise PageError(
+            status.HTTP_403_FORBIDDEN, "页面已过期", "请刷新页面后重新提交（安全校验未通过）。"
+        )
+    return fields

@@ -1,0 +1,201 @@
+"""My queue (FU-8): a nurse's, doctor's or care manager's phone follow-ups, calls and visits for
+today, this week or whenever, the most overdue first; recording one's outcome with the next
+follow-up date."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from api.deps import ContainerDep, SessionDep
+from api.permissions import Permission
+from api.workbench.auth import (
+    PageError,
+    Viewer,
+    ensure_page_visible,
+    page_requires,
+    posted_form,
+)
+from api.workbench.render import render
+from contracts.pathway import UPDATE_COMPLETE_TASK, Occurrence, TaskCompletion
+from core.models import CareTask, Patient, TaskStatus, utcnow
+from core.validation import Key
+from services.staff_lists import due_window, open_work, patient_brief
+from services.updates import UpdateConflict, run_update
+
+router = APIRouter(include_in_schema=False)
+ClinicalPage = Annotated[Viewer, Depends(page_requires(Permission.RUNS_OPERATE))]
+
+PAGE_SIZE = 50
+WINDOWS = {"today": "今天", "week": "本周", "all": "全部"}
+OUTCOMES = {"completed": "已完成（正常）", "abnormal": "异常，需要跟进"}
+NOTE_LIMIT = 300
+
+
+@router.get("/w/queue", response_class=HTMLResponse)
+async def queue(
+    request: Request,
+    container: ContainerDep,
+    session: SessionDep,
+    seen: ClinicalPage,
+    due: Literal["today", "week", "all"] = "today",
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+) -> HTMLResponse:
+    now = utcnow()
+    window = due_window(due, now, container.settings.tz)
+    rows, total = await open_work(
+        session,
+        seen.staff,
+        until=window[1] if window else None,
+        limit=PAGE_SIZE,
+        offset=(page - 1) * PAGE_SIZE,
+    )
+    return render(
+        container,
+        request,
+        "queue.html",
+        seen,
+        windows=WINDOWS,
+        due=due,
+        tasks=[(task, patient_brief(patient)) for task, patient in rows],
+        total=total,
+        page=page,
+        pages=max(1, -(-total // PAGE_SIZE)),
+        now=now,
+        notice=request.query_params.get("done") and "已登记随访结果",
+    )
+
+
+async def _task(session: SessionDep, seen: Viewer, task_id: str) -> tuple[CareTask, Patient]:
+    task = await session.get(CareTask, task_id)
+    if task is None:
+        raise PageError(status.HTTP_404_NOT_FOUND, "未找到该任务")
+    await ensure_page_visible(
+        session,
+        seen.staff,
+        patient_id=task.patient_id,
+        department_code=task.department_code,
+        what="任务",
+    )
+    patient = await session.get(Patient, task.patient_id)
+    assert patient is not None
+    return task, patient
+
+
+def _task_page(
+    request: Request,
+    container: ContainerDep,
+    seen: Viewer,
+    task: CareTask,
+    patient: Patient,
+    status_code: int = status.HTTP_200_OK,
+    **context: Any,
+) -> HTMLResponse:
+    tz = container.settings.tz
+    return render(
+        container,
+        request,
+        "task.html",
+        seen,
+        status_code,
+        task=task,
+        patient=patient_brief(patient),
+        outcomes=OUTCOMES,
+        open=task.status == TaskStatus.SENT and task.action_type == "staff_task",
+        earliest=(utcnow().astimezone(tz).date() + timedelta(days=1)).isoformat(),
+        errors=context.pop("errors", {}),
+        values=context.pop("values", {}),
+        **context,
+    )
+
+
+@router.get("/w/tasks/{task_id}", response_class=HTMLResponse)
+async def task_page(
+    task_id: Key, request: Request, container: ContainerDep, session: SessionDep, seen: ClinicalPage
+) -> HTMLResponse:
+    task, patient = await _task(session, seen, task_id)
+    return _task_page(request, container, seen, task, patient)
+
+
+def _completion(
+    fields: dict[str, str], tz: Any, today: date
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """The form's errors by field, and the checked values."""
+    errors: dict[str, str] = {}
+    outcome = fields.get("outcome", "")
+    if outcome not in OUTCOMES:
+        errors["outcome"] = "请选择随访结果"
+    note = fields.get("note", "").strip()
+    if not note:
+        errors["note"] = "请填写随访记录"
+    elif len(note) > NOTE_LIMIT:
+        errors["note"] = f"随访记录不能超过{NOTE_LIMIT}字"
+    next_at: datetime | None = None
+    raw = fields.get("next_followup_on", "").strip()
+    if raw:
+        try:
+            day = date.fromisoformat(raw)
+        except ValueError:
+            errors["next_followup_on"] = "日期格式不正确"
+        else:
+            if not today < day <= today + timedelta(days=366):
+                errors["next_followup_on"] = "下次随访日期须在明天到一年之内"
+            else:
+                # Nine in the morning, hospital time: when the call lands in the queue.
+                next_at = datetime.combine(day, time(9, 0), tzinfo=tz)
+    return errors, {"outcome": outcome, "note": note, "next_at": next_at}
+
+
+@router.post("/w/tasks/{task_id}/complete", response_class=HTMLResponse)
+async def complete(
+    task_id: Key, request: Request, container: ContainerDep, session: SessionDep, seen: ClinicalPage
+) -> Response:
+    fields = dict(await posted_form(request, seen))
+    task, patient = await _task(session, seen, task_id)
+    tz = container.settings.tz
+    errors, values = _completion(fields, tz, utcnow().astimezone(tz).date())
+    if errors:
+        return _task_page(
+            request,
+            container,
+            seen,
+            task,
+            patient,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            errors=errors,
+            values=fields,
+        )
+    change = TaskCompletion(
+        key=f"{task.step_id}#{task.occurrence}",
+        outcome=values["outcome"],
+        reason=values["note"],
+        next_followup_at=values["next_at"],
+        actor=seen.staff.id,
+    )
+    try:
+        await run_update(
+            None,
+            container.temporal,
+            task.workflow_id,
+            UPDATE_COMPLETE_TASK,
+            change,
+            Occurrence,
+            ended="该随访计划已结束",
+        )
+    except UpdateConflict:
+        # Someone else recorded it first (a stale page), or the plan ended meanwhile.
+        await session.refresh(task)
+        return _task_page(
+            request,
+            container,
+            seen,
+            task,
+            patient,
+            status.HTTP_409_CONFLICT,
+            notice="该任务已由他人登记结果或已关闭，本次未重复登记。",
+            notice_tone="warn",
+        )
+    return RedirectResponse("/w/queue?done=1", status.HTTP_303_SEE_OTHER)

@@ -1,0 +1,277 @@
+"""Reports (STAT-1..3): follow-up workload and completion, education and satisfaction by plan,
+department, ward or period, drawn as a chart and exported to Excel (audited); the staff work
+log. Filters travel in the query string, so a report is a link that can be shared."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.responses import HTMLResponse, Response
+
+from api.deps import ContainerDep, SessionDep
+from api.permissions import Permission
+from api.workbench.auth import Viewer, page_requires
+from api.workbench.render import ROLE_NAMES, render
+from core.models import StaffRole, utcnow
+from services import audit
+from services.reports import (
+    GROUPINGS,
+    PERIODS,
+    WORK_KINDS,
+    FollowUpReport,
+    Grouping,
+    Period,
+    ReportRefused,
+    Span,
+    WorkLogRow,
+    follow_up_report,
+    staff_work_log,
+)
+from services.spreadsheets import XLSX, Column, workbook
+
+router = APIRouter(include_in_schema=False)
+ReportPage = Annotated[Viewer, Depends(page_requires(Permission.RUNS_READ))]
+DEFAULT_DAYS = 30
+
+
+@dataclass(frozen=True)
+class Filters:
+    span: Span
+    grouping: Grouping
+    period: Period
+    plan_id: str | None
+
+    def query(self) -> str:
+        plan = f"&plan={self.plan_id}" if self.plan_id else ""
+        return (
+            f"from={self.span.first.isoformat()}&to={self.span.last.isoformat()}"
+            f"&group={self.grouping}&period={self.period}{plan}"
+        )
+
+    def describe(self) -> str:
+        plan = f"，计划 {self.plan_id}" if self.plan_id else ""
+        by = GROUPINGS[self.grouping] + (
+            f"（{PERIODS[self.period]}）" if self.grouping == "period" else ""
+        )
+        return f"{self.span.first.isoformat()} 至 {self.span.last.isoformat()}，按{by}{plan}"
+
+
+def _filters(request: Request, container: ContainerDep) -> tuple[Filters, dict[str, str]]:
+    """The filters from the query string, with defaults; and the errors by field (the
+    default stands in for a field in error)."""
+    tz = container.settings.tz
+    today = utcnow().astimezone(tz).date()
+    params = request.query_params
+    errors: dict[str, str] = {}
+
+    def day(name: str, default: date) -> date:
+        raw = params.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            errors[name] = "日期格式不正确"
+            return default
+
+    first = day("from", today - timedelta(days=DEFAULT_DAYS - 1))
+    last = day("to", today)
+    try:
+        span = Span.checked(first, last, tz)
+    except ReportRefused as refused:
+        errors[refused.field] = str(refused)
+        span = Span(today - timedelta(days=DEFAULT_DAYS - 1), today, tz)
+    grouping = params.get("group", "plan")
+    if grouping not in GROUPINGS:
+        errors["group"] = "请选择统计维度"
+        grouping = "plan"
+    period = params.get("period", "day")
+    if period not in PERIODS:
+        errors["period"] = "请选择时间粒度"
+        period = "day"
+    plan = params.get("plan", "").strip()[:64] or None
+    return Filters(span, grouping, period, plan), errors  # type: ignore[arg-type]
+
+
+def _chart(report: FollowUpReport) -> str:
+    """An ECharts option: completed, abnormal, lost and awaiting per group, stacked."""
+    labels = [row.label for row in report.rows]
+    series = [
+        ("已完成", "completed", "#389e0d"),
+        ("异常", "abnormal", "#d46b08"),
+        ("失访", "lost", "#cf1322"),
+        ("待处理", "awaiting", "#1677ff"),
+    ]
+    option: dict[str, Any] = {
+        "tooltip": {"trigger": "axis"},
+        "legend": {"top": 0},
+        "grid": {"left": 48, "right": 16, "top": 36, "bottom": 48},
+        "xAxis": {"type": "category", "data": labels, "axisLabel": {"interval": 0, "rotate": 30}},
+        "yAxis": {"type": "value", "minInterval": 1},
+        "series": [
+            {
+                "name": name,
+                "type": "bar",
+                "stack": "tasks",
+                "itemStyle": {"color": colour},
+                "data": [getattr(row, attribute) for row in report.rows],
+            }
+            for name, attribute, colour in series
+        ],
+    }
+    return json.dumps(option, ensure_ascii=False)
+
+
+@router.get("/w/reports", response_class=HTMLResponse)
+async def reports(
+    request: Request, container: ContainerDep, session: SessionDep, seen: ReportPage
+) -> HTMLResponse:
+    filters, errors = _filters(request, container)
+    report = await follow_up_report(
+        session,
+        seen.staff,
+        filters.span,
+        grouping=filters.grouping,
+        period=filters.period,
+        plan_id=filters.plan_id,
+    )
+    work_log = await staff_work_log(session, seen.staff, filters.span)
+    return render(
+        container,
+        request,
+        "reports.html",
+        seen,
+        status.HTTP_422_UNPROCESSABLE_CONTENT if errors else status.HTTP_200_OK,
+        filters=filters,
+        errors=errors,
+        groupings=GROUPINGS,
+        periods=PERIODS,
+        report=report,
+        chart=_chart(report),
+        work_log=work_log,
+        work_kinds=list(WORK_KINDS),
+    )
+
+
+FOLLOW_UP_COLUMNS = (
+    Column("分组", 22),
+    Column("应随访", 10),
+    Column("已完成", 10),
+    Column("异常", 8),
+    Column("失访", 8),
+    Column("无需随访", 10),
+    Column("待处理", 10),
+    Column("完成率", 10, "0.0%"),
+    Column("宣教推送", 10),
+    Column("宣教已读", 10),
+    Column("阅读率", 10, "0.0%"),
+    Column("满意度均分", 12, "0.00"),
+)
+
+
+def _follow_up_cells(row: Any) -> list[str | int | float | None]:
+    return [
+        row.label,
+        row.due,
+        row.done,
+        row.abnormal,
+        row.lost,
+        row.not_needed,
+        row.awaiting,
+        row.completion_rate,
+        row.articles_pushed,
+        row.articles_read,
+        row.read_rate,
+        row.average_score,
+    ]
+
+
+def _download(data: bytes, name: str) -> Response:
+    return Response(
+        data,
+        media_type=XLSX,
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{name}",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+async def _exported(session: SessionDep, seen: Viewer, report: str, filters: Filters) -> str:
+    """Audits the export; returns the line the workbook states it with."""
+    now = utcnow()
+    audit.record(
+        session,
+        actor_type="staff",
+        actor_id=seen.staff.id,
+        action="report.exported",
+        target_type="report",
+        target_id=report,
+        filters=filters.query(),
+    )
+    await session.commit()
+    role = ROLE_NAMES.get(StaffRole(seen.staff.role), seen.staff.role)
+    return f"导出：{seen.staff.name}（{role}），{now.isoformat(timespec='seconds')}"
+
+
+@router.get("/w/reports/follow-up.xlsx")
+async def follow_up_workbook(
+    request: Request, container: ContainerDep, session: SessionDep, seen: ReportPage
+) -> Response:
+    filters, errors = _filters(request, container)
+    if errors:
+        return Response(
+            "；".join(errors.values()),
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            media_type="text/plain",
+        )
+    report = await follow_up_report(
+        session,
+        seen.staff,
+        filters.span,
+        grouping=filters.grouping,
+        period=filters.period,
+        plan_id=filters.plan_id,
+    )
+    stamp = await _exported(session, seen, "follow_up", filters)
+    data = workbook(
+        "随访工作量与完成情况",
+        [filters.describe(), stamp],
+        FOLLOW_UP_COLUMNS,
+        [_follow_up_cells(row) for row in [*report.rows, report.total]],
+    )
+    return _download(data, f"follow-up-{filters.span.first}-{filters.span.last}.xlsx")
+
+
+def _work_log_cells(row: WorkLogRow) -> list[str | int | float | None]:
+    role = ROLE_NAMES.get(StaffRole(row.role), row.role)
+    cells: list[str | int | float | None] = [row.name, role, row.department_code or "全院"]
+    return [*cells, *(row.counts.get(kind, 0) for kind in WORK_KINDS), row.total]
+
+
+@router.get("/w/reports/work-log.xlsx")
+async def work_log_workbook(
+    request: Request, container: ContainerDep, session: SessionDep, seen: ReportPage
+) -> Response:
+    filters, errors = _filters(request, container)
+    if errors:
+        return Response(
+            "；".join(errors.values()),
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            media_type="text/plain",
+        )
+    rows = await staff_work_log(session, seen.staff, filters.span)
+    stamp = await _exported(session, seen, "work_log", filters)
+    columns = [Column("姓名", 12), Column("角色", 10), Column("科室", 14)]
+    columns += [Column(kind, 10) for kind in WORK_KINDS] + [Column("合计", 8)]
+    data = workbook(
+        "工作人员工作量",
+        [f"{filters.span.first.isoformat()} 至 {filters.span.last.isoformat()}", stamp],
+        columns,
+        [_work_log_cells(row) for row in rows],
+    )
+    return _download(data, f"work-log-{filters.span.first}-{filters.span.last}.xlsx")
