@@ -54,6 +54,9 @@ from api.routers import (
 )
 from api.signed import declare_bodies
 from api.workbench import alerts as workbench_alerts
+from api.workbench import finance as workbench_finance
+from api.workbench import pathways as workbench_pathways
+from api.workbench import patients as workbench_patients
 from api.workbench import queue as workbench_queue
 from api.workbench import render as workbench_pages
 from api.workbench import reports as workbench_reports
@@ -141,6 +144,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         workbench_alerts.router,
         workbench_reports.router,
         workbench_review.router,
+        workbench_finance.router,
+        workbench_patients.router,
+        workbench_pathways.router,
     ):
         app.include_router(router)
     return app

@@ -93,6 +93,45 @@ def timeline(definition: PathwayDefinition, anchor: datetime, tz: ZoneInfo) -> l
     return sorted(planned, key=lambda p: (p.due_at, order[p.step_id], p.index))
 
 
+@dataclass(frozen=True)
+class PlannedStep:
+    """One scheduled occurrence as a designer previews it: what, when, open until when."""
+
+    step_id: str
+    index: int
+    title: str
+    action_type: str
+    due_at: datetime
+    valid_until: datetime | None
+    lost_at: datetime | None
+    condition: str | None
+
+
+def planned_steps(
+    definition: PathwayDefinition, anchor: datetime, tz: ZoneInfo
+) -> list[PlannedStep]:
+    """The timeline with each occurrence's step details and its validity and loss times."""
+    planned = []
+    for item in timeline(definition, anchor, tz):
+        step = definition.step(item.step_id)
+        assert step is not None
+        valid = add_offset(item.due_at, step.validity, tz) if step.validity else None
+        lost = add_offset(item.due_at, step.lost_after, tz) if step.lost_after else valid
+        planned.append(
+            PlannedStep(
+                step_id=item.step_id,
+                index=item.index,
+                title=step.title,
+                action_type=step.action.type,
+                due_at=item.due_at,
+                valid_until=valid,
+                lost_at=lost,
+                condition=step.condition,
+            )
+        )
+    return planned
+
+
 def _combined(start: Offset, every: Offset, n: int) -> Offset:
     return Offset(
         minutes=start.minutes + every.minutes * n,

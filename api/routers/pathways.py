@@ -4,6 +4,7 @@ a preview of the whole timeline for a sample patient, and per-plan statistics.""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -18,7 +19,7 @@ from core.models import Pathway, PathwayVersion
 from core.validation import Key, Line, SaneDateTime, Text, Version
 from pathways.definition import PathwayDefinition, PathwaySnapshot
 from pathways.membership import EventFacts, matches
-from pathways.timeline import add_offset, timeline
+from pathways.timeline import planned_steps
 from services import audit
 from services.pathway_definitions import (
     AVAILABILITY_CHANGES,
@@ -341,24 +342,10 @@ async def preview(
                 on=body.anchor_at.astimezone(tz).date(),
             ),
         )
-    planned = []
-    for item in timeline(definition, body.anchor_at, tz):
-        step = definition.step(item.step_id)
-        assert step is not None
-        valid = add_offset(item.due_at, step.validity, tz) if step.validity else None
-        lost = add_offset(item.due_at, step.lost_after, tz) if step.lost_after else valid
-        planned.append(
-            PlannedOut(
-                step_id=item.step_id,
-                index=item.index,
-                title=step.title,
-                action_type=step.action.type,
-                due_at=item.due_at,
-                valid_until=valid,
-                lost_at=lost,
-                condition=step.condition,
-            )
-        )
+    planned = [
+        PlannedOut.model_validate(asdict(item))
+        for item in planned_steps(definition, body.anchor_at, tz)
+    ]
     dormant = [
         {
             "step_id": s.id,

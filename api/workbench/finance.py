@@ -1,0 +1,77 @@
+"""Finance (PAY-7, PAY-8): the money the sagas could not put right by themselves (failed and
+stuck refunds, payments stuck in a retrying step, reconciliation days with open discrepancies),
+and the reconciliation of each day's provider bill with our ledger, with its findings."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.responses import HTMLResponse
+
+from api.deps import ContainerDep, SessionDep
+from api.permissions import Permission
+from api.workbench.auth import PageError, Viewer, page_requires
+from api.workbench.render import render
+from services import payment_attention, reconciliation
+
+router = APIRouter(include_in_schema=False)
+FinancePage = Annotated[Viewer, Depends(page_requires(Permission.PAYMENTS_RECONCILE))]
+STUCK_AFTER = timedelta(minutes=30)
+DAYS_SHOWN = 31
+
+ATTENTION_KINDS = {
+    "refund_failed": "退款失败",
+    "order_stuck": "缴费卡在重试步骤",
+    "refund_stuck": "退款卡在重试步骤",
+    "reconciliation": "对账差异未处理",
+}
+DISCREPANCY_KINDS = {
+    "missing_in_platform": "平台无此笔",
+    "missing_at_provider": "渠道无此笔",
+    "amount_mismatch": "金额不符",
+}
+
+
+@router.get("/w/finance", response_class=HTMLResponse)
+async def finance(
+    request: Request, container: ContainerDep, session: SessionDep, seen: FinancePage
+) -> HTMLResponse:
+    items = await payment_attention.attention(session, seen.staff, stuck_after=STUCK_AFTER)
+    days = await reconciliation.runs(session, DAYS_SHOWN)
+    return render(
+        container,
+        request,
+        "finance.html",
+        seen,
+        items=items,
+        kinds=ATTENTION_KINDS,
+        days=days,
+    )
+
+
+@router.get("/w/finance/reconciliations/{bill_date}", response_class=HTMLResponse)
+async def reconciliation_day(
+    bill_date: str,
+    request: Request,
+    container: ContainerDep,
+    session: SessionDep,
+    seen: FinancePage,
+) -> HTMLResponse:
+    try:
+        day = date.fromisoformat(bill_date)
+    except ValueError:
+        raise PageError(status.HTTP_404_NOT_FOUND, "日期格式不正确") from None
+    run, found = await reconciliation.findings(session, day)
+    if run is None:
+        raise PageError(status.HTTP_404_NOT_FOUND, f"{day.isoformat()} 尚未对账")
+    return render(
+        container,
+        request,
+        "reconciliation.html",
+        seen,
+        run=run,
+        findings=found,
+        kinds=DISCREPANCY_KINDS,
+    )

@@ -1,0 +1,83 @@
+"""A finance clerk in the workbench (PAY-7, PAY-8), in Chromium at 1366×768: the refund the HIS
+refused to record, waiting for a person; the day's reconciliation with the provider's bill and
+the trade our ledger does not have."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from playwright.async_api import expect
+from temporalio.testing import WorkflowEnvironment
+
+from core.models import StaffRole
+from harness.browser import chromium, desktop
+from harness.payments import UNINSURED
+from harness.staff import add_person, add_staff
+from simulators.faults import FaultRule
+from simulators.wechatpay.app import SimTrade
+from tests.factories import BEIJING
+from tests.payments.conftest import WorldFactory
+
+PASSWORD = "Finance-Office-2026!"
+CHARGING = "/his/api/v1/charging/orders"
+
+
+async def test_a_finance_clerk_sees_a_failed_refund_and_the_days_reconciliation(
+    dev_env: WorkflowEnvironment, pay_world: WorldFactory, tmp_path: Path
+) -> None:
+    async with pay_world(dev_env.client) as world, world.workers():
+        await add_person(
+            world.sessions,
+            world.settings,
+            username="finance-sun",
+            password=PASSWORD,
+            role=StaffRole.FINANCE,
+            department_code=None,
+            name="孙会计",
+        )
+        paid_no = world.his_order(UNINSURED, self_pay_fen=3000)
+        paid = (await world.create(paid_no, patient=UNINSURED)).json()["id"]
+        await world.patient_pays(paid)
+        await world.wait(paid, status="settled")
+        world.charging.faults.plan.rules.append(
+            FaultRule(path_prefix=f"{CHARGING}/{paid_no}/refunds", status=409)
+        )
+        refund_id = (await world.refund(paid, 1000)).json()["id"]
+        await world.wait_refund(refund_id, "failed")
+        now = datetime.now(UTC)
+        world.provider.trades["MANUAL0001"] = SimTrade(
+            out_trade_no="MANUAL0001",
+            description="窗口补缴",
+            amount_fen=500,
+            notify_url="",
+            time_expire=now,
+            attach="",
+            state="SUCCESS",
+            transaction_id="4200000000MANUAL",
+            success_time=now,
+        )
+        bill_date = now.astimezone(BEIJING).date()
+        finance_token = await add_staff(world.sessions, StaffRole.FINANCE, None, name="对账程序")
+        ran = await world.http.post(
+            f"/api/payments/reconciliations/{bill_date}/run", headers=world.auth(finance_token)
+        )
+        assert ran.status_code == 200, ran.text
+
+        async with chromium() as browser:
+            screen = await (await desktop(browser)).new_page()
+            await screen.goto(f"{world.api_url}/w")
+            await screen.get_by_label("用户名").fill("finance-sun")
+            await screen.get_by_label("密码").fill(PASSWORD)
+            await screen.get_by_role("button", name="登录").click()
+            await expect(screen).to_have_url(f"{world.api_url}/w/finance")
+            attention = screen.locator("#attention tbody tr")
+            await expect(attention.filter(has_text="退款失败")).to_contain_text("10.00")
+            day = screen.locator("#reconciliations tbody tr").filter(has_text=bill_date.isoformat())
+            await expect(day).to_contain_text("1")
+            await screen.screenshot(path=str(tmp_path / "finance.png"), full_page=True)
+            await day.get_by_role("link", name=bill_date.isoformat()).click()
+            await expect(screen.locator("#findings")).to_contain_text("平台无此笔")
+            await expect(screen.locator("#findings")).to_contain_text("5.00")
+            await screen.goto(f"{world.api_url}/w/queue")
+            await expect(screen.locator("h1")).to_have_text("没有权限")

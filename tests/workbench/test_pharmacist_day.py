@@ -1,0 +1,97 @@
+"""A pharmacist's morning in the workbench (RX-3), in Chromium at 1366×768: the review queue with
+each prescription's findings and a live countdown to the system's own conclusion; rejecting
+the unsafe one (a reason is required) and approving the clean one before their deadlines; a
+stale page whose prescription another pharmacist already decided."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from playwright.async_api import expect
+from temporalio.testing import WorkflowEnvironment
+
+from core.models import StaffRole
+from harness.browser import chromium, desktop
+from harness.prescriptions import UNSAFE_ITEMS, prescription
+from harness.staff import add_person
+from tests.prescriptions.conftest import RxStackFactory
+
+PASSWORD = "Pharmacy-Desk-2026!"
+
+
+async def test_a_pharmacist_reviews_the_queue_before_the_deadlines(
+    dev_env: WorkflowEnvironment, rx_stack: RxStackFactory, tmp_path: Path
+) -> None:
+    async with rx_stack(dev_env) as stack, stack.workers():
+        await add_person(
+            stack.sessions,
+            stack.settings,
+            username="pharmacist-li",
+            password=PASSWORD,
+            role=StaffRole.PHARMACIST,
+            department_code=None,
+            name="李药师",
+        )
+        unsafe, clean, contested = (
+            prescription(items=UNSAFE_ITEMS),
+            prescription(),
+            prescription(),
+        )
+        ids = {}
+        for body in (unsafe, clean, contested):
+            accepted = (await stack.submit(body)).json()
+            ids[body["prescription_no"]] = accepted["prescription_id"]
+            await stack.wait_callbacks(body["prescription_no"], 1)  # "under review" told
+
+        async with chromium() as browser:
+            screen = await (await desktop(browser)).new_page()
+            await screen.goto(f"{stack.url}/w")
+            await screen.get_by_label("用户名").fill("pharmacist-li")
+            await screen.get_by_label("密码").fill(PASSWORD)
+            await screen.get_by_role("button", name="登录").click()
+            await expect(screen).to_have_url(f"{stack.url}/w/review")
+            cards = screen.locator("section.rx")
+            await expect(cards).to_have_count(3)
+            unsafe_card = screen.locator(f"#rx-{ids[unsafe['prescription_no']]}")
+            await expect(unsafe_card).to_contain_text("十八反")
+            countdown = unsafe_card.locator(".countdown")
+            await expect(countdown).to_have_text(re.compile(r"剩余 [01]:\d\d"))
+            first = await countdown.inner_text()
+            await expect(countdown).not_to_have_text(first)  # it counts down on the page
+            await screen.screenshot(path=str(tmp_path / "review.png"), full_page=True)
+
+            stale = await screen.context.new_page()
+            await stale.goto(f"{stack.url}/w/review")
+            decided = await stack.decide(
+                ids[contested["prescription_no"]], round=1, outcome="approve"
+            )
+            assert decided.status_code == 200, decided.text
+
+            await unsafe_card.get_by_label("驳回").check()
+            await unsafe_card.get_by_role("button", name="提交审核").click()
+            unsafe_card = screen.locator(f"#rx-{ids[unsafe['prescription_no']]}")
+            await expect(unsafe_card.locator(".field-error")).to_have_text("驳回须填写原因")
+            await unsafe_card.get_by_label("原因（驳回必填）").fill("附子与半夏相反，请调整处方")
+            await unsafe_card.get_by_label("驳回").check()
+            await unsafe_card.get_by_role("button", name="提交审核").click()
+            await expect(screen.locator("#notice")).to_contain_text("已驳回")
+            clean_card = screen.locator(f"#rx-{ids[clean['prescription_no']]}")
+            await clean_card.get_by_label("通过").check()
+            await clean_card.get_by_role("button", name="提交审核").click()
+            await expect(screen.locator("#notice")).to_have_text("已审核通过")
+            await expect(screen.locator("section.rx")).to_have_count(0)
+
+            contested_card = stale.locator(f"#rx-{ids[contested['prescription_no']]}")
+            await contested_card.get_by_label("通过").check()
+            await contested_card.get_by_role("button", name="提交审核").click()
+            await expect(stale.locator("#notice")).to_contain_text("未保存")
+
+        rejected = await stack.wait_callbacks(unsafe["prescription_no"], 2)
+        approved = await stack.wait_callbacks(clean["prescription_no"], 2)
+
+    assert rejected[-1]["status"] == "rejected"
+    assert "附子与半夏相反" in str(rejected[-1])
+    assert approved[-1]["status"] == "approved"
+    # Decided by the pharmacist, not by the system at the deadline.
+    assert "李药师" in str(approved[-1])
