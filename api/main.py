@@ -61,6 +61,7 @@ from api.workbench import queue as workbench_queue
 from api.workbench import render as workbench_pages
 from api.workbench import reports as workbench_reports
 from api.workbench import review as workbench_review
+from api.workbench import run_actions as workbench_run_actions
 from api.workbench import sign_in as workbench_sign_in
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         workbench_finance.router,
         workbench_patients.router,
         workbench_pathways.router,
+        workbench_run_actions.router,
     ):
         app.include_router(router)
     return app

@@ -17,11 +17,13 @@ from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission
 from api.workbench.auth import PageError, Viewer, ensure_page_visible, page_requires
 from api.workbench.render import render
+from api.workbench.run_actions import TASK_KINDS
 from core.models import CareTask, PathwayRun, Patient
 from core.settings import Settings
 from core.validation import Key
 from services import audit
 from services.disclosure import Identifier, shown
+from services.pathway_definitions import versions_of
 from services.patient_records import patient_record
 from services.scope import patient_in_scope
 from services.staff_lists import MessageFilter, list_messages
@@ -158,6 +160,12 @@ async def run_page(
     trail = await audit.trail(session, run.workflow_id)
     patient = await session.get(Patient, run.patient_id)
     assert patient is not None
+    newer = [
+        v.version
+        for v in await versions_of(session, run.plan_id)
+        if v.status == "published" and v.version > run.plan_version
+    ]
+    done = request.query_params.get("done", "")
     return render(
         container,
         request,
@@ -169,4 +177,8 @@ async def run_page(
         trail=trail,
         temporal_ui=temporal_ui(container.settings, run.workflow_id),
         run_status_names=RUN_STATUS_NAMES,
+        can_operate=seen.can(Permission.RUNS_OPERATE),
+        task_kinds=TASK_KINDS,
+        newer=newer,
+        notice={"task": "已添加人工任务", "migrated": "已迁移到新版本"}.get(done),
     )

@@ -469,6 +469,10 @@ ROUTES: list[Row] = [
     Row("GET", "/w/pathways/{pathway_id}", ALL),
     # Version 1 of the library plan is published already: a stale page's second publish.
     Row("POST", "/w/pathways/{pathway_id}/versions/{version}/publish", {CM, ADMIN}, None, 409, {}),
+    Row("POST", "/w/runs/{workflow_id}/steps", CLINICAL, "run", 422, {}),
+    # The matrix's runs are on version 1 of the only version there is: nothing to move to.
+    Row("GET", "/w/runs/{workflow_id}/migration", CLINICAL, "run", 404),
+    Row("POST", "/w/runs/{workflow_id}/migration", CLINICAL, "run", 404, {}),
     Row("GET", "/w/reports", ALL),
     Row("GET", "/w/reports/follow-up.xlsx", ALL),
     Row("GET", "/w/reports/work-log.xlsx", ALL),

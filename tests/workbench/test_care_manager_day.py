@@ -3,6 +3,7 @@ for a sample discharge date and publishes it; a nurse may look at it but not pub
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from playwright.async_api import expect
@@ -22,7 +23,7 @@ PLAN = "inpatient-discharge"
 async def test_a_care_manager_publishes_a_draft_after_looking_at_its_timeline(
     dev_env: WorkflowEnvironment, pathway_stack: PathwayStackFactory, tmp_path: Path
 ) -> None:
-    async with pathway_stack(dev_env) as stack, serve(stack.app) as url:
+    async with pathway_stack(dev_env) as stack, stack.workers(), serve(stack.app) as url:
         for username, role in (
             ("cm-zhou", StaffRole.CARE_MANAGER),
             ("nurse-wang", StaffRole.NURSE),
@@ -36,6 +37,10 @@ async def test_a_care_manager_publishes_a_draft_after_looking_at_its_timeline(
                 department_code=None if role == StaffRole.CARE_MANAGER else "cardiology",
                 name="周个案" if role == StaffRole.CARE_MANAGER else "王护士",
             )
+        # A patient discharged today is on version 1.
+        discharged = await stack.discharge(datetime.now(UTC), department="cardiology")
+        [run] = [r for r in discharged.json()["runs"] if r["plan_id"] == PLAN]
+        await stack.wait_projected(run["workflow_id"])
         # A second version: the day-7 call moves to day 10 (drafted through the designer API).
         [current] = (
             await stack.http.get(
@@ -72,6 +77,22 @@ async def test_a_care_manager_publishes_a_draft_after_looking_at_its_timeline(
             await expect(screen.locator("#notice")).to_have_text("第2版已发布")
             await expect(screen.locator("#publish")).to_have_count(0)
 
+            # The patient already on version 1: what moving them would change, then the move.
+            await screen.goto(f"{url}/w/runs/{run['workflow_id']}")
+            await screen.get_by_role("button", name="预览变化").click()
+            changes = screen.locator("#changes tbody tr")
+            await expect(changes.filter(has_text="day7")).to_contain_text("改期")
+            await screen.screenshot(path=str(tmp_path / "migration.png"), full_page=True)
+            await screen.get_by_role("button", name="确认迁移到第2版").click()
+            await expect(screen.locator("#notice")).to_have_text("已迁移到新版本")
+            await screen.get_by_label("任务名称").fill("术后用药电话确认")
+            await screen.get_by_label("日期").fill(
+                (datetime.now(UTC).date() + timedelta(days=2)).isoformat()
+            )
+            await screen.get_by_label("原因").fill("患者询问用药剂量")
+            await screen.get_by_role("button", name="添加").click()
+            await expect(screen.locator("#notice")).to_have_text("已添加人工任务")
+
             nurse = await (await desktop(browser)).new_page()
             await nurse.goto(f"{url}/w/sign-in")
             await nurse.get_by_label("用户名").fill("nurse-wang")
@@ -86,6 +107,7 @@ async def test_a_care_manager_publishes_a_draft_after_looking_at_its_timeline(
             forged = await nurse.request.post(f"{url}/w/pathways/{PLAN}/versions/2/publish")
             assert forged.status == 403
 
+        progress = await stack.progress(run["workflow_id"])
         async with stack.sessions() as session:
             version = (
                 await session.exec(
@@ -102,4 +124,6 @@ async def test_a_care_manager_publishes_a_draft_after_looking_at_its_timeline(
                 )
             ).all()
     assert version.status == "published"
+    assert progress.plan_version == 2
+    assert any(s.title == "术后用药电话确认" for s in progress.steps)
     assert [e.detail.get("version") for e in published] == [2]
