@@ -296,6 +296,8 @@ PUBLIC_ROUTES: dict[tuple[str, str], Exposure] = {
     ("POST", "/w/sign-in"): Exposure.SIGN_IN,
     ("POST", "/w/sign-out"): Exposure.SIGN_IN,
     ("GET", "/w"): Exposure.SIGN_IN,
+    ("GET", "/w/password"): Exposure.SIGN_IN,
+    ("POST", "/w/password"): Exposure.SIGN_IN,
     ("GET", "/w/static/{name}"): Exposure.WORKBENCH_ASSET,
 }
 

@@ -21,7 +21,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request, status
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -49,6 +49,10 @@ class PageError(Exception):
         self.status_code = status_code
         self.heading = heading
         self.detail = detail
+
+
+class PasswordChangeNeeded(Exception):
+    """Signed in with the one-time password an administrator set: change it first."""
 
 
 class SignInNeeded(Exception):
@@ -83,7 +87,8 @@ def csrf_token(container: Container, session_token: str) -> str:
     return hmac.new(key, f"workbench-csrf:{digest}".encode(), hashlib.sha256).hexdigest()
 
 
-async def viewer(request: Request, container: ContainerDep) -> Viewer:
+async def signed_in(request: Request, container: ContainerDep) -> Viewer:
+    """Whoever the session cookie belongs to, even before they changed a one-time password."""
     token = request.cookies.get(COOKIE, "")
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if not token:
@@ -92,11 +97,16 @@ async def viewer(request: Request, container: ContainerDep) -> Viewer:
         auth = await authenticate_token(container, token)
     except NotAuthenticated as exc:
         raise SignInNeeded(here, str(exc)) from None
-    if auth.must_change_password:
-        raise SignInNeeded(here, "请先通过接口修改管理员设置的初始密码")
     return Viewer(auth.staff, auth, csrf_token(container, token))
 
 
+async def viewer(seen: Annotated[Viewer, Depends(signed_in)]) -> Viewer:
+    if seen.auth.must_change_password:
+        raise PasswordChangeNeeded
+    return seen
+
+
+SignedInDep = Annotated[Viewer, Depends(signed_in)]
 ViewerDep = Annotated[Viewer, Depends(viewer)]
 
 
@@ -137,9 +147,18 @@ async def ensure_page_visible(
         raise PageError(status.HTTP_404_NOT_FOUND, f"未找到该{what}")
 
 
+def check_origin(request: Request) -> None:
+    """A form posted from another site is refused even before its token is looked at; a
+    browser names the page's origin on every cross-site post."""
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
+        raise PageError(status.HTTP_403_FORBIDDEN, "请求来源不正确", "请从工作台页面提交。")
+
+
 async def posted_form(request: Request, seen: Viewer) -> Mapping[str, str]:
-    """A workbench form's fields, after checking its CSRF token (403 page if it is missing or
-    from another session)."""
+    """A workbench form's fields, after checking its origin and CSRF token (403 page if it is
+    missing or from another session)."""
+    check_origin(request)
     try:
         form = await read_form(request, MAX_FORM_BYTES, max_files=0)
     except BodyTooLarge:

@@ -14,7 +14,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.container import Container
 from api.permissions import Permission
-from api.workbench.auth import PageError, SignInNeeded, Viewer, sign_in_location
+from api.workbench.auth import (
+    PageError,
+    PasswordChangeNeeded,
+    SignInNeeded,
+    Viewer,
+    sign_in_location,
+)
 from core.models import StaffRole, utcnow
 from core.templates import TEMPLATES_DIR, date_filters
 
@@ -107,7 +113,7 @@ def render(
 
 
 def install(app: FastAPI) -> None:
-    """The workbench's two exceptions, answered as pages."""
+    """The workbench's exceptions, answered as pages or redirects."""
 
     async def page_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, PageError)
@@ -127,5 +133,9 @@ def install(app: FastAPI) -> None:
             sign_in_location(exc.next_path, exc.reason), status.HTTP_303_SEE_OTHER
         )
 
+    async def password_change_needed(request: Request, exc: Exception) -> Response:  # noqa: ARG001
+        return RedirectResponse("/w/password", status.HTTP_303_SEE_OTHER)
+
     app.add_exception_handler(PageError, page_error)
+    app.add_exception_handler(PasswordChangeNeeded, password_change_needed)
     app.add_exception_handler(SignInNeeded, sign_in_needed)

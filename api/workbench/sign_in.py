@@ -17,14 +17,23 @@ from api.workbench.auth import (
     COOKIE_PATH,
     MAX_FORM_BYTES,
     PageError,
+    SignedInDep,
     ViewerDep,
+    check_origin,
     posted_form,
 )
 from api.workbench.render import NAVIGATION, render
-from core.models import utcnow
+from core.models import StaffUser, utcnow
 from core.templates import TEMPLATES_DIR
 from services import audit
-from services.identity import MAX_PASSWORD_LENGTH, SignInRefused, revoke_session, sign_in
+from services.identity import (
+    MAX_PASSWORD_LENGTH,
+    SignInRefused,
+    change_password,
+    password_problem,
+    revoke_session,
+    sign_in,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -75,6 +84,7 @@ async def sign_in_submit(
         form = await read_form(request, MAX_FORM_BYTES, max_files=0)
     except (BodyTooLarge, MalformedBody):
         raise PageError(status.HTTP_400_BAD_REQUEST, "提交的内容无法识别") from None
+    check_origin(request)
     fields = {key: str(value) for key, value in form.items()}
     username = fields.get("username", "").strip()
     password = fields.get("password", "")
@@ -142,7 +152,7 @@ async def sign_in_submit(
 
 
 @router.post("/w/sign-out")
-async def sign_out(request: Request, session: SessionDep, seen: ViewerDep) -> Response:
+async def sign_out(request: Request, session: SessionDep, seen: SignedInDep) -> Response:
     await posted_form(request, seen)
     if seen.auth.session_id is not None:
         await revoke_session(session, seen.auth.session_id, utcnow())
@@ -168,3 +178,57 @@ async def landing(seen: ViewerDep, container: ContainerDep, request: Request) ->
         if seen.can(item.permission):
             return RedirectResponse(item.path, status.HTTP_303_SEE_OTHER)
     return render(container, request, "error.html", seen, heading="暂无可用页面", detail="")
+
+
+@router.get("/w/password", response_class=HTMLResponse)
+async def password_page(
+    request: Request, container: ContainerDep, seen: SignedInDep
+) -> HTMLResponse:
+    return render(container, request, "password.html", seen, errors={})
+
+
+@router.post("/w/password", response_class=HTMLResponse)
+async def password_submit(
+    request: Request, container: ContainerDep, session: SessionDep, seen: SignedInDep
+) -> Response:
+    """Changing one's own password (first of all the one-time password an administrator set);
+    every other session of the account ends, this one goes on."""
+    fields = await posted_form(request, seen)
+    current, new = fields.get("current_password", ""), fields.get("new_password", "")
+    user = await session.get(StaffUser, seen.staff.id, with_for_update=True)
+    if user is None:
+        raise PageError(status.HTTP_404_NOT_FOUND, "账号不存在")
+    errors: dict[str, str] = {}
+    if not current:
+        errors["current_password"] = "请输入当前密码"  # noqa: S105 - a message
+    problem = password_problem(new, user.username)
+    if problem:
+        errors["new_password"] = problem
+    elif new == current:
+        errors["new_password"] = "新密码不能与当前密码相同"  # noqa: S105 - a message
+    if fields.get("confirm_password", "") != new and "new_password" not in errors:
+        errors["confirm_password"] = "两次输入的新密码不一致"  # noqa: S105 - a message
+    if not errors:
+        outcome = await change_password(
+            session,
+            container.settings,
+            user,
+            current=current,
+            new=new,
+            keep_session=seen.auth.session_id,
+            now=utcnow(),
+        )
+        await session.commit()
+        if outcome == "changed":
+            return RedirectResponse("/w", status.HTTP_303_SEE_OTHER)
+        errors["current_password"] = (
+            "失败次数过多，账号已暂时锁定" if outcome == "locked" else "当前密码不正确"
+        )
+    return render(
+        container,
+        request,
+        "password.html",
+        seen,
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        errors=errors,
+    )
