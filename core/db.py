@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -91,6 +92,16 @@ async def insert_if_absent(
     await session.exec(
         insert(table).values(**values).on_conflict_do_nothing(index_elements=unique_on)
     )
+
+
+def local_day(column: Any, tz: ZoneInfo, dialect: str) -> Any:
+    """The calendar day ('YYYY-MM-DD') of a UTC timestamp column in the hospital's zone, on
+    PostgreSQL or SQLite (which knows no zones: the zone's offset now, fine for China's)."""
+    if dialect == "postgresql":
+        return sa.func.to_char(sa.func.timezone(tz.key, column), "YYYY-MM-DD")
+    offset = datetime.now(tz).utcoffset()
+    hours = int(offset.total_seconds() // 3600) if offset else 0
+    return sa.func.date(column, f"{hours:+d} hours")
 
 
 async def release_connection(session: AsyncSession) -> None:

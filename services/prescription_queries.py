@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import local_day
 from core.hospitals import RX_STATUS_GROUPS
 from core.models import Patient, Prescription, PrescriptionEvent
 from services.scope import record_filter
@@ -92,15 +93,6 @@ async def search(
     return rows.all(), int(total)
 
 
-def _local_day(column: Any, tz: ZoneInfo, dialect: str) -> Any:
-    """The calendar day of a UTC timestamp in the hospital's time zone, on either backend."""
-    if dialect == "postgresql":
-        return sa.func.to_char(sa.func.timezone(tz.key, column), "YYYY-MM-DD")
-    offset = datetime.now(tz).utcoffset()
-    hours = int(offset.total_seconds() // 3600) if offset else 0
-    return sa.func.date(column, f"{hours:+d} hours")
-
-
 async def statistics(
     session: AsyncSession,
     staff: StaffPrincipal,
@@ -115,7 +107,7 @@ async def statistics(
         "hospital": Prescription.hospital_code,
         "department": Prescription.department_code,
         "doctor": Prescription.doctor_id,
-        "day": _local_day(Prescription.submitted_at, tz, dialect),
+        "day": local_day(Prescription.submitted_at, tz, dialect),
     }[group_by]
 
     def count_if(condition: Any) -> Any:

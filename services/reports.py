@@ -20,6 +20,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import local_day
 from core.models import (
     AuditEntry,
     CareTask,
@@ -128,14 +129,6 @@ class FollowUpReport:
     total: FollowUpRow = field(default_factory=lambda: FollowUpRow("total", "合计"))
 
 
-def _local_day(session: AsyncSession, column: Any, tz: ZoneInfo, at: datetime) -> Any:
-    """The local calendar day of a UTC timestamp column, as 'YYYY-MM-DD' text."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        return func.to_char(func.timezone(str(tz), column), "YYYY-MM-DD")
-    offset = at.astimezone(tz).utcoffset() or timedelta()
-    return func.strftime("%Y-%m-%d", column, f"{offset.total_seconds() / 3600:+.2f} hours")
-
-
 def _period_key(day: str, period: Period) -> str:
     if period == "day":
         return day
@@ -177,7 +170,7 @@ async def follow_up_report(
         "plan": col(CareTask.plan_id),
         "department": col(CareTask.department_code),
         "ward": col(Encounter.ward),
-        "period": _local_day(session, col(CareTask.due_at), span.tz, span.start),
+        "period": local_day(col(CareTask.due_at), span.tz, session.get_bind().dialect.name),
     }
     key = keys[grouping].label("key")
     query: Any = sa.select(

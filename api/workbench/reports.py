@@ -18,6 +18,7 @@ from api.workbench.auth import Viewer, page_requires
 from api.workbench.render import ROLE_NAMES, render
 from core.models import StaffRole, utcnow
 from services import audit
+from services.prescription_queries import statistics as prescription_statistics
 from services.reports import (
     GROUPINGS,
     PERIODS,
@@ -140,6 +141,18 @@ async def reports(
         plan_id=filters.plan_id,
     )
     work_log = await staff_work_log(session, seen.staff, filters.span)
+    reviews = (
+        await prescription_statistics(
+            session,
+            seen.staff,
+            group_by="department",
+            submitted_from=filters.span.start,
+            submitted_to=filters.span.end,
+            tz=filters.span.tz,
+        )
+        if seen.can(Permission.PRESCRIPTIONS_READ)
+        else None
+    )
     return render(
         container,
         request,
@@ -154,6 +167,7 @@ async def reports(
         chart=_chart(report),
         work_log=work_log,
         work_kinds=list(WORK_KINDS),
+        reviews=reviews,
     )
 
 
