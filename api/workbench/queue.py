@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission
+from api.routers.patient_files import file_url
 from api.workbench.auth import (
     PageError,
     Viewer,
@@ -21,9 +22,11 @@ from api.workbench.auth import (
 )
 from api.workbench.render import render
 from contracts.pathway import UPDATE_COMPLETE_TASK, Occurrence, TaskCompletion
-from core.models import CareTask, Patient, TaskStatus, utcnow
+from core.models import CareTask, PathwayRun, Patient, TaskStatus, utcnow
 from core.validation import Key
-from services.staff_lists import due_window, open_work, patient_brief
+from pathways.definition import PathwaySnapshot
+from pathways.form_definition import UPLOAD_TYPES
+from services.staff_lists import due_window, open_work, patient_brief, task_response
 from services.updates import UpdateConflict, run_update
 
 router = APIRouter(include_in_schema=False)
@@ -108,8 +111,35 @@ def _task_page(
         earliest=(utcnow().astimezone(tz).date() + timedelta(days=1)).isoformat(),
         errors=context.pop("errors", {}),
         values=context.pop("values", {}),
+        answers=context.pop("answers", None),
         **context,
     )
+
+
+async def _answers(
+    container: ContainerDep, session: SessionDep, task: CareTask
+) -> list[tuple[str, list[str], list[str]]] | None:
+    """The patient's submitted answers, each question's text with the answers as the patient
+    saw them (option labels) and links to any photo or signature; None if nothing submitted."""
+    response = await task_response(session, task.id)
+    run = await session.get(PathwayRun, task.workflow_id)
+    if response is None or run is None:
+        return None
+    form = PathwaySnapshot.model_validate(run.plan_snapshot).forms.get(response.form_id)
+    if form is None:
+        return [(qid, values, []) for qid, values in response.answers.items()]
+    shown: list[tuple[str, list[str], list[str]]] = []
+    for question in form.questions:
+        values = response.answers.get(question.id)
+        if not values:
+            continue
+        labels = {o.value: o.label for o in question.options}
+        if question.type in UPLOAD_TYPES:
+            shown.append((question.text, [], [file_url(container, v) for v in values]))
+        else:
+            unit = f" {question.unit}" if question.unit else ""
+            shown.append((question.text, [labels.get(v, v) + unit for v in values], []))
+    return shown
 
 
 @router.get("/w/tasks/{task_id}", response_class=HTMLResponse)
@@ -117,7 +147,8 @@ async def task_page(
     task_id: Key, request: Request, container: ContainerDep, session: SessionDep, seen: ClinicalPage
 ) -> HTMLResponse:
     task, patient = await _task(session, seen, task_id)
-    return _task_page(request, container, seen, task, patient)
+    answers = await _answers(container, session, task)
+    return _task_page(request, container, seen, task, patient, answers=answers)
 
 
 def _completion(

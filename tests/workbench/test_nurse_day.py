@@ -92,6 +92,14 @@ async def test_a_nurse_records_a_phone_follow_up_and_resolves_an_alert(
             await stale.get_by_role("button", name="保存").click()
             await expect(stale.locator("#notice")).to_contain_text("已由他人登记结果")
 
+            # The day-3 answers, from the run's timeline on the patient's record.
+            await screen.goto(f"{url}/w/patients/{task.patient_id}")
+            await screen.locator("#runs").get_by_role("link", name="时间线").first.click()
+            await expect(screen.locator("#timeline")).to_contain_text("已完成")
+            await screen.locator("#timeline").get_by_role("link", name="出院第3天随访").click()
+            await expect(screen.locator("#answers")).to_contain_text("胸")
+            await screen.screenshot(path=str(shots / "answers.png"), full_page=True)
+
             await screen.goto(f"{url}/w/tasks/{cardiology_task.id}")
             await expect(screen.locator("h1")).to_have_text("未找到该任务")
             forged = await screen.request.post(
