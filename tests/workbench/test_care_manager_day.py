@@ -65,7 +65,7 @@ async def test_a_care_manager_publishes_a_draft_after_looking_at_its_timeline(
             await screen.get_by_label("密码").fill(PASSWORD)
             await screen.get_by_role("button", name="登录").click()
             await screen.get_by_role("link", name="随访计划").click()
-            await screen.locator("#pathways").get_by_role("link", name="出院").first.click()
+            await screen.locator("#pathways tr", has_text=PLAN).get_by_role("link").click()
             await screen.get_by_role("link", name="第2版 · 草稿").click()
             await screen.get_by_label("示例起始日期（如出院日）").fill("2026-03-02")
             await screen.get_by_role("button", name="查看时间线").click()
