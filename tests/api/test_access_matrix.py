@@ -211,12 +211,13 @@ ROUTES: list[Row] = [
     # alerts
     Row("GET", "/api/alerts", ALL, listing="alert"),
     Row("POST", "/api/alerts/{alert_id}/acknowledge", CLINICAL, "alert", 200),
-    Row("POST", "/api/alerts/{alert_id}/resolve", CLINICAL, "alert", 422, {}),
+    # Resolved the first time, already resolved (409) after.
+    Row("POST", "/api/alerts/{alert_id}/resolve", CLINICAL, "alert", ANY, {"note": "已处理"}),
     # messages
     Row("GET", "/api/messages", ALL, listing="message"),
     Row("GET", "/api/messages/{message_id}", ALL, "message"),
     Row("GET", "/api/messages/batches/{batch_id}", ALL, "batch"),
-    Row("POST", "/api/messages", ALL - {PHARM}, None, 422, {}),
+    Row("POST", "/api/messages", ALL - {PHARM, FIN}, None, 422, {}),
     Row("POST", "/api/messages/batches", CLINICAL | {ADMIN}, None, 422, {}),
     Row("GET", "/api/message-templates", ALL),
     Row("POST", "/api/message-templates/preview", ALL, None, 422, {}),
