@@ -97,7 +97,10 @@ async def signed_in(request: Request, container: ContainerDep) -> Viewer:
         auth = await authenticate_token(container, token)
     except NotAuthenticated as exc:
         raise SignInNeeded(here, str(exc)) from None
-    return Viewer(auth.staff, auth, csrf_token(container, token))
+    seen = Viewer(auth.staff, auth, csrf_token(container, token))
+    # An error page after this point still shows who is signed in and their navigation.
+    request.state.viewer = seen
+    return seen
 
 
 async def viewer(seen: Annotated[Viewer, Depends(signed_in)]) -> Viewer:

@@ -121,7 +121,7 @@ def install(app: FastAPI) -> None:
             request.app.state.container,
             request,
             "error.html",
-            None,
+            getattr(request.state, "viewer", None),
             exc.status_code,
             heading=exc.heading,
             detail=exc.detail,

@@ -102,7 +102,7 @@ def _chart(report: FollowUpReport) -> str:
     """An ECharts option: completed, abnormal, lost and awaiting per group, stacked."""
     labels = [row.label for row in report.rows]
     series = [
-        ("已完成", "completed", "#389e0d"),
+        ("正常", "completed", "#389e0d"),
         ("异常", "abnormal", "#d46b08"),
         ("失访", "lost", "#cf1322"),
         ("待处理", "awaiting", "#1677ff"),
@@ -174,12 +174,12 @@ async def reports(
 FOLLOW_UP_COLUMNS = (
     Column("分组", 22),
     Column("应随访", 10),
-    Column("已完成", 10),
-    Column("异常", 8),
+    Column("已随访", 10),
+    Column("其中异常", 10),
     Column("失访", 8),
     Column("无需随访", 10),
     Column("待处理", 10),
-    Column("完成率", 10, "0.0%"),
+    Column("随访率", 10, "0.0%"),
     Column("宣教推送", 10),
     Column("宣教已读", 10),
     Column("阅读率", 10, "0.0%"),
@@ -253,7 +253,7 @@ async def follow_up_workbook(
     )
     stamp = await _exported(session, seen, "follow_up", filters)
     data = workbook(
-        "随访工作量与完成情况",
+        "随访工作量与随访率",
         [filters.describe(), stamp],
         FOLLOW_UP_COLUMNS,
         [_follow_up_cells(row) for row in [*report.rows, report.total]],

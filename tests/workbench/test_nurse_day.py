@@ -41,9 +41,9 @@ async def test_a_nurse_records_a_phone_follow_up_and_resolves_an_alert(
         discharged = daytime(await env.get_current_time(), hour=15)
         [run] = (await stack.discharge(discharged, department="orthopedics")).json()["runs"]
         workflow_id = run["workflow_id"]
-        [other] = (
+        other = (
             await stack.discharge(discharged, patient="P0002", department="cardiology")
-        ).json()["runs"]
+        ).json()["runs"][0]
         # Day 3: the patient answers poorly; the nurse is alerted and a call falls due.
         day3 = (discharged.astimezone(BEIJING) + 3 * DAY).replace(hour=10, minute=0)
         await _skip_to(env, day3 + timedelta(minutes=1))
@@ -136,7 +136,9 @@ async def test_a_nurse_records_a_phone_follow_up_and_resolves_an_alert(
             await screen.screenshot(path=str(shots / "reports.png"), full_page=True)
             async with screen.expect_download() as downloading:
                 await screen.get_by_role("link", name="导出 Excel").first.click()
-            saved = await (await downloading.value).path()
+            download = await downloading.value
+            saved = shots / download.suggested_filename
+            await download.save_as(saved)
             sheet = load_workbook(saved).active
             assert sheet is not None
             exported = [list(r) for r in sheet.iter_rows(values_only=True)]
@@ -168,12 +170,13 @@ async def test_a_nurse_records_a_phone_follow_up_and_resolves_an_alert(
     assert "alert.resolved" in audited
     # Day 3 (answered abnormal) and the call (recorded) were due; day 7 and 30 are not yet.
     assert shown[1:5] == ["2", "2", "1", "0"]
-    header = exported.index(["分组", "应随访", "已完成", "异常", "失访", "无需随访", "待处理",
-                             "完成率", "宣教推送", "宣教已读", "阅读率", "满意度均分"])  # fmt: skip
+    header = exported.index(["分组", "应随访", "已随访", "其中异常", "失访", "无需随访", "待处理",
+                             "随访率", "宣教推送", "宣教已读", "阅读率", "满意度均分"])  # fmt: skip
     plan, total = exported[header + 1], exported[header + 2]
     assert plan[0] == shown[0]
     assert plan[1:5] == [2, 2, 1, 0]
     assert plan[7] == 1.0
     assert total[0] == "合计"
     assert "骨科护士" in str(exported[2][0])  # who exported it
+    assert saved.name.startswith("follow-up-")
     assert exports == 1
