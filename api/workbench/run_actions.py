@@ -26,7 +26,7 @@ from contracts.pathway import (
     Occurrence,
 )
 from core.models import CareTask, PathwayRun, utcnow
-from pathways.definition import Action
+from pathways.definition import Action, PathwaySnapshot
 from services.pathway_definitions import DefinitionConflict, published_snapshot
 from services.updates import UpdateConflict, run_update
 
@@ -151,6 +151,7 @@ async def migration_preview(
         )
     except WorkflowQueryFailedError as failed:
         raise PageError(status.HTTP_409_CONFLICT, "无法迁移", str(failed.message)) from None
+    current = PathwaySnapshot.model_validate(run.plan_snapshot).definition.steps
     return render(
         container,
         request,
@@ -160,6 +161,8 @@ async def migration_preview(
         plan=plan,
         to=to,
         change_names=CHANGE_NAMES,
+        old_titles={s.id: s.title for s in current},
+        new_titles={s.id: s.title for s in migration.target.definition.steps},
     )
 
 
