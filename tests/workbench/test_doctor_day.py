@@ -1,7 +1,7 @@
 """A doctor's clinic day in the workbench, in Chromium at 1366×768: from a diabetic patient's
-record and the timeline of the plan their visit started, the doctor adds a call for today; it lands in the doctor's queue
-when due; the doctor records it as abnormal with the next follow-up date, which the plan then
-schedules; a nurse's queue never shows the doctor's call."""
+record and the timeline of the plan their visit started, the doctor adds a call for today; it
+lands in the doctor's queue when due; the doctor records it as abnormal with the next follow-up
+date, which the plan then schedules; a nurse's queue never shows the doctor's call."""
 
 from __future__ import annotations
 
