@@ -166,15 +166,7 @@ async def follow_up_report(
         return func.coalesce(func.sum(sa.case((condition, 1), else_=0)), 0)
 
     article = action == "article"
-    keys: dict[Grouping, Any] = {
-        "plan": col(CareTask.plan_id),
-        "department": col(CareTask.department_code),
-        "ward": col(Encounter.ward),
-        "period": local_day(col(CareTask.due_at), span.tz, session.get_bind().dialect.name),
-    }
-    key = keys[grouping].label("key")
-    query: Any = sa.select(
-        key,
+    figures = [
         count_if(status.notin_(["pending", "skipped"])).label("due"),
         count_if(status == "completed").label("completed"),
         count_if(status == "abnormal").label("abnormal"),
@@ -186,33 +178,55 @@ async def follow_up_report(
         count_if(article & (status == "read")).label("articles_read"),
         func.coalesce(func.sum(CareTask.score), 0).label("score_total"),
         func.count(col(CareTask.score)).label("scored"),
-    ).where(
+    ]
+    conditions = [
         col(CareTask.due_at) >= span.start,
         col(CareTask.due_at) < span.end,
         record_filter(viewer, CareTask.patient_id, CareTask.department_code),
-    )
-    if grouping == "ward":
-        query = (
-            query.select_from(CareTask)
-            .outerjoin(PathwayRun, col(PathwayRun.workflow_id) == col(CareTask.workflow_id))
-            .outerjoin(Encounter, col(Encounter.id) == col(PathwayRun.encounter_id))
-        )
+    ]
     if plan_id:
-        query = query.where(col(CareTask.plan_id) == plan_id)
-    query = query.group_by(key)
+        conditions.append(col(CareTask.plan_id) == plan_id)
+    query: Any
+    key: Any
+    if grouping == "ward":
+        # Counted per run first, then the runs' wards: the join then meets one row per run,
+        # not one per task (a year of a hospital's tasks by ward: 0.4 s → well under).
+        per_run = (
+            sa.select(col(CareTask.workflow_id).label("workflow_id"), *figures)
+            .where(*conditions)
+            .group_by(col(CareTask.workflow_id))
+            .subquery()
+        )
+        key = col(Encounter.ward).label("key")
+        query = (
+            sa.select(
+                key,
+                *(func.sum(per_run.c[f.name]).label(f.name) for f in figures),
+            )
+            .select_from(per_run)
+            .outerjoin(PathwayRun, col(PathwayRun.workflow_id) == per_run.c.workflow_id)
+            .outerjoin(Encounter, col(Encounter.id) == col(PathwayRun.encounter_id))
+            .group_by(key)
+        )
+    else:
+        keys: dict[Grouping, Any] = {
+            "plan": col(CareTask.plan_id),
+            "department": col(CareTask.department_code),
+            "period": local_day(col(CareTask.due_at), span.tz, session.get_bind().dialect.name),
+        }
+        key = keys[grouping].label("key")
+        query = sa.select(key, *figures).where(*conditions).group_by(key)
     rows: dict[str, FollowUpRow] = {}
     for found in (await session.exec(query)).all():
         raw = found.key if found.key is not None else NO_WARD
         group = _period_key(raw, period) if grouping == "period" else raw
-        row = FollowUpRow(
-            key=group,
-            label=group,
-            **{
-                f.name: getattr(found, f.name)
-                for f in fields(FollowUpRow)
-                if f.name not in ("key", "label")
-            },
-        )
+        # PostgreSQL sums sums as NUMERIC: back to plain numbers for the page, chart and Excel.
+        values: dict[str, Any] = {
+            f.name: (float if f.name == "score_total" else int)(getattr(found, f.name) or 0)
+            for f in fields(FollowUpRow)
+            if f.name not in ("key", "label")
+        }
+        row = FollowUpRow(key=group, label=group, **values)
         if group in rows:
             rows[group].add(row)
         else:
