@@ -14,9 +14,9 @@ from api.permissions import Permission
 from api.workbench.auth import (
     PageError,
     Viewer,
-    ensure_page_visible,
     page_requires,
     posted_form,
+    visible_record,
 )
 from api.workbench.render import render
 from core.models import Alert, AlertStatus, Patient, utcnow
@@ -62,16 +62,7 @@ async def alert_list(
 
 
 async def _alert(session: SessionDep, seen: Viewer, alert_id: str) -> tuple[Alert, Patient]:
-    alert = await session.get(Alert, alert_id, with_for_update=True)
-    if alert is None:
-        raise PageError(status.HTTP_404_NOT_FOUND, "未找到该预警")
-    await ensure_page_visible(
-        session,
-        seen.staff,
-        patient_id=alert.patient_id,
-        department_code=alert.department_code,
-        what="预警",
-    )
+    alert = await visible_record(session, seen.staff, Alert, alert_id, "预警", lock=True)
     patient = await session.get(Patient, alert.patient_id)
     assert patient is not None
     return alert, patient

@@ -20,7 +20,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request, status
@@ -134,20 +134,32 @@ def page_requires(permission: Permission) -> PageRequire:
     return _PAGE_REQUIRES[permission]
 
 
-async def ensure_page_visible(
+class PatientRecord(Protocol):
+    patient_id: str
+    department_code: str
+
+
+Record = TypeVar("Record", bound=PatientRecord)
+
+
+async def visible_record(
     session: AsyncSession,
     staff: StaffPrincipal,
-    *,
-    patient_id: str | None,
-    department_code: str | None,
+    model: type[Record],
+    key: str,
     what: str,
-) -> None:
-    """A record outside the staff member's data scope is not found, like one that does not
-    exist (the same rule as the API's ``ensure_visible``)."""
-    if not await record_in_scope(
-        session, staff, patient_id=patient_id, department_code=department_code
+    *,
+    lock: bool = False,
+) -> Record:
+    """The record (a task, an alert, a run, a prescription), or a "not found" page when there
+    is none or it is outside the staff member's data scope, which look alike (the same rule as
+    the API's ``ensure_visible``)."""
+    row = await session.get(model, key, with_for_update=lock)
+    if row is None or not await record_in_scope(
+        session, staff, patient_id=row.patient_id, department_code=row.department_code
     ):
         raise PageError(status.HTTP_404_NOT_FOUND, f"未找到该{what}")
+    return row
 
 
 def check_origin(request: Request) -> None:

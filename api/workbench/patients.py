@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission
-from api.workbench.auth import PageError, Viewer, ensure_page_visible, page_requires
+from api.workbench.auth import PageError, Viewer, page_requires, visible_record
 from api.workbench.render import render
 from api.workbench.run_actions import TASK_KINDS
 from core.models import CareTask, PathwayRun, Patient
@@ -140,16 +140,7 @@ async def run_page(
     session: SessionDep,
     seen: RecordPage,
 ) -> HTMLResponse:
-    run = await session.get(PathwayRun, workflow_id[:200])
-    if run is None:
-        raise PageError(status.HTTP_404_NOT_FOUND, "未找到该随访计划")
-    await ensure_page_visible(
-        session,
-        seen.staff,
-        patient_id=run.patient_id,
-        department_code=run.department_code,
-        what="随访计划",
-    )
+    run = await visible_record(session, seen.staff, PathwayRun, workflow_id[:200], "随访计划")
     tasks = (
         await session.exec(
             select(CareTask)

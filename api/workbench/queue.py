@@ -14,11 +14,10 @@ from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission
 from api.routers.patient_files import file_url
 from api.workbench.auth import (
-    PageError,
     Viewer,
-    ensure_page_visible,
     page_requires,
     posted_form,
+    visible_record,
 )
 from api.workbench.render import render
 from contracts.pathway import UPDATE_COMPLETE_TASK, Occurrence, TaskCompletion
@@ -73,16 +72,7 @@ async def queue(
 
 
 async def _task(session: SessionDep, seen: Viewer, task_id: str) -> tuple[CareTask, Patient]:
-    task = await session.get(CareTask, task_id)
-    if task is None:
-        raise PageError(status.HTTP_404_NOT_FOUND, "未找到该任务")
-    await ensure_page_visible(
-        session,
-        seen.staff,
-        patient_id=task.patient_id,
-        department_code=task.department_code,
-        what="任务",
-    )
+    task = await visible_record(session, seen.staff, CareTask, task_id, "任务")
     patient = await session.get(Patient, task.patient_id)
     assert patient is not None
     return task, patient

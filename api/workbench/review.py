@@ -15,9 +15,9 @@ from api.permissions import Permission
 from api.workbench.auth import (
     PageError,
     Viewer,
-    ensure_page_visible,
     page_requires,
     posted_form,
+    visible_record,
 )
 from api.workbench.render import render
 from contracts.prescription import UPDATE_DECIDE, Conclusion, Decision
@@ -73,16 +73,7 @@ async def decide(
     seen: PharmacistPage,
 ) -> Response:
     fields = await posted_form(request, seen)
-    row = await session.get(Prescription, prescription_id)
-    if row is None:
-        raise PageError(status.HTTP_404_NOT_FOUND, "未找到该处方")
-    await ensure_page_visible(
-        session,
-        seen.staff,
-        patient_id=row.patient_id,
-        department_code=row.department_code,
-        what="处方",
-    )
+    row = await visible_record(session, seen.staff, Prescription, prescription_id, "处方")
     outcome = fields.get("outcome", "")
     reason = fields.get("reason", "").strip()
     error = None

@@ -14,7 +14,7 @@ from temporalio.client import WorkflowQueryFailedError
 
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission
-from api.workbench.auth import PageError, Viewer, ensure_page_visible, page_requires, posted_form
+from api.workbench.auth import PageError, Viewer, page_requires, posted_form, visible_record
 from api.workbench.render import render
 from contracts.pathway import (
     QUERY_MIGRATION_PLAN,
@@ -48,17 +48,7 @@ OPEN = ("pending", "sent", "expired")
 
 
 async def _run(session: SessionDep, seen: Viewer, workflow_id: str) -> PathwayRun:
-    run = await session.get(PathwayRun, workflow_id[:200])
-    if run is None:
-        raise PageError(status.HTTP_404_NOT_FOUND, "未找到该随访计划")
-    await ensure_page_visible(
-        session,
-        seen.staff,
-        patient_id=run.patient_id,
-        department_code=run.department_code,
-        what="随访计划",
-    )
-    return run
+    return await visible_record(session, seen.staff, PathwayRun, workflow_id[:200], "随访计划")
 
 
 def _back(run: PathwayRun, notice: str) -> RedirectResponse:
