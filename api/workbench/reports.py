@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission
-from api.workbench.auth import Viewer, page_requires
+from api.workbench.auth import PageError, Viewer, page_requires
 from api.workbench.render import ROLE_NAMES, render
 from core.models import StaffRole, utcnow
 from services import audit
@@ -204,6 +204,15 @@ def _follow_up_cells(row: Any) -> list[str | int | float | None]:
     ]
 
 
+def _export_filters(request: Request, container: ContainerDep) -> Filters:
+    filters, errors = _filters(request, container)
+    if errors:
+        raise PageError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "无法导出", "；".join(errors.values())
+        )
+    return filters
+
+
 def _download(data: bytes, name: str) -> Response:
     return Response(
         data,
@@ -236,13 +245,7 @@ async def _exported(session: SessionDep, seen: Viewer, report: str, filters: Fil
 async def follow_up_workbook(
     request: Request, container: ContainerDep, session: SessionDep, seen: ReportPage
 ) -> Response:
-    filters, errors = _filters(request, container)
-    if errors:
-        return Response(
-            "；".join(errors.values()),
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            media_type="text/plain",
-        )
+    filters = _export_filters(request, container)
     report = await follow_up_report(
         session,
         seen.staff,
@@ -271,13 +274,7 @@ def _work_log_cells(row: WorkLogRow) -> list[str | int | float | None]:
 async def work_log_workbook(
     request: Request, container: ContainerDep, session: SessionDep, seen: ReportPage
 ) -> Response:
-    filters, errors = _filters(request, container)
-    if errors:
-        return Response(
-            "；".join(errors.values()),
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            media_type="text/plain",
-        )
+    filters = _export_filters(request, container)
     rows = await staff_work_log(session, seen.staff, filters.span)
     stamp = await _exported(session, seen, "work_log", filters)
     columns = [Column("姓名", 12), Column("角色", 10), Column("科室", 14)]
