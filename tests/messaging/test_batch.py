@@ -1,4 +1,4 @@
-"""A batch send to 1,000 patients survives its worker being killed (SIGKILL, mid-send) without
+"""A batch send to 400 patients survives its worker being killed (SIGKILL, mid-send) without
 messaging anyone twice: the real worker process, the dev server and the Twilio simulator."""
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from harness.waiting import eventually
 from simulators.twilio.app import Faults as TwilioFaults
 from tests.messaging.conftest import NOTICE, StackFactory
 
-RECIPIENTS = 1000
+# Enough that the kill lands mid-send with hundreds still to go; more only costs suite time.
+RECIPIENTS = 400
 
 
-async def test_batch_of_1000_resumes_after_a_worker_kill_with_no_duplicates(
+async def test_a_batch_resumes_after_a_worker_kill_with_no_duplicates(
     dev_env: WorkflowEnvironment, messaging_stack: StackFactory, tmp_path: Path
 ) -> None:
     async with messaging_stack(dev_env, channels="sms", twilio_rate_per_second=500.0) as stack:
@@ -58,7 +59,7 @@ async def test_batch_of_1000_resumes_after_a_worker_kill_with_no_duplicates(
             batch_id = created.json()["id"]
 
             async def some_sent() -> bool:
-                return len(stack.twilio.messages) >= 250
+                return len(stack.twilio.messages) >= RECIPIENTS // 4
 
             await eventually(some_sent, within=120, what="a quarter of the batch to go out")
             worker.popen.kill()  # no graceful shutdown: activities die mid-flight
