@@ -14,10 +14,17 @@ class Refused(Exception):
 
 
 def detail_of(response: httpx.Response) -> tuple[str, str]:
-    """(code, message) of a 4xx answer shaped ``{"detail": {"code", "message"}}``; the status
-    and the start of the body when it is not."""
+    """(code, message) of a 4xx answer shaped ``{"detail": {"code", "message"}}``; otherwise
+    the status and what the answer does say (a plain ``detail`` text, or the start of the
+    body), never "None"."""
+    status = str(response.status_code)
     try:
-        detail = response.json().get("detail", {})
-        return str(detail.get("code")), str(detail.get("message"))
+        detail = response.json().get("detail")
     except (ValueError, AttributeError):
-        return str(response.status_code), response.text[:200]
+        return status, response.text[:200] or response.reason_phrase
+    if isinstance(detail, dict):
+        code, message = detail.get("code"), detail.get("message")
+        return str(code or status), str(message or response.reason_phrase)
+    if isinstance(detail, str) and detail:
+        return status, detail[:200]
+    return status, response.text[:200] or response.reason_phrase

@@ -27,6 +27,13 @@ ATTENTION_KINDS = {
     "refund_stuck": "退款卡在重试步骤",
     "reconciliation": "对账差异未处理",
 }
+STATUS_NAMES = {
+    "failed": "失败",
+    "confirming": "确认中（重试）",
+    "compensating": "冲正中（重试）",
+    "refunding": "退款中（重试）",
+    "informing_his": "通知医院中（重试）",
+}
 DISCREPANCY_KINDS = {
     "missing_in_platform": "平台无此笔",
     "missing_at_provider": "渠道无此笔",
@@ -47,6 +54,7 @@ async def finance(
         seen,
         items=items,
         kinds=ATTENTION_KINDS,
+        statuses=STATUS_NAMES,
         days=days,
     )
 
