@@ -90,7 +90,13 @@ def csrf_token(container: Container, session_token: str) -> str:
 async def signed_in(request: Request, container: ContainerDep) -> Viewer:
     """Whoever the session cookie belongs to, even before they changed a one-time password."""
     token = request.cookies.get(COOKIE, "")
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    # After signing in again the browser comes back here; a form's target cannot be opened by
+    # itself, so a post goes back to the start.
+    here = (
+        request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method == "GET"
+        else "/w"
+    )
     if not token:
         raise SignInNeeded(here)
     try:

@@ -56,6 +56,9 @@ async def static_file(name: str) -> Response:
     return FileResponse(path, headers={"Cache-Control": "private, max-age=86400"})
 
 
+SIGNED_OUT_REASONS = frozenset({"会话已结束，请重新登录", "会话已过期，请重新登录"})
+
+
 def _safe_next(value: str) -> str:
     """Only a workbench path on this site: never another host after signing in."""
     parts = urlsplit(value)
@@ -71,8 +74,10 @@ async def sign_in_page(
     next_path: Annotated[str, Query(alias="next", max_length=500)] = "/w",
     why: Annotated[str, Query(max_length=200)] = "",
 ) -> HTMLResponse:
+    # Only the reasons this app gives: a link cannot put words of its own on the page.
+    shown = why if why in SIGNED_OUT_REASONS else ""
     return render(
-        container, request, "sign_in.html", None, next=_safe_next(next_path), why=why, errors={}
+        container, request, "sign_in.html", None, next=_safe_next(next_path), why=shown, errors={}
     )
 
 

@@ -66,6 +66,10 @@ async def test_sign_in_sets_a_cookie_for_the_workbench_only_and_sign_out_ends_it
     again = await api.http.get("/w/queue")
     assert again.status_code == 303
     assert again.headers["location"].startswith("/w/sign-in?next=/w/queue")
+    told = await api.http.get(again.headers["location"])
+    assert "会话已结束，请重新登录" in told.text
+    forged = await api.http.get("/w/sign-in", params={"why": "系统升级，请拨打400-000-0000"})
+    assert "400-000-0000" not in forged.text  # a link cannot put its own words on the page
 
 
 async def test_a_one_time_password_is_changed_before_any_page(api: Api) -> None:
