@@ -180,7 +180,7 @@ def _banner(
             if sign_ins
             else []
         ),
-        *[f"    {user} / {password:<15} {who}" for user, password, who in sign_ins],
+        *[f"    {user:<18} / {password:<19} {who}" for user, password, who in sign_ins],
         "  Watch a discharged patient's follow-up end to end: `make demo`",
         "  Watch a herbal prescription's review and delivery: `make demo-rx`",
         "  Watch a mixed insurance + WeChat Pay payment and a refund: `make demo-pay`",
