@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from playwright.async_api import Browser, BrowserContext, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 # Flags for a closed network: without them Chromium keeps dialling Google services.
@@ -50,3 +50,12 @@ async def tablet(browser: Browser) -> BrowserContext:
     return await browser.new_context(
         viewport={"width": 1024, "height": 768}, has_touch=True, locale="zh-CN"
     )
+
+
+async def sign_in_to_workbench(page: Page, base_url: str, username: str, password: str) -> None:
+    """Opens the workbench, is sent to its sign-in page and signs in: the browser then lands on
+    the first page the staff member's role may open."""
+    await page.goto(f"{base_url}/w")
+    await page.get_by_label("用户名").fill(username)
+    await page.get_by_label("密码").fill(password)
+    await page.get_by_role("button", name="登录").click()

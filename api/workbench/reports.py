@@ -127,12 +127,8 @@ def _chart(report: FollowUpReport) -> str:
     return json.dumps(option, ensure_ascii=False)
 
 
-@router.get("/w/reports", response_class=HTMLResponse)
-async def reports(
-    request: Request, container: ContainerDep, session: SessionDep, seen: ReportPage
-) -> HTMLResponse:
-    filters, errors = _filters(request, container)
-    report = await follow_up_report(
+async def _follow_up(session: SessionDep, seen: Viewer, filters: Filters) -> FollowUpReport:
+    return await follow_up_report(
         session,
         seen.staff,
         filters.span,
@@ -140,6 +136,14 @@ async def reports(
         period=filters.period,
         plan_id=filters.plan_id,
     )
+
+
+@router.get("/w/reports", response_class=HTMLResponse)
+async def reports(
+    request: Request, container: ContainerDep, session: SessionDep, seen: ReportPage
+) -> HTMLResponse:
+    filters, errors = _filters(request, container)
+    report = await _follow_up(session, seen, filters)
     work_log = await staff_work_log(session, seen.staff, filters.span)
     reviews = (
         await prescription_statistics(
@@ -246,14 +250,7 @@ async def follow_up_workbook(
     request: Request, container: ContainerDep, session: SessionDep, seen: ReportPage
 ) -> Response:
     filters = _export_filters(request, container)
-    report = await follow_up_report(
-        session,
-        seen.staff,
-        filters.span,
-        grouping=filters.grouping,
-        period=filters.period,
-        plan_id=filters.plan_id,
-    )
+    report = await _follow_up(session, seen, filters)
     stamp = await _exported(session, seen, "follow_up", filters)
     data = workbook(
         "随访工作量与随访率",

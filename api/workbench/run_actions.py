@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel
 from sqlmodel import col, select
 from temporalio.client import WorkflowQueryFailedError
 
@@ -49,6 +50,25 @@ OPEN = ("pending", "sent", "expired")
 
 async def _run(session: SessionDep, seen: Viewer, workflow_id: str) -> PathwayRun:
     return await visible_record(session, seen.staff, PathwayRun, workflow_id[:200], "随访计划")
+
+
+async def _update(
+    container: ContainerDep,
+    run: PathwayRun,
+    name: str,
+    change: BaseModel,
+    result: type[BaseModel],
+    *,
+    refused: str,
+) -> None:
+    """One update on the run; a refusal (or a run that has ended) is a page saying why."""
+    try:
+        await run_update(
+            None, container.temporal, run.workflow_id, name, change, result,
+            ended="该随访计划已结束",
+        )  # fmt: skip
+    except UpdateConflict as conflict:
+        raise PageError(status.HTTP_409_CONFLICT, refused, str(conflict)) from None
 
 
 def _back(run: PathwayRun, notice: str) -> RedirectResponse:
@@ -93,13 +113,7 @@ async def add_task(
         action=Action(type="staff_task", task_kind=kind, role=seen.staff.role.value),
         due_at=due,
     )
-    try:
-        await run_update(
-            None, container.temporal, run.workflow_id, UPDATE_ADD_STEP, change, Occurrence,
-            ended="该随访计划已结束",
-        )  # fmt: skip
-    except UpdateConflict as conflict:
-        raise PageError(status.HTTP_409_CONFLICT, "未添加", str(conflict)) from None
+    await _update(container, run, UPDATE_ADD_STEP, change, Occurrence, refused="未添加")
     return _back(run, "task")
 
 
@@ -168,11 +182,5 @@ async def migrate(
     run = await _run(session, seen, workflow_id)
     to = int(fields.get("to", "0")) if fields.get("to", "").isdigit() else 0
     migration = await _plan(session, run, to, seen.staff.id)
-    try:
-        await run_update(
-            None, container.temporal, run.workflow_id, UPDATE_MIGRATE, migration, MigrationPlan,
-            ended="该随访计划已结束",
-        )  # fmt: skip
-    except UpdateConflict as conflict:
-        raise PageError(status.HTTP_409_CONFLICT, "未迁移", str(conflict)) from None
+    await _update(container, run, UPDATE_MIGRATE, migration, MigrationPlan, refused="未迁移")
     return _back(run, "migrated")

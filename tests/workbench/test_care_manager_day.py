@@ -11,7 +11,7 @@ from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
 from core.models import AuditEntry, PathwayVersion, StaffRole
-from harness.browser import chromium, desktop, tablet
+from harness.browser import chromium, desktop, sign_in_to_workbench, tablet
 from harness.servers import serve
 from harness.staff import add_person
 from tests.pathways.conftest import PathwayStackFactory
@@ -60,10 +60,7 @@ async def test_a_care_manager_publishes_a_draft_after_looking_at_its_timeline(
 
         async with chromium() as browser:
             screen = await (await tablet(browser)).new_page()
-            await screen.goto(f"{url}/w/sign-in")
-            await screen.get_by_label("用户名").fill("cm-zhou")
-            await screen.get_by_label("密码").fill(PASSWORD)
-            await screen.get_by_role("button", name="登录").click()
+            await sign_in_to_workbench(screen, url, "cm-zhou", PASSWORD)
             await screen.get_by_role("link", name="随访计划").click()
             await screen.locator("#pathways tr", has_text=PLAN).get_by_role("link").click()
             await screen.get_by_role("link", name="第2版 · 草稿").click()
@@ -94,10 +91,7 @@ async def test_a_care_manager_publishes_a_draft_after_looking_at_its_timeline(
             await expect(screen.locator("#notice")).to_have_text("已添加人工任务")
 
             nurse = await (await desktop(browser)).new_page()
-            await nurse.goto(f"{url}/w/sign-in")
-            await nurse.get_by_label("用户名").fill("nurse-wang")
-            await nurse.get_by_label("密码").fill(PASSWORD)
-            await nurse.get_by_role("button", name="登录").click()
+            await sign_in_to_workbench(nurse, url, "nurse-wang", PASSWORD)
             await expect(nurse.get_by_role("navigation", name="主导航")).not_to_contain_text(
                 "随访计划"
             )

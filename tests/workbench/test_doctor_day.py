@@ -8,24 +8,17 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 from temporalio.testing import WorkflowEnvironment
 
 from core.models import StaffRole
-from harness.browser import chromium, desktop
+from harness.browser import chromium, desktop, sign_in_to_workbench
 from harness.servers import serve
 from harness.staff import add_person
 from tests.factories import BEIJING
 from tests.pathways.conftest import DAY, PathwayStackFactory
 
 PASSWORD = "Clinic-Doctor-2026!"
-
-
-async def _sign_in(page: Page, url: str, username: str) -> None:
-    await page.goto(f"{url}/w/sign-in")
-    await page.get_by_label("用户名").fill(username)
-    await page.get_by_label("密码").fill(PASSWORD)
-    await page.get_by_role("button", name="登录").click()
 
 
 async def test_a_doctor_adds_a_call_and_records_it_from_the_queue(
@@ -52,7 +45,7 @@ async def test_a_doctor_adds_a_call_and_records_it_from_the_queue(
 
         async with chromium() as browser:
             screen = await (await desktop(browser)).new_page()
-            await _sign_in(screen, url, "dr-qian")
+            await sign_in_to_workbench(screen, url, "dr-qian", PASSWORD)
             await expect(screen).to_have_url(f"{url}/w/queue")
             await expect(screen.locator("main")).to_contain_text("今天没有待办的随访任务")
             await screen.goto(f"{url}/w/patients/{patient_id}")
@@ -87,7 +80,7 @@ async def test_a_doctor_adds_a_call_and_records_it_from_the_queue(
             await expect(screen.locator("main")).to_contain_text("今天没有待办的随访任务")
 
             nurse = await (await desktop(browser)).new_page()
-            await _sign_in(nurse, url, "nurse-endo")
+            await sign_in_to_workbench(nurse, url, "nurse-endo", PASSWORD)
             await nurse.get_by_role("link", name="全部").click()
             await expect(nurse.locator("main")).not_to_contain_text("调整胰岛素剂量电话确认")
 

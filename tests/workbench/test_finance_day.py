@@ -11,7 +11,7 @@ from playwright.async_api import expect
 from temporalio.testing import WorkflowEnvironment
 
 from core.models import StaffRole
-from harness.browser import chromium, desktop
+from harness.browser import chromium, desktop, sign_in_to_workbench
 from harness.payments import UNINSURED
 from harness.staff import add_person, add_staff
 from simulators.faults import FaultRule
@@ -66,10 +66,7 @@ async def test_a_finance_clerk_sees_a_failed_refund_and_the_days_reconciliation(
 
         async with chromium() as browser:
             screen = await (await desktop(browser)).new_page()
-            await screen.goto(f"{world.api_url}/w")
-            await screen.get_by_label("用户名").fill("finance-sun")
-            await screen.get_by_label("密码").fill(PASSWORD)
-            await screen.get_by_role("button", name="登录").click()
+            await sign_in_to_workbench(screen, world.api_url, "finance-sun", PASSWORD)
             await expect(screen).to_have_url(f"{world.api_url}/w/finance")
             attention = screen.locator("#attention tbody tr")
             await expect(attention.filter(has_text="退款失败")).to_contain_text("10.00")

@@ -12,7 +12,7 @@ from playwright.async_api import expect
 from temporalio.testing import WorkflowEnvironment
 
 from core.models import StaffRole
-from harness.browser import chromium, desktop
+from harness.browser import chromium, desktop, sign_in_to_workbench
 from harness.prescriptions import UNSAFE_ITEMS, prescription
 from harness.staff import add_person
 from tests.prescriptions.conftest import RxStackFactory
@@ -46,10 +46,7 @@ async def test_a_pharmacist_reviews_the_queue_before_the_deadlines(
 
         async with chromium() as browser:
             screen = await (await desktop(browser)).new_page()
-            await screen.goto(f"{stack.url}/w")
-            await screen.get_by_label("用户名").fill("pharmacist-li")
-            await screen.get_by_label("密码").fill(PASSWORD)
-            await screen.get_by_role("button", name="登录").click()
+            await sign_in_to_workbench(screen, stack.url, "pharmacist-li", PASSWORD)
             await expect(screen).to_have_url(f"{stack.url}/w/review")
             cards = screen.locator("section.rx")
             await expect(cards).to_have_count(3)
