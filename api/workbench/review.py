@@ -75,6 +75,7 @@ async def decide(
     fields = await posted_form(request, seen)
     row = await visible_record(session, seen.staff, Prescription, prescription_id, "处方")
     outcome = fields.get("outcome", "")
+    raw_round = fields.get("round", "")
     reason = fields.get("reason", "").strip()
     error = None
     if outcome not in ("approve", "reject"):
@@ -99,7 +100,7 @@ async def decide(
             row,
             update=UPDATE_DECIDE,
             argument=Decision(
-                round=int(fields.get("round", "0") or 0) or row.round,
+                round=int(raw_round) if raw_round.isdigit() else row.round,
                 outcome=outcome,
                 reason=reason or None,
                 pharmacist_id=seen.staff.id,

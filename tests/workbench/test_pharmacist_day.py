@@ -64,6 +64,13 @@ async def test_a_pharmacist_reviews_the_queue_before_the_deadlines(
                 ids[contested["prescription_no"]], round=1, outcome="approve"
             )
             assert decided.status_code == 200, decided.text
+            # A garbled round on an already decided prescription: told so, never a 500.
+            csrf = await screen.locator('input[name="csrf"]').first.get_attribute("value")
+            garbled = await screen.request.post(
+                f"{stack.url}/w/review/{ids[contested['prescription_no']]}/decision",
+                form={"csrf": csrf or "", "round": "第一轮", "outcome": "approve"},
+            )
+            assert garbled.status == 409
 
             await unsafe_card.get_by_role("radio", name="驳回").check()
             await unsafe_card.get_by_role("button", name="提交审核").click()
