@@ -22,6 +22,7 @@ from core.models import CareTask, FormDraft, TaskStatus, Upload
 from core.templates import page_environment
 from harness.browser import chromium, phone
 from harness.servers import serve
+from harness.waiting import eventually
 from pathways.answers import UPLOAD_REFERENCE
 from pathways.library import load_forms
 from tests.api.conftest import FormTask
@@ -287,6 +288,21 @@ async def test_a_patient_leaves_half_way_comes_back_through_the_link_and_answers
     )
     await expect(page.locator("#q-wound_photo figure.thumb img")).to_be_visible()
     await page.locator('textarea[name="story"]').fill("出院后第三天伤口有些渗液，已换药。")
+
+    # The status may still say an earlier save's "已自动保存": wait for the one holding
+    # everything so far, as stored.
+    async def everything_saved() -> FormDraft | None:
+        async with form_task.api.sessions() as session:
+            draft = await session.get(FormDraft, form_task.task_id)
+        answers = draft.answers if draft else {}
+        complete = (
+            answers.get("symptoms") == ["wound"]
+            and bool(answers.get("wound_photo"))
+            and answers.get("story") == ["出院后第三天伤口有些渗液，已换药。"]
+        )
+        return draft if complete else None
+
+    await eventually(everything_saved, what="the draft with every answer so far")
     await expect(page.locator("#draft-status")).to_contain_text("已自动保存")
 
     # The patient leaves and opens the link from the SMS again.
