@@ -23,9 +23,11 @@ from core.models import (
     OutboundMessage,
     PathwayRun,
     Patient,
+    StaffRole,
     TaskStatus,
 )
 from core.phones import to_e164
+from services.disclosure import Identifier, shown
 from services.scope import record_filter
 from services.staff import StaffPrincipal
 
@@ -37,11 +39,13 @@ def mask_phone(phone: str) -> str:
     return mask_text(phone) if phone else ""
 
 
-def patient_brief(patient: Patient) -> dict[str, Any]:
+def patient_brief(patient: Patient, role: StaffRole | None) -> dict[str, Any]:
+    """Who a row is about, as the role may see it on a list (SEC-3): the name in full for
+    clinicians and pharmacists, masked for everyone else; the phone always masked."""
     return {
         "id": patient.id,
         "his_patient_id": patient.his_patient_id,
-        "name": patient.name,
+        "name": shown(role, Identifier.NAME, patient.name),
         "phone_masked": mask_phone(patient.phone),
     }
 

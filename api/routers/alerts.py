@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from api.deps import SessionDep
 from api.permissions import Permission, ensure_visible, require
 from api.schemas import AcknowledgeAlert, AlertOut, Page, PatientBrief, ResolveAlert
-from core.models import Alert, AlertStatus, Patient, utcnow
+from core.models import Alert, AlertStatus, Patient, StaffRole, utcnow
 from core.validation import Count, Key
 from services import alerts
 from services.staff import StaffPrincipal
@@ -21,9 +21,9 @@ ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.ALERTS_READ))]
 ClinicianDep = Annotated[StaffPrincipal, Depends(require(Permission.ALERTS_ACKNOWLEDGE))]
 
 
-def alert_out(alert: Alert, patient: Patient) -> AlertOut:
+def alert_out(alert: Alert, patient: Patient, role: StaffRole) -> AlertOut:
     return AlertOut.model_validate(
-        {**alert.model_dump(), "patient": PatientBrief.model_validate(patient_brief(patient))}
+        {**alert.model_dump(), "patient": PatientBrief.model_validate(patient_brief(patient, role))}
     )
 
 
@@ -42,7 +42,12 @@ async def get_alerts(
         limit=limit,
         offset=offset,
     )
-    return Page(items=[alert_out(a, p) for a, p in rows], total=total, limit=limit, offset=offset)
+    return Page(
+        items=[alert_out(a, p, staff.role) for a, p in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
 
 
 @router.post("/{alert_id}/acknowledge", response_model=AlertOut)
@@ -61,7 +66,7 @@ async def acknowledge(
     patient = await session.get(Patient, alert.patient_id)
     assert patient is not None
     await session.commit()
-    return alert_out(alert, patient)
+    return alert_out(alert, patient, staff.role)
 
 
 @router.post(
@@ -86,4 +91,4 @@ async def resolve(
     patient = await session.get(Patient, alert.patient_id)
     assert patient is not None
     await session.commit()
-    return alert_out(alert, patient)
+    return alert_out(alert, patient, staff.role)

@@ -24,7 +24,7 @@ from contracts.prescription import (
 )
 from core.hospitals import RxStatusFilter
 from core.logs import get_logger
-from core.models import Patient, Prescription, utcnow
+from core.models import Patient, Prescription, StaffRole, utcnow
 from core.validation import Count, Key, SaneDateTime, Text, Version
 from services.prescription_queries import (
     GroupBy,
@@ -101,8 +101,9 @@ class DecisionIn(BaseModel):
     reason: Text | None = Field(default=None, max_length=500)
 
 
-def _out(row: Prescription, patient: Patient) -> dict[str, Any]:
-    return {**row.model_dump(), "patient": PatientBrief.model_validate(patient_brief(patient))}
+def _out(row: Prescription, patient: Patient, role: StaffRole) -> dict[str, Any]:
+    brief = PatientBrief.model_validate(patient_brief(patient, role))
+    return {**row.model_dump(), "patient": brief}
 
 
 @router.get("/review-queue", response_model=list[QueueItem])
@@ -116,7 +117,7 @@ async def queue(
     return [
         QueueItem.model_validate(
             {
-                **_out(row, patient),
+                **_out(row, patient, staff.role),
                 "seconds_left": round(((row.review_deadline_at or now) - now).total_seconds(), 1),
             }
         )
@@ -154,7 +155,7 @@ async def list_prescriptions(
         limit=limit,
         offset=offset,
     )
-    items = [PrescriptionOut.model_validate(_out(r, p)) for r, p in rows]
+    items = [PrescriptionOut.model_validate(_out(r, p, staff.role)) for r, p in rows]
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
@@ -223,7 +224,7 @@ async def detail(
         log.info("prescription query failed; projection only", error=str(exc))
     return PrescriptionDetail.model_validate(
         {
-            **_out(row, patient),
+            **_out(row, patient, staff.role),
             "events": [EventOut.model_validate(e.model_dump()) for e in events],
             "live": live,
             "source": source,

@@ -16,7 +16,7 @@ from api.schemas import Page, PatientBrief, RunOut, RunProgressOut
 from contracts.pathway import QUERY_PROGRESS
 from contracts.runs import RunProgress
 from core.logs import get_logger
-from core.models import PathwayRun, Patient, RunStatus
+from core.models import PathwayRun, Patient, RunStatus, StaffRole
 from core.validation import Count, Key
 from services.run_reports import projected_steps
 from services.staff import StaffPrincipal
@@ -27,7 +27,7 @@ ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.RUNS_READ))]
 log = get_logger(__name__)
 
 
-def run_out(container: ContainerDep, run: PathwayRun, patient: Patient) -> RunOut:
+def run_out(container: ContainerDep, run: PathwayRun, patient: Patient, role: StaffRole) -> RunOut:
     settings = container.settings
     ui = (
         f"{settings.temporal_ui_url.rstrip('/')}/namespaces/{settings.temporal_namespace}"
@@ -36,7 +36,7 @@ def run_out(container: ContainerDep, run: PathwayRun, patient: Patient) -> RunOu
     return RunOut.model_validate(
         {
             **run.model_dump(),
-            "patient": PatientBrief.model_validate(patient_brief(patient)),
+            "patient": PatientBrief.model_validate(patient_brief(patient, role)),
             "temporal_ui_url": ui,
         }
     )
@@ -61,7 +61,10 @@ async def get_runs(
         offset=offset,
     )
     return Page(
-        items=[run_out(container, r, p) for r, p in rows], total=total, limit=limit, offset=offset
+        items=[run_out(container, r, p, staff.role) for r, p in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
     )
 
 
@@ -77,7 +80,7 @@ async def get_run(
     )
     patient = await session.get(Patient, run.patient_id)
     assert patient is not None
-    base = run_out(container, run, patient).model_dump()
+    base = run_out(container, run, patient, staff.role).model_dump()
     try:
         progress = await container.temporal.get_workflow_handle(workflow_id).query(
             QUERY_PROGRESS,

@@ -11,7 +11,7 @@ from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, ensure_visible, require
 from api.routers.patient_files import file_url
 from api.schemas import FormResponseOut, Page, PatientBrief, TaskDetail, TaskOut
-from core.models import CareTask, PathwayRun, Patient, TaskStatus, utcnow
+from core.models import CareTask, PathwayRun, Patient, StaffRole, TaskStatus, utcnow
 from core.validation import Count, Key
 from integrations.fhir.extensions import questionnaire_url
 from integrations.fhir.questionnaire_response import to_questionnaire_response
@@ -23,9 +23,9 @@ router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.RUNS_READ))]
 
 
-def task_out(task: CareTask, patient: Patient) -> TaskOut:
+def task_out(task: CareTask, patient: Patient, role: StaffRole) -> TaskOut:
     return TaskOut.model_validate(
-        {**task.model_dump(), "patient": PatientBrief.model_validate(patient_brief(patient))}
+        {**task.model_dump(), "patient": PatientBrief.model_validate(patient_brief(patient, role))}
     )
 
 
@@ -57,7 +57,7 @@ async def get_tasks(
         offset=offset,
     )
     return Page(
-        items=[task_out(task, patient) for task, patient in rows],
+        items=[task_out(task, patient, staff.role) for task, patient in rows],
         total=total,
         limit=limit,
         offset=offset,
@@ -77,7 +77,7 @@ async def get_task(task_id: Key, session: SessionDep, staff: ReaderDep) -> TaskD
     response = await task_response(session, task.id)
     return TaskDetail.model_validate(
         {
-            **task_out(task, patient).model_dump(),
+            **task_out(task, patient, staff.role).model_dump(),
             "response": FormResponseOut.model_validate(response.model_dump()) if response else None,
         }
     )

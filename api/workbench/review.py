@@ -48,7 +48,7 @@ async def _queue_page(
         "review.html",
         seen,
         status_code,
-        prescriptions=[(row, patient_brief(patient)) for row, patient in rows],
+        prescriptions=[(row, patient_brief(patient, seen.staff.role)) for row, patient in rows],
         now=utcnow(),
         errors=context.pop("errors", {}),
         **context,

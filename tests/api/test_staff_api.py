@@ -149,6 +149,8 @@ async def test_work_queue_is_scoped_to_the_nurses_department(api: Api) -> None:
     task = mine["items"][0]
     assert task["patient"]["name"] == "张建国"
     assert task["patient"]["phone_masked"] == "138****8001"
+    # An administrator's list names nobody in full (SEC-3: not needed for their work).
+    assert {t["patient"]["name"] for t in everything["items"]} == {"张**", "李**"}
     # Another department's run is invisible, not forbidden: its existence is not disclosed.
     hidden = await api.http.get(f"/api/runs/{ortho_run}", headers=auth(nurse))
     assert hidden.status_code == 404
