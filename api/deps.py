@@ -69,13 +69,16 @@ async def authenticated(
         ) from None
 
 
-async def authenticate_token(container: Container, token: str) -> Authentication:
+async def authenticate_token(
+    container: Container, token: str, *, activity: bool = True
+) -> Authentication:
     """Who a session or API token belongs to (NotAuthenticated if nobody), from the bearer
-    header of an API call or the cookie of a workbench page."""
+    header of an API call or the cookie of a workbench page. Without ``activity`` (a page
+    refreshing itself) the session's idle timer is left running: nobody is at the screen."""
     now = utcnow()
     async with transaction(container.sessions) as session:
         found = await authenticate(session, token, settings=container.settings, now=now)
-        if found.session_id is not None and found.stale:
+        if activity and found.session_id is not None and found.stale:
             await touch_session(session, found.session_id, now)
     return found
 

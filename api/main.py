@@ -54,6 +54,7 @@ from api.routers import (
 )
 from api.signed import declare_bodies
 from api.workbench import alerts as workbench_alerts
+from api.workbench import enrolment as workbench_enrolment
 from api.workbench import finance as workbench_finance
 from api.workbench import pathways as workbench_pathways
 from api.workbench import patients as workbench_patients
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         workbench_sign_in.router,
         workbench_queue.router,
         workbench_alerts.router,
+        workbench_enrolment.router,
         workbench_reports.router,
         workbench_review.router,
         workbench_finance.router,

@@ -59,3 +59,18 @@ async def sign_in_to_workbench(page: Page, base_url: str, username: str, passwor
     await page.get_by_label("用户名").fill(username)
     await page.get_by_label("密码").fill(password)
     await page.get_by_role("button", name="登录").click()
+
+
+async def draw_signature(page: Page) -> None:
+    """A signature on the page's signature pad, drawn with the mouse as a finger would."""
+    pad = page.locator("canvas.pad-canvas")
+    # The mouse only reaches what is in the viewport.
+    await pad.scroll_into_view_if_needed()
+    box = await pad.bounding_box()
+    assert box is not None
+    x, y = box["x"] + 30, box["y"] + box["height"] / 2
+    await page.mouse.move(x, y)
+    await page.mouse.down()
+    for step in range(1, 12):
+        await page.mouse.move(x + step * 20, y + (15 if step % 2 else -15))
+    await page.mouse.up()

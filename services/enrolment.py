@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -52,8 +51,6 @@ from services.hospitals import hospital_profile
 from services.inbound_events import find_event
 from services.pathway_definitions import live_snapshots
 from services.patients import fetch_patient, patient_by_his_id, upsert_patient
-from services.scope import record_filter
-from services.staff import StaffPrincipal
 
 SOURCE = "his"
 # An HIS clock may run a little ahead of ours; an event further in the future is an error.
@@ -340,26 +337,6 @@ async def running_runs(session: AsyncSession, patient_id: str) -> Sequence[Pathw
         )
     )
     return rows.all()
-
-
-async def list_candidates(
-    session: AsyncSession,
-    staff: StaffPrincipal,
-    *,
-    status: str,
-    pathway_id: str | None = None,
-) -> Sequence[EnrollmentCandidate]:
-    """CM-2: patients waiting for (or past) a manual enrolment decision, oldest first, within
-    the caller's data scope."""
-    query: Any = select(EnrollmentCandidate).where(EnrollmentCandidate.status == status)
-    if pathway_id:
-        query = query.where(EnrollmentCandidate.pathway_id == pathway_id)
-    query = query.where(
-        record_filter(staff, EnrollmentCandidate.patient_id, EnrollmentCandidate.department_code)
-    )
-    rows = await session.exec(query.order_by(col(EnrollmentCandidate.created_at)))
-    result: Sequence[EnrollmentCandidate] = rows.all()
-    return result
 
 
 async def _upsert_encounter(

@@ -29,6 +29,7 @@ from core.models import (
     Pathway,
     PathwayRun,
     StaffUser,
+    TaskStatus,
 )
 from services.scope import record_filter
 from services.staff import StaffPrincipal
@@ -271,6 +272,10 @@ WORK_KINDS: dict[str, tuple[str, ...]] = {
     "首次评估": ("exam.reviewed",),
     "投诉回复": ("complaint.acknowledged", "complaint.resolved"),
 }  # fmt: skip
+# Of the follow-ups a staff member recorded, those they found abnormal (needing more care).
+ABNORMAL = "其中异常"
+# The work log's columns, page and export alike.
+WORK_COLUMNS = ("随访登记", ABNORMAL, *list(WORK_KINDS)[1:])
 
 
 @dataclass
@@ -280,10 +285,14 @@ class WorkLogRow:
     role: str
     department_code: str | None
     counts: dict[str, int]
+    abnormal: int = 0
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+    def value(self, column: str) -> int:
+        return self.abnormal if column == ABNORMAL else self.counts.get(column, 0)
 
 
 async def staff_work_log(
@@ -292,9 +301,12 @@ async def staff_work_log(
     """STAT-3: per staff member, what they did in the span, from the audit trail; the viewer
     sees their own department's staff (everyone with organisation-wide scope)."""
     kind_of = {action: kind for kind, actions in WORK_KINDS.items() for action in actions}
+    outcome = col(AuditEntry.detail)["outcome"].as_string()
+    abnormal = func.sum(sa.case((outcome == TaskStatus.ABNORMAL.value, 1), else_=0))
     query: Any = (
         sa.select(col(StaffUser.id), col(StaffUser.name), col(StaffUser.role),
-                  col(StaffUser.department_code), col(AuditEntry.action), func.count().label("n"))
+                  col(StaffUser.department_code), col(AuditEntry.action), func.count(),
+                  abnormal)
         .join(StaffUser, col(StaffUser.id) == col(AuditEntry.actor_id))
         .where(
             col(AuditEntry.actor_type) == "staff",
@@ -309,9 +321,11 @@ async def staff_work_log(
         query = query.where(col(StaffUser.department_code) == viewer.department_code)
     rows: dict[str, WorkLogRow] = {}
     counts: dict[str, defaultdict[str, int]] = {}
-    for staff_id, name, role, department, action, n in (await session.exec(query)).all():
+    for staff_id, name, role, department, action, n, flagged in (await session.exec(query)).all():
         if staff_id not in rows:
             counts[staff_id] = defaultdict(int)
             rows[staff_id] = WorkLogRow(staff_id, name, role, department, counts[staff_id])
         counts[staff_id][kind_of[action]] += int(n)
+        if action == "pathway.complete_task":
+            rows[staff_id].abnormal += int(flagged or 0)
     return sorted(rows.values(), key=lambda r: (-r.total, r.name))

@@ -1,8 +1,8 @@
 """Files patients upload to answer photo and signature questions: checked against the question,
 stripped of the metadata a phone writes into a photo (where and when it was taken), kept
 encrypted outside the database (core/file_store.py), and recorded for what they answer (a care
-task's form question, or a home-nursing order's signature), so a submission can only name its
-own files.
+task's form question, a home-nursing order's signature, or an enrolment's signed consent), so a
+submission can only name its own files.
 
 The caller commits; a file written for a row that is then not committed is removed with
 ``discarded_unless_committed``.
@@ -52,9 +52,10 @@ class StoredUpload:
 
 @dataclass(frozen=True)
 class UploadOwner:
-    """What a file answers: a question of a care task's form, or of a home-nursing order."""
+    """What a file answers: a question of a care task's form, of a home-nursing order, or an
+    enrolment candidate's informed consent."""
 
-    column: Literal["task_id", "nursing_order_id"]
+    column: Literal["task_id", "nursing_order_id", "enrollment_candidate_id"]
     id: str
 
     @classmethod
@@ -64,6 +65,10 @@ class UploadOwner:
     @classmethod
     def nursing_order(cls, order_id: str) -> UploadOwner:
         return cls("nursing_order_id", order_id)
+
+    @classmethod
+    def enrolment_candidate(cls, candidate_id: str) -> UploadOwner:
+        return cls("enrollment_candidate_id", candidate_id)
 
     def owns(self) -> ColumnElement[bool]:
         return getattr(Upload, self.column) == self.id  # type: ignore[no-any-return]

@@ -1,11 +1,12 @@
 """Staff put patients on pathways (CM-2, CM-4): start a pathway by hand, list the enrolment
 candidates that manually enrolled case management collects, and enrol one, with the patient's
-informed consent where the pathway needs it. Each start leaves an audit entry."""
+informed consent where the pathway needs it, or record that the patient declined. The decisions
+themselves are services.candidates'."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, NoReturn
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
@@ -15,11 +16,11 @@ from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, ensure_patient_visible, ensure_visible, require
 from api.routers.run_operations import ClinicalDep
 from api.schemas import links
-from core.models import CandidateStatus, Encounter, EnrollmentCandidate, Pathway, Patient, utcnow
+from core.models import CandidateStatus, EnrollmentCandidate, Pathway
 from core.validation import Key, Line, SaneDateTime, Text, Version
-from pathways.definition import PathwaySnapshot
-from services import audit
-from services.enrolment import EnrolmentContext, StartedRun, list_candidates, start_run
+from services import candidates
+from services.candidates import CandidateRefused, Consent
+from services.enrolment import EnrolmentContext, StartedRun
 from services.pathway_definitions import DefinitionConflict, ensure_enrolling, published_snapshot
 from services.patients import patient_by_his_id
 from services.staff import StaffPrincipal
@@ -80,9 +81,6 @@ async def start(
         patient_id=patient.id,
         department_code=body.department_code or staff.department_code,
     )
-    if patient.excluded:
-        raise HTTPException(status.HTTP_409_CONFLICT, "the patient is excluded from management")
-    reference = f"manual-{int(body.anchor_at.timestamp())}"
     department = body.department_code or staff.department_code
     if department is None:
         raise RequestValidationError(
@@ -94,55 +92,26 @@ async def start(
                 }
             ]
         )
-    started = await _start(
-        container,
-        session,
-        snapshot,
-        patient,
-        body.anchor_at,
-        reference,
-        staff,
-        "manual",
-        department,
-    )
+    try:
+        started = await candidates.start_by_staff(
+            _context(container),
+            session,
+            staff,
+            snapshot,
+            patient,
+            anchor_at=body.anchor_at,
+            anchor_ref=f"manual-{int(body.anchor_at.timestamp())}",
+            anchor_event="manual",
+            department_code=department,
+        )
+    except CandidateRefused as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, exc.detail) from exc
     await session.commit()
     return started
 
 
-async def _start(
-    container: ContainerDep,
-    session: SessionDep,
-    snapshot: PathwaySnapshot,
-    patient: Patient,
-    anchor_at: datetime,
-    anchor_ref: str,
-    staff: StaffPrincipal,
-    event: str,
-    department_code: str,
-    encounter: Encounter | None = None,
-) -> StartedRun:
-    ctx = EnrolmentContext(container.settings, container.temporal, container.his)
-    started = await start_run(
-        ctx,
-        session,
-        snapshot,
-        patient,
-        encounter=encounter,
-        anchor_at=anchor_at,
-        anchor_event=event,
-        anchor_ref=anchor_ref,
-        department_code=department_code,
-    )
-    audit.record(
-        session,
-        actor_type="staff",
-        actor_id=staff.id,
-        action="pathway.run_started",
-        target_type="pathway_run",
-        target_id=started.workflow_id,
-        patient_id=patient.id,
-    )
-    return started
+def _context(container: ContainerDep) -> EnrolmentContext:
+    return EnrolmentContext(container.settings, container.temporal, container.his)
 
 
 class CandidateOut(BaseModel):
@@ -156,28 +125,22 @@ class CandidateOut(BaseModel):
     workflow_id: str | None
 
 
-class Consent(BaseModel):
-    """CM-2: an electronic signature or an uploaded scan of the signed consent form."""
-
-    method: Literal["e_signature", "scan"]
-    reference: Annotated[Line, Field(min_length=1, max_length=200)]
-    signed_at: SaneDateTime
-
-
 class EnrolIn(BaseModel):
     consent: Consent | None = None
     start_at: SaneDateTime | None = Field(default=None, description="correct the service start")
-    note: Text | None = Field(default=None, max_length=300)
+    note: Text | None = Field(default=None, max_length=candidates.NOTE_LIMIT)
 
 
 @router.get("/api/enrollment-candidates", response_model=list[CandidateOut])
-async def candidates(
+async def candidate_list(
     session: SessionDep,
     staff: ReaderDep,
     pathway_id: Key | None = None,
     candidate_status: Annotated[Key, Query(alias="status")] = CandidateStatus.PENDING,
 ) -> list[CandidateOut]:
-    rows = await list_candidates(session, staff, status=candidate_status, pathway_id=pathway_id)
+    rows = await candidates.list_candidates(
+        session, staff, status=candidate_status, pathway_id=pathway_id
+    )
     return [CandidateOut.model_validate(r.model_dump()) for r in rows]
 
 
@@ -189,6 +152,52 @@ async def enrol(
     session: SessionDep,
     staff: ClinicalDep,
 ) -> StartedRun:
+    candidate = await _candidate(session, staff, candidate_id)
+    try:
+        started = await candidates.enrol(
+            _context(container),
+            session,
+            staff,
+            candidate,
+            consent=body.consent,
+            start_at=body.start_at,
+            note=body.note,
+        )
+    except CandidateRefused as exc:
+        _refused(exc)
+    await session.commit()
+    return started
+
+
+class DeclineIn(BaseModel):
+    note: Annotated[
+        Text,
+        Field(
+            min_length=2,
+            max_length=candidates.NOTE_LIMIT,
+            description="why the patient is not enrolled (declined, not suitable, ...)",
+        ),
+    ]
+
+
+@router.post(
+    "/api/enrollment-candidates/{candidate_id}/decline",
+    status_code=status.HTTP_204_NO_CONTENT,
+)
+async def decline(
+    candidate_id: Key, body: DeclineIn, session: SessionDep, staff: ClinicalDep
+) -> None:
+    candidate = await _candidate(session, staff, candidate_id)
+    try:
+        candidates.decline(session, staff, candidate, body.note)
+    except CandidateRefused as exc:
+        _refused(exc)
+    await session.commit()
+
+
+async def _candidate(
+    session: SessionDep, staff: StaffPrincipal, candidate_id: str
+) -> EnrollmentCandidate:
     candidate = await session.get(EnrollmentCandidate, candidate_id, with_for_update=True)
     if candidate is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no candidate '{candidate_id}'")
@@ -198,61 +207,12 @@ async def enrol(
         patient_id=candidate.patient_id,
         department_code=candidate.department_code,
     )
-    if candidate.status != CandidateStatus.PENDING:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"candidate is {candidate.status}")
-    pathway = await session.get(Pathway, candidate.pathway_id)
-    assert pathway is not None
-    try:
-        ensure_enrolling(pathway)
-    except DefinitionConflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    assert pathway.live_version is not None
-    snapshot = await published_snapshot(session, pathway.id, pathway.live_version)
-    if snapshot.definition.enrollment.requires_consent and body.consent is None:
+    return candidate
+
+
+def _refused(exc: CandidateRefused) -> NoReturn:
+    if exc.code == "consent_required":
         raise RequestValidationError(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ("body", "consent"),
-                    "msg": "this pathway needs the patient's informed consent",
-                }
-            ]
-        )
-    patient = await session.get(Patient, candidate.patient_id)
-    assert patient is not None
-    if patient.excluded:
-        raise HTTPException(status.HTTP_409_CONFLICT, "the patient is excluded from management")
-    start_at = body.start_at or utcnow()
-    encounter = await session.get(Encounter, candidate.encounter_id or "")
-    started = await _start(
-        container,
-        session,
-        snapshot,
-        patient,
-        start_at,
-        f"enrol-{candidate.id[:8]}",
-        staff,
-        "enrollment",
-        candidate.department_code,
-        encounter,
-    )
-    candidate.status = CandidateStatus.ENROLLED
-    candidate.workflow_id = started.workflow_id
-    candidate.consent = body.consent.model_dump(mode="json") if body.consent else None
-    candidate.start_at = start_at
-    candidate.decided_by, candidate.decided_at, candidate.note = staff.id, utcnow(), body.note
-    package = snapshot.definition.enrollment.service_package
-    audit.record(
-        session,
-        actor_type="staff",
-        actor_id=staff.id,
-        action="pathway.enrolled",
-        target_type="enrollment_candidate",
-        target_id=candidate.id,
-        patient_id=candidate.patient_id,
-        consent=candidate.consent,
-        package=package.code if package else None,
-        start_at=start_at.isoformat(),
-    )
-    await session.commit()
-    return started
+            [{"type": "value_error", "loc": ("body", "consent"), "msg": exc.detail}]
+        ) from exc
+    raise HTTPException(status.HTTP_409_CONFLICT, exc.detail) from exc

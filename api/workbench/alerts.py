@@ -4,6 +4,7 @@ comes back."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
@@ -18,10 +19,12 @@ from api.workbench.auth import (
     posted_form,
     visible_record,
 )
+from api.workbench.exports import download, exported
 from api.workbench.render import render
 from core.models import Alert, AlertStatus, Patient, utcnow
 from core.validation import Key
 from services import alerts
+from services.spreadsheets import Column, workbook
 from services.staff_lists import list_alerts, patient_brief
 
 router = APIRouter(include_in_schema=False)
@@ -31,6 +34,18 @@ PAGE_SIZE = 50
 TABS = {"open": "待处理", "acknowledged": "处理中", "resolved": "已处理"}
 LEVEL_NAMES = {"high": "高危", "warning": "预警", "info": "提示"}
 NOTE_LIMIT = 500
+EXPORT_LIMIT = 5000
+ALERT_COLUMNS = [
+    Column("时间", 18),
+    Column("级别", 8),
+    Column("患者", 10),
+    Column("病历号", 12),
+    Column("手机", 14),
+    Column("内容", 40),
+    Column("状态", 8),
+    Column("处理情况", 30),
+    Column("处理时间", 18),
+]
 
 
 @router.get("/w/alerts", response_class=HTMLResponse)
@@ -59,6 +74,42 @@ async def alert_list(
         levels=LEVEL_NAMES,
         errors={},
     )
+
+
+@router.get("/w/alerts.xlsx")
+async def alerts_workbook(
+    container: ContainerDep,
+    session: SessionDep,
+    seen: AlertPage,
+    state: Literal["open", "acknowledged", "resolved"] = "open",
+) -> Response:
+    """The tab's alerts as Excel, newest first; names as the role sees them, phones masked."""
+    rows, total = await list_alerts(session, seen.staff, status=state, limit=EXPORT_LIMIT, offset=0)
+    stamp = await exported(session, seen, "alerts", f"state={state}")
+    tz = container.settings.tz
+    cut = f"（只导出了最近的 {EXPORT_LIMIT} 条）" if total > EXPORT_LIMIT else ""
+
+    def at(moment: datetime | None) -> str:
+        return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+    cells: list[list[str | int | float | None]] = []
+    for alert, patient in rows:
+        brief = patient_brief(patient, seen.staff.role)
+        cells.append(
+            [
+                at(alert.raised_at),
+                LEVEL_NAMES.get(alert.level, alert.level),
+                brief["name"],
+                brief["his_patient_id"],
+                brief["phone_masked"],
+                alert.summary,
+                TABS[alert.status],
+                alert.resolution_note or "",
+                at(alert.resolved_at),
+            ]
+        )
+    data = workbook(f"预警（{TABS[state]}）", [f"共 {total} 条{cut}", stamp], ALERT_COLUMNS, cells)
+    return download(data, f"alerts-{state}-{utcnow().astimezone(tz).date()}.xlsx")
 
 
 async def _alert(session: SessionDep, seen: Viewer, alert_id: str) -> tuple[Alert, Patient]:

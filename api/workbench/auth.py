@@ -25,6 +25,7 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request, status
 from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.datastructures import FormData
 
 from api.container import Container
 from api.deps import ContainerDep, authenticate_token
@@ -39,6 +40,8 @@ CSRF_FIELD = "csrf"
 CSRF_HEADER = "X-CSRF-Token"
 # Workbench forms are short: notes, dates, a few choices.
 MAX_FORM_BYTES = 16 * 1024
+# Sent by a list refreshing itself (workbench.js): not a sign that someone is at the screen.
+POLL_HEADER = "X-Carepath-Poll"
 
 
 class PageError(Exception):
@@ -100,7 +103,9 @@ async def signed_in(request: Request, container: ContainerDep) -> Viewer:
     if not token:
         raise SignInNeeded(here)
     try:
-        auth = await authenticate_token(container, token)
+        auth = await authenticate_token(
+            container, token, activity=request.headers.get(POLL_HEADER) != "1"
+        )
     except NotAuthenticated as exc:
         raise SignInNeeded(here, str(exc)) from None
     seen = Viewer(auth.staff, auth, csrf_token(container, token))
@@ -179,17 +184,28 @@ def check_origin(request: Request) -> None:
 async def posted_form(request: Request, seen: Viewer) -> Mapping[str, str]:
     """A workbench form's fields, after checking its origin and CSRF token (403 page if it is
     missing or from another session)."""
+    form = await posted_with_files(request, seen, MAX_FORM_BYTES, max_files=0)
+    return {key: str(value) for key, value in form.items() if key != CSRF_FIELD}
+
+
+async def posted_with_files(
+    request: Request, seen: Viewer, limit: int, *, max_files: int
+) -> FormData:
+    """A form that may carry files, checked like ``posted_form``; the caller closes it."""
     check_origin(request)
     try:
-        form = await read_form(request, MAX_FORM_BYTES, max_files=0)
+        form = await read_form(request, limit, max_files=max_files)
     except BodyTooLarge:
         raise PageError(status.HTTP_413_CONTENT_TOO_LARGE, "提交的内容过长") from None
     except MalformedBody:
         raise PageError(status.HTTP_400_BAD_REQUEST, "提交的内容无法识别") from None
-    fields = {key: str(value) for key, value in form.items()}
-    sent = fields.pop(CSRF_FIELD, "") or request.headers.get(CSRF_HEADER, "")
-    if not hmac.compare_digest(sent, seen.csrf):
+    sent = form.get(CSRF_FIELD)
+    if not isinstance(sent, str) or not sent:
+        sent = request.headers.get(CSRF_HEADER, "")
+    # As bytes: compare_digest refuses a str with non-ASCII characters (a 500, not a 403).
+    if not hmac.compare_digest(sent.encode(), seen.csrf.encode()):
+        await form.close()
         raise PageError(
             status.HTTP_403_FORBIDDEN, "页面已过期", "请刷新页面后重新提交（安全校验未通过）。"
         )
-    return fields
+    return form

@@ -4,17 +4,21 @@ and the reconciliation of each day's provider bill with our ledger, with its fin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission
 from api.workbench.auth import PageError, Viewer, page_requires
+from api.workbench.exports import download, exported
 from api.workbench.render import render
+from core.models import Discrepancy, Reconciliation
 from services import payment_attention, reconciliation
+from services.spreadsheets import Column, workbook
 
 router = APIRouter(include_in_schema=False)
 FinancePage = Annotated[Viewer, Depends(page_requires(Permission.PAYMENTS_RECONCILE))]
@@ -59,6 +63,19 @@ async def finance(
     )
 
 
+async def _day(
+    session: SessionDep, bill_date: str
+) -> tuple[date, Reconciliation, Sequence[Discrepancy]]:
+    try:
+        day = date.fromisoformat(bill_date)
+    except ValueError:
+        raise PageError(status.HTTP_404_NOT_FOUND, "日期格式不正确") from None
+    run, found = await reconciliation.findings(session, day)
+    if run is None:
+        raise PageError(status.HTTP_404_NOT_FOUND, f"{day.isoformat()} 尚未对账")
+    return day, run, found
+
+
 @router.get("/w/finance/reconciliations/{bill_date}", response_class=HTMLResponse)
 async def reconciliation_day(
     bill_date: str,
@@ -67,13 +84,7 @@ async def reconciliation_day(
     session: SessionDep,
     seen: FinancePage,
 ) -> HTMLResponse:
-    try:
-        day = date.fromisoformat(bill_date)
-    except ValueError:
-        raise PageError(status.HTTP_404_NOT_FOUND, "日期格式不正确") from None
-    run, found = await reconciliation.findings(session, day)
-    if run is None:
-        raise PageError(status.HTTP_404_NOT_FOUND, f"{day.isoformat()} 尚未对账")
+    _, run, found = await _day(session, bill_date)
     return render(
         container,
         request,
@@ -83,3 +94,49 @@ async def reconciliation_day(
         findings=found,
         kinds=DISCREPANCY_KINDS,
     )
+
+
+DISCREPANCY_COLUMNS = (
+    Column("差异", 14),
+    Column("类型", 8),
+    Column("流水号", 34),
+    Column("商户订单号", 34),
+    Column("渠道（元）", 12, "0.00"),
+    Column("平台（元）", 12, "0.00"),
+    Column("状态", 8),
+)
+
+
+@router.get("/w/finance/reconciliations/{bill_date}/discrepancies.xlsx")
+async def discrepancies_workbook(
+    bill_date: str, session: SessionDep, seen: FinancePage
+) -> Response:
+    """The day's findings as Excel, to work through with the payment provider."""
+    day, run, found = await _day(session, bill_date)
+    stamp = await exported(session, seen, "reconciliation", f"bill_date={day.isoformat()}")
+
+    def yuan(fen: int | None) -> float | None:
+        return fen / 100 if fen is not None else None
+
+    data = workbook(
+        f"{day.isoformat()} 对账差异",
+        [
+            f"渠道 {run.provider_lines} 笔，平台 {run.platform_entries} 笔，相符 {run.matched} 笔，"
+            f"差异 {run.discrepancies} 笔",
+            stamp,
+        ],
+        DISCREPANCY_COLUMNS,
+        [
+            [
+                DISCREPANCY_KINDS.get(f.kind, f.kind),
+                "缴费" if f.movement == "payment" else "退款",
+                f.reference,
+                f.out_trade_no or "",
+                yuan(f.provider_fen),
+                yuan(f.platform_fen),
+                "已处理" if f.resolved else "未处理",
+            ]
+            for f in found
+        ],
+    )
+    return download(data, f"reconciliation-{day.isoformat()}.xlsx")

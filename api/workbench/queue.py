@@ -19,12 +19,14 @@ from api.workbench.auth import (
     posted_form,
     visible_record,
 )
+from api.workbench.exports import download, exported
 from api.workbench.render import render
 from contracts.pathway import UPDATE_COMPLETE_TASK, Occurrence, TaskCompletion
 from core.models import CareTask, PathwayRun, Patient, TaskStatus, utcnow
 from core.validation import Key
 from pathways.definition import PathwaySnapshot
 from pathways.form_definition import UPLOAD_TYPES
+from services.spreadsheets import Column, workbook
 from services.staff_lists import due_window, open_work, patient_brief, task_response
 from services.updates import UpdateConflict, run_update
 
@@ -35,6 +37,16 @@ PAGE_SIZE = 50
 WINDOWS = {"today": "今天", "week": "本周", "all": "全部"}
 OUTCOMES = {"completed": "已完成（正常）", "abnormal": "异常，需要跟进"}
 NOTE_LIMIT = 300
+EXPORT_LIMIT = 5000
+QUEUE_COLUMNS = [
+    Column("应随访时间", 18),
+    Column("逾期", 6),
+    Column("任务", 26),
+    Column("随访计划", 22),
+    Column("患者", 10),
+    Column("病历号", 12),
+    Column("手机", 14),
+]
 
 
 @router.get("/w/queue", response_class=HTMLResponse)
@@ -69,6 +81,45 @@ async def queue(
         now=now,
         notice=request.query_params.get("done") and "已登记随访结果",
     )
+
+
+@router.get("/w/queue.xlsx")
+async def queue_workbook(
+    container: ContainerDep,
+    session: SessionDep,
+    seen: ClinicalPage,
+    due: Literal["today", "week", "all"] = "today",
+) -> Response:
+    """The queue as Excel, for a ward's paper round or a handover; the patient's name as the
+    role sees it (services.disclosure) and the phone masked."""
+    now, tz = utcnow(), container.settings.tz
+    window = due_window(due, now, tz)
+    rows, total = await open_work(
+        session, seen.staff, until=window[1] if window else None, limit=EXPORT_LIMIT
+    )
+    stamp = await exported(session, seen, "queue", f"due={due}")
+    cut = f"（只导出了最早的 {EXPORT_LIMIT} 条）" if total > EXPORT_LIMIT else ""
+    cells: list[list[str | int | float | None]] = []
+    for task, patient in rows:
+        brief = patient_brief(patient, seen.staff.role)
+        cells.append(
+            [
+                task.due_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+                "逾期" if task.due_at < now else "",
+                task.title,
+                task.plan_id,
+                brief["name"],
+                brief["his_patient_id"],
+                brief["phone_masked"],
+            ]
+        )
+    data = workbook(
+        "我的待办",
+        [f"{WINDOWS[due]}：共 {total} 条{cut}", stamp],
+        QUEUE_COLUMNS,
+        cells,
+    )
+    return download(data, f"queue-{due}-{now.astimezone(tz).date()}.xlsx")
 
 
 async def _task(session: SessionDep, seen: Viewer, task_id: str) -> tuple[CareTask, Patient]:

@@ -67,6 +67,7 @@ class NavItem:
 NAVIGATION = (
     NavItem("我的待办", "/w/queue", Permission.RUNS_OPERATE),
     NavItem("预警", "/w/alerts", Permission.ALERTS_ACKNOWLEDGE),
+    NavItem("入组管理", "/w/enrolment", Permission.RUNS_OPERATE),
     NavItem("审方", "/w/review", Permission.PRESCRIPTIONS_REVIEW),
     NavItem("财务", "/w/finance", Permission.PAYMENTS_RECONCILE),
     NavItem("随访计划", "/w/pathways", Permission.PATHWAYS_DESIGN),

@@ -15,14 +15,14 @@ from fastapi.responses import HTMLResponse, Response
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission
 from api.workbench.auth import PageError, Viewer, page_requires
+from api.workbench.exports import download, exported
 from api.workbench.render import ROLE_NAMES, render
 from core.models import StaffRole, utcnow
-from services import audit
 from services.prescription_queries import statistics as prescription_statistics
 from services.reports import (
     GROUPINGS,
     PERIODS,
-    WORK_KINDS,
+    WORK_COLUMNS,
     FollowUpReport,
     Grouping,
     Period,
@@ -32,7 +32,7 @@ from services.reports import (
     follow_up_report,
     staff_work_log,
 )
-from services.spreadsheets import XLSX, Column, workbook
+from services.spreadsheets import Column, workbook
 
 router = APIRouter(include_in_schema=False)
 ReportPage = Annotated[Viewer, Depends(page_requires(Permission.RUNS_READ))]
@@ -138,14 +138,8 @@ async def _follow_up(session: SessionDep, seen: Viewer, filters: Filters) -> Fol
     )
 
 
-@router.get("/w/reports", response_class=HTMLResponse)
-async def reports(
-    request: Request, container: ContainerDep, session: SessionDep, seen: ReportPage
-) -> HTMLResponse:
-    filters, errors = _filters(request, container)
-    report = await _follow_up(session, seen, filters)
-    work_log = await staff_work_log(session, seen.staff, filters.span)
-    reviews = (
+async def _reviews(session: SessionDep, seen: Viewer, filters: Filters) -> list[dict[str, Any]]:
+    return list(
         await prescription_statistics(
             session,
             seen.staff,
@@ -154,8 +148,18 @@ async def reports(
             submitted_to=filters.span.end,
             tz=filters.span.tz,
         )
-        if seen.can(Permission.PRESCRIPTIONS_READ)
-        else None
+    )
+
+
+@router.get("/w/reports", response_class=HTMLResponse)
+async def reports(
+    request: Request, container: ContainerDep, session: SessionDep, seen: ReportPage
+) -> HTMLResponse:
+    filters, errors = _filters(request, container)
+    report = await _follow_up(session, seen, filters)
+    work_log = await staff_work_log(session, seen.staff, filters.span)
+    reviews = (
+        await _reviews(session, seen, filters) if seen.can(Permission.PRESCRIPTIONS_READ) else None
     )
     return render(
         container,
@@ -170,7 +174,7 @@ async def reports(
         report=report,
         chart=_chart(report),
         work_log=work_log,
-        work_kinds=list(WORK_KINDS),
+        work_columns=WORK_COLUMNS,
         reviews=reviews,
     )
 
@@ -217,54 +221,26 @@ def _export_filters(request: Request, container: ContainerDep) -> Filters:
     return filters
 
 
-def _download(data: bytes, name: str) -> Response:
-    return Response(
-        data,
-        media_type=XLSX,
-        headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{name}",
-            "Cache-Control": "no-store",
-        },
-    )
-
-
-async def _exported(session: SessionDep, seen: Viewer, report: str, filters: Filters) -> str:
-    """Audits the export; returns the line the workbook states it with."""
-    now = utcnow()
-    audit.record(
-        session,
-        actor_type="staff",
-        actor_id=seen.staff.id,
-        action="report.exported",
-        target_type="report",
-        target_id=report,
-        filters=filters.query(),
-    )
-    await session.commit()
-    role = ROLE_NAMES.get(StaffRole(seen.staff.role), seen.staff.role)
-    return f"导出：{seen.staff.name}（{role}），{now.isoformat(timespec='seconds')}"
-
-
 @router.get("/w/reports/follow-up.xlsx")
 async def follow_up_workbook(
     request: Request, container: ContainerDep, session: SessionDep, seen: ReportPage
 ) -> Response:
     filters = _export_filters(request, container)
     report = await _follow_up(session, seen, filters)
-    stamp = await _exported(session, seen, "follow_up", filters)
+    stamp = await exported(session, seen, "follow_up", filters.query())
     data = workbook(
         "随访工作量与随访率",
         [filters.describe(), stamp],
         FOLLOW_UP_COLUMNS,
         [_follow_up_cells(row) for row in [*report.rows, report.total]],
     )
-    return _download(data, f"follow-up-{filters.span.first}-{filters.span.last}.xlsx")
+    return download(data, f"follow-up-{filters.span.first}-{filters.span.last}.xlsx")
 
 
 def _work_log_cells(row: WorkLogRow) -> list[str | int | float | None]:
     role = ROLE_NAMES.get(StaffRole(row.role), row.role)
     cells: list[str | int | float | None] = [row.name, role, row.department_code or "全院"]
-    return [*cells, *(row.counts.get(kind, 0) for kind in WORK_KINDS), row.total]
+    return [*cells, *(row.value(column) for column in WORK_COLUMNS), row.total]
 
 
 @router.get("/w/reports/work-log.xlsx")
@@ -273,13 +249,55 @@ async def work_log_workbook(
 ) -> Response:
     filters = _export_filters(request, container)
     rows = await staff_work_log(session, seen.staff, filters.span)
-    stamp = await _exported(session, seen, "work_log", filters)
+    stamp = await exported(session, seen, "work_log", filters.query())
     columns = [Column("姓名", 12), Column("角色", 10), Column("科室", 14)]
-    columns += [Column(kind, 10) for kind in WORK_KINDS] + [Column("合计", 8)]
+    columns += [Column(column, 10) for column in WORK_COLUMNS] + [Column("合计", 8)]
     data = workbook(
         "工作人员工作量",
         [f"{filters.span.first.isoformat()} 至 {filters.span.last.isoformat()}", stamp],
         columns,
         [_work_log_cells(row) for row in rows],
     )
-    return _download(data, f"work-log-{filters.span.first}-{filters.span.last}.xlsx")
+    return download(data, f"work-log-{filters.span.first}-{filters.span.last}.xlsx")
+
+
+# The statistics' keys, in the order of REVIEW_COLUMNS.
+REVIEW_KEYS = (
+    "key",
+    "submitted",
+    "reviewing",
+    "approved_by_pharmacist",
+    "approved_by_system",
+    "returned",
+    "review_timed_out",
+    "avg_review_seconds",
+)
+REVIEW_COLUMNS = (
+    Column("科室", 16),
+    Column("提交", 8),
+    Column("审核中", 8),
+    Column("药师通过", 10),
+    Column("系统通过", 10),
+    Column("退回", 8),
+    Column("超时", 8),
+    Column("平均审方用时（秒）", 18),
+)
+
+
+@router.get("/w/reports/reviews.xlsx")
+async def reviews_workbook(
+    request: Request,
+    container: ContainerDep,
+    session: SessionDep,
+    seen: Annotated[Viewer, Depends(page_requires(Permission.PRESCRIPTIONS_READ))],
+) -> Response:
+    filters = _export_filters(request, container)
+    rows = await _reviews(session, seen, filters)
+    stamp = await exported(session, seen, "reviews", filters.query())
+    data = workbook(
+        "审方结果与超时",
+        [f"{filters.span.first.isoformat()} 至 {filters.span.last.isoformat()} 提交的处方", stamp],
+        REVIEW_COLUMNS,
+        [[r[column] for column in REVIEW_KEYS] for r in rows],
+    )
+    return download(data, f"reviews-{filters.span.first}-{filters.span.last}.xlsx")

@@ -44,6 +44,8 @@ STATIC_FILES = {
     "htmx.min.js": ROOT / "web/node_modules/htmx.org/dist/htmx.min.js",
     "workbench.css": TEMPLATES_DIR / "workbench/static/workbench.css",
     "workbench.js": TEMPLATES_DIR / "workbench/static/workbench.js",
+    "enrolment.js": TEMPLATES_DIR / "workbench/static/enrolment.js",
+    "signature_pad.js": TEMPLATES_DIR / "pages/signature_pad.js",
 }
 
 

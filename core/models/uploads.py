@@ -22,8 +22,16 @@ class Upload(SQLModel, table=True):
         sa.UniqueConstraint(
             "nursing_order_id", "question_id", "digest", name="uq_upload_nursing_content"
         ),
+        sa.UniqueConstraint(
+            "enrollment_candidate_id", "question_id", "digest", name="uq_upload_consent_content"
+        ),
         # Every file answers exactly one thing.
-        sa.CheckConstraint("(task_id IS NULL) <> (nursing_order_id IS NULL)", name="one_owner"),
+        sa.CheckConstraint(
+            "(CASE WHEN task_id IS NULL THEN 0 ELSE 1 END"
+            " + CASE WHEN nursing_order_id IS NULL THEN 0 ELSE 1 END"
+            " + CASE WHEN enrollment_candidate_id IS NULL THEN 0 ELSE 1 END) = 1",
+            name="one_owner",
+        ),
     )
 
     # "upl_" and 32 random URL-safe characters: what answers hold and the file's name on disk.
@@ -31,6 +39,10 @@ class Upload(SQLModel, table=True):
     task_id: str | None = Field(default=None, foreign_key="care_task.id", max_length=36)
     nursing_order_id: str | None = Field(
         default=None, foreign_key="nursing_order.id", max_length=36, index=True
+    )
+    # A patient's signed informed consent to a manually enrolled pathway (CM-2).
+    enrollment_candidate_id: str | None = Field(
+        default=None, foreign_key="enrollment_candidate.id", max_length=36, index=True
     )
     question_id: str = Field(max_length=64)
     content_type: str = Field(max_length=32)

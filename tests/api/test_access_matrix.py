@@ -207,6 +207,14 @@ ROUTES: list[Row] = [
         {"reason": "已电话随访", "outcome": "completed"},
     ),
     Row("POST", "/api/enrollment-candidates/{candidate_id}/enrol", CLINICAL, "candidate", 409, {}),
+    Row(
+        "POST",
+        "/api/enrollment-candidates/{candidate_id}/decline",
+        CLINICAL,
+        "candidate",
+        409,
+        {"note": "患者拒绝"},
+    ),
     Row("POST", "/api/patients/{patient_id}/exclusion", CLINICAL, "patient", 200, _reason),
     # alerts
     Row("GET", "/api/alerts", ALL, listing="alert"),
@@ -455,15 +463,28 @@ ROUTES: list[Row] = [
     # every form; without a session, the sign-in page (303). A form posted empty is refused
     # with its fields named (422); acknowledging from the page comes back to the list (303).
     Row("GET", "/w/queue", CLINICAL),
+    Row("GET", "/w/queue.xlsx", CLINICAL),
     Row("GET", "/w/tasks/{task_id}", CLINICAL, "task"),
     Row("POST", "/w/tasks/{task_id}/complete", CLINICAL, "task", 422, {}),
     Row("GET", "/w/alerts", CLINICAL),
+    Row("GET", "/w/alerts.xlsx", CLINICAL),
     Row("POST", "/w/alerts/{alert_id}/acknowledge", CLINICAL, "alert", 303, {}),
     Row("POST", "/w/alerts/{alert_id}/resolve", CLINICAL, "alert", 422, {}),
+    Row("GET", "/w/enrolment", CLINICAL),
+    Row("GET", "/w/enrolment/{candidate_id}", CLINICAL, "candidate"),
+    Row("POST", "/w/enrolment/{candidate_id}/enrol", CLINICAL, "candidate", 409, {}),
+    Row("POST", "/w/enrolment/{candidate_id}/decline", CLINICAL, "candidate", 422, {}),
     Row("GET", "/w/review", {PHARM}),
     Row("POST", "/w/review/{prescription_id}/decision", {PHARM}, "prescription", 422, {}),
     Row("GET", "/w/finance", {ADMIN, FIN}),
     Row("GET", "/w/finance/reconciliations/{bill_date}", {ADMIN, FIN}, None, 404),
+    Row(
+        "GET",
+        "/w/finance/reconciliations/{bill_date}/discrepancies.xlsx",
+        {ADMIN, FIN},
+        None,
+        404,
+    ),
     Row("GET", "/w/patients/{patient_id}", CLINICAL | {ADMIN}, "patient"),
     Row("GET", "/w/runs/{workflow_id}", CLINICAL | {ADMIN}, "run"),
     Row("GET", "/w/pathways", ALL),
@@ -477,6 +498,7 @@ ROUTES: list[Row] = [
     Row("GET", "/w/reports", ALL),
     Row("GET", "/w/reports/follow-up.xlsx", ALL),
     Row("GET", "/w/reports/work-log.xlsx", ALL),
+    Row("GET", "/w/reports/reviews.xlsx", {DOCTOR, PHARM, ADMIN}),
 ]
 
 # Path parameters that are not the record under test.

@@ -4,11 +4,13 @@ token refused, and never a redirect to another site after signing in."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 from sqlmodel import select
 
-from api.workbench.auth import COOKIE
-from core.models import AuditEntry, StaffRole
+from api.workbench.auth import COOKIE, POLL_HEADER
+from core.models import AuditEntry, StaffRole, StaffSession, utcnow
 from harness.staff import add_person
 from tests.api.conftest import Api
 
@@ -114,3 +116,31 @@ async def test_a_one_time_password_is_changed_before_any_page(api: Api) -> None:
             await session.exec(select(AuditEntry.action).where(AuditEntry.actor_id == staff_id))
         ).all()
     assert "staff.password_changed" in actions
+
+
+async def test_a_list_refreshing_itself_does_not_keep_an_unattended_screen_signed_in(
+    api: Api,
+) -> None:
+    await add_person(api.sessions, api.settings, username="wang.nurse", password=PASSWORD)
+    await _sign_in(api)
+    left_at = utcnow() - timedelta(minutes=api.settings.staff_session_idle_minutes - 1)
+    async with api.sessions() as session:
+        row = (await session.exec(select(StaffSession))).one()
+        row.last_seen_at = left_at
+        await session.commit()
+
+    polled = await api.http.get("/w/queue", headers={POLL_HEADER: "1"})
+    assert polled.status_code == 200
+    async with api.sessions() as session:
+        row = (await session.exec(select(StaffSession))).one()
+    assert row.last_seen_at == left_at  # the idle timer still runs: nobody is at the screen
+
+    clicked = await api.http.get("/w/alerts")
+    assert clicked.status_code == 200
+    async with api.sessions() as session:
+        row = (await session.exec(select(StaffSession))).one()
+    assert row.last_seen_at > left_at
+
+    # A token that is not even ASCII is refused like any wrong one, not a server error.
+    forged = await api.http.post("/w/sign-out", data={"csrf": "令牌"})
+    assert forged.status_code == 403

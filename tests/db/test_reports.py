@@ -1,5 +1,6 @@
-"""The workbench's follow-up report on PostgreSQL: by ward (counted per run, then by the run's
-ward), by week and month in the hospital's calendar, within the viewer's data scope."""
+"""The workbench's reports on PostgreSQL: the follow-up report by ward (counted per run, then by
+the run's ward), by week and month in the hospital's calendar, within the viewer's data scope;
+the staff work log by staff member."""
 
 from __future__ import annotations
 
@@ -7,8 +8,18 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from core.db import SessionFactory, transaction
-from core.models import CareTask, DataScope, Encounter, PathwayRun, Patient, StaffRole, new_id
-from services.reports import Span, follow_up_report
+from core.models import (
+    CareTask,
+    DataScope,
+    Encounter,
+    PathwayRun,
+    Patient,
+    StaffRole,
+    StaffUser,
+    new_id,
+)
+from services import audit
+from services.reports import WORK_COLUMNS, Span, follow_up_report, staff_work_log
 from services.staff import StaffPrincipal
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -102,3 +113,52 @@ async def test_wards_weeks_and_months_in_the_hospitals_calendar(sessions: Sessio
     ]
     assert [(r.label, r.due) for r in months.rows] == [("2026年3月", 5), ("2026年4月", 1)]
     assert {r.label for r in cardiology.rows} == {"心内一病区", "心内二病区"}
+
+
+async def test_the_work_log_counts_each_staff_members_follow_ups_and_the_abnormal_ones(
+    sessions: SessionFactory,
+) -> None:
+    """STAT-3 by staff member, from the audit trail: what each recorded in the span, and of the
+    follow-ups how many they found abnormal; a department's viewer sees its own staff only."""
+    inside = datetime.combine(FIRST, time(10), TZ)
+    async with transaction(sessions) as session:
+        wang = StaffUser(name="王护士", role="nurse", department_code="cardiology")
+        li = StaffUser(name="李医生", role="doctor", department_code="cardiology")
+        zhao = StaffUser(name="赵护士", role="nurse", department_code="orthopedics")
+        session.add_all([wang, li, zhao])
+        await session.flush()
+        done: list[tuple[StaffUser, str, dict[str, str], datetime]] = [
+            (wang, "pathway.complete_task", {"outcome": "completed"}, inside),
+            (wang, "pathway.complete_task", {"outcome": "abnormal"}, inside),
+            (wang, "pathway.complete_task", {"outcome": "abnormal"}, inside),
+            (wang, "alert.resolved", {}, inside),
+            (li, "pathway.complete_task", {"outcome": "completed"}, inside),
+            (li, "pathway.add_step", {}, inside),
+            (zhao, "pathway.complete_task", {"outcome": "abnormal"}, inside),
+            # Outside the span: the day before it.
+            (wang, "pathway.complete_task", {"outcome": "abnormal"}, inside - timedelta(days=1)),
+        ]
+        for who, action, detail, at in done:
+            entry = audit.record(
+                session,
+                actor_type="staff",
+                actor_id=who.id,
+                action=action,
+                target_type="pathway_run",
+                target_id="run-x",
+                **detail,
+            )
+            entry.at = at
+    span = Span.checked(FIRST, FIRST + timedelta(days=6), TZ)
+    async with sessions() as session:
+        everyone = await staff_work_log(session, _viewer(None), span)
+        cardiology = await staff_work_log(session, _viewer("cardiology"), span)
+
+    table = {r.name: [r.value(c) for c in WORK_COLUMNS] + [r.total] for r in everyone}
+    assert WORK_COLUMNS[:4] == ("随访登记", "其中异常", "干预调整", "消息推送")
+    assert table["王护士"][:2] == [3, 2]
+    assert table["王护士"][-1] == 4  # three follow-ups and an alert; "of which" adds nothing
+    assert table["李医生"][:3] == [1, 0, 1]
+    assert table["赵护士"][:2] == [1, 1]
+    assert [r.name for r in everyone] == ["王护士", "李医生", "赵护士"]  # busiest first
+    assert {r.name for r in cardiology} == {"王护士", "李医生"}

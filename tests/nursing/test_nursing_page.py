@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from PIL import Image
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
 from core.models import AuditEntry, Complaint, NursingOrder, OutboundMessage
-from harness.browser import chromium, phone
+from harness.browser import chromium, draw_signature, phone
 from harness.payments import INSURED
 from harness.waiting import eventually
 from tests.nursing.conftest import RECORD, NursingWorld, WorldFactory
@@ -35,18 +35,6 @@ async def _link(world: NursingWorld, nurse: dict[str, str]) -> str:
     found = re.search(r"/n/([A-Za-z0-9_-]+)", message.body)
     assert found is not None, message.body
     return f"/n/{found.group(1)}"
-
-
-async def _draw(screen: Page) -> None:
-    """A signature, drawn with the mouse as a finger would."""
-    box = await screen.locator("canvas.pad-canvas").bounding_box()
-    assert box is not None
-    x, y = box["x"] + 30, box["y"] + box["height"] / 2
-    await screen.mouse.move(x, y)
-    await screen.mouse.down()
-    for step in range(1, 12):
-        await screen.mouse.move(x + step * 20, y + (15 if step % 2 else -15))
-    await screen.mouse.up()
 
 
 async def _only_order(world: NursingWorld) -> NursingOrder:
@@ -128,7 +116,7 @@ async def test_the_patient_orders_follows_signs_rates_and_complains_on_the_page(
             sign = screen.get_by_role("button", name="确认并签名")
             await sign.click()  # nothing drawn yet
             await expect(screen.locator(".sign-error")).to_have_text("请先在签名区域签名")
-            await _draw(screen)
+            await draw_signature(screen)
             await screen.screenshot(path=str(tmp_path / "nursing-sign.png"), full_page=True)
             await sign.click()
             await expect(screen.locator("#notice")).to_contain_text("已签名确认")

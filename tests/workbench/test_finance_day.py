@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from openpyxl import load_workbook
 from playwright.async_api import expect
 from temporalio.testing import WorkflowEnvironment
 
@@ -76,5 +77,22 @@ async def test_a_finance_clerk_sees_a_failed_refund_and_the_days_reconciliation(
             await day.get_by_role("link", name=bill_date.isoformat()).click()
             await expect(screen.locator("#findings")).to_contain_text("平台无此笔")
             await expect(screen.locator("#findings")).to_contain_text("5.00")
+            async with screen.expect_download() as downloading:
+                await screen.get_by_role("link", name="导出 Excel").click()
+            download = await downloading.value
+            saved = tmp_path / download.suggested_filename
+            await download.save_as(saved)
             await screen.goto(f"{world.api_url}/w/queue")
             await expect(screen.locator("h1")).to_have_text("没有权限")
+
+    # The day's findings as Excel: the trade we do not have, its amount as a number.
+    sheet = load_workbook(saved).active
+    assert sheet is not None
+    cells = [list(r) for r in sheet.iter_rows(values_only=True)]
+    header = cells.index(
+        ["差异", "类型", "流水号", "商户订单号", "渠道（元）", "平台（元）", "状态"]
+    )
+    [finding] = cells[header + 1 :]
+    assert finding[0:2] == ["平台无此笔", "缴费"]
+    assert finding[4:] == [5.0, None, "未处理"]
+    assert saved.name == f"reconciliation-{bill_date.isoformat()}.xlsx"

@@ -120,8 +120,20 @@ async def test_a_nurse_records_a_phone_follow_up_and_resolves_an_alert(
             await alert_row.get_by_role("button", name="处理完毕").click()
             await expect(alert_row).to_contain_text("已处理完毕")
             await screen.screenshot(path=str(shots / "alerts.png"))
+            # The open tab, fetched again as it is every minute: the resolved alert has left.
+            assert await screen.evaluate("window.carepathRefresh()") is True
+            await expect(screen.locator("#alerts")).to_have_count(0)
+            await expect(screen.locator("main")).to_contain_text("没有待处理的预警")
             await screen.get_by_role("link", name="已处理").click()
             await expect(screen.locator("#alerts")).to_contain_text("已电话随访，症状缓解")
+            async with screen.expect_download() as downloading:
+                await screen.get_by_role("link", name="导出 Excel").click()
+            alerts_download = await downloading.value
+            alerts_file = shots / alerts_download.suggested_filename
+            await alerts_download.save_as(alerts_file)
+            alerts_sheet = load_workbook(alerts_file).active
+            assert alerts_sheet is not None
+            alert_cells = [list(r) for r in alerts_sheet.iter_rows(values_only=True)]
 
             # The plan's figures for the fortnight after discharge, then the same as Excel.
             await screen.get_by_role("link", name="统计报表").click()
@@ -179,4 +191,11 @@ async def test_a_nurse_records_a_phone_follow_up_and_resolves_an_alert(
     assert total[0] == "合计"
     assert "骨科护士" in str(exported[2][0])  # who exported it
     assert saved.name.startswith("follow-up-")
-    assert exports == 1
+    assert exports == 2
+    # The alerts as Excel: the name as a nurse sees it, the phone masked, what was done.
+    header = alert_cells.index(["时间", "级别", "患者", "病历号", "手机", "内容", "状态",
+                                "处理情况", "处理时间"])  # fmt: skip
+    [exported_alert] = alert_cells[header + 1 :]
+    assert exported_alert[2:5] == ["张建国", "P0001", "138****8001"]
+    assert exported_alert[6:8] == ["已处理", "已电话随访，症状缓解"]
+    assert alerts_file.name.startswith("alerts-resolved-")

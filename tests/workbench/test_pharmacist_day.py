@@ -8,9 +8,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from openpyxl import load_workbook
 from playwright.async_api import expect
 from temporalio.testing import WorkflowEnvironment
 
+from api.workbench.reports import REVIEW_COLUMNS
 from core.models import StaffRole
 from harness.browser import chromium, desktop, sign_in_to_workbench
 from harness.prescriptions import UNSAFE_ITEMS, prescription
@@ -91,6 +93,15 @@ async def test_a_pharmacist_reviews_the_queue_before_the_deadlines(
             await contested_card.get_by_role("button", name="提交审核").click()
             await expect(stale.locator("#notice")).to_contain_text("未保存")
 
+            # The day's outcomes by department, exported from the reports page.
+            await screen.get_by_role("link", name="统计报表").click()
+            await expect(screen.locator("#reviews tbody tr")).to_have_count(1)
+            async with screen.expect_download() as downloading:
+                await screen.locator("a[href^='/w/reports/reviews.xlsx']").click()
+            download = await downloading.value
+            saved = tmp_path / download.suggested_filename
+            await download.save_as(saved)
+
         rejected = await stack.wait_callbacks(unsafe["prescription_no"], 2)
         approved = await stack.wait_callbacks(clean["prescription_no"], 2)
 
@@ -99,3 +110,10 @@ async def test_a_pharmacist_reviews_the_queue_before_the_deadlines(
     assert approved[-1]["status"] == "approved"
     # Decided by the pharmacist signed in to the page, not by the system at the deadline.
     assert rejected[-1]["reviewer"] == approved[-1]["reviewer"] == pharmacist_id
+    sheet = load_workbook(saved).active
+    assert sheet is not None
+    cells = [list(r) for r in sheet.iter_rows(values_only=True)]
+    header = cells.index([c.header for c in REVIEW_COLUMNS])
+    [department] = cells[header + 1 :]
+    # Three submitted: the pharmacist approved two (one through the API), returned one.
+    assert department[1:7] == [3, 0, 2, 0, 1, 0]
