@@ -1,5 +1,6 @@
 """Answers for the time a dependency is down: 503 with Retry-After, never a 500 that reads as
-our bug. Callers (the HIS's integration engine, the workbench) retry a 503.
+our bug. Callers (the HIS's integration engine, the workbench) retry a 503. Input the database
+refuses to store (a NUL character) is a 422, the caller's to correct.
 
 Routes that call Temporal still catch its errors themselves where the answer depends on the
 call (a workflow that has ended is a 409); what reaches these handlers is an outage."""
@@ -13,7 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
-from core.db import database_unreachable
+from core.db import database_unreachable, unstorable_text
 from core.logs import get_logger
 
 log = get_logger(__name__)
@@ -31,6 +32,23 @@ def _unavailable(request: Request, exc: Exception, service: str) -> JSONResponse
 
 
 async def database_down(request: Request, exc: Exception) -> JSONResponse:
+    if unstorable_text(exc):
+        # A field the models do not check character by character (a free-form JSON key): the
+        # input's fault. The transaction is rolled back with the request's session.
+        log.warning("input refused by the database", path=request.url.path)
+        return JSONResponse(
+            {
+                "detail": [
+                    {
+                        "type": "value_error",
+                        "loc": ["body"],
+                        "msg": "the request holds a character that cannot be stored "
+                        "(e.g. NUL, \\u0000)",
+                    }
+                ]
+            },
+            status_code=422,
+        )
     if not database_unreachable(exc):
         raise exc  # a bad statement is a bug: the server error it is
     return _unavailable(request, exc, "database")

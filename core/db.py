@@ -126,6 +126,18 @@ async def transaction(sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
 _UNREACHABLE_SQLSTATES = ("08", "57P0")
 
 
+# untranslatable_character (a NUL in text or JSON), character_not_in_repertoire.
+_UNSTORABLE_TEXT_SQLSTATES = frozenset({"22P05", "22021"})
+
+
+def unstorable_text(exc: BaseException) -> bool:
+    """Whether PostgreSQL refused a value's characters: the caller's input, not our bug."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return sqlstate in _UNSTORABLE_TEXT_SQLSTATES
+
+
 def database_unreachable(exc: BaseException) -> bool:
     """Whether an error means the database is down, restarting or out of connections (worth a
     retry later), as opposed to a bad statement or a bug."""

@@ -13,17 +13,17 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import jinja2
 import yaml
 from jinja2 import meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from core.templates import date_filters
-from core.validation import Slug, describe_validation_error
+from core.validation import Slug, Text, describe_validation_error
 from messaging.categories import (
     CATEGORY_VARIABLES,
     COMMON_VARIABLES,
@@ -36,6 +36,9 @@ PLATFORM_DIR = Path(__file__).resolve().parent.parent / "templates" / "messages"
 VARIABLE_NAME = r"^[a-z][a-z0-9_]{0,39}$"
 
 
+WeChatField = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")]
+
+
 class WeChatTemplate(BaseModel):
     """A WeChat official-account template message: its fields and the page it opens.
 
@@ -44,8 +47,10 @@ class WeChatTemplate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    data: dict[str, str] = Field(min_length=1)
-    url: str | None = None
+    # Keys are the template's field names (first, keyword1, remark); a value is the text with
+    # its {placeholders}. Neither may hold control characters, which PostgreSQL refuses (NUL).
+    data: dict[WeChatField, Text] = Field(min_length=1, max_length=20)
+    url: Annotated[Text, Field(max_length=1000)] | None = None
 
 
 class TemplateSpec(BaseModel):

@@ -11,7 +11,7 @@ Each operation runs under a staff token whose role gets the handler past authori
 first role of ``ROLES`` not answered 403 is remembered per operation. Signed webhooks answer 401
 to fuzzed bodies, which is fine; they must never answer 5xx.
 
-``CAREPATH_FUZZ_EXAMPLES`` (default 12, for the suite's time; raise it for a deeper run)
+``CAREPATH_FUZZ_EXAMPLES`` (default 9, for the suite's time; raise it for a deeper run)
 bounds the examples per operation and mode; runs are
 derandomized, so a given code base always sees the same inputs.
 """
@@ -47,7 +47,7 @@ from harness.staff import add_staff
 from harness.waiting import eventually
 from tests.api.conftest import Api, HisSim
 
-EXAMPLES = int(os.environ.get("CAREPATH_FUZZ_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("CAREPATH_FUZZ_EXAMPLES", "9"))
 # Tried in this order until an operation answers something other than 403.
 ROLES = (
     StaffRole.ADMIN,

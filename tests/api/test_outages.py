@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
@@ -67,6 +68,24 @@ class _PgError(Exception):
 )
 def test_which_database_errors_mean_down(error: Exception, unreachable: bool) -> None:
     assert database_unreachable(error) is unreachable
+
+
+async def test_a_nul_postgresql_refuses_to_store_is_the_callers_422_not_a_500(api: Api) -> None:
+    """The safety net under the models: a free-form JSON key with a NUL in it, as PostgreSQL
+    refuses it."""
+    app = FastAPI()
+    outage.install(app)
+
+    @app.post("/store")
+    async def store() -> None:
+        async with api.sessions() as session:
+            await session.execute(text("SELECT CAST(:v AS jsonb)"), {"v": '{"x\\u0000": 1}'})
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://carepath.test") as http:
+        response = await http.post("/store")
+    assert response.status_code == 422, response.text
+    assert "NUL" in response.json()["detail"][0]["msg"]
 
 
 @pytest.mark.parametrize(

@@ -168,6 +168,20 @@ async def test_templates_are_checked_when_saved_and_previewed(
         assert broken.status_code == 422
         assert "syntax" in broken.text
 
+        # A WeChat field named with a NUL (found by the fuzzer: PostgreSQL refused it, a 500).
+        nul = await stack.http.post(
+            "/api/message-templates",
+            json={
+                **base,
+                "variables": [],
+                "sms": "请按时服药",
+                "wechat": {"data": {"x\u0000": "y"}},
+            },
+            headers=headers,
+        )
+        assert nul.status_code == 422
+        assert any(loc[:3] == ["body", "wechat", "data"] for loc in _locs(nul))
+
         good = await stack.http.post(
             "/api/message-templates",
             json={
