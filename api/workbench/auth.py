@@ -208,4 +208,8 @@ async def posted_with_files(
         raise PageError(
             status.HTTP_403_FORBIDDEN, "页面已过期", "请刷新页面后重新提交（安全校验未通过）。"
         )
+    # No person types a NUL, and PostgreSQL would refuse to store one.
+    if any(isinstance(value, str) and "\x00" in value for value in form.values()):
+        await form.close()
+        raise PageError(status.HTTP_400_BAD_REQUEST, "提交的内容含有无法识别的字符")
     return form

@@ -26,6 +26,7 @@ from api.workbench.auth import (
     posted_with_files,
     visible_record,
 )
+from api.workbench.exports import download, exported
 from api.workbench.render import render
 from core.models import (
     CandidateStatus,
@@ -41,6 +42,7 @@ from pathways.form_definition import Question
 from services import candidates, uploads
 from services.candidates import CandidateRefused, Consent
 from services.enrolment import EnrolmentContext
+from services.spreadsheets import Column, workbook
 from services.staff_lists import patient_brief
 
 router = APIRouter(include_in_schema=False)
@@ -54,6 +56,16 @@ SCAN = Question(id="consent_scan", type="photo", text="已签署的知情同意�
 METHODS = {"e_signature": "患者在本设备上签名", "scan": "上传已签署的纸质知情同意书照片"}
 # How far ahead a service may be agreed to start (a patient may want to begin after a trip).
 START_WITHIN = timedelta(days=90)
+CANDIDATE_COLUMNS = (
+    Column("患者", 10),
+    Column("病历号", 12),
+    Column("手机", 14),
+    Column("随访计划", 22),
+    Column("科室", 14),
+    Column("符合条件时间", 18),
+    Column("办理时间", 18),
+    Column("备注或原因", 30),
+)
 REFUSALS = {
     "decided": "该患者已由他人办理（入组或不入组），本次未重复办理。",
     "not_enrolling": "该随访计划当前不接受新患者入组。",
@@ -70,11 +82,6 @@ async def candidate_list(
     seen: ClinicalPage,
     state: Literal["pending", "enrolled", "declined"] = "pending",
 ) -> HTMLResponse:
-    rows = await candidates.list_candidates(session, seen.staff, status=state, limit=LIST_LIMIT)
-    patients = await _by_id(session, Patient, {r.patient_id for r in rows})
-    pathways = await _by_id(session, Pathway, {r.pathway_id for r in rows})
-    encounters = await _by_id(session, Encounter, {r.encounter_id for r in rows if r.encounter_id})
-    role = seen.staff.role
     done = request.query_params.get("done")
     return render(
         container,
@@ -83,21 +90,72 @@ async def candidate_list(
         seen,
         tabs=TABS,
         state=state,
-        rows=[
-            (
-                row,
-                patient_brief(patients[row.patient_id], role),
-                pathways[row.pathway_id].name,
-                # The HIS's name for the department where there is one, not its code.
-                encounters[row.encounter_id].department_name
-                if row.encounter_id in encounters
-                else row.department_code,
-            )
-            for row in rows
-        ],
+        rows=await _rows(session, seen, state),
         limit=LIST_LIMIT,
         notice={"declined": "已记录不入组的原因"}.get(done or ""),
     )
+
+
+async def _rows(
+    session: SessionDep, seen: Viewer, state: str
+) -> list[tuple[EnrollmentCandidate, dict[str, Any], str, str]]:
+    """The tab's candidates, each with the patient as the role sees them, the pathway's name and
+    the department's."""
+    rows = await candidates.list_candidates(session, seen.staff, status=state, limit=LIST_LIMIT)
+    patients = await _by_id(session, Patient, {r.patient_id for r in rows})
+    pathways = await _by_id(session, Pathway, {r.pathway_id for r in rows})
+    encounters = await _by_id(session, Encounter, {r.encounter_id for r in rows if r.encounter_id})
+    return [
+        (
+            row,
+            patient_brief(patients[row.patient_id], seen.staff.role),
+            pathways[row.pathway_id].name,
+            # The HIS's name for the department where there is one, not its code.
+            encounters[row.encounter_id].department_name
+            if row.encounter_id in encounters
+            else row.department_code,
+        )
+        for row in rows
+    ]
+
+
+@router.get("/w/enrolment.xlsx")
+async def candidates_workbook(
+    container: ContainerDep,
+    session: SessionDep,
+    seen: ClinicalPage,
+    state: Literal["pending", "enrolled", "declined"] = "pending",
+) -> Response:
+    rows = await _rows(session, seen, state)
+    stamp = await exported(session, seen, "enrolment", f"state={state}")
+    tz = container.settings.tz
+
+    def at(moment: datetime | None) -> str:
+        return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+    data = workbook(
+        f"入组管理（{TABS[state]}）",
+        [
+            f"共 {len(rows)} 人"
+            + (f"（只导出了前 {LIST_LIMIT} 人）" if len(rows) >= LIST_LIMIT else ""),
+            stamp,
+        ],
+        CANDIDATE_COLUMNS,
+        [
+            [
+                brief["name"],
+                brief["his_patient_id"],
+                brief["phone_masked"],
+                pathway_name,
+                department,
+                at(row.created_at),
+                at(row.decided_at),
+                row.note or "",
+            ]
+            for row, brief, pathway_name, department in rows
+        ],
+    )
+    return download(data, f"enrolment-{state}-{utcnow().astimezone(tz).date()}.xlsx")
 
 
 async def _by_id(session: SessionDep, model: Any, ids: set[str]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ and the reconciliation of each day's provider bill with our ledger, with its fin
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
@@ -16,7 +16,7 @@ from api.permissions import Permission
 from api.workbench.auth import PageError, Viewer, page_requires
 from api.workbench.exports import download, exported
 from api.workbench.render import render
-from core.models import Discrepancy, Reconciliation
+from core.models import Discrepancy, Reconciliation, utcnow
 from services import payment_attention, reconciliation
 from services.spreadsheets import Column, workbook
 
@@ -61,6 +61,49 @@ async def finance(
         statuses=STATUS_NAMES,
         days=days,
     )
+
+
+ATTENTION_COLUMNS = (
+    Column("类别", 16),
+    Column("说明", 48),
+    Column("金额（元）", 12, "0.00"),
+    Column("状态", 16),
+    Column("自", 18),
+    Column("订单号", 38),
+)
+
+
+@router.get("/w/finance/attention.xlsx")
+async def attention_workbook(
+    container: ContainerDep, session: SessionDep, seen: FinancePage
+) -> Response:
+    """What needs a person, as Excel, for the day's hand-over with the cashier's office."""
+    items = await payment_attention.attention(session, seen.staff, stuck_after=STUCK_AFTER)
+    stamp = await exported(session, seen, "payment_attention", "")
+    tz = container.settings.tz
+
+    def since(item: payment_attention.AttentionItem) -> str:
+        if isinstance(item.since, datetime):
+            return item.since.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        return item.since.isoformat()
+
+    data = workbook(
+        "需要处理的缴费与退款",
+        [f"共 {len(items)} 项", stamp],
+        ATTENTION_COLUMNS,
+        [
+            [
+                ATTENTION_KINDS.get(item.kind, item.kind),
+                item.note,
+                item.amount_fen / 100 if item.amount_fen is not None else None,
+                STATUS_NAMES.get(item.status or "", item.status or ""),
+                since(item),
+                item.order_id or "",
+            ]
+            for item in items
+        ],
+    )
+    return download(data, f"payment-attention-{utcnow().astimezone(tz).date()}.xlsx")
 
 
 async def _day(

@@ -144,3 +144,7 @@ async def test_a_list_refreshing_itself_does_not_keep_an_unattended_screen_signe
     # A token that is not even ASCII is refused like any wrong one, not a server error.
     forged = await api.http.post("/w/sign-out", data={"csrf": "令牌"})
     assert forged.status_code == 403
+    # Nor is a NUL in a field, which no person types and the database would refuse.
+    nul = await api.http.post("/w/sign-out", data={"csrf": _csrf(clicked), "x": "a\x00b"})
+    assert nul.status_code == 400
+    assert "无法识别的字符" in nul.text

@@ -8,11 +8,13 @@ import io
 from datetime import UTC, datetime
 from pathlib import Path
 
+from openpyxl import load_workbook
 from PIL import Image
 from playwright.async_api import expect
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
+from api.workbench.enrolment import CANDIDATE_COLUMNS
 from core.models import AuditEntry, EnrollmentCandidate, PathwayRun, StaffRole, Upload
 from harness.browser import chromium, draw_signature, sign_in_to_workbench, tablet
 from harness.servers import serve
@@ -103,6 +105,11 @@ async def test_a_care_manager_enrols_one_patient_with_consent_and_records_anothe
             await expect(rows).to_have_count(0)
             await screen.get_by_role("link", name="未入组").click()
             await expect(rows.filter(has_text="P0002")).to_have_count(1)
+            async with screen.expect_download() as downloading:
+                await screen.get_by_role("link", name="导出 Excel").click()
+            download = await downloading.value
+            saved = tmp_path / download.suggested_filename
+            await download.save_as(saved)
 
         async with stack.sessions() as session:
             decided = {c.status: c for c in (await session.exec(select(EnrollmentCandidate))).all()}
@@ -135,3 +142,10 @@ async def test_a_care_manager_enrols_one_patient_with_consent_and_records_anothe
     assert [r.workflow_id for r in runs] == [enrolled.workflow_id]
     assert progress.plan_id == PATHWAY
     assert sorted(audited) == ["pathway.enrolled", "pathway.enrolment_declined"]
+    sheet = load_workbook(saved).active
+    assert sheet is not None
+    cells = [list(r) for r in sheet.iter_rows(values_only=True)]
+    header = cells.index([c.header for c in CANDIDATE_COLUMNS])
+    [row] = cells[header + 1 :]
+    assert row[:5] == ["李秀英", "P0002", "139****9002", "2型糖尿病个案管理", "内分泌科"]
+    assert row[-1] == "患者拒绝参加"

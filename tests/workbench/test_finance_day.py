@@ -74,6 +74,11 @@ async def test_a_finance_clerk_sees_a_failed_refund_and_the_days_reconciliation(
             day = screen.locator("#reconciliations tbody tr").filter(has_text=bill_date.isoformat())
             await expect(day).to_contain_text("1")
             await screen.screenshot(path=str(tmp_path / "finance.png"), full_page=True)
+            async with screen.expect_download() as downloading:
+                await screen.locator("a[href='/w/finance/attention.xlsx']").click()
+            listed = await downloading.value
+            attention_file = tmp_path / listed.suggested_filename
+            await listed.save_as(attention_file)
             await day.get_by_role("link", name=bill_date.isoformat()).click()
             await expect(screen.locator("#findings")).to_contain_text("平台无此笔")
             await expect(screen.locator("#findings")).to_contain_text("5.00")
@@ -96,3 +101,9 @@ async def test_a_finance_clerk_sees_a_failed_refund_and_the_days_reconciliation(
     assert finding[0:2] == ["平台无此笔", "缴费"]
     assert finding[4:] == [5.0, None, "未处理"]
     assert saved.name == f"reconciliation-{bill_date.isoformat()}.xlsx"
+    attention_sheet = load_workbook(attention_file).active
+    assert attention_sheet is not None
+    listed_cells = [list(r) for r in attention_sheet.iter_rows(values_only=True)]
+    header = listed_cells.index(["类别", "说明", "金额（元）", "状态", "自", "订单号"])
+    failed = [r for r in listed_cells[header + 1 :] if r[0] == "退款失败"]
+    assert [r[2] for r in failed] == [10.0]
