@@ -85,7 +85,7 @@ async def alerts_workbook(
 ) -> Response:
     """The tab's alerts as Excel, newest first; names as the role sees them, phones masked."""
     rows, total = await list_alerts(session, seen.staff, status=state, limit=EXPORT_LIMIT, offset=0)
-    stamp = await exported(session, seen, "alerts", f"state={state}")
+    stamp = await exported(session, seen, "alerts", f"state={state}", container.settings.tz)
     tz = container.settings.tz
     cut = f"（只导出了最近的 {EXPORT_LIMIT} 条）" if total > EXPORT_LIMIT else ""
 

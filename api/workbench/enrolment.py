@@ -127,7 +127,7 @@ async def candidates_workbook(
     state: Literal["pending", "enrolled", "declined"] = "pending",
 ) -> Response:
     rows = await _rows(session, seen, state)
-    stamp = await exported(session, seen, "enrolment", f"state={state}")
+    stamp = await exported(session, seen, "enrolment", f"state={state}", container.settings.tz)
     tz = container.settings.tz
 
     def at(moment: datetime | None) -> str:

@@ -3,6 +3,8 @@ leaves (who exported which table, with which filters), stated again inside the w
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from fastapi.responses import Response
 
 from api.deps import SessionDep
@@ -24,8 +26,10 @@ def download(data: bytes, name: str) -> Response:
     )
 
 
-async def exported(session: SessionDep, seen: Viewer, table: str, filters: str) -> str:
-    """Audits the export; returns the line the workbook states it with."""
+async def exported(
+    session: SessionDep, seen: Viewer, table: str, filters: str, tz: ZoneInfo
+) -> str:
+    """Audits the export; returns the line the workbook states it with (hospital time)."""
     now = utcnow()
     audit.record(
         session,
@@ -38,4 +42,4 @@ async def exported(session: SessionDep, seen: Viewer, table: str, filters: str) 
     )
     await session.commit()
     role = ROLE_NAMES.get(StaffRole(seen.staff.role), seen.staff.role)
-    return f"导出：{seen.staff.name}（{role}），{now.isoformat(timespec='seconds')}"
+    return f"导出：{seen.staff.name}（{role}），{now.astimezone(tz).strftime('%Y-%m-%d %H:%M:%S')}"

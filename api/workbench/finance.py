@@ -79,7 +79,7 @@ async def attention_workbook(
 ) -> Response:
     """What needs a person, as Excel, for the day's hand-over with the cashier's office."""
     items = await payment_attention.attention(session, seen.staff, stuck_after=STUCK_AFTER)
-    stamp = await exported(session, seen, "payment_attention", "")
+    stamp = await exported(session, seen, "payment_attention", "", container.settings.tz)
     tz = container.settings.tz
 
     def since(item: payment_attention.AttentionItem) -> str:
@@ -152,11 +152,13 @@ DISCREPANCY_COLUMNS = (
 
 @router.get("/w/finance/reconciliations/{bill_date}/discrepancies.xlsx")
 async def discrepancies_workbook(
-    bill_date: str, session: SessionDep, seen: FinancePage
+    bill_date: str, container: ContainerDep, session: SessionDep, seen: FinancePage
 ) -> Response:
     """The day's findings as Excel, to work through with the payment provider."""
     day, run, found = await _day(session, bill_date)
-    stamp = await exported(session, seen, "reconciliation", f"bill_date={day.isoformat()}")
+    stamp = await exported(
+        session, seen, "reconciliation", f"bill_date={day.isoformat()}", container.settings.tz
+    )
 
     def yuan(fen: int | None) -> float | None:
         return fen / 100 if fen is not None else None

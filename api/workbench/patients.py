@@ -16,11 +16,12 @@ from sqlmodel import col, select
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission
 from api.workbench.auth import PageError, Viewer, page_requires, visible_record
-from api.workbench.render import render
+from api.workbench.render import AUDIT_ACTION_NAMES, ROLE_NAMES, render
 from api.workbench.run_actions import TASK_KINDS
-from core.models import CareTask, PathwayRun, Patient
+from core.models import CareTask, PathwayRun, Patient, StaffRole, StaffUser
 from core.settings import Settings
 from core.validation import Key
+from pathways.definition import PathwaySnapshot
 from services import audit
 from services.disclosure import Identifier, shown
 from services.pathway_definitions import versions_of
@@ -149,6 +150,17 @@ async def run_page(
         )
     ).all()
     trail = await audit.trail(session, run.workflow_id)
+    staff_ids = sorted({e.actor_id for e in trail if e.actor_type == "staff" and e.actor_id})
+    people = (
+        await session.exec(select(StaffUser).where(col(StaffUser.id).in_(staff_ids)))
+        if staff_ids
+        else None
+    )
+    # Who did it, by name and role: "周个案（个案管理师）".
+    actors = {
+        u.id: f"{u.name}（{ROLE_NAMES.get(StaffRole(u.role), u.role)}）"
+        for u in (people.all() if people else [])
+    }
     patient = await session.get(Patient, run.patient_id)
     assert patient is not None
     newer = [
@@ -166,6 +178,9 @@ async def run_page(
         patient_name=shown(seen.staff.role, Identifier.NAME, patient.name),
         tasks=tasks,
         trail=trail,
+        actors=actors,
+        action_names=AUDIT_ACTION_NAMES,
+        plan_name=PathwaySnapshot.model_validate(run.plan_snapshot).definition.name,
         temporal_ui=temporal_ui(container.settings, run.workflow_id),
         run_status_names=RUN_STATUS_NAMES,
         can_operate=seen.can(Permission.RUNS_OPERATE),

@@ -97,7 +97,7 @@ async def queue_workbook(
     rows, total = await open_work(
         session, seen.staff, until=window[1] if window else None, limit=EXPORT_LIMIT
     )
-    stamp = await exported(session, seen, "queue", f"due={due}")
+    stamp = await exported(session, seen, "queue", f"due={due}", container.settings.tz)
     cut = f"（只导出了最早的 {EXPORT_LIMIT} 条）" if total > EXPORT_LIMIT else ""
     cells: list[list[str | int | float | None]] = []
     for task, patient in rows:

@@ -56,6 +56,24 @@ TASK_STATUS_NAMES = {
 }
 
 
+# What the audit trail of a run says, in words (the codes stay in the API and the database).
+AUDIT_ACTION_NAMES = {
+    "run.started": "随访计划开始",
+    "run.ended": "随访计划结束",
+    "pathway.run_started": "手动开始随访计划",
+    "pathway.enrolled": "办理入组",
+    "pathway.enrolment_declined": "记录不入组",
+    "pathway.complete_task": "登记随访结果",
+    "pathway.add_step": "添加人工任务",
+    "pathway.reschedule": "改期",
+    "pathway.skip": "跳过",
+    "pathway.pause": "暂停",
+    "pathway.resume": "恢复",
+    "pathway.end": "终止",
+    "pathway.migrate": "迁移到新版本",
+}
+
+
 @dataclass(frozen=True)
 class NavItem:
     label: str

@@ -227,7 +227,7 @@ async def follow_up_workbook(
 ) -> Response:
     filters = _export_filters(request, container)
     report = await _follow_up(session, seen, filters)
-    stamp = await exported(session, seen, "follow_up", filters.query())
+    stamp = await exported(session, seen, "follow_up", filters.query(), container.settings.tz)
     data = workbook(
         "随访工作量与随访率",
         [filters.describe(), stamp],
@@ -249,7 +249,7 @@ async def work_log_workbook(
 ) -> Response:
     filters = _export_filters(request, container)
     rows = await staff_work_log(session, seen.staff, filters.span)
-    stamp = await exported(session, seen, "work_log", filters.query())
+    stamp = await exported(session, seen, "work_log", filters.query(), container.settings.tz)
     columns = [Column("姓名", 12), Column("角色", 10), Column("科室", 14)]
     columns += [Column(column, 10) for column in WORK_COLUMNS] + [Column("合计", 8)]
     data = workbook(
@@ -293,7 +293,7 @@ async def reviews_workbook(
 ) -> Response:
     filters = _export_filters(request, container)
     rows = await _reviews(session, seen, filters)
-    stamp = await exported(session, seen, "reviews", filters.query())
+    stamp = await exported(session, seen, "reviews", filters.query(), container.settings.tz)
     data = workbook(
         "审方结果与超时",
         [f"{filters.span.first.isoformat()} 至 {filters.span.last.isoformat()} 提交的处方", stamp],

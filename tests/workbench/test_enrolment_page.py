@@ -5,7 +5,7 @@ another patient declines and the reason is kept; a second, stale page enrols nob
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from openpyxl import load_workbook
@@ -19,6 +19,7 @@ from core.models import AuditEntry, EnrollmentCandidate, PathwayRun, StaffRole, 
 from harness.browser import chromium, draw_signature, sign_in_to_workbench, tablet
 from harness.servers import serve
 from harness.staff import add_person
+from tests.factories import BEIJING
 from tests.pathways.conftest import PathwayStackFactory
 
 PASSWORD = "Case-Manager-2026!"
@@ -84,6 +85,12 @@ async def test_a_care_manager_enrols_one_patient_with_consent_and_records_anothe
             signature_type = signature.headers["content-type"]
             signature_png = await signature.body()
             await screen.screenshot(path=str(tmp_path / "enrolled.png"), full_page=True)
+            # The run it started, titled by the pathway, with who started it in the trail.
+            await decision.get_by_role("link", name="查看随访计划执行情况").click()
+            await expect(screen.locator("h1")).to_have_text("2型糖尿病个案管理 · 王志强")
+            started = screen.locator("#trail tbody tr").filter(has_text="手动开始随访计划")
+            await expect(started).to_contain_text("周个案（个案管理师）")
+            await screen.go_back()
 
             # The stale tab: a photo of the paper form for the patient already enrolled.
             await stale.get_by_label("上传已签署的纸质知情同意书照片").check()
@@ -149,3 +156,8 @@ async def test_a_care_manager_enrols_one_patient_with_consent_and_records_anothe
     [row] = cells[header + 1 :]
     assert row[:5] == ["李秀英", "P0002", "139****9002", "2型糖尿病个案管理", "内分泌科"]
     assert row[-1] == "患者拒绝参加"
+    # Who exported it, when, in the hospital's time like the table (not UTC).
+    stamp = str(cells[2][0])
+    assert stamp.startswith("导出：周个案（个案管理师），")
+    exported_at = datetime.strptime(stamp.rsplit("，", 1)[1], "%Y-%m-%d %H:%M:%S")
+    assert abs(exported_at.replace(tzinfo=BEIJING) - datetime.now(UTC)) < timedelta(minutes=5)
