@@ -26,6 +26,7 @@ from integrations.his import HisClient
 from integrations.his_charging import HisChargingClient
 from integrations.wechatpay import NoticeVerifier
 from pathways.library import load_library
+from services.enrolment import EnrolmentContext
 from services.messages import Composer, TemplateStore
 from services.pathway_definitions import DesignContext, sync_library
 from services.payments import PaymentContext
@@ -81,6 +82,10 @@ class Container:
             exams=exam_client(settings),
             engine=engine,
         )
+
+    @property
+    def enrolment(self) -> EnrolmentContext:
+        return EnrolmentContext(self.settings, self.temporal, self.his)
 
     @property
     def payments(self) -> PaymentContext:

@@ -130,12 +130,14 @@ _UNREACHABLE_SQLSTATES = ("08", "57P0")
 _UNSTORABLE_TEXT_SQLSTATES = frozenset({"22P05", "22021"})
 
 
+def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:
+    found = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return found if isinstance(found, str) else None
+
+
 def unstorable_text(exc: BaseException) -> bool:
     """Whether PostgreSQL refused a value's characters: the caller's input, not our bug."""
-    if not isinstance(exc, sa.exc.DBAPIError):
-        return False
-    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    return sqlstate in _UNSTORABLE_TEXT_SQLSTATES
+    return isinstance(exc, sa.exc.DBAPIError) and _sqlstate(exc) in _UNSTORABLE_TEXT_SQLSTATES
 
 
 def database_unreachable(exc: BaseException) -> bool:
@@ -146,7 +148,7 @@ def database_unreachable(exc: BaseException) -> bool:
     if isinstance(exc, sa.exc.DBAPIError):
         if exc.connection_invalidated or isinstance(exc, sa.exc.InterfaceError):
             return True
-        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-        return isinstance(sqlstate, str) and sqlstate.startswith(_UNREACHABLE_SQLSTATES)
+        sqlstate = _sqlstate(exc)
+        return sqlstate is not None and sqlstate.startswith(_UNREACHABLE_SQLSTATES)
     # The asyncpg dialect lets a refused TCP connection through unwrapped.
     return isinstance(exc, ConnectionError)

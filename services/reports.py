@@ -275,7 +275,8 @@ WORK_KINDS: dict[str, tuple[str, ...]] = {
 # Of the follow-ups a staff member recorded, those they found abnormal (needing more care).
 ABNORMAL = "其中异常"
 # The work log's columns, page and export alike.
-WORK_COLUMNS = ("随访登记", ABNORMAL, *list(WORK_KINDS)[1:])
+_FOLLOW_UPS, *_OTHER_KINDS = WORK_KINDS
+WORK_COLUMNS = (_FOLLOW_UPS, ABNORMAL, *_OTHER_KINDS)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from core.models import CandidateStatus, EnrollmentCandidate, Pathway
 from core.validation import Key, Line, SaneDateTime, Text, Version
 from services import candidates
 from services.candidates import CandidateRefused, Consent
-from services.enrolment import EnrolmentContext, StartedRun
+from services.enrolment import StartedRun
 from services.pathway_definitions import DefinitionConflict, ensure_enrolling, published_snapshot
 from services.patients import patient_by_his_id
 from services.staff import StaffPrincipal
@@ -94,7 +94,7 @@ async def start(
         )
     try:
         started = await candidates.start_by_staff(
-            _context(container),
+            container.enrolment,
             session,
             staff,
             snapshot,
@@ -108,10 +108,6 @@ async def start(
         raise HTTPException(status.HTTP_409_CONFLICT, exc.detail) from exc
     await session.commit()
     return started
-
-
-def _context(container: ContainerDep) -> EnrolmentContext:
-    return EnrolmentContext(container.settings, container.temporal, container.his)
 
 
 class CandidateOut(BaseModel):
@@ -155,7 +151,7 @@ async def enrol(
     candidate = await _candidate(session, staff, candidate_id)
     try:
         started = await candidates.enrol(
-            _context(container),
+            container.enrolment,
             session,
             staff,
             candidate,

@@ -19,7 +19,6 @@ from core.logs import get_logger
 from integrations.his import HisUnavailable
 from integrations.his_events import DischargeEvent, EncounterEvent, RegistrationEvent
 from services.enrolment import (
-    EnrolmentContext,
     EventConflict,
     EventOutcome,
     InvalidEvent,
@@ -91,10 +90,6 @@ async def _body(request: Request, container: ContainerDep) -> bytes:
     )
 
 
-def _context(container: ContainerDep) -> EnrolmentContext:
-    return EnrolmentContext(container.settings, container.temporal, container.his)
-
-
 @router.post(
     "/discharge",
     response_model=EventOutcome,
@@ -110,7 +105,7 @@ async def discharge(
 
     async def run() -> EventOutcome:
         outcome = await accept_encounter_event(
-            session, _context(container), event, hashlib.sha256(body).hexdigest()
+            session, container.enrolment, event, hashlib.sha256(body).hexdigest()
         )
         await session.commit()
         return outcome
@@ -140,9 +135,9 @@ async def encounter_event(
 
     async def run() -> EventOutcome:
         if isinstance(event, RegistrationEvent):
-            outcome = await accept_registration(session, _context(container), event, sha)
+            outcome = await accept_registration(session, container.enrolment, event, sha)
         else:
-            outcome = await accept_encounter_event(session, _context(container), event, sha)
+            outcome = await accept_encounter_event(session, container.enrolment, event, sha)
         await session.commit()
         return outcome
 

@@ -4,7 +4,6 @@ comes back."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
@@ -19,7 +18,7 @@ from api.workbench.auth import (
     posted_form,
     visible_record,
 )
-from api.workbench.exports import download, exported
+from api.workbench.exports import EXPORT_LIMIT, download, exported, local_time
 from api.workbench.render import render
 from core.models import Alert, AlertStatus, Patient, utcnow
 from core.validation import Key
@@ -34,7 +33,6 @@ PAGE_SIZE = 50
 TABS = {"open": "待处理", "acknowledged": "处理中", "resolved": "已处理"}
 LEVEL_NAMES = {"high": "高危", "warning": "预警", "info": "提示"}
 NOTE_LIMIT = 500
-EXPORT_LIMIT = 5000
 ALERT_COLUMNS = [
     Column("时间", 18),
     Column("级别", 8),
@@ -89,15 +87,12 @@ async def alerts_workbook(
     tz = container.settings.tz
     cut = f"（只导出了最近的 {EXPORT_LIMIT} 条）" if total > EXPORT_LIMIT else ""
 
-    def at(moment: datetime | None) -> str:
-        return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else ""
-
     cells: list[list[str | int | float | None]] = []
     for alert, patient in rows:
         brief = patient_brief(patient, seen.staff.role)
         cells.append(
             [
-                at(alert.raised_at),
+                local_time(alert.raised_at, tz),
                 LEVEL_NAMES.get(alert.level, alert.level),
                 brief["name"],
                 brief["his_patient_id"],
@@ -105,7 +100,7 @@ async def alerts_workbook(
                 alert.summary,
                 TABS[alert.status],
                 alert.resolution_note or "",
-                at(alert.resolved_at),
+                local_time(alert.resolved_at, tz),
             ]
         )
     data = workbook(f"预警（{TABS[state]}）", [f"共 {total} 条{cut}", stamp], ALERT_COLUMNS, cells)

@@ -5,8 +5,8 @@ as an encrypted file owned by the candidate and shown with the decision afterwar
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, status
@@ -26,7 +26,7 @@ from api.workbench.auth import (
     posted_with_files,
     visible_record,
 )
-from api.workbench.exports import download, exported
+from api.workbench.exports import download, exported, local_time
 from api.workbench.render import render
 from core.models import (
     CandidateStatus,
@@ -41,7 +41,6 @@ from pathways.answers import AnswerError
 from pathways.form_definition import Question
 from services import candidates, uploads
 from services.candidates import CandidateRefused, Consent
-from services.enrolment import EnrolmentContext
 from services.spreadsheets import Column, workbook
 from services.staff_lists import patient_brief
 
@@ -130,9 +129,6 @@ async def candidates_workbook(
     stamp = await exported(session, seen, "enrolment", f"state={state}", container.settings.tz)
     tz = container.settings.tz
 
-    def at(moment: datetime | None) -> str:
-        return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else ""
-
     data = workbook(
         f"入组管理（{TABS[state]}）",
         [
@@ -148,8 +144,8 @@ async def candidates_workbook(
                 brief["phone_masked"],
                 pathway_name,
                 department,
-                at(row.created_at),
-                at(row.decided_at),
+                local_time(row.created_at, tz),
+                local_time(row.decided_at, tz),
                 row.note or "",
             ]
             for row, brief, pathway_name, department in rows
@@ -259,10 +255,11 @@ async def enrol(
     try:
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         files = {k: v for k, v in form.items() if isinstance(v, UploadFile) and v.size}
-        candidate = await visible_record(
-            session, seen.staff, EnrollmentCandidate, candidate_id, "患者", lock=True
+        candidate = await _locked(session, seen, candidate_id)
+        # The candidate's page again, with what was posted and why it was not taken.
+        page_of = partial(
+            _page, request, container, session, seen, candidate, values=fields, notice_tone="warn"
         )
-        page_of = _page_with(request, container, session, seen, candidate, fields)
         if candidate.status != CandidateStatus.PENDING:
             return await page_of(status.HTTP_409_CONFLICT, notice=REFUSALS["decided"])
         try:
@@ -317,11 +314,10 @@ async def enrol(
                 reference=stored[0].reference,
                 signed_at=utcnow(),
             )
-        context = EnrolmentContext(container.settings, container.temporal, container.his)
         try:
             with uploads.discarded_unless_committed(container.files, stored):
                 await candidates.enrol(
-                    context,
+                    container.enrolment,
                     session,
                     seen.staff,
                     candidate,
@@ -338,24 +334,11 @@ async def enrol(
     return RedirectResponse(f"/w/enrolment/{candidate.id}?done=1", status.HTTP_303_SEE_OTHER)
 
 
-def _page_with(
-    request: Request,
-    container: ContainerDep,
-    session: SessionDep,
-    seen: Viewer,
-    candidate: EnrollmentCandidate,
-    fields: dict[str, str],
-) -> Callable[..., Awaitable[HTMLResponse]]:
-    """The candidate's page again, with what was posted and why it was not taken."""
-
-    async def page_of(status_code: int, **context: Any) -> HTMLResponse:
-        if "notice" in context:
-            context.setdefault("notice_tone", "warn")
-        return await _page(
-            request, container, session, seen, candidate, status_code, values=fields, **context
-        )
-
-    return page_of
+async def _locked(session: SessionDep, seen: Viewer, candidate_id: str) -> EnrollmentCandidate:
+    """The candidate, locked until the decision commits: two pages cannot both decide."""
+    return await visible_record(
+        session, seen.staff, EnrollmentCandidate, candidate_id, "患者", lock=True
+    )
 
 
 @router.post("/w/enrolment/{candidate_id}/decline", response_class=HTMLResponse)
@@ -367,10 +350,10 @@ async def decline(
     seen: ClinicalPage,
 ) -> Response:
     fields = dict(await posted_form(request, seen))
-    candidate = await visible_record(
-        session, seen.staff, EnrollmentCandidate, candidate_id, "患者", lock=True
+    candidate = await _locked(session, seen, candidate_id)
+    page_of = partial(
+        _page, request, container, session, seen, candidate, values=fields, notice_tone="warn"
     )
-    page_of = _page_with(request, container, session, seen, candidate, fields)
     reason = fields.get("reason", "").strip()
     if not 2 <= len(reason) <= candidates.NOTE_LIMIT:
         error = f"请填写不入组的原因（2～{candidates.NOTE_LIMIT}字）"

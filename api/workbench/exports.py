@@ -3,16 +3,25 @@ leaves (who exported which table, with which filters), stated again inside the w
 
 from __future__ import annotations
 
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from fastapi.responses import Response
 
 from api.deps import SessionDep
 from api.workbench.auth import Viewer
-from api.workbench.render import ROLE_NAMES
-from core.models import StaffRole, utcnow
+from api.workbench.render import staff_label
+from core.models import utcnow
 from services import audit
 from services.spreadsheets import XLSX
+
+# Rows a list's export holds at most; the workbook says when there were more.
+EXPORT_LIMIT = 5000
+
+
+def local_time(moment: datetime | None, tz: ZoneInfo) -> str:
+    """A cell's time, in the hospital's zone and sortable as text; empty for none."""
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
 def download(data: bytes, name: str) -> Response:
@@ -41,5 +50,5 @@ async def exported(
         filters=filters,
     )
     await session.commit()
-    role = ROLE_NAMES.get(StaffRole(seen.staff.role), seen.staff.role)
-    return f"导出：{seen.staff.name}（{role}），{now.astimezone(tz).strftime('%Y-%m-%d %H:%M:%S')}"
+    label = staff_label(seen.staff.name, seen.staff.role)
+    return f"导出：{label}，{now.astimezone(tz).strftime('%Y-%m-%d %H:%M:%S')}"

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission
 from api.workbench.auth import PageError, Viewer, page_requires
-from api.workbench.exports import download, exported
+from api.workbench.exports import download, exported, local_time
 from api.workbench.render import render
 from core.models import Discrepancy, Reconciliation, utcnow
 from services import payment_attention, reconciliation
@@ -84,7 +84,7 @@ async def attention_workbook(
 
     def since(item: payment_attention.AttentionItem) -> str:
         if isinstance(item.since, datetime):
-            return item.since.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+            return local_time(item.since, tz)
         return item.since.isoformat()
 
     data = workbook(

@@ -16,9 +16,9 @@ from sqlmodel import col, select
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission
 from api.workbench.auth import PageError, Viewer, page_requires, visible_record
-from api.workbench.render import AUDIT_ACTION_NAMES, ROLE_NAMES, render
+from api.workbench.render import AUDIT_ACTION_NAMES, render, staff_label
 from api.workbench.run_actions import TASK_KINDS
-from core.models import CareTask, PathwayRun, Patient, StaffRole, StaffUser
+from core.models import CareTask, PathwayRun, Patient, StaffUser
 from core.settings import Settings
 from core.validation import Key
 from pathways.definition import PathwaySnapshot
@@ -157,10 +157,7 @@ async def run_page(
         else None
     )
     # Who did it, by name and role: "周个案（个案管理师）".
-    actors = {
-        u.id: f"{u.name}（{ROLE_NAMES.get(StaffRole(u.role), u.role)}）"
-        for u in (people.all() if people else [])
-    }
+    actors = {u.id: staff_label(u.name, u.role) for u in (people.all() if people else [])}
     patient = await session.get(Patient, run.patient_id)
     assert patient is not None
     newer = [

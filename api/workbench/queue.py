@@ -19,7 +19,7 @@ from api.workbench.auth import (
     posted_form,
     visible_record,
 )
-from api.workbench.exports import download, exported
+from api.workbench.exports import EXPORT_LIMIT, download, exported, local_time
 from api.workbench.render import render
 from contracts.pathway import UPDATE_COMPLETE_TASK, Occurrence, TaskCompletion
 from core.models import CareTask, PathwayRun, Patient, TaskStatus, utcnow
@@ -37,7 +37,6 @@ PAGE_SIZE = 50
 WINDOWS = {"today": "今天", "week": "本周", "all": "全部"}
 OUTCOMES = {"completed": "已完成（正常）", "abnormal": "异常，需要跟进"}
 NOTE_LIMIT = 300
-EXPORT_LIMIT = 5000
 QUEUE_COLUMNS = [
     Column("应随访时间", 18),
     Column("逾期", 6),
@@ -104,7 +103,7 @@ async def queue_workbook(
         brief = patient_brief(patient, seen.staff.role)
         cells.append(
             [
-                task.due_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+                local_time(task.due_at, tz),
                 "逾期" if task.due_at < now else "",
                 task.title,
                 task.plan_id,

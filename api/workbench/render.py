@@ -74,6 +74,11 @@ AUDIT_ACTION_NAMES = {
 }
 
 
+def staff_label(name: str, role: str) -> str:
+    """Who someone is on a page or in a workbook: "周个案（个案管理师）"."""
+    return f"{name}（{ROLE_NAMES.get(StaffRole(role), role)}）"
+
+
 @dataclass(frozen=True)
 class NavItem:
     label: str

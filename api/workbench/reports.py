@@ -139,15 +139,13 @@ async def _follow_up(session: SessionDep, seen: Viewer, filters: Filters) -> Fol
 
 
 async def _reviews(session: SessionDep, seen: Viewer, filters: Filters) -> list[dict[str, Any]]:
-    return list(
-        await prescription_statistics(
-            session,
-            seen.staff,
-            group_by="department",
-            submitted_from=filters.span.start,
-            submitted_to=filters.span.end,
-            tz=filters.span.tz,
-        )
+    return await prescription_statistics(
+        session,
+        seen.staff,
+        group_by="department",
+        submitted_from=filters.span.start,
+        submitted_to=filters.span.end,
+        tz=filters.span.tz,
     )
 
 
@@ -261,27 +259,18 @@ async def work_log_workbook(
     return download(data, f"work-log-{filters.span.first}-{filters.span.last}.xlsx")
 
 
-# The statistics' keys, in the order of REVIEW_COLUMNS.
-REVIEW_KEYS = (
-    "key",
-    "submitted",
-    "reviewing",
-    "approved_by_pharmacist",
-    "approved_by_system",
-    "returned",
-    "review_timed_out",
-    "avg_review_seconds",
+# Each column of the review outcomes with the statistics' key it shows.
+REVIEWS = (
+    ("key", Column("科室", 16)),
+    ("submitted", Column("提交", 8)),
+    ("reviewing", Column("审核中", 8)),
+    ("approved_by_pharmacist", Column("药师通过", 10)),
+    ("approved_by_system", Column("系统通过", 10)),
+    ("returned", Column("退回", 8)),
+    ("review_timed_out", Column("超时", 8)),
+    ("avg_review_seconds", Column("平均审方用时（秒）", 18)),
 )
-REVIEW_COLUMNS = (
-    Column("科室", 16),
-    Column("提交", 8),
-    Column("审核中", 8),
-    Column("药师通过", 10),
-    Column("系统通过", 10),
-    Column("退回", 8),
-    Column("超时", 8),
-    Column("平均审方用时（秒）", 18),
-)
+REVIEW_COLUMNS = tuple(column for _, column in REVIEWS)
 
 
 @router.get("/w/reports/reviews.xlsx")
@@ -298,6 +287,6 @@ async def reviews_workbook(
         "审方结果与超时",
         [f"{filters.span.first.isoformat()} 至 {filters.span.last.isoformat()} 提交的处方", stamp],
         REVIEW_COLUMNS,
-        [[r[column] for column in REVIEW_KEYS] for r in rows],
+        [[r[key] for key, _ in REVIEWS] for r in rows],
     )
     return download(data, f"reviews-{filters.span.first}-{filters.span.last}.xlsx")
