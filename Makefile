@@ -54,6 +54,7 @@ bench: setup-test
 	@$(PY) -m bench.messages_throughput
 	@$(PY) -m bench.pathway_stats
 	@$(PY) -m bench.workbench_reports
+	@$(PY) -m bench.api_load
 	@$(PY) -m bench.prescription_autoapproval
 	@$(PY) -m bench.payment_faults
 	@$(PY) -m bench.fault_campaign

@@ -47,7 +47,7 @@ STEPS = [("day3", "form"), ("day7", "form"), ("edu", "article"), ("call", "staff
 CHUNK = 5000
 
 
-async def _seed(sessions: object, tasks: int, now: datetime) -> None:
+async def seed_tasks(sessions: object, tasks: int, now: datetime) -> None:
     patients = max(1, tasks // 10)
     random.seed(11)
     rows_patients, rows_encounters, rows_runs, rows_tasks = [], [], [], []
@@ -108,7 +108,7 @@ async def main(tasks: int, repeat: int) -> None:
         await container.sync_library()
         now = datetime.now(UTC)
         started = time.perf_counter()
-        await _seed(sessions, tasks, now)
+        await seed_tasks(sessions, tasks, now)
         async with transaction(sessions) as session:
             nurses = []
             for n in range(20):

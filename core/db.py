@@ -114,6 +114,23 @@ async def release_connection(session: AsyncSession) -> None:
     await session.commit()
 
 
+async def serialise(session: AsyncSession, name: str, *, sqlite_table: sa.Table) -> None:
+    """Makes transactions that name the same lock run one after another, across processes,
+    until this one ends: a PostgreSQL advisory lock keyed by the name; on SQLite, which has one
+    write lock for the whole database, a write that changes nothing in ``sqlite_table`` takes it
+    before the transaction reads anything."""
+    connection = await session.connection()
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        lock = sa.func.hashtextextended(name, 0)
+        await connection.execute(sa.select(sa.func.pg_advisory_xact_lock(lock)))
+    elif dialect == "sqlite":
+        key = sqlite_table.primary_key.columns[0]
+        await connection.execute(sa.update(sqlite_table).where(sa.false()).values({key: key}))
+    else:  # pragma: no cover - only the two supported backends
+        raise NotImplementedError(dialect)
+
+
 @asynccontextmanager
 async def transaction(sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
     """One unit of work: commits when the block ends normally, rolls back on any exception."""

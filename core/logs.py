@@ -125,11 +125,16 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # The Twilio SDK logs every request's headers at INFO.
     logging.getLogger("twilio").setLevel(logging.WARNING)
-    # uvicorn installs its own handlers; send its records through ours instead.
+    # uvicorn installs its own handlers; send its records through ours instead, at our level
+    # (its own config pins them to INFO). `--no-access-log` leaves the access logger without
+    # handlers or propagation: it stays off, since every request would otherwise cost a record.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         lib_logger = logging.getLogger(name)
+        if name == "uvicorn.access" and not lib_logger.handlers and not lib_logger.propagate:
+            continue
         lib_logger.handlers.clear()
         lib_logger.propagate = True
+        lib_logger.setLevel(logging.NOTSET)
 
 
 def get_logger(name: str | None = None) -> Any:

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # API processes `make run` starts (uvicorn --workers); 0: one per core. They share nothing
+    # but the database, so any number serves the same answers.
+    api_processes: int = Field(default=0, ge=0)
     # Base of the links sent to patients; must be reachable from their phones in production.
     public_base_url: str = "http://localhost:8000"
     hospital_name: str = "示例医院"

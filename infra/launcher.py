@@ -301,6 +301,8 @@ async def run(settings: Settings, *, embedded_temporal: bool) -> int:
                     settings.api_host,
                     "--port",
                     str(settings.api_port),
+                    "--workers",
+                    str(settings.api_processes or os.cpu_count() or 1),
                 ],
                 logs / "api.log",
             )

@@ -12,6 +12,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import serialise
 from core.models import DefinitionStatus, Pathway, PathwayVersion, utcnow
 from pathways.definition import (
     ArticleDefinition,
@@ -246,7 +247,9 @@ async def live_snapshots(session: AsyncSession) -> list[PathwaySnapshot]:
 async def sync_library(session: AsyncSession, ctx: DesignContext, actor: str = "library") -> None:
     """Publishes the library forms and articles, then each library plan that is new or changed,
     or whose forms or articles changed, as the next version of its pathway, and makes it live if
-    the live version was the library's. Running it again changes nothing."""
+    the live version was the library's. Running it again changes nothing; API processes starting
+    together take turns (each would otherwise insert the same new rows)."""
+    await serialise(session, "library-sync", sqlite_table=Pathway.__table__)  # type: ignore[attr-defined]
     await sync_library_forms(session, ctx.library.forms)
     await sync_library_articles(session, ctx.library.articles)
     published = await Published.load(session)

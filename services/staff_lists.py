@@ -69,10 +69,42 @@ def _scoped(
 
 
 async def _page(
-    session: AsyncSession, query: SelectOfScalar[Any], limit: int, offset: int
+    session: AsyncSession,
+    query: SelectOfScalar[Any],
+    limit: int,
+    offset: int,
 ) -> tuple[Sequence[Any], int]:
-    total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
+    """One page of ``query`` and how many rows it has in all. The count drops the order: on a
+    list of tens of thousands, sorting all of them to count them costs more than the page."""
+    counted = select(func.count()).select_from(query.order_by(None).subquery())
+    total = (await session.exec(counted)).one()
     rows = (await session.exec(query.limit(limit).offset(offset))).all()
+    return rows, int(total)
+
+
+async def _page_with_patients(
+    session: AsyncSession,
+    entity: type[R],
+    patient_of: Any,
+    conditions: Sequence[Any],
+    order: Sequence[Any],
+    limit: int,
+    offset: int,
+) -> tuple[Sequence[tuple[R, Patient]], int]:
+    """One page of ``entity`` rows meeting ``conditions``, each with its patient (``patient_of``
+    names the row's patient column), and how many there are in all. Only the page is joined:
+    the count needs no join (the foreign key cannot drop a row) and no order."""
+    counted = select(func.count()).select_from(entity).where(*conditions)
+    total = (await session.exec(counted)).one()
+    query: Any = (
+        select(entity, Patient)
+        .join(Patient, col(Patient.id) == patient_of)
+        .where(*conditions)
+        .order_by(*order)
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = (await session.exec(query)).all()
     return rows, int(total)
 
 
@@ -90,21 +122,22 @@ async def list_tasks(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[Sequence[tuple[CareTask, Patient]], int]:
-    query: Any = select(CareTask, Patient).join(Patient, col(Patient.id) == CareTask.patient_id)
-    query = _scoped(query, staff, CareTask.patient_id, CareTask.department_code)
+    conditions = [record_filter(staff, CareTask.patient_id, CareTask.department_code)]
     if statuses:
-        query = query.where(col(CareTask.status).in_(statuses))
+        conditions.append(col(CareTask.status).in_(statuses))
     if plan_id:
-        query = query.where(CareTask.plan_id == plan_id)
+        conditions.append(col(CareTask.plan_id) == plan_id)
     if patient_id:
-        query = query.where(CareTask.patient_id == patient_id)
+        conditions.append(col(CareTask.patient_id) == patient_id)
     if role:
-        query = query.where(CareTask.responsible_role == role)
+        conditions.append(col(CareTask.responsible_role) == role)
     window = due_window(due, now, tz)
     if window:
-        query = query.where(CareTask.due_at >= window[0], CareTask.due_at < window[1])
-    query = query.order_by(col(CareTask.due_at), col(CareTask.id))
-    return await _page(session, query, limit, offset)
+        conditions += [col(CareTask.due_at) >= window[0], col(CareTask.due_at) < window[1]]
+    order = (col(CareTask.due_at), col(CareTask.id))
+    return await _page_with_patients(
+        session, CareTask, CareTask.patient_id, conditions, order, limit, offset
+    )
 
 
 async def open_work(
@@ -117,20 +150,18 @@ async def open_work(
 ) -> tuple[Sequence[tuple[CareTask, Patient]], int]:
     """A staff member's queue (FU-8): the tasks out for their role in their scope (phone
     follow-ups, calls, visits) due before ``until`` (None: whenever), the most overdue first."""
-    query: Any = (
-        select(CareTask, Patient)
-        .join(Patient, col(Patient.id) == CareTask.patient_id)
-        .where(
-            CareTask.action_type == "staff_task",
-            CareTask.status == TaskStatus.SENT,
-            CareTask.responsible_role == staff.role.value,
-        )
-    )
-    query = _scoped(query, staff, CareTask.patient_id, CareTask.department_code)
+    conditions = [
+        col(CareTask.action_type) == "staff_task",
+        col(CareTask.status) == TaskStatus.SENT,
+        col(CareTask.responsible_role) == staff.role.value,
+        record_filter(staff, CareTask.patient_id, CareTask.department_code),
+    ]
     if until is not None:
-        query = query.where(CareTask.due_at < until)
-    query = query.order_by(col(CareTask.due_at), col(CareTask.id))
-    return await _page(session, query, limit, offset)
+        conditions.append(col(CareTask.due_at) < until)
+    order = (col(CareTask.due_at), col(CareTask.id))
+    return await _page_with_patients(
+        session, CareTask, CareTask.patient_id, conditions, order, limit, offset
+    )
 
 
 async def task_response(session: AsyncSession, task_id: str) -> FormResponse | None:
@@ -147,12 +178,13 @@ async def list_alerts(
     limit: int,
     offset: int,
 ) -> tuple[Sequence[tuple[Alert, Patient]], int]:
-    query: Any = select(Alert, Patient).join(Patient, col(Patient.id) == Alert.patient_id)
-    query = _scoped(query, staff, Alert.patient_id, Alert.department_code)
+    conditions = [record_filter(staff, Alert.patient_id, Alert.department_code)]
     if status:
-        query = query.where(Alert.status == status)
-    query = query.order_by(col(Alert.raised_at).desc(), col(Alert.id))
-    return await _page(session, query, limit, offset)
+        conditions.append(col(Alert.status) == status)
+    order = (col(Alert.raised_at).desc(), col(Alert.id))
+    return await _page_with_patients(
+        session, Alert, Alert.patient_id, conditions, order, limit, offset
+    )
 
 
 async def list_runs(
@@ -164,14 +196,15 @@ async def list_runs(
     limit: int,
     offset: int,
 ) -> tuple[Sequence[tuple[PathwayRun, Patient]], int]:
-    query: Any = select(PathwayRun, Patient).join(Patient, col(Patient.id) == PathwayRun.patient_id)
-    query = _scoped(query, staff, PathwayRun.patient_id, PathwayRun.department_code)
+    conditions = [record_filter(staff, PathwayRun.patient_id, PathwayRun.department_code)]
     if status:
-        query = query.where(PathwayRun.status == status)
+        conditions.append(col(PathwayRun.status) == status)
     if patient_id:
-        query = query.where(PathwayRun.patient_id == patient_id)
-    query = query.order_by(col(PathwayRun.started_at).desc(), col(PathwayRun.workflow_id))
-    return await _page(session, query, limit, offset)
+        conditions.append(col(PathwayRun.patient_id) == patient_id)
+    order = (col(PathwayRun.started_at).desc(), col(PathwayRun.workflow_id))
+    return await _page_with_patients(
+        session, PathwayRun, PathwayRun.patient_id, conditions, order, limit, offset
+    )
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,8 @@ class Encounter(SQLModel, table=True):
 
 class PathwayRun(SQLModel, table=True):
     __tablename__ = "pathway_run"
+    # The run list's order (newest first) without sorting every run in scope.
+    __table_args__ = (sa.Index("ix_pathway_run_started", "started_at"),)
 
     workflow_id: str = Field(primary_key=True, max_length=200)
     plan_id: str = Field(max_length=64, index=True)
@@ -178,7 +180,11 @@ class FormDraft(SQLModel, table=True):
 
 class Alert(SQLModel, table=True):
     __tablename__ = "alert"
-    __table_args__ = (sa.UniqueConstraint("task_id", "kind", name="uq_alert_task_kind"),)
+    __table_args__ = (
+        sa.UniqueConstraint("task_id", "kind", name="uq_alert_task_kind"),
+        # The alert list (open ones, newest first) without sorting every open alert.
+        sa.Index("ix_alert_status_raised", "status", "raised_at"),
+    )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     kind: str = Field(max_length=32)  # abnormal_answer, ...
