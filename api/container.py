@@ -24,6 +24,7 @@ from integrations.clients import (
 from integrations.exam import ExamClient
 from integrations.his import HisClient
 from integrations.his_charging import HisChargingClient
+from integrations.temporal_search import ensure_registered
 from integrations.wechatpay import NoticeVerifier
 from pathways.library import load_library
 from services.enrolment import EnrolmentContext
@@ -95,6 +96,7 @@ class Container:
     async def open(cls, settings: Settings) -> Container:
         engine = create_engine(settings.database_url, echo=settings.database_echo)
         temporal = await connect_temporal(settings)
+        await ensure_registered(temporal, settings.temporal_namespace)
         his = his_client(settings)
         container = cls.build(
             settings,

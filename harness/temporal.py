@@ -17,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from core.temporal import DATA_CONVERTER
 from harness.postgres import free_port
 from infra.toolchain import temporal_cli, test_server_script
+from integrations.temporal_search import register
 
 # A JVM on a busy 2-core machine can take several seconds to open its port.
 TEST_SERVER_STARTUP = timedelta(seconds=90)
@@ -24,20 +25,24 @@ DEV_SERVER_STARTUP = timedelta(seconds=60)
 
 
 async def start_dev_server() -> WorkflowEnvironment:
-    return await WorkflowEnvironment.start_local(
+    env = await WorkflowEnvironment.start_local(
         data_converter=DATA_CONVERTER,
         dev_server_existing_path=str(temporal_cli()),
         dev_server_startup_timeout=DEV_SERVER_STARTUP,
         dev_server_log_level="error",
     )
+    await register(env.client, env.client.namespace)
+    return env
 
 
 async def start_time_skipping_server() -> WorkflowEnvironment:
-    return await WorkflowEnvironment.start_time_skipping(
+    env = await WorkflowEnvironment.start_time_skipping(
         data_converter=DATA_CONVERTER,
         test_server_existing_path=str(test_server_script()),
         test_server_startup_timeout=TEST_SERVER_STARTUP,
     )
+    await register(env.client, env.client.namespace)
+    return env
 
 
 class DevServer:
@@ -90,6 +95,7 @@ class DevServer:
             try:
                 client = await Client.connect(self.address, data_converter=DATA_CONVERTER)
                 await client.workflow_service.get_system_info(GetSystemInfoRequest())
+                await register(client, client.namespace)
                 return
             except (RuntimeError, RPCError):
                 if loop.time() > deadline:

@@ -29,6 +29,7 @@ from core.models import Complaint
 from core.settings import Settings
 from services.hospitals import hospital_profile
 from services.scope import record_filter
+from services.search_attributes import for_patient
 from services.staff import StaffPrincipal
 from services.updates import run_update
 
@@ -120,6 +121,12 @@ async def open_complaint(
             start,
             id=row.workflow_id,
             task_queue=settings.temporal_task_queue,
+            search_attributes=await for_patient(
+                session,
+                start.patient_id,
+                department=start.department_code,
+                hospital=start.hospital_code,
+            ),
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )

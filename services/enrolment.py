@@ -29,6 +29,7 @@ from contracts.pathway import (
     RunInput,
     pathway_workflow_id,
 )
+from contracts.search import search_attributes
 from core.db import insert_if_absent
 from core.models import (
     Encounter,
@@ -255,6 +256,14 @@ async def start_run(
             run_input,
             id=workflow_id,
             task_queue=ctx.settings.temporal_task_queue,
+            search_attributes=search_attributes(
+                patient=patient.his_patient_id,
+                pathway=definition.id,
+                pathway_version=snapshot.version,
+                department=run_input.department_code,
+                ward=encounter.ward if encounter else None,
+                hospital=profile.code,
+            ),
             # Running: hand back the existing run. Finished: never start the same one again.
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

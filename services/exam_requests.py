@@ -17,6 +17,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from contracts.exam import EXAM_WORKFLOW, ExamInput, exam_workflow_id
+from contracts.search import search_attributes
 from core.models import ExamAccount, ExamBooking, Patient, utcnow
 from core.settings import Settings
 from exams.checks import booking_window, within_window
@@ -224,6 +225,9 @@ async def request_exam(
         ),
         id=booking.workflow_id,
         task_queue=settings.temporal_task_queue,
+        search_attributes=search_attributes(
+            patient=patient.his_patient_id, department=department_code, hospital=profile.code
+        ),
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
     )

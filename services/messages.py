@@ -36,6 +36,7 @@ from messaging.templates import (
     render_template,
 )
 from services.hospitals import hospital_profile
+from services.search_attributes import for_patient
 
 
 class MessageRejected(ValueError):
@@ -297,6 +298,12 @@ async def send_message(
         request,
         id=workflow_id,
         task_queue=task_queue,
+        search_attributes=await for_patient(
+            session,
+            request.patient_id,
+            department=request.department_code,
+            hospital=request.hospital_code,
+        ),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
     return workflow_id

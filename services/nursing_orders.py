@@ -24,6 +24,7 @@ from contracts.nursing import (
     NursingState,
     nursing_workflow_id,
 )
+from contracts.search import search_attributes
 from core.models import Encounter, NursingItem, NursingNurse, NursingOrder, Patient
 from core.settings import Settings
 from nursing.consent import CONSENT_VERSION
@@ -138,6 +139,12 @@ async def place_order(
         ),
         id=row.workflow_id,
         task_queue=settings.temporal_task_queue,
+        search_attributes=search_attributes(
+            patient=new.patient.his_patient_id,
+            department=row.department_code,
+            hospital=profile.code,
+            order_no=row.id,
+        ),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
     )

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.payment import (
@@ -30,6 +30,7 @@ from contracts.payment import (
     payment_workflow_id,
     refund_workflow_id,
 )
+from contracts.search import search_attributes
 from core.hospitals import HospitalConfig
 from core.logs import get_logger
 from core.models import (
@@ -49,6 +50,7 @@ from services.inbound_events import find_event, record_event
 from services.patients import fetch_patient, upsert_patient
 from services.payment_refunds import reserve_refund
 from services.scope import record_filter
+from services.search_attributes import for_patient
 from services.staff import StaffPrincipal
 
 log = get_logger(__name__)
@@ -209,6 +211,15 @@ async def service_order(
     return await _payment_input(session, settings, order)
 
 
+def order_attributes(paying: PaymentInput) -> TypedSearchAttributes:
+    return search_attributes(
+        patient=paying.his_patient_id,
+        department=paying.department_code,
+        hospital=paying.hospital_code,
+        order_no=paying.his_order_no,
+    )
+
+
 async def payment_input(
     session: AsyncSession, ctx: PaymentContext, order: PaymentOrder
 ) -> PaymentInput:
@@ -258,11 +269,13 @@ async def start_payment(
     order.status = "paying"
     order.workflow_id = payment_workflow_id(order.id)
     await session.flush()
+    paying = await payment_input(session, ctx, order)
     await ctx.temporal.start_workflow(
         PAYMENT_WORKFLOW,
-        await payment_input(session, ctx, order),
+        paying,
         id=order.workflow_id,
         task_queue=ctx.settings.temporal_task_queue,
+        search_attributes=order_attributes(paying),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
     )
@@ -308,6 +321,13 @@ async def request_refund(
         refund_input,
         id=refund_workflow_id(refund_id),
         task_queue=ctx.settings.temporal_task_queue,
+        search_attributes=await for_patient(
+            session,
+            refund_input.patient_id,
+            department=refund_input.department_code,
+            hospital=refund_input.hospital_code,
+            order_no=refund_input.his_order_no,
+        ),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
     )
@@ -356,15 +376,17 @@ async def start_consultation(
     order.workflow_id = payment_workflow_id(order.id)
     session.add(consultation)
     await session.flush()
+    paying = await payment_input(session, ctx, order)
     await ctx.temporal.start_workflow(
         CONSULTATION_WORKFLOW,
         ConsultationInput(
             consultation_id=consultation.id,
-            payment=await payment_input(session, ctx, order),
+            payment=paying,
             accept_within_seconds=config.payments.consultation_accept_seconds,
         ),
         id=consultation.workflow_id,
         task_queue=ctx.settings.temporal_task_queue,
+        search_attributes=order_attributes(paying),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
     )

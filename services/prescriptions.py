@@ -30,6 +30,7 @@ from contracts.prescription import (
     PrescriptionState,
     prescription_workflow_id,
 )
+from contracts.search import search_attributes
 from core.db import release_connection
 from core.models import Prescription, utcnow
 from core.settings import Settings
@@ -153,6 +154,12 @@ async def submit(
         ),
         id=workflow_id,
         task_queue=ctx.settings.temporal_task_queue,
+        search_attributes=search_attributes(
+            patient=patient.his_patient_id,
+            department=event.department_code,
+            hospital=event.hospital_code,
+            prescription_no=event.prescription_no,
+        ),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
     )

@@ -9,6 +9,7 @@ from core.db import create_engine, session_factory
 from core.logs import configure_logging, get_logger
 from core.settings import get_settings
 from core.temporal import connect_temporal
+from integrations.temporal_search import ensure_registered
 from services.reconciliation import ensure_reconciliation_schedule
 from workers.factory import WorkerDeps, build_workers, running_workers
 
@@ -20,6 +21,7 @@ async def main() -> None:
     configure_logging(json=settings.json_logs, level=settings.log_level)
     engine = create_engine(settings.database_url, echo=settings.database_echo)
     client = await connect_temporal(settings)
+    await ensure_registered(client, settings.temporal_namespace)
     deps = WorkerDeps.from_settings(
         settings, session_factory(engine, audit_key=settings.audit_key.get_secret_value())
     )

@@ -284,5 +284,6 @@ class ComplaintWorkflow:
                     workflow_id=info.workflow_id,
                 ),
                 id=delivery_workflow_id(key),
+                search_attributes=workflow.info().typed_search_attributes,
                 parent_close_policy=ParentClosePolicy.ABANDON,
             )

@@ -61,6 +61,7 @@ class ConsultationWorkflow:
             PAYMENT_WORKFLOW,
             input.payment,
             id=payment_workflow_id(input.payment.order_id),
+            search_attributes=workflow.info().typed_search_attributes,
             result_type=PaymentState,
         )
         if paid.status != "settled":
@@ -100,6 +101,7 @@ class ConsultationWorkflow:
             REFUND_WORKFLOW,
             opened.input,
             id=refund_workflow_id(self._refund_id),
+            search_attributes=workflow.info().typed_search_attributes,
             result_type=RefundState,
         )
         if refunded.status == "succeeded":

@@ -146,6 +146,7 @@ class ExamEpisodeWorkflow:
                     PATHWAY_WORKFLOW,
                     assessment.followup,
                     id=assessment.followup_workflow_id,
+                    search_attributes=workflow.info().typed_search_attributes,
                     parent_close_policy=ParentClosePolicy.ABANDON,
                 )
         abnormal = "、".join(assessment.abnormal_items)

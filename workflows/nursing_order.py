@@ -193,6 +193,7 @@ class NursingOrderWorkflow:
             PAYMENT_WORKFLOW,
             payment,
             id=payment_workflow_id(payment.order_id),
+            search_attributes=workflow.info().typed_search_attributes,
             result_type=PaymentState,
         )
         if paid.status != "settled":
@@ -266,6 +267,7 @@ class NursingOrderWorkflow:
                     REFUND_WORKFLOW,
                     opened.input,
                     id=refund_workflow_id(self._refund_id),
+                    search_attributes=workflow.info().typed_search_attributes,
                     result_type=RefundState,
                 )
                 if refunded.status == "succeeded":
@@ -306,6 +308,7 @@ class NursingOrderWorkflow:
                 DELIVERY_WORKFLOW,
                 request,
                 id=delivery_workflow_id(request.key),
+                search_attributes=workflow.info().typed_search_attributes,
                 parent_close_policy=ParentClosePolicy.ABANDON,
             )
 

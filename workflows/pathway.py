@@ -93,6 +93,7 @@ with workflow.unsafe.imports_passed_through():
         StepProgress,
         StepStatus,
     )
+    from contracts.search import PATHWAY_VERSION
     from pathways.definition import Action, Offset, PathwaySnapshot, Step
     from pathways.evaluation import CaseOpening, evaluate_answers, merged_values, step_needed
     from pathways.form_definition import FormDefinition
@@ -119,6 +120,9 @@ with workflow.unsafe.imports_passed_through():
         HIS_CALLBACK_TIMEOUT,
     )
     from workflows.updates import UpdateRejected, refused_as_rejected, wait_for
+
+# Runs that migrated before search attributes existed replay without the upsert.
+PATCH_VERSION_ATTRIBUTE = "upsert-pathway-version-attribute"
 
 # Past this many events, continue as new at the next quiet moment (no occurrence in flight).
 HISTORY_LIMIT = 2_000
@@ -496,6 +500,7 @@ class PathwayRunWorkflow:
                 not_after=self._not_after(occ, step, n),
             ),
             id=delivery_workflow_id(message_key),
+            search_attributes=workflow.info().typed_search_attributes,
             result_type=DeliveryOutcome,
         )
         return outcome
@@ -532,6 +537,7 @@ class PathwayRunWorkflow:
                 urgent=True,
             ),
             id=delivery_workflow_id(message_key),
+            search_attributes=workflow.info().typed_search_attributes,
             result_type=DeliveryOutcome,
         )
 
@@ -561,6 +567,7 @@ class PathwayRunWorkflow:
                 COMPLAINT_WORKFLOW,
                 start,
                 id=complaint_workflow_id(start.complaint_id),
+                search_attributes=workflow.info().typed_search_attributes,
                 parent_close_policy=ParentClosePolicy.ABANDON,
             )
 
@@ -755,6 +762,8 @@ class PathwayRunWorkflow:
         for form_id, form in old.forms.items():
             self._extra_forms.setdefault(form_id, form)
         self._snapshot = migration.target
+        if workflow.patched(PATCH_VERSION_ATTRIBUTE):
+            workflow.upsert_search_attributes([PATHWAY_VERSION.value_set(migration.target.version)])
         now = workflow.now()
         changed: list[Occurrence] = []
         for change in plan.changes:

@@ -540,6 +540,7 @@ class PrescriptionWorkflow:
                     workflow_id=info.workflow_id,
                 ),
                 id=delivery_workflow_id(key),
+                search_attributes=workflow.info().typed_search_attributes,
                 # The message outlives the prescription's workflow if need be.
                 parent_close_policy=ParentClosePolicy.ABANDON,
             )

@@ -167,5 +167,6 @@ async def notify(
                 workflow_id=info.workflow_id,
             ),
             id=delivery_workflow_id(key),
+            search_attributes=workflow.info().typed_search_attributes,
             parent_close_policy=ParentClosePolicy.ABANDON,
         )

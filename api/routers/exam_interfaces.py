@@ -70,6 +70,7 @@ from services.exams import (
 )
 from services.hospitals import hospital_profile
 from services.messages import MessageRejected, send_message
+from services.search_attributes import for_patient
 
 router = APIRouter(prefix="/integrations/exam", tags=["physical-exam vendor interfaces"])
 log = get_logger(__name__)
@@ -241,6 +242,9 @@ async def _tell_workflow(
         ),
         id=booking.workflow_id,
         task_queue=container.settings.temporal_task_queue,
+        search_attributes=await for_patient(
+            session, booking.patient_id, department=booking.department_code, hospital=profile.code
+        ),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         start_signal=SIGNAL_PUSHED,
         start_signal_args=[Pushed(kind=kind, exam_no=booking.exam_no or "")],

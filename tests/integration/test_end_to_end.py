@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -230,9 +231,30 @@ async def _run_scenario(
     description = await platform.temporal.client.get_workflow_handle(workflow_id).describe()
     assert description.status == WorkflowExecutionStatus.COMPLETED
 
-    # The operator's view: the Temporal UI lists the finished run.
+    # The operator finds the patient's runs by their HIS number (a search attribute, never a
+    # name or phone): the run and the message deliveries it started, which carry its attributes.
+    async def runs_of_patient() -> list[str] | None:
+        found = [
+            w.id
+            async for w in platform.temporal.client.list_workflows(
+                'PatientId = "P0003" AND PathwayId = "inpatient-discharge"'
+            )
+        ]
+        return found if workflow_id in found and len(found) >= 4 else None
+
+    found = await eventually(runs_of_patient, within=30, what="runs by PatientId")
+    assert all(w == workflow_id or w.startswith("msg:") for w in found), found
+    description = await platform.temporal.client.get_workflow_handle(workflow_id).describe()
+    attributes = {p.key.name: p.value for p in description.typed_search_attributes}
+    assert attributes["PatientId"] == "P0003"
+    assert attributes["PathwayVersion"] >= 1
+    assert attributes["Department"]
+    assert attributes["Hospital"]
+
+    # The operator's view: the Temporal UI lists the finished run for that query.
     ui = await browser.new_page()
-    await ui.goto(f"{platform.ui}/namespaces/default/workflows")
+    query = quote('PatientId = "P0003"')
+    await ui.goto(f"{platform.ui}/namespaces/default/workflows?query={query}")
     await ui.get_by_text(workflow_id).first.wait_for(timeout=30_000)
     await ui.screenshot(path=str(tmp_path / "temporal-ui.png"))
     await handset.close()

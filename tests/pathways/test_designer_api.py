@@ -11,6 +11,7 @@ import yaml
 from sqlmodel import col, select
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.search import PATHWAY_ID, PATHWAY_VERSION
 from core.models import AuditEntry
 from tests.factories import daytime
 from tests.pathways.conftest import PathwayStack, PathwayStackFactory
@@ -216,6 +217,10 @@ async def test_round_trip_from_draft_to_a_migrated_run(
         request = {"to_version": 2, "mapping": mapping, "reason": "增加康复打卡"}
         migrated = await stack.http.post(f"{run}/migration", json=request, headers=headers)
         assert migrated.status_code == 200
+        # The operator's search follows the run to its new version (an upserted attribute).
+        described = await dev_env.client.get_workflow_handle(workflow_id).describe()
+        assert described.typed_search_attributes.get(PATHWAY_VERSION) == 2
+        assert described.typed_search_attributes.get(PATHWAY_ID) == "post-op-knee"
         ended = await stack.http.post(f"{run}/end", json={"reason": "转康复医院"}, headers=headers)
         assert ended.status_code == 200, ended.text
         assert ended.json()["status"] == "ended"
