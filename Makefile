@@ -3,13 +3,16 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: setup setup-test run stop demo demo-rx demo-pay demo-exam demo-nursing test lint fmt bench clean backup restore audit-verify fault-campaign
+.PHONY: setup setup-test setup-bench run stop demo demo-rx demo-pay demo-exam demo-nursing test lint fmt bench clean backup restore audit-verify fault-campaign
 
 setup:
 	@infra/setup.sh run
 
 setup-test:
 	@infra/setup.sh test
+
+setup-bench:
+	@infra/setup.sh bench
 
 run: setup
 	@$(PY) -m infra.launcher
@@ -49,7 +52,7 @@ fmt: setup
 	@.venv/bin/ruff format .
 	@.venv/bin/ruff check --fix .
 
-bench: setup-test
+bench: setup-bench
 	@$(PY) -m bench.webhook_throughput
 	@$(PY) -m bench.messages_throughput
 	@$(PY) -m bench.pathway_stats

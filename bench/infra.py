@@ -3,6 +3,7 @@ dev server, both started here and removed afterwards (the same harness the tests
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
@@ -19,6 +20,8 @@ from harness.databases import clone_database, create_template
 from harness.postgres import PostgresServer, start_postgres
 from harness.settings import make_settings
 from harness.temporal import DevServer, start_dev_server
+from harness.temporal_cluster import SHARDS, TemporalCluster
+from infra.toolchain import TEMPORAL_SERVER_VERSION
 
 
 @dataclass(frozen=True)
@@ -30,13 +33,30 @@ class BenchInfra:
     workdir: Path
 
 
+def temporal_kind() -> str:
+    """Which Temporal the benchmarks run on: ``dev`` (the CLI's dev server on SQLite, what
+    ``make run`` uses) or ``cluster`` (the Temporal server on PostgreSQL, production-shaped),
+    from CAREPATH_BENCH_TEMPORAL."""
+    kind = os.environ.get("CAREPATH_BENCH_TEMPORAL", "dev")
+    if kind not in ("dev", "cluster"):
+        raise SystemExit(f"CAREPATH_BENCH_TEMPORAL must be dev or cluster, not {kind!r}")
+    return kind
+
+
 @asynccontextmanager
 async def bench_infra() -> AsyncIterator[BenchInfra]:
     # Separate folders: the server runs as 'postgres', which cannot enter root's private ones.
     pg_dir = Path(tempfile.mkdtemp(prefix="carepath-bench-pg-"))
     workdir = Path(tempfile.mkdtemp(prefix="carepath-bench-"))
     pg = start_postgres(pg_dir)
-    temporal = await start_dev_server()
+    cluster = TemporalCluster(pg, workdir) if temporal_kind() == "cluster" else None
+    if cluster is not None:
+        # The cluster keeps its stores in the same PostgreSQL as the platform, as a small
+        # hospital's single database server would.
+        temporal = WorkflowEnvironment.from_client(await cluster.start())
+    else:
+        temporal = await start_dev_server()
+    print(f"Temporal: {describe_temporal(cluster)}")
     try:
         await create_template(pg)
         url = pg.url(await clone_database(pg))
@@ -48,9 +68,20 @@ async def bench_infra() -> AsyncIterator[BenchInfra]:
             await engine.dispose()
     finally:
         await temporal.shutdown()
+        if cluster is not None:
+            cluster.stop()
         pg.stop()
         shutil.rmtree(pg_dir, ignore_errors=True)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def describe_temporal(cluster: TemporalCluster | None) -> str:
+    if cluster is None:
+        return "the dev server (temporal server start-dev, SQLite)"
+    return (
+        f"Temporal server {TEMPORAL_SERVER_VERSION} on PostgreSQL "
+        f"({cluster.address}, {SHARDS} history shards)"
+    )
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ SID = "AC" + "2" * 32
 TOKEN = "bench-twilio-token-0123456789abcdef"
 
 
-async def channel_only(twilio_url: str, count: int, concurrency: int) -> None:
+async def channel_only(twilio_url: str, count: int, concurrency: int) -> float:
     channel = TwilioSmsChannel(
         account_sid=SID,
         auth_token=TOKEN,
@@ -73,12 +73,14 @@ async def channel_only(twilio_url: str, count: int, concurrency: int) -> None:
     wall = time.perf_counter() - start
     await channel.close()
     ordered = sorted(latencies)
+    rate = count / wall
     print(
         f"{'Twilio channel (SDK only)':<34} n={count:<5} {count / wall:7.1f} msg/s  "
         f"p50={ordered[len(ordered) // 2] * 1000:6.1f}ms  "
         f"p95={ordered[int(len(ordered) * 0.95)] * 1000:6.1f}ms  "
         f"mean={statistics.fmean(ordered) * 1000:6.1f}ms"
     )
+    return rate
 
 
 async def end_to_end(count: int, rate: float, label: str) -> None:
@@ -89,8 +91,9 @@ async def end_to_end(count: int, rate: float, label: str) -> None:
             twilio = TwilioState(account_sid=SID, auth_token=TOKEN)
             twilio.faults = Faults(send_callbacks=False)
             async with serve(create_twilio(twilio)) as twilio_url:
+                alone = None
                 if rate >= 1000:
-                    await channel_only(twilio_url, count, concurrency=20)
+                    alone = await channel_only(twilio_url, count, concurrency=20)
                     twilio.messages.clear()
                 api_port = free_port()
                 settings = make_settings(
@@ -172,6 +175,16 @@ async def end_to_end(count: int, rate: float, label: str) -> None:
                 f"(API accepted all in {accepted:.1f}s; all delivered {wall:.1f}s after the first "
                 "push, worker start-up included)"
             )
+            bodies = [m.body for m in twilio.messages.values()]
+            print(
+                f"{'':<34} at the provider: {len(bodies)} messages, {len(set(bodies))} distinct, "
+                f"for {count} pushes"
+            )
+            if alone:
+                print(
+                    f"{'':<34} end to end / channel alone = {sustained:.1f} / {alone:.1f}: "
+                    f"ratio {sustained / alone:.2f} (goal ≥ 0.5)"
+                )
         finally:
             if worker is not None:
                 worker.stop()

@@ -6,12 +6,15 @@
 #
 #   infra/setup.sh           what `make run` needs
 #   infra/setup.sh test      plus what `make test` needs
+#   infra/setup.sh bench     plus the Temporal server and its SQL schema tool (`make bench`)
 set -euo pipefail
 
 mode="${1:-run}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${CAREPATH_CACHE:-$HOME/.cache/carepath}"
 temporal_cli_version="1.5.1"
+# The server the CLI embeds: benchmarks run it as a production-shaped cluster on PostgreSQL.
+temporal_server_version="1.29.1"
 test_server_version="1.38.0"
 mkdir -p "$cache"
 
@@ -85,7 +88,7 @@ if [ ! -x "$cli" ]; then
   say "Temporal CLI built in $(( $(date +%s) - start ))s"
 fi
 
-if [ "$mode" != "test" ]; then
+if [ "$mode" = "run" ]; then
   say "ready to run"
   exit 0
 fi
@@ -107,4 +110,24 @@ if ! ls "$lib"/temporal-test-server-*.jar >/dev/null 2>&1; then
     -Dtemporal.version="$test_server_version" \
     dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$lib"
 fi
-say "ready to test"
+if [ "$mode" != "bench" ]; then
+  say "ready to test"
+  exit 0
+fi
+
+# --- Temporal server and its SQL schema tool, built from source (benchmarks only) ---------
+# go.temporal.io/server at the version the CLI embeds; the schema files come with its module.
+server_dir="$cache/temporal-server-$temporal_server_version"
+if [ ! -x "$server_dir/server" ] || [ ! -x "$server_dir/sql" ]; then
+  say "building Temporal server v$temporal_server_version and temporal-sql-tool with go install"
+  start=$(date +%s)
+  mkdir -p "$server_dir"
+  GOBIN="$server_dir" GOFLAGS=-mod=mod go install \
+    "go.temporal.io/server/cmd/server@v$temporal_server_version" \
+    "go.temporal.io/server/cmd/tools/sql@v$temporal_server_version"
+  say "Temporal server built in $(( $(date +%s) - start ))s"
+fi
+# The schema files live in the module cache, which a cache clean may have emptied.
+[ -d "$(go env GOMODCACHE)/go.temporal.io/server@v$temporal_server_version/schema" ] || \
+  GOFLAGS=-mod=mod go mod download "go.temporal.io/server@v$temporal_server_version"
+say "ready to benchmark"

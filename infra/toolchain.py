@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPORAL_CLI_VERSION = "1.5.1"
 TEST_SERVER_VERSION = "1.38.0"
+TEMPORAL_SERVER_VERSION = "1.29.1"
 
 
 class ToolchainMissing(RuntimeError):
@@ -35,6 +37,24 @@ def test_server_script() -> Path:
     if not any(lib.glob("temporal-test-server-*.jar")):
         raise ToolchainMissing(f"Temporal test server jars not found in {lib}; run `make setup`")
     return REPO_ROOT / "infra" / "temporal-test-server.sh"
+
+
+def temporal_server() -> tuple[Path, Path, Path]:
+    """The Temporal server, its SQL schema tool, and the PostgreSQL schema folder (v12) from its
+    module, as ``make setup-bench`` builds them."""
+    folder = cache_dir() / f"temporal-server-{TEMPORAL_SERVER_VERSION}"
+    server, tool = folder / "server", folder / "sql"
+    modules = subprocess.run(
+        ["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    schema = (
+        Path(modules) / f"go.temporal.io/server@v{TEMPORAL_SERVER_VERSION}/schema/postgresql/v12"
+    )
+    if not (os.access(server, os.X_OK) and os.access(tool, os.X_OK) and schema.is_dir()):
+        raise ToolchainMissing(
+            f"Temporal server {TEMPORAL_SERVER_VERSION} not built; run `make setup-bench`"
+        )
+    return server, tool, schema
 
 
 def postgres_tool(name: str) -> Path:

@@ -16,7 +16,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from core.temporal import DATA_CONVERTER
-from workers.factory import WORKFLOWS
+from workers.factory import WORKFLOW_RUNNER, WORKFLOWS
 
 DIRECTORY = Path(__file__).parent / "histories"
 HISTORIES = sorted(p for p in DIRECTORY.glob("*.json") if p.name != "workflow_ids.json")
@@ -43,6 +43,9 @@ def test_histories_cover_every_long_running_workflow() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(IDS.get(path.stem, path.stem), TEXTS[path.stem])
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER)
+    # The runner the workers use, so that replay checks what production runs.
+    replayer = Replayer(
+        workflows=WORKFLOWS, data_converter=DATA_CONVERTER, workflow_runner=WORKFLOW_RUNNER
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
