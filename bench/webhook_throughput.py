@@ -119,6 +119,9 @@ async def main(events: int, concurrency: int) -> None:
         async with serve(his_app) as his_url:
             his = HisClient.create(his_url, TEST_HIS_API_KEY, timeout_seconds=5)
             container = Container.build(settings, infra.sessions, infra.temporal.client, his)
+            # The shipped pathways, as the API publishes them at start-up: without them an event
+            # enrols nobody and starts nothing.
+            await container.sync_library()
             async with (
                 serve(create_app(container=container)) as api_url,
                 httpx.AsyncClient(
