@@ -40,9 +40,8 @@ from core.db import transaction
 from core.logs import configure_logging
 from core.models import Alert, AuditEntry, CareTask, StaffRole, new_id
 from harness.postgres import free_port
-from harness.processes import settings_env, start_process
+from harness.processes import api_ready, settings_env, start_api
 from harness.settings import make_settings
-from harness.waiting import eventually
 from services.identity import open_session
 from services.staff import create_staff
 
@@ -239,13 +238,7 @@ async def main(
             "CAREPATH_TEMPORAL_ADDRESS": infra.temporal.client.service_client.config.target_host,
             "CAREPATH_LOG_LEVEL": "WARNING",
         }
-        api = start_process(
-            "bench-api",
-            ["-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", str(workers), "--no-access-log"],
-            env,
-            infra.workdir,
-        )  # fmt: skip
+        api = start_api(env, infra.workdir, port, workers)
         print(
             f"staff API load: {tasks:,} tasks, {tasks // 10:,} patients, {ALERTS:,} open alerts; "
             f"PostgreSQL; seeded in {seeded:.0f} s; {workers} API process(es) "
@@ -258,14 +251,7 @@ async def main(
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30
             ) as http:
-
-                async def ready() -> bool:
-                    try:
-                        return (await http.get("/readyz")).status_code == 200
-                    except httpx.TransportError:
-                        return False
-
-                await eventually(ready, within=60, what="the API")
+                await api_ready(http)
                 pids = _api_pids(api.popen.pid)
                 # Warms every worker process (connections, statement caches); writes nothing.
                 readers = [Worker(w.token, w.task_ids, []) for w in staff]

@@ -32,7 +32,7 @@ from core.models import AuditEntry, Hospital, Prescription
 from core.webhook_auth import signed_headers
 from harness.postgres import free_port
 from harness.prescriptions import HOSPITAL, prescription
-from harness.processes import Process, settings_env, start_process
+from harness.processes import Process, api_ready, settings_env, start_api, start_process
 from harness.servers import serve
 from harness.settings import TEST_HIS_API_KEY, TEST_WEBHOOK_SECRET, make_settings
 from harness.waiting import eventually
@@ -84,15 +84,7 @@ async def main(count: int, deadline: int, over: float, workers: int) -> None:
                         )
                     )
                 port = free_port()
-                processes.append(
-                    start_process(
-                        "bench-api",
-                        ["-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
-                         str(port), "--workers", str(os.cpu_count() or 1), "--no-access-log"],
-                        env,
-                        infra.workdir,
-                    )
-                )  # fmt: skip
+                processes.append(start_api(env, infra.workdir, port, os.cpu_count() or 1))
                 print(
                     f"system approval at the HIS after each review deadline: {count} "
                     f"prescriptions submitted over {over:g} s, deadline {deadline} s, "
@@ -103,14 +95,7 @@ async def main(count: int, deadline: int, over: float, workers: int) -> None:
                 async with httpx.AsyncClient(
                     base_url=f"http://127.0.0.1:{port}", timeout=httpx.Timeout(60, pool=None)
                 ) as http:
-
-                    async def ready() -> bool:
-                        try:
-                            return (await http.get("/readyz")).status_code == 200
-                        except httpx.TransportError:
-                            return False
-
-                    await eventually(ready, within=60, what="the API")
+                    await api_ready(http)
                     numbers: list[str] = []
                     started = time.perf_counter()
 

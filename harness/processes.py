@@ -13,7 +13,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from core.settings import Settings
+from harness.waiting import eventually
 from infra.toolchain import REPO_ROOT
 
 
@@ -24,14 +27,7 @@ class Process:
     log: Path
 
     def stop(self, grace: float = 15.0) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        return self.popen.returncode
+        return stop_popen(self.popen, grace)
 
     def tail(self, lines: int = 40) -> str:
         return _tail(self.name, self.log, lines)
@@ -42,6 +38,41 @@ class Process:
     def kill(self) -> None:
         self.popen.kill()
         self.popen.wait()
+
+
+def stop_popen(popen: subprocess.Popen[bytes], grace: float = 15.0) -> int:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; the exit code."""
+    if popen.poll() is None:
+        popen.send_signal(signal.SIGTERM)
+        try:
+            popen.wait(grace)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
+    return popen.returncode
+
+
+def start_api(env: dict[str, str], log_dir: Path, port: int, processes: int) -> Process:
+    """The API as production runs it: ``uvicorn --workers`` without the access log."""
+    return start_process(
+        "api",
+        ["-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(processes), "--no-access-log"],
+        env,
+        log_dir,
+    )  # fmt: skip
+
+
+async def api_ready(http: httpx.AsyncClient) -> None:
+    """Waits until the API at ``http``'s base URL answers /readyz."""
+
+    async def ready() -> bool:
+        try:
+            return (await http.get("/readyz")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    await eventually(ready, within=60, what="the API")
 
 
 def _tail(name: str, log: Path, lines: int) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import signal
 import socket
 import subprocess
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from core.temporal import DATA_CONVERTER
 from harness.postgres import PostgresServer, free_port
+from harness.processes import stop_popen
 from infra.toolchain import temporal_server
 from integrations.temporal_search import register
 
@@ -231,11 +231,5 @@ class TemporalCluster:
 
     def stop(self, grace: float = 20.0) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            stop_popen(process, grace)
