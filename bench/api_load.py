@@ -34,11 +34,11 @@ import httpx
 from sqlalchemy import func, insert
 from sqlmodel import select
 
-from bench.infra import bench_infra
+from bench.infra import audit_count, bench_infra
 from bench.workbench_reports import DEPARTMENTS, seed_tasks
 from core.db import transaction
 from core.logs import configure_logging
-from core.models import Alert, AuditEntry, CareTask, StaffRole, new_id
+from core.models import Alert, CareTask, StaffRole, new_id
 from harness.postgres import free_port
 from harness.processes import api_ready, settings_env, start_api
 from harness.settings import make_settings
@@ -288,13 +288,7 @@ async def main(
                     select(func.count()).select_from(Alert).where(Alert.status == "acknowledged")
                 )
             ).one()
-            audited = (
-                await session.exec(
-                    select(func.count())
-                    .select_from(AuditEntry)
-                    .where(AuditEntry.action == "alert.acknowledged")
-                )
-            ).one()
+        audited = await audit_count(sessions, "alert.acknowledged")
         answered = sum(
             len(t.timings.get(WRITE, [])) - t.failures.get(WRITE, 0) for t in (tally, saturated)
         )

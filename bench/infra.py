@@ -11,11 +11,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlmodel import func, select
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from core.crypto import configure_from_settings
 from core.db import SessionFactory, create_engine, session_factory
+from core.models import AuditEntry
 from harness.databases import clone_database, create_template
 from harness.postgres import PostgresServer, start_postgres
 from harness.settings import make_settings
@@ -73,6 +75,15 @@ async def bench_infra() -> AsyncIterator[BenchInfra]:
         pg.stop()
         shutil.rmtree(pg_dir, ignore_errors=True)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def audit_count(sessions: SessionFactory, action: str) -> int:
+    """How many audit entries record ``action``: benchmarks check nothing was skipped."""
+    async with sessions() as session:
+        found = await session.exec(
+            select(func.count()).select_from(AuditEntry).where(AuditEntry.action == action)
+        )
+        return found.one()
 
 
 def describe_temporal(cluster: TemporalCluster | None) -> str:

@@ -22,13 +22,13 @@ import uuid
 from datetime import datetime
 
 import httpx
-from sqlmodel import func, select
+from sqlmodel import select
 
-from bench.infra import bench_infra
+from bench.infra import audit_count, bench_infra
 from core.db import transaction
 from core.hospitals import HospitalConfig, PrescriptionConfig, QuietHours, ReviewPolicy
 from core.logs import configure_logging
-from core.models import AuditEntry, Hospital, Prescription
+from core.models import Hospital, Prescription
 from core.webhook_auth import signed_headers
 from harness.postgres import free_port
 from harness.prescriptions import HOSPITAL, prescription
@@ -142,13 +142,7 @@ async def main(count: int, deadline: int, over: float, workers: int) -> None:
                     ).one()
                     assert row.review_deadline_at is not None
                     lateness.append((received[number] - row.review_deadline_at).total_seconds())
-                audited = (
-                    await session.exec(
-                        select(func.count())
-                        .select_from(AuditEntry)
-                        .where(AuditEntry.action == "prescription.concluded")
-                    )
-                ).one()
+            audited = await audit_count(sessions, "prescription.concluded")
             lateness.sort()
             p99 = lateness[int(0.99 * (count - 1))]
             print(

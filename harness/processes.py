@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from core.settings import Settings
-from harness.waiting import eventually
+from harness.waiting import answers_ok, eventually
 from infra.toolchain import REPO_ROOT
 
 
@@ -65,14 +65,7 @@ def start_api(env: dict[str, str], log_dir: Path, port: int, processes: int) -> 
 
 async def api_ready(http: httpx.AsyncClient) -> None:
     """Waits until the API at ``http``'s base URL answers /readyz."""
-
-    async def ready() -> bool:
-        try:
-            return (await http.get("/readyz")).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    await eventually(ready, within=60, what="the API")
+    await eventually(lambda: answers_ok(http, "/readyz"), within=60, what="the API")
 
 
 def _tail(name: str, log: Path, lines: int) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import subprocess
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from core.temporal import DATA_CONVERTER
 from harness.postgres import free_port
+from harness.processes import stop_popen
+from harness.waiting import eventually
 from infra.toolchain import temporal_cli, test_server_script
 from integrations.temporal_search import register
 
@@ -43,6 +44,32 @@ async def start_time_skipping_server() -> WorkflowEnvironment:
     )
     await register(env.client, env.client.namespace)
     return env
+
+
+async def connect_when_up(
+    address: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    *,
+    within: float,
+    namespace: str = "default",
+) -> Client:
+    """A client once the Temporal frontend at ``address`` answers; fails at once if the server
+    process has exited (see its ``log``)."""
+
+    async def probe() -> Client | None:
+        if process.poll() is not None:
+            raise RuntimeError(f"the Temporal server exited; see {log}")
+        try:
+            client = await Client.connect(
+                address, namespace=namespace, data_converter=DATA_CONVERTER
+            )
+            await client.workflow_service.get_system_info(GetSystemInfoRequest())
+        except (RuntimeError, RPCError):
+            return None
+        return client
+
+    return await eventually(probe, within=within, what=f"Temporal at {address}", interval=0.2)
 
 
 class DevServer:
@@ -86,21 +113,11 @@ class DevServer:
         return process
 
     async def _wait_ready(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + DEV_SERVER_STARTUP.total_seconds()
-        while True:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the Temporal dev server exited; see {self.log}")
-            try:
-                client = await Client.connect(self.address, data_converter=DATA_CONVERTER)
-                await client.workflow_service.get_system_info(GetSystemInfoRequest())
-                await register(client, client.namespace)
-                return
-            except (RuntimeError, RPCError):
-                if loop.time() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
+        assert self.process is not None
+        client = await connect_when_up(
+            self.address, self.process, self.log, within=DEV_SERVER_STARTUP.total_seconds()
+        )
+        await register(client, client.namespace)
 
     async def connect(self) -> Client:
         """A client that rides out restarts without a warning per retried call on stderr."""
@@ -115,14 +132,8 @@ class DevServer:
 
     def stop(self, grace: float = 15.0) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            stop_popen(process, grace)
 
     async def restart(self) -> None:
         """Stops the server (SIGTERM, then SIGKILL) and starts it again on the same state."""

@@ -18,15 +18,15 @@ import yaml
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.workflowservice.v1 import (
     DescribeNamespaceRequest,
-    GetSystemInfoRequest,
     RegisterNamespaceRequest,
 )
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from core.temporal import DATA_CONVERTER
 from harness.postgres import PostgresServer, free_port
 from harness.processes import stop_popen
+from harness.temporal import connect_when_up
+from harness.waiting import eventually
 from infra.toolchain import temporal_server
 from integrations.temporal_search import register
 
@@ -170,7 +170,14 @@ class TemporalCluster:
         await asyncio.to_thread(self._schema, tool, schema)
         self._config()
         self.process = self._spawn(server)
-        client = await self._connect()
+        assert self.process is not None
+        client = await connect_when_up(
+            self.address,
+            self.process,
+            self.log,
+            within=STARTUP.total_seconds(),
+            namespace=NAMESPACE,
+        )
         await self._namespace(client)
         await register(client, NAMESPACE)
         return client
@@ -186,24 +193,6 @@ class TemporalCluster:
         sink.close()
         return process
 
-    async def _connect(self) -> Client:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + STARTUP.total_seconds()
-        while True:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the Temporal server exited; see {self.log}")
-            try:
-                client = await Client.connect(
-                    self.address, namespace=NAMESPACE, data_converter=DATA_CONVERTER
-                )
-                await client.workflow_service.get_system_info(GetSystemInfoRequest())
-                return client
-            except (RuntimeError, RPCError):
-                if loop.time() > deadline:
-                    raise
-                await asyncio.sleep(0.5)
-
     async def _namespace(self, client: Client) -> None:
         """A fresh cluster has no namespace: registers ``default`` and waits until it answers."""
         try:
@@ -216,18 +205,17 @@ class TemporalCluster:
         except RPCError as exc:
             if exc.status != RPCStatusCode.ALREADY_EXISTS:
                 raise
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + STARTUP.total_seconds()
-        while True:
+
+        async def answers() -> bool:
             try:
                 await client.workflow_service.describe_namespace(
                     DescribeNamespaceRequest(namespace=NAMESPACE)
                 )
-                return
             except RPCError:
-                if loop.time() > deadline:
-                    raise
-                await asyncio.sleep(0.5)
+                return False
+            return True
+
+        await eventually(answers, within=STARTUP.total_seconds(), what="the namespace")
 
     def stop(self, grace: float = 20.0) -> None:
         process, self.process = self.process, None
