@@ -89,6 +89,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.updates import UpdateRejected, refused_as_rejected, wait_for
 
+CALLBACK_WITH_RECORD = "callback-with-record"
+
 PATIENT_NOTICES: dict[str, str] = {
     "approved": "已审核通过，请按医院提示完成缴费",
     "shipped": "已发货，请注意查收",
@@ -465,6 +467,12 @@ class PrescriptionWorkflow:
     ) -> None:
         self._seq += 1
         state = self._state()
+        # The HIS hears of a change while it is being recorded, not after: at a review deadline
+        # the conclusion's callback no longer waits for a database write (both are retried until
+        # done, and callbacks stay in order). Runs started before this waited.
+        early = callback and workflow.patched(CALLBACK_WITH_RECORD)
+        if early:
+            self._queue_callback(kind, note, state)
         await workflow.execute_activity(
             ACTIVITY_RECORD,
             RecordRequest(
@@ -479,25 +487,28 @@ class PrescriptionWorkflow:
             start_to_close_timeout=DATABASE_TIMEOUT,
             retry_policy=DATABASE_RETRY,
         )
-        if callback:
-            current = self._rounds[-1] if self._rounds else None
-            conclusion = current.conclusion if current else None
-            self._callbacks.append(
-                HisCallback(
-                    hospital_code=self._input.hospital_code,
-                    prescription_no=self._input.prescription_no,
-                    prescription_id=self._input.prescription_id,
-                    seq=self._seq,
-                    event=kind,
-                    status=state.status,
-                    round=state.round,
-                    reviewer=conclusion.reviewer if conclusion and kind == "concluded" else None,
-                    reason=note,
-                    findings=current.findings if current and kind == "concluded" else [],
-                    at=workflow.now(),
-                    idempotency_key=f"{workflow.info().workflow_id}/callback/{self._seq}",
-                )
+        if callback and not early:
+            self._queue_callback(kind, note, state)
+
+    def _queue_callback(self, kind: str, note: str | None, state: PrescriptionState) -> None:
+        current = self._rounds[-1] if self._rounds else None
+        conclusion = current.conclusion if current else None
+        self._callbacks.append(
+            HisCallback(
+                hospital_code=self._input.hospital_code,
+                prescription_no=self._input.prescription_no,
+                prescription_id=self._input.prescription_id,
+                seq=self._seq,
+                event=kind,
+                status=state.status,
+                round=state.round,
+                reviewer=conclusion.reviewer if conclusion and kind == "concluded" else None,
+                reason=note,
+                findings=current.findings if current and kind == "concluded" else [],
+                at=workflow.now(),
+                idempotency_key=f"{workflow.info().workflow_id}/callback/{self._seq}",
             )
+        )
 
     async def _send_callbacks(self) -> None:
         """Delivers HIS callbacks one at a time, in order, each retried with backoff."""
