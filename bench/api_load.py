@@ -34,13 +34,13 @@ import httpx
 from sqlalchemy import func, insert
 from sqlmodel import select
 
-from bench.infra import audit_count, bench_infra
+from bench.infra import audit_count, bench_infra, process_env
 from bench.workbench_reports import DEPARTMENTS, seed_tasks
 from core.db import transaction
 from core.logs import configure_logging
 from core.models import Alert, CareTask, StaffRole, new_id
 from harness.postgres import free_port
-from harness.processes import api_ready, settings_env, start_api
+from harness.processes import api_ready, start_api
 from harness.settings import make_settings
 from services.identity import open_session
 from services.staff import create_staff
@@ -233,11 +233,7 @@ async def main(
             await connection.exec_driver_sql("VACUUM ANALYZE")
         seeded = time.perf_counter() - started
         port = free_port()
-        env = {
-            **settings_env(settings),
-            "CAREPATH_TEMPORAL_ADDRESS": infra.temporal.client.service_client.config.target_host,
-            "CAREPATH_LOG_LEVEL": "WARNING",
-        }
+        env = process_env(infra, settings)
         api = start_api(env, infra.workdir, port, workers)
         print(
             f"staff API load: {tasks:,} tasks, {tasks // 10:,} patients, {ALERTS:,} open alerts; "

@@ -18,8 +18,10 @@ from temporalio.testing import WorkflowEnvironment
 from core.crypto import configure_from_settings
 from core.db import SessionFactory, create_engine, session_factory
 from core.models import AuditEntry
+from core.settings import Settings
 from harness.databases import clone_database, create_template
 from harness.postgres import PostgresServer, start_postgres
+from harness.processes import Process, settings_env, start_process
 from harness.settings import make_settings
 from harness.temporal import DevServer, start_dev_server
 from harness.temporal_cluster import SHARDS, TemporalCluster
@@ -33,6 +35,8 @@ class BenchInfra:
     temporal: WorkflowEnvironment
     # A scratch folder for worker logs and the like, removed afterwards.
     workdir: Path
+    # The Temporal server's process when the benchmark started it as one (the cluster).
+    temporal_pid: int | None = None
 
 
 def temporal_kind() -> str:
@@ -65,7 +69,13 @@ async def bench_infra() -> AsyncIterator[BenchInfra]:
         configure_from_settings(make_settings(database_url=url))
         engine = create_engine(url)
         try:
-            yield BenchInfra(url, session_factory(engine), temporal, workdir)
+            yield BenchInfra(
+                url,
+                session_factory(engine),
+                temporal,
+                workdir,
+                cluster.process.pid if cluster is not None and cluster.process else None,
+            )
         finally:
             await engine.dispose()
     finally:
@@ -75,6 +85,24 @@ async def bench_infra() -> AsyncIterator[BenchInfra]:
         pg.stop()
         shutil.rmtree(pg_dir, ignore_errors=True)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def process_env(infra: BenchInfra, settings: Settings) -> dict[str, str]:
+    """What a benchmark's worker and API processes read: ``settings``, this Temporal, and only
+    warnings in their logs."""
+    return {
+        **settings_env(settings),
+        "CAREPATH_TEMPORAL_ADDRESS": infra.temporal.client.service_client.config.target_host,
+        "CAREPATH_LOG_LEVEL": "WARNING",
+    }
+
+
+def start_workers(infra: BenchInfra, env: dict[str, str], count: int) -> list[Process]:
+    """``count`` worker processes, as ``make run`` starts one."""
+    return [
+        start_process(f"bench-worker-{n}", ["-m", "workers.main"], env, infra.workdir)
+        for n in range(count)
+    ]
 
 
 async def audit_count(sessions: SessionFactory, action: str) -> int:

@@ -20,13 +20,12 @@ import httpx
 
 from api.container import Container
 from api.main import create_app
-from bench.infra import bench_infra
+from bench.infra import bench_infra, process_env, start_workers
 from core.db import transaction
 from core.hospitals import HospitalConfig, QuietHours
 from core.logs import configure_logging
 from core.models import Hospital, Patient, StaffRole, new_id
 from harness.postgres import free_port
-from harness.processes import settings_env, start_process
 from harness.servers import serve
 from harness.settings import make_settings
 from harness.staff import add_staff
@@ -126,12 +125,8 @@ async def end_to_end(count: int, rate: float, label: str) -> None:
                             )
                         )
                 token = await add_staff(sessions, StaffRole.INTEGRATION, None, name="bench")
-                env = {
-                    **settings_env(settings),
-                    "CAREPATH_TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
-                    "CAREPATH_LOG_LEVEL": "WARNING",
-                }
-                worker = start_process("bench-worker", ["-m", "workers.main"], env, infra.workdir)
+                env = process_env(infra, settings)
+                (worker,) = start_workers(infra, env, 1)
                 his = HisClient.create("http://127.0.0.1:9", "unused", timeout_seconds=1)
                 app = create_app(
                     container=Container.build(settings, sessions, temporal.client, his)

@@ -24,7 +24,7 @@ from datetime import datetime
 import httpx
 from sqlmodel import select
 
-from bench.infra import audit_count, bench_infra
+from bench.infra import audit_count, bench_infra, process_env, start_workers
 from core.db import transaction
 from core.hospitals import HospitalConfig, PrescriptionConfig, QuietHours, ReviewPolicy
 from core.logs import configure_logging
@@ -32,7 +32,7 @@ from core.models import Hospital, Prescription
 from core.webhook_auth import signed_headers
 from harness.postgres import free_port
 from harness.prescriptions import HOSPITAL, prescription
-from harness.processes import Process, api_ready, settings_env, start_api, start_process
+from harness.processes import Process, api_ready, start_api
 from harness.servers import serve
 from harness.settings import TEST_HIS_API_KEY, TEST_WEBHOOK_SECRET, make_settings
 from harness.waiting import eventually
@@ -43,7 +43,7 @@ from simulators.his.app import create_app as create_his
 async def main(count: int, deadline: int, over: float, workers: int) -> None:
     configure_logging(json=True, level="WARNING")
     async with bench_infra() as infra:
-        url, sessions, temporal = infra.database_url, infra.sessions, infra.temporal
+        url, sessions = infra.database_url, infra.sessions
         processes: list[Process] = []
         try:
             config = HospitalConfig(
@@ -72,17 +72,8 @@ async def main(count: int, deadline: int, over: float, workers: int) -> None:
                     his_base_url=his_url,
                     default_hospital_code=HOSPITAL,
                 )
-                env = {
-                    **settings_env(settings),
-                    "CAREPATH_TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
-                    "CAREPATH_LOG_LEVEL": "WARNING",
-                }
-                for n in range(workers):
-                    processes.append(
-                        start_process(
-                            f"bench-worker-{n}", ["-m", "workers.main"], env, infra.workdir
-                        )
-                    )
+                env = process_env(infra, settings)
+                processes.extend(start_workers(infra, env, workers))
                 port = free_port()
                 processes.append(start_api(env, infra.workdir, port, os.cpu_count() or 1))
                 print(
