@@ -7,8 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
+from core.models import Prescription
 from harness.prescriptions import UNSAFE_ITEMS, prescription
 from harness.waiting import eventually
 from simulators.his.app import Faults as HisFaults
@@ -78,6 +80,33 @@ async def test_no_decision_means_system_approval_exactly_at_the_deadline(
     row = await stack.row(accepted["prescription_id"])
     assert row.review_timed_out
     assert row.reviewed_at == review.deadline_at
+
+
+async def test_the_system_approval_reaches_the_his_while_its_database_write_waits(
+    isolated_time_env: WorkflowEnvironment, rx_stack: RxStackFactory
+) -> None:
+    async with rx_stack(isolated_time_env) as stack, stack.workers():
+        body = prescription()
+        accepted = (await stack.submit(body)).json()
+        await stack.wait_callbacks(body["prescription_no"], 1)
+        # Someone holds the prescription's row (a long report, a slow disk) across the deadline.
+        async with stack.sessions() as holder, holder.begin():
+            await holder.exec(
+                select(Prescription)
+                .where(Prescription.id == accepted["prescription_id"])
+                .with_for_update()
+            )
+            await isolated_time_env.sleep(DEADLINE + timedelta(seconds=1))
+            callbacks = await stack.wait_callbacks(body["prescription_no"], 2)
+            assert [(c["event"], c["status"]) for c in callbacks[-1:]] == [
+                ("concluded", "approved")
+            ]
+            assert (await stack.row(accepted["prescription_id"])).status == "reviewing"
+
+        async def recorded() -> bool:
+            return (await stack.row(accepted["prescription_id"])).status == "approved"
+
+        await eventually(recorded, within=60, what="the approval recorded")
 
 
 async def test_findings_and_no_decision_go_back_to_the_doctor(
