@@ -33,6 +33,7 @@ from temporalio.client import Client
 
 from api.container import Container
 from bench.infra import bench_infra, process_env, start_workers
+from contracts.pathway import pathway_workflow_id
 from core.db import SessionFactory, transaction
 from core.hospitals import HospitalConfig, QuietHours
 from core.logs import configure_logging
@@ -270,7 +271,7 @@ async def main(runs: int, due: int, workers: int, concurrency: int) -> None:
                 ids = [p.his_patient_id for p in patients]
                 sample = random.Random(15).sample(range(runs), min(200, runs))
                 events, sizes = await history_sizes(
-                    temporal.client, [f"pathway:{PATHWAY}:{ids[n]}:D{n}" for n in sample]
+                    temporal.client, [pathway_workflow_id(PATHWAY, ids[n], f"D{n}") for n in sample]
                 )
                 print(f"  history while waiting: events {spread(events)}; bytes {spread(sizes)}")
                 print(f"  peak RSS so far: {describe_memory(memory.peak)}")
@@ -309,7 +310,8 @@ async def main(runs: int, due: int, workers: int, concurrency: int) -> None:
                 )
                 due_sample = [n for n in sample if n >= waiting] or [waiting]
                 events, sizes = await history_sizes(
-                    temporal.client, [f"pathway:{PATHWAY}:{ids[n]}:D{n}" for n in due_sample]
+                    temporal.client,
+                    [pathway_workflow_id(PATHWAY, ids[n], f"D{n}") for n in due_sample],
                 )
                 print(
                     f"  history after the due step: events {spread(events)}; bytes {spread(sizes)}"
