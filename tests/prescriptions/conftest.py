@@ -93,6 +93,12 @@ class RxStack:
             self.started.append(response.json()["workflow_id"])
         return response
 
+    async def under_review(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Submits ``body``; its acceptance once the HIS has heard that review started."""
+        accepted: dict[str, Any] = (await self.submit(body)).json()
+        await self.wait_callbacks(body["prescription_no"], 1)
+        return accepted
+
     async def terminate_started(self) -> None:
         """Leaves nothing running on the shared Temporal server: a run waiting on a dead
         worker's task queue would stop the time-skipping server from skipping for later tests."""

@@ -16,8 +16,7 @@ from tests.prescriptions.conftest import ENTERPRISE, RxStack, RxStackFactory
 
 async def _approved(stack: RxStack, **fields: Any) -> dict[str, Any]:
     body = prescription(**fields)
-    accepted = (await stack.submit(body)).json()
-    await stack.wait_callbacks(body["prescription_no"], 1)
+    accepted = await stack.under_review(body)
     decided = await stack.decide(accepted["prescription_id"], round=1, outcome="approve")
     assert decided.status_code == 200, decided.text
     return {**accepted, "number": body["prescription_no"]}
@@ -28,8 +27,7 @@ async def test_payment_before_the_conclusion_is_refused_then_accepted_after(
 ) -> None:
     async with rx_stack(isolated_time_env) as stack, stack.workers():
         body = prescription()
-        accepted = (await stack.submit(body)).json()
-        await stack.wait_callbacks(body["prescription_no"], 1)
+        accepted = await stack.under_review(body)
         too_early = await stack.change(
             body["prescription_no"],
             "payment",

@@ -61,8 +61,7 @@ async def test_no_decision_means_system_approval_exactly_at_the_deadline(
 ) -> None:
     async with rx_stack(isolated_time_env) as stack, stack.workers():
         body = prescription()
-        accepted = (await stack.submit(body)).json()
-        await stack.wait_callbacks(body["prescription_no"], 1)
+        accepted = await stack.under_review(body)
         await isolated_time_env.sleep(DEADLINE + timedelta(seconds=1))
         state = await stack.wait_status(accepted["workflow_id"], "approved")
         callbacks = await stack.wait_callbacks(body["prescription_no"], 2)
@@ -87,8 +86,7 @@ async def test_the_system_approval_reaches_the_his_while_its_database_write_wait
 ) -> None:
     async with rx_stack(isolated_time_env) as stack, stack.workers():
         body = prescription()
-        accepted = (await stack.submit(body)).json()
-        await stack.wait_callbacks(body["prescription_no"], 1)
+        accepted = await stack.under_review(body)
         # Someone holds the prescription's row (a long report, a slow disk) across the deadline.
         async with stack.sessions() as holder, holder.begin():
             await holder.exec(
@@ -142,8 +140,7 @@ async def test_hospital_may_keep_unsafe_prescriptions_for_a_pharmacist(
         stack.workers(),
     ):
         body = prescription(items=UNSAFE_ITEMS)
-        accepted = (await stack.submit(body)).json()
-        await stack.wait_callbacks(body["prescription_no"], 1)
+        accepted = await stack.under_review(body)
         await isolated_time_env.sleep(DEADLINE + timedelta(minutes=5))
         still = await stack.state(accepted["workflow_id"])
         assert still.status == "reviewing"
@@ -223,8 +220,7 @@ async def test_doctor_cancels_a_returned_prescription(
 ) -> None:
     async with rx_stack(isolated_time_env) as stack, stack.workers():
         body = prescription(items=UNSAFE_ITEMS)
-        accepted = (await stack.submit(body)).json()
-        await stack.wait_callbacks(body["prescription_no"], 1)
+        accepted = await stack.under_review(body)
         rejected = await stack.decide(
             accepted["prescription_id"], round=1, outcome="reject", reason="相反"
         )
