@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -153,21 +154,28 @@ def check_template(
     return problems
 
 
+@lru_cache(maxsize=1024)
+def _compiled(env: jinja2.Environment, source: str) -> jinja2.Template:
+    # Compiling a template costs more than rendering it, and every message renders one (py-spy,
+    # issue 15); an edited template is a different source, so it is never served stale.
+    return env.from_string(source)
+
+
 def render_template(
     spec: TemplateSpec, env: jinja2.Environment, variables: Mapping[str, Any]
 ) -> Rendered:
     missing = sorted(set(spec.variables) - set(variables))
     if missing:
         raise MissingVariables(missing)
-    sms = _one_line(env.from_string(spec.sms).render(**variables))
+    sms = _one_line(_compiled(env, spec.sms).render(**variables))
     wechat = None
     if spec.wechat is not None:
         wechat = {
             "data": {
-                key: {"value": _one_line(env.from_string(source).render(**variables))}
+                key: {"value": _one_line(_compiled(env, source).render(**variables))}
                 for key, source in spec.wechat.data.items()
             },
-            "url": _one_line(env.from_string(spec.wechat.url).render(**variables))
+            "url": _one_line(_compiled(env, spec.wechat.url).render(**variables))
             if spec.wechat.url
             else None,
         }
