@@ -31,12 +31,8 @@ with workflow.unsafe.imports_passed_through():
         SentReceipt,
         channel_task_queue,
     )
-    from workflows.retries import (
-        CHANNEL_SEND_RETRY,
-        CHANNEL_SEND_TIMEOUT,
-        DATABASE_RETRY,
-        DATABASE_TIMEOUT,
-    )
+    from workflows.database_steps import database_step
+    from workflows.retries import CHANNEL_SEND_RETRY, CHANNEL_SEND_TIMEOUT
 
 
 RECORD_AFTER_SEND = "record-after-send"
@@ -61,12 +57,10 @@ class MessageDeliveryWorkflow:
 
     @workflow.run
     async def run(self, request: MessageRequest) -> DeliveryOutcome:
-        prepared = await workflow.execute_activity(
+        prepared: PreparedMessage = await database_step(
             ACTIVITY_PREPARE,
             PrepareMessage(request=request, now=workflow.now()),
             result_type=PreparedMessage,
-            start_to_close_timeout=DATABASE_TIMEOUT,
-            retry_policy=DATABASE_RETRY,
         )
         self._set(message_id=prepared.message_id)
         if prepared.status != "ready":
@@ -112,7 +106,7 @@ class MessageDeliveryWorkflow:
                 workflow.logger.info("channel %s failed, falling back: %s", channel, err)
                 continue
             if separate_record:
-                await workflow.execute_activity(
+                await database_step(
                     ACTIVITY_RECORD_SENT,
                     SentReceipt(
                         message_id=prepared.message_id,
@@ -121,8 +115,6 @@ class MessageDeliveryWorkflow:
                         provider_status=sent.provider_status,
                         at=attempt_at,
                     ),
-                    start_to_close_timeout=DATABASE_TIMEOUT,
-                    retry_policy=DATABASE_RETRY,
                 )
             return await self._record(
                 MessageFinished(
@@ -155,12 +147,7 @@ class MessageDeliveryWorkflow:
         # The deliver activity has recorded a clean first-channel send itself; only failures and
         # fallbacks need the send log updated here.
         if finished.status != "sent" or finished.failures:
-            await workflow.execute_activity(
-                ACTIVITY_FINISH,
-                finished,
-                start_to_close_timeout=DATABASE_TIMEOUT,
-                retry_policy=DATABASE_RETRY,
-            )
+            await database_step(ACTIVITY_FINISH, finished)
         return self._finish(
             DeliveryOutcome(
                 message_id=finished.message_id,

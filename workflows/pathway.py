@@ -98,6 +98,7 @@ with workflow.unsafe.imports_passed_through():
     from pathways.evaluation import CaseOpening, evaluate_answers, merged_values, step_needed
     from pathways.form_definition import FormDefinition
     from pathways.timeline import timeline, zone
+    from workflows.database_steps import database_step
     from workflows.pathway_answers import answered_occurrence, fired_alerts
     from workflows.pathway_guards import (
         PUSHED_ACTIONS,
@@ -178,7 +179,7 @@ class PathwayRunWorkflow:
                 step = self._snapshot.definition.step(planned.step_id)
                 assert step is not None
                 self._add(step, planned.index, self._compress(planned.due_at))
-            await workflow.execute_activity(
+            await database_step(
                 ACTIVITY_RUN_OPENED,
                 RunOpened(
                     workflow_id=info.workflow_id,
@@ -186,8 +187,6 @@ class PathwayRunWorkflow:
                     occurrences=list(self._occ.values()),
                     started_at=workflow.now(),
                 ),
-                start_to_close_timeout=DATABASE_TIMEOUT,
-                retry_policy=DATABASE_RETRY,
             )
         while True:
             if self._ended is not None:
@@ -361,7 +360,7 @@ class PathwayRunWorkflow:
             closed_at=workflow.now(),
         )
         self._occ[key] = occ
-        await workflow.execute_activity(
+        await database_step(
             ACTIVITY_ANSWERS,
             AnswersRecorded(
                 workflow_id=workflow.info().workflow_id,
@@ -376,8 +375,6 @@ class PathwayRunWorkflow:
                 submitted_at=submission.submitted_at,
                 recorded_at=workflow.now(),
             ),
-            start_to_close_timeout=DATABASE_TIMEOUT,
-            retry_policy=DATABASE_RETRY,
         )
         for case in evaluation.cases:
             await self._open_case(key, step, case)
@@ -912,7 +909,7 @@ class PathwayRunWorkflow:
     async def _project(self, occurrences: list[Occurrence], alert: str | None = None) -> None:
         if not occurrences:
             return
-        await workflow.execute_activity(
+        await database_step(
             ACTIVITY_OCCURRENCES,
             OccurrencesChanged(
                 workflow_id=workflow.info().workflow_id,
@@ -923,8 +920,6 @@ class PathwayRunWorkflow:
                 at=workflow.now(),
                 alert=alert,
             ),
-            start_to_close_timeout=DATABASE_TIMEOUT,
-            retry_policy=DATABASE_RETRY,
         )
 
     async def _project_all(self) -> None:
@@ -935,7 +930,7 @@ class PathwayRunWorkflow:
         actor = getattr(change, "actor", "system")
         reason = getattr(change, "reason", "")
         self._seq += 1
-        await workflow.execute_activity(
+        await database_step(
             ACTIVITY_ADJUSTED,
             RunAdjusted(
                 workflow_id=workflow.info().workflow_id,
@@ -945,8 +940,6 @@ class PathwayRunWorkflow:
                 plan_version=self._snapshot.version,
                 snapshot=snapshot if isinstance(snapshot, PathwaySnapshot) else None,
             ),
-            start_to_close_timeout=DATABASE_TIMEOUT,
-            retry_policy=DATABASE_RETRY,
         )
 
     async def _close(self, status: Literal["completed", "ended"], reason: str | None) -> None:
@@ -954,7 +947,7 @@ class PathwayRunWorkflow:
         for task in self._running.values():
             if not task.done():
                 task.cancel()
-        await workflow.execute_activity(
+        await database_step(
             ACTIVITY_RUN_CLOSED,
             RunClosed(
                 workflow_id=workflow.info().workflow_id,
@@ -962,8 +955,6 @@ class PathwayRunWorkflow:
                 reason=reason,
                 at=workflow.now(),
             ),
-            start_to_close_timeout=DATABASE_TIMEOUT,
-            retry_policy=DATABASE_RETRY,
         )
 
 

@@ -261,7 +261,7 @@ async def test_falls_back_to_sms_when_the_patient_no_longer_follows_the_account(
         message = await stack.wait_status(response.json()["message_id"], "delivered")
         await record_history(
             dev_env.client.get_workflow_handle(response.json()["workflow_id"]),
-            "message_delivery_v1_fallback",
+            "message_delivery_v2_fallback",
         )
 
     assert message.channel == "sms"
