@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         SentReceipt,
         channel_task_queue,
     )
-    from workflows.database_steps import database_step
+    from workflows.local_steps import local_step
     from workflows.retries import CHANNEL_SEND_RETRY, CHANNEL_SEND_TIMEOUT
 
 
@@ -57,7 +57,7 @@ class MessageDeliveryWorkflow:
 
     @workflow.run
     async def run(self, request: MessageRequest) -> DeliveryOutcome:
-        prepared: PreparedMessage = await database_step(
+        prepared: PreparedMessage = await local_step(
             ACTIVITY_PREPARE,
             PrepareMessage(request=request, now=workflow.now()),
             result_type=PreparedMessage,
@@ -106,7 +106,7 @@ class MessageDeliveryWorkflow:
                 workflow.logger.info("channel %s failed, falling back: %s", channel, err)
                 continue
             if separate_record:
-                await database_step(
+                await local_step(
                     ACTIVITY_RECORD_SENT,
                     SentReceipt(
                         message_id=prepared.message_id,
@@ -147,7 +147,7 @@ class MessageDeliveryWorkflow:
         # The deliver activity has recorded a clean first-channel send itself; only failures and
         # fallbacks need the send log updated here.
         if finished.status != "sent" or finished.failures:
-            await database_step(ACTIVITY_FINISH, finished)
+            await local_step(ACTIVITY_FINISH, finished)
         return self._finish(
             DeliveryOutcome(
                 message_id=finished.message_id,

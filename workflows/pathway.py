@@ -98,7 +98,7 @@ with workflow.unsafe.imports_passed_through():
     from pathways.evaluation import CaseOpening, evaluate_answers, merged_values, step_needed
     from pathways.form_definition import FormDefinition
     from pathways.timeline import timeline, zone
-    from workflows.database_steps import database_step
+    from workflows.local_steps import local_step
     from workflows.pathway_answers import answered_occurrence, fired_alerts
     from workflows.pathway_guards import (
         PUSHED_ACTIONS,
@@ -179,7 +179,7 @@ class PathwayRunWorkflow:
                 step = self._snapshot.definition.step(planned.step_id)
                 assert step is not None
                 self._add(step, planned.index, self._compress(planned.due_at))
-            await database_step(
+            await local_step(
                 ACTIVITY_RUN_OPENED,
                 RunOpened(
                     workflow_id=info.workflow_id,
@@ -360,7 +360,7 @@ class PathwayRunWorkflow:
             closed_at=workflow.now(),
         )
         self._occ[key] = occ
-        await database_step(
+        await local_step(
             ACTIVITY_ANSWERS,
             AnswersRecorded(
                 workflow_id=workflow.info().workflow_id,
@@ -909,7 +909,7 @@ class PathwayRunWorkflow:
     async def _project(self, occurrences: list[Occurrence], alert: str | None = None) -> None:
         if not occurrences:
             return
-        await database_step(
+        await local_step(
             ACTIVITY_OCCURRENCES,
             OccurrencesChanged(
                 workflow_id=workflow.info().workflow_id,
@@ -930,7 +930,7 @@ class PathwayRunWorkflow:
         actor = getattr(change, "actor", "system")
         reason = getattr(change, "reason", "")
         self._seq += 1
-        await database_step(
+        await local_step(
             ACTIVITY_ADJUSTED,
             RunAdjusted(
                 workflow_id=workflow.info().workflow_id,
@@ -947,7 +947,7 @@ class PathwayRunWorkflow:
         for task in self._running.values():
             if not task.done():
                 task.cancel()
-        await database_step(
+        await local_step(
             ACTIVITY_RUN_CLOSED,
             RunClosed(
                 workflow_id=workflow.info().workflow_id,

@@ -77,6 +77,7 @@ with workflow.unsafe.imports_passed_through():
         check_revision,
         conclusion_at_deadline,
     )
+    from workflows.local_steps import local_step
     from workflows.retries import (
         DATABASE_RETRY,
         DATABASE_TIMEOUT,
@@ -160,12 +161,8 @@ class PrescriptionWorkflow:
 
     async def _start_round(self, content: PrescriptionContent, actor: str) -> ReviewRound:
         started = workflow.now()
-        checked = await workflow.execute_activity(
-            ACTIVITY_CHECK,
-            CheckRequest(items=content.items),
-            result_type=CheckResult,
-            start_to_close_timeout=DATABASE_TIMEOUT,
-            retry_policy=DATABASE_RETRY,
+        checked: CheckResult = await local_step(
+            ACTIVITY_CHECK, CheckRequest(items=content.items), result_type=CheckResult
         )
         deadline = started + timedelta(seconds=self._input.config.review.deadline_seconds)
         review = ReviewRound(
@@ -473,20 +470,26 @@ class PrescriptionWorkflow:
         early = callback and workflow.patched(CALLBACK_WITH_RECORD)
         if early:
             self._queue_callback(kind, note, state)
-        await workflow.execute_activity(
-            ACTIVITY_RECORD,
-            RecordRequest(
-                input=self._input,
-                state=state,
-                seq=self._seq,
-                kind=kind,
-                actor=actor,
-                note=note,
-                at=workflow.now(),
-            ),
-            start_to_close_timeout=DATABASE_TIMEOUT,
-            retry_policy=DATABASE_RETRY,
+        request = RecordRequest(
+            input=self._input,
+            state=state,
+            seq=self._seq,
+            kind=kind,
+            actor=actor,
+            note=note,
+            at=workflow.now(),
         )
+        if kind == "concluded":
+            # A local step would hold the workflow task, and with it the conclusion's callback
+            # queued above, until the write is done: the deadline's path stays a regular activity.
+            await workflow.execute_activity(
+                ACTIVITY_RECORD,
+                request,
+                start_to_close_timeout=DATABASE_TIMEOUT,
+                retry_policy=DATABASE_RETRY,
+            )
+        else:
+            await local_step(ACTIVITY_RECORD, request)
         if callback and not early:
             self._queue_callback(kind, note, state)
 

@@ -106,7 +106,7 @@ async def test_delivery_statuses_flow_to_the_his_and_the_patient_in_order(
         callbacks = await stack.wait_callbacks(rx["number"], 8)
         await record_history(
             isolated_time_env.client.get_workflow_handle(rx["workflow_id"]),
-            "prescription_v1_delivered",
+            "prescription_v2_delivered",
         )
         # The list and the statistics speak one vocabulary: "completed" is delivered or
         # picked up in both, and a word neither knows is refused with the ones they do.

@@ -197,7 +197,7 @@ async def test_reject_edit_review_again_approve(
         state = await stack.wait_status(workflow_id, "approved")
         callbacks = await stack.wait_callbacks(number, 4)
         await record_history(
-            isolated_time_env.client.get_workflow_handle(workflow_id), "prescription_v1_revised"
+            isolated_time_env.client.get_workflow_handle(workflow_id), "prescription_v2_revised"
         )
 
     assert [r.number for r in state.rounds] == [1, 2]

@@ -1,11 +1,12 @@
-"""Steps that only write our own database (projections, the send log, a run's record) run as
-local activities.
+"""Steps that only reach the worker's own resources run as local activities: writes to our own
+database (projections, the send log, a run's record) and checks computed from rules.
 
-Each such step is one short transaction on the worker's own pool. As a regular activity it also
-costs the Temporal server an activity task to store and dispatch and one more workflow task to
-resume the run; on 2 cores that server work, not the SQL, bounded messages and runs per second
-(issue 15). A local activity runs inside the workflow task that asks for it and leaves one marker
-in the history, without its input (a run's opening no longer stores its plan snapshot twice).
+Each such step is short: one transaction on the worker's own pool, or no I/O at all. As a
+regular activity it also costs the Temporal server an activity task to store and dispatch and one
+more workflow task to resume the run; on 2 cores that server work, not the SQL, bounded messages
+and runs per second (issue 15). A local activity runs inside the workflow task that asks for it
+and leaves one marker in the history, without its input (a run's opening no longer stores its
+plan snapshot twice).
 
 Guarantees are unchanged: the same retry policy (an outage delays the step, never loses it;
 after a minute the SDK backs off on server timers), and each step stays idempotent because a
@@ -29,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
 LOCAL_DATABASE_STEPS = "local-database-steps"
 
 
-async def database_step(activity: str, arg: Any, result_type: type | None = None) -> Any:
+async def local_step(activity: str, arg: Any, result_type: type | None = None) -> Any:
     if workflow.patched(LOCAL_DATABASE_STEPS):
         return await workflow.execute_local_activity(
             activity,
@@ -37,9 +38,9 @@ async def database_step(activity: str, arg: Any, result_type: type | None = None
             result_type=result_type,
             start_to_close_timeout=DATABASE_TIMEOUT,
             retry_policy=DATABASE_RETRY,
-            # As a regular activity a cancelled step still finished its write (database steps
-            # never heartbeat, so never hear of it); abandoning keeps that: a run that ends
-            # while a projection is being written leaves the projection written.
+            # As a regular activity a cancelled step still finished its write (these steps never
+            # heartbeat, so never hear of it); abandoning keeps that: a run that ends while a
+            # projection is being written leaves the projection written.
             cancellation_type=workflow.ActivityCancellationType.ABANDON,
         )
     return await workflow.execute_activity(
