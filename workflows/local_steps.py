@@ -30,6 +30,18 @@ with workflow.unsafe.imports_passed_through():
 LOCAL_DATABASE_STEPS = "local-database-steps"
 
 
+async def database_activity(activity: str, arg: Any, result_type: type | None = None) -> Any:
+    """The same step as a regular activity, for runs from before and for steps on a deadline's
+    path."""
+    return await workflow.execute_activity(
+        activity,
+        arg,
+        result_type=result_type,
+        start_to_close_timeout=DATABASE_TIMEOUT,
+        retry_policy=DATABASE_RETRY,
+    )
+
+
 async def local_step(activity: str, arg: Any, result_type: type | None = None) -> Any:
     if workflow.patched(LOCAL_DATABASE_STEPS):
         return await workflow.execute_local_activity(
@@ -43,10 +55,4 @@ async def local_step(activity: str, arg: Any, result_type: type | None = None) -
             # projection is being written leaves the projection written.
             cancellation_type=workflow.ActivityCancellationType.ABANDON,
         )
-    return await workflow.execute_activity(
-        activity,
-        arg,
-        result_type=result_type,
-        start_to_close_timeout=DATABASE_TIMEOUT,
-        retry_policy=DATABASE_RETRY,
-    )
+    return await database_activity(activity, arg, result_type)

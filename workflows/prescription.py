@@ -77,10 +77,8 @@ with workflow.unsafe.imports_passed_through():
         check_revision,
         conclusion_at_deadline,
     )
-    from workflows.local_steps import local_step
+    from workflows.local_steps import database_activity, local_step
     from workflows.retries import (
-        DATABASE_RETRY,
-        DATABASE_TIMEOUT,
         ENTERPRISE_GIVE_UP,
         ENTERPRISE_RETRY,
         ENTERPRISE_TIMEOUT,
@@ -482,12 +480,7 @@ class PrescriptionWorkflow:
         if kind == "concluded":
             # A local step would hold the workflow task, and with it the conclusion's callback
             # queued above, until the write is done: the deadline's path stays a regular activity.
-            await workflow.execute_activity(
-                ACTIVITY_RECORD,
-                request,
-                start_to_close_timeout=DATABASE_TIMEOUT,
-                retry_policy=DATABASE_RETRY,
-            )
+            await database_activity(ACTIVITY_RECORD, request)
         else:
             await local_step(ACTIVITY_RECORD, request)
         if callback and not early:
