@@ -104,6 +104,17 @@ def local_day(column: Any, tz: ZoneInfo, dialect: str) -> Any:
     return sa.func.date(column, f"{hours:+d} hours")
 
 
+async def plan_for_each_call(session: AsyncSession) -> None:
+    """Has PostgreSQL plan this transaction's statements for their own parameter values every
+    time. A report's dates decide how much of a table it reads; after five calls PostgreSQL may
+    switch a prepared statement to a generic plan that knows no dates, and a year's report by
+    week then took twice as long (84 to 176 ms over 100,000 tasks). Planning costs well under a
+    millisecond. Lasts until the transaction ends; SQLite has no plan cache to steer."""
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        await connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
 async def release_connection(session: AsyncSession) -> None:
     """Ends a read-only transaction so that its connection returns to the pool before a wait on
     another system: a Temporal update waits for a worker, which may be restarting, and requests

@@ -13,6 +13,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from contracts.runs import StepStatus
+from core.db import plan_for_each_call
 from core.models import CareTask
 from services.scope import record_filter
 from services.staff import StaffPrincipal
@@ -62,6 +63,7 @@ async def plan_statistics(
     query = query.where(record_filter(staff, CareTask.patient_id, CareTask.department_code))
     if since is not None:
         query = query.where(CareTask.due_at >= since)
+    await plan_for_each_call(session)
     row = (await session.exec(query)).one()
     counts = {name: int(getattr(row, name) or 0) for name in figures}
     read, pushed = int(row.articles_read or 0), int(row.articles_pushed or 0)

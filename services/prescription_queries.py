@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.db import local_day
+from core.db import local_day, plan_for_each_call
 from core.hospitals import RX_STATUS_GROUPS
 from core.models import Patient, Prescription, PrescriptionEvent
 from services.scope import record_filter
@@ -151,6 +151,7 @@ async def statistics(
     if submitted_to:
         query = query.where(Prescription.submitted_at < submitted_to)
     query = _scoped(query, staff).group_by(key).order_by(key)
+    await plan_for_each_call(session)
     rows = (await session.exec(query)).all()
     return [
         {

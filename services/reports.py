@@ -20,7 +20,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.db import local_day
+from core.db import local_day, plan_for_each_call
 from core.models import (
     AuditEntry,
     CareTask,
@@ -218,6 +218,7 @@ async def follow_up_report(
         key = keys[grouping].label("key")
         query = sa.select(key, *figures).where(*conditions).group_by(key)
     rows: dict[str, FollowUpRow] = {}
+    await plan_for_each_call(session)
     for found in (await session.exec(query)).all():
         raw = found.key if found.key is not None else NO_WARD
         group = _period_key(raw, period) if grouping == "period" else raw
@@ -322,6 +323,7 @@ async def staff_work_log(
         query = query.where(col(StaffUser.department_code) == viewer.department_code)
     rows: dict[str, WorkLogRow] = {}
     counts: dict[str, defaultdict[str, int]] = {}
+    await plan_for_each_call(session)
     for staff_id, name, role, department, action, n, flagged in (await session.exec(query)).all():
         if staff_id not in rows:
             counts[staff_id] = defaultdict(int)
