@@ -48,12 +48,11 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
 async def authenticated(
-    container: ContainerDep, authorization: Annotated[str | None, Header()] = None
+    container: ContainerDep,
+    session: SessionDep,
+    authorization: Annotated[str | None, Header()] = None,
 ) -> Authentication:
-    """Who the bearer token belongs to: a sign-in session or a static API token (SEC-5).
-
-    Looked up in a short transaction of its own, which also refreshes the session's idle timer,
-    so the handler's session starts afterwards and sees (on SQLite) no conflicting snapshot."""
+    """Who the bearer token belongs to: a sign-in session or a static API token (SEC-5)."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise HTTPException(
@@ -62,7 +61,7 @@ async def authenticated(
             headers={"WWW-Authenticate": "Bearer"},
         )
     try:
-        return await authenticate_token(container, token.strip())
+        return await authenticate_token(container, session, token.strip())
     except NotAuthenticated as exc:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}
@@ -70,16 +69,21 @@ async def authenticated(
 
 
 async def authenticate_token(
-    container: Container, token: str, *, activity: bool = True
+    container: Container, session: AsyncSession, token: str, *, activity: bool = True
 ) -> Authentication:
     """Who a session or API token belongs to (NotAuthenticated if nobody), from the bearer
     header of an API call or the cookie of a workbench page. Without ``activity`` (a page
-    refreshing itself) the session's idle timer is left running: nobody is at the screen."""
+    refreshing itself) the session's idle timer is left running: nobody is at the screen.
+
+    Read in the request's own database session: one connection and one transaction per
+    request. Refreshing the idle timer (at most once a minute per session) commits in a short
+    transaction of its own, so that the handler neither holds that row nor, on SQLite, the
+    database's write lock, and the refresh stands whatever the handler does."""
     now = utcnow()
-    async with transaction(container.sessions) as session:
-        found = await authenticate(session, token, settings=container.settings, now=now)
-        if activity and found.session_id is not None and found.stale:
-            await touch_session(session, found.session_id, now)
+    found = await authenticate(session, token, settings=container.settings, now=now)
+    if activity and found.session_id is not None and found.stale:
+        async with transaction(container.sessions) as touching:
+            await touch_session(touching, found.session_id, now)
     return found
 
 

@@ -7,8 +7,10 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
-from sqlmodel import col, select
+import sqlalchemy as sa
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import DataScope, StaffRole, StaffSession, StaffUser
@@ -32,7 +34,38 @@ class StaffPrincipal:
     data_scope: DataScope = DataScope.DEPARTMENT
 
 
-def principal_of(user: StaffUser) -> StaffPrincipal:
+class StaffFields(Protocol):
+    """What a principal is made of: a StaffUser, or a row of ``PRINCIPAL_COLUMNS``."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def department_code(self) -> str | None: ...
+    @property
+    def ward(self) -> str | None: ...
+    @property
+    def staff_code(self) -> str | None: ...
+    @property
+    def data_scope(self) -> str: ...
+
+
+# Read as plain columns on every request: an ORM object per request costs more than the query.
+PRINCIPAL_COLUMNS = (
+    col(StaffUser.id),
+    col(StaffUser.name),
+    col(StaffUser.role),
+    col(StaffUser.department_code),
+    col(StaffUser.ward),
+    col(StaffUser.staff_code),
+    col(StaffUser.data_scope),
+)
+
+
+def principal_of(user: StaffFields) -> StaffPrincipal:
     return StaffPrincipal(
         user.id,
         user.name,
@@ -68,30 +101,33 @@ async def authenticate(
     """A session token from sign-in, or a static API token. Static tokens of people (every role
     but integration) are refused in production, where people sign in (SEC-5)."""
     digest = token_digest(token)
-    found = await session.exec(
-        select(StaffSession, StaffUser)
-        .join(StaffUser, col(StaffUser.id) == col(StaffSession.staff_id))
-        .where(StaffSession.token_sha256 == digest)
-    )
-    signed_in = found.first()
-    if signed_in is not None:
-        row, user = signed_in
-        if row.revoked_at is not None or not user.active:
+    signed_in: Any = sa.select(
+        *PRINCIPAL_COLUMNS,
+        col(StaffUser.active),
+        col(StaffUser.must_change_password),
+        col(StaffSession.id).label("session_id"),
+        col(StaffSession.expires_at),
+        col(StaffSession.last_seen_at),
+        col(StaffSession.revoked_at),
+    ).join(StaffUser, col(StaffUser.id) == col(StaffSession.staff_id))
+    row = (await session.exec(signed_in.where(col(StaffSession.token_sha256) == digest))).first()
+    if row is not None:
+        if row.revoked_at is not None or not row.active:
             raise NotAuthenticated("会话已结束，请重新登录")
         idle = timedelta(minutes=settings.staff_session_idle_minutes)
         if now >= row.expires_at or now - row.last_seen_at >= idle:
             raise NotAuthenticated("会话已过期，请重新登录")
         return Authentication(
-            principal_of(user),
-            session_id=row.id,
+            principal_of(row),
+            session_id=row.session_id,
             session_expires_at=row.expires_at,
-            must_change_password=user.must_change_password,
+            must_change_password=row.must_change_password,
             stale=now - row.last_seen_at >= SESSION_TOUCH_INTERVAL,
         )
-    result = await session.exec(
-        select(StaffUser).where(StaffUser.token_sha256 == digest, StaffUser.active)
+    static: Any = sa.select(*PRINCIPAL_COLUMNS).where(
+        col(StaffUser.token_sha256) == digest, col(StaffUser.active)
     )
-    holder = result.first()
+    holder = (await session.exec(static)).first()
     if holder is None:
         raise NotAuthenticated("invalid or revoked token")
     if holder.role != StaffRole.INTEGRATION and not settings.static_tokens_for_people:

@@ -28,7 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.datastructures import FormData
 
 from api.container import Container
-from api.deps import ContainerDep, authenticate_token
+from api.deps import ContainerDep, SessionDep, authenticate_token
 from api.form_body import BodyTooLarge, MalformedBody, read_form
 from api.permissions import ROLE_PERMISSIONS, Permission, Require
 from services.scope import record_in_scope
@@ -90,7 +90,7 @@ def csrf_token(container: Container, session_token: str) -> str:
     return hmac.new(key, f"workbench-csrf:{digest}".encode(), hashlib.sha256).hexdigest()
 
 
-async def signed_in(request: Request, container: ContainerDep) -> Viewer:
+async def signed_in(request: Request, container: ContainerDep, session: SessionDep) -> Viewer:
     """Whoever the session cookie belongs to, even before they changed a one-time password."""
     token = request.cookies.get(COOKIE, "")
     # After signing in again the browser comes back here; a form's target cannot be opened by
@@ -104,7 +104,7 @@ async def signed_in(request: Request, container: ContainerDep) -> Viewer:
         raise SignInNeeded(here)
     try:
         auth = await authenticate_token(
-            container, token, activity=request.headers.get(POLL_HEADER) != "1"
+            container, session, token, activity=request.headers.get(POLL_HEADER) != "1"
         )
     except NotAuthenticated as exc:
         raise SignInNeeded(here, str(exc)) from None
