@@ -12,6 +12,15 @@ from contracts.runs import StepProgress
 from core.validation import Text
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+def response_of(model: type[M], row: object, **values: Any) -> M:
+    """``model`` from the attributes of ``row`` (a table's object) that it names, ``values``
+    giving the rest. Reads only the response's own fields: ``row.model_dump()`` first copies
+    every column, which was a quarter of a task list's time under load (issue 15)."""
+    read = {name: getattr(row, name) for name in model.model_fields if name not in values}
+    return model.model_validate({**read, **values})
 
 
 def field_error(loc: tuple[str | int, ...], msg: str) -> RequestValidationError:

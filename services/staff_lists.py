@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
+from sqlalchemy.orm import Bundle
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -39,7 +40,27 @@ def mask_phone(phone: str) -> str:
     return mask_text(phone) if phone else ""
 
 
-def patient_brief(patient: Patient, role: StaffRole | None) -> dict[str, Any]:
+class PatientFields(Protocol):
+    """What a list shows of a patient: a Patient, or a row of ``PATIENT_BRIEF``."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def his_patient_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def phone(self) -> str: ...
+
+
+# Lists read only these columns of each row's patient: two fields to decrypt a row rather than
+# every personal field, and no ORM object per patient.
+PATIENT_BRIEF: Bundle[Any] = Bundle(
+    "patient", col(Patient.id), col(Patient.his_patient_id), col(Patient.name), col(Patient.phone)
+)
+
+
+def patient_brief(patient: PatientFields, role: StaffRole | None) -> dict[str, Any]:
     """Who a row is about, as the role may see it on a list (SEC-3): the name in full for
     clinicians and pharmacists, masked for everyone else; the phone always masked."""
     return {
@@ -90,14 +111,14 @@ async def _page_with_patients(
     order: Sequence[Any],
     limit: int,
     offset: int,
-) -> tuple[Sequence[tuple[R, Patient]], int]:
+) -> tuple[Sequence[tuple[R, PatientFields]], int]:
     """One page of ``entity`` rows meeting ``conditions``, each with its patient (``patient_of``
     names the row's patient column), and how many there are in all. Only the page is joined:
     the count needs no join (the foreign key cannot drop a row) and no order."""
     counted = select(func.count()).select_from(entity).where(*conditions)
     total = (await session.exec(counted)).one()
     query: Any = (
-        select(entity, Patient)
+        select(entity, PATIENT_BRIEF)
         .join(Patient, col(Patient.id) == patient_of)
         .where(*conditions)
         .order_by(*order)
@@ -121,7 +142,7 @@ async def list_tasks(
     role: str | None = None,
     limit: int = 50,
     offset: int = 0,
-) -> tuple[Sequence[tuple[CareTask, Patient]], int]:
+) -> tuple[Sequence[tuple[CareTask, PatientFields]], int]:
     conditions = [record_filter(staff, CareTask.patient_id, CareTask.department_code)]
     if statuses:
         conditions.append(col(CareTask.status).in_(statuses))
@@ -147,7 +168,7 @@ async def open_work(
     until: datetime | None,
     limit: int = 50,
     offset: int = 0,
-) -> tuple[Sequence[tuple[CareTask, Patient]], int]:
+) -> tuple[Sequence[tuple[CareTask, PatientFields]], int]:
     """A staff member's queue (FU-8): the tasks out for their role in their scope (phone
     follow-ups, calls, visits) due before ``until`` (None: whenever), the most overdue first."""
     conditions = [
@@ -177,7 +198,7 @@ async def list_alerts(
     status: str | None,
     limit: int,
     offset: int,
-) -> tuple[Sequence[tuple[Alert, Patient]], int]:
+) -> tuple[Sequence[tuple[Alert, PatientFields]], int]:
     conditions = [record_filter(staff, Alert.patient_id, Alert.department_code)]
     if status:
         conditions.append(col(Alert.status) == status)
@@ -195,7 +216,7 @@ async def list_runs(
     patient_id: str | None,
     limit: int,
     offset: int,
-) -> tuple[Sequence[tuple[PathwayRun, Patient]], int]:
+) -> tuple[Sequence[tuple[PathwayRun, PatientFields]], int]:
     conditions = [record_filter(staff, PathwayRun.patient_id, PathwayRun.department_code)]
     if status:
         conditions.append(col(PathwayRun.status) == status)

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 
 from api.deps import SessionDep
 from api.permissions import Permission, ensure_visible, require
-from api.schemas import AcknowledgeAlert, AlertOut, Page, PatientBrief, ResolveAlert
+from api.schemas import AcknowledgeAlert, AlertOut, Page, PatientBrief, ResolveAlert, response_of
 from core.models import Alert, AlertStatus, Patient, StaffRole, utcnow
 from core.validation import Count, Key
 from services import alerts
 from services.staff import StaffPrincipal
-from services.staff_lists import list_alerts, patient_brief
+from services.staff_lists import PatientFields, list_alerts, patient_brief
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.ALERTS_READ))]
@@ -21,9 +21,9 @@ ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.ALERTS_READ))]
 ClinicianDep = Annotated[StaffPrincipal, Depends(require(Permission.ALERTS_ACKNOWLEDGE))]
 
 
-def alert_out(alert: Alert, patient: Patient, role: StaffRole) -> AlertOut:
-    return AlertOut.model_validate(
-        {**alert.model_dump(), "patient": PatientBrief.model_validate(patient_brief(patient, role))}
+def alert_out(alert: Alert, patient: PatientFields, role: StaffRole) -> AlertOut:
+    return response_of(
+        AlertOut, alert, patient=PatientBrief.model_validate(patient_brief(patient, role))
     )
 
 
@@ -62,9 +62,11 @@ async def acknowledge(
     await ensure_visible(
         session, staff, patient_id=alert.patient_id, department_code=alert.department_code
     )
-    alerts.acknowledge(session, staff, alert, note, utcnow())
+    # Read before the change: the first query after it flushes, which takes the audit chain's
+    # lock (core.audit_chain), and every write in the hospital waits while this one holds it.
     patient = await session.get(Patient, alert.patient_id)
     assert patient is not None
+    alerts.acknowledge(session, staff, alert, note, utcnow())
     await session.commit()
     return alert_out(alert, patient, staff.role)
 
@@ -84,11 +86,11 @@ async def resolve(
     await ensure_visible(
         session, staff, patient_id=alert.patient_id, department_code=alert.department_code
     )
+    patient = await session.get(Patient, alert.patient_id)  # before the change, as above
+    assert patient is not None
     try:
         alerts.resolve(session, staff, alert, body.note, utcnow())
     except alerts.AlertClosed:
         raise HTTPException(status.HTTP_409_CONFLICT, "该预警已处理完毕") from None
-    patient = await session.get(Patient, alert.patient_id)
-    assert patient is not None
     await session.commit()
     return alert_out(alert, patient, staff.role)

@@ -12,7 +12,7 @@ from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, ensure_visible, require
-from api.schemas import Page, PatientBrief, RunOut, RunProgressOut
+from api.schemas import Page, PatientBrief, RunOut, RunProgressOut, response_of
 from contracts.pathway import QUERY_PROGRESS
 from contracts.runs import RunProgress
 from core.logs import get_logger
@@ -20,25 +20,26 @@ from core.models import PathwayRun, Patient, RunStatus, StaffRole
 from core.validation import Count, Key
 from services.run_reports import projected_steps
 from services.staff import StaffPrincipal
-from services.staff_lists import list_runs, patient_brief
+from services.staff_lists import PatientFields, list_runs, patient_brief
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.RUNS_READ))]
 log = get_logger(__name__)
 
 
-def run_out(container: ContainerDep, run: PathwayRun, patient: Patient, role: StaffRole) -> RunOut:
+def run_out(
+    container: ContainerDep, run: PathwayRun, patient: PatientFields, role: StaffRole
+) -> RunOut:
     settings = container.settings
     ui = (
         f"{settings.temporal_ui_url.rstrip('/')}/namespaces/{settings.temporal_namespace}"
         f"/workflows/{quote(run.workflow_id, safe='')}"
     )
-    return RunOut.model_validate(
-        {
-            **run.model_dump(),
-            "patient": PatientBrief.model_validate(patient_brief(patient, role)),
-            "temporal_ui_url": ui,
-        }
+    return response_of(
+        RunOut,
+        run,
+        patient=PatientBrief.model_validate(patient_brief(patient, role)),
+        temporal_ui_url=ui,
     )
 
 

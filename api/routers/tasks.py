@@ -10,22 +10,22 @@ from fastapi.responses import JSONResponse
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, ensure_visible, require
 from api.routers.patient_files import file_url
-from api.schemas import FormResponseOut, Page, PatientBrief, TaskDetail, TaskOut
+from api.schemas import FormResponseOut, Page, PatientBrief, TaskDetail, TaskOut, response_of
 from core.models import CareTask, PathwayRun, Patient, StaffRole, TaskStatus, utcnow
 from core.validation import Count, Key
 from integrations.fhir.extensions import questionnaire_url
 from integrations.fhir.questionnaire_response import to_questionnaire_response
 from pathways.definition import PathwaySnapshot
 from services.staff import StaffPrincipal
-from services.staff_lists import Due, list_tasks, patient_brief, task_response
+from services.staff_lists import Due, PatientFields, list_tasks, patient_brief, task_response
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 ReaderDep = Annotated[StaffPrincipal, Depends(require(Permission.RUNS_READ))]
 
 
-def task_out(task: CareTask, patient: Patient, role: StaffRole) -> TaskOut:
-    return TaskOut.model_validate(
-        {**task.model_dump(), "patient": PatientBrief.model_validate(patient_brief(patient, role))}
+def task_out(task: CareTask, patient: PatientFields, role: StaffRole) -> TaskOut:
+    return response_of(
+        TaskOut, task, patient=PatientBrief.model_validate(patient_brief(patient, role))
     )
 
 
@@ -75,11 +75,11 @@ async def get_task(task_id: Key, session: SessionDep, staff: ReaderDep) -> TaskD
     patient = await session.get(Patient, task.patient_id)
     assert patient is not None
     response = await task_response(session, task.id)
-    return TaskDetail.model_validate(
-        {
-            **task_out(task, patient, staff.role).model_dump(),
-            "response": FormResponseOut.model_validate(response.model_dump()) if response else None,
-        }
+    return response_of(
+        TaskDetail,
+        task,
+        patient=PatientBrief.model_validate(patient_brief(patient, staff.role)),
+        response=response_of(FormResponseOut, response) if response else None,
     )
 
 
