@@ -3,7 +3,7 @@
 
 Real parts: PostgreSQL with the real migrations holding 100,000 tasks and 10,000 patients (the
 report benchmark's data set) plus 20,000 open alerts, the Temporal dev server, and the API as
-``uvicorn --workers N`` processes, the production command. Staff are signed in with session
+``python -m api.serve --processes N``, the production command. Staff are signed in with session
 tokens (so every request pays the session lookup and the idle-timer bookkeeping), nurses within
 their department and care managers across the hospital.
 
@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -135,13 +136,13 @@ async def _client(
         tally.add(kind, time.perf_counter() - start, response.status_code == 200)
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU the processes have used so far."""
-    ticks = 0
+def _cpu_seconds(pids: list[int]) -> list[float]:
+    """User + system CPU each process has used so far."""
+    used = []
     for pid in pids:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+        used.append((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    return used
 
 
 def _api_pids(parent: int) -> list[int]:
@@ -150,32 +151,35 @@ def _api_pids(parent: int) -> list[int]:
 
 
 async def _phase(
-    http: httpx.AsyncClient,
+    browsers: list[httpx.AsyncClient],
     staff: list[Worker],
-    clients: int,
     seconds: float,
     think: float,
     api_pids: list[int],
     seed: int,
-) -> tuple[Tally, float]:
-    """One measured phase: the tally and the API processes' CPU seconds it took."""
+) -> tuple[Tally, list[float]]:
+    """One measured phase: the tally and the CPU seconds it took each API process."""
     tally = Tally()
     cpu = _cpu_seconds(api_pids)
     deadline = time.perf_counter() + seconds
     await asyncio.gather(
         *(
             _client(http, staff[n % len(staff)], deadline, think, tally, random.Random(seed + n))
-            for n in range(clients)
+            for n, http in enumerate(browsers)
         )
     )
-    return tally, _cpu_seconds(api_pids) - cpu
+    return tally, [
+        after - before for before, after in zip(cpu, _cpu_seconds(api_pids), strict=True)
+    ]
 
 
-def _report(label: str, tally: Tally, seconds: float, cpu: float) -> None:
+def _report(label: str, tally: Tally, seconds: float, cpu: list[float]) -> None:
     total = sum(len(v) for v in tally.timings.values())
+    shares = " / ".join(f"{used / max(sum(cpu), 1e-9):.0%}" for used in cpu)
     print(
         f"  {label}: {total:,} requests, {total / seconds:.0f}/s; API processes' CPU "
-        f"{cpu * 1000 / max(total, 1):.1f} ms per request"
+        f"{sum(cpu) * 1000 / max(total, 1):.1f} ms per request, shared {shares} "
+        "(supervisor first)"
     )
     for kind, values in sorted(tally.timings.items()):
         print(
@@ -238,21 +242,30 @@ async def main(
         print(
             f"staff API load: {tasks:,} tasks, {tasks // 10:,} patients, {ALERTS:,} open alerts; "
             f"PostgreSQL; seeded in {seeded:.0f} s; {workers} API process(es) "
-            f"(uvicorn --workers) on {os.cpu_count()} cores; {clients} concurrent clients, "
+            f"(api.serve) on {os.cpu_count()} cores; {clients} concurrent clients, each with "
+            "its own keep-alive connection as a browser has, "
             "signed in by session token, 90 % reads and 10 % writes; the load generator, "
             "PostgreSQL and Temporal share the machine"
         )
-        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        # One connection per client, as each member of staff has a browser of their own: one
+        # pool shared by all would send most requests down its first few connections.
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         try:
-            async with httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30
-            ) as http:
-                await api_ready(http)
+            async with AsyncExitStack() as stack:
+                browsers = [
+                    await stack.enter_async_context(
+                        httpx.AsyncClient(
+                            base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30
+                        )
+                    )
+                    for _ in range(clients)
+                ]
+                await api_ready(browsers[0])
                 pids = _api_pids(api.popen.pid)
                 # Warms every worker process (connections, statement caches); writes nothing.
                 readers = [Worker(w.token, w.task_ids, []) for w in staff]
-                await _phase(http, readers, clients, 3, 0, pids, 0)
-                tally, cpu = await _phase(http, staff, clients, seconds, think, pids, 1000)
+                await _phase(browsers, readers, 3, 0, pids, 0)
+                tally, cpu = await _phase(browsers, staff, seconds, think, pids, 1000)
                 _report(
                     f"each client every {think:g} s on average (exponential think time)",
                     tally, seconds, cpu,
@@ -268,7 +281,7 @@ async def main(
                     if profile is not None
                     else None
                 )  # fmt: skip
-                saturated, cpu = await _phase(http, staff, clients, seconds, 0, pids, 2000)
+                saturated, cpu = await _phase(browsers, staff, seconds, 0, pids, 2000)
                 _report("back to back (saturation: no think time)", saturated, seconds, cpu)
                 if profiler is not None:
                     await profiler.wait()

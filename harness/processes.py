@@ -53,11 +53,11 @@ def stop_popen(popen: subprocess.Popen[bytes], grace: float = 15.0) -> int:
 
 
 def start_api(env: dict[str, str], log_dir: Path, port: int, processes: int) -> Process:
-    """The API as production runs it: ``uvicorn --workers`` without the access log."""
+    """The API as production runs it (``api.serve``), without the access log."""
     return start_process(
         "api",
-        ["-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(processes), "--no-access-log"],
+        ["-m", "api.serve", "--host", "127.0.0.1", "--port", str(port),
+         "--processes", str(processes), "--no-access-log"],
         env,
         log_dir,
     )  # fmt: skip

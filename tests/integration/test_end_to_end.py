@@ -1,4 +1,4 @@
-"""The whole platform as `make run` wires it: real uvicorn, real worker processes, the HIS
+"""The whole platform as `make run` wires it: the API's processes, real worker processes, the HIS
 simulator, the Temporal dev server with its UI, PostgreSQL, and Chromium as the patient's phone.
 
 A discharge goes in through the simulator; the patient answers both questionnaires in the
@@ -96,7 +96,16 @@ def platform(
         "worker": start_process("worker", ["-m", "workers.main"], env, tmp_path),
         "api": start_process(
             "api",
-            ["-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(api_port)],
+            [
+                "-m",
+                "api.serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(api_port),
+                "--processes",
+                "2",
+            ],
             env,
             tmp_path,
         ),
