@@ -101,15 +101,19 @@ async def authenticate(
     """A session token from sign-in, or a static API token. Static tokens of people (every role
     but integration) are refused in production, where people sign in (SEC-5)."""
     digest = token_digest(token)
-    signed_in: Any = sa.select(
-        *PRINCIPAL_COLUMNS,
-        col(StaffUser.active),
-        col(StaffUser.must_change_password),
-        col(StaffSession.id).label("session_id"),
-        col(StaffSession.expires_at),
-        col(StaffSession.last_seen_at),
-        col(StaffSession.revoked_at),
-    ).join(StaffUser, col(StaffUser.id) == col(StaffSession.staff_id))
+    signed_in: Any = (
+        sa.select(
+            *PRINCIPAL_COLUMNS,
+            col(StaffUser.active),
+            col(StaffUser.must_change_password),
+            col(StaffSession.id).label("session_id"),
+            col(StaffSession.expires_at),
+            col(StaffSession.last_seen_at),
+            col(StaffSession.revoked_at),
+        )
+        .select_from(StaffSession)
+        .join(StaffUser, col(StaffUser.id) == col(StaffSession.staff_id))
+    )
     row = (await session.exec(signed_in.where(col(StaffSession.token_sha256) == digest))).first()
     if row is not None:
         if row.revoked_at is not None or not row.active:
