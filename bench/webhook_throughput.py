@@ -1,6 +1,7 @@
 """Discharge webhook throughput and latency: ``make bench`` (``ARGS="--events 500"``).
 
-Real parts end to end: signed events over HTTP to uvicorn, the HIS simulator answering patient
+Real parts end to end, as production runs them: signed events over HTTP to the API's processes
+(``api.serve``, one per core), the HIS simulator in a process of its own answering patient
 queries on loopback, PostgreSQL, and Temporal starting the runs each event enrols the patient in
 (a cardiology discharge starts two). Then the same number of bare workflow starts from one client
 at the same concurrency, and the ratio of runs started per second through the webhook to it
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import time
 import uuid
@@ -20,15 +22,13 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from temporalio.client import Client
 
-from api.container import Container
-from api.main import create_app
-from bench.infra import bench_infra
+from bench.infra import bench_infra, process_env
 from core.logs import configure_logging
 from core.webhook_auth import signed_headers
-from harness.servers import serve
-from harness.settings import TEST_HIS_API_KEY, TEST_WEBHOOK_SECRET, make_settings
-from integrations.his import HisClient
-from simulators.his.app import create_app as create_his_app
+from harness.postgres import free_port
+from harness.processes import api_ready, start_api, start_process
+from harness.settings import TEST_WEBHOOK_SECRET, make_settings
+from harness.waiting import answers_ok, eventually
 
 
 def _event(n: int) -> bytes:
@@ -107,31 +107,39 @@ async def _raw_starts(client: Client, count: int, concurrency: int) -> tuple[lis
     return latencies, time.perf_counter() - start
 
 
-async def main(events: int, concurrency: int) -> None:
+async def main(events: int, concurrency: int, processes: int) -> None:
     configure_logging(json=True, level="WARNING")
     async with bench_infra() as infra:
-        settings = make_settings(database_url=infra.database_url, temporal_task_queue="bench")
-        his_app = create_his_app(
-            webhook_target="http://127.0.0.1:9",
-            webhook_secret=TEST_WEBHOOK_SECRET,
-            api_key=TEST_HIS_API_KEY,
+        api_port, his_port = free_port(), free_port()
+        settings = make_settings(
+            database_url=infra.database_url,
+            temporal_task_queue="bench",
+            his_base_url=f"http://127.0.0.1:{his_port}",
         )
-        async with serve(his_app) as his_url:
-            his = HisClient.create(his_url, TEST_HIS_API_KEY, timeout_seconds=5)
-            container = Container.build(settings, infra.sessions, infra.temporal.client, his)
-            # The shipped pathways, as the API publishes them at start-up: without them an event
-            # enrols nobody and starts nothing.
-            await container.sync_library()
-            async with (
-                serve(create_app(container=container)) as api_url,
-                httpx.AsyncClient(
-                    timeout=60, limits=httpx.Limits(max_connections=concurrency)
-                ) as http,
-            ):
-                webhook = f"{api_url}/webhooks/his/discharge"
+        env = process_env(infra, settings)
+        his = start_process("bench-his-sim", ["-m", "simulators.his"], env, infra.workdir)
+        # The API publishes the shipped pathways as it starts: without them an event enrols
+        # nobody and starts nothing.
+        api = start_api(env, infra.workdir, api_port, processes)
+        try:
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{api_port}",
+                timeout=60,
+                limits=httpx.Limits(max_connections=concurrency),
+            ) as http:
+                await api_ready(http)
+                await eventually(
+                    lambda: answers_ok(http, f"http://127.0.0.1:{his_port}/sim/patients"),
+                    within=30,
+                    what="the HIS simulator",
+                )
+                webhook = "/webhooks/his/discharge"
                 await _fire(http, webhook, [_event(i) for i in range(5)], 5, 202)  # warm-up
                 bodies = [_event(i) for i in range(events)]
-                print(f"discharge webhook, {events} events, concurrency {concurrency}, 2-core box")
+                print(
+                    f"discharge webhook, {events} events, concurrency {concurrency}, "
+                    f"{processes} API process(es) on {os.cpu_count()} cores"
+                )
                 latencies, wall, runs = await _fire(http, webhook, bodies, concurrency, 202)
                 _report("new discharge (run started)", latencies, wall)
                 latencies, wall_again, again = await _fire(http, webhook, bodies, concurrency, 200)
@@ -145,12 +153,18 @@ async def main(events: int, concurrency: int) -> None:
                     f"{len(raw) / raw_wall:.1f}/s: ratio {per_run / (len(raw) / raw_wall):.2f} "
                     "(goal ≥ 0.8)"
                 )
-            await his.close()
+        except httpx.TransportError:
+            print(api.tail(), his.tail())
+            raise
+        finally:
+            api.stop()
+            his.stop()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="API's")
     args = parser.parse_args()
-    asyncio.run(main(args.events, args.concurrency))
+    asyncio.run(main(args.events, args.concurrency, args.processes))
