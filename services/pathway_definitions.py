@@ -229,11 +229,19 @@ async def published_snapshot(
     return PathwaySnapshot.model_validate(row.snapshot)
 
 
+# Validated snapshots by version row. Publishing sets a version's snapshot once and nothing
+# changes it after, so a process validates each once: every HIS event is matched against every
+# live pathway, and reading and validating their snapshots was the largest part of an event's own
+# work. A few hundred versions at most are ever live; the bound only guards against surprises.
+_SNAPSHOTS: dict[str, PathwaySnapshot] = {}
+_SNAPSHOTS_KEPT = 1024
+
+
 async def live_snapshots(session: AsyncSession) -> list[PathwaySnapshot]:
     """The version every active pathway starts new runs on: what HIS events are matched
     against (suspended and retired pathways enrol nobody)."""
-    rows = await session.exec(
-        select(PathwayVersion)
+    live = await session.exec(
+        select(PathwayVersion.id)
         .join(Pathway, col(Pathway.id) == PathwayVersion.pathway_id)
         .where(
             col(Pathway.live_version) == PathwayVersion.version,
@@ -241,7 +249,20 @@ async def live_snapshots(session: AsyncSession) -> list[PathwaySnapshot]:
         )
         .order_by(col(Pathway.id))
     )
-    return [PathwaySnapshot.model_validate(r.snapshot) for r in rows.all() if r.snapshot]
+    ids = list(live.all())
+    missing = [version_id for version_id in ids if version_id not in _SNAPSHOTS]
+    if missing:
+        rows = await session.exec(
+            select(PathwayVersion.id, PathwayVersion.snapshot).where(
+                col(PathwayVersion.id).in_(missing)
+            )
+        )
+        for version_id, snapshot in rows.all():
+            if snapshot:
+                while len(_SNAPSHOTS) >= _SNAPSHOTS_KEPT:
+                    del _SNAPSHOTS[next(iter(_SNAPSHOTS))]
+                _SNAPSHOTS[version_id] = PathwaySnapshot.model_validate(snapshot)
+    return [_SNAPSHOTS[version_id] for version_id in ids if version_id in _SNAPSHOTS]
 
 
 async def sync_library(session: AsyncSession, ctx: DesignContext, actor: str = "library") -> None:
