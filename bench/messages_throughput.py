@@ -3,9 +3,9 @@
 
 Two figures, both against the Twilio simulator over loopback with the real Twilio SDK client:
 - the channel alone (SDK → HTTP → simulator), many sends in flight;
-- end to end: pushes through the HTTP API, one MessageDelivery workflow each on the Temporal dev
-  server, executed by a separate worker process, with PostgreSQL as the send log, until the
-  simulator has every message.
+- end to end: pushes through the HTTP API (its processes, as production runs them), one
+  MessageDelivery workflow each on the Temporal dev server, executed by a separate worker
+  process, with PostgreSQL as the send log, until the simulator has every message.
 Prints figures; asserts nothing.
 """
 
@@ -13,24 +13,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import time
 
 import httpx
 
-from api.container import Container
-from api.main import create_app
 from bench.infra import bench_infra, process_env, start_workers
 from core.db import transaction
 from core.hospitals import HospitalConfig, QuietHours
 from core.logs import configure_logging
 from core.models import Hospital, Patient, StaffRole, new_id
 from harness.postgres import free_port
+from harness.processes import api_ready, start_api
 from harness.servers import serve
 from harness.settings import make_settings
 from harness.staff import add_staff
 from harness.waiting import eventually
-from integrations.his import HisClient
 from integrations.twilio_sms import TwilioSmsChannel
 from messaging.channel import OutgoingMessage
 from simulators.twilio.app import Faults, TwilioState
@@ -84,8 +83,8 @@ async def channel_only(twilio_url: str, count: int, concurrency: int) -> float:
 
 async def end_to_end(count: int, rate: float, label: str) -> None:
     async with bench_infra() as infra:
-        url, sessions, temporal = infra.database_url, infra.sessions, infra.temporal
-        worker = None
+        url, sessions = infra.database_url, infra.sessions
+        worker = api = None
         try:
             twilio = TwilioState(account_sid=SID, auth_token=TOKEN)
             twilio.faults = Faults(send_callbacks=False)
@@ -127,14 +126,11 @@ async def end_to_end(count: int, rate: float, label: str) -> None:
                 token = await add_staff(sessions, StaffRole.INTEGRATION, None, name="bench")
                 env = process_env(infra, settings)
                 (worker,) = start_workers(infra, env, 1)
-                his = HisClient.create("http://127.0.0.1:9", "unused", timeout_seconds=1)
-                app = create_app(
-                    container=Container.build(settings, sessions, temporal.client, his)
-                )
-                async with (
-                    serve(app, port=api_port) as api_url,
-                    httpx.AsyncClient(base_url=api_url, timeout=60) as http,
-                ):
+                api = start_api(env, infra.workdir, api_port, os.cpu_count() or 1)
+                async with httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{api_port}", timeout=60
+                ) as http:
+                    await api_ready(http)
                     headers = {"Authorization": f"Bearer {token}"}
                     gate = asyncio.Semaphore(10)
 
@@ -161,7 +157,6 @@ async def end_to_end(count: int, rate: float, label: str) -> None:
 
                     await eventually(all_received, within=3600, what="every message")
                     wall = time.perf_counter() - start
-                await his.close()
             # Sustained rate at the provider: first to last message received, worker start-up aside.
             stamps = sorted(m.date_created for m in twilio.messages.values())
             sustained = (count - 1) / max((stamps[-1] - stamps[0]).total_seconds(), 1e-6)
@@ -183,6 +178,8 @@ async def end_to_end(count: int, rate: float, label: str) -> None:
         finally:
             if worker is not None:
                 worker.stop()
+            if api is not None:
+                api.stop()
 
 
 async def main(count: int) -> None:
