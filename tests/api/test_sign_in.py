@@ -181,6 +181,12 @@ async def test_a_session_ends_at_its_absolute_and_idle_limits(api: Api) -> None:
     async with api.sessions() as session:
         seen = (await session.exec(select(StaffSession))).one().last_seen_at
     assert utcnow() - seen < timedelta(minutes=1)
+    # So does a request the API refuses after knowing who asks: the nurse was at the screen.
+    await change_sessions(api, staff_id, last_seen_at=utcnow() - timedelta(minutes=10))
+    assert (await api.http.get("/api/tasks/no-such-task", headers=auth(token))).status_code == 404
+    async with api.sessions() as session:
+        seen = (await session.exec(select(StaffSession))).one().last_seen_at
+    assert utcnow() - seen < timedelta(minutes=1)
 
     idle = timedelta(minutes=api.settings.staff_session_idle_minutes)
     await change_sessions(api, staff_id, last_seen_at=utcnow() - idle - timedelta(seconds=1))
