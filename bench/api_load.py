@@ -35,7 +35,7 @@ import httpx
 from sqlalchemy import func, insert
 from sqlmodel import select
 
-from bench.infra import audit_count, bench_infra, process_env
+from bench.infra import audit_count, bench_infra, process_env, settle
 from bench.workbench_reports import DEPARTMENTS, seed_tasks
 from core.db import transaction
 from core.logs import configure_logging
@@ -230,11 +230,7 @@ async def main(
                 mine = alert_ids[department][n // len(DEPARTMENTS) :: 7]
                 token = open_session(session, settings, user, now).token
                 staff.append(Worker(token, list(in_scope.all()), mine))
-        # A database in use has been vacuumed and analysed by autovacuum; fresh rows have not.
-        async with infra.sessions() as session:
-            connection = await session.connection()
-            await connection.exec_driver_sql("COMMIT")
-            await connection.exec_driver_sql("VACUUM ANALYZE")
+        await settle(sessions)
         seeded = time.perf_counter() - started
         port = free_port()
         env = process_env(infra, settings)

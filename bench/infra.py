@@ -105,6 +105,16 @@ def start_workers(infra: BenchInfra, env: dict[str, str], count: int) -> list[Pr
     ]
 
 
+async def settle(sessions: SessionFactory) -> None:
+    """VACUUM ANALYZE after seeding: a database in use has been vacuumed and analysed by
+    autovacuum, freshly inserted rows have not, and autovacuum would otherwise get to them in the
+    middle of the measurements."""
+    async with sessions() as session:
+        connection = await session.connection()
+        await connection.exec_driver_sql("COMMIT")
+        await connection.exec_driver_sql("VACUUM ANALYZE")
+
+
 async def audit_count(sessions: SessionFactory, action: str) -> int:
     """How many audit entries record ``action``: benchmarks check nothing was skipped."""
     async with sessions() as session:

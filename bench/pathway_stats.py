@@ -21,7 +21,7 @@ import httpx
 
 from api.container import Container
 from api.main import create_app
-from bench.infra import bench_infra
+from bench.infra import bench_infra, settle
 from core.db import transaction
 from core.logs import configure_logging
 from core.models import CareTask, PathwayRun, Patient, StaffRole, new_id
@@ -92,6 +92,7 @@ async def main(runs: int, repeat: int) -> None:
                             score=random.choice([None, 3.0, 4.0, 5.0]),
                         )
                     )
+        await settle(sessions)
         app = create_app(container=container)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://bench"

@@ -25,7 +25,7 @@ from sqlalchemy import insert
 from api.container import Container
 from api.main import create_app
 from api.workbench.auth import COOKIE
-from bench.infra import bench_infra
+from bench.infra import bench_infra, settle
 from core.db import transaction
 from core.logs import configure_logging
 from core.models import CareTask, Encounter, PathwayRun, Patient, StaffRole, new_id
@@ -136,6 +136,7 @@ async def main(tasks: int, repeat: int) -> None:
                     target_type="bench",
                     target_id=str(n),
                 )
+        await settle(sessions)
         seeded = time.perf_counter() - started
         app = create_app(container=container)
         today = now.astimezone(settings.tz).date()
