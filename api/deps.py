@@ -20,7 +20,9 @@ from services.staff import Authentication, NotAuthenticated, StaffPrincipal, aut
 log = get_logger(__name__)
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
+    # async although it awaits nothing: FastAPI runs a plain function dependency in a worker
+    # thread, a thread hop on every request for an attribute read.
     container: Container = request.app.state.container
     return container
 
