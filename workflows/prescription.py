@@ -89,6 +89,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.updates import UpdateRejected, refused_as_rejected, wait_for
 
 CALLBACK_WITH_RECORD = "callback-with-record"
+DECISION_AFTER_RECORD = "decision-answered-after-record"
 
 PATIENT_NOTICES: dict[str, str] = {
     "approved": "已审核通过，请按医院提示完成缴费",
@@ -117,6 +118,8 @@ class PrescriptionWorkflow:
         self._enterprise_updates: list[EnterpriseUpdate] = []
         self._enterprise_status: str | None = None
         self._seq = 0
+        # The last round whose conclusion the database has (a decision is answered after it).
+        self._recorded_round = 0
         self._callbacks: list[HisCallback] = []
         self._closing = False
 
@@ -144,9 +147,11 @@ class PrescriptionWorkflow:
             self._rounds[-1] = review.model_copy(update={"conclusion": conclusion})
             if conclusion.outcome == "approved":
                 await self._change("approved", conclusion.reviewer, conclusion.reason, "concluded")
+                self._recorded_round = len(self._rounds)
                 await self._notify("approved")
                 return True
             await self._change("returned", conclusion.reviewer, conclusion.reason, "concluded")
+            self._recorded_round = len(self._rounds)
             window = timedelta(hours=self._input.config.review.revision_window_hours)
             if not await wait_for(lambda: self._revision or self._cancellation, window):
                 self._cancellation = Cancellation(reason="医生未在时限内修改处方", by="system")
@@ -314,6 +319,10 @@ class PrescriptionWorkflow:
         conclusion = self._rounds[decision.round - 1].conclusion
         if conclusion is None:
             raise UpdateRejected("处方已取消")
+        if workflow.patched(DECISION_AFTER_RECORD):
+            # The pharmacist is sent back to a queue read from the database: answered before the
+            # conclusion is written, the queue could still list the prescription just decided.
+            await workflow.wait_condition(lambda: self._recorded_round >= decision.round)
         return conclusion
 
     @decide.validator
