@@ -368,7 +368,9 @@ async def test_a_provider_that_stays_down_is_given_up_on_and_the_fund_is_made_wh
 async def test_his_refusing_the_confirmation_undoes_the_money_already_taken(
     dev_env: WorkflowEnvironment, pay_world: WorldFactory
 ) -> None:
-    async with pay_world(dev_env.client) as world, world.workers():
+    # The HIS's refusals here are answers (409s), never delays: a generous timeout keeps a busy
+    # machine's slow answer (a 503, rightly; one CI run) from standing in for them.
+    async with pay_world(dev_env.client, client_timeout=15.0) as world, world.workers():
         world.charging.faults.plan.rules.append(
             FaultRule(
                 path_prefix="/his/api/v1/charging/orders/", method="POST", status=409, count=1
