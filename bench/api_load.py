@@ -41,7 +41,7 @@ from core.db import transaction
 from core.logs import configure_logging
 from core.models import Alert, CareTask, StaffRole, new_id
 from harness.postgres import free_port
-from harness.processes import api_ready, start_api
+from harness.processes import api_ready, child_pids, start_api
 from harness.settings import make_settings
 from services.identity import open_session
 from services.staff import create_staff
@@ -143,11 +143,6 @@ def _cpu_seconds(pids: list[int]) -> list[float]:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         used.append((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
     return used
-
-
-def _api_pids(parent: int) -> list[int]:
-    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-    return [parent, *map(int, children)]
 
 
 async def _phase(
@@ -257,7 +252,7 @@ async def main(
                     for _ in range(clients)
                 ]
                 await api_ready(browsers[0])
-                pids = _api_pids(api.popen.pid)
+                pids = [api.popen.pid, *child_pids(api.popen.pid)]
                 # Warms every worker process (connections, statement caches); writes nothing.
                 readers = [Worker(w.token, w.task_ids, []) for w in staff]
                 await _phase(browsers, readers, 3, 0, pids, 0)

@@ -52,15 +52,18 @@ def stop_popen(popen: subprocess.Popen[bytes], grace: float = 15.0) -> int:
     return popen.returncode
 
 
-def start_api(env: dict[str, str], log_dir: Path, port: int, processes: int) -> Process:
-    """The API as production runs it (``api.serve``), without the access log."""
-    return start_process(
-        "api",
-        ["-m", "api.serve", "--host", "127.0.0.1", "--port", str(port),
-         "--processes", str(processes), "--no-access-log"],
-        env,
-        log_dir,
-    )  # fmt: skip
+def start_api(
+    env: dict[str, str], log_dir: Path, port: int, processes: int, *, access_log: bool = False
+) -> Process:
+    """The API as production runs it (``api.serve``), by default without the access log."""
+    args = ["-m", "api.serve", "--host", "127.0.0.1", "--port", str(port),
+            "--processes", str(processes)]  # fmt: skip
+    return start_process("api", args if access_log else [*args, "--no-access-log"], env, log_dir)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid`` started (Linux)."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 async def api_ready(http: httpx.AsyncClient) -> None:

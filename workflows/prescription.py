@@ -147,11 +147,9 @@ class PrescriptionWorkflow:
             self._rounds[-1] = review.model_copy(update={"conclusion": conclusion})
             if conclusion.outcome == "approved":
                 await self._change("approved", conclusion.reviewer, conclusion.reason, "concluded")
-                self._recorded_round = len(self._rounds)
                 await self._notify("approved")
                 return True
             await self._change("returned", conclusion.reviewer, conclusion.reason, "concluded")
-            self._recorded_round = len(self._rounds)
             window = timedelta(hours=self._input.config.review.revision_window_hours)
             if not await wait_for(lambda: self._revision or self._cancellation, window):
                 self._cancellation = Cancellation(reason="医生未在时限内修改处方", by="system")
@@ -490,6 +488,7 @@ class PrescriptionWorkflow:
             # A local step would hold the workflow task, and with it the conclusion's callback
             # queued above, until the write is done: the deadline's path stays a regular activity.
             await database_activity(ACTIVITY_RECORD, request)
+            self._recorded_round = len(self._rounds)
         else:
             await local_step(ACTIVITY_RECORD, request)
         if callback and not early:

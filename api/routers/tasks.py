@@ -79,7 +79,9 @@ async def get_task(task_id: Key, session: SessionDep, staff: ReaderDep) -> TaskD
         TaskDetail,
         task,
         patient=PatientBrief.model_validate(patient_brief(patient, staff.role)),
-        response=response_of(FormResponseOut, response) if response else None,
+        response=FormResponseOut.model_validate(response, from_attributes=True)
+        if response
+        else None,
     )
 
 

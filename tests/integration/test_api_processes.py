@@ -16,7 +16,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from harness.postgres import free_port
-from harness.processes import Process, settings_env, start_api
+from harness.processes import Process, child_pids, settings_env, start_api
 from harness.settings import make_settings
 from harness.waiting import answers_ok, eventually
 
@@ -25,10 +25,9 @@ BROWSERS = 40
 
 def _api_processes(supervisor: int) -> list[int]:
     """The supervisor's children that serve (not multiprocessing's resource tracker)."""
-    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
     return [
-        int(pid)
-        for pid in children
+        pid
+        for pid in child_pids(supervisor)
         if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
     ]
 

@@ -26,7 +26,7 @@ from core.temporal import DATA_CONVERTER
 from harness.browser import chromium, phone
 from harness.his_events import discharge_through_his
 from harness.postgres import free_port
-from harness.processes import Process, settings_env, start_process
+from harness.processes import Process, settings_env, start_api, start_process
 from harness.settings import make_settings
 from harness.staff import add_staff
 from harness.waiting import answers_ok, eventually
@@ -94,21 +94,7 @@ def platform(
     processes = {
         "his-sim": start_process("his-sim", ["-m", "simulators.his"], env, tmp_path),
         "worker": start_process("worker", ["-m", "workers.main"], env, tmp_path),
-        "api": start_process(
-            "api",
-            [
-                "-m",
-                "api.serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(api_port),
-                "--processes",
-                "2",
-            ],
-            env,
-            tmp_path,
-        ),
+        "api": start_api(env, tmp_path, api_port, 2, access_log=True),
     }
     platform = Platform(
         api=f"http://127.0.0.1:{api_port}",
