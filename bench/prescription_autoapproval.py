@@ -22,13 +22,13 @@ import uuid
 from datetime import datetime
 
 import httpx
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bench.infra import audit_count, bench_infra, process_env, start_workers
 from core.db import transaction
 from core.hospitals import HospitalConfig, PrescriptionConfig, QuietHours, ReviewPolicy
 from core.logs import configure_logging
-from core.models import Hospital, Prescription
+from core.models import Hospital, OutboundMessage, Prescription
 from core.webhook_auth import signed_headers
 from harness.postgres import free_port
 from harness.prescriptions import HOSPITAL, prescription
@@ -122,9 +122,33 @@ async def main(count: int, deadline: int, over: float, workers: int) -> None:
                         all_concluded, within=deadline + over + 300, what="every conclusion"
                     )
             received = concluded()
+
+            # The review queue goes first; the patients' approval notices, on the main queue,
+            # may wait behind it. They must all still go out, once each.
+            async def notices() -> list[datetime]:
+                async with sessions() as session:
+                    found = await session.exec(
+                        select(OutboundMessage.sent_at).where(
+                            OutboundMessage.template == "prescription_status",
+                            col(OutboundMessage.sent_at).is_not(None),
+                        )
+                    )
+                    return [at for at in found.all() if at is not None]
+
+            approvals = sum(
+                1
+                for c in his_state.prescription_callbacks.values()
+                if c["event"] == "concluded" and c["status"] == "approved"
+            )
+
+            async def all_notified() -> bool:
+                return len(await notices()) >= approvals
+
+            await eventually(all_notified, within=900, what="every approval notice")
+            notified = await notices()
             callbacks = list(his_state.prescription_callbacks.values())
             async with sessions() as session:
-                lateness = []
+                lateness, deadlines = [], []
                 for number in numbers:
                     row = (
                         await session.exec(
@@ -132,8 +156,10 @@ async def main(count: int, deadline: int, over: float, workers: int) -> None:
                         )
                     ).one()
                     assert row.review_deadline_at is not None
+                    deadlines.append(row.review_deadline_at)
                     lateness.append((received[number] - row.review_deadline_at).total_seconds())
             audited = await audit_count(sessions, "prescription.concluded")
+            last_notice = (max(notified) - max(deadlines)).total_seconds()
             lateness.sort()
             p99 = lateness[int(0.99 * (count - 1))]
             print(
@@ -147,6 +173,10 @@ async def main(count: int, deadline: int, over: float, workers: int) -> None:
                 f"  HIS callback requests {his_state.callback_attempts}, distinct idempotency "
                 f"keys {len(callbacks)}; {len(received)} conclusions for {count} prescriptions; "
                 f"audit entries prescription.concluded: {audited}"
+            )
+            print(
+                f"  approval notices to patients: {len(notified)} sent for {approvals} approvals, "
+                f"the last {last_notice:.1f} s after the last deadline"
             )
         finally:
             for process in processes:

@@ -30,6 +30,21 @@ ACTIVITY_CANCEL_ORDER = "enterprise.cancel"
 
 SYSTEM_REVIEWER = "system"
 
+REVIEW_QUEUE_SUFFIX = ".review"
+
+
+def review_task_queue(base: str) -> str:
+    """Prescriptions run on a task queue of their own, so a review deadline's conclusion never
+    waits behind the platform's other work (messages, pathways) in a shared queue (RX-4)."""
+    return f"{base}{REVIEW_QUEUE_SUFFIX}"
+
+
+def base_task_queue(queue: str) -> str:
+    """The platform's main task queue for a prescription running on ``queue`` (runs started
+    before the review queue existed run on the main queue itself)."""
+    return queue.removesuffix(REVIEW_QUEUE_SUFFIX)
+
+
 ProcessingMethod = Literal[
     "先煎", "后下", "包煎", "另煎", "另炖", "烊化", "冲服", "泡服", "煎汤代水"
 ]

@@ -29,6 +29,7 @@ from contracts.prescription import (
     PrescriptionInput,
     PrescriptionState,
     prescription_workflow_id,
+    review_task_queue,
 )
 from contracts.search import search_attributes
 from core.db import release_connection
@@ -153,7 +154,7 @@ async def submit(
             submitted_at=row.submitted_at,
         ),
         id=workflow_id,
-        task_queue=ctx.settings.temporal_task_queue,
+        task_queue=review_task_queue(ctx.settings.temporal_task_queue),
         search_attributes=search_attributes(
             patient=patient.his_patient_id,
             department=event.department_code,

@@ -1,8 +1,10 @@
 """Builds the workers from injected dependencies; used by the worker process and by tests.
 
 One main worker runs the workflows and the database activities on the configured task queue;
-each enabled message channel gets its own worker on its own task queue, whose server-side rate
-limit (max_task_queue_activities_per_second) caps that channel's sends across all workers.
+prescriptions run on a review queue of their own, with a worker of their own, so a review
+deadline is met however much else is waiting (RX-4); each enabled message channel gets its own
+worker on its own task queue, whose server-side rate limit (max_task_queue_activities_per_second)
+caps that channel's sends across all workers.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from activities.payments import PaymentActivities
 from activities.prescriptions import PrescriptionActivities
 from activities.reconciliation import ReconciliationActivities
 from contracts.messages import channel_task_queue
+from contracts.prescription import review_task_queue
 from core.crypto import configure_from_settings
 from core.db import SessionFactory
 from core.file_store import EncryptedFiles
@@ -223,6 +226,25 @@ def build_workers(
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         max_cached_workflows=max_cached_workflows,
         workflow_runner=WORKFLOW_RUNNER,
+        max_concurrent_workflow_tasks=deps.settings.worker_workflow_tasks,
+        max_concurrent_local_activities=deps.settings.worker_local_activities,
+    )
+    # Prescriptions started since the review queue exists; the main worker above keeps serving
+    # the ones started on the main queue before.
+    review = Worker(
+        client,
+        task_queue=review_task_queue(task_queue),
+        workflows=[PrescriptionWorkflow],
+        activities=[
+            prescriptions.check,
+            prescriptions.record,
+            prescriptions.his_callback,
+            prescriptions.dispatch,
+            prescriptions.cancel_order,
+        ],
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        max_cached_workflows=max_cached_workflows,
+        workflow_runner=WORKFLOW_RUNNER,
     )
     rates = channel_rates(deps.settings)
     channel_workers = [
@@ -235,7 +257,7 @@ def build_workers(
         )
         for name in deps.channels
     ]
-    return [main, *channel_workers]
+    return [main, review, *channel_workers]
 
 
 @asynccontextmanager

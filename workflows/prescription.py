@@ -64,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
         ReviewRound,
         Revision,
         StatusChange,
+        base_task_queue,
     )
     from core.hospitals import RxStatus
     from prescriptions.dispatch import choose_enterprise, enterprise_sequence
@@ -555,6 +556,9 @@ class PrescriptionWorkflow:
                     workflow_id=info.workflow_id,
                 ),
                 id=delivery_workflow_id(key),
+                # Messages run with the platform's other work, off the review queue, whose
+                # worker may serve prescriptions only; their channels hang off the main queue.
+                task_queue=base_task_queue(info.task_queue),
                 search_attributes=workflow.info().typed_search_attributes,
                 # The message outlives the prescription's workflow if need be.
                 parent_close_policy=ParentClosePolicy.ABANDON,

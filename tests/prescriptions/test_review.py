@@ -10,11 +10,12 @@ from typing import Any
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
-from core.models import Prescription
+from core.models import OutboundMessage, Prescription
 from harness.prescriptions import UNSAFE_ITEMS, prescription
 from harness.waiting import eventually
 from simulators.his.app import Faults as HisFaults
-from tests.prescriptions.conftest import RxStackFactory
+from tests.prescriptions.conftest import RxStack, RxStackFactory
+from workers.factory import WorkerDeps, build_workers, running_workers
 
 DEADLINE = timedelta(seconds=120)
 
@@ -105,6 +106,53 @@ async def test_the_system_approval_reaches_the_his_while_its_database_write_wait
             return (await stack.row(accepted["prescription_id"])).status == "approved"
 
         await eventually(recorded, within=60, what="the approval recorded")
+
+
+async def test_the_system_approval_is_not_held_up_by_the_platforms_other_work(
+    isolated_time_env: WorkflowEnvironment, rx_stack: RxStackFactory
+) -> None:
+    async with rx_stack(isolated_time_env) as stack:
+        deps = WorkerDeps.from_settings(stack.settings, stack.sessions)
+        main_queue = stack.settings.temporal_task_queue
+        workers = build_workers(isolated_time_env.client, main_queue, deps)
+        main = [w for w in workers if w.task_queue == main_queue]
+        others = [w for w in workers if w.task_queue != main_queue]
+        body = prescription()
+        try:
+            # The main queue's worker is stalled (here: not running at all) across the deadline.
+            async with running_workers(others):
+                accepted = await stack.under_review(body)
+                await isolated_time_env.sleep(DEADLINE + timedelta(seconds=1))
+                callbacks = await stack.wait_callbacks(body["prescription_no"], 2)
+                assert [(c["event"], c["status"], c["reviewer"]) for c in callbacks] == [
+                    ("round_started", "reviewing", None),
+                    ("concluded", "approved", "system"),
+                ]
+                assert (await stack.row(accepted["prescription_id"])).status == "approved"
+                assert await notices(stack, accepted["prescription_id"]) == []
+
+                # The patient's notice waited for the main queue, and goes out once it moves.
+                async with running_workers(main):
+
+                    async def sent() -> bool:
+                        return await notices(stack, accepted["prescription_id"]) == ["sent"]
+
+                    await eventually(sent, within=30, what="the approval notice sent, once")
+        finally:
+            await deps.close()
+
+
+async def notices(stack: RxStack, prescription_id: str) -> list[str]:
+    """Statuses of the approval notices sent to the prescription's patient."""
+    row = await stack.row(prescription_id)
+    async with stack.sessions() as session:
+        found = await session.exec(
+            select(OutboundMessage.status).where(
+                OutboundMessage.patient_id == row.patient_id,
+                OutboundMessage.template == "prescription_status",
+            )
+        )
+        return list(found.all())
 
 
 async def test_findings_and_no_decision_go_back_to_the_doctor(
