@@ -53,12 +53,11 @@ class Settings(BaseSettings):
     # How long the API waits for a workflow query before answering from the database instead.
     temporal_query_timeout_seconds: float = Field(default=5.0, gt=0)
 
-    # Workflow tasks and local steps the main worker runs at once, per worker process. Both are
-    # CPU or database bound in one event loop: more in flight adds no throughput, and a backlog of
-    # messages or runs taken in all at once would hold up the review queue's deadlines, which
-    # share the loop (issue 15: system approval p99 16.6 s uncapped, 0.6-1.1 s capped).
-    worker_workflow_tasks: int = Field(default=4, ge=1)
-    worker_local_activities: int = Field(default=8, ge=1)
+    # Workflow tasks and local steps the main worker takes at once, per worker process, while
+    # review work is in hand (workers/precedence.py); otherwise Temporal's default of 100. Both
+    # are CPU or database bound in the one event loop the review deadlines share.
+    worker_yield_workflow_tasks: int = Field(default=4, ge=2)
+    worker_yield_local_activities: int = Field(default=8, ge=1)
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

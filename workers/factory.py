@@ -1,8 +1,9 @@
 """Builds the workers from injected dependencies; used by the worker process and by tests.
 
 One main worker runs the workflows and the database activities on the configured task queue;
-prescriptions run on a review queue of their own, with a worker of their own, so a review
-deadline is met however much else is waiting (RX-4); each enabled message channel gets its own
+prescriptions run on a review queue of their own, with a worker of their own that the main
+worker makes way for (`workers/precedence.py`), so a review deadline is met however much else is
+waiting (RX-4); each enabled message channel gets its own
 worker on its own task queue, whose server-side rate limit (max_task_queue_activities_per_second)
 caps that channel's sends across all workers.
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import FixedSizeSlotSupplier, Worker, WorkerTuner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.complaints import ComplaintActivities
@@ -53,6 +54,7 @@ from integrations.insurance import InsuranceClient
 from integrations.wechatpay import WeChatPayClient
 from messaging.channel import MessageChannel
 from services.messages import Composer, TemplateStore
+from workers.precedence import Precedence, ReviewSlots, YieldingSlots
 from workflows.complaint import ComplaintWorkflow
 from workflows.consultation import ConsultationWorkflow
 from workflows.exam import ExamDictionaryChangeWorkflow, ExamEpisodeWorkflow
@@ -81,6 +83,8 @@ WORKFLOWS = [
     ExamDictionaryChangeWorkflow,
     NursingOrderWorkflow,
 ]
+# Tasks of each kind a worker takes at once: Temporal's default.
+SLOTS = 100
 # Lets in-flight activities finish on SIGTERM before the worker exits (rolling restarts).
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 
@@ -170,6 +174,7 @@ def build_workers(
     complaints = ComplaintActivities(deps.sessions, deps.settings)
     exams = ExamActivities(deps.sessions, deps.exams, deps.settings)
     nursing = NursingActivities(deps.sessions, deps.identity, deps.charging, deps.settings)
+    precedence = Precedence()
     main = Worker(
         client,
         task_queue=task_queue,
@@ -226,8 +231,16 @@ def build_workers(
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         max_cached_workflows=max_cached_workflows,
         workflow_runner=WORKFLOW_RUNNER,
-        max_concurrent_workflow_tasks=deps.settings.worker_workflow_tasks,
-        max_concurrent_local_activities=deps.settings.worker_local_activities,
+        tuner=WorkerTuner.create_composite(
+            workflow_supplier=YieldingSlots(
+                precedence, SLOTS, deps.settings.worker_yield_workflow_tasks
+            ),
+            activity_supplier=FixedSizeSlotSupplier(SLOTS),
+            local_activity_supplier=YieldingSlots(
+                precedence, SLOTS, deps.settings.worker_yield_local_activities
+            ),
+            nexus_supplier=FixedSizeSlotSupplier(SLOTS),
+        ),
     )
     # Prescriptions started since the review queue exists; the main worker above keeps serving
     # the ones started on the main queue before.
@@ -245,6 +258,12 @@ def build_workers(
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         max_cached_workflows=max_cached_workflows,
         workflow_runner=WORKFLOW_RUNNER,
+        tuner=WorkerTuner.create_composite(
+            workflow_supplier=ReviewSlots(precedence, SLOTS),
+            activity_supplier=ReviewSlots(precedence, SLOTS),
+            local_activity_supplier=FixedSizeSlotSupplier(SLOTS),
+            nexus_supplier=FixedSizeSlotSupplier(SLOTS),
+        ),
     )
     rates = channel_rates(deps.settings)
     channel_workers = [
