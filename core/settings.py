@@ -56,8 +56,8 @@ class Settings(BaseSettings):
     # Workflow tasks and local steps the main worker takes at once, per worker process, while
     # review work is in hand (workers/precedence.py); otherwise Temporal's default of 100. Both
     # are CPU or database bound in the one event loop the review deadlines share.
-    worker_yield_workflow_tasks: int = Field(default=4, ge=2)
-    worker_yield_local_activities: int = Field(default=8, ge=1)
+    worker_yield_workflow_tasks: int = Field(default=2, ge=2)
+    worker_yield_local_activities: int = Field(default=4, ge=1)
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
