@@ -3,20 +3,20 @@
 One main worker runs the workflows and the database activities on the configured task queue;
 prescriptions run on a review queue of their own, with a worker of their own that the main
 worker makes way for (`workers/precedence.py`), so a review deadline is met however much else is
-waiting (RX-4); each enabled message channel gets its own
-worker on its own task queue, whose server-side rate limit (max_task_queue_activities_per_second)
-caps that channel's sends across all workers.
+waiting (RX-4); each enabled message channel gets its own worker on its own task queue, whose
+server-side rate limit (max_task_queue_activities_per_second) caps that channel's sends across
+all workers.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import FixedSizeSlotSupplier, Worker, WorkerTuner
+from temporalio.worker import CustomSlotSupplier, FixedSizeSlotSupplier, Worker, WorkerTuner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.complaints import ComplaintActivities
@@ -160,6 +160,21 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 )
 
 
+def _tuner(
+    *,
+    workflows: CustomSlotSupplier | None = None,
+    activities: CustomSlotSupplier | None = None,
+    local_activities: CustomSlotSupplier | None = None,
+) -> WorkerTuner:
+    """Slots of each kind; Temporal's default number wherever none is given."""
+    return WorkerTuner.create_composite(
+        workflow_supplier=workflows or FixedSizeSlotSupplier(SLOTS),
+        activity_supplier=activities or FixedSizeSlotSupplier(SLOTS),
+        local_activity_supplier=local_activities or FixedSizeSlotSupplier(SLOTS),
+        nexus_supplier=FixedSizeSlotSupplier(SLOTS),
+    )
+
+
 def build_workers(
     client: Client, task_queue: str, deps: WorkerDeps, *, max_cached_workflows: int = 1000
 ) -> list[Worker]:
@@ -174,6 +189,13 @@ def build_workers(
     complaints = ComplaintActivities(deps.sessions, deps.settings)
     exams = ExamActivities(deps.sessions, deps.exams, deps.settings)
     nursing = NursingActivities(deps.sessions, deps.identity, deps.charging, deps.settings)
+    prescription_steps: list[Callable[..., object]] = [
+        prescriptions.check,
+        prescriptions.record,
+        prescriptions.his_callback,
+        prescriptions.dispatch,
+        prescriptions.cancel_order,
+    ]
     precedence = Precedence()
     main = Worker(
         client,
@@ -185,11 +207,7 @@ def build_workers(
             messaging.record_sent,
             messaging.batch_page,
             messaging.batch_finished,
-            prescriptions.check,
-            prescriptions.record,
-            prescriptions.his_callback,
-            prescriptions.dispatch,
-            prescriptions.cancel_order,
+            *prescription_steps,
             pathways.run_opened,
             pathways.occurrences,
             pathways.answers,
@@ -231,15 +249,11 @@ def build_workers(
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         max_cached_workflows=max_cached_workflows,
         workflow_runner=WORKFLOW_RUNNER,
-        tuner=WorkerTuner.create_composite(
-            workflow_supplier=YieldingSlots(
-                precedence, SLOTS, deps.settings.worker_yield_workflow_tasks
-            ),
-            activity_supplier=FixedSizeSlotSupplier(SLOTS),
-            local_activity_supplier=YieldingSlots(
+        tuner=_tuner(
+            workflows=YieldingSlots(precedence, SLOTS, deps.settings.worker_yield_workflow_tasks),
+            local_activities=YieldingSlots(
                 precedence, SLOTS, deps.settings.worker_yield_local_activities
             ),
-            nexus_supplier=FixedSizeSlotSupplier(SLOTS),
         ),
     )
     # Prescriptions started since the review queue exists; the main worker above keeps serving
@@ -248,21 +262,12 @@ def build_workers(
         client,
         task_queue=review_task_queue(task_queue),
         workflows=[PrescriptionWorkflow],
-        activities=[
-            prescriptions.check,
-            prescriptions.record,
-            prescriptions.his_callback,
-            prescriptions.dispatch,
-            prescriptions.cancel_order,
-        ],
+        activities=prescription_steps,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         max_cached_workflows=max_cached_workflows,
         workflow_runner=WORKFLOW_RUNNER,
-        tuner=WorkerTuner.create_composite(
-            workflow_supplier=ReviewSlots(precedence, SLOTS),
-            activity_supplier=ReviewSlots(precedence, SLOTS),
-            local_activity_supplier=FixedSizeSlotSupplier(SLOTS),
-            nexus_supplier=FixedSizeSlotSupplier(SLOTS),
+        tuner=_tuner(
+            workflows=ReviewSlots(precedence, SLOTS), activities=ReviewSlots(precedence, SLOTS)
         ),
     )
     rates = channel_rates(deps.settings)
