@@ -39,8 +39,9 @@ demo:
 audit-verify:
 	@$(PY) -m infra.audit verify $(ARGS)
 
+# Unbuffered: a run that is killed still shows how far it got.
 test: setup-test
-	@$(PY) -m pytest $(ARGS)
+	@PYTHONUNBUFFERED=1 $(PY) -m pytest $(ARGS)
 
 lint: setup
 	@.venv/bin/ruff check .

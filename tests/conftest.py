@@ -3,6 +3,7 @@ test server. Every test gets its own database (cloned from a migrated template) 
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import os
@@ -113,6 +114,25 @@ def _masked_logging(tmp_path_factory: pytest.TempPathFactory) -> None:
     # Tests log through the same masked pipeline as production, so a leak shows up here first.
     configure_logging(json=False, level="INFO")
     logging.getLogger().addHandler(file_handler(tmp_path_factory.getbasetemp() / PROCESS_LOG))
+
+
+# A test still running after this is stuck. A deadlock inside Temporal's core holds the GIL, so
+# nothing in Python can report it (CI once sat silent until its 90-minute limit): faulthandler's
+# watchdog is a C thread, prints every thread's stack to the real stderr and ends the run.
+STUCK_AFTER_SECONDS = 600
+_REAL_STDERR = pytest.StashKey[int]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_REAL_STDERR] = os.dup(2)  # before a test's output capture replaces fd 2
+
+
+@pytest.fixture(autouse=True)
+def _stuck_test_watchdog(request: pytest.FixtureRequest) -> Iterator[None]:
+    with os.fdopen(os.dup(request.config.stash[_REAL_STDERR]), "w") as stderr:
+        faulthandler.dump_traceback_later(STUCK_AFTER_SECONDS, exit=True, file=stderr)
+        yield
+        faulthandler.cancel_dump_traceback_later()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
