@@ -97,12 +97,17 @@ def process_env(infra: BenchInfra, settings: Settings) -> dict[str, str]:
     }
 
 
-def start_workers(infra: BenchInfra, env: dict[str, str], count: int) -> list[Process]:
-    """``count`` worker processes, as ``make run`` starts one."""
-    return [
-        start_process(f"bench-worker-{n}", ["-m", "workers.main"], env, infra.workdir)
-        for n in range(count)
-    ]
+def start_workers(
+    infra: BenchInfra, env: dict[str, str], count: int, *, review: bool = True
+) -> list[Process]:
+    """``count`` worker processes for the main queues and, unless told not to, one for
+    prescriptions' review, as ``make run`` starts one of each."""
+    main = ["-m", "workers.main", "--queues", "main"]
+    started = [start_process(f"bench-worker-{n}", main, env, infra.workdir) for n in range(count)]
+    if review:
+        reviews = ["-m", "workers.main", "--queues", "review"]
+        started.append(start_process("bench-review-worker", reviews, env, infra.workdir))
+    return started
 
 
 async def settle(sessions: SessionFactory) -> None:

@@ -125,7 +125,7 @@ async def end_to_end(count: int, rate: float, label: str) -> None:
                         )
                 token = await add_staff(sessions, StaffRole.INTEGRATION, None, name="bench")
                 env = process_env(infra, settings)
-                (worker,) = start_workers(infra, env, 1)
+                (worker,) = start_workers(infra, env, 1, review=False)
                 api = start_api(env, infra.workdir, api_port, os.cpu_count() or 1)
                 async with httpx.AsyncClient(
                     base_url=f"http://127.0.0.1:{api_port}", timeout=60

@@ -53,11 +53,9 @@ class Settings(BaseSettings):
     # How long the API waits for a workflow query before answering from the database instead.
     temporal_query_timeout_seconds: float = Field(default=5.0, gt=0)
 
-    # Workflow tasks and local steps the main worker takes at once, per worker process, while
-    # review work is in hand (workers/precedence.py); otherwise Temporal's default of 100. Both
-    # are CPU or database bound in the one event loop the review deadlines share.
-    worker_yield_workflow_tasks: int = Field(default=2, ge=2)
-    worker_yield_local_activities: int = Field(default=4, ge=1)
+    # How much lower a `workers.main --queues main` process runs on the CPU than the review one
+    # (os.nice): on a saturated machine the review deadlines get the CPU first (RX-4).
+    worker_main_niceness: int = Field(default=10, ge=0, le=19)
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

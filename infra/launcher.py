@@ -288,7 +288,11 @@ async def run(settings: Settings, *, embedded_temporal: bool) -> int:
             if target.hostname in ("127.0.0.1", "localhost"):
                 child = await launch(Child(name, [python, "-m", module], logs / f"{name}.log"))
                 await _wait_for_port(target.hostname, target.port or 80, child)
-        await launch(Child("worker", [python, "-m", "workers.main"], logs / "worker.log"))
+        # Prescriptions' review in a process of its own: its deadlines never wait for an event
+        # loop busy with everything else (workers/main.py).
+        for name, queues in (("worker", "main"), ("review-worker", "review")):
+            worker = [python, "-m", "workers.main", "--queues", queues]
+            await launch(Child(name, worker, logs / f"{name}.log"))
         api = await launch(
             Child(
                 "api",

@@ -1,11 +1,10 @@
 """Builds the workers from injected dependencies; used by the worker process and by tests.
 
 One main worker runs the workflows and the database activities on the configured task queue;
-prescriptions run on a review queue of their own, with a worker of their own that the main
-worker makes way for (`workers/precedence.py`), so a review deadline is met however much else is
-waiting (RX-4); each enabled message channel gets its own worker on its own task queue, whose
-server-side rate limit (max_task_queue_activities_per_second) caps that channel's sends across
-all workers.
+prescriptions run on a review queue of their own, with a worker of their own, which production
+runs in a process of its own so a review deadline is met however much else is waiting (RX-4);
+each enabled message channel gets its own worker on its own task queue, whose server-side rate
+limit (max_task_queue_activities_per_second) caps that channel's sends across all workers.
 """
 
 from __future__ import annotations
@@ -14,9 +13,10 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 
 from temporalio.client import Client
-from temporalio.worker import CustomSlotSupplier, FixedSizeSlotSupplier, Worker, WorkerTuner
+from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.complaints import ComplaintActivities
@@ -54,7 +54,6 @@ from integrations.insurance import InsuranceClient
 from integrations.wechatpay import WeChatPayClient
 from messaging.channel import MessageChannel
 from services.messages import Composer, TemplateStore
-from workers.precedence import Precedence, ReviewSlots, YieldingSlots
 from workflows.complaint import ComplaintWorkflow
 from workflows.consultation import ConsultationWorkflow
 from workflows.exam import ExamDictionaryChangeWorkflow, ExamEpisodeWorkflow
@@ -83,8 +82,17 @@ WORKFLOWS = [
     ExamDictionaryChangeWorkflow,
     NursingOrderWorkflow,
 ]
-# Tasks of each kind a worker takes at once: Temporal's default.
-SLOTS = 100
+
+
+class Queues(StrEnum):
+    """Which task queues a worker process serves."""
+
+    ALL = "all"
+    # Everything but prescriptions' review: pathways, messages, payments, ...
+    MAIN = "main"
+    REVIEW = "review"
+
+
 # Lets in-flight activities finish on SIGTERM before the worker exits (rolling restarts).
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 
@@ -160,23 +168,13 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 )
 
 
-def _tuner(
-    *,
-    workflows: CustomSlotSupplier | None = None,
-    activities: CustomSlotSupplier | None = None,
-    local_activities: CustomSlotSupplier | None = None,
-) -> WorkerTuner:
-    """Slots of each kind; Temporal's default number wherever none is given."""
-    return WorkerTuner.create_composite(
-        workflow_supplier=workflows or FixedSizeSlotSupplier(SLOTS),
-        activity_supplier=activities or FixedSizeSlotSupplier(SLOTS),
-        local_activity_supplier=local_activities or FixedSizeSlotSupplier(SLOTS),
-        nexus_supplier=FixedSizeSlotSupplier(SLOTS),
-    )
-
-
 def build_workers(
-    client: Client, task_queue: str, deps: WorkerDeps, *, max_cached_workflows: int = 1000
+    client: Client,
+    task_queue: str,
+    deps: WorkerDeps,
+    *,
+    max_cached_workflows: int = 1000,
+    queues: Queues = Queues.ALL,
 ) -> list[Worker]:
     messaging = MessagingActivities(
         deps.sessions, deps.composer, deps.channels, deps.settings.enabled_channels
@@ -196,92 +194,88 @@ def build_workers(
         prescriptions.dispatch,
         prescriptions.cancel_order,
     ]
-    precedence = Precedence()
-    main = Worker(
-        client,
-        task_queue=task_queue,
-        workflows=WORKFLOWS,
-        activities=[
-            messaging.prepare,
-            messaging.finish,
-            messaging.record_sent,
-            messaging.batch_page,
-            messaging.batch_finished,
-            *prescription_steps,
-            pathways.run_opened,
-            pathways.occurrences,
-            pathways.answers,
-            pathways.adjusted,
-            pathways.run_closed,
-            pathways.his_event,
-            payments.presettle,
-            payments.release,
-            payments.his_settle,
-            payments.his_refund_check,
-            payments.his_refund,
-            payments.insurance_settle,
-            payments.insurance_cancel,
-            payments.provider_create,
-            payments.provider_query,
-            payments.provider_close,
-            payments.provider_refund,
-            payments.provider_refund_query,
-            payments.record_payment,
-            payments.record_refund,
-            payments.open_refund,
-            payments.record_consultation,
-            reconciliation.reconcile,
-            key_rotation.reencrypt_batch,
-            key_rotation.reseal_files,
-            complaints.open,
-            complaints.record,
-            exams.book,
-            exams.record,
-            exams.assess,
-            exams.apply_dictionary,
-            nursing.verify_identity,
-            nursing.charge,
-            nursing.dispatch,
-            nursing.qualified,
-            nursing.record,
-            nursing.alarm,
-        ],
-        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
-        max_cached_workflows=max_cached_workflows,
-        workflow_runner=WORKFLOW_RUNNER,
-        tuner=_tuner(
-            workflows=YieldingSlots(precedence, SLOTS, deps.settings.worker_yield_workflow_tasks),
-            local_activities=YieldingSlots(
-                precedence, SLOTS, deps.settings.worker_yield_local_activities
-            ),
-        ),
-    )
-    # Prescriptions started since the review queue exists; the main worker above keeps serving
-    # the ones started on the main queue before.
-    review = Worker(
-        client,
-        task_queue=review_task_queue(task_queue),
-        workflows=[PrescriptionWorkflow],
-        activities=prescription_steps,
-        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
-        max_cached_workflows=max_cached_workflows,
-        workflow_runner=WORKFLOW_RUNNER,
-        tuner=_tuner(
-            workflows=ReviewSlots(precedence, SLOTS), activities=ReviewSlots(precedence, SLOTS)
-        ),
-    )
-    rates = channel_rates(deps.settings)
-    channel_workers = [
-        Worker(
+    served: list[Worker] = []
+    if queues != Queues.REVIEW:
+        main = Worker(
             client,
-            task_queue=channel_task_queue(task_queue, name),
-            activities=[messaging.deliver],
-            max_task_queue_activities_per_second=rates.get(name),
+            task_queue=task_queue,
+            workflows=WORKFLOWS,
+            activities=[
+                messaging.prepare,
+                messaging.finish,
+                messaging.record_sent,
+                messaging.batch_page,
+                messaging.batch_finished,
+                *prescription_steps,
+                pathways.run_opened,
+                pathways.occurrences,
+                pathways.answers,
+                pathways.adjusted,
+                pathways.run_closed,
+                pathways.his_event,
+                payments.presettle,
+                payments.release,
+                payments.his_settle,
+                payments.his_refund_check,
+                payments.his_refund,
+                payments.insurance_settle,
+                payments.insurance_cancel,
+                payments.provider_create,
+                payments.provider_query,
+                payments.provider_close,
+                payments.provider_refund,
+                payments.provider_refund_query,
+                payments.record_payment,
+                payments.record_refund,
+                payments.open_refund,
+                payments.record_consultation,
+                reconciliation.reconcile,
+                key_rotation.reencrypt_batch,
+                key_rotation.reseal_files,
+                complaints.open,
+                complaints.record,
+                exams.book,
+                exams.record,
+                exams.assess,
+                exams.apply_dictionary,
+                nursing.verify_identity,
+                nursing.charge,
+                nursing.dispatch,
+                nursing.qualified,
+                nursing.record,
+                nursing.alarm,
+            ],
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+            max_cached_workflows=max_cached_workflows,
+            workflow_runner=WORKFLOW_RUNNER,
         )
-        for name in deps.channels
-    ]
-    return [main, review, *channel_workers]
+        served.append(main)
+    if queues != Queues.MAIN:
+        # Prescriptions started since the review queue exists; the main worker above keeps serving
+        # the ones started on the main queue before.
+        review = Worker(
+            client,
+            task_queue=review_task_queue(task_queue),
+            workflows=[PrescriptionWorkflow],
+            activities=prescription_steps,
+            graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+            max_cached_workflows=max_cached_workflows,
+            workflow_runner=WORKFLOW_RUNNER,
+        )
+        served.append(review)
+    if queues != Queues.REVIEW:
+        rates = channel_rates(deps.settings)
+        served += [
+            Worker(
+                client,
+                task_queue=channel_task_queue(task_queue, name),
+                activities=[messaging.deliver],
+                max_task_queue_activities_per_second=rates.get(name),
+                graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+            )
+            for name in deps.channels
+        ]
+    return served
 
 
 @asynccontextmanager

@@ -15,7 +15,7 @@ from harness.prescriptions import UNSAFE_ITEMS, prescription
 from harness.waiting import eventually
 from simulators.his.app import Faults as HisFaults
 from tests.prescriptions.conftest import RxStack, RxStackFactory
-from workers.factory import WorkerDeps, build_workers, running_workers
+from workers.factory import Queues, WorkerDeps, build_workers, running_workers
 
 DEADLINE = timedelta(seconds=120)
 
@@ -113,14 +113,13 @@ async def test_the_system_approval_is_not_held_up_by_the_platforms_other_work(
 ) -> None:
     async with rx_stack(isolated_time_env) as stack:
         deps = WorkerDeps.from_settings(stack.settings, stack.sessions)
-        main_queue = stack.settings.temporal_task_queue
-        workers = build_workers(isolated_time_env.client, main_queue, deps)
-        main = [w for w in workers if w.task_queue == main_queue]
-        others = [w for w in workers if w.task_queue != main_queue]
+        queue, client = stack.settings.temporal_task_queue, isolated_time_env.client
+        review = build_workers(client, queue, deps, queues=Queues.REVIEW)
+        main = build_workers(client, queue, deps, queues=Queues.MAIN)
         body = prescription()
         try:
-            # The main queue's worker is stalled (here: not running at all) across the deadline.
-            async with running_workers(others):
+            # The main queues' process is stalled (here: not running at all) across the deadline.
+            async with running_workers(review):
                 accepted = await stack.under_review(body)
                 await isolated_time_env.sleep(DEADLINE + timedelta(seconds=1))
                 callbacks = await stack.wait_callbacks(body["prescription_no"], 2)
