@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,40 +51,38 @@ def temporal_kind() -> str:
 
 @asynccontextmanager
 async def bench_infra() -> AsyncIterator[BenchInfra]:
-    # Separate folders: the server runs as 'postgres', which cannot enter root's private ones.
-    pg_dir = Path(tempfile.mkdtemp(prefix="carepath-bench-pg-"))
-    workdir = Path(tempfile.mkdtemp(prefix="carepath-bench-"))
-    pg = start_postgres(pg_dir)
-    cluster = TemporalCluster(pg, workdir) if temporal_kind() == "cluster" else None
-    if cluster is not None:
-        # The cluster keeps its stores in the same PostgreSQL as the platform, as a small
-        # hospital's single database server would.
-        temporal = WorkflowEnvironment.from_client(await cluster.start())
-    else:
-        temporal = await start_dev_server()
-    print(f"Temporal: {describe_temporal(cluster)}")
-    try:
+    # Each part is stopped however a later one fails to start (a Temporal server not yet built
+    # left PostgreSQL running).
+    async with AsyncExitStack() as stack:
+        # Separate folders: the server runs as 'postgres', which cannot enter root's private ones.
+        pg_dir = Path(tempfile.mkdtemp(prefix="carepath-bench-pg-"))
+        stack.callback(shutil.rmtree, pg_dir, ignore_errors=True)
+        workdir = Path(tempfile.mkdtemp(prefix="carepath-bench-"))
+        stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+        pg = start_postgres(pg_dir)
+        stack.callback(pg.stop)
+        cluster = TemporalCluster(pg, workdir) if temporal_kind() == "cluster" else None
+        if cluster is not None:
+            stack.callback(cluster.stop)
+            # The cluster keeps its stores in the same PostgreSQL as the platform, as a small
+            # hospital's single database server would.
+            temporal = WorkflowEnvironment.from_client(await cluster.start())
+        else:
+            temporal = await start_dev_server()
+        stack.push_async_callback(temporal.shutdown)
+        print(f"Temporal: {describe_temporal(cluster)}")
         await create_template(pg)
         url = pg.url(await clone_database(pg))
         configure_from_settings(make_settings(database_url=url))
         engine = create_engine(url)
-        try:
-            yield BenchInfra(
-                url,
-                session_factory(engine),
-                temporal,
-                workdir,
-                cluster.process.pid if cluster is not None and cluster.process else None,
-            )
-        finally:
-            await engine.dispose()
-    finally:
-        await temporal.shutdown()
-        if cluster is not None:
-            cluster.stop()
-        pg.stop()
-        shutil.rmtree(pg_dir, ignore_errors=True)
-        shutil.rmtree(workdir, ignore_errors=True)
+        stack.push_async_callback(engine.dispose)
+        yield BenchInfra(
+            url,
+            session_factory(engine),
+            temporal,
+            workdir,
+            cluster.process.pid if cluster is not None and cluster.process else None,
+        )
 
 
 def process_env(infra: BenchInfra, settings: Settings) -> dict[str, str]:
