@@ -154,12 +154,14 @@ class TemporalCluster:
         folder = self.workdir / "config"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "bench.yaml").write_text(yaml.safe_dump(config))
-        # New namespaces become usable at once rather than after the cache's refresh.
+        # New namespaces become usable at once rather than after the cache's refresh. Eager
+        # activities: a review conclusion's steps skip the server's matching (README, Production).
         (folder / "dynamic.yaml").write_text(
             yaml.safe_dump(
                 {
                     "system.forceSearchAttributesCacheRefreshOnRead": [{"value": True}],
                     "frontend.enableUpdateWorkflowExecution": [{"value": True}],
+                    "system.enableActivityEagerExecution": [{"value": True}],
                 }
             )
         )
