@@ -196,6 +196,7 @@ def build_workers(
     ]
     served: list[Worker] = []
     if queues != Queues.REVIEW:
+        rates = channel_rates(deps.settings)
         main = Worker(
             client,
             task_queue=task_queue,
@@ -249,23 +250,7 @@ def build_workers(
             max_cached_workflows=max_cached_workflows,
             workflow_runner=WORKFLOW_RUNNER,
         )
-        served.append(main)
-    if queues != Queues.MAIN:
-        # Prescriptions started since the review queue exists; the main worker above keeps serving
-        # the ones started on the main queue before.
-        review = Worker(
-            client,
-            task_queue=review_task_queue(task_queue),
-            workflows=[PrescriptionWorkflow],
-            activities=prescription_steps,
-            graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
-            max_cached_workflows=max_cached_workflows,
-            workflow_runner=WORKFLOW_RUNNER,
-        )
-        served.append(review)
-    if queues != Queues.REVIEW:
-        rates = channel_rates(deps.settings)
-        served += [
+        channel_workers = [
             Worker(
                 client,
                 task_queue=channel_task_queue(task_queue, name),
@@ -275,6 +260,21 @@ def build_workers(
             )
             for name in deps.channels
         ]
+        served += [main, *channel_workers]
+    if queues != Queues.MAIN:
+        # Prescriptions started since the review queue exists; the main worker above keeps serving
+        # the ones started on the main queue before.
+        served.append(
+            Worker(
+                client,
+                task_queue=review_task_queue(task_queue),
+                workflows=[PrescriptionWorkflow],
+                activities=prescription_steps,
+                graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+                max_cached_workflows=max_cached_workflows,
+                workflow_runner=WORKFLOW_RUNNER,
+            )
+        )
     return served
 
 

@@ -33,7 +33,10 @@ async def main(queues: Queues = Queues.ALL) -> None:
     client = await connect_temporal(settings)
     await ensure_registered(client, settings.temporal_namespace)
     deps = WorkerDeps.from_settings(
-        settings, session_factory(engine, audit_key=settings.audit_key.get_secret_value())
+        settings,
+        session_factory(engine, audit_key=settings.audit_key.get_secret_value()),
+        # A review process sends no messages: no channel clients to open.
+        channels={} if queues == Queues.REVIEW else None,
     )
     workers = build_workers(client, settings.temporal_task_queue, deps, queues=queues)
     if queues != Queues.REVIEW:
