@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -9,9 +10,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SessionFactory = async_sessionmaker[AsyncSession]
@@ -45,8 +47,13 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# A pooled connection unused for longer than this is checked before it is handed out.
+IDLE_PING_SECONDS = 5.0
+_RETURNED_AT = "carepath_returned_at"
+
+
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+    kwargs: dict[str, Any] = {"echo": echo}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
     else:
@@ -54,7 +61,35 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    dialect = engine.dialect
+
+    def ping_if_idle(connection: Any, record: ConnectionPoolEntry, _: Any) -> None:
+        _ping_if_idle(dialect, connection, record)
+
+    event.listen(engine.sync_engine.pool, "checkin", _returned)
+    event.listen(engine.sync_engine.pool, "checkout", ping_if_idle)
     return engine
+
+
+def _returned(_: Any, record: ConnectionPoolEntry) -> None:
+    record.info[_RETURNED_AT] = time.monotonic()
+
+
+def _ping_if_idle(dialect: Dialect, connection: Any, record: ConnectionPoolEntry) -> None:
+    """SQLAlchemy's pool_pre_ping, only for a connection that sat unused for a while (a database
+    restarted meanwhile has closed it). Its ping costs three round trips on asyncpg (BEGIN, a
+    query, ROLLBACK), as much as a short request's own work, and a connection back from a request
+    a moment ago is as alive as a ping would show. A connection that died within the window fails
+    its one request with a disconnect error (a 503 the caller retries), and SQLAlchemy then
+    replaces every connection of the pool."""
+    returned = record.info.get(_RETURNED_AT)
+    if returned is None or time.monotonic() - returned < IDLE_PING_SECONDS:
+        return
+    try:
+        dialect.do_ping(connection)
+    except Exception as error:
+        # The pool's documented way to say "this one is dead": it opens another and retries.
+        raise exc.DisconnectionError(f"pooled connection failed its ping: {error}") from error
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:

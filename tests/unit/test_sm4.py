@@ -113,6 +113,8 @@ def test_a_tampered_envelope_is_refused(where: str, at: int) -> None:
 def test_a_value_moved_to_another_column_is_refused() -> None:
     ring = _ring()
     sealed = ring.encrypt("13800138001", "patient.phone")
+    # Even once read (and kept) under its own column.
+    assert ring.decrypt(sealed, "patient.phone") == "13800138001"
     with pytest.raises(CryptoError, match=r"patient\.name"):
         ring.decrypt(sealed, "patient.name")
 
