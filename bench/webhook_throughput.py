@@ -3,8 +3,9 @@
 Real parts end to end, as production runs them: signed events over HTTP to the API's processes
 (``api.serve``, one per core), the HIS simulator in a process of its own answering patient
 queries on loopback, PostgreSQL, and Temporal starting the runs each event enrols the patient in
-(a cardiology discharge starts two). Then the same number of bare workflow starts from one client
-at the same concurrency, and the ratio of runs started per second through the webhook to it
+(a cardiology discharge starts two); one patient per event, as a ward's discharges are, unless
+``--patients`` says fewer. Then the same number of bare workflow starts from one client at the
+same concurrency, and the ratio of runs started per second through the webhook to it
 (issue 15 goal 2: ≥ 0.8). Prints figures; asserts nothing.
 """
 
@@ -30,15 +31,41 @@ from harness.processes import api_ready, start_api, start_process
 from harness.settings import TEST_WEBHOOK_SECRET, make_settings
 from harness.waiting import answers_ok, eventually
 
+SEEDED = 5  # the HIS simulator's own patients, P0001 to P0005
 
-def _event(n: int) -> bytes:
+
+def _patient_id(n: int, patients: int) -> str:
+    n %= patients
+    return f"P000{1 + n}" if n < SEEDED else f"PB{n:06d}"
+
+
+async def _add_patients(his: httpx.AsyncClient, patients: int) -> None:
+    """Patients beyond the simulator's five, like them in age and sex (cardiology's pathways
+    choose by both); names and numbers are made up."""
+    seeded = (await his.get("/sim/patients")).json()
+    for n in range(SEEDED, patients):
+        like = seeded[n % SEEDED]
+        added = await his.post(
+            "/sim/patients",
+            json={
+                **like,
+                "patient_id": _patient_id(n, patients),
+                "name": f"测试{n}",
+                "phone": f"139{n:08d}",
+                "id_number": None,
+            },
+        )
+        added.raise_for_status()
+
+
+def _event(n: int, patients: int) -> bytes:
     discharged = datetime.now(UTC) - timedelta(hours=1)
     return json.dumps(
         {
             "event_id": f"BENCH-{uuid.uuid4().hex}",
             "event_type": "discharge",
             "occurred_at": discharged.isoformat(),
-            "patient_id": f"P000{1 + n % 5}",
+            "patient_id": _patient_id(n, patients),
             "encounter": {
                 "encounter_id": f"BENCH-ENC-{uuid.uuid4().hex[:16]}",
                 "kind": "inpatient",
@@ -107,7 +134,7 @@ async def _raw_starts(client: Client, count: int, concurrency: int) -> tuple[lis
     return latencies, time.perf_counter() - start
 
 
-async def main(events: int, concurrency: int, processes: int) -> None:
+async def main(events: int, concurrency: int, processes: int, patients: int) -> None:
     configure_logging(json=True, level="WARNING")
     async with bench_infra() as infra:
         api_port, his_port = free_port(), free_port()
@@ -133,12 +160,15 @@ async def main(events: int, concurrency: int, processes: int) -> None:
                     within=30,
                     what="the HIS simulator",
                 )
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{his_port}") as his_sim:
+                    await _add_patients(his_sim, patients)
                 webhook = "/webhooks/his/discharge"
-                await _fire(http, webhook, [_event(i) for i in range(5)], 5, 202)  # warm-up
-                bodies = [_event(i) for i in range(events)]
+                warm_up = [_event(i, SEEDED) for i in range(SEEDED)]
+                await _fire(http, webhook, warm_up, SEEDED, 202)
+                bodies = [_event(i, patients) for i in range(events)]
                 print(
-                    f"discharge webhook, {events} events, concurrency {concurrency}, "
-                    f"{processes} API process(es) on {os.cpu_count()} cores"
+                    f"discharge webhook, {events} events for {patients} patients, concurrency "
+                    f"{concurrency}, {processes} API process(es) on {os.cpu_count()} cores"
                 )
                 latencies, wall, runs = await _fire(http, webhook, bodies, concurrency, 202)
                 _report("new discharge (run started)", latencies, wall)
@@ -166,5 +196,12 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="API's")
+    parser.add_argument(
+        "--patients",
+        type=int,
+        help="discharged patients, events spread evenly (default: one per event, as a ward's "
+        f"discharges are; {SEEDED} puts many events on each patient at once)",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.events, args.concurrency, args.processes))
+    patients = max(1, args.patients or args.events)
+    asyncio.run(main(args.events, args.concurrency, args.processes, patients))

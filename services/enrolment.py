@@ -9,6 +9,7 @@ redelivered event nor a second event for the same encounter can start a second r
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,7 +49,7 @@ from pathways.definition import PathwaySnapshot
 from pathways.form_definition import CARE_STEPS
 from pathways.membership import EventFacts, in_sample, matches
 from services import audit
-from services.hospitals import hospital_profile
+from services.hospitals import HospitalProfile, hospital_profile
 from services.inbound_events import find_event
 from services.pathway_definitions import live_snapshots
 from services.patients import fetch_patient, patient_by_his_id, upsert_patient
@@ -162,7 +163,7 @@ async def accept_encounter_event(
         birth_date=patient.birth_date,
         on=anchor.astimezone(ctx.settings.tz).date(),
     )
-    runs: list[StartedRun] = []
+    starts: list[tuple[PathwaySnapshot, datetime]] = []
     candidates: list[str] = []
     if not patient.excluded:
         for snapshot in await live_snapshots(session):
@@ -187,19 +188,32 @@ async def accept_encounter_event(
                 anchor_at = datetime.combine(
                     definition.fixed_date, datetime.min.time(), tzinfo=ctx.settings.tz
                 )
-            runs.append(
-                await start_run(
-                    ctx,
-                    session,
-                    snapshot,
-                    patient,
-                    encounter=encounter,
-                    anchor_at=anchor_at,
-                    anchor_event=event.event_type,
-                    anchor_ref=encounter.his_encounter_id,
-                    speedup=speedup,
-                )
+            starts.append((snapshot, anchor_at))
+    profile = await hospital_profile(session, ctx.settings, ctx.settings.default_hospital_code)
+    # Started together: each start waits on Temporal, and the event's row stays locked until
+    # the caller commits, so one after another made a redelivery wait for all of them.
+    started = await asyncio.gather(
+        *(
+            _start(
+                ctx,
+                profile,
+                snapshot,
+                patient,
+                encounter=encounter,
+                anchor_at=anchor_at,
+                anchor_event=event.event_type,
+                anchor_ref=encounter.his_encounter_id,
+                speedup=speedup,
             )
+            for snapshot, anchor_at in starts
+        ),
+        return_exceptions=True,
+    )
+    runs: list[StartedRun] = []
+    for outcome in started:
+        if isinstance(outcome, BaseException):
+            raise outcome  # the first failure; the rest have finished, nothing runs on
+        runs.append(outcome)
     recorded.runs = [r.model_dump() for r in runs] + [{"candidate": c} for c in candidates]
     audit.record(
         session,
@@ -236,9 +250,38 @@ async def start_run(
     speedup: float = 1.0,
     department_code: str | None = None,
 ) -> StartedRun:
+    profile = await hospital_profile(session, ctx.settings, ctx.settings.default_hospital_code)
+    return await _start(
+        ctx,
+        profile,
+        snapshot,
+        patient,
+        encounter=encounter,
+        anchor_at=anchor_at,
+        anchor_event=anchor_event,
+        anchor_ref=anchor_ref,
+        speedup=speedup,
+        department_code=department_code,
+    )
+
+
+async def _start(
+    ctx: EnrolmentContext,
+    profile: HospitalProfile,
+    snapshot: PathwaySnapshot,
+    patient: Patient,
+    *,
+    encounter: Encounter | None,
+    anchor_at: datetime,
+    anchor_event: str,
+    anchor_ref: str,
+    speedup: float = 1.0,
+    department_code: str | None = None,
+) -> StartedRun:
+    """Starts the run in Temporal (or finds it started); touches no database session, so that
+    an event's runs can start at once."""
     definition = snapshot.definition
     workflow_id = pathway_workflow_id(definition.id, patient.his_patient_id, anchor_ref)
-    profile = await hospital_profile(session, ctx.settings, ctx.settings.default_hospital_code)
     run_input = RunInput(
         patient_id=patient.id,
         encounter_id=encounter.id if encounter else None,

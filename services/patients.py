@@ -86,23 +86,25 @@ async def patient_ids_by_his_id(
 async def upsert_patient(session: AsyncSession, source: HisPatient | Patient) -> Patient:
     if isinstance(source, Patient):
         return source
-    # Another event for the same patient may be creating the row right now.
-    await insert_if_absent(
-        session,
-        Patient.__table__,  # type: ignore[attr-defined]
-        {
-            "id": new_id(),
-            "his_patient_id": source.patient_id,
-            "name": source.name,
-            "phone": "",
-            "excluded": False,
-            "created_at": utcnow(),
-            "updated_at": utcnow(),
-        },
-        unique_on=["his_patient_id"],
-    )
     patient = await patient_by_his_id(session, source.patient_id)
-    assert patient is not None
+    if patient is None:
+        # Another event for the same patient may be creating the row right now.
+        await insert_if_absent(
+            session,
+            Patient.__table__,  # type: ignore[attr-defined]
+            {
+                "id": new_id(),
+                "his_patient_id": source.patient_id,
+                "name": source.name,
+                "phone": "",
+                "excluded": False,
+                "created_at": utcnow(),
+                "updated_at": utcnow(),
+            },
+            unique_on=["his_patient_id"],
+        )
+        patient = await patient_by_his_id(session, source.patient_id)
+        assert patient is not None
     patient.name = source.name
     # Keep the number as the HIS gave it if it does not parse; the send step reports it.
     patient.phone = normalise_cn_mobile(source.phone) or (source.phone or "")
@@ -110,6 +112,10 @@ async def upsert_patient(session: AsyncSession, source: HisPatient | Patient) ->
     patient.address = source.address
     patient.sex = source.sex
     patient.birth_date = source.birth_date
-    patient.updated_at = utcnow()
-    await session.flush()
+    # Written only when the HIS changed something: a write locks the row until the caller
+    # commits, and an event's caller starts runs in Temporal before it does, so every other
+    # event for the patient would queue behind it (issue 15 goal 2).
+    if session.is_modified(patient):
+        patient.updated_at = utcnow()
+        await session.flush()
     return patient

@@ -191,3 +191,23 @@ async def test_compressed_clock_is_refused_where_not_allowed(api: Api) -> None:
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "demo_clock_speedup"]
     assert await api.counts() == EMPTY
+
+
+async def test_each_event_stores_what_the_his_changed_and_rewrites_nothing_else(api: Api) -> None:
+    async def stored() -> Patient:
+        async with api.sessions() as session:
+            return (await session.exec(select(Patient))).one()
+
+    assert (await api.post_event(discharge_event())).status_code == 202
+    first = await stored()
+    assert (await api.post_event(discharge_event())).status_code == 202
+    unchanged = await stored()
+    patients = api.his.state.patients
+    patients["P0001"] = patients["P0001"].model_copy(update={"phone": "13800138999"})
+    assert (await api.post_event(discharge_event())).status_code == 202
+    changed = await stored()
+
+    # Unchanged master data is not written again (no row lock while the runs start).
+    assert (unchanged.phone, unchanged.updated_at) == ("13800138001", first.updated_at)
+    assert changed.phone == "13800138999"
+    assert changed.updated_at > first.updated_at
