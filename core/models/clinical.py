@@ -119,6 +119,7 @@ class CareTask(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("workflow_id", "step_id", "occurrence", name="uq_care_task_step"),
         sa.Index("ix_care_task_status_due", "status", "due_at"),
+        sa.Index("ix_care_task_department_status_due", "department_code", "status", "due_at"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
