@@ -224,17 +224,16 @@ async def main(runs: int, due: int, workers: int, concurrency: int) -> None:
                 now = datetime.now(UTC)
 
                 async def start(n: int, pinned: PathwaySnapshot, anchor: datetime) -> None:
-                    async with sessions() as session:
-                        await start_run(
-                            ctx,
-                            session,
-                            pinned,
-                            patients[n],
-                            encounter=None,
-                            anchor_at=anchor,
-                            anchor_event="discharge",
-                            anchor_ref=f"D{n}",
-                        )
+                    await start_run(
+                        ctx,
+                        profile,
+                        pinned,
+                        patients[n],
+                        encounter=None,
+                        anchor_at=anchor,
+                        anchor_event="discharge",
+                        anchor_ref=f"D{n}",
+                    )
 
                 waiting = runs - due
                 clock = time.perf_counter()

@@ -21,6 +21,7 @@ from core.validation import Line, SaneDateTime
 from pathways.definition import PathwaySnapshot
 from services import audit
 from services.enrolment import EnrolmentContext, StartedRun, start_run
+from services.hospitals import hospital_profile
 from services.pathway_definitions import DefinitionConflict, ensure_enrolling, published_snapshot
 from services.scope import record_filter
 from services.staff import StaffPrincipal
@@ -102,9 +103,10 @@ async def start_by_staff(
 ) -> StartedRun:
     if patient.excluded:
         raise CandidateRefused("patient_excluded", "the patient is excluded from management")
+    profile = await hospital_profile(session, ctx.settings, ctx.settings.default_hospital_code)
     started = await start_run(
         ctx,
-        session,
+        profile,
         snapshot,
         patient,
         encounter=encounter,

@@ -194,7 +194,7 @@ async def accept_encounter_event(
     # the caller commits, so one after another made a redelivery wait for all of them.
     started = await asyncio.gather(
         *(
-            _start(
+            start_run(
                 ctx,
                 profile,
                 snapshot,
@@ -239,34 +239,6 @@ def _anchor_time(event: DischargeEvent | EncounterEvent) -> datetime:
 
 async def start_run(
     ctx: EnrolmentContext,
-    session: AsyncSession,
-    snapshot: PathwaySnapshot,
-    patient: Patient,
-    *,
-    encounter: Encounter | None,
-    anchor_at: datetime,
-    anchor_event: str,
-    anchor_ref: str,
-    speedup: float = 1.0,
-    department_code: str | None = None,
-) -> StartedRun:
-    profile = await hospital_profile(session, ctx.settings, ctx.settings.default_hospital_code)
-    return await _start(
-        ctx,
-        profile,
-        snapshot,
-        patient,
-        encounter=encounter,
-        anchor_at=anchor_at,
-        anchor_event=anchor_event,
-        anchor_ref=anchor_ref,
-        speedup=speedup,
-        department_code=department_code,
-    )
-
-
-async def _start(
-    ctx: EnrolmentContext,
     profile: HospitalProfile,
     snapshot: PathwaySnapshot,
     patient: Patient,
@@ -278,8 +250,8 @@ async def _start(
     speedup: float = 1.0,
     department_code: str | None = None,
 ) -> StartedRun:
-    """Starts the run in Temporal (or finds it started); touches no database session, so that
-    an event's runs can start at once."""
+    """Starts the run in Temporal (or finds it started) for the hospital ``profile`` describes.
+    Touches no database session, so that an event's runs can start at once."""
     definition = snapshot.definition
     workflow_id = pathway_workflow_id(definition.id, patient.his_patient_id, anchor_ref)
     run_input = RunInput(
