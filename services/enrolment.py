@@ -189,31 +189,32 @@ async def accept_encounter_event(
                     definition.fixed_date, datetime.min.time(), tzinfo=ctx.settings.tz
                 )
             starts.append((snapshot, anchor_at))
-    profile = await hospital_profile(session, ctx.settings, ctx.settings.default_hospital_code)
-    # Started together: each start waits on Temporal, and the event's row stays locked until
-    # the caller commits, so one after another made a redelivery wait for all of them.
-    started = await asyncio.gather(
-        *(
-            start_run(
-                ctx,
-                profile,
-                snapshot,
-                patient,
-                encounter=encounter,
-                anchor_at=anchor_at,
-                anchor_event=event.event_type,
-                anchor_ref=encounter.his_encounter_id,
-                speedup=speedup,
-            )
-            for snapshot, anchor_at in starts
-        ),
-        return_exceptions=True,
-    )
     runs: list[StartedRun] = []
-    for outcome in started:
-        if isinstance(outcome, BaseException):
-            raise outcome  # the first failure; the rest have finished, nothing runs on
-        runs.append(outcome)
+    if starts:  # an event that starts nothing needs no hospital profile
+        profile = await hospital_profile(session, ctx.settings, ctx.settings.default_hospital_code)
+        # Started together: each start waits on Temporal, and the event's row stays locked until
+        # the caller commits, so one after another made a redelivery wait for all of them.
+        started = await asyncio.gather(
+            *(
+                start_run(
+                    ctx,
+                    profile,
+                    snapshot,
+                    patient,
+                    encounter=encounter,
+                    anchor_at=anchor_at,
+                    anchor_event=event.event_type,
+                    anchor_ref=encounter.his_encounter_id,
+                    speedup=speedup,
+                )
+                for snapshot, anchor_at in starts
+            ),
+            return_exceptions=True,
+        )
+        for outcome in started:
+            if isinstance(outcome, BaseException):
+                raise outcome  # the first failure; the rest have finished, nothing runs on
+            runs.append(outcome)
     recorded.runs = [r.model_dump() for r in runs] + [{"candidate": c} for c in candidates]
     audit.record(
         session,
