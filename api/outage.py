@@ -16,6 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from core.db import database_unreachable, unstorable_text
 from core.logs import get_logger
+from services.updates import workflow_not_ready
 
 log = get_logger(__name__)
 
@@ -66,7 +67,8 @@ async def temporal_down(request: Request, exc: Exception) -> JSONResponse:
     # An update not accepted in time (no worker polling: a deploy, a crash) is the caller's to
     # retry: updates are validated against the workflow's state, so one that did get through
     # refuses its repeat rather than applying twice.
-    if isinstance(exc, RPCError) and exc.status not in _TEMPORAL_DOWN:
+    # So is a workflow still not ready after the update was asked again: it passes like one.
+    if isinstance(exc, RPCError) and not (exc.status in _TEMPORAL_DOWN or workflow_not_ready(exc)):
         raise exc
     return _unavailable(request, exc, "workflow service")
 

@@ -42,6 +42,7 @@ from services import audit
 from services.hospitals import hospital_profile
 from services.inbound_events import find_event, record_event
 from services.patients import fetch_patient, upsert_patient
+from services.updates import execute_update, workflow_not_ready
 
 
 class PrescriptionConflict(Exception):
@@ -204,13 +205,14 @@ async def apply(
         return await handle.query(QUERY_STATE, result_type=PrescriptionState), True
     await release_connection(session)
     try:
-        result = await handle.execute_update(update, argument, result_type=result_type)
+        result = await execute_update(handle, update, argument, result_type)
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         reason = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
         raise PrescriptionConflict(reason) from exc
     except RPCError as exc:
-        if "completed" in str(exc).lower() or "not found" in str(exc).lower():
+        ended = "completed" in str(exc).lower() or "not found" in str(exc).lower()
+        if ended and not workflow_not_ready(exc):
             raise PrescriptionConflict(f"处方流程已结束（{row.status}）") from exc
         raise
     if event_id is not None and not await record_event(session, source, event_id, update, body_sha):

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ContainerDep, SessionDep
 from api.permissions import Permission, ensure_visible, require
@@ -31,6 +31,7 @@ from services import audit
 from services.patients import UnknownPatient
 from services.payments import OrderConflict, OrderRejected, create_order, start_consultation
 from services.staff import StaffPrincipal
+from services.updates import execute_update, workflow_not_ready
 
 router = APIRouter(prefix="/api/consultations", tags=["consultations"])
 
@@ -146,16 +147,20 @@ async def accept(
     )
     handle = container.temporal.get_workflow_handle(row.workflow_id)
     try:
-        state: ConsultationState = await handle.execute_update(
+        state = await execute_update(
+            handle,
             UPDATE_ACCEPT,
             Acceptance(doctor_id=doctor.id, doctor_name=doctor.name, at=utcnow()),
-            result_type=ConsultationState,
+            ConsultationState,
         )
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(exc)
         raise HTTPException(status.HTTP_409_CONFLICT, message) from exc
     except RPCError as exc:
+        gone = exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION)
+        if not gone or workflow_not_ready(exc):
+            raise  # an outage: 503
         # The workflow has finished: the consultation was refunded or already decided.
         current: ConsultationState | None = None
         with contextlib.suppress(RPCError):
