@@ -19,6 +19,7 @@ import time
 
 import httpx
 
+from bench.cpu_split import CpuSplit
 from bench.infra import bench_infra, process_env, start_workers
 from core.db import transaction
 from core.hospitals import HospitalConfig, QuietHours
@@ -148,6 +149,7 @@ async def end_to_end(count: int, rate: float, label: str) -> None:
                             )
                             response.raise_for_status()
 
+                    split = CpuSplit.start()
                     start = time.perf_counter()
                     await asyncio.gather(*(push(n) for n in range(count)))
                     accepted = time.perf_counter() - start
@@ -157,6 +159,7 @@ async def end_to_end(count: int, rate: float, label: str) -> None:
 
                     await eventually(all_received, within=3600, what="every message")
                     wall = time.perf_counter() - start
+                    cpu = split.report(count, "message")
             # Sustained rate at the provider: first to last message received, worker start-up aside.
             stamps = sorted(m.date_created for m in twilio.messages.values())
             sustained = (count - 1) / max((stamps[-1] - stamps[0]).total_seconds(), 1e-6)
@@ -170,6 +173,7 @@ async def end_to_end(count: int, rate: float, label: str) -> None:
                 f"{'':<34} at the provider: {len(bodies)} messages, {len(set(bodies))} distinct, "
                 f"for {count} pushes"
             )
+            print(f"{'':<34} {cpu}")
             if alone:
                 print(
                     f"{'':<34} end to end / channel alone = {sustained:.1f} / {alone:.1f}: "

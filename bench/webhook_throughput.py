@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from temporalio.client import Client
 
+from bench.cpu_split import CpuSplit
 from bench.infra import bench_infra, process_env
 from core.logs import configure_logging
 from core.webhook_auth import signed_headers
@@ -170,12 +171,16 @@ async def main(events: int, concurrency: int, processes: int, patients: int) -> 
                     f"discharge webhook, {events} events for {patients} patients, concurrency "
                     f"{concurrency}, {processes} API process(es) on {os.cpu_count()} cores"
                 )
+                split = CpuSplit.start()
                 latencies, wall, runs = await _fire(http, webhook, bodies, concurrency, 202)
                 _report("new discharge (run started)", latencies, wall)
+                print(f"  {split.report(runs, 'run started')}")
                 latencies, wall_again, again = await _fire(http, webhook, bodies, concurrency, 200)
                 _report("duplicate redelivery", latencies, wall_again)
+                split = CpuSplit.start()
                 raw, raw_wall = await _raw_starts(infra.temporal.client, runs, concurrency)
                 _report("raw workflow start", raw, raw_wall)
+                print(f"  {split.report(runs, 'run started')}")
                 per_run = runs / wall
                 print(
                     f"  runs started through the webhook {runs} for {events} events "
