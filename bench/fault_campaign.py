@@ -7,8 +7,9 @@ Pathway runs, payments and prescriptions all at once while everything that can g
   forked from a parent that did the worker's imports once (``harness.worker_fork``), so that it
   serves within about a second rather than spending its few seconds importing
   (``--cold-starts`` starts each from nothing);
-- the Temporal dev server (file persistence) and PostgreSQL are each restarted once, on the same
-  port and data;
+- the Temporal server (the dev server with file persistence, or with
+  ``CAREPATH_BENCH_TEMPORAL=cluster`` the Temporal server keeping its stores in the same
+  PostgreSQL) and PostgreSQL are each restarted once, on the same port and data;
 - the WeChat, Twilio, HIS, insurance-centre and payment-provider simulators fail a share of calls
   (20 % by default), half with a 5xx before acting and half by acting and then holding the answer
   past our client's timeout; the provider also drops, repeats and delays its notifications.

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from sqlmodel import func, select
 from temporalio.client import Client
@@ -136,15 +137,30 @@ def describe_temporal(cluster: TemporalCluster | None) -> str:
     )
 
 
+class RestartableTemporal(Protocol):
+    """A Temporal server the benchmark can restart in place: the dev server or the cluster."""
+
+    address: str
+
+    async def start(self) -> object: ...
+
+    async def restart(self) -> None: ...
+
+    async def connect(self) -> Client: ...
+
+    def stop(self, grace: float = ...) -> None: ...
+
+
 @dataclass(frozen=True)
 class RestartableInfra:
-    """PostgreSQL and the Temporal dev server, each restartable in place (same port, same
-    data), for runs that take the platform's own servers down on purpose."""
+    """PostgreSQL and Temporal (the dev server, or the cluster on that PostgreSQL), each
+    restartable in place (same port, same data), for runs that take the platform's own servers
+    down on purpose."""
 
     database_url: str
     sessions: SessionFactory
     postgres: PostgresServer
-    temporal: DevServer
+    temporal: RestartableTemporal
     client: Client
     workdir: Path
 
@@ -154,9 +170,11 @@ async def restartable_infra() -> AsyncIterator[RestartableInfra]:
     pg_dir = Path(tempfile.mkdtemp(prefix="carepath-bench-pg-"))
     workdir = Path(tempfile.mkdtemp(prefix="carepath-bench-"))
     pg = start_postgres(pg_dir)
-    temporal = DevServer(workdir)
+    cluster = TemporalCluster(pg, workdir) if temporal_kind() == "cluster" else None
+    temporal: RestartableTemporal = cluster or DevServer(workdir)
     try:
         await temporal.start()
+        print(f"Temporal: {describe_temporal(cluster)}")
         await create_template(pg)
         url = pg.url(await clone_database(pg))
         configure_from_settings(make_settings(database_url=url))

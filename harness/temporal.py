@@ -72,6 +72,18 @@ async def connect_when_up(
     return await eventually(probe, within=within, what=f"Temporal at {address}", interval=0.2)
 
 
+async def quiet_client(address: str, namespace: str = "default") -> Client:
+    """A client that rides out server restarts without a warning per retried call on stderr."""
+    quiet = Runtime(
+        telemetry=TelemetryConfig(
+            logging=LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))
+        )
+    )
+    return await Client.connect(
+        address, namespace=namespace, data_converter=DATA_CONVERTER, runtime=quiet
+    )
+
+
 class DevServer:
     """The Temporal dev server as its own process with file persistence, for runs that restart
     it: started again on the same port and database file, it keeps every workflow, timer and
@@ -120,15 +132,7 @@ class DevServer:
         await register(client, client.namespace)
 
     async def connect(self) -> Client:
-        """A client that rides out restarts without a warning per retried call on stderr."""
-        quiet = Runtime(
-            telemetry=TelemetryConfig(
-                logging=LoggingConfig(
-                    filter=TelemetryFilter(core_level="ERROR", other_level="ERROR")
-                )
-            )
-        )
-        return await Client.connect(self.address, data_converter=DATA_CONVERTER, runtime=quiet)
+        return await quiet_client(self.address)
 
     def stop(self, grace: float = 15.0) -> None:
         process, self.process = self.process, None

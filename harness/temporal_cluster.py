@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from harness.postgres import PostgresServer, free_port
 from harness.processes import stop_popen
-from harness.temporal import connect_when_up
+from harness.temporal import connect_when_up, quiet_client
 from harness.waiting import eventually
 from infra.toolchain import temporal_server
 from integrations.temporal_search import register
@@ -223,3 +223,17 @@ class TemporalCluster:
         process, self.process = self.process, None
         if process is not None:
             stop_popen(process, grace)
+
+    async def restart(self) -> None:
+        """Stops the server (SIGTERM, then SIGKILL) and starts it again on the same ports and
+        stores: what an operator's restart or a crashed host's reboot does to a node."""
+        await asyncio.to_thread(self.stop)
+        server, _, _ = temporal_server()
+        self.process = self._spawn(server)
+        await connect_when_up(
+            self.address, self.process, self.log, within=STARTUP.total_seconds(),
+            namespace=NAMESPACE,
+        )  # fmt: skip
+
+    async def connect(self) -> Client:
+        return await quiet_client(self.address, NAMESPACE)
