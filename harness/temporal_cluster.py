@@ -171,15 +171,7 @@ class TemporalCluster:
         server, tool, schema = temporal_server()
         await asyncio.to_thread(self._schema, tool, schema)
         self._config()
-        self.process = self._spawn(server)
-        assert self.process is not None
-        client = await connect_when_up(
-            self.address,
-            self.process,
-            self.log,
-            within=STARTUP.total_seconds(),
-            namespace=NAMESPACE,
-        )
+        client = await self._serve(server)
         await self._namespace(client)
         await register(client, NAMESPACE)
         return client
@@ -229,8 +221,12 @@ class TemporalCluster:
         stores: what an operator's restart or a crashed host's reboot does to a node."""
         await asyncio.to_thread(self.stop)
         server, _, _ = temporal_server()
+        await self._serve(server)
+
+    async def _serve(self, server: Path) -> Client:
+        """Starts the server process on the written configuration; a client once it answers."""
         self.process = self._spawn(server)
-        await connect_when_up(
+        return await connect_when_up(
             self.address, self.process, self.log, within=STARTUP.total_seconds(),
             namespace=NAMESPACE,
         )  # fmt: skip

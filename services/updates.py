@@ -39,18 +39,21 @@ async def execute_update(
     """``execute_update``, asked again while the workflow is not ready. Every attempt carries
     the same update id, so one the server did take is answered, not applied a second time."""
     update_id = str(uuid.uuid4())
-    for pause in (*NOT_READY_BACKOFF, None):
+
+    async def attempt() -> R:
+        result: R = await handle.execute_update(
+            update, argument, id=update_id, result_type=result_type
+        )
+        return result
+
+    for pause in NOT_READY_BACKOFF:
         try:
-            result: R = await handle.execute_update(
-                update, argument, id=update_id, result_type=result_type
-            )
+            return await attempt()
         except RPCError as exc:
-            if pause is None or not workflow_not_ready(exc):
+            if not workflow_not_ready(exc):
                 raise
-            await asyncio.sleep(pause)
-        else:
-            return result
-    raise AssertionError("unreachable: the last attempt returns or raises")
+        await asyncio.sleep(pause)
+    return await attempt()
 
 
 class UpdateConflict(Exception):
