@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -22,8 +23,12 @@ from contracts.messages import (
     ACTIVITY_BATCH_PAGE,
     ACTIVITY_DELIVER,
     ACTIVITY_FINISH,
+    ACTIVITY_FINISH_MANY,
     ACTIVITY_PREPARE,
+    ACTIVITY_PREPARE_MANY,
+    ACTIVITY_RECORD_MANY,
     ACTIVITY_RECORD_SENT,
+    ACTIVITY_SEND_MANY,
     PERMANENT_DELIVERY_FAILURE,
     AttemptResult,
     BatchFinished,
@@ -32,9 +37,16 @@ from contracts.messages import (
     DeliverAttempt,
     MessageFinished,
     MessageRequest,
+    MessagesFinished,
+    PreparedMany,
     PreparedMessage,
+    PrepareMany,
     PrepareMessage,
+    SendMany,
+    SendOutcome,
+    SentMany,
     SentReceipt,
+    SentReceipts,
 )
 from core.db import SessionFactory, transaction
 from core.logs import get_logger
@@ -76,8 +88,31 @@ _OTHER_SEND_POLL_SECONDS = 0.2
 _OTHER_SEND_FOR = timedelta(minutes=1)
 
 
+# Messages of one bulk send in flight at once: enough to hide the provider's round trip, few
+# enough to leave the worker's database pool to its other steps.
+_SEND_MANY_CONCURRENCY = 8
+
+
 class _OtherSendUnresolved(Exception):
     pass
+
+
+class _Pacer:
+    """Spaces one process's sends on a channel to its rate. The server's limit on the bulk queue
+    holds all workers to the same rate on average; this keeps one activity's sends from leaving
+    in a burst."""
+
+    def __init__(self, per_second: float) -> None:
+        self._interval = 1.0 / per_second
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        slot = max(now, self._next)
+        self._next = slot + self._interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
 
 @dataclass(frozen=True)
@@ -99,93 +134,101 @@ class MessagingActivities:
         composer: Composer,
         channels: Mapping[str, MessageChannel],
         enabled: Sequence[str],
+        rates: Mapping[str, float | None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._composer = composer
         self._channels = dict(channels)
         self._enabled = list(enabled)
+        self._pacers = {name: _Pacer(rate) for name, rate in (rates or {}).items() if rate}
 
     @activity.defn(name=ACTIVITY_PREPARE)
     async def prepare(self, prepare: PrepareMessage) -> PreparedMessage:
-        request = prepare.request
         async with transaction(self._sessions) as session:
-            message = await message_by_key(session, request.key)
-            if message is None:
-                try:
-                    message = await self._composer.compose(session, request, prepare.now)
-                except MessageRejected as exc:
-                    log.warning("message refused", key=request.key, reason=str(exc))
-                    rejected = self._rejected(request, prepare, exc)
-                    session.add(rejected)
-                    return PreparedMessage(
-                        message_id=rejected.id, status="failed", reason=rejected.failure_reason
-                    )
-            if message.status in _DONE:
-                return PreparedMessage(
-                    message_id=message.id,
-                    status="done",
-                    channel=message.channel,
-                    link_expires_at=message.link_expires_at,
-                )
-            if message.status in (MessageStatus.FAILED, MessageStatus.SUPPRESSED):
-                return PreparedMessage(
-                    message_id=message.id,
-                    status="failed" if message.status == MessageStatus.FAILED else "suppressed",
-                    reason=message.failure_reason,
-                )
-            patient = await session.get(Patient, message.patient_id) if message.patient_id else None
-            if (
-                patient is not None
-                and message.category in OPTIONAL_CATEGORIES
-                and message.category in patient.message_opt_outs
-            ):
-                message.status = MessageStatus.SUPPRESSED
-                message.failure_reason = "患者已关闭此类消息"
-                return PreparedMessage(
-                    message_id=message.id, status="suppressed", reason=message.failure_reason
-                )
+            return await self._prepare(session, prepare.request, prepare.now)
 
-            draft = outgoing(message, patient.name if patient else None)
-            unavailable = {}
-            for name in self._enabled:
-                channel = self._channels.get(name)
-                reason = "渠道未配置" if channel is None else channel.unavailable_reason(draft)
-                if reason:
-                    unavailable[name] = reason
-            route = channel_order(
-                enabled=self._enabled,
-                preferred=patient.preferred_channel if patient else None,
-                unavailable=unavailable,
+    @activity.defn(name=ACTIVITY_PREPARE_MANY)
+    async def prepare_many(self, prepare: PrepareMany) -> PreparedMany:
+        """A batch page in one transaction: all of it composed, or (on an error) none of it."""
+        async with transaction(self._sessions) as session:
+            return PreparedMany(
+                messages=[await self._prepare(session, r, prepare.now) for r in prepare.requests]
             )
-            if not route.channels:
-                message.status = MessageStatus.FAILED
-                message.failure_reason = "；".join(f"{c}: {r}" for c, r in route.skipped.items())
-                return PreparedMessage(
-                    message_id=message.id,
-                    status="failed",
-                    skipped=route.skipped,
-                    reason=message.failure_reason,
-                )
 
-            # Re-checked now: a message composed earlier (by the push API) may be due already.
-            not_before = (
-                message.not_before
-                if message.not_before and message.not_before > prepare.now
-                else None
-            )
+    async def _prepare(
+        self, session: AsyncSession, request: MessageRequest, now: datetime
+    ) -> PreparedMessage:
+        message = await message_by_key(session, request.key)
+        if message is None:
+            try:
+                message = await self._composer.compose(session, request, now)
+            except MessageRejected as exc:
+                log.warning("message refused", key=request.key, reason=str(exc))
+                rejected = self._rejected(request, now, exc)
+                session.add(rejected)
+                return PreparedMessage(
+                    message_id=rejected.id, status="failed", reason=rejected.failure_reason
+                )
+        if message.status in _DONE:
             return PreparedMessage(
                 message_id=message.id,
-                status="ready",
-                channels=route.channels,
-                skipped=route.skipped,
-                not_before=not_before,
+                status="done",
+                channel=message.channel,
                 link_expires_at=message.link_expires_at,
             )
+        if message.status in (MessageStatus.FAILED, MessageStatus.SUPPRESSED):
+            return PreparedMessage(
+                message_id=message.id,
+                status="failed" if message.status == MessageStatus.FAILED else "suppressed",
+                reason=message.failure_reason,
+            )
+        patient = await session.get(Patient, message.patient_id) if message.patient_id else None
+        if (
+            patient is not None
+            and message.category in OPTIONAL_CATEGORIES
+            and message.category in patient.message_opt_outs
+        ):
+            message.status = MessageStatus.SUPPRESSED
+            message.failure_reason = "患者已关闭此类消息"
+            return PreparedMessage(
+                message_id=message.id, status="suppressed", reason=message.failure_reason
+            )
+
+        draft = outgoing(message, patient.name if patient else None)
+        unavailable = {}
+        for name in self._enabled:
+            channel = self._channels.get(name)
+            reason = "渠道未配置" if channel is None else channel.unavailable_reason(draft)
+            if reason:
+                unavailable[name] = reason
+        route = channel_order(
+            enabled=self._enabled,
+            preferred=patient.preferred_channel if patient else None,
+            unavailable=unavailable,
+        )
+        if not route.channels:
+            message.status = MessageStatus.FAILED
+            message.failure_reason = "；".join(f"{c}: {r}" for c, r in route.skipped.items())
+            return PreparedMessage(
+                message_id=message.id,
+                status="failed",
+                skipped=route.skipped,
+                reason=message.failure_reason,
+            )
+
+        # Re-checked now: a message composed earlier (by the push API) may be due already.
+        not_before = message.not_before if message.not_before and message.not_before > now else None
+        return PreparedMessage(
+            message_id=message.id,
+            status="ready",
+            channels=route.channels,
+            skipped=route.skipped,
+            not_before=not_before,
+            link_expires_at=message.link_expires_at,
+        )
 
     @staticmethod
-    def _rejected(
-        request: MessageRequest, prepare: PrepareMessage, exc: MessageRejected
-    ) -> OutboundMessage:
+    def _rejected(request: MessageRequest, now: datetime, exc: MessageRejected) -> OutboundMessage:
         # A refused message is kept (failed, with the reason) so the send log shows it.
         return OutboundMessage(
             idempotency_key=request.key,
@@ -200,18 +243,75 @@ class MessagingActivities:
             batch_id=request.batch_id,
             status=MessageStatus.FAILED,
             failure_reason=str(exc)[:500],
-            scheduled_for=prepare.now,
+            scheduled_for=now,
         )
 
     @activity.defn(name=ACTIVITY_DELIVER)
     async def deliver(self, attempt: DeliverAttempt) -> AttemptResult:
-        channel = self._channels.get(attempt.channel)
+        result = await self._send(attempt, self._channel(attempt.channel))
+        if attempt.record:
+            await self.record_sent(
+                SentReceipt(
+                    message_id=attempt.message_id,
+                    channel=attempt.channel,
+                    provider_message_id=result.provider_message_id,
+                    provider_status=result.provider_status,
+                    at=attempt.now,
+                )
+            )
+        return result
+
+    @activity.defn(name=ACTIVITY_SEND_MANY)
+    async def send_many(self, send: SendMany) -> SentMany:
+        """Each message as ``deliver`` sends it (reserved in the send log first, so a retry of
+        this activity asks the provider before sending again), several at a time, paced to the
+        channel's rate; the receipts are recorded by the workflow, as for one message."""
+        channel = self._channel(send.channel)
+        pacer = self._pacers.get(send.channel)
+        slots = asyncio.Semaphore(_SEND_MANY_CONCURRENCY)
+
+        async def one(message_id: str) -> SendOutcome:
+            async with slots:
+                if pacer is not None:
+                    await pacer.wait()
+                try:
+                    result = await self._send(
+                        DeliverAttempt(
+                            message_id=message_id, channel=send.channel, now=send.now, record=False
+                        ),
+                        channel,
+                    )
+                except ApplicationError as exc:
+                    return SendOutcome(
+                        message_id=message_id,
+                        status="failed" if exc.non_retryable else "retry",
+                        reason=exc.message,
+                    )
+                except Exception as exc:  # noqa: BLE001 - one message's trouble is not the page's
+                    log.warning("bulk send failed", message_id=message_id, error=type(exc).__name__)
+                    return SendOutcome(message_id=message_id, status="retry", reason=str(exc))
+                finally:
+                    activity.heartbeat()
+                return SendOutcome(
+                    message_id=message_id,
+                    status="sent",
+                    provider_message_id=result.provider_message_id,
+                    provider_status=result.provider_status,
+                )
+
+        return SentMany(outcomes=list(await asyncio.gather(*map(one, send.message_ids))))
+
+    def _channel(self, name: str) -> MessageChannel:
+        channel = self._channels.get(name)
         if channel is None:
             raise ApplicationError(
-                f"channel {attempt.channel} is not configured on this worker",
+                f"channel {name} is not configured on this worker",
                 type=PERMANENT_DELIVERY_FAILURE,
                 non_retryable=True,
             )
+        return channel
+
+    async def _send(self, attempt: DeliverAttempt, channel: MessageChannel) -> AttemptResult:
         waiting_until = utcnow() + _WAIT_FOR_OTHER_SEND
         while True:
             try:
@@ -250,22 +350,11 @@ class MessagingActivities:
                 non_retryable=permanent,
             ) from exc
 
-        result = AttemptResult(
+        return AttemptResult(
             channel=attempt.channel,
             provider_message_id=receipt.provider_message_id,
             provider_status=receipt.provider_status,
         )
-        if attempt.record:
-            await self.record_sent(
-                SentReceipt(
-                    message_id=attempt.message_id,
-                    channel=attempt.channel,
-                    provider_message_id=receipt.provider_message_id,
-                    provider_status=receipt.provider_status,
-                    at=attempt.now,
-                )
-            )
-        return result
 
     async def _reserve(
         self, attempt: DeliverAttempt, channel: MessageChannel
@@ -327,38 +416,50 @@ class MessagingActivities:
     async def record_sent(self, receipt: SentReceipt) -> None:
         """Writes the provider's receipt into the send log. Idempotent, and retried on its own:
         the message has left, so nothing here may send it again."""
+        await self.record_many(SentReceipts(receipts=[receipt]))
+
+    @activity.defn(name=ACTIVITY_RECORD_MANY)
+    async def record_many(self, sent: SentReceipts) -> None:
+        # In one order, so that two of these never wait on each other's rows.
+        receipts = sorted(sent.receipts, key=lambda r: r.message_id)
         async with transaction(self._sessions) as session:
-            found = await session.exec(
-                select(MessageAttempt)
-                .where(
-                    MessageAttempt.message_id == receipt.message_id,
-                    MessageAttempt.channel == receipt.channel,
+            for receipt in receipts:
+                await self._record(session, receipt)
+        # The provider may have reported on these messages before we committed their ids;
+        # applied in a second transaction, after the ids are visible (see record_delivery_report).
+        async with transaction(self._sessions) as session:
+            for receipt in receipts:
+                await apply_pending_reports(
+                    session,
+                    channel=receipt.channel,
+                    provider_message_id=receipt.provider_message_id,
+                    at=receipt.at,
                 )
-                .with_for_update()
+
+    @staticmethod
+    async def _record(session: AsyncSession, receipt: SentReceipt) -> None:
+        found = await session.exec(
+            select(MessageAttempt)
+            .where(
+                MessageAttempt.message_id == receipt.message_id,
+                MessageAttempt.channel == receipt.channel,
             )
-            row = found.first()
-            message = await session.get(OutboundMessage, receipt.message_id, with_for_update=True)
-            if row is None or message is None:
-                raise LookupError(f"message {receipt.message_id} has no {receipt.channel} attempt")
-            if row.status == AttemptStatus.SENDING:
-                row.status = AttemptStatus.SENT
-                row.provider_message_id = receipt.provider_message_id
-                row.provider_status = receipt.provider_status
-                row.error_code = row.error_message = None
-                row.updated_at = receipt.at
-            if message.channel is None:
-                message.channel = receipt.channel
-                message.sent_at = receipt.at
-            advance(message, MessageStatus.SENT, receipt.at)
-        # The provider may have reported on this message before we committed its id; applied
-        # in a second transaction, after the id is visible (see record_delivery_report).
-        async with transaction(self._sessions) as session:
-            await apply_pending_reports(
-                session,
-                channel=receipt.channel,
-                provider_message_id=receipt.provider_message_id,
-                at=receipt.at,
-            )
+            .with_for_update()
+        )
+        row = found.first()
+        message = await session.get(OutboundMessage, receipt.message_id, with_for_update=True)
+        if row is None or message is None:
+            raise LookupError(f"message {receipt.message_id} has no {receipt.channel} attempt")
+        if row.status == AttemptStatus.SENDING:
+            row.status = AttemptStatus.SENT
+            row.provider_message_id = receipt.provider_message_id
+            row.provider_status = receipt.provider_status
+            row.error_code = row.error_message = None
+            row.updated_at = receipt.at
+        if message.channel is None:
+            message.channel = receipt.channel
+            message.sent_at = receipt.at
+        advance(message, MessageStatus.SENT, receipt.at)
 
     async def _reported_send(
         self, attempt_id: str, reserved_at: datetime, channel: MessageChannel, *, may_wait: bool
@@ -397,26 +498,35 @@ class MessagingActivities:
 
     @activity.defn(name=ACTIVITY_FINISH)
     async def finish(self, finished: MessageFinished) -> None:
+        await self.finish_many(MessagesFinished(finished=[finished]))
+
+    @activity.defn(name=ACTIVITY_FINISH_MANY)
+    async def finish_many(self, many: MessagesFinished) -> None:
         async with transaction(self._sessions) as session:
-            message = await session.get(OutboundMessage, finished.message_id, with_for_update=True)
-            if message is None:
-                raise LookupError(f"message {finished.message_id} vanished")
-            attempts = await session.exec(
-                select(MessageAttempt).where(MessageAttempt.message_id == message.id)
-            )
-            for row in attempts.all():
-                if row.channel in finished.failures and row.status == AttemptStatus.SENDING:
-                    row.status = AttemptStatus.FAILED
-                    row.error_message = (row.error_message or finished.failures[row.channel])[:500]
-                    row.updated_at = finished.at
-            if finished.status == "sent":
-                message.channel = message.channel or finished.channel
-                message.sent_at = message.sent_at or finished.sent_at or finished.at
-                advance(message, MessageStatus.SENT, finished.at)
-            elif message.status not in _DONE:
-                message.status = MessageStatus.FAILED
-                message.failure_reason = (finished.reason or "")[:500]
-                message.updated_at = finished.at
+            for finished in sorted(many.finished, key=lambda f: f.message_id):
+                await self._finish(session, finished)
+
+    @staticmethod
+    async def _finish(session: AsyncSession, finished: MessageFinished) -> None:
+        message = await session.get(OutboundMessage, finished.message_id, with_for_update=True)
+        if message is None:
+            raise LookupError(f"message {finished.message_id} vanished")
+        attempts = await session.exec(
+            select(MessageAttempt).where(MessageAttempt.message_id == message.id)
+        )
+        for row in attempts.all():
+            if row.channel in finished.failures and row.status == AttemptStatus.SENDING:
+                row.status = AttemptStatus.FAILED
+                row.error_message = (row.error_message or finished.failures[row.channel])[:500]
+                row.updated_at = finished.at
+        if finished.status == "sent":
+            message.channel = message.channel or finished.channel
+            message.sent_at = message.sent_at or finished.sent_at or finished.at
+            advance(message, MessageStatus.SENT, finished.at)
+        elif message.status not in _DONE:
+            message.status = MessageStatus.FAILED
+            message.failure_reason = (finished.reason or "")[:500]
+            message.updated_at = finished.at
 
     @activity.defn(name=ACTIVITY_BATCH_PAGE)
     async def batch_page(self, page: BatchPageRequest) -> BatchPage:

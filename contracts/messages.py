@@ -21,6 +21,11 @@ ACTIVITY_RECORD_SENT = "messaging.record_sent"
 ACTIVITY_FINISH = "messaging.finish"
 ACTIVITY_BATCH_PAGE = "messaging.batch_page"
 ACTIVITY_BATCH_FINISHED = "messaging.batch_finished"
+# A batch's recipients in bulk: many messages per activity instead of a workflow each.
+ACTIVITY_PREPARE_MANY = "messaging.prepare_many"
+ACTIVITY_SEND_MANY = "messaging.send_many"
+ACTIVITY_RECORD_MANY = "messaging.record_many"
+ACTIVITY_FINISH_MANY = "messaging.finish_many"
 
 # Error type of a channel failure that retrying cannot fix (invalid number, user blocked us).
 PERMANENT_DELIVERY_FAILURE = "PermanentDeliveryFailure"
@@ -33,6 +38,16 @@ def delivery_workflow_id(key: str) -> str:
 def channel_task_queue(base: str, channel: str) -> str:
     """Each channel's sends run on their own task queue, rate-limited by the server (MSG-2)."""
     return f"{base}.channel.{channel}"
+
+
+# Messages per bulk send activity, at most.
+BULK_SEND_SIZE = 50
+
+
+def channel_bulk_task_queue(base: str, channel: str) -> str:
+    """A channel's bulk sends (up to BULK_SEND_SIZE messages per activity) have a queue of their
+    own, rate-limited by the server at the channel's rate divided by that size."""
+    return f"{channel_task_queue(base, channel)}.bulk"
 
 
 class _Msg(BaseModel):
@@ -113,6 +128,40 @@ class DeliverAttempt(_Msg):
     record: bool = True
 
 
+class PrepareMany(_Msg):
+    requests: list[MessageRequest]
+    now: datetime
+
+
+class PreparedMany(_Msg):
+    # In the order of the requests.
+    messages: list[PreparedMessage]
+
+
+class SendMany(_Msg):
+    """One channel, many messages: each is reserved, sent and answered on its own; the activity
+    fails as a whole only when it could not run at all (then every message in it is tried again,
+    and the send log keeps each from going out twice)."""
+
+    channel: str
+    message_ids: list[str]
+    now: datetime
+
+
+class SendOutcome(_Msg):
+    message_id: str
+    # sent: the provider took it (receipt below); retry: a transient failure, try again later;
+    # failed: this channel cannot carry it (the next channel may).
+    status: Literal["sent", "retry", "failed"]
+    provider_message_id: str | None = None
+    provider_status: str | None = None
+    reason: str | None = None
+
+
+class SentMany(_Msg):
+    outcomes: list[SendOutcome]
+
+
 class AttemptResult(_Msg):
     channel: str
     provider_message_id: str
@@ -129,6 +178,10 @@ class SentReceipt(_Msg):
     at: datetime
 
 
+class SentReceipts(_Msg):
+    receipts: list[SentReceipt]
+
+
 class MessageFinished(_Msg):
     message_id: str
     status: Literal["sent", "failed"]
@@ -138,6 +191,10 @@ class MessageFinished(_Msg):
     at: datetime
     # When the channel that carried it was called (the send log's sent time).
     sent_at: datetime | None = None
+
+
+class MessagesFinished(_Msg):
+    finished: list[MessageFinished]
 
 
 OutcomeStatus = Literal["sent", "failed", "suppressed"]

@@ -4,7 +4,9 @@ One main worker runs the workflows and the database activities on the configured
 prescriptions run on a review queue of their own, with a worker of their own, which production
 runs in a process of its own so a review deadline is met however much else is waiting (RX-4);
 each enabled message channel gets its own worker on its own task queue, whose server-side rate
-limit (max_task_queue_activities_per_second) caps that channel's sends across all workers.
+limit (max_task_queue_activities_per_second) caps that channel's sends across all workers, and a
+bulk queue of its own for a batch's sends, many messages per activity, limited to the same rate
+in messages (so a batch and single messages on one channel may together reach twice it).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from activities.pathway_records import PathwayRecordActivities
 from activities.payments import PaymentActivities
 from activities.prescriptions import PrescriptionActivities
 from activities.reconciliation import ReconciliationActivities
-from contracts.messages import channel_task_queue
+from contracts.messages import BULK_SEND_SIZE, channel_bulk_task_queue, channel_task_queue
 from contracts.prescription import review_task_queue
 from core.crypto import configure_from_settings
 from core.db import SessionFactory
@@ -105,6 +107,11 @@ def channel_rates(settings: Settings) -> dict[str, float | None]:
     }
 
 
+def bulk_rate(per_second: float | None) -> float | None:
+    """A bulk send carries up to BULK_SEND_SIZE messages, and paces them at the channel's rate."""
+    return None if per_second is None else per_second / BULK_SEND_SIZE
+
+
 @dataclass(frozen=True)
 class WorkerDeps:
     settings: Settings
@@ -176,8 +183,9 @@ def build_workers(
     max_cached_workflows: int = 1000,
     queues: Queues = Queues.ALL,
 ) -> list[Worker]:
+    rates = channel_rates(deps.settings)
     messaging = MessagingActivities(
-        deps.sessions, deps.composer, deps.channels, deps.settings.enabled_channels
+        deps.sessions, deps.composer, deps.channels, deps.settings.enabled_channels, rates
     )
     prescriptions = PrescriptionActivities(deps.sessions, deps.his, deps.enterprises)
     pathways = PathwayRecordActivities(deps.sessions, deps.his)
@@ -196,7 +204,6 @@ def build_workers(
     ]
     served: list[Worker] = []
     if queues != Queues.REVIEW:
-        rates = channel_rates(deps.settings)
         main = Worker(
             client,
             task_queue=task_queue,
@@ -205,6 +212,9 @@ def build_workers(
                 messaging.prepare,
                 messaging.finish,
                 messaging.record_sent,
+                messaging.prepare_many,
+                messaging.record_many,
+                messaging.finish_many,
                 messaging.batch_page,
                 messaging.batch_finished,
                 *prescription_steps,
@@ -260,7 +270,17 @@ def build_workers(
             )
             for name in deps.channels
         ]
-        served += [main, *channel_workers]
+        bulk_workers = [
+            Worker(
+                client,
+                task_queue=channel_bulk_task_queue(task_queue, name),
+                activities=[messaging.send_many],
+                max_task_queue_activities_per_second=bulk_rate(rates.get(name)),
+                graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+            )
+            for name in deps.channels
+        ]
+        served += [main, *channel_workers, *bulk_workers]
     if queues != Queues.MAIN:
         # Prescriptions started since the review queue exists; the main worker above keeps serving
         # the ones started on the main queue before.

@@ -1,14 +1,24 @@
-"""A batch send to a selected group (MSG-2): one child delivery workflow per recipient.
+"""A batch send to a selected group (MSG-2), page by page, many messages per activity.
 
-Resumable by construction: recipients are read page by page from the database, each child's id is
-derived from the batch and the patient, and progress survives worker crashes and continue-as-new,
-so a resumed batch never messages anyone twice. Sending speed is limited per channel by the
-channel task queues' server-side rate limits, not here.
+Each recipient's message is the same logical message a MessageDelivery workflow sends (one row in
+the send log under a key derived from the batch and the patient, reserved before each try, the
+channels tried in the patient's order, transient failures tried again on the same schedule), but
+a page's messages are composed in one step, sent by a few activities of up to BULK_SEND_SIZE
+messages each, and recorded in one step. A workflow per message cost the Temporal server about
+six workflow starts' worth of work per message; this costs it a few per page (issue 15).
+
+Resumable by construction: recipients are read page by page from the database, progress survives
+worker crashes and continue-as-new, and the send log keeps a resumed page from messaging anyone
+twice. Sending speed is limited per channel by the bulk queues' server-side rate limits and
+each worker's pacing, not here. Batches started before bulk sends keep one child delivery
+workflow per recipient.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
@@ -18,7 +28,12 @@ with workflow.unsafe.imports_passed_through():
     from contracts.messages import (
         ACTIVITY_BATCH_FINISHED,
         ACTIVITY_BATCH_PAGE,
+        ACTIVITY_FINISH_MANY,
+        ACTIVITY_PREPARE_MANY,
+        ACTIVITY_RECORD_MANY,
+        ACTIVITY_SEND_MANY,
         BATCH_WORKFLOW,
+        BULK_SEND_SIZE,
         DELIVERY_WORKFLOW,
         QUERY_BATCH_PROGRESS,
         BatchFinished,
@@ -27,16 +42,57 @@ with workflow.unsafe.imports_passed_through():
         BatchPageRequest,
         BatchProgress,
         DeliveryOutcome,
+        MessageFinished,
         MessageRequest,
+        MessagesFinished,
+        PreparedMany,
+        PreparedMessage,
+        PrepareMany,
+        SendMany,
+        SendOutcome,
+        SentMany,
+        SentReceipt,
+        SentReceipts,
+        channel_bulk_task_queue,
         delivery_workflow_id,
     )
-    from workflows.retries import DATABASE_RETRY, DATABASE_TIMEOUT
+    from workflows.local_steps import local_step
+    from workflows.retries import (
+        BULK_SEND_HEARTBEAT,
+        BULK_SEND_RETRY,
+        BULK_SEND_TIMEOUT,
+        CHANNEL_SEND_RETRY,
+        DATABASE_RETRY,
+        DATABASE_TIMEOUT,
+    )
 
 PAGE_SIZE = 100
+# Bulk sends: recipients per page (a page is composed in one transaction and sent by up to
+# BULK_PAGE_SIZE / BULK_SEND_SIZE activities at once), and per run before continuing as new.
+BULK_PAGE_SIZE = 200
+BULK_RUN_LIMIT = 2000
+BULK_SENDS = "bulk-batch-sends"
 # Children in flight at once; the channel rate limits decide the actual sending speed.
 MAX_IN_FLIGHT = 50
 # Recipients handled per workflow run before continuing as new, to keep each history small.
 RUN_LIMIT = 500
+
+
+@dataclass
+class _Pending:
+    """A message of a bulk send not yet sent: the channels left to try, in order, and how it
+    has fared so far."""
+
+    channels: list[str]
+    failures: dict[str, str]
+    tries: int = 0  # transient failures on the current channel
+    due: datetime | None = None  # when the next try may go
+
+
+@dataclass
+class _Round:
+    receipts: list[SentReceipt] = field(default_factory=list)
+    finished: list[MessageFinished] = field(default_factory=list)
 
 
 def batch_message_key(batch_id: str, patient_id: str) -> str:
@@ -54,24 +110,29 @@ class MessageBatchWorkflow:
 
     @workflow.run
     async def run(self, input: BatchInput) -> BatchProgress:
+        bulk = workflow.patched(BULK_SENDS)
+        page_size, run_limit = (BULK_PAGE_SIZE, BULK_RUN_LIMIT) if bulk else (PAGE_SIZE, RUN_LIMIT)
         offset = input.offset
         handled = 0
         while offset < input.total:
             page = await workflow.execute_activity(
                 ACTIVITY_BATCH_PAGE,
-                BatchPageRequest(batch_id=input.batch_id, offset=offset, limit=PAGE_SIZE),
+                BatchPageRequest(batch_id=input.batch_id, offset=offset, limit=page_size),
                 result_type=BatchPage,
                 start_to_close_timeout=DATABASE_TIMEOUT,
                 retry_policy=DATABASE_RETRY,
             )
             if not page.patient_ids:
                 break
-            await self._send_page(page.patient_ids)
+            if bulk:
+                await self._send_in_bulk(page.patient_ids)
+            else:
+                await self._send_page(page.patient_ids)
             offset += len(page.patient_ids)
             handled += len(page.patient_ids)
             self._processed = offset
             if offset < input.total and (
-                handled >= RUN_LIMIT or workflow.info().is_continue_as_new_suggested()
+                handled >= run_limit or workflow.info().is_continue_as_new_suggested()
             ):
                 workflow.continue_as_new(
                     input.model_copy(update={"offset": offset, "counts": dict(self._counts)})
@@ -125,3 +186,148 @@ class MessageBatchWorkflow:
                 # Handled by an earlier run of this batch (e.g. before an operator's reset).
                 status = "already_handled"
         self._counts[status] = self._counts.get(status, 0) + 1
+
+    def _count(self, status: str) -> None:
+        self._counts[status] = self._counts.get(status, 0) + 1
+
+    def _request(self, patient_id: str) -> MessageRequest:
+        batch = self._input
+        return MessageRequest(
+            key=batch_message_key(batch.batch_id, patient_id),
+            template=batch.template,
+            patient_id=patient_id,
+            variables=batch.variables,
+            hospital_code=batch.hospital_code,
+            department_code=batch.department_code,
+            sender=batch.sender,
+            batch_id=batch.batch_id,
+        )
+
+    async def _send_in_bulk(self, patient_ids: list[str]) -> None:
+        prepared: PreparedMany = await local_step(
+            ACTIVITY_PREPARE_MANY,
+            PrepareMany(requests=[self._request(p) for p in patient_ids], now=workflow.now()),
+            result_type=PreparedMany,
+        )
+        ready: list[PreparedMessage] = []
+        for message in prepared.messages:
+            if message.status == "ready":
+                ready.append(message)
+            else:
+                self._count("sent" if message.status == "done" else message.status)
+        # Quiet hours hold a page's messages to the same moment, or to a few (per department).
+        for not_before in sorted({m.not_before for m in ready if m.not_before}):
+            if not_before > workflow.now():
+                await workflow.sleep(not_before - workflow.now())
+        await self._deliver(ready)
+
+    async def _deliver(self, ready: list[PreparedMessage]) -> None:
+        pending = {
+            m.message_id: _Pending(channels=list(m.channels), failures=dict(m.skipped))
+            for m in ready
+        }
+        while pending:
+            now = workflow.now()
+            due = [(i, p) for i, p in pending.items() if p.due is None or p.due <= now]
+            if not due:
+                await workflow.sleep(min(p.due for p in pending.values() if p.due) - now)
+                continue
+            by_channel: dict[str, list[str]] = {}
+            for message_id, state in due:
+                by_channel.setdefault(state.channels[0], []).append(message_id)
+            sends = [
+                (channel, ids[n : n + BULK_SEND_SIZE])
+                for channel, ids in by_channel.items()
+                for n in range(0, len(ids), BULK_SEND_SIZE)
+            ]
+            results = await asyncio.gather(*(self._send(c, ids, now) for c, ids in sends))
+            done = _Round()
+            for (channel, _), sent in zip(sends, results, strict=True):
+                for outcome in sent.outcomes:
+                    self._settle(pending, channel, outcome, now, done)
+            if done.receipts:
+                await local_step(ACTIVITY_RECORD_MANY, SentReceipts(receipts=done.receipts))
+            if done.finished:
+                await local_step(ACTIVITY_FINISH_MANY, MessagesFinished(finished=done.finished))
+
+    async def _send(self, channel: str, message_ids: list[str], now: datetime) -> SentMany:
+        result: SentMany = await workflow.execute_activity(
+            ACTIVITY_SEND_MANY,
+            SendMany(channel=channel, message_ids=message_ids, now=now),
+            result_type=SentMany,
+            task_queue=channel_bulk_task_queue(workflow.info().task_queue, channel),
+            start_to_close_timeout=BULK_SEND_TIMEOUT,
+            heartbeat_timeout=BULK_SEND_HEARTBEAT,
+            retry_policy=BULK_SEND_RETRY,
+        )
+        return result
+
+    def _settle(
+        self,
+        pending: dict[str, _Pending],
+        channel: str,
+        outcome: SendOutcome,
+        attempted_at: datetime,
+        done: _Round,
+    ) -> None:
+        """One message's answer from its channel: sent, tried again later (as a single message's
+        retry policy would), or on to its next channel, failed when none is left."""
+        state = pending[outcome.message_id]
+        if outcome.status == "sent":
+            assert outcome.provider_message_id is not None
+            del pending[outcome.message_id]
+            self._count("sent")
+            done.receipts.append(
+                SentReceipt(
+                    message_id=outcome.message_id,
+                    channel=channel,
+                    provider_message_id=outcome.provider_message_id,
+                    provider_status=outcome.provider_status,
+                    at=attempted_at,
+                )
+            )
+            if state.failures:  # the send log marks the channels that failed before
+                done.finished.append(
+                    MessageFinished(
+                        message_id=outcome.message_id,
+                        status="sent",
+                        channel=channel,
+                        reason=None,
+                        failures=state.failures,
+                        at=workflow.now(),
+                        sent_at=attempted_at,
+                    )
+                )
+            return
+        state.tries += 1
+        if outcome.status == "retry" and state.tries < _MAX_TRIES:
+            state.due = workflow.now() + _retry_after(state.tries)
+            return
+        state.failures[channel] = outcome.reason or "发送失败"
+        state.channels.pop(0)
+        state.tries, state.due = 0, None
+        if state.channels:
+            return
+        del pending[outcome.message_id]
+        self._count("failed")
+        reason = "；".join(f"{c}: {r}" for c, r in state.failures.items())
+        done.finished.append(
+            MessageFinished(
+                message_id=outcome.message_id,
+                status="failed",
+                channel=None,
+                reason=reason[:500],
+                failures=state.failures,
+                at=workflow.now(),
+            )
+        )
+
+
+_MAX_TRIES = CHANNEL_SEND_RETRY.maximum_attempts
+
+
+def _retry_after(tries: int) -> timedelta:
+    """CHANNEL_SEND_RETRY's schedule: the wait before the try after ``tries`` failed ones."""
+    policy = CHANNEL_SEND_RETRY
+    wait = policy.initial_interval * policy.backoff_coefficient ** (tries - 1)
+    return min(wait, policy.maximum_interval or wait)

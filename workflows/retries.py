@@ -88,6 +88,18 @@ CHANNEL_SEND_RETRY = RetryPolicy(
     non_retryable_error_types=[PERMANENT_DELIVERY_FAILURE],
 )
 
+# Many messages on one channel (a batch page): each message's transient failures are tried again
+# by the workflow on CHANNEL_SEND_RETRY's schedule; the activity itself fails only when it could
+# not run (its worker died, the database is down), and is then retried until it runs. Paced at
+# the channel's rate, it may take minutes; a live one heartbeats after every message.
+BULK_SEND_TIMEOUT = timedelta(minutes=30)
+BULK_SEND_HEARTBEAT = CHANNEL_SEND_TIMEOUT
+BULK_SEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+)
+
 # Payment saga steps (their timeouts come from the hospital's PaymentPolicy):
 # a forward step runs until its deadline and fails the saga on a refusal;
 SAGA_FORWARD_RETRY = RetryPolicy(

@@ -97,3 +97,71 @@ async def test_a_batch_resumes_after_a_worker_kill_with_no_duplicates(
     assert body["status"] == "completed"
     assert body["total"] == RECIPIENTS
     assert sum(body["counts"].values()) == RECIPIENTS
+
+
+async def test_a_batch_falls_back_retries_and_fails_per_recipient(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+) -> None:
+    """Each recipient of a bulk-sent batch gets what a single message would: WeChat when they
+    follow the account, SMS when they do not (WeChat refuses), SMS again after the provider's
+    transient errors, and a failure with the provider's reason when nothing can carry it."""
+    async with messaging_stack(dev_env, channels="wechat,sms") as stack, stack.workers():
+        followers = [
+            await stack.patient(phone=f"1380000000{n}", openid=f"oFollows0{n}") for n in range(3)
+        ]
+        unfollowed = [
+            await stack.patient(phone=f"1381111111{n}", openid=f"oLeft0{n}", follower=False)
+            for n in range(2)
+        ]
+        sms_only = [await stack.patient(phone=f"1392222222{n}") for n in range(3)]
+        refused = await stack.patient(phone="13933333333")
+        stack.twilio.faults = TwilioFaults(
+            send_callbacks=False, fail_next=2, fail_status=503, invalid_numbers=["+8613933333333"]
+        )
+        everyone = [*followers, *unfollowed, *sms_only, refused]
+        nurse = await add_staff(stack.sessions, StaffRole.NURSE, "cardiology")
+        created = await stack.http.post(
+            "/api/messages/batches",
+            json={
+                "name": "门诊停诊通知",
+                "template": "notice_generic",
+                "variables": NOTICE,
+                "recipients": {"patient_ids": [p.his_patient_id for p in everyone]},
+            },
+            headers=stack.auth(nurse),
+        )
+        assert created.status_code == 202, created.text
+        batch_id = created.json()["id"]
+
+        async def finished() -> dict[str, Any] | None:
+            got = await stack.http.get(
+                f"/api/messages/batches/{batch_id}", headers=stack.auth(nurse)
+            )
+            body: dict[str, Any] = got.json()
+            return body if body["status"] == "completed" else None
+
+        batch = await eventually(finished, within=120, what="the batch to finish")
+        async with stack.sessions() as session:
+            rows = await session.exec(
+                select(OutboundMessage).where(OutboundMessage.batch_id == batch_id)
+            )
+            log = {row.patient_id: row for row in rows.all()}
+
+    assert sorted(s.touser for s in stack.wechat.sent) == [f"oFollows0{n}" for n in range(3)]
+    texted = sorted(m.to for m in stack.twilio.messages.values())
+    assert texted == sorted(f"+86{p.phone}" for p in [*unfollowed, *sms_only])  # once each
+    counts = batch["counts"]  # WeChat reports deliveries (its three may read delivered)
+    assert (counts.get("sent", 0) + counts.get("delivered", 0), counts["failed"]) == (8, 1)
+    assert {p.id: log[p.id].channel for p in everyone} == {
+        **{p.id: "wechat" for p in followers},
+        **{p.id: "sms" for p in [*unfollowed, *sms_only]},
+        refused.id: None,
+    }
+    for patient in unfollowed:  # the refusal is in the send log, and the message still went
+        attempts = await stack.attempts(log[patient.id].id)
+        assert (attempts["wechat"].status, attempts["wechat"].error_code) == ("failed", "43004")
+        assert attempts["sms"].status == "sent"
+    retried = [(await stack.attempts(log[p.id].id))["sms"].tries for p in sms_only]
+    assert sum(retried) == len(sms_only) + 2  # the two 503s were each tried again, once
+    assert log[refused.id].status == "failed"
+    assert "sms" in (log[refused.id].failure_reason or "")
