@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -29,6 +29,7 @@ from contracts.messages import (
     ACTIVITY_RECORD_MANY,
     ACTIVITY_RECORD_SENT,
     ACTIVITY_SEND_MANY,
+    CHANNEL_SEND_TIMEOUT,
     PERMANENT_DELIVERY_FAILURE,
     AttemptResult,
     BatchFinished,
@@ -53,6 +54,7 @@ from core.logs import get_logger
 from core.models import (
     AttemptStatus,
     BatchStatus,
+    DeliveryReport,
     MessageAttempt,
     MessageBatch,
     MessageStatus,
@@ -265,22 +267,32 @@ class MessagingActivities:
     async def send_many(self, send: SendMany) -> SentMany:
         """Each message as ``deliver`` sends it (reserved in the send log first, so a retry of
         this activity asks the provider before sending again), several at a time, paced to the
-        channel's rate; the receipts are recorded by the workflow, as for one message."""
+        channel's rate; the receipts are recorded by the workflow, as for one message.
+
+        First tries are reserved together, in one transaction; a message tried before (its answer
+        may have been lost) is reserved and reconciled on its own, as ``deliver`` does."""
         channel = self._channel(send.channel)
         pacer = self._pacers.get(send.channel)
         slots = asyncio.Semaphore(_SEND_MANY_CONCURRENCY)
+        first_tries = await self._reserve_first_tries(send, channel)
 
         async def one(message_id: str) -> SendOutcome:
             async with slots:
                 if pacer is not None:
                     await pacer.wait()
                 try:
-                    result = await self._send(
-                        DeliverAttempt(
-                            message_id=message_id, channel=send.channel, now=send.now, record=False
-                        ),
-                        channel,
-                    )
+                    # A single message's try has this long; so has each of a bulk send's.
+                    async with asyncio.timeout(CHANNEL_SEND_TIMEOUT.total_seconds()):
+                        result = await self._send(
+                            DeliverAttempt(
+                                message_id=message_id,
+                                channel=send.channel,
+                                now=send.now,
+                                record=False,
+                            ),
+                            channel,
+                            first_tries.get(message_id),
+                        )
                 except ApplicationError as exc:
                     return SendOutcome(
                         message_id=message_id,
@@ -311,22 +323,15 @@ class MessagingActivities:
             )
         return channel
 
-    async def _send(self, attempt: DeliverAttempt, channel: MessageChannel) -> AttemptResult:
-        waiting_until = utcnow() + _WAIT_FOR_OTHER_SEND
-        while True:
-            try:
-                reserved = await self._reserve(attempt, channel)
-                break
-            except _OtherSendUnresolved:
-                if utcnow() >= waiting_until:
-                    raise ApplicationError(
-                        f"等待该患者上一条{channel.name}消息的发送结果",
-                        type="TransientDeliveryFailure",
-                    ) from None
-                activity.heartbeat()
-                await asyncio.sleep(_OTHER_SEND_POLL_SECONDS)
-        if isinstance(reserved, AttemptResult):
-            return reserved
+    async def _send(
+        self, attempt: DeliverAttempt, channel: MessageChannel, reserved: _Reserved | None = None
+    ) -> AttemptResult:
+        """One try on one channel: reserved here unless the caller has (a bulk first try)."""
+        if reserved is None:
+            found = await self._reserve_waiting(attempt, channel)
+            if isinstance(found, AttemptResult):
+                return found
+            reserved = found
 
         try:
             receipt: DeliveryReceipt | None = None
@@ -355,6 +360,69 @@ class MessagingActivities:
             provider_message_id=receipt.provider_message_id,
             provider_status=receipt.provider_status,
         )
+
+    async def _reserve_waiting(
+        self, attempt: DeliverAttempt, channel: MessageChannel
+    ) -> _Reserved | AttemptResult:
+        waiting_until = utcnow() + _WAIT_FOR_OTHER_SEND
+        while True:
+            try:
+                return await self._reserve(attempt, channel)
+            except _OtherSendUnresolved:
+                if utcnow() >= waiting_until:
+                    raise ApplicationError(
+                        f"等待该患者上一条{channel.name}消息的发送结果",
+                        type="TransientDeliveryFailure",
+                    ) from None
+                activity.heartbeat()
+                await asyncio.sleep(_OTHER_SEND_POLL_SECONDS)
+
+    async def _reserve_first_tries(
+        self, send: SendMany, channel: MessageChannel
+    ) -> dict[str, _Reserved]:
+        """Reserves, in one transaction, the messages of a bulk send never tried on its channel:
+        what ``_reserve`` does for each, without its per-message round trips. The others (tried
+        before, or on a channel whose sends wait for the patient's unresolved ones) are left to
+        ``_reserve``."""
+        if channel.reports_sends_within is not None:
+            return {}
+        ids = sorted(send.message_ids)  # locked in one order, as everywhere
+        async with transaction(self._sessions) as session:
+            found = await session.exec(
+                select(OutboundMessage)
+                .where(col(OutboundMessage.id).in_(ids))
+                .order_by(col(OutboundMessage.id))
+                .with_for_update()
+            )
+            messages = {m.id: m for m in found.all()}
+            tried = await session.exec(
+                select(MessageAttempt.message_id).where(
+                    col(MessageAttempt.message_id).in_(ids), MessageAttempt.channel == send.channel
+                )
+            )
+            tried_before = set(tried.all())
+            fresh = [messages[i] for i in ids if i in messages and i not in tried_before]
+            named = await session.exec(
+                select(Patient.id, Patient.name).where(
+                    col(Patient.id).in_({m.patient_id for m in fresh if m.patient_id})
+                )
+            )
+            names = dict(named.all())
+            reserved: dict[str, _Reserved] = {}
+            for message in fresh:
+                draft = outgoing(message, names.get(message.patient_id or ""))
+                recipient = draft.openid if send.channel == "wechat" else draft.phone
+                row = MessageAttempt(
+                    message_id=message.id,
+                    channel=send.channel,
+                    recipient=recipient or "",
+                    tries=1,
+                    updated_at=send.now,
+                )
+                session.add(row)
+                advance(message, MessageStatus.SENDING, send.now)
+                reserved[message.id] = _Reserved(draft, row.id, row.created_at, False, False)
+        return reserved
 
     async def _reserve(
         self, attempt: DeliverAttempt, channel: MessageChannel
@@ -420,36 +488,58 @@ class MessagingActivities:
 
     @activity.defn(name=ACTIVITY_RECORD_MANY)
     async def record_many(self, sent: SentReceipts) -> None:
-        # In one order, so that two of these never wait on each other's rows.
-        receipts = sorted(sent.receipts, key=lambda r: r.message_id)
+        """Many receipts in one transaction: attempts, then messages, each locked in id order
+        (as a single receipt or a delivery report locks them), so none of these waits on
+        another's rows in a cycle."""
+        ids = sorted({r.message_id for r in sent.receipts})
         async with transaction(self._sessions) as session:
-            for receipt in receipts:
-                await self._record(session, receipt)
+            found = await session.exec(
+                select(MessageAttempt)
+                .where(col(MessageAttempt.message_id).in_(ids))
+                .order_by(col(MessageAttempt.message_id), col(MessageAttempt.channel))
+                .with_for_update()
+            )
+            attempts = {(a.message_id, a.channel): a for a in found.all()}
+            locked = await session.exec(
+                select(OutboundMessage)
+                .where(col(OutboundMessage.id).in_(ids))
+                .order_by(col(OutboundMessage.id))
+                .with_for_update()
+            )
+            messages = {m.id: m for m in locked.all()}
+            for receipt in sent.receipts:
+                row = attempts.get((receipt.message_id, receipt.channel))
+                message = messages.get(receipt.message_id)
+                if row is None or message is None:
+                    raise LookupError(
+                        f"message {receipt.message_id} has no {receipt.channel} attempt"
+                    )
+                self._record(row, message, receipt)
         # The provider may have reported on these messages before we committed their ids;
         # applied in a second transaction, after the ids are visible (see record_delivery_report).
         async with transaction(self._sessions) as session:
-            for receipt in receipts:
-                await apply_pending_reports(
-                    session,
-                    channel=receipt.channel,
-                    provider_message_id=receipt.provider_message_id,
-                    at=receipt.at,
+            reported = await session.exec(
+                select(DeliveryReport.channel, DeliveryReport.provider_message_id)
+                .where(
+                    col(DeliveryReport.provider_message_id).in_(
+                        {r.provider_message_id for r in sent.receipts}
+                    ),
+                    col(DeliveryReport.applied_at).is_(None),
                 )
+                .distinct()
+            )
+            ahead = {(channel, provider_id) for channel, provider_id in reported.all()}
+            for receipt in sent.receipts:
+                if (receipt.channel, receipt.provider_message_id) in ahead:
+                    await apply_pending_reports(
+                        session,
+                        channel=receipt.channel,
+                        provider_message_id=receipt.provider_message_id,
+                        at=receipt.at,
+                    )
 
     @staticmethod
-    async def _record(session: AsyncSession, receipt: SentReceipt) -> None:
-        found = await session.exec(
-            select(MessageAttempt)
-            .where(
-                MessageAttempt.message_id == receipt.message_id,
-                MessageAttempt.channel == receipt.channel,
-            )
-            .with_for_update()
-        )
-        row = found.first()
-        message = await session.get(OutboundMessage, receipt.message_id, with_for_update=True)
-        if row is None or message is None:
-            raise LookupError(f"message {receipt.message_id} has no {receipt.channel} attempt")
+    def _record(row: MessageAttempt, message: OutboundMessage, receipt: SentReceipt) -> None:
         if row.status == AttemptStatus.SENDING:
             row.status = AttemptStatus.SENT
             row.provider_message_id = receipt.provider_message_id

@@ -1,12 +1,15 @@
 """Messages per second through the Twilio path: ``make bench``, or
 ``python -m bench.messages_throughput --messages 500``.
 
-Two figures, both against the Twilio simulator over loopback with the real Twilio SDK client:
+Three figures, all against the Twilio simulator over loopback with the real Twilio SDK client:
 - the channel alone (SDK → HTTP → simulator), many sends in flight;
-- end to end: pushes through the HTTP API (its processes, as production runs them), one
-  MessageDelivery workflow each on the Temporal dev server, executed by a separate worker
-  process, with PostgreSQL as the send log, until the simulator has every message.
-Prints figures; asserts nothing.
+- pushes end to end: one message per call to the HTTP API (its processes, as production runs
+  them), one MessageDelivery workflow each on the Temporal dev server, executed by a separate
+  worker process, with PostgreSQL as the send log, until the simulator has every message;
+- a batch end to end: one call creating a batch send to every recipient, sent in bulk by one
+  MessageBatchSend workflow on the same server and worker, until the simulator has every message.
+Each phase also runs with SMS limited to 5/s, to show the limit holds. Prints figures; asserts
+nothing.
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ async def channel_only(twilio_url: str, count: int, concurrency: int) -> float:
     return rate
 
 
-async def end_to_end(count: int, rate: float, label: str) -> None:
+async def end_to_end(count: int, rate: float, label: str, *, batch: bool) -> None:
     async with bench_infra() as infra:
         url, sessions = infra.database_url, infra.sessions
         worker = api = None
@@ -125,6 +128,7 @@ async def end_to_end(count: int, rate: float, label: str) -> None:
                             )
                         )
                 token = await add_staff(sessions, StaffRole.INTEGRATION, None, name="bench")
+                nurse = await add_staff(sessions, StaffRole.NURSE, "cardiology", name="bench")
                 env = process_env(infra, settings)
                 (worker,) = start_workers(infra, env, 1, review=False)
                 api = start_api(env, infra.workdir, api_port, os.cpu_count() or 1)
@@ -149,9 +153,25 @@ async def end_to_end(count: int, rate: float, label: str) -> None:
                             )
                             response.raise_for_status()
 
+                    async def send_batch() -> None:
+                        response = await http.post(
+                            "/api/messages/batches",
+                            json={
+                                "name": "停诊通知",
+                                "template": "notice_generic",
+                                "variables": {"title": "停诊通知", "content": "王医生周五停诊"},
+                                "recipients": {"patient_ids": [f"M{n:05d}" for n in range(count)]},
+                            },
+                            headers={"Authorization": f"Bearer {nurse}"},
+                        )
+                        response.raise_for_status()
+
                     split = CpuSplit.start()
                     start = time.perf_counter()
-                    await asyncio.gather(*(push(n) for n in range(count)))
+                    if batch:
+                        await send_batch()
+                    else:
+                        await asyncio.gather(*(push(n) for n in range(count)))
                     accepted = time.perf_counter() - start
 
                     async def all_received() -> bool:
@@ -168,10 +188,10 @@ async def end_to_end(count: int, rate: float, label: str) -> None:
                 f"(API accepted all in {accepted:.1f}s; all delivered {wall:.1f}s after the first "
                 "push, worker start-up included)"
             )
-            bodies = [m.body for m in twilio.messages.values()]
+            recipients = [m.to for m in twilio.messages.values()]
             print(
-                f"{'':<34} at the provider: {len(bodies)} messages, {len(set(bodies))} distinct, "
-                f"for {count} pushes"
+                f"{'':<34} at the provider: {len(recipients)} messages, to {len(set(recipients))} "
+                f"distinct recipients, for {count} {'recipients' if batch else 'pushes'}"
             )
             print(f"{'':<34} {cpu}")
             if alone:
@@ -189,9 +209,11 @@ async def end_to_end(count: int, rate: float, label: str) -> None:
 async def main(count: int) -> None:
     configure_logging(json=True, level="WARNING")
     print(f"messages through the Twilio path, {count} messages, 2-core box")
-    await end_to_end(count, 1000.0, "push API → workflow → Twilio")
+    await end_to_end(count, 1000.0, "push API → workflow → Twilio", batch=False)
     # The channel's task-queue rate limit, enforced by the Temporal server across workers.
-    await end_to_end(60, 5.0, "same, SMS limited to 5/s")
+    await end_to_end(60, 5.0, "same, SMS limited to 5/s", batch=False)
+    await end_to_end(count, 1000.0, "batch API → bulk sends → Twilio", batch=True)
+    await end_to_end(60, 5.0, "same, SMS limited to 5/s", batch=True)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,9 @@ ACTIVITY_SEND_MANY = "messaging.send_many"
 ACTIVITY_RECORD_MANY = "messaging.record_many"
 ACTIVITY_FINISH_MANY = "messaging.finish_many"
 
+# How long one try at sending one message on one channel may take, alone or in a bulk send.
+CHANNEL_SEND_TIMEOUT = timedelta(seconds=20)
+
 # Error type of a channel failure that retrying cannot fix (invalid number, user blocked us).
 PERMANENT_DELIVERY_FAILURE = "PermanentDeliveryFailure"
 

@@ -215,11 +215,19 @@ class MessageBatchWorkflow:
                 ready.append(message)
             else:
                 self._count("sent" if message.status == "done" else message.status)
-        # Quiet hours hold a page's messages to the same moment, or to a few (per department).
-        for not_before in sorted({m.not_before for m in ready if m.not_before}):
-            if not_before > workflow.now():
-                await workflow.sleep(not_before - workflow.now())
-        await self._deliver(ready)
+        # Those due now go at once; those held by quiet hours go when their hours end (the same
+        # moment for a whole page, or a few).
+        due: list[PreparedMessage] = []
+        held: dict[datetime, list[PreparedMessage]] = {}
+        for message in ready:
+            if message.not_before is not None and message.not_before > workflow.now():
+                held.setdefault(message.not_before, []).append(message)
+            else:
+                due.append(message)
+        await self._deliver(due)
+        for not_before in sorted(held):
+            await workflow.sleep(max(not_before - workflow.now(), timedelta(0)))
+            await self._deliver(held[not_before])
 
     async def _deliver(self, ready: list[PreparedMessage]) -> None:
         pending = {

@@ -13,7 +13,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from contracts.key_rotation import UNREADABLE_VALUE
-    from contracts.messages import PERMANENT_DELIVERY_FAILURE
+    from contracts.messages import CHANNEL_SEND_TIMEOUT, PERMANENT_DELIVERY_FAILURE
     from contracts.payment import REFUSED
 
 # Our own database (projections, records, audit, pages of recipients): an outage delays the
@@ -78,8 +78,7 @@ IDENTITY_GIVE_UP = timedelta(hours=1)
 # retried quickly. Transient failures (5xx, timeouts) are retried with backoff for about two
 # minutes (a try whose answer was lost may first spend a few waiting for WeChat's report of it),
 # then the next channel is tried; a permanent one (invalid number, user blocked the account)
-# moves on at once.
-CHANNEL_SEND_TIMEOUT = timedelta(seconds=20)
+# moves on at once. Each try has CHANNEL_SEND_TIMEOUT.
 CHANNEL_SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,
