@@ -78,7 +78,13 @@ from services.message_status import (
     apply_pending_reports,
     claim_reported_send,
 )
-from services.messages import Composer, MessageRejected, message_by_key, outgoing
+from services.messages import (
+    Composer,
+    MessageRejected,
+    TemplateSpecs,
+    message_by_key,
+    outgoing,
+)
 
 log = get_logger(__name__)
 
@@ -90,9 +96,9 @@ _OTHER_SEND_POLL_SECONDS = 0.2
 _OTHER_SEND_FOR = timedelta(minutes=1)
 
 
-# Messages of one bulk send in flight at once: enough to hide the provider's round trip, few
-# enough to leave the worker's database pool to its other steps.
-_SEND_MANY_CONCURRENCY = 8
+# Messages of one bulk send in flight at once, enough to hide the provider's round trip. First
+# tries hold no database connection while they send.
+_SEND_MANY_CONCURRENCY = 20
 
 
 class _OtherSendUnresolved(Exception):
@@ -147,23 +153,45 @@ class MessagingActivities:
     @activity.defn(name=ACTIVITY_PREPARE)
     async def prepare(self, prepare: PrepareMessage) -> PreparedMessage:
         async with transaction(self._sessions) as session:
-            return await self._prepare(session, prepare.request, prepare.now)
+            message = await message_by_key(session, prepare.request.key)
+            return await self._prepare(session, prepare.request, prepare.now, message)
 
     @activity.defn(name=ACTIVITY_PREPARE_MANY)
     async def prepare_many(self, prepare: PrepareMany) -> PreparedMany:
         """A batch page in one transaction: all of it composed, or (on an error) none of it."""
+        requests = prepare.requests
         async with transaction(self._sessions) as session:
+            # Read together, not one by one: the page's messages already made, and its patients
+            # (which puts them in the session's identity map for the steps below).
+            made = await session.exec(
+                select(OutboundMessage).where(
+                    col(OutboundMessage.idempotency_key).in_([r.key for r in requests])
+                )
+            )
+            existing = {m.idempotency_key: m for m in made.all()}
+            await session.exec(
+                select(Patient).where(col(Patient.id).in_({r.patient_id for r in requests}))
+            )
+            specs: TemplateSpecs = {}
             return PreparedMany(
-                messages=[await self._prepare(session, r, prepare.now) for r in prepare.requests]
+                messages=[
+                    await self._prepare(session, r, prepare.now, existing.get(r.key), specs)
+                    for r in requests
+                ]
             )
 
     async def _prepare(
-        self, session: AsyncSession, request: MessageRequest, now: datetime
+        self,
+        session: AsyncSession,
+        request: MessageRequest,
+        now: datetime,
+        message: OutboundMessage | None,
+        specs: TemplateSpecs | None = None,
     ) -> PreparedMessage:
-        message = await message_by_key(session, request.key)
+        """``message``: the one already made under the request's key, if any."""
         if message is None:
             try:
-                message = await self._composer.compose(session, request, now)
+                message = await self._composer.compose(session, request, now, specs=specs)
             except MessageRejected as exc:
                 log.warning("message refused", key=request.key, reason=str(exc))
                 rejected = self._rejected(request, now, exc)

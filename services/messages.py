@@ -140,6 +140,10 @@ def staff_id_of(sender: str) -> str | None:
     return ident if kind == "staff" and ident else None
 
 
+# Templates already resolved in one transaction, by (code, department, staff member).
+TemplateSpecs = dict[tuple[str, str | None, str | None], TemplateSpec | None]
+
+
 @dataclass
 class Composer:
     settings: Settings
@@ -154,9 +158,17 @@ class Composer:
         return env
 
     async def compose(
-        self, session: AsyncSession, request: MessageRequest, now: datetime
+        self,
+        session: AsyncSession,
+        request: MessageRequest,
+        now: datetime,
+        *,
+        specs: TemplateSpecs | None = None,
     ) -> OutboundMessage:
         """Checks and renders the request and adds its row to the session (not committed).
+
+        ``specs`` carries the templates resolved for earlier requests composed in the same
+        transaction (a batch page's, which all name one template).
 
         Raises MessageRejected naming the field when the request cannot become a message."""
         patient = await session.get(Patient, request.patient_id) if request.patient_id else None
@@ -171,12 +183,15 @@ class Composer:
         if patient is None and phone is None:
             raise MessageRejected("to", "a patient or a phone number is required")
 
-        spec = await self.templates.resolve(
-            session,
-            request.template,
-            department_code=request.department_code,
-            staff_id=staff_id_of(request.sender),
-        )
+        owner = (request.template, request.department_code, staff_id_of(request.sender))
+        if specs is not None and owner in specs:
+            spec = specs[owner]
+        else:
+            spec = await self.templates.resolve(
+                session, owner[0], department_code=owner[1], staff_id=owner[2]
+            )
+            if specs is not None:
+                specs[owner] = spec
         if spec is None:
             raise MessageRejected("template", f"unknown template '{request.template}'")
         if request.category and request.category != spec.category:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
@@ -56,7 +57,7 @@ with workflow.unsafe.imports_passed_through():
         channel_bulk_task_queue,
         delivery_workflow_id,
     )
-    from workflows.local_steps import local_step
+    from workflows.local_steps import database_activity
     from workflows.retries import (
         BULK_SEND_HEARTBEAT,
         BULK_SEND_RETRY,
@@ -68,9 +69,11 @@ with workflow.unsafe.imports_passed_through():
 
 PAGE_SIZE = 100
 # Bulk sends: recipients per page (a page is composed in one transaction and sent by up to
-# BULK_PAGE_SIZE / BULK_SEND_SIZE activities at once), and per run before continuing as new.
+# BULK_PAGE_SIZE / BULK_SEND_SIZE activities at once), pages in flight at once, and recipients
+# per run before continuing as new.
 BULK_PAGE_SIZE = 200
 BULK_RUN_LIMIT = 2000
+BULK_PAGES_IN_FLIGHT = 2
 BULK_SENDS = "bulk-batch-sends"
 # Children in flight at once; the channel rate limits decide the actual sending speed.
 MAX_IN_FLIGHT = 50
@@ -110,33 +113,10 @@ class MessageBatchWorkflow:
 
     @workflow.run
     async def run(self, input: BatchInput) -> BatchProgress:
-        bulk = workflow.patched(BULK_SENDS)
-        page_size, run_limit = (BULK_PAGE_SIZE, BULK_RUN_LIMIT) if bulk else (PAGE_SIZE, RUN_LIMIT)
-        offset = input.offset
-        handled = 0
-        while offset < input.total:
-            page = await workflow.execute_activity(
-                ACTIVITY_BATCH_PAGE,
-                BatchPageRequest(batch_id=input.batch_id, offset=offset, limit=page_size),
-                result_type=BatchPage,
-                start_to_close_timeout=DATABASE_TIMEOUT,
-                retry_policy=DATABASE_RETRY,
-            )
-            if not page.patient_ids:
-                break
-            if bulk:
-                await self._send_in_bulk(page.patient_ids)
-            else:
-                await self._send_page(page.patient_ids)
-            offset += len(page.patient_ids)
-            handled += len(page.patient_ids)
-            self._processed = offset
-            if offset < input.total and (
-                handled >= run_limit or workflow.info().is_continue_as_new_suggested()
-            ):
-                workflow.continue_as_new(
-                    input.model_copy(update={"offset": offset, "counts": dict(self._counts)})
-                )
+        if workflow.patched(BULK_SENDS):
+            await self._run_in_bulk(input)
+        else:
+            await self._run_in_children(input)
         await workflow.execute_activity(
             ACTIVITY_BATCH_FINISHED,
             BatchFinished(batch_id=input.batch_id, counts=self._counts, at=workflow.now()),
@@ -145,6 +125,58 @@ class MessageBatchWorkflow:
         )
         self._finished = True
         return self.progress()
+
+    async def _run_in_bulk(self, input: BatchInput) -> None:
+        """Pages overlap: the next is read and composed while this one is being sent."""
+        offset = input.offset
+        handled = 0
+        sending: list[asyncio.Task[None]] = []
+        while offset < input.total:
+            patient_ids = await self._page(offset, BULK_PAGE_SIZE)
+            if not patient_ids:
+                break
+            sending.append(asyncio.ensure_future(self._send_in_bulk(patient_ids)))
+            offset += len(patient_ids)
+            handled += len(patient_ids)
+            if len(sending) >= BULK_PAGES_IN_FLIGHT:
+                await sending.pop(0)
+            if offset < input.total and (
+                handled >= BULK_RUN_LIMIT or workflow.info().is_continue_as_new_suggested()
+            ):
+                await asyncio.gather(*sending)
+                self._continue_as_new(offset)
+        await asyncio.gather(*sending)
+
+    async def _run_in_children(self, input: BatchInput) -> None:
+        offset = input.offset
+        handled = 0
+        while offset < input.total:
+            patient_ids = await self._page(offset, PAGE_SIZE)
+            if not patient_ids:
+                break
+            await self._send_page(patient_ids)
+            offset += len(patient_ids)
+            handled += len(patient_ids)
+            self._processed = offset
+            if offset < input.total and (
+                handled >= RUN_LIMIT or workflow.info().is_continue_as_new_suggested()
+            ):
+                self._continue_as_new(offset)
+
+    async def _page(self, offset: int, limit: int) -> list[str]:
+        page: BatchPage = await workflow.execute_activity(
+            ACTIVITY_BATCH_PAGE,
+            BatchPageRequest(batch_id=self._input.batch_id, offset=offset, limit=limit),
+            result_type=BatchPage,
+            start_to_close_timeout=DATABASE_TIMEOUT,
+            retry_policy=DATABASE_RETRY,
+        )
+        return page.patient_ids
+
+    def _continue_as_new(self, offset: int) -> NoReturn:
+        workflow.continue_as_new(
+            self._input.model_copy(update={"offset": offset, "counts": dict(self._counts)})
+        )
 
     @workflow.query(name=QUERY_BATCH_PROGRESS)
     def progress(self) -> BatchProgress:
@@ -204,7 +236,9 @@ class MessageBatchWorkflow:
         )
 
     async def _send_in_bulk(self, patient_ids: list[str]) -> None:
-        prepared: PreparedMany = await local_step(
+        # A page's steps are regular activities: as local ones they would hold the workflow task,
+        # and with it the other page's sends (see workflows/local_steps.py).
+        prepared: PreparedMany = await database_activity(
             ACTIVITY_PREPARE_MANY,
             PrepareMany(requests=[self._request(p) for p in patient_ids], now=workflow.now()),
             result_type=PreparedMany,
@@ -228,6 +262,7 @@ class MessageBatchWorkflow:
         for not_before in sorted(held):
             await workflow.sleep(max(not_before - workflow.now(), timedelta(0)))
             await self._deliver(held[not_before])
+        self._processed += len(patient_ids)
 
     async def _deliver(self, ready: list[PreparedMessage]) -> None:
         pending = {
@@ -254,9 +289,11 @@ class MessageBatchWorkflow:
                 for outcome in sent.outcomes:
                     self._settle(pending, channel, outcome, now, done)
             if done.receipts:
-                await local_step(ACTIVITY_RECORD_MANY, SentReceipts(receipts=done.receipts))
+                await database_activity(ACTIVITY_RECORD_MANY, SentReceipts(receipts=done.receipts))
             if done.finished:
-                await local_step(ACTIVITY_FINISH_MANY, MessagesFinished(finished=done.finished))
+                await database_activity(
+                    ACTIVITY_FINISH_MANY, MessagesFinished(finished=done.finished)
+                )
 
     async def _send(self, channel: str, message_ids: list[str], now: datetime) -> SentMany:
         result: SentMany = await workflow.execute_activity(

@@ -41,6 +41,8 @@ EXPECTED: dict[str, object] = {
         maximum_attempts=8,
         non_retryable_error_types=["PermanentDeliveryFailure"],
     ),
+    "BULK_SEND_TIMEOUT": 30 * MINUTE,
+    "BULK_SEND_RETRY": RetryPolicy(initial_interval=2 * SECOND, maximum_interval=MINUTE),
     "SAGA_FORWARD_RETRY": RetryPolicy(
         initial_interval=SECOND, maximum_interval=30 * SECOND, non_retryable_error_types=["Refused"]
     ),
