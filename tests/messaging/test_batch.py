@@ -100,7 +100,7 @@ async def test_a_batch_resumes_after_a_worker_kill_with_no_duplicates(
 
 
 async def test_a_batch_falls_back_retries_and_fails_per_recipient(
-    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory, record_history: Any
 ) -> None:
     """Each recipient of a bulk-sent batch gets what a single message would: WeChat when they
     follow the account, SMS when they do not (WeChat refuses), SMS again after the provider's
@@ -141,6 +141,10 @@ async def test_a_batch_falls_back_retries_and_fails_per_recipient(
             return body if body["status"] == "completed" else None
 
         batch = await eventually(finished, within=120, what="the batch to finish")
+        await record_history(
+            dev_env.client.get_workflow_handle(created.json()["workflow_id"]),
+            "message_batch_v2_fallback",
+        )
         async with stack.sessions() as session:
             rows = await session.exec(
                 select(OutboundMessage).where(OutboundMessage.batch_id == batch_id)
@@ -161,7 +165,8 @@ async def test_a_batch_falls_back_retries_and_fails_per_recipient(
         attempts = await stack.attempts(log[patient.id].id)
         assert (attempts["wechat"].status, attempts["wechat"].error_code) == ("failed", "43004")
         assert attempts["sms"].status == "sent"
-    retried = [(await stack.attempts(log[p.id].id))["sms"].tries for p in sms_only]
-    assert sum(retried) == len(sms_only) + 2  # the two 503s were each tried again, once
+    texted_or_tried = [*unfollowed, *sms_only, refused]
+    tries = [(await stack.attempts(log[p.id].id))["sms"].tries for p in texted_or_tried]
+    assert sum(tries) == len(texted_or_tried) + 2  # the two 503s were each tried again, once
     assert log[refused.id].status == "failed"
     assert "sms" in (log[refused.id].failure_reason or "")
