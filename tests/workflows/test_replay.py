@@ -31,6 +31,7 @@ def test_histories_cover_every_long_running_workflow() -> None:
         "pathway",
         "prescription",
         "message_delivery",
+        "message_batch",
         "payment",
         "refund",
         "consultation",
