@@ -13,7 +13,10 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from contracts.key_rotation import UNREADABLE_VALUE
-    from contracts.messages import CHANNEL_SEND_TIMEOUT, PERMANENT_DELIVERY_FAILURE
+
+    # Shared with the activity that bounds each message of a bulk send by it; pinned here too.
+    from contracts.messages import CHANNEL_SEND_TIMEOUT as CHANNEL_SEND_TIMEOUT
+    from contracts.messages import PERMANENT_DELIVERY_FAILURE
     from contracts.payment import REFUSED
 
 # Our own database (projections, records, audit, pages of recipients): an outage delays the
