@@ -303,6 +303,15 @@ class MessagingActivities:
         pacer = self._pacers.get(send.channel)
         slots = asyncio.Semaphore(_SEND_MANY_CONCURRENCY)
         first_tries = await self._reserve_first_tries(send, channel)
+        loop = asyncio.get_running_loop()
+        next_beat = 0.0
+
+        def heartbeat() -> None:
+            # Once a second is plenty against a 20-second heartbeat timeout.
+            nonlocal next_beat
+            if loop.time() >= next_beat:
+                activity.heartbeat()
+                next_beat = loop.time() + 1.0
 
         async def one(message_id: str) -> SendOutcome:
             async with slots:
@@ -327,11 +336,22 @@ class MessagingActivities:
                         status="failed" if exc.non_retryable else "retry",
                         reason=exc.message,
                     )
+                except TimeoutError:
+                    return SendOutcome(
+                        message_id=message_id,
+                        status="retry",
+                        reason=f"发送超时（{CHANNEL_SEND_TIMEOUT.total_seconds():g}秒）",
+                    )
                 except Exception as exc:  # noqa: BLE001 - one message's trouble is not the page's
+                    # Its type only: the text of a database error may quote the row's values.
                     log.warning("bulk send failed", message_id=message_id, error=type(exc).__name__)
-                    return SendOutcome(message_id=message_id, status="retry", reason=str(exc))
+                    return SendOutcome(
+                        message_id=message_id,
+                        status="retry",
+                        reason=f"发送出错（{type(exc).__name__}）",
+                    )
                 finally:
-                    activity.heartbeat()
+                    heartbeat()
                 return SendOutcome(
                     message_id=message_id,
                     status="sent",

@@ -18,12 +18,14 @@ Load: discharge events through the HIS simulator's signed webhook, with a compre
 (one plan day in ``--day-seconds``), so each run sends its day-3, day-7 and day-30 invitations
 (WeChat for half the patients, SMS for the others) and completes within the campaign; payment
 orders paid, some refunded (``harness/payment_fault_run.py``); herbal prescriptions submitted by
-the HIS, some approved by a pharmacist, the rest by the system at the review deadline.
+the HIS, some approved by a pharmacist, the rest by the system at the review deadline; a batch
+notice to ``--batch`` patients (sent in bulk, WeChat or SMS likewise), created a few seconds in.
 
 After the faults stop and everything has come to rest (polled, never slept), four figures, each
 of which must be 0, computed from our database and from what the simulators received:
 - lost steps: invitations of a run never delivered to a provider, runs not completed, orders or
-  refunds not at rest, prescriptions without their conclusion in our database and at the HIS;
+  refunds not at rest, prescriptions without their conclusion in our database and at the HIS,
+  recipients of the batch notice it never reached;
 - duplicate messages: the same message (its link, or its text) received more often by WeChat and
   Twilio together than we sent it;
 - double charges: an order or a trade refunded beyond what was paid, or an order holding more
@@ -70,6 +72,7 @@ from core.models import (
     Hospital,
     LedgerEntryRow,
     MessageAttempt,
+    MessageBatch,
     OutboundMessage,
     PathwayRun,
     Patient,
@@ -104,6 +107,7 @@ WARD = {"department_code": "orthopedics", "department_name": "骨科", "ward": "
 INVITATIONS = ("day3", "day7", "day30")
 SENT_TASK = {"sent", "read", "expired", "completed", "abnormal", "lost"}
 CHANNEL_TIMEOUT = 3.0  # our WeChat/Twilio clients' timeout; a lost answer is held longer
+BATCH_AT = 8.0  # seconds into the load: after the first worker kills, before the server restarts
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ class Options:
     runs: int
     payments: int
     prescriptions: int
+    batch: int
     kill_every: float
     workers: int
     cold_starts: bool
@@ -130,6 +135,7 @@ class Tally:
     runs: list[str] = field(default_factory=list)
     redeliveries: int = 0
     prescriptions: list[str] = field(default_factory=list)
+    batch_id: str | None = None
     pharmacist_decisions: int = 0
     api_retries: int = 0
     restarts: list[str] = field(default_factory=list)
@@ -146,7 +152,8 @@ async def main(options: Options) -> int:
     async with restartable_infra() as infra:
         twilio = TwilioState(account_sid=TWILIO_SID, auth_token=TWILIO_TOKEN)
         twilio.faults = TwilioFaults(send_callbacks=False)
-        openids = {n: f"oFault{n:05d}" for n in range(options.runs) if n % 2 == 0}
+        patients = max(options.runs, options.batch)
+        openids = {n: f"oFault{n:05d}" for n in range(patients) if n % 2 == 0}
         wechat = WeChatState(
             appid=WECHAT_APPID,
             secret=WECHAT_SECRET,
@@ -257,7 +264,7 @@ async def _prepare(
             }
         )
         hospital.config = config.model_dump(mode="json")
-        for n in range(options.runs):
+        for n in range(max(options.runs, options.batch)):
             patient_id, phone = f"F{n:05d}", f"139{n:08d}"
             world.his.patients[patient_id] = SimPatient(
                 patient_id=patient_id, name=f"患者{n}", phone=phone
@@ -324,6 +331,7 @@ async def _campaign(
                 )
                 load.create_task(_discharges(http, world, options, tally))
                 load.create_task(_prescriptions(http, world, options, tally))
+                load.create_task(_batch_notice(http, world, options, tally))
             payments = payments_task.result()
         except BaseException:
             faults.cancel()
@@ -383,6 +391,7 @@ async def _campaign(
             f"{figures['rx_concluded']} concluded of {len(tally.prescriptions)} "
             f"({tally.pharmacist_decisions} by a pharmacist, the rest at the deadline)",
         ),
+        ("batch notice", f"{figures['batch']}"),
         ("messages at providers", f"{figures['at_providers']}"),
         ("lost steps", f"{figures['lost_steps']}  {figures['lost_detail']}"),
         ("duplicate messages", f"{figures['duplicate_messages']}  {figures['duplicate_detail']}"),
@@ -477,6 +486,36 @@ async def _retry_5xx(call: Callable[[], Awaitable[httpx.Response]], tally: Tally
     return response
 
 
+async def _batch_notice(
+    http: httpx.AsyncClient, world: PayWorld, options: Options, tally: Tally
+) -> None:
+    """A nurse's notice to the first ``batch`` patients, once the workers are being killed."""
+    if not options.batch:
+        return
+    nurse = await add_staff(world.sessions, StaffRole.NURSE, "orthopedics", name="护士")
+    await asyncio.sleep(BATCH_AT)  # a point in the load's schedule, not a wait for anything
+    body = {
+        "name": "骨科门诊停诊通知",
+        "template": "notice_generic",
+        "variables": {"title": "停诊通知", "content": "骨科李医生下周一上午停诊，请改约。"},
+        "recipients": {"patient_ids": [f"F{n:05d}" for n in range(options.batch)]},
+    }
+    # Retried only on an answer saying it failed: a batch has no idempotency key, so a request
+    # whose answer was lost could have created one.
+    for _ in range(600):
+        response = await http.post(
+            f"{world.api_url}/api/messages/batches",
+            json=body,
+            headers={"Authorization": f"Bearer {nurse}"},
+        )
+        if response.status_code < 500:
+            break
+        tally.api_retries += 1
+        await asyncio.sleep(0.5)
+    assert response.status_code == 202, response.text
+    tally.batch_id = response.json()["id"]
+
+
 async def _prescriptions(
     http: httpx.AsyncClient, world: PayWorld, options: Options, tally: Tally
 ) -> None:
@@ -533,11 +572,13 @@ async def _eventually_row(world: PayWorld, number: str) -> Prescription:
 
 
 async def _settle(world: PayWorld, options: Options, tally: Tally) -> bool:
-    """Polls until every run has completed and every prescription has been concluded, in our
-    database and at the HIS; False if that has not happened within ``settle_within``."""
+    """Polls until every run has completed, every prescription has been concluded, in our
+    database and at the HIS, and the batch notice has finished; False if that has not happened
+    within ``settle_within``."""
     loop = asyncio.get_running_loop()
     give_up = loop.time() + options.settle_within
     runs, numbers = set(tally.runs), set(tally.prescriptions)
+    batch_done = tally.batch_id is None
     while loop.time() < give_up:
         with contextlib.suppress(OSError, SQLAlchemyError):
             async with world.sessions() as session:
@@ -554,7 +595,10 @@ async def _settle(world: PayWorld, options: Options, tally: Tally) -> bool:
                     )
                 )
                 numbers -= set(approved.all()) & _concluded_at_his(world)
-        if not runs and not numbers:
+                if not batch_done:
+                    batch = await session.get(MessageBatch, tally.batch_id)
+                    batch_done = batch is not None and batch.status == "completed"
+        if not runs and not numbers and batch_done:
             return True
         await asyncio.sleep(1.0)
     return False
@@ -594,6 +638,8 @@ async def _figures(
             ).all()
         )
         messages = list((await session.exec(select(OutboundMessage))).all())
+        batch = await session.get(MessageBatch, tally.batch_id) if tally.batch_id else None
+        batch_patients = batch.recipients if batch else []
         orders = list((await session.exec(select(PaymentOrder))).all())
         refunds = list((await session.exec(select(PaymentRefund))).all())
         ledger = list((await session.exec(select(LedgerEntryRow))).all())
@@ -680,6 +726,19 @@ async def _figures(
                 lost["invitation sent but at no provider"] += 1
             else:
                 invitations[invite.channel or "?"] += 1
+    batch_sent: Counter[str] = Counter()
+    if tally.batch_id is not None:
+        notices = {m.patient_id: m for m in messages if m.batch_id == tally.batch_id}
+        for patient_id in batch_patients:
+            notice = notices.get(patient_id)
+            if notice is None:
+                lost["batch notice never composed"] += 1
+            elif notice.status not in ("sent", "delivered"):
+                lost[f"batch notice {notice.status}: {notice.failure_reason}"] += 1
+            elif received.get(key_of.get(notice.id, ""), 0) == 0:
+                lost["batch notice sent but at no provider"] += 1
+            else:
+                batch_sent[notice.channel or "?"] += 1
     for order in orders:
         if order.status not in ORDER_DONE:
             lost[f"order {order.status}"] += 1
@@ -716,6 +775,8 @@ async def _figures(
         "invitations": f"{sum(invitations.values())} delivered {dict(invitations)} "
         f"of {3 * len(tally.runs)} due",
         "rx_concluded": rx_concluded,
+        "batch": f"{sum(batch_sent.values())} reached {dict(batch_sent)} of {len(batch_patients)}"
+        f" recipients, batch {batch.status if batch else 'never created'}",
         "at_providers": f"WeChat {len(wechat.sent)}, Twilio {len(twilio.messages)}",
         "lateness": _spread(lateness),
         "lost_steps": sum(lost.values()),
@@ -949,7 +1010,7 @@ def _books(
     return double, unbalanced, detail
 
 
-QUICK = {"runs": 50, "payments": 20, "prescriptions": 20}
+QUICK = {"runs": 50, "payments": 20, "prescriptions": 20, "batch": 300}
 
 
 def parse(argv: list[str] | None = None) -> Options:
@@ -957,6 +1018,9 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--payments", type=int, default=200)
     parser.add_argument("--prescriptions", type=int, default=200)
+    parser.add_argument(
+        "--batch", type=int, default=2000, help="recipients of one batch notice (0: none)"
+    )
     parser.add_argument("--kill-every", type=float, default=5.0, help="seconds between kills")
     parser.add_argument(
         "--workers", type=int, default=1, help="worker processes, each killed every few seconds"
@@ -980,7 +1044,9 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument("--settle-within", type=float, default=3600)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
-        "--quick", action="store_true", help="50 runs, 20 payments, 20 prescriptions"
+        "--quick",
+        action="store_true",
+        help="50 runs, 20 payments, 20 prescriptions, a batch to 300",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -991,6 +1057,7 @@ def parse(argv: list[str] | None = None) -> Options:
         runs=args.runs,
         payments=args.payments,
         prescriptions=args.prescriptions,
+        batch=args.batch,
         kill_every=args.kill_every,
         workers=args.workers,
         cold_starts=args.cold_starts,

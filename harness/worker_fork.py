@@ -14,7 +14,6 @@ Nothing here may start a thread or an event loop before forking: the parent only
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sys
@@ -32,7 +31,7 @@ def _serve(log: str) -> None:
     os.close(0)
     code = 0
     try:
-        asyncio.run(worker.main())
+        worker.run()
     # Whatever ends it, the child must not return into the parent's loop (it would fork too).
     except BaseException:  # noqa: BLE001
         traceback.print_exc()
