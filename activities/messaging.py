@@ -497,8 +497,11 @@ class MessagingActivities:
                 )
                 session.add(row)
                 await session.flush()  # its recipient's blind index, for the wait below
-            if row.status in (AttemptStatus.SENT, AttemptStatus.DELIVERED):
-                assert row.provider_message_id is not None
+            # Sent, or still 'sending' with the provider's id: an earlier try claimed the report
+            # of its send (claim_reported_send) and died before the receipt was recorded. That
+            # try's claim is this one's answer; asked again, the claim would not see its own
+            # report as unclaimed, and the message would go out twice.
+            if row.provider_message_id is not None and row.status != AttemptStatus.FAILED:
                 return AttemptResult(
                     channel=attempt.channel, provider_message_id=row.provider_message_id
                 )

@@ -93,9 +93,9 @@ from harness.staff import add_staff
 from simulators.faults import FaultPlan
 from simulators.his.app import SimPatient
 from simulators.twilio.app import Faults as TwilioFaults
-from simulators.twilio.app import TwilioState
+from simulators.twilio.app import SimMessage, TwilioState
 from simulators.twilio.app import create_app as create_twilio
-from simulators.wechat.app import WeChatState
+from simulators.wechat.app import SentTemplate, WeChatState
 from simulators.wechat.app import create_app as create_wechat
 
 TWILIO_SID = "AC" + "7" * 32
@@ -618,6 +618,16 @@ def _link(text: str | None) -> str | None:
     return next((w for w in text.replace("：", " ").split() if "/p/" in w), None)
 
 
+# A message as a provider received it: by its link, or else (a batch notice) by its recipient
+# and text.
+def _twilio_key(m: SimMessage) -> str:
+    return _link(m.body) or f"sms:{m.to}:{m.body}"
+
+
+def _wechat_key(w: SentTemplate) -> str:
+    return _link(w.url) or f"wechat:{w.touser}:{json.dumps(w.data, sort_keys=True)}"
+
+
 async def _figures(
     world: PayWorld, twilio: TwilioState, wechat: WeChatState, tally: Tally
 ) -> dict[str, Any]:
@@ -661,11 +671,11 @@ async def _figures(
     received: Counter[str] = Counter()
     provider_of: dict[str, Counter[str]] = defaultdict(Counter)
     for m in twilio.messages.values():
-        key = sim_key(m.body, f"sms:{m.to}:{m.body}")
+        key = _twilio_key(m)
         received[key] += 1
         provider_of[key]["twilio"] += 1
     for w in wechat.sent:
-        key = sim_key(w.url, f"wechat:{w.touser}:{json.dumps(w.data, sort_keys=True)}")
+        key = _wechat_key(w)
         received[key] += 1
         provider_of[key]["wechat"] += 1
     sent_keys: Counter[str] = Counter()
@@ -691,7 +701,10 @@ async def _figures(
         if n > 1 and extra > 0:
             duplicates["+".join(sorted(provider_of[key]))] += extra
             duplicated.append(key)
-    stories = await _duplicate_stories(world, twilio, wechat, duplicated, key_of)
+    # The first 20: enough to read a cause from, where a fault repeated would print hundreds.
+    stories = await _duplicate_stories(world, twilio, wechat, duplicated[:20], key_of)
+    if len(duplicated) > 20:
+        stories.append(f"  ... and {len(duplicated) - 20} more duplicated messages")
 
     # --- lost steps -----------------------------------------------------------------------------
     by_task: dict[str, OutboundMessage] = {
@@ -813,12 +826,12 @@ async def _duplicate_stories(
         # (when the provider took it, its id, what happened, when its report was answered)
         copies: list[tuple[float, str, str, float | None]] = []
         for w in wechat.sent:
-            if _link(w.url) == key:
+            if _wechat_key(w) == key:
                 event = events.get(w.msgid, {})
                 what = f"wechat took msgid {w.msgid}; its report answered {event.get('response')}"
                 copies.append((w.sent_at, str(w.msgid), what, event.get("at")))
         for m in twilio.messages.values():
-            if _link(m.body) == key:
+            if _twilio_key(m) == key:
                 what = f"twilio took {m.sid} ({m.status})"
                 copies.append((m.date_created.timestamp(), m.sid, what, None))
         if not copies:
@@ -843,7 +856,16 @@ async def _duplicate_stories(
                     )
                 )
             ).all()
-        lines = [f"  duplicate {key} ({len(message_ids)} message(s) of ours)"]
+            ours = (
+                await session.exec(
+                    select(OutboundMessage).where(col(OutboundMessage.id).in_(message_ids))
+                )
+            ).all()
+        lines = [
+            f"  duplicate {key} ({len(message_ids)} message(s) of ours: "
+            + ", ".join(f"{m.idempotency_key} {m.status}" for m in ours)
+            + ")"
+        ]
         for t, _, what, answered in copies:
             lines.append(f"    {at(t)} {what}" + (f" at {at(answered)}" if answered else ""))
         for r in reports:

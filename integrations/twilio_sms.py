@@ -46,7 +46,10 @@ class TwilioSmsChannel:
         timeout_seconds: float = 10.0,
     ) -> None:
         # Built inside the running event loop: the SDK opens its aiohttp session here.
-        self._http = AsyncTwilioHttpClient(timeout=timeout_seconds)
+        self._http = AsyncTwilioHttpClient()
+        # Applied around each call: the SDK's async client keeps a timeout given to it but never
+        # passes it on to aiohttp, whose default is five minutes.
+        self._timeout = timeout_seconds
         self._client = Client(account_sid, auth_token, http_client=self._http)
         # The SDK's API domain is a plain attribute; the simulator speaks the same paths.
         self._client.api.base_url = api_base_url.rstrip("/")
@@ -59,13 +62,14 @@ class TwilioSmsChannel:
     async def deliver(self, message: OutgoingMessage) -> DeliveryReceipt:
         assert message.phone is not None
         try:
-            sent = await self._client.messages.create_async(
-                to=message.phone,
-                from_=self._from,
-                body=message.sms_body,
-                # None is dropped from the form by the SDK.
-                status_callback=self._callback,
-            )
+            async with asyncio.timeout(self._timeout):
+                sent = await self._client.messages.create_async(
+                    to=message.phone,
+                    from_=self._from,
+                    body=message.sms_body,
+                    # None is dropped from the form by the SDK.
+                    status_callback=self._callback,
+                )
         except TwilioRestException as exc:
             raise _classify(exc) from exc
         except (TimeoutError, aiohttp.ClientError, TwilioException) as exc:
@@ -79,9 +83,10 @@ class TwilioSmsChannel:
         try:
             # Every message to the number since the try (newest first, all pages): a patient
             # sent many notices at once must not push the one we look for off a first page.
-            found = await self._client.messages.list_async(
-                to=message.phone, date_sent_after=since - _LOOKUP_SLACK, page_size=100
-            )
+            async with asyncio.timeout(self._timeout):
+                found = await self._client.messages.list_async(
+                    to=message.phone, date_sent_after=since - _LOOKUP_SLACK, page_size=100
+                )
         except TwilioRestException as exc:
             raise _classify(exc) from exc
         except (TimeoutError, aiohttp.ClientError, TwilioException) as exc:

@@ -14,8 +14,9 @@ from core.models import MessageBatch, OutboundMessage, Patient, StaffRole, new_i
 from harness.processes import settings_env, start_process
 from harness.staff import add_staff
 from harness.waiting import eventually
+from simulators.faults import FaultPlan, FaultRule
 from simulators.twilio.app import Faults as TwilioFaults
-from tests.messaging.conftest import NOTICE, StackFactory
+from tests.messaging.conftest import NOTICE, Stack, StackFactory
 
 # Enough that the kill lands mid-send with well over a hundred still to go; more only costs
 # suite time.
@@ -170,3 +171,66 @@ async def test_a_batch_falls_back_retries_and_fails_per_recipient(
     assert sum(tries) == len(texted_or_tried) + 2  # the two 503s were each tried again, once
     assert log[refused.id].status == "failed"
     assert "sms" in (log[refused.id].failure_reason or "")
+
+
+async def _finished_batch(stack: Stack, nurse: str, his_ids: list[str]) -> str:
+    created = await stack.http.post(
+        "/api/messages/batches",
+        json={
+            "name": "门诊停诊通知",
+            "template": "notice_generic",
+            "variables": NOTICE,
+            "recipients": {"patient_ids": his_ids},
+        },
+        headers=stack.auth(nurse),
+    )
+    assert created.status_code == 202, created.text
+    batch_id: str = created.json()["id"]
+
+    async def finished() -> bool:
+        async with stack.sessions() as session:
+            batch = await session.get(MessageBatch, batch_id)
+            return batch is not None and batch.status == "completed"
+
+    await eventually(finished, within=120, what="the batch to finish")
+    return batch_id
+
+
+async def test_a_bulk_send_whose_answers_were_lost_asks_twilio_and_sends_nobody_twice(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+) -> None:
+    """Twilio takes two of a page's messages and its answers never come back: the bulk send
+    reports them for another try, and that try finds each among Twilio's sent messages instead
+    of sending it again."""
+    async with (
+        messaging_stack(dev_env, channels="sms", channel_timeout_seconds=1.0) as stack,
+        stack.workers(),
+    ):
+        stack.twilio.faults = TwilioFaults(send_callbacks=False)
+        patients = [await stack.patient(phone=f"1374444444{n}") for n in range(6)]
+        stack.twilio.random_faults.replace(
+            FaultPlan(
+                hang_seconds=2.0,  # past the channel's 1 s timeout
+                rules=[
+                    FaultRule(
+                        path_prefix="/2010-04-01/Accounts",
+                        method="POST",
+                        hang_after_commit=True,
+                        count=2,
+                    )
+                ],
+            )
+        )
+        nurse = await add_staff(stack.sessions, StaffRole.NURSE, "cardiology")
+        batch_id = await _finished_batch(stack, nurse, [p.his_patient_id for p in patients])
+        async with stack.sessions() as session:
+            rows = await session.exec(
+                select(OutboundMessage).where(OutboundMessage.batch_id == batch_id)
+            )
+            log = list(rows.all())
+        tries = sorted([(await stack.attempts(m.id))["sms"].tries for m in log])
+
+    texted = sorted(m.to for m in stack.twilio.messages.values())
+    assert texted == sorted(f"+86{p.phone}" for p in patients)  # each once, the two included
+    assert {m.status for m in log} == {"sent"}
+    assert tries == [1, 1, 1, 1, 2, 2]  # the two lost answers: one more try each, no resend

@@ -14,6 +14,7 @@ import pytest
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
+from core.db import transaction
 from core.models import DeliveryReport, MessageAttempt, OutboundMessage
 from harness.waiting import eventually
 from integrations.clients import message_channels
@@ -185,6 +186,41 @@ async def test_a_wechat_send_whose_answer_was_lost_is_known_by_its_report_and_no
     assert message.channel == "wechat"
     assert attempts["wechat"].tries == 2
     assert attempts["wechat"].provider_message_id == str(sent.msgid)
+
+
+async def test_a_try_that_claimed_the_report_and_died_before_recording_is_not_sent_again(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+) -> None:
+    """A try after a lost answer claimed WeChat's report of the send (its id now on the
+    attempt) and its worker died before the receipt was recorded. The next try takes that claim
+    as the answer; it used to find no unclaimed report (the report was its own), wait out the
+    window and send again: the fault campaign's bulk sends, killed every few seconds, did that
+    to over a hundred patients."""
+    async with messaging_stack(dev_env) as stack:
+        patient = await stack.patient(openid="oClaimedOnce1")
+        pushed = await stack.push(
+            idempotency_key="claimed-1", to={"patient_id": patient.his_patient_id}
+        )
+        message_id = pushed.json()["message_id"]
+        async with transaction(stack.sessions) as session:
+            session.add(
+                MessageAttempt(
+                    message_id=message_id,
+                    channel="wechat",
+                    recipient="oClaimedOnce1",
+                    tries=2,
+                    provider_message_id="7700000000000001",
+                )
+            )
+        async with stack.workers():
+            message = await stack.wait_status(message_id, "sent")
+        attempts = await stack.attempts(message_id)
+
+    assert stack.wechat.sent == []  # the patient already has it: not sent again
+    assert stack.twilio.messages == {}
+    assert message.channel == "wechat"
+    assert attempts["wechat"].status == "sent"
+    assert attempts["wechat"].provider_message_id == "7700000000000001"
 
 
 async def test_a_wechat_send_whose_report_never_comes_either_is_sent_again_after_the_wait(
