@@ -193,22 +193,12 @@ class MessageBatchWorkflow:
         await asyncio.gather(*(self._send_one(patient_id, slots) for patient_id in patient_ids))
 
     async def _send_one(self, patient_id: str, slots: asyncio.Semaphore) -> None:
-        batch = self._input
-        key = batch_message_key(batch.batch_id, patient_id)
+        key = batch_message_key(self._input.batch_id, patient_id)
         async with slots:
             try:
                 outcome = await workflow.execute_child_workflow(
                     DELIVERY_WORKFLOW,
-                    MessageRequest(
-                        key=key,
-                        template=batch.template,
-                        patient_id=patient_id,
-                        variables=batch.variables,
-                        hospital_code=batch.hospital_code,
-                        department_code=batch.department_code,
-                        sender=batch.sender,
-                        batch_id=batch.batch_id,
-                    ),
+                    self._request(patient_id),
                     id=delivery_workflow_id(key),
                     result_type=DeliveryOutcome,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -217,7 +207,7 @@ class MessageBatchWorkflow:
             except WorkflowAlreadyStartedError:
                 # Handled by an earlier run of this batch (e.g. before an operator's reset).
                 status = "already_handled"
-        self._counts[status] = self._counts.get(status, 0) + 1
+        self._count(status)
 
     def _count(self, status: str) -> None:
         self._counts[status] = self._counts.get(status, 0) + 1

@@ -121,30 +121,11 @@ async def test_a_batch_falls_back_retries_and_fails_per_recipient(
         )
         everyone = [*followers, *unfollowed, *sms_only, refused]
         nurse = await add_staff(stack.sessions, StaffRole.NURSE, "cardiology")
-        created = await stack.http.post(
-            "/api/messages/batches",
-            json={
-                "name": "门诊停诊通知",
-                "template": "notice_generic",
-                "variables": NOTICE,
-                "recipients": {"patient_ids": [p.his_patient_id for p in everyone]},
-            },
-            headers=stack.auth(nurse),
-        )
-        assert created.status_code == 202, created.text
-        batch_id = created.json()["id"]
-
-        async def finished() -> dict[str, Any] | None:
-            got = await stack.http.get(
-                f"/api/messages/batches/{batch_id}", headers=stack.auth(nurse)
-            )
-            body: dict[str, Any] = got.json()
-            return body if body["status"] == "completed" else None
-
-        batch = await eventually(finished, within=120, what="the batch to finish")
+        batch_id = await _finished_batch(stack, nurse, [p.his_patient_id for p in everyone])
+        got = await stack.http.get(f"/api/messages/batches/{batch_id}", headers=stack.auth(nurse))
+        batch = got.json()
         await record_history(
-            dev_env.client.get_workflow_handle(created.json()["workflow_id"]),
-            "message_batch_v2_fallback",
+            dev_env.client.get_workflow_handle(batch["workflow_id"]), "message_batch_v2_fallback"
         )
         async with stack.sessions() as session:
             rows = await session.exec(
