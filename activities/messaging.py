@@ -101,6 +101,12 @@ _OTHER_SEND_FOR = timedelta(minutes=1)
 _SEND_MANY_CONCURRENCY = 20
 
 
+def _new_attempt(message_id: str, channel: str, draft: OutgoingMessage) -> MessageAttempt:
+    """The send-log row of a message's first try on a channel, to its recipient there."""
+    recipient = draft.openid if channel == "wechat" else draft.phone
+    return MessageAttempt(message_id=message_id, channel=channel, recipient=recipient or "")
+
+
 class _OtherSendUnresolved(Exception):
     pass
 
@@ -459,14 +465,8 @@ class MessagingActivities:
             reserved: dict[str, _Reserved] = {}
             for message in fresh:
                 draft = outgoing(message, names.get(message.patient_id or ""))
-                recipient = draft.openid if send.channel == "wechat" else draft.phone
-                row = MessageAttempt(
-                    message_id=message.id,
-                    channel=send.channel,
-                    recipient=recipient or "",
-                    tries=1,
-                    updated_at=send.now,
-                )
+                row = _new_attempt(message.id, send.channel, draft)
+                row.tries, row.updated_at = 1, send.now
                 session.add(row)
                 advance(message, MessageStatus.SENDING, send.now)
                 reserved[message.id] = _Reserved(draft, row.id, row.created_at, False, False)
@@ -491,10 +491,7 @@ class MessagingActivities:
             )
             row = found.first()
             if row is None:
-                recipient = draft.openid if attempt.channel == "wechat" else draft.phone
-                row = MessageAttempt(
-                    message_id=message.id, channel=attempt.channel, recipient=recipient or ""
-                )
+                row = _new_attempt(message.id, attempt.channel, draft)
                 session.add(row)
                 await session.flush()  # its recipient's blind index, for the wait below
             # Sent, or still 'sending' with the provider's id: an earlier try claimed the report
