@@ -79,9 +79,9 @@ from services.message_status import (
     claim_reported_send,
 )
 from services.messages import (
+    ComposeMemo,
     Composer,
     MessageRejected,
-    TemplateSpecs,
     message_by_key,
     outgoing,
 )
@@ -165,23 +165,22 @@ class MessagingActivities:
     @activity.defn(name=ACTIVITY_PREPARE_MANY)
     async def prepare_many(self, prepare: PrepareMany) -> PreparedMany:
         """A batch page in one transaction: all of it composed, or (on an error) none of it."""
-        requests = prepare.requests
+        requests = prepare.all_requests()
         async with transaction(self._sessions) as session:
-            # Read together, not one by one: the page's messages already made, and its patients
-            # (which puts them in the session's identity map for the steps below).
+            # Read together, not one by one: the page's messages already made, and its patients.
             made = await session.exec(
                 select(OutboundMessage).where(
                     col(OutboundMessage.idempotency_key).in_([r.key for r in requests])
                 )
             )
             existing = {m.idempotency_key: m for m in made.all()}
-            await session.exec(
+            patients = await session.exec(
                 select(Patient).where(col(Patient.id).in_({r.patient_id for r in requests}))
             )
-            specs: TemplateSpecs = {}
+            memo = ComposeMemo(patients={p.id: p for p in patients.all()})
             return PreparedMany(
                 messages=[
-                    await self._prepare(session, r, prepare.now, existing.get(r.key), specs)
+                    await self._prepare(session, r, prepare.now, existing.get(r.key), memo)
                     for r in requests
                 ]
             )
@@ -192,12 +191,12 @@ class MessagingActivities:
         request: MessageRequest,
         now: datetime,
         message: OutboundMessage | None,
-        specs: TemplateSpecs | None = None,
+        memo: ComposeMemo | None = None,
     ) -> PreparedMessage:
         """``message``: the one already made under the request's key, if any."""
         if message is None:
             try:
-                message = await self._composer.compose(session, request, now, specs=specs)
+                message = await self._composer.compose(session, request, now, memo=memo)
             except MessageRejected as exc:
                 log.warning("message refused", key=request.key, reason=str(exc))
                 rejected = self._rejected(request, now, exc)
@@ -218,7 +217,12 @@ class MessagingActivities:
                 status="failed" if message.status == MessageStatus.FAILED else "suppressed",
                 reason=message.failure_reason,
             )
-        patient = await session.get(Patient, message.patient_id) if message.patient_id else None
+        patients = memo.patients if memo else {}
+        patient = None
+        if message.patient_id:
+            patient = patients.get(message.patient_id) or await session.get(
+                Patient, message.patient_id
+            )
         if (
             patient is not None
             and message.category in OPTIONAL_CATEGORIES

@@ -131,9 +131,46 @@ class DeliverAttempt(_Msg):
     record: bool = True
 
 
+def batch_message_key(batch_id: str, patient_id: str) -> str:
+    return f"batch:{batch_id}:{patient_id}"
+
+
+class BatchMessage(_Msg):
+    """What every recipient's message in a batch shares."""
+
+    batch_id: str
+    template: str
+    variables: dict[str, Any] = Field(default_factory=dict)
+    hospital_code: str = "default"
+    department_code: str | None = None
+    sender: str
+
+    def request(self, patient_id: str) -> MessageRequest:
+        return MessageRequest(
+            key=batch_message_key(self.batch_id, patient_id),
+            template=self.template,
+            patient_id=patient_id,
+            variables=self.variables,
+            hospital_code=self.hospital_code,
+            department_code=self.department_code,
+            sender=self.sender,
+            batch_id=self.batch_id,
+        )
+
+
 class PrepareMany(_Msg):
-    requests: list[MessageRequest]
+    """A page of requests: a batch's message and the patients it goes to (so the page's history
+    holds each recipient's id, not a copy of the whole request), or whole requests, as pages
+    scheduled before that were."""
+
+    batch: BatchMessage | None = None
+    patient_ids: list[str] = Field(default_factory=list)
+    requests: list[MessageRequest] = Field(default_factory=list)
     now: datetime
+
+    def all_requests(self) -> list[MessageRequest]:
+        shared = self.batch
+        return self.requests + ([shared.request(p) for p in self.patient_ids] if shared else [])
 
 
 class PreparedMany(_Msg):

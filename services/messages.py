@@ -35,7 +35,7 @@ from messaging.templates import (
     make_environment,
     render_template,
 )
-from services.hospitals import hospital_profile
+from services.hospitals import HospitalProfile, hospital_profile
 from services.search_attributes import for_patient
 
 
@@ -140,8 +140,17 @@ def staff_id_of(sender: str) -> str | None:
     return ident if kind == "staff" and ident else None
 
 
-# Templates already resolved in one transaction, by (code, department, staff member).
-TemplateSpecs = dict[tuple[str, str | None, str | None], TemplateSpec | None]
+@dataclass
+class ComposeMemo:
+    """What the requests composed in one transaction share, looked up once: a batch page's all
+    name one template and one hospital. ``patients`` holds the page's patients, read together;
+    the session's identity map alone would not keep them (it holds rows only weakly)."""
+
+    specs: dict[tuple[str, str | None, str | None], TemplateSpec | None] = field(
+        default_factory=dict
+    )
+    profiles: dict[str, HospitalProfile] = field(default_factory=dict)
+    patients: dict[str, Patient] = field(default_factory=dict)
 
 
 @dataclass
@@ -163,15 +172,19 @@ class Composer:
         request: MessageRequest,
         now: datetime,
         *,
-        specs: TemplateSpecs | None = None,
+        memo: ComposeMemo | None = None,
     ) -> OutboundMessage:
         """Checks and renders the request and adds its row to the session (not committed).
 
-        ``specs`` carries the templates resolved for earlier requests composed in the same
-        transaction (a batch page's, which all name one template).
+        ``memo`` carries what earlier requests composed in the same transaction looked up.
 
         Raises MessageRejected naming the field when the request cannot become a message."""
-        patient = await session.get(Patient, request.patient_id) if request.patient_id else None
+        memo = memo or ComposeMemo()
+        patient = None
+        if request.patient_id:
+            patient = memo.patients.get(request.patient_id) or await session.get(
+                Patient, request.patient_id
+            )
         if request.patient_id and patient is None:
             raise MessageRejected("to.patient_id", "no such patient")
         if request.phone:
@@ -184,14 +197,12 @@ class Composer:
             raise MessageRejected("to", "a patient or a phone number is required")
 
         owner = (request.template, request.department_code, staff_id_of(request.sender))
-        if specs is not None and owner in specs:
-            spec = specs[owner]
+        if owner in memo.specs:
+            spec = memo.specs[owner]
         else:
-            spec = await self.templates.resolve(
+            spec = memo.specs[owner] = await self.templates.resolve(
                 session, owner[0], department_code=owner[1], staff_id=owner[2]
             )
-            if specs is not None:
-                specs[owner] = spec
         if spec is None:
             raise MessageRejected("template", f"unknown template '{request.template}'")
         if request.category and request.category != spec.category:
@@ -199,7 +210,11 @@ class Composer:
                 "category", f"template '{spec.code}' is a '{spec.category}' template"
             )
 
-        profile = await hospital_profile(session, self.settings, request.hospital_code)
+        profile = memo.profiles.get(request.hospital_code)
+        if profile is None:
+            profile = memo.profiles[request.hospital_code] = await hospital_profile(
+                session, self.settings, request.hospital_code
+            )
         # Quiet hours (MSG-2 routing): a non-urgent message waits for the morning, and a link it
         # carries is valid from then, not from when the message was due.
         send_at = now

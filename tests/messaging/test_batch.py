@@ -17,6 +17,7 @@ from harness.waiting import eventually
 from simulators.faults import FaultPlan, FaultRule
 from simulators.twilio.app import Faults as TwilioFaults
 from tests.messaging.conftest import NOTICE, Stack, StackFactory
+from workflows import message_batch
 
 # Enough that the kill lands mid-send with well over a hundred still to go; more only costs
 # suite time.
@@ -215,3 +216,34 @@ async def test_a_bulk_send_whose_answers_were_lost_asks_twilio_and_sends_nobody_
     assert texted == sorted(f"+86{p.phone}" for p in patients)  # each once, the two included
     assert {m.status for m in log} == {"sent"}
     assert tries == [1, 1, 1, 1, 2, 2]  # the two lost answers: one more try each, no resend
+
+
+async def test_a_batch_longer_than_a_run_continues_as_new_and_counts_everyone_once(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory, monkeypatch: Any
+) -> None:
+    """A batch carries on across workflow runs (each run's history stays bounded): every
+    recipient is texted once, and the progress a nurse reads counts all of them."""
+    monkeypatch.setattr(message_batch, "BULK_PAGE_SIZE", 2)
+    monkeypatch.setattr(message_batch, "BULK_RUN_LIMIT", 4)
+    async with messaging_stack(dev_env, channels="sms") as stack, stack.workers():
+        stack.twilio.faults = TwilioFaults(send_callbacks=False)
+        patients = [await stack.patient(phone=f"1375555555{n}") for n in range(9)]
+        nurse = await add_staff(stack.sessions, StaffRole.NURSE, "cardiology")
+        batch_id = await _finished_batch(stack, nurse, [p.his_patient_id for p in patients])
+        got = await stack.http.get(f"/api/messages/batches/{batch_id}", headers=stack.auth(nurse))
+        batch = got.json()
+        query = f"WorkflowId = '{batch['workflow_id']}'"
+
+        async def runs() -> int:
+            return len([run async for run in dev_env.client.list_workflows(query)])
+
+        async def all_listed() -> bool:  # the server's list may trail the runs' starts a little
+            return await runs() >= 3
+
+        await eventually(all_listed, within=30, what="the batch's runs listed")
+        listed = await runs()
+
+    texted = sorted(m.to for m in stack.twilio.messages.values())
+    assert texted == sorted(f"+86{p.phone}" for p in patients)
+    assert (batch["processed"], batch["counts"]) == (9, {"sent": 9})
+    assert listed == 3  # 4 recipients, 4 more, then the last one
