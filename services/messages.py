@@ -284,8 +284,8 @@ class Composer:
                 if send_at > now
                 else "已过有效时间，未发送"
             )
+        # Not flushed here: a batch page's rows go to the database together, in one statement.
         session.add(message)
-        await session.flush()
         return message
 
 
