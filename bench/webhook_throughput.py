@@ -18,10 +18,18 @@ import os
 import statistics
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from temporalio.client import Client
+from temporalio.common import (
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.converter import decode_typed_search_attributes
 
 from bench.cpu_split import CpuSplit
 from bench.infra import bench_infra, process_env
@@ -93,14 +101,13 @@ def _report(label: str, latencies: list[float], wall: float) -> None:
 
 async def _fire(
     http: httpx.AsyncClient, url: str, bodies: list[bytes], concurrency: int, expect: int
-) -> tuple[list[float], float, int]:
-    """Posts every body, ``concurrency`` at a time: latencies, wall time, runs started."""
+) -> tuple[list[float], float, list[str]]:
+    """Posts every body, ``concurrency`` at a time: latencies, wall time, the runs' workflow ids."""
     gate = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
-    runs = 0
+    runs: list[str] = []
 
     async def one(body: bytes) -> None:
-        nonlocal runs
         async with gate:
             start = time.perf_counter()
             response = await http.post(
@@ -109,25 +116,68 @@ async def _fire(
             latencies.append(time.perf_counter() - start)
             if response.status_code != expect:
                 raise RuntimeError(f"unexpected {response.status_code}: {response.text}")
-            runs += len(response.json().get("runs", []))
+            runs.extend(run["workflow_id"] for run in response.json().get("runs", []))
 
     start = time.perf_counter()
     await asyncio.gather(*(one(b) for b in bodies))
     return latencies, time.perf_counter() - start, runs
 
 
-async def _raw_starts(client: Client, count: int, concurrency: int) -> tuple[list[float], float]:
+@dataclass(frozen=True)
+class _Start:
+    workflow: str
+    input: Any
+    attributes: TypedSearchAttributes
+
+
+async def _as_started(client: Client, workflow_ids: list[str]) -> list[_Start]:
+    """What starting these runs gave Temporal: each one's workflow type, input and search
+    attributes, read back from its history."""
+    starts = []
+    for workflow_id in workflow_ids:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        (run_input,) = client.data_converter.payload_converter.from_payloads(
+            list(started.input.payloads)
+        )
+        starts.append(
+            _Start(
+                started.workflow_type.name,
+                run_input,
+                decode_typed_search_attributes(started.search_attributes),
+            )
+        )
+    return starts
+
+
+async def _raw_starts(
+    client: Client, count: int, concurrency: int, like: list[_Start] | None = None
+) -> tuple[list[float], float]:
     """The same server's own rate: bare workflow starts from one client at the same
-    concurrency, on a task queue no worker polls (nothing else competes)."""
+    concurrency, on a task queue no worker polls (nothing else competes). ``like``: starts of
+    those workflows' types, with their inputs and search attributes, under new ids and the
+    webhook's id policies; else a workflow type with a number for input and nothing more."""
     gate = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
 
     async def one(n: int) -> None:
         async with gate:
             start = time.perf_counter()
-            await client.start_workflow(
-                "RawStart", n, id=f"raw-start-{uuid.uuid4().hex}", task_queue="bench-raw-starts"
-            )
+            if like:
+                copy = like[n % len(like)]
+                await client.start_workflow(
+                    copy.workflow,
+                    copy.input,
+                    id=f"raw-start-{uuid.uuid4().hex}",
+                    task_queue="bench-raw-starts",
+                    search_attributes=copy.attributes,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                )
+            else:
+                await client.start_workflow(
+                    "RawStart", n, id=f"raw-start-{uuid.uuid4().hex}", task_queue="bench-raw-starts"
+                )
             latencies.append(time.perf_counter() - start)
 
     start = time.perf_counter()
@@ -172,21 +222,32 @@ async def main(events: int, concurrency: int, processes: int, patients: int) -> 
                     f"{concurrency}, {processes} API process(es) on {os.cpu_count()} cores"
                 )
                 split = CpuSplit.start()
-                latencies, wall, runs = await _fire(http, webhook, bodies, concurrency, 202)
+                latencies, wall, started = await _fire(http, webhook, bodies, concurrency, 202)
+                runs = len(started)
                 _report("new discharge (run started)", latencies, wall)
                 print(f"  {split.report(runs, 'run started')}")
                 latencies, wall_again, again = await _fire(http, webhook, bodies, concurrency, 200)
                 _report("duplicate redelivery", latencies, wall_again)
+                client = infra.temporal.client
                 split = CpuSplit.start()
-                raw, raw_wall = await _raw_starts(infra.temporal.client, runs, concurrency)
+                raw, raw_wall = await _raw_starts(client, runs, concurrency)
                 _report("raw workflow start", raw, raw_wall)
                 print(f"  {split.report(runs, 'run started')}")
-                per_run = runs / wall
+                # Temporal's own share of a run started through the webhook: the same starts with
+                # nothing of ours around them (one event's runs, one of each pathway, repeated).
+                like = await _as_started(client, started[:SEEDED])
+                split = CpuSplit.start()
+                bare, bare_wall = await _raw_starts(client, runs, concurrency, like)
+                _report("bare start of the same runs", bare, bare_wall)
+                print(f"  {split.report(runs, 'run started')}")
+                per_run, raw_rate = runs / wall, len(raw) / raw_wall
                 print(
                     f"  runs started through the webhook {runs} for {events} events "
-                    f"({per_run:.1f}/s; the redelivery answered with the same {again}); raw starts "
-                    f"{len(raw) / raw_wall:.1f}/s: ratio {per_run / (len(raw) / raw_wall):.2f} "
-                    "(goal ≥ 0.8)"
+                    f"({per_run:.1f}/s; the redelivery answered with the same {len(again)}); raw "
+                    f"starts {raw_rate:.1f}/s: ratio {per_run / raw_rate:.2f} (goal ≥ 0.8); bare "
+                    f"starts of the same runs (their inputs and search attributes) "
+                    f"{len(bare) / bare_wall:.1f}/s, ratio to raw "
+                    f"{len(bare) / bare_wall / raw_rate:.2f}"
                 )
         except httpx.TransportError:
             print(api.tail(), his.tail())
