@@ -322,6 +322,7 @@ async def send_message(
     and starts its delivery workflow, once per key; its workflow id. The caller commits."""
     if await message_by_key(session, request.key) is None:
         await composer.compose(session, request, now=now)
+        await session.flush()  # a concurrent twin fails here, before its workflow starts
     workflow_id = delivery_workflow_id(request.key)
     await temporal.start_workflow(
         DELIVERY_WORKFLOW,
