@@ -257,13 +257,7 @@ class DeliveryProgress(_Msg):
     outcome: DeliveryOutcome | None
 
 
-class BatchInput(_Msg):
-    batch_id: str
-    template: str
-    variables: dict[str, Any] = Field(default_factory=dict)
-    hospital_code: str = "default"
-    department_code: str | None = None
-    sender: str
+class BatchInput(BatchMessage):
     total: int
     # Carried over continue-as-new.
     offset: int = 0

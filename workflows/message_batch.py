@@ -45,7 +45,6 @@ with workflow.unsafe.imports_passed_through():
         BatchProgress,
         DeliveryOutcome,
         MessageFinished,
-        MessageRequest,
         MessagesFinished,
         PreparedMany,
         PreparedMessage,
@@ -200,7 +199,7 @@ class MessageBatchWorkflow:
             try:
                 outcome = await workflow.execute_child_workflow(
                     DELIVERY_WORKFLOW,
-                    self._request(patient_id),
+                    self._input.request(patient_id),
                     id=delivery_workflow_id(key),
                     result_type=DeliveryOutcome,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -214,10 +213,8 @@ class MessageBatchWorkflow:
     def _count(self, status: str) -> None:
         self._counts[status] = self._counts.get(status, 0) + 1
 
-    def _request(self, patient_id: str) -> MessageRequest:
-        return self._message().request(patient_id)
-
     def _message(self) -> BatchMessage:
+        """The input without the run's own progress, for a page's compose step."""
         return BatchMessage.model_validate(self._input.model_dump(include=_SHARED))
 
     async def _send_in_bulk(self, patient_ids: list[str]) -> None:
