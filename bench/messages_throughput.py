@@ -8,8 +8,10 @@ Three figures, all against the Twilio simulator over loopback with the real Twil
   worker process, with PostgreSQL as the send log, until the simulator has every message;
 - a batch end to end: one call creating a batch send to every recipient, sent in bulk by one
   MessageBatchSend workflow on the same server and worker, until the simulator has every message.
-Each phase also runs with SMS limited to 5/s, to show the limit holds. Prints figures; asserts
-nothing.
+Each phase also runs with SMS limited to 5/s, to show the limit holds. Then a batch to WeChat
+followers through the WeChat simulator (whose send reports come back to the API), against the
+WeChat client alone: WeChat sends take the per-message reservation path (one send in flight per
+patient). Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -35,12 +37,22 @@ from harness.settings import make_settings
 from harness.staff import add_staff
 from harness.waiting import eventually
 from integrations.twilio_sms import TwilioSmsChannel
-from messaging.channel import OutgoingMessage
+from integrations.wechat import WeChatTemplateChannel
+from messaging.channel import MessageChannel, OutgoingMessage
 from simulators.twilio.app import Faults, TwilioState
 from simulators.twilio.app import create_app as create_twilio
+from simulators.wechat.app import WeChatState
+from simulators.wechat.app import create_app as create_wechat
 
 SID = "AC" + "2" * 32
 TOKEN = "bench-twilio-token-0123456789abcdef"
+WECHAT_APPID = "wx00bench00000000"
+WECHAT_SECRET = "bench-wechat-secret-0123456789ab"
+WECHAT_TEMPLATE = "TPL-NOTICE"
+
+
+def _openid(n: int) -> str:
+    return f"oBench{n:07d}"
 
 
 async def channel_only(twilio_url: str, count: int, concurrency: int) -> float:
@@ -51,6 +63,10 @@ async def channel_only(twilio_url: str, count: int, concurrency: int) -> float:
         api_base_url=twilio_url,
         status_callback_url=None,
     )
+    return await _sends(channel, "Twilio channel (SDK only)", count, concurrency)
+
+
+async def _sends(channel: MessageChannel, label: str, count: int, concurrency: int) -> float:
     gate = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
 
@@ -64,8 +80,9 @@ async def channel_only(twilio_url: str, count: int, concurrency: int) -> float:
                     category="notice",
                     template="notice_generic",
                     phone=f"+86139{n:08d}",
-                    openid=None,
+                    openid=_openid(n),
                     sms_body=f"【示例医院】停诊通知：第{n}条测试消息。",
+                    wechat={"data": {"first": {"value": f"第{n}条测试消息"}}, "url": None},
                 )
             )
             latencies.append(time.perf_counter() - start)
@@ -77,7 +94,7 @@ async def channel_only(twilio_url: str, count: int, concurrency: int) -> float:
     ordered = sorted(latencies)
     rate = count / wall
     print(
-        f"{'Twilio channel (SDK only)':<34} n={count:<5} {count / wall:7.1f} msg/s  "
+        f"{label:<34} n={count:<5} {count / wall:7.1f} msg/s  "
         f"p50={ordered[len(ordered) // 2] * 1000:6.1f}ms  "
         f"p95={ordered[int(len(ordered) * 0.95)] * 1000:6.1f}ms  "
         f"mean={statistics.fmean(ordered) * 1000:6.1f}ms"
@@ -211,6 +228,113 @@ async def end_to_end(count: int, rate: float, label: str, *, batch: bool) -> Non
                 api.stop()
 
 
+async def wechat_batch(count: int) -> None:
+    """A batch to ``count`` WeChat followers, against the WeChat client alone."""
+    async with bench_infra() as infra:
+        worker = api = None
+        api_port = free_port()
+        wechat = WeChatState(
+            appid=WECHAT_APPID,
+            secret=WECHAT_SECRET,
+            server_token="benchwechattoken",
+            event_url=None,  # until the API is up: the client alone has no one to report to
+            followers={_openid(n) for n in range(count)},
+            template_ids={WECHAT_TEMPLATE},
+        )
+        try:
+            async with serve(create_wechat(wechat)) as wechat_url:
+                rates = []
+                for _ in range(3):
+                    channel = WeChatTemplateChannel.create(
+                        base_url=wechat_url,
+                        appid=WECHAT_APPID,
+                        secret=WECHAT_SECRET,
+                        template_ids={"notice_generic": WECHAT_TEMPLATE},
+                    )
+                    rates.append(await _sends(channel, "WeChat channel (client only)", count, 20))
+                    await channel.close()
+                alone = statistics.median(rates)
+                wechat.sent.clear()
+                wechat.event_url = f"http://127.0.0.1:{api_port}/webhooks/wechat"
+                settings = make_settings(
+                    database_url=infra.database_url,
+                    temporal_task_queue="bench-wechat",
+                    public_base_url=f"http://127.0.0.1:{api_port}",
+                    message_channels="wechat",
+                    wechat_appid=WECHAT_APPID,
+                    wechat_secret=WECHAT_SECRET,
+                    wechat_token="benchwechattoken",
+                    wechat_api_base_url=wechat_url,
+                    wechat_template_ids={"notice_generic": WECHAT_TEMPLATE},
+                    wechat_rate_per_second=1000.0,
+                )
+                async with transaction(infra.sessions) as session:
+                    session.add(
+                        Hospital(
+                            code="default",
+                            name="示例医院",
+                            config=HospitalConfig(quiet_hours=QuietHours(enabled=False)).model_dump(
+                                mode="json"
+                            ),
+                        )
+                    )
+                    for n in range(count):
+                        session.add(
+                            Patient(
+                                id=new_id(),
+                                his_patient_id=f"W{n:05d}",
+                                name=f"患者{n}",
+                                phone=f"139{n:08d}",
+                                wechat_openid=_openid(n),
+                            )
+                        )
+                nurse = await add_staff(infra.sessions, StaffRole.NURSE, "cardiology", name="bench")
+                env = process_env(infra, settings)
+                (worker,) = start_workers(infra, env, 1, review=False)
+                api = start_api(env, infra.workdir, api_port, os.cpu_count() or 1)
+                async with httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{api_port}", timeout=60
+                ) as http:
+                    await api_ready(http)
+                    split = CpuSplit.start()
+                    response = await http.post(
+                        "/api/messages/batches",
+                        json={
+                            "name": "停诊通知",
+                            "template": "notice_generic",
+                            "variables": {"title": "停诊通知", "content": "王医生周五停诊"},
+                            "recipients": {"patient_ids": [f"W{n:05d}" for n in range(count)]},
+                        },
+                        headers={"Authorization": f"Bearer {nurse}"},
+                    )
+                    response.raise_for_status()
+
+                    async def all_received() -> bool:
+                        return len(wechat.sent) >= count
+
+                    await eventually(all_received, within=3600, what="every WeChat notice")
+                    cpu = split.report(count, "message")
+            stamps = sorted(m.sent_at for m in wechat.sent)
+            sustained = (count - 1) / max(stamps[-1] - stamps[0], 1e-6)
+            label = "batch API → bulk sends → WeChat"
+            print(f"{label:<34} n={count:<5} {sustained:7.1f} msg/s sustained")
+            touser = [m.touser for m in wechat.sent]
+            print(
+                f"{'':<34} at the provider: {len(touser)} notices, to {len(set(touser))} "
+                f"distinct followers, for {count} recipients"
+            )
+            print(f"{'':<34} {cpu}")
+            print(
+                f"{'':<34} end to end / channel alone (median of 3) = {sustained:.1f} / "
+                f"{alone:.1f}: ratio {sustained / alone:.2f}"
+            )
+        finally:
+            if worker is not None:
+                worker.stop()
+            if api is not None:
+                api.stop()
+
+
 async def main(count: int) -> None:
     configure_logging(json=True, level="WARNING")
     print(f"messages through the Twilio path, {count} messages, 2-core box")
@@ -219,6 +343,7 @@ async def main(count: int) -> None:
     await end_to_end(60, 5.0, "same, SMS limited to 5/s", batch=False)
     await end_to_end(count, 1000.0, "batch API → bulk sends → Twilio", batch=True)
     await end_to_end(60, 5.0, "same, SMS limited to 5/s", batch=True)
+    await wechat_batch(count)
 
 
 if __name__ == "__main__":
