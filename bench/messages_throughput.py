@@ -26,7 +26,7 @@ import httpx
 
 from bench.cpu_split import CpuSplit
 from bench.infra import bench_infra, process_env, start_workers
-from core.db import transaction
+from core.db import SessionFactory, transaction
 from core.hospitals import HospitalConfig, QuietHours
 from core.logs import configure_logging
 from core.models import Hospital, Patient, StaffRole, new_id
@@ -53,6 +53,45 @@ WECHAT_TEMPLATE = "TPL-NOTICE"
 
 def _openid(n: int) -> str:
     return f"oBench{n:07d}"
+
+
+async def _seed(sessions: SessionFactory, count: int, prefix: str, *, wechat: bool = False) -> None:
+    """The hospital, quiet hours off (a benchmark runs at any hour), and ``count`` patients
+    numbered ``<prefix>00000`` on; following the WeChat account with ``wechat``."""
+    async with transaction(sessions) as session:
+        session.add(
+            Hospital(
+                code="default",
+                name="示例医院",
+                config=HospitalConfig(quiet_hours=QuietHours(enabled=False)).model_dump(
+                    mode="json"
+                ),
+            )
+        )
+        for n in range(count):
+            session.add(
+                Patient(
+                    id=new_id(),
+                    his_patient_id=f"{prefix}{n:05d}",
+                    name=f"患者{n}",
+                    phone=f"139{n:08d}",
+                    wechat_openid=_openid(n) if wechat else None,
+                )
+            )
+
+
+async def _send_batch(http: httpx.AsyncClient, nurse: str, count: int, prefix: str) -> None:
+    response = await http.post(
+        "/api/messages/batches",
+        json={
+            "name": "停诊通知",
+            "template": "notice_generic",
+            "variables": {"title": "停诊通知", "content": "王医生周五停诊"},
+            "recipients": {"patient_ids": [f"{prefix}{n:05d}" for n in range(count)]},
+        },
+        headers={"Authorization": f"Bearer {nurse}"},
+    )
+    response.raise_for_status()
 
 
 async def channel_only(twilio_url: str, count: int, concurrency: int) -> float:
@@ -129,25 +168,7 @@ async def end_to_end(count: int, rate: float, label: str, *, batch: bool) -> Non
                     twilio_api_base_url=twilio_url,
                     twilio_rate_per_second=rate,
                 )
-                async with transaction(sessions) as session:
-                    session.add(
-                        Hospital(
-                            code="default",
-                            name="示例医院",
-                            config=HospitalConfig(quiet_hours=QuietHours(enabled=False)).model_dump(
-                                mode="json"
-                            ),
-                        )
-                    )
-                    for n in range(count):
-                        session.add(
-                            Patient(
-                                id=new_id(),
-                                his_patient_id=f"M{n:05d}",
-                                name=f"患者{n}",
-                                phone=f"139{n:08d}",
-                            )
-                        )
+                await _seed(sessions, count, "M")
                 token = await add_staff(sessions, StaffRole.INTEGRATION, None, name="bench")
                 nurse = await add_staff(sessions, StaffRole.NURSE, "cardiology", name="bench")
                 env = process_env(infra, settings)
@@ -174,23 +195,10 @@ async def end_to_end(count: int, rate: float, label: str, *, batch: bool) -> Non
                             )
                             response.raise_for_status()
 
-                    async def send_batch() -> None:
-                        response = await http.post(
-                            "/api/messages/batches",
-                            json={
-                                "name": "停诊通知",
-                                "template": "notice_generic",
-                                "variables": {"title": "停诊通知", "content": "王医生周五停诊"},
-                                "recipients": {"patient_ids": [f"M{n:05d}" for n in range(count)]},
-                            },
-                            headers={"Authorization": f"Bearer {nurse}"},
-                        )
-                        response.raise_for_status()
-
                     split = CpuSplit.start()
                     start = time.perf_counter()
                     if batch:
-                        await send_batch()
+                        await _send_batch(http, nurse, count, "M")
                     else:
                         await asyncio.gather(*(push(n) for n in range(count)))
                     accepted = time.perf_counter() - start
@@ -268,26 +276,7 @@ async def wechat_batch(count: int) -> None:
                     wechat_template_ids={"notice_generic": WECHAT_TEMPLATE},
                     wechat_rate_per_second=1000.0,
                 )
-                async with transaction(infra.sessions) as session:
-                    session.add(
-                        Hospital(
-                            code="default",
-                            name="示例医院",
-                            config=HospitalConfig(quiet_hours=QuietHours(enabled=False)).model_dump(
-                                mode="json"
-                            ),
-                        )
-                    )
-                    for n in range(count):
-                        session.add(
-                            Patient(
-                                id=new_id(),
-                                his_patient_id=f"W{n:05d}",
-                                name=f"患者{n}",
-                                phone=f"139{n:08d}",
-                                wechat_openid=_openid(n),
-                            )
-                        )
+                await _seed(infra.sessions, count, "W", wechat=True)
                 nurse = await add_staff(infra.sessions, StaffRole.NURSE, "cardiology", name="bench")
                 env = process_env(infra, settings)
                 (worker,) = start_workers(infra, env, 1, review=False)
@@ -297,17 +286,7 @@ async def wechat_batch(count: int) -> None:
                 ) as http:
                     await api_ready(http)
                     split = CpuSplit.start()
-                    response = await http.post(
-                        "/api/messages/batches",
-                        json={
-                            "name": "停诊通知",
-                            "template": "notice_generic",
-                            "variables": {"title": "停诊通知", "content": "王医生周五停诊"},
-                            "recipients": {"patient_ids": [f"W{n:05d}" for n in range(count)]},
-                        },
-                        headers={"Authorization": f"Bearer {nurse}"},
-                    )
-                    response.raise_for_status()
+                    await _send_batch(http, nurse, count, "W")
 
                     async def all_received() -> bool:
                         return len(wechat.sent) >= count
