@@ -217,12 +217,7 @@ class MessagingActivities:
                 status="failed" if message.status == MessageStatus.FAILED else "suppressed",
                 reason=message.failure_reason,
             )
-        patients = memo.patients if memo else {}
-        patient = None
-        if message.patient_id:
-            patient = patients.get(message.patient_id) or await session.get(
-                Patient, message.patient_id
-            )
+        patient = await (memo or ComposeMemo()).patient(session, message.patient_id)
         if (
             patient is not None
             and message.category in OPTIONAL_CATEGORIES

@@ -152,6 +152,11 @@ class ComposeMemo:
     profiles: dict[str, HospitalProfile] = field(default_factory=dict)
     patients: dict[str, Patient] = field(default_factory=dict)
 
+    async def patient(self, session: AsyncSession, patient_id: str | None) -> Patient | None:
+        if not patient_id:
+            return None
+        return self.patients.get(patient_id) or await session.get(Patient, patient_id)
+
 
 @dataclass
 class Composer:
@@ -180,11 +185,7 @@ class Composer:
 
         Raises MessageRejected naming the field when the request cannot become a message."""
         memo = memo or ComposeMemo()
-        patient = None
-        if request.patient_id:
-            patient = memo.patients.get(request.patient_id) or await session.get(
-                Patient, request.patient_id
-            )
+        patient = await memo.patient(session, request.patient_id)
         if request.patient_id and patient is None:
             raise MessageRejected("to.patient_id", "no such patient")
         if request.phone:
