@@ -47,6 +47,14 @@ PERMANENT_ERRORS = frozenset(
 TOKEN_MARGIN_SECONDS = 300
 
 
+# Calls in flight at once per client, over as many kept-alive connections; the rest wait their
+# turn outside httpx. httpcore's pool re-examines every connection for every queued request each
+# time a request starts or ends, so 60 bulk sends in flight on its default 100 connections (20
+# kept alive, the rest reopened) spent a third of the worker's CPU in the pool. At 8, the client
+# alone sends 1.7 times as fast in bench.messages_throughput.
+_CONNECTIONS = 8
+
+
 class WeChatApiError(Exception):
     def __init__(self, errcode: int, errmsg: str) -> None:
         super().__init__(f"WeChat error {errcode}: {errmsg}")
@@ -63,6 +71,7 @@ class WeChatApi:
         self._token: str | None = None
         self._token_expires = 0.0
         self._lock = asyncio.Lock()
+        self._slots = asyncio.Semaphore(_CONNECTIONS)
 
     async def access_token(self, *, force_refresh: bool = False) -> str:
         async with self._lock:
@@ -108,7 +117,8 @@ class WeChatApi:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        response = await self._http.request(method, f"{self._base}{path}", **kwargs)
+        async with self._slots:
+            response = await self._http.request(method, f"{self._base}{path}", **kwargs)
         if response.status_code >= 500:
             raise TransientDeliveryError(f"WeChat HTTP {response.status_code}")
         response.raise_for_status()
@@ -143,7 +153,12 @@ class WeChatTemplateChannel:
         template_ids: Mapping[str, str],
         timeout_seconds: float = 10.0,
     ) -> WeChatTemplateChannel:
-        http = httpx.AsyncClient(timeout=httpx.Timeout(timeout_seconds))
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_seconds),
+            limits=httpx.Limits(
+                max_connections=_CONNECTIONS, max_keepalive_connections=_CONNECTIONS
+            ),
+        )
         api = WeChatApi(http, base_url=base_url, appid=appid, secret=secret)
         return cls(api, http, template_ids)
 
