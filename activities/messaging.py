@@ -60,6 +60,7 @@ from core.models import (
     MessageStatus,
     OutboundMessage,
     Patient,
+    attempt_recipient_index,
     utcnow,
 )
 from messaging.categories import OPTIONAL_CATEGORIES
@@ -75,8 +76,9 @@ from messaging.routing import channel_order
 from services.message_status import (
     advance,
     another_send_unresolved,
-    apply_pending_reports,
+    apply_pending_reports_of,
     claim_reported_send,
+    recipients_with_unresolved_sends,
 )
 from services.messages import (
     ComposeMemo,
@@ -434,11 +436,10 @@ class MessagingActivities:
         self, send: SendMany, channel: MessageChannel
     ) -> dict[str, _Reserved]:
         """Reserves, in one transaction, the messages of a bulk send never tried on its channel:
-        what ``_reserve`` does for each, without its per-message round trips. The others (tried
-        before, or on a channel whose sends wait for the patient's unresolved ones) are left to
-        ``_reserve``."""
-        if channel.reports_sends_within is not None:
-            return {}
+        what ``_reserve`` does for each, without its per-message round trips. The others are
+        left to ``_reserve``: those tried before, and, on a channel whose sends wait for the
+        patient's unresolved ones, those to a patient with such a send (or with another message
+        in this send, which must wait for the first)."""
         ids = sorted(send.message_ids)  # locked in one order, as everywhere
         async with transaction(self._sessions) as session:
             found = await session.exec(
@@ -461,15 +462,43 @@ class MessagingActivities:
                 )
             )
             names = dict(named.all())
-            reserved: dict[str, _Reserved] = {}
+            rows = []
             for message in fresh:
                 draft = outgoing(message, names.get(message.patient_id or ""))
-                row = _new_attempt(message.id, send.channel, draft)
+                rows.append((message, draft, _new_attempt(message.id, send.channel, draft)))
+            if channel.reports_sends_within is not None:
+                rows = await self._free_recipients(session, send.channel, rows)
+            reserved: dict[str, _Reserved] = {}
+            for message, draft, row in rows:
                 row.tries, row.updated_at = 1, send.now
                 session.add(row)
                 advance(message, MessageStatus.SENDING, send.now)
                 reserved[message.id] = _Reserved(draft, row.id, row.created_at, False, False)
         return reserved
+
+    @staticmethod
+    async def _free_recipients(
+        session: AsyncSession,
+        channel: str,
+        rows: list[tuple[OutboundMessage, OutgoingMessage, MessageAttempt]],
+    ) -> list[tuple[OutboundMessage, OutgoingMessage, MessageAttempt]]:
+        """Of new sends on a channel that reports its sends, those that need not wait: no other
+        send to their recipient is unresolved (the check ``_reserve`` makes for one), nor comes
+        before them in this bulk send. Their recipients stay locked until the reservation
+        commits, so a send starting elsewhere meanwhile sees theirs."""
+        indexes = {i for *_, row in rows if (i := attempt_recipient_index(channel, row.recipient))}
+        busy = await recipients_with_unresolved_sends(
+            session, channel, indexes, utcnow() - _OTHER_SEND_FOR
+        )
+        free = []
+        for message, draft, row in rows:
+            index = attempt_recipient_index(channel, row.recipient)
+            if index is not None:
+                if index in busy:
+                    continue
+                busy.add(index)
+            free.append((message, draft, row))
+        return free
 
     async def _reserve(
         self, attempt: DeliverAttempt, channel: MessageChannel
@@ -575,15 +604,10 @@ class MessagingActivities:
                 )
                 .distinct()
             )
-            ahead = {(channel, provider_id) for channel, provider_id in reported.all()}
-            for receipt in sent.receipts:
-                if (receipt.channel, receipt.provider_message_id) in ahead:
-                    await apply_pending_reports(
-                        session,
-                        channel=receipt.channel,
-                        provider_message_id=receipt.provider_message_id,
-                        at=receipt.at,
-                    )
+            recorded = {(r.channel, r.provider_message_id) for r in sent.receipts}
+            await apply_pending_reports_of(
+                session, recorded & set(reported.all()), max(r.at for r in sent.receipts)
+            )
 
     @staticmethod
     def _record(row: MessageAttempt, message: OutboundMessage, receipt: SentReceipt) -> None:

@@ -3,8 +3,10 @@ patient opening a link, applied to the send log idempotently and never backwards
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -98,15 +100,30 @@ async def _lock_recipient(session: AsyncSession, recipient_index: str) -> None:
         )
 
 
-def _unresolved(channel: str, recipient_index: str) -> Select[int, datetime]:
-    # Sends to this recipient whose outcome nobody knows yet: not matched to a report, and not
-    # refused by the provider on their last try.
-    return select(func.count(), func.min(MessageAttempt.created_at)).where(
-        MessageAttempt.channel == channel,
-        MessageAttempt.recipient_index == recipient_index,
-        MessageAttempt.status == AttemptStatus.SENDING,
+# Each distinct lock once, in the order of its key: two bulk sends whose recipients overlap take
+# the shared ones in the same order, so neither waits for the other in a cycle. The lock calls,
+# being volatile, run after the sort.
+_LOCK_RECIPIENTS = sa.text(
+    "SELECT pg_advisory_xact_lock(k) FROM"
+    " (SELECT DISTINCT hashtextextended(r, 0) AS k FROM unnest(CAST(:indexes AS text[])) AS r) AS l"
+    " ORDER BY k"
+)
+
+
+def _unresolved_sends(channel: str) -> tuple[sa.ColumnElement[bool], ...]:
+    # Sends whose outcome nobody knows yet: not matched to a report, and not refused by the
+    # provider on their last try.
+    return (
+        col(MessageAttempt.channel) == channel,
+        col(MessageAttempt.status) == AttemptStatus.SENDING,
         col(MessageAttempt.provider_message_id).is_(None),
         col(MessageAttempt.error_code).is_(None),
+    )
+
+
+def _unresolved(channel: str, recipient_index: str) -> Select[int, datetime]:
+    return select(func.count(), func.min(MessageAttempt.created_at)).where(
+        MessageAttempt.recipient_index == recipient_index, *_unresolved_sends(channel)
     )
 
 
@@ -128,6 +145,29 @@ async def another_send_unresolved(
     )
     count, _ = others.one()
     return count > 0
+
+
+async def recipients_with_unresolved_sends(
+    session: AsyncSession, channel: str, recipient_indexes: Collection[str], since: datetime
+) -> set[str]:
+    """another_send_unresolved for many new sends at once, before their attempts are added: of
+    these recipients, those with a send on ``channel`` begun since ``since`` whose outcome
+    nobody knows yet. Holds every one's lock until the transaction ends, as that does."""
+    if not recipient_indexes:
+        return set()
+    if session.get_bind().dialect.name == "postgresql":
+        connection = await session.connection()
+        await connection.execute(_LOCK_RECIPIENTS, {"indexes": list(recipient_indexes)})
+    busy = await session.exec(
+        select(MessageAttempt.recipient_index)
+        .where(
+            col(MessageAttempt.recipient_index).in_(recipient_indexes),
+            MessageAttempt.created_at >= since,
+            *_unresolved_sends(channel),
+        )
+        .distinct()
+    )
+    return {index for index in busy.all() if index is not None}
 
 
 async def claim_reported_send(
@@ -176,43 +216,66 @@ async def apply_pending_reports(
     session: AsyncSession, *, channel: str, provider_message_id: str, at: datetime
 ) -> None:
     """Applies every stored, not yet applied report about one provider message, oldest first.
-    Called when a report arrives and when a send records the provider's id."""
+    Called when a report arrives."""
+    await apply_pending_reports_of(session, {(channel, provider_message_id)}, at)
+
+
+async def apply_pending_reports_of(
+    session: AsyncSession, sends: Collection[tuple[str, str]], at: datetime
+) -> None:
+    """apply_pending_reports for many provider messages, each a (channel, provider id), in three
+    statements: called when sends record the provider's ids. Locks attempts, reports, then
+    messages, as one report's application does, each kind in one order."""
+    if not sends:
+        return
+    channels = {channel for channel, _ in sends}
+    provider_ids = {provider_id for _, provider_id in sends}
     found = await session.exec(
         select(MessageAttempt)
         .where(
-            MessageAttempt.channel == channel,
-            MessageAttempt.provider_message_id == provider_message_id,
+            col(MessageAttempt.channel).in_(channels),
+            col(MessageAttempt.provider_message_id).in_(provider_ids),
         )
-        # A repeated id belongs to the latest send that received it.
-        .order_by(col(MessageAttempt.created_at).desc())
-        .limit(1)
+        .order_by(col(MessageAttempt.id))
         .with_for_update()
     )
-    attempt = found.first()
-    if attempt is None:
-        log.info("delivery report ahead of our record of the send", channel=channel)
+    attempts: dict[tuple[str, str], MessageAttempt] = {}
+    for attempt in found.all():
+        key = (attempt.channel, attempt.provider_message_id or "")
+        # A repeated id belongs to the latest send that received it.
+        if key in sends and (key not in attempts or attempt.created_at > attempts[key].created_at):
+            attempts[key] = attempt
+    if len(attempts) < len(sends):
+        log.info("delivery report ahead of our record of the send", channels=sorted(channels))
+    if not attempts:
         return
     reports = await session.exec(
         select(DeliveryReport)
         .where(
-            DeliveryReport.channel == channel,
-            DeliveryReport.provider_message_id == provider_message_id,
+            col(DeliveryReport.channel).in_(channels),
+            col(DeliveryReport.provider_message_id).in_(provider_ids),
             col(DeliveryReport.applied_at).is_(None),
         )
-        .order_by(col(DeliveryReport.received_at))
+        .order_by(col(DeliveryReport.received_at), col(DeliveryReport.id))
         .with_for_update()
     )
-    pending = reports.all()
+    pending = [r for r in reports.all() if (r.channel, r.provider_message_id) in attempts]
     if not pending:
         return
-    message = await session.get(OutboundMessage, attempt.message_id, with_for_update=True)
-    assert message is not None
+    locked = await session.exec(
+        select(OutboundMessage)
+        .where(col(OutboundMessage.id).in_({a.message_id for a in attempts.values()}))
+        .order_by(col(OutboundMessage.id))
+        .with_for_update()
+    )
+    messages = {m.id: m for m in locked.all()}
     for report in pending:
-        status = _mapped(channel, report.provider_status)
+        attempt = attempts[(report.channel, report.provider_message_id)]
+        status = _mapped(report.channel, report.provider_status)
         if status is not None:
             _apply(
                 attempt,
-                message,
+                messages[attempt.message_id],
                 status,
                 report.provider_status,
                 report.error_code,

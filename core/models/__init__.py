@@ -39,6 +39,7 @@ from core.models.messaging import (
     MessageTemplate,
     OutboundMessage,
     TemplateOwner,
+    attempt_recipient_index,
 )
 from core.models.nursing import NursingItem, NursingNurse, NursingOrder
 from core.models.operations import (
@@ -130,6 +131,7 @@ __all__ = [
     "TaskStatus",
     "TemplateOwner",
     "Upload",
+    "attempt_recipient_index",
     "new_id",
     "utcnow",
 ]

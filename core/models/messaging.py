@@ -134,10 +134,14 @@ class MessageAttempt(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+def attempt_recipient_index(channel: str, recipient: str) -> str | None:
+    """The blind index of an attempt's recipient: its openid on WeChat, else its phone."""
+    return blind_index("openid" if channel == "wechat" else "phone", recipient)
+
+
 @sa.event.listens_for(MessageAttempt, "before_insert")
 def _attempt_blind_index(_mapper: Any, _connection: Any, attempt: MessageAttempt) -> None:
-    kind = "openid" if attempt.channel == "wechat" else "phone"
-    attempt.recipient_index = blind_index(kind, attempt.recipient)
+    attempt.recipient_index = attempt_recipient_index(attempt.channel, attempt.recipient)
 
 
 class TemplateOwner(StrEnum):

@@ -10,7 +10,15 @@ from sqlmodel import col, func, select
 from temporalio.testing import WorkflowEnvironment
 
 from core.db import transaction
-from core.models import MessageBatch, OutboundMessage, Patient, StaffRole, new_id
+from core.models import (
+    MessageAttempt,
+    MessageBatch,
+    OutboundMessage,
+    Patient,
+    StaffRole,
+    new_id,
+    utcnow,
+)
 from harness.processes import settings_env, start_process
 from harness.staff import add_staff
 from harness.waiting import eventually
@@ -156,6 +164,12 @@ async def test_a_batch_falls_back_retries_and_fails_per_recipient(
 
 
 async def _finished_batch(stack: Stack, nurse: str, his_ids: list[str]) -> str:
+    batch_id = await _created_batch(stack, nurse, his_ids)
+    await _until_finished(stack, batch_id)
+    return batch_id
+
+
+async def _created_batch(stack: Stack, nurse: str, his_ids: list[str]) -> str:
     created = await stack.http.post(
         "/api/messages/batches",
         json={
@@ -168,14 +182,16 @@ async def _finished_batch(stack: Stack, nurse: str, his_ids: list[str]) -> str:
     )
     assert created.status_code == 202, created.text
     batch_id: str = created.json()["id"]
+    return batch_id
 
+
+async def _until_finished(stack: Stack, batch_id: str) -> None:
     async def finished() -> bool:
         async with stack.sessions() as session:
             batch = await session.get(MessageBatch, batch_id)
             return batch is not None and batch.status == "completed"
 
     await eventually(finished, within=120, what="the batch to finish")
-    return batch_id
 
 
 async def test_a_bulk_send_whose_answers_were_lost_asks_twilio_and_sends_nobody_twice(
@@ -247,3 +263,57 @@ async def test_a_batch_longer_than_a_run_continues_as_new_and_counts_everyone_on
     assert texted == sorted(f"+86{p.phone}" for p in patients)
     assert (batch["processed"], batch["counts"]) == (9, {"sent": 9})
     assert listed == 3  # 4 recipients, 4 more, then the last one
+
+
+async def test_a_wechat_batch_holds_back_only_a_patient_whose_last_message_is_unresolved(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+) -> None:
+    """WeChat's reports are how a lost answer is settled, so a patient is not sent a new message
+    while another's outcome is unknown (two in flight, one report lost, would both be sent
+    again). A batch sends everyone else at once and that patient's as soon as the earlier
+    message is known to have gone, each once, by WeChat."""
+    async with messaging_stack(dev_env, channels="wechat,sms") as stack, stack.workers():
+        waiting, *others = [
+            await stack.patient(phone=f"1376666666{n}", openid=f"oBulkWx0{n}") for n in range(4)
+        ]
+        async with transaction(stack.sessions) as session:
+            earlier = OutboundMessage(
+                idempotency_key="earlier-notice",
+                category="notice",
+                template="notice_generic",
+                patient_id=waiting.id,
+                recipient_openid="oBulkWx00",
+                body="复诊提醒",
+                status="sending",
+                scheduled_for=utcnow(),
+            )
+            session.add(earlier)
+            await session.flush()
+            unresolved = MessageAttempt(
+                message_id=earlier.id, channel="wechat", recipient="oBulkWx00", tries=1
+            )
+            session.add(unresolved)
+        nurse = await add_staff(stack.sessions, StaffRole.NURSE, "cardiology")
+        batch_id = await _created_batch(
+            stack, nurse, [p.his_patient_id for p in [waiting, *others]]
+        )
+
+        async def others_sent() -> bool:
+            return len(stack.wechat.sent) >= len(others)
+
+        await eventually(others_sent, within=30, what="the other patients' messages")
+        held_back = [s.touser for s in stack.wechat.sent]
+        async with transaction(stack.sessions) as session:  # its receipt comes in
+            row = await session.get(MessageAttempt, unresolved.id)
+            assert row is not None
+            row.status, row.provider_message_id = "sent", "7700000000000009"
+
+        async def everyone_sent() -> bool:
+            return len(stack.wechat.sent) >= len(others) + 1
+
+        await eventually(everyone_sent, within=60, what="the held-back patient's message")
+        await _until_finished(stack, batch_id)
+
+    assert sorted(held_back) == [f"oBulkWx0{n}" for n in range(1, 4)]
+    assert sorted(s.touser for s in stack.wechat.sent) == [f"oBulkWx0{n}" for n in range(4)]
+    assert stack.twilio.messages == {}
