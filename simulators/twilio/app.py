@@ -36,6 +36,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, Field
 
 from simulators.faults import FaultInjector, add_fault_control, install
+from simulators.notifier import Notifier
 
 API_PREFIX = "/2010-04-01/Accounts/{account_sid}"
 _E164 = re.compile(r"^\+[1-9]\d{7,14}$")
@@ -133,7 +134,7 @@ def _error(status_code: int, code: int, message: str) -> JSONResponse:
 
 
 def create_app(state: TwilioState) -> FastAPI:
-    http = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
+    http = Notifier()
     pending: set[asyncio.Task[None]] = set()
 
     @asynccontextmanager

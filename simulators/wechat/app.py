@@ -32,6 +32,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from simulators.faults import FaultInjector, add_fault_control, install
+from simulators.notifier import Notifier
 
 TOKEN_LIFETIME = 7200
 EVENT_PUSH_TRIES = 3
@@ -107,16 +108,8 @@ def _err(code: int, message: str) -> dict[str, Any]:
     return {"errcode": code, "errmsg": message}
 
 
-# Event pushes in flight at once, over as many kept-alive connections (see integrations.wechat).
-_PUSHES = 8
-
-
 def create_app(state: WeChatState) -> FastAPI:
-    http = httpx.AsyncClient(
-        timeout=httpx.Timeout(10.0),
-        limits=httpx.Limits(max_connections=_PUSHES, max_keepalive_connections=_PUSHES),
-    )
-    pushes = asyncio.Semaphore(_PUSHES)
+    http = Notifier()
     pending: set[asyncio.Task[None]] = set()
 
     @asynccontextmanager
@@ -225,13 +218,12 @@ def create_app(state: WeChatState) -> FastAPI:
             if attempt:
                 await asyncio.sleep(EVENT_PUSH_RETRY_SECONDS)
             try:
-                async with pushes:
-                    response = await http.post(
-                        state.event_url,
-                        params=params,
-                        content=xml.encode(),
-                        headers={"Content-Type": "text/xml"},
-                    )
+                response = await http.post(
+                    state.event_url,
+                    params=params,
+                    content=xml.encode(),
+                    headers={"Content-Type": "text/xml"},
+                )
                 code = response.status_code
             except httpx.HTTPError:
                 code = None
