@@ -56,6 +56,7 @@ fmt: setup
 bench: setup-bench
 	@$(PY) -m bench.webhook_throughput
 	@$(PY) -m bench.messages_throughput
+	@$(PY) -m bench.status_callbacks
 	@$(PY) -m bench.pathway_stats
 	@$(PY) -m bench.workbench_reports
 	@$(PY) -m bench.api_load
