@@ -116,7 +116,15 @@ async def insert_if_absent(
     Two requests creating the same row at once then both succeed instead of one failing on the
     unique index; read the row back afterwards.
     """
-    dialect = session.get_bind().dialect.name
+    await session.exec(
+        insert_unless_present(session.get_bind().dialect.name, table, values, unique_on)
+    )
+
+
+def insert_unless_present(
+    dialect: str, table: sa.Table, values: dict[str, Any], unique_on: list[str]
+) -> Any:
+    """The statement insert_if_absent runs, for a caller that wants it RETURNING something."""
     insert: Any
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -124,9 +132,7 @@ async def insert_if_absent(
         from sqlalchemy.dialects.sqlite import insert
     else:  # pragma: no cover - only the two supported backends
         raise NotImplementedError(dialect)
-    await session.exec(
-        insert(table).values(**values).on_conflict_do_nothing(index_elements=unique_on)
-    )
+    return insert(table).values(**values).on_conflict_do_nothing(index_elements=unique_on)
 
 
 def local_day(column: Any, tz: ZoneInfo, dialect: str) -> Any:

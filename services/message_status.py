@@ -7,11 +7,12 @@ from collections.abc import Collection
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select
 
+from core.db import insert_unless_present
 from core.logs import get_logger
 from core.models import (
     MESSAGE_STATUS_RANK,
@@ -20,9 +21,12 @@ from core.models import (
     MessageAttempt,
     MessageStatus,
     OutboundMessage,
+    new_id,
 )
 
 log = get_logger(__name__)
+
+_REPORTS = DeliveryReport.__table__  # type: ignore[attr-defined]
 
 # Twilio MessageStatus values -> ours. 'accepted', 'queued' and 'sending' add nothing we show.
 TWILIO_STATUS: dict[str, MessageStatus] = {
@@ -68,22 +72,44 @@ async def record_delivery_report(
 
     The report is committed before it is applied, and a send commits the provider's id before
     applying pending reports, so whichever of the two commits last sees the other's row: a
-    report can never be left unapplied by the race between a fast callback and our own commit."""
-    session.add(
-        DeliveryReport(
-            channel=channel,
-            provider_message_id=provider_message_id,
-            provider_status=provider_status,
-            error_code=error_code,
-            recipient_index=recipient_index,
-            received_at=at,
+    report can never be left unapplied by the race between a fast callback and our own commit.
+
+    Storing it and looking for the send are a statement each, outside a transaction: most
+    reports outrun our record of the send (a bulk page records its sends together), and for
+    those that is all, two round trips where two transactions took six."""
+    engine = session.bind
+    assert isinstance(engine, AsyncEngine)
+    async with engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        stored = await autocommit.execute(
+            insert_unless_present(
+                connection.dialect.name,
+                _REPORTS,
+                {
+                    "id": new_id(),
+                    "channel": channel,
+                    "provider_message_id": provider_message_id,
+                    "provider_status": provider_status,
+                    "error_code": error_code,
+                    "recipient_index": recipient_index,
+                    "received_at": at,
+                },
+                ["channel", "provider_message_id", "provider_status"],
+            ).returning(_REPORTS.c.id)
         )
-    )
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        return False
+        if stored.first() is None:
+            return False
+        known = await autocommit.execute(
+            select(MessageAttempt.id)
+            .where(
+                MessageAttempt.channel == channel,
+                MessageAttempt.provider_message_id == provider_message_id,
+            )
+            .limit(1)
+        )
+        if known.first() is None:
+            log.info("delivery report ahead of our record of the send", channel=channel)
+            return True
     await apply_pending_reports(
         session, channel=channel, provider_message_id=provider_message_id, at=at
     )
