@@ -117,8 +117,18 @@ class WeChatApi:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        async with self._slots:
+        # A call waits for its turn no longer than httpx waits for a free connection. Unbounded,
+        # a single message's try waited past its activity's timeout, its retry settled the
+        # message, and the waiting call then sent it again (the fault campaign, 3 of 600).
+        try:
+            async with asyncio.timeout(self._http.timeout.pool):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout("no free connection to WeChat in time") from None
+        try:
             response = await self._http.request(method, f"{self._base}{path}", **kwargs)
+        finally:
+            self._slots.release()
         if response.status_code >= 500:
             raise TransientDeliveryError(f"WeChat HTTP {response.status_code}")
         response.raise_for_status()
