@@ -486,13 +486,12 @@ class MessagingActivities:
         send to their recipient is unresolved (the check ``_reserve`` makes for one), nor comes
         before them in this bulk send. Their recipients stay locked until the reservation
         commits, so a send starting elsewhere meanwhile sees theirs."""
-        indexes = {i for *_, row in rows if (i := attempt_recipient_index(channel, row.recipient))}
+        indexes = [attempt_recipient_index(channel, row.recipient) for *_, row in rows]
         busy = await recipients_with_unresolved_sends(
-            session, channel, indexes, utcnow() - _OTHER_SEND_FOR
+            session, channel, {i for i in indexes if i}, utcnow() - _OTHER_SEND_FOR
         )
         free = []
-        for message, draft, row in rows:
-            index = attempt_recipient_index(channel, row.recipient)
+        for (message, draft, row), index in zip(rows, indexes, strict=True):
             if index is not None:
                 if index in busy:
                     continue

@@ -24,15 +24,18 @@ import asyncio
 import os
 import statistics
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 
 from bench.cpu_split import CpuSplit
-from bench.infra import bench_infra, process_env, start_workers
+from bench.infra import BenchInfra, bench_infra, process_env, start_workers
 from core.db import SessionFactory, transaction
 from core.hospitals import HospitalConfig, QuietHours
 from core.logs import configure_logging
 from core.models import Hospital, Patient, StaffRole, new_id
+from core.settings import Settings
 from harness.postgres import free_port
 from harness.processes import api_ready, start_api
 from harness.servers import serve
@@ -144,6 +147,24 @@ async def _sends(channel: MessageChannel, label: str, count: int, concurrency: i
     return rate
 
 
+@asynccontextmanager
+async def _platform(
+    infra: BenchInfra, settings: Settings, api_port: int
+) -> AsyncIterator[httpx.AsyncClient]:
+    """One worker process and the API's processes on ``api_port``, as production runs them, and
+    a client of the API once it answers; both stopped afterwards."""
+    env = process_env(infra, settings)
+    (worker,) = start_workers(infra, env, 1, review=False)
+    api = start_api(env, infra.workdir, api_port, os.cpu_count() or 1)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=60) as http:
+            await api_ready(http)
+            yield http
+    finally:
+        worker.stop()
+        api.stop()
+
+
 async def end_to_end(
     count: int, rate: float, label: str, *, batch: bool, callbacks: bool = False
 ) -> None:
@@ -151,102 +172,88 @@ async def end_to_end(
     production; off, the API has only the sends to handle."""
     async with bench_infra() as infra:
         url, sessions = infra.database_url, infra.sessions
-        worker = api = None
-        try:
-            twilio = TwilioState(account_sid=SID, auth_token=TOKEN)
-            twilio.faults = Faults(send_callbacks=callbacks)
-            async with serve(create_twilio(twilio)) as twilio_url:
-                alone = None
-                if rate >= 1000:
-                    # The median of three: one measurement of the channel alone varied from
-                    # 590 to 920 msg/s on the same machine.
-                    alone = statistics.median(
-                        [await channel_only(twilio_url, count, concurrency=20) for _ in range(3)]
-                    )
-                    twilio.messages.clear()
-                api_port = free_port()
-                settings = make_settings(
-                    database_url=url,
-                    temporal_task_queue="bench-messages",
-                    public_base_url=f"http://127.0.0.1:{api_port}",
-                    message_channels="sms",
-                    twilio_account_sid=SID,
-                    twilio_auth_token=TOKEN,
-                    twilio_api_base_url=twilio_url,
-                    twilio_rate_per_second=rate,
+        twilio = TwilioState(account_sid=SID, auth_token=TOKEN)
+        twilio.faults = Faults(send_callbacks=callbacks)
+        async with serve(create_twilio(twilio)) as twilio_url:
+            alone = None
+            if rate >= 1000:
+                # The median of three: one measurement of the channel alone varied from
+                # 590 to 920 msg/s on the same machine.
+                alone = statistics.median(
+                    [await channel_only(twilio_url, count, concurrency=20) for _ in range(3)]
                 )
-                await _seed(sessions, count, "M")
-                token = await add_staff(sessions, StaffRole.INTEGRATION, None, name="bench")
-                nurse = await add_staff(sessions, StaffRole.NURSE, "cardiology", name="bench")
-                env = process_env(infra, settings)
-                (worker,) = start_workers(infra, env, 1, review=False)
-                api = start_api(env, infra.workdir, api_port, os.cpu_count() or 1)
-                async with httpx.AsyncClient(
-                    base_url=f"http://127.0.0.1:{api_port}", timeout=60
-                ) as http:
-                    await api_ready(http)
-                    headers = {"Authorization": f"Bearer {token}"}
-                    gate = asyncio.Semaphore(10)
-
-                    async def push(n: int) -> None:
-                        async with gate:
-                            response = await http.post(
-                                "/api/messages",
-                                json={
-                                    "idempotency_key": f"bench-{n}",
-                                    "to": {"patient_id": f"M{n:05d}"},
-                                    "template": "notice_generic",
-                                    "variables": {"title": "停诊通知", "content": f"第{n}条"},
-                                },
-                                headers=headers,
-                            )
-                            response.raise_for_status()
-
-                    split = CpuSplit.start()
-                    start = time.perf_counter()
-                    if batch:
-                        await _send_batch(http, nurse, count, "M")
-                    else:
-                        await asyncio.gather(*(push(n) for n in range(count)))
-                    accepted = time.perf_counter() - start
-
-                    async def all_received() -> bool:
-                        return len(twilio.messages) >= count
-
-                    await eventually(all_received, within=3600, what="every message")
-                    wall = time.perf_counter() - start
-                    cpu = split.report(count, "message")
-            # Sustained rate at the provider: first to last message received, worker start-up aside.
-            stamps = sorted(m.date_created for m in twilio.messages.values())
-            sustained = (count - 1) / max((stamps[-1] - stamps[0]).total_seconds(), 1e-6)
-            print(
-                f"{label:<34} n={count:<5} {sustained:7.1f} msg/s sustained  "
-                f"(API accepted all in {accepted:.1f}s; all delivered {wall:.1f}s after the first "
-                "push, worker start-up included)"
+                twilio.messages.clear()
+            api_port = free_port()
+            settings = make_settings(
+                database_url=url,
+                temporal_task_queue="bench-messages",
+                public_base_url=f"http://127.0.0.1:{api_port}",
+                message_channels="sms",
+                twilio_account_sid=SID,
+                twilio_auth_token=TOKEN,
+                twilio_api_base_url=twilio_url,
+                twilio_rate_per_second=rate,
             )
-            recipients = [m.to for m in twilio.messages.values()]
+            await _seed(sessions, count, "M")
+            token = await add_staff(sessions, StaffRole.INTEGRATION, None, name="bench")
+            nurse = await add_staff(sessions, StaffRole.NURSE, "cardiology", name="bench")
+            async with _platform(infra, settings, api_port) as http:
+                headers = {"Authorization": f"Bearer {token}"}
+                gate = asyncio.Semaphore(10)
+
+                async def push(n: int) -> None:
+                    async with gate:
+                        response = await http.post(
+                            "/api/messages",
+                            json={
+                                "idempotency_key": f"bench-{n}",
+                                "to": {"patient_id": f"M{n:05d}"},
+                                "template": "notice_generic",
+                                "variables": {"title": "停诊通知", "content": f"第{n}条"},
+                            },
+                            headers=headers,
+                        )
+                        response.raise_for_status()
+
+                split = CpuSplit.start()
+                start = time.perf_counter()
+                if batch:
+                    await _send_batch(http, nurse, count, "M")
+                else:
+                    await asyncio.gather(*(push(n) for n in range(count)))
+                accepted = time.perf_counter() - start
+
+                async def all_received() -> bool:
+                    return len(twilio.messages) >= count
+
+                await eventually(all_received, within=3600, what="every message")
+                wall = time.perf_counter() - start
+                cpu = split.report(count, "message")
+        # Sustained rate at the provider: first to last message received, worker start-up aside.
+        stamps = sorted(m.date_created for m in twilio.messages.values())
+        sustained = (count - 1) / max((stamps[-1] - stamps[0]).total_seconds(), 1e-6)
+        print(
+            f"{label:<34} n={count:<5} {sustained:7.1f} msg/s sustained  "
+            f"(API accepted all in {accepted:.1f}s; all delivered {wall:.1f}s after the first "
+            "push, worker start-up included)"
+        )
+        recipients = [m.to for m in twilio.messages.values()]
+        print(
+            f"{'':<34} at the provider: {len(recipients)} messages, to {len(set(recipients))} "
+            f"distinct recipients, for {count} {'recipients' if batch else 'pushes'}"
+        )
+        print(f"{'':<34} {cpu}")
+        if alone:
             print(
-                f"{'':<34} at the provider: {len(recipients)} messages, to {len(set(recipients))} "
-                f"distinct recipients, for {count} {'recipients' if batch else 'pushes'}"
+                f"{'':<34} end to end / channel alone (median of 3) = "
+                f"{sustained:.1f} / {alone:.1f}: "
+                f"ratio {sustained / alone:.2f} (goal ≥ 0.5)"
             )
-            print(f"{'':<34} {cpu}")
-            if alone:
-                print(
-                    f"{'':<34} end to end / channel alone (median of 3) = "
-                    f"{sustained:.1f} / {alone:.1f}: "
-                    f"ratio {sustained / alone:.2f} (goal ≥ 0.5)"
-                )
-        finally:
-            if worker is not None:
-                worker.stop()
-            if api is not None:
-                api.stop()
 
 
 async def wechat_batch(count: int) -> None:
     """A batch to ``count`` WeChat followers, against the WeChat client alone."""
     async with bench_infra() as infra:
-        worker = api = None
         api_port = free_port()
         wechat = WeChatState(
             appid=WECHAT_APPID,
@@ -256,69 +263,57 @@ async def wechat_batch(count: int) -> None:
             followers={_openid(n) for n in range(count)},
             template_ids={WECHAT_TEMPLATE},
         )
-        try:
-            async with serve(create_wechat(wechat)) as wechat_url:
-                rates = []
-                for _ in range(3):
-                    channel = WeChatTemplateChannel.create(
-                        base_url=wechat_url,
-                        appid=WECHAT_APPID,
-                        secret=WECHAT_SECRET,
-                        template_ids={"notice_generic": WECHAT_TEMPLATE},
-                    )
-                    rates.append(await _sends(channel, "WeChat channel (client only)", count, 20))
-                    await channel.close()
-                alone = statistics.median(rates)
-                wechat.sent.clear()
-                wechat.event_url = f"http://127.0.0.1:{api_port}/webhooks/wechat"
-                settings = make_settings(
-                    database_url=infra.database_url,
-                    temporal_task_queue="bench-wechat",
-                    public_base_url=f"http://127.0.0.1:{api_port}",
-                    message_channels="wechat",
-                    wechat_appid=WECHAT_APPID,
-                    wechat_secret=WECHAT_SECRET,
-                    wechat_token="benchwechattoken",
-                    wechat_api_base_url=wechat_url,
-                    wechat_template_ids={"notice_generic": WECHAT_TEMPLATE},
-                    wechat_rate_per_second=1000.0,
+        async with serve(create_wechat(wechat)) as wechat_url:
+            rates = []
+            for _ in range(3):
+                channel = WeChatTemplateChannel.create(
+                    base_url=wechat_url,
+                    appid=WECHAT_APPID,
+                    secret=WECHAT_SECRET,
+                    template_ids={"notice_generic": WECHAT_TEMPLATE},
                 )
-                await _seed(infra.sessions, count, "W", wechat=True)
-                nurse = await add_staff(infra.sessions, StaffRole.NURSE, "cardiology", name="bench")
-                env = process_env(infra, settings)
-                (worker,) = start_workers(infra, env, 1, review=False)
-                api = start_api(env, infra.workdir, api_port, os.cpu_count() or 1)
-                async with httpx.AsyncClient(
-                    base_url=f"http://127.0.0.1:{api_port}", timeout=60
-                ) as http:
-                    await api_ready(http)
-                    split = CpuSplit.start()
-                    await _send_batch(http, nurse, count, "W")
-
-                    async def all_received() -> bool:
-                        return len(wechat.sent) >= count
-
-                    await eventually(all_received, within=3600, what="every WeChat notice")
-                    cpu = split.report(count, "message")
-            stamps = sorted(m.sent_at for m in wechat.sent)
-            sustained = (count - 1) / max(stamps[-1] - stamps[0], 1e-6)
-            label = "batch API → bulk sends → WeChat"
-            print(f"{label:<34} n={count:<5} {sustained:7.1f} msg/s sustained")
-            touser = [m.touser for m in wechat.sent]
-            print(
-                f"{'':<34} at the provider: {len(touser)} notices, to {len(set(touser))} "
-                f"distinct followers, for {count} recipients"
+                rates.append(await _sends(channel, "WeChat channel (client only)", count, 20))
+                await channel.close()
+            alone = statistics.median(rates)
+            wechat.sent.clear()
+            wechat.event_url = f"http://127.0.0.1:{api_port}/webhooks/wechat"
+            settings = make_settings(
+                database_url=infra.database_url,
+                temporal_task_queue="bench-wechat",
+                public_base_url=f"http://127.0.0.1:{api_port}",
+                message_channels="wechat",
+                wechat_appid=WECHAT_APPID,
+                wechat_secret=WECHAT_SECRET,
+                wechat_token="benchwechattoken",
+                wechat_api_base_url=wechat_url,
+                wechat_template_ids={"notice_generic": WECHAT_TEMPLATE},
+                wechat_rate_per_second=1000.0,
             )
-            print(f"{'':<34} {cpu}")
-            print(
-                f"{'':<34} end to end / channel alone (median of 3) = {sustained:.1f} / "
-                f"{alone:.1f}: ratio {sustained / alone:.2f}"
-            )
-        finally:
-            if worker is not None:
-                worker.stop()
-            if api is not None:
-                api.stop()
+            await _seed(infra.sessions, count, "W", wechat=True)
+            nurse = await add_staff(infra.sessions, StaffRole.NURSE, "cardiology", name="bench")
+            async with _platform(infra, settings, api_port) as http:
+                split = CpuSplit.start()
+                await _send_batch(http, nurse, count, "W")
+
+                async def all_received() -> bool:
+                    return len(wechat.sent) >= count
+
+                await eventually(all_received, within=3600, what="every WeChat notice")
+                cpu = split.report(count, "message")
+        stamps = sorted(m.sent_at for m in wechat.sent)
+        sustained = (count - 1) / max(stamps[-1] - stamps[0], 1e-6)
+        label = "batch API → bulk sends → WeChat"
+        print(f"{label:<34} n={count:<5} {sustained:7.1f} msg/s sustained")
+        touser = [m.touser for m in wechat.sent]
+        print(
+            f"{'':<34} at the provider: {len(touser)} notices, to {len(set(touser))} "
+            f"distinct followers, for {count} recipients"
+        )
+        print(f"{'':<34} {cpu}")
+        print(
+            f"{'':<34} end to end / channel alone (median of 3) = {sustained:.1f} / "
+            f"{alone:.1f}: ratio {sustained / alone:.2f}"
+        )
 
 
 async def main(count: int) -> None:
