@@ -97,6 +97,11 @@ _WAIT_FOR_OTHER_SEND = timedelta(seconds=10)
 _OTHER_SEND_POLL_SECONDS = 0.2
 _OTHER_SEND_FOR = timedelta(minutes=1)
 
+# A single message's try gives up a little before its activity times out. Past that timeout the
+# server has scheduled the retry, and this try never hears of it (it does not heartbeat): still
+# waiting (for a connection, for another send to settle), it would send the message as well.
+_TRY_LIMIT = CHANNEL_SEND_TIMEOUT - timedelta(seconds=2)
+
 
 # Messages of one bulk send in flight at once, enough to hide the provider's round trip. First
 # tries hold no database connection while they send.
@@ -151,8 +156,10 @@ class MessagingActivities:
         channels: Mapping[str, MessageChannel],
         enabled: Sequence[str],
         rates: Mapping[str, float | None] | None = None,
+        try_limit: timedelta = _TRY_LIMIT,
     ) -> None:
         self._sessions = sessions
+        self._try_limit = try_limit
         self._composer = composer
         self._channels = dict(channels)
         self._enabled = list(enabled)
@@ -285,7 +292,17 @@ class MessagingActivities:
 
     @activity.defn(name=ACTIVITY_DELIVER)
     async def deliver(self, attempt: DeliverAttempt) -> AttemptResult:
-        result = await self._send(attempt, self._channel(attempt.channel))
+        channel = self._channel(attempt.channel)
+        limit = self._try_limit.total_seconds()
+        try:
+            async with asyncio.timeout(limit):
+                result = await self._send(attempt, channel)
+        except TimeoutError:
+            # Left as a lost answer is: the retry asks the provider (or waits for its report)
+            # before it sends again.
+            raise ApplicationError(
+                f"发送超时（{limit:g}秒）", type="TransientDeliveryFailure"
+            ) from None
         if attempt.record:
             await self.record_sent(
                 SentReceipt(
