@@ -2,11 +2,12 @@
 patient, pinned to that version until staff migrate it.
 
 Each occurrence of a step runs as its own coroutine once due: it may push a form, an article, a
-survey or a check-in (a MessageDelivery child per message) and wait for the patient within the
-validity window, remind them, send a reminder, open a staff task and wait for its outcome, call
-the HIS back, or wait for an expected revisit. Answers are scored and checked against the step's
-rules, which raise alerts, open complaint or praise cases (each its own workflow, left running
-when the run ends), notify the patient and start dormant steps (branches).
+survey or a check-in (the run sends each message itself, see ``deliver_message``) and wait for
+the patient within the validity window, remind them, send a reminder, open a staff task and wait
+for its outcome, call the HIS back, or wait for an expected revisit. Answers are scored and
+checked against the step's rules, which raise alerts, open complaint or praise cases (each its
+own workflow, left running when the run ends), notify the patient and start dormant steps
+(branches).
 
 Staff change a running plan through updates with validators, each audited: reschedule or skip
 an occurrence, add an ad-hoc step, pause and resume, end, complete a staff task, migrate to a
@@ -99,6 +100,7 @@ with workflow.unsafe.imports_passed_through():
     from pathways.form_definition import FormDefinition
     from pathways.timeline import timeline, zone
     from workflows.local_steps import local_step
+    from workflows.message_delivery import deliver_message
     from workflows.pathway_answers import answered_occurrence, fired_alerts
     from workflows.pathway_guards import (
         PUSHED_ACTIONS,
@@ -124,6 +126,8 @@ with workflow.unsafe.imports_passed_through():
 
 # Runs that migrated before search attributes existed replay without the upsert.
 PATCH_VERSION_ATTRIBUTE = "upsert-pathway-version-attribute"
+# Runs that sent before this started a MessageDelivery child per message, and keep doing so.
+MESSAGES_IN_RUN = "messages-in-run"
 
 # Past this many events, continue as new at the next quiet moment (no occurrence in flight).
 HISTORY_LIMIT = 2_000
@@ -481,8 +485,7 @@ class PathwayRunWorkflow:
             "article_title": article.title if article else step.title,
         }
         message_key = f"{info.workflow_id}/{key}/msg/{n}"
-        outcome: DeliveryOutcome = await workflow.execute_child_workflow(
-            DELIVERY_WORKFLOW,
+        return await self._send(
             MessageRequest(
                 key=message_key,
                 template=template or action.template or DEFAULT_TEMPLATES[action.type],
@@ -495,8 +498,17 @@ class PathwayRunWorkflow:
                 task_id=occ.task_id,
                 urgent=step.urgent or self._input.clock_speedup > 1,
                 not_after=self._not_after(occ, step, n),
-            ),
-            id=delivery_workflow_id(message_key),
+            )
+        )
+
+    async def _send(self, request: MessageRequest) -> DeliveryOutcome:
+        if workflow.patched(MESSAGES_IN_RUN):
+            return await deliver_message(request)
+        # Runs from before sent each message from a child workflow of its own.
+        outcome: DeliveryOutcome = await workflow.execute_child_workflow(
+            DELIVERY_WORKFLOW,
+            request,
+            id=delivery_workflow_id(request.key),
             search_attributes=workflow.info().typed_search_attributes,
             result_type=DeliveryOutcome,
         )
@@ -521,8 +533,7 @@ class PathwayRunWorkflow:
     ) -> None:
         info = workflow.info()
         message_key = f"{info.workflow_id}/{key}/rule/{rule}"
-        await workflow.execute_child_workflow(
-            DELIVERY_WORKFLOW,
+        await self._send(
             MessageRequest(
                 key=message_key,
                 template=template,
@@ -532,10 +543,7 @@ class PathwayRunWorkflow:
                 department_code=self._input.department_code,
                 workflow_id=info.workflow_id,
                 urgent=True,
-            ),
-            id=delivery_workflow_id(message_key),
-            search_attributes=workflow.info().typed_search_attributes,
-            result_type=DeliveryOutcome,
+            )
         )
 
     async def _open_case(self, key: str, step: Step, case: CaseOpening) -> None:

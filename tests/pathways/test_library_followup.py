@@ -71,11 +71,7 @@ async def test_inpatient_discharge_plan_from_day_3_to_day_30(
         await stack.wait_step(workflow_id, "day30", ("sent",))
         await stack.answer(workflow_id, "day30", NORMAL)
         result = await env.client.get_workflow_handle(workflow_id).result()
-        await record_history(env.client.get_workflow_handle(workflow_id), "pathway_v3_inpatient")
-        await record_history(
-            env.client.get_workflow_handle(f"msg:{workflow_id}/day3#0/msg/0"),
-            "message_delivery_v2_outbox",
-        )
+        await record_history(env.client.get_workflow_handle(workflow_id), "pathway_v4_inpatient")
 
     assert result["status"] == "completed"
     tasks = await stack.tasks(workflow_id)
