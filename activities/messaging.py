@@ -78,6 +78,7 @@ from services.message_status import (
     another_send_unresolved,
     apply_pending_reports_of,
     claim_reported_send,
+    locked_states,
     recipients_with_unresolved_sends,
 )
 from services.messages import (
@@ -592,12 +593,7 @@ class MessagingActivities:
                 .with_for_update()
             )
             attempts = {(a.message_id, a.channel): a for a in found.all()}
-            locked = await session.exec(
-                select(OutboundMessage)
-                .where(col(OutboundMessage.id).in_(ids))
-                .order_by(col(OutboundMessage.id))
-                .with_for_update()
-            )
+            locked = await session.exec(locked_states(ids))
             messages = {m.id: m for m in locked.all()}
             for receipt in sent.receipts:
                 row = attempts.get((receipt.message_id, receipt.channel))

@@ -8,9 +8,10 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import load_only
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import Select
+from sqlmodel.sql.expression import Select, SelectOfScalar
 
 from core.db import insert_unless_present
 from core.logs import get_logger
@@ -36,6 +37,27 @@ TWILIO_STATUS: dict[str, MessageStatus] = {
     "undelivered": MessageStatus.FAILED,
     "failed": MessageStatus.FAILED,
 }
+
+
+_STATE_ONLY = load_only(
+    *(
+        getattr(OutboundMessage, name)
+        for name in ("status", "channel", "failure_reason", "sent_at", "delivered_at", "updated_at")
+    )
+)
+
+
+def locked_states(ids: Collection[str]) -> SelectOfScalar[OutboundMessage]:
+    """The messages, locked in id order, with only what recording a send or applying a report
+    reads and writes: their text, variables and phone, encrypted at rest, are not read and
+    decrypted for every provider report and every receipt."""
+    return (
+        select(OutboundMessage)
+        .where(col(OutboundMessage.id).in_(ids))
+        .order_by(col(OutboundMessage.id))
+        .options(_STATE_ONLY)
+        .with_for_update()
+    )
 
 
 def advance(message: OutboundMessage, status: MessageStatus, at: datetime) -> bool:
@@ -288,12 +310,7 @@ async def apply_pending_reports_of(
     pending = [r for r in reports.all() if (r.channel, r.provider_message_id) in attempts]
     if not pending:
         return
-    locked = await session.exec(
-        select(OutboundMessage)
-        .where(col(OutboundMessage.id).in_({a.message_id for a in attempts.values()}))
-        .order_by(col(OutboundMessage.id))
-        .with_for_update()
-    )
+    locked = await session.exec(locked_states({a.message_id for a in attempts.values()}))
     messages = {m.id: m for m in locked.all()}
     for report in pending:
         attempt = attempts[(report.channel, report.provider_message_id)]

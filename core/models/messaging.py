@@ -101,6 +101,10 @@ class OutboundMessage(SQLModel, table=True):
 @sa.event.listens_for(OutboundMessage, "before_insert")
 @sa.event.listens_for(OutboundMessage, "before_update")
 def _message_blind_index(_mapper: Any, _connection: Any, message: OutboundMessage) -> None:
+    # A message loaded without its phone (a status change) cannot have changed it; reading it
+    # here would load and decrypt it.
+    if "recipient_phone" in sa.inspect(message).unloaded:
+        return
     message.recipient_phone_index = blind_index("phone", message.recipient_phone)
 
 
