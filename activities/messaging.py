@@ -343,7 +343,8 @@ class MessagingActivities:
                 if pacer is not None:
                     await pacer.wait()
                 try:
-                    # A single message's try has this long; so has each of a bulk send's.
+                    # A try's full timeout: this activity heartbeats, so no retry of the
+                    # message starts while it runs (``deliver``'s tries stop short of theirs).
                     async with asyncio.timeout(CHANNEL_SEND_TIMEOUT.total_seconds()):
                         result = await self._send(
                             DeliverAttempt(
