@@ -1,10 +1,9 @@
 """A batch send to a selected group (MSG-2), page by page, many messages per activity.
 
 Each recipient's message is the same logical message a MessageDelivery workflow sends (one row in
-the send log under a key derived from the batch and the patient, reserved before each try, the
-channels tried in the patient's order, transient failures tried again on the same schedule), but
-a page's messages are composed in one step, sent by a few activities of up to BULK_SEND_SIZE
-messages each, and recorded in one step. A workflow per message cost the Temporal server about
+the send log under a key derived from the batch and the patient), but a page's messages are
+composed in one step and sent by ``BulkDelivery``: a few activities of up to BULK_SEND_SIZE
+messages each, recorded in one step. A workflow per message cost the Temporal server about
 six workflow starts' worth of work per message; this costs it a few per page (issue 15).
 
 Resumable by construction: recipients are read page by page from the database, progress survives
@@ -17,7 +16,6 @@ workflow per recipient.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NoReturn
 
@@ -29,12 +27,8 @@ with workflow.unsafe.imports_passed_through():
     from contracts.messages import (
         ACTIVITY_BATCH_FINISHED,
         ACTIVITY_BATCH_PAGE,
-        ACTIVITY_FINISH_MANY,
         ACTIVITY_PREPARE_MANY,
-        ACTIVITY_RECORD_MANY,
-        ACTIVITY_SEND_MANY,
         BATCH_WORKFLOW,
-        BULK_SEND_SIZE,
         DELIVERY_WORKFLOW,
         QUERY_BATCH_PROGRESS,
         BatchFinished,
@@ -44,26 +38,15 @@ with workflow.unsafe.imports_passed_through():
         BatchPageRequest,
         BatchProgress,
         DeliveryOutcome,
-        MessageFinished,
-        MessagesFinished,
         PreparedMany,
         PreparedMessage,
         PrepareMany,
-        SendMany,
-        SendOutcome,
-        SentMany,
-        SentReceipt,
-        SentReceipts,
         batch_message_key,
-        channel_bulk_task_queue,
         delivery_workflow_id,
     )
+    from workflows.bulk_delivery import BulkDelivery
     from workflows.local_steps import database_activity
     from workflows.retries import (
-        BULK_SEND_HEARTBEAT,
-        BULK_SEND_RETRY,
-        BULK_SEND_TIMEOUT,
-        CHANNEL_SEND_RETRY,
         DATABASE_RETRY,
         DATABASE_TIMEOUT,
     )
@@ -86,23 +69,6 @@ MAX_IN_FLIGHT = 50
 RUN_LIMIT = 500
 
 
-@dataclass
-class _Pending:
-    """A message of a bulk send not yet sent: the channels left to try, in order, and how it
-    has fared so far."""
-
-    channels: list[str]
-    failures: dict[str, str]
-    tries: int = 0  # transient failures on the current channel
-    due: datetime | None = None  # when the next try may go
-
-
-@dataclass
-class _Round:
-    receipts: list[SentReceipt] = field(default_factory=list)
-    finished: list[MessageFinished] = field(default_factory=list)
-
-
 @workflow.defn(name=BATCH_WORKFLOW)
 class MessageBatchWorkflow:
     @workflow.init
@@ -111,6 +77,7 @@ class MessageBatchWorkflow:
         self._processed = input.offset
         self._counts: dict[str, int] = dict(input.counts)
         self._finished = False
+        self._bulk = BulkDelivery(self._count)
 
     @workflow.run
     async def run(self, input: BatchInput) -> BatchProgress:
@@ -240,122 +207,11 @@ class MessageBatchWorkflow:
                 held.setdefault(message.not_before, []).append(message)
             else:
                 due.append(message)
-        await self._deliver(due)
+        await self._bulk.deliver(due)
         for not_before in sorted(held):
             await workflow.sleep(max(not_before - workflow.now(), timedelta(0)))
-            await self._deliver(held[not_before])
+            await self._bulk.deliver(held[not_before])
         self._processed += len(patient_ids)
 
-    async def _deliver(self, ready: list[PreparedMessage]) -> None:
-        pending = {
-            m.message_id: _Pending(channels=list(m.channels), failures=dict(m.skipped))
-            for m in ready
-        }
-        while pending:
-            now = workflow.now()
-            due = [(i, p) for i, p in pending.items() if p.due is None or p.due <= now]
-            if not due:
-                await workflow.sleep(min(p.due for p in pending.values() if p.due) - now)
-                continue
-            by_channel: dict[str, list[str]] = {}
-            for message_id, state in due:
-                by_channel.setdefault(state.channels[0], []).append(message_id)
-            sends = [
-                (channel, ids[n : n + BULK_SEND_SIZE])
-                for channel, ids in by_channel.items()
-                for n in range(0, len(ids), BULK_SEND_SIZE)
-            ]
-            results = await asyncio.gather(*(self._send(c, ids, now) for c, ids in sends))
-            done = _Round()
-            for (channel, _), sent in zip(sends, results, strict=True):
-                for outcome in sent.outcomes:
-                    self._settle(pending, channel, outcome, now, done)
-            if done.receipts:
-                await database_activity(ACTIVITY_RECORD_MANY, SentReceipts(receipts=done.receipts))
-            if done.finished:
-                await database_activity(
-                    ACTIVITY_FINISH_MANY, MessagesFinished(finished=done.finished)
-                )
 
-    async def _send(self, channel: str, message_ids: list[str], now: datetime) -> SentMany:
-        result: SentMany = await workflow.execute_activity(
-            ACTIVITY_SEND_MANY,
-            SendMany(channel=channel, message_ids=message_ids, now=now),
-            result_type=SentMany,
-            task_queue=channel_bulk_task_queue(workflow.info().task_queue, channel),
-            start_to_close_timeout=BULK_SEND_TIMEOUT,
-            heartbeat_timeout=BULK_SEND_HEARTBEAT,
-            retry_policy=BULK_SEND_RETRY,
-        )
-        return result
-
-    def _settle(
-        self,
-        pending: dict[str, _Pending],
-        channel: str,
-        outcome: SendOutcome,
-        attempted_at: datetime,
-        done: _Round,
-    ) -> None:
-        """One message's answer from its channel: sent, tried again later (as a single message's
-        retry policy would), or on to its next channel, failed when none is left."""
-        state = pending[outcome.message_id]
-        if outcome.status == "sent":
-            assert outcome.provider_message_id is not None
-            del pending[outcome.message_id]
-            self._count("sent")
-            done.receipts.append(
-                SentReceipt(
-                    message_id=outcome.message_id,
-                    channel=channel,
-                    provider_message_id=outcome.provider_message_id,
-                    provider_status=outcome.provider_status,
-                    at=attempted_at,
-                )
-            )
-            if state.failures:  # the send log marks the channels that failed before
-                done.finished.append(
-                    MessageFinished(
-                        message_id=outcome.message_id,
-                        status="sent",
-                        channel=channel,
-                        reason=None,
-                        failures=state.failures,
-                        at=workflow.now(),
-                        sent_at=attempted_at,
-                    )
-                )
-            return
-        state.tries += 1
-        if outcome.status == "retry" and state.tries < _MAX_TRIES:
-            state.due = workflow.now() + _retry_after(state.tries)
-            return
-        state.failures[channel] = outcome.reason or "发送失败"
-        state.channels.pop(0)
-        state.tries, state.due = 0, None
-        if state.channels:
-            return
-        del pending[outcome.message_id]
-        self._count("failed")
-        reason = "；".join(f"{c}: {r}" for c, r in state.failures.items())
-        done.finished.append(
-            MessageFinished(
-                message_id=outcome.message_id,
-                status="failed",
-                channel=None,
-                reason=reason[:500],
-                failures=state.failures,
-                at=workflow.now(),
-            )
-        )
-
-
-_MAX_TRIES = CHANNEL_SEND_RETRY.maximum_attempts
 _SHARED = set(BatchMessage.model_fields)
-
-
-def _retry_after(tries: int) -> timedelta:
-    """CHANNEL_SEND_RETRY's schedule: the wait before the try after ``tries`` failed ones."""
-    policy = CHANNEL_SEND_RETRY
-    wait = policy.initial_interval * policy.backoff_coefficient ** (tries - 1)
-    return min(wait, policy.maximum_interval or wait)
