@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import get_args
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -26,6 +27,7 @@ from contracts.messages import (
     ACTIVITY_FINISH_MANY,
     ACTIVITY_PREPARE,
     ACTIVITY_PREPARE_MANY,
+    ACTIVITY_PREPARE_PUSHED,
     ACTIVITY_RECORD_MANY,
     ACTIVITY_RECORD_SENT,
     ACTIVITY_SEND_MANY,
@@ -41,8 +43,11 @@ from contracts.messages import (
     MessagesFinished,
     PreparedMany,
     PreparedMessage,
+    PreparedPushed,
     PrepareMany,
     PrepareMessage,
+    PreparePushed,
+    SendLane,
     SendMany,
     SendOutcome,
     SentMany,
@@ -164,7 +169,13 @@ class MessagingActivities:
         self._composer = composer
         self._channels = dict(channels)
         self._enabled = list(enabled)
-        self._pacers = {name: _Pacer(rate) for name, rate in (rates or {}).items() if rate}
+        # One pacer per lane and channel: pushes are paced apart from a batch's sends.
+        self._pacers = {
+            (lane, name): _Pacer(rate)
+            for name, rate in (rates or {}).items()
+            if rate
+            for lane in get_args(SendLane)
+        }
 
     @activity.defn(name=ACTIVITY_PREPARE)
     async def prepare(self, prepare: PrepareMessage) -> PreparedMessage:
@@ -195,6 +206,29 @@ class MessagingActivities:
                 ]
             )
 
+    @activity.defn(name=ACTIVITY_PREPARE_PUSHED)
+    async def prepare_pushed(self, prepare: PreparePushed) -> PreparedPushed:
+        """Messages the push API composed, routed together in one transaction."""
+        async with transaction(self._sessions) as session:
+            rows = await session.exec(
+                select(OutboundMessage).where(col(OutboundMessage.id).in_(prepare.message_ids))
+            )
+            found = {m.id: m for m in rows.all()}
+            patients = await session.exec(
+                select(Patient).where(
+                    col(Patient.id).in_({m.patient_id for m in found.values() if m.patient_id})
+                )
+            )
+            memo = ComposeMemo(patients={p.id: p for p in patients.all()})
+            return PreparedPushed(
+                messages=[
+                    await self._route(session, found[i], prepare.now, memo)
+                    for i in prepare.message_ids
+                    if i in found
+                ],
+                missing=[i for i in prepare.message_ids if i not in found],
+            )
+
     async def _prepare(
         self,
         session: AsyncSession,
@@ -214,6 +248,16 @@ class MessagingActivities:
                 return PreparedMessage(
                     message_id=rejected.id, status="failed", reason=rejected.failure_reason
                 )
+        return await self._route(session, message, now, memo)
+
+    async def _route(
+        self,
+        session: AsyncSession,
+        message: OutboundMessage,
+        now: datetime,
+        memo: ComposeMemo | None,
+    ) -> PreparedMessage:
+        """Where a composed message stands: done, refused, or ready with its channels in order."""
         if message.status in _DONE:
             return PreparedMessage(
                 message_id=message.id,
@@ -325,7 +369,7 @@ class MessagingActivities:
         First tries are reserved together, in one transaction; a message tried before (its answer
         may have been lost) is reserved and reconciled on its own, as ``deliver`` does."""
         channel = self._channel(send.channel)
-        pacer = self._pacers.get(send.channel)
+        pacer = self._pacers.get((send.lane, send.channel))
         slots = asyncio.Semaphore(_SEND_MANY_CONCURRENCY)
         first_tries = await self._reserve_first_tries(send, channel)
         loop = asyncio.get_running_loop()

@@ -5,6 +5,7 @@ Plain pydantic models shared by workflows, activities and the API. Nothing here 
 
 from __future__ import annotations
 
+import zlib
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -14,6 +15,11 @@ DELIVERY_WORKFLOW = "MessageDelivery"
 BATCH_WORKFLOW = "MessageBatchSend"
 QUERY_DELIVERY = "delivery"
 QUERY_BATCH_PROGRESS = "progress"
+# Pushes (MSG-5) are gathered by a few long-running outbox workflows and sent many per activity.
+PUSH_OUTBOX_WORKFLOW = "PushOutbox"
+SIGNAL_PUSHED = "pushed"
+QUERY_OUTBOX = "outbox"
+PUSH_OUTBOX_SHARDS = 4
 
 ACTIVITY_PREPARE = "messaging.prepare"
 ACTIVITY_DELIVER = "messaging.deliver"
@@ -26,6 +32,7 @@ ACTIVITY_PREPARE_MANY = "messaging.prepare_many"
 ACTIVITY_SEND_MANY = "messaging.send_many"
 ACTIVITY_RECORD_MANY = "messaging.record_many"
 ACTIVITY_FINISH_MANY = "messaging.finish_many"
+ACTIVITY_PREPARE_PUSHED = "messaging.prepare_pushed"
 
 # How long one try at sending one message on one channel may take, alone or in a bulk send.
 CHANNEL_SEND_TIMEOUT = timedelta(seconds=20)
@@ -36,6 +43,13 @@ PERMANENT_DELIVERY_FAILURE = "PermanentDeliveryFailure"
 
 def delivery_workflow_id(key: str) -> str:
     return f"msg:{key}"
+
+
+def push_outbox_id(task_queue: str, key: str) -> str:
+    """The outbox a push's message goes through: one of a few per task queue, by a stable hash
+    of the push's key, so that no one workflow takes every push's signal."""
+    shard = zlib.crc32(key.encode()) % PUSH_OUTBOX_SHARDS
+    return f"push-outbox:{task_queue}:{shard}"
 
 
 def channel_task_queue(base: str, channel: str) -> str:
@@ -178,6 +192,11 @@ class PreparedMany(_Msg):
     messages: list[PreparedMessage]
 
 
+# "bulk": a batch's sends, on each channel's bulk queue; "single": pushes, on the queue single
+# messages use, paced apart from batches so that a push never waits behind a large batch.
+SendLane = Literal["bulk", "single"]
+
+
 class SendMany(_Msg):
     """One channel, many messages: each is reserved, sent and answered on its own; the activity
     fails as a whole only when it could not run at all (then every message in it is tried again,
@@ -186,6 +205,7 @@ class SendMany(_Msg):
     channel: str
     message_ids: list[str]
     now: datetime
+    lane: SendLane = "bulk"
 
 
 class SendOutcome(_Msg):
@@ -286,3 +306,44 @@ class BatchProgress(_Msg):
     processed: int
     counts: dict[str, int]
     finished: bool
+
+
+class Pushed(_Msg):
+    """Messages the push API has composed (their rows commit just after this signal)."""
+
+    message_ids: list[str] = Field(min_length=1)
+
+
+class HeldPushes(_Msg):
+    """Messages that wait until ``until``: quiet hours, or a row not committed yet."""
+
+    until: datetime
+    message_ids: list[str]
+
+
+class OutboxInput(_Msg):
+    """What an outbox carries into its next run when it continues as new."""
+
+    waiting: list[str] = Field(default_factory=list)
+    held: list[HeldPushes] = Field(default_factory=list)
+    # Message id -> how many times it was looked for and not found.
+    looks: dict[str, int] = Field(default_factory=dict)
+    counts: dict[str, int] = Field(default_factory=dict)
+
+
+class PreparePushed(_Msg):
+    message_ids: list[str]
+    now: datetime
+
+
+class PreparedPushed(_Msg):
+    messages: list[PreparedMessage]
+    # Ids with no row (yet): the API signals before it commits.
+    missing: list[str] = Field(default_factory=list)
+
+
+class OutboxProgress(_Msg):
+    waiting: int
+    held: int
+    pages_in_flight: int
+    counts: dict[str, int]

@@ -4,10 +4,12 @@ One main worker runs the workflows and the database activities on the configured
 prescriptions run on a review queue of their own, with a worker of their own, which production
 runs in a process of its own so a review deadline is met however much else is waiting (RX-4);
 each enabled message channel gets its own worker on its own task queue, whose server-side rate
-limit (max_task_queue_activities_per_second) caps that channel's sends across all workers, and a
-bulk queue of its own for a batch's sends, many messages per activity, which each worker process
-paces to the channel's rate (so a batch and single messages on one channel may together reach
-twice it, and W worker processes' batches up to W times it, bounded by ``bulk_rate``).
+limit (max_task_queue_activities_per_second) caps that channel's single sends across all workers,
+and a bulk queue of its own for a batch's sends, many messages per activity, which each worker
+process paces to the channel's rate (so a batch and single messages on one channel may together
+reach twice it, and W worker processes' batches up to W times it, bounded by ``bulk_rate``).
+Pushes are sent many per activity on the single-send queue, paced by each worker process apart
+from batches, so that a push never waits behind a batch's pages.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ from workflows.nursing_order import NursingOrderWorkflow
 from workflows.pathway import PathwayRunWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.prescription import PrescriptionWorkflow
+from workflows.push_outbox import PushOutboxWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 from workflows.refund import RefundWorkflow
 
@@ -74,6 +77,7 @@ WORKFLOWS = [
     PathwayRunWorkflow,
     MessageDeliveryWorkflow,
     MessageBatchWorkflow,
+    PushOutboxWorkflow,
     PrescriptionWorkflow,
     PaymentWorkflow,
     RefundWorkflow,
@@ -217,6 +221,7 @@ def build_workers(
                 messaging.finish,
                 messaging.record_sent,
                 messaging.prepare_many,
+                messaging.prepare_pushed,
                 messaging.record_many,
                 messaging.finish_many,
                 messaging.batch_page,
@@ -268,7 +273,8 @@ def build_workers(
             Worker(
                 client,
                 task_queue=channel_task_queue(task_queue, name),
-                activities=[messaging.deliver],
+                # Single messages, and pushes many at a time (the outbox's sends).
+                activities=[messaging.deliver, messaging.send_many],
                 max_task_queue_activities_per_second=rates.get(name),
                 graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
             )

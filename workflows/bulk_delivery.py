@@ -1,5 +1,5 @@
 """Prepared messages sent many per activity, from inside the workflow that owns them: a batch's
-pages, for now.
+pages, and the pushes an outbox gathers.
 
 Each message is the same logical message a MessageDelivery workflow sends: tried on its channels
 in the patient's order, a transient failure tried again on CHANNEL_SEND_RETRY's schedule, the next
@@ -26,12 +26,14 @@ with workflow.unsafe.imports_passed_through():
         MessageFinished,
         MessagesFinished,
         PreparedMessage,
+        SendLane,
         SendMany,
         SendOutcome,
         SentMany,
         SentReceipt,
         SentReceipts,
         channel_bulk_task_queue,
+        channel_task_queue,
     )
     from workflows.local_steps import database_activity
     from workflows.retries import (
@@ -59,10 +61,12 @@ class _Round:
 
 
 class BulkDelivery:
-    """``count`` hears each message's end ("sent" or "failed")."""
+    """``count`` hears each message's end ("sent" or "failed"); ``lane`` says which channel
+    queues carry the sends (see ``SendLane``)."""
 
-    def __init__(self, count: Callable[[str], None]) -> None:
+    def __init__(self, count: Callable[[str], None], lane: SendLane = "bulk") -> None:
         self._count = count
+        self._lane: SendLane = lane
 
     async def deliver(self, ready: list[PreparedMessage]) -> None:
         pending = {
@@ -96,11 +100,12 @@ class BulkDelivery:
                 )
 
     async def _send(self, channel: str, message_ids: list[str], now: datetime) -> SentMany:
+        queue = channel_task_queue if self._lane == "single" else channel_bulk_task_queue
         result: SentMany = await workflow.execute_activity(
             ACTIVITY_SEND_MANY,
-            SendMany(channel=channel, message_ids=message_ids, now=now),
+            SendMany(channel=channel, message_ids=message_ids, now=now, lane=self._lane),
             result_type=SentMany,
-            task_queue=channel_bulk_task_queue(workflow.info().task_queue, channel),
+            task_queue=queue(workflow.info().task_queue, channel),
             start_to_close_timeout=BULK_SEND_TIMEOUT,
             heartbeat_timeout=BULK_SEND_HEARTBEAT,
             retry_policy=BULK_SEND_RETRY,

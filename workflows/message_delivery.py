@@ -4,9 +4,10 @@ in order (WeChat, SMS, outbox, the patient's preferred one first), and record th
 ``deliver_message`` is those steps, run inside whichever workflow needs the message. A pathway
 run sends its own messages with it (issue 15: a child workflow per due message cost the Temporal
 server a new execution, its visibility record and three more workflow tasks of the parent, more
-than the send itself). Everything else starts the ``MessageDelivery`` workflow, whose id is
-derived from the message's idempotency key, so a retried caller, a redelivered push or a resumed
-batch can never send the same message twice. Either way the send log is keyed by that key: a
+than the send itself). Other workflows' notices start the ``MessageDelivery`` workflow, whose id
+is derived from the message's idempotency key, so a retried caller can never send the same message
+twice (pushes go through ``workflows/push_outbox.py`` instead; those accepted before it, and
+batches started before bulk sends, still run here). Either way the send log is keyed by that key: a
 step run again (a replay, a reset) finds the message already sent and does not send it again.
 """
 

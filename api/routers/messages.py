@@ -15,7 +15,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, model_validator
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from api.deps import ContainerDep, SessionDep
@@ -23,12 +22,15 @@ from api.permissions import Permission, ensure_visible, require
 from api.schemas import AttemptOut, MessageDetail, MessageOut, Page, links
 from contracts.messages import (
     BATCH_WORKFLOW,
-    DELIVERY_WORKFLOW,
+    PUSH_OUTBOX_WORKFLOW,
     QUERY_BATCH_PROGRESS,
+    SIGNAL_PUSHED,
     BatchInput,
     BatchProgress,
     MessageRequest,
-    delivery_workflow_id,
+    OutboxInput,
+    Pushed,
+    push_outbox_id,
 )
 from core.logs import get_logger, mask_text
 from core.models import (
@@ -173,7 +175,7 @@ async def push_message(
 ) -> PushAccepted:
     prefix = "api" if caller.role == StaffRole.INTEGRATION else "staff"
     key = f"push:{prefix}:{caller.id}:{body.idempotency_key}"
-    workflow_id = delivery_workflow_id(key)
+    workflow_id = push_outbox_id(container.settings.temporal_task_queue, key)
     fingerprint = _fingerprint(body)
     existing = await message_by_key(session, key)
     if existing is not None:
@@ -219,12 +221,15 @@ async def push_message(
     message.variables = {**message.variables, "_push_fingerprint": fingerprint}
     await session.flush()
     try:
+        # Before the commit: a failed signal leaves nothing behind, and the outbox looks again
+        # for a row it finds not committed yet.
         await container.temporal.start_workflow(
-            DELIVERY_WORKFLOW,
-            request,
+            PUSH_OUTBOX_WORKFLOW,
+            OutboxInput(),
             id=workflow_id,
             task_queue=container.settings.temporal_task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            start_signal=SIGNAL_PUSHED,
+            start_signal_args=[Pushed(message_ids=[message.id])],
         )
     except RPCError as exc:
         log.error("message workflow start failed", key=key, error=str(exc))

@@ -28,6 +28,7 @@ from harness.staff import add_staff
 from harness.waiting import eventually
 from harness.workers import running_worker
 from integrations.his import HisClient
+from services.messages import Composer
 from simulators.his.app import HisState
 from simulators.his.app import create_app as create_his
 from simulators.twilio.app import TwilioState
@@ -59,6 +60,7 @@ class Stack:
     twilio: TwilioState
     wechat: WeChatState
     token: str
+    composer: Composer
 
     def workers(self, **kwargs: Any) -> AbstractAsyncContextManager[list[Worker]]:
         return running_worker(
@@ -195,7 +197,8 @@ def messaging_stack(database_url: str, sessions: SessionFactory, task_queue: str
                     transport=httpx.ASGITransport(app=app), base_url="http://carepath.test"
                 ) as http,
             ):
-                yield Stack(http, api_url, settings, sessions, env, twilio, wechat, token)
+                composer = container.composer
+                yield Stack(http, api_url, settings, sessions, env, twilio, wechat, token, composer)
             await his.close()
 
     return build

@@ -1,0 +1,99 @@
+"""Pushes go through a few long-running outboxes that send them many at a time: every push reaches
+its patient once, however many arrive together, and a push whose row commits after the outbox
+first looks for it is still sent, once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.testing import WorkflowEnvironment
+
+from contracts.messages import (
+    PUSH_OUTBOX_SHARDS,
+    PUSH_OUTBOX_WORKFLOW,
+    QUERY_OUTBOX,
+    SIGNAL_PUSHED,
+    MessageRequest,
+    OutboxInput,
+    OutboxProgress,
+    Pushed,
+    push_outbox_id,
+)
+from core.db import transaction
+from core.models import utcnow
+from harness.waiting import eventually
+from tests.messaging.conftest import NOTICE, Stack, StackFactory
+
+
+async def _outbox(stack: Stack, workflow_id: str) -> OutboxProgress:
+    handle = stack.env.client.get_workflow_handle(workflow_id)
+    progress: OutboxProgress = await handle.query(QUERY_OUTBOX, result_type=OutboxProgress)
+    return progress
+
+
+async def test_pushes_arriving_together_each_reach_their_patient_once(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+) -> None:
+    phones = [f"1380013{n:04d}" for n in range(60)]
+    async with messaging_stack(dev_env, channels="sms") as stack, stack.workers():
+        responses = await asyncio.gather(
+            *(
+                stack.push(idempotency_key=f"together-{n}", to={"phone": phone})
+                for n, phone in enumerate(phones)
+            )
+        )
+        assert {r.status_code for r in responses} == {202}
+        for response in responses:
+            await stack.wait_status(response.json()["message_id"], "delivered")
+        outboxes = {r.json()["workflow_id"] for r in responses}
+        progress = [await _outbox(stack, workflow_id) for workflow_id in outboxes]
+
+    assert sorted(m.to for m in stack.twilio.messages.values()) == sorted(f"+86{p}" for p in phones)
+    # Spread over the task queue's outboxes, which together counted each message once.
+    assert 1 < len(outboxes) <= PUSH_OUTBOX_SHARDS
+    assert sum(p.counts.get("sent", 0) for p in progress) == len(phones)
+    assert all(p.waiting == p.held == p.pages_in_flight == 0 for p in progress)
+
+
+async def test_a_push_signalled_before_its_row_commits_is_sent_once(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+) -> None:
+    async with messaging_stack(dev_env, channels="sms") as stack, stack.workers():
+        patient = await stack.patient()
+        queue = stack.settings.temporal_task_queue
+        key = f"late-commit-{patient.id}"
+        outbox = push_outbox_id(queue, key)
+        async with transaction(stack.sessions) as session:
+            request = MessageRequest(
+                key=key, template="notice_generic", patient_id=patient.id, variables=NOTICE
+            )
+            message = await stack.composer.compose(session, request, now=utcnow())
+            await session.flush()
+            await stack.env.client.start_workflow(
+                PUSH_OUTBOX_WORKFLOW,
+                OutboxInput(),
+                id=outbox,
+                task_queue=queue,
+                start_signal=SIGNAL_PUSHED,
+                start_signal_args=[Pushed(message_ids=[message.id])],
+            )
+
+            async def looked_and_missed() -> bool:
+                return (await _outbox(stack, outbox)).held == 1
+
+            # The outbox has looked for the row, not found it, and will look again.
+            await eventually(looked_and_missed, what="the outbox to miss the uncommitted row")
+            assert stack.twilio.messages == {}
+        await stack.wait_status(message.id, "delivered")
+
+        # The same id signalled again is found sent and not sent twice.
+        await stack.env.client.get_workflow_handle(outbox).signal(
+            SIGNAL_PUSHED, Pushed(message_ids=[message.id])
+        )
+
+        async def seen_again() -> bool:
+            return (await _outbox(stack, outbox)).counts.get("duplicate", 0) == 1
+
+        await eventually(seen_again, what="the outbox to find the message sent")
+
+    assert len(stack.twilio.messages) == 1
