@@ -329,6 +329,8 @@ class OutboxInput(_Msg):
     # Message id -> how many times it was looked for and not found.
     looks: dict[str, int] = Field(default_factory=dict)
     counts: dict[str, int] = Field(default_factory=dict)
+    # Pages a run starts at most before continuing as new (the server usually suggests it sooner).
+    pages_per_run: int = Field(default=500, ge=1)
 
 
 class PreparePushed(_Msg):

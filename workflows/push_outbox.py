@@ -47,8 +47,6 @@ with workflow.unsafe.imports_passed_through():
 # channel's retries does not stop the others.
 PAGE_SIZE = 200
 PAGES_IN_FLIGHT = 4
-# Pages per run at most before continuing as new (the server usually suggests it sooner).
-RUN_LIMIT = 500
 # Waits before looking again for a row not committed yet; after the last, the id is dropped.
 LOOK_AGAIN = (timedelta(seconds=1), timedelta(seconds=5), timedelta(seconds=30))
 
@@ -63,6 +61,7 @@ class PushOutboxWorkflow:
             self._held.setdefault(held.until, []).extend(held.message_ids)
         self._looks = dict(input.looks)
         self._counts = dict(input.counts)
+        self._pages_per_run = input.pages_per_run
         # Every id waiting, held or in a page in flight: a second signal of one is ignored.
         self._known = set(self._waiting) | {i for ids in self._held.values() for i in ids}
         self._in_flight = 0
@@ -98,7 +97,7 @@ class PushOutboxWorkflow:
                 pages.add(task)
                 task.add_done_callback(pages.discard)
                 started += 1
-            if started >= RUN_LIMIT or workflow.info().is_continue_as_new_suggested():
+            if started >= self._pages_per_run or workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(lambda: self._in_flight == 0)
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 self._release_held()
@@ -135,6 +134,7 @@ class PushOutboxWorkflow:
             held=[HeldPushes(until=t, message_ids=ids) for t, ids in sorted(self._held.items())],
             looks=self._looks,
             counts=self._counts,
+            pages_per_run=self._pages_per_run,
         )
 
     def _count(self, status: str) -> None:

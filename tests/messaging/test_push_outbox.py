@@ -5,6 +5,7 @@ first looks for it is still sent, once."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
@@ -97,3 +98,51 @@ async def test_a_push_signalled_before_its_row_commits_is_sent_once(
         await eventually(seen_again, what="the outbox to find the message sent")
 
     assert len(stack.twilio.messages) == 1
+
+
+async def test_outboxes_continue_as_new_without_losing_or_repeating_a_push(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory, record_history: Any
+) -> None:
+    async with messaging_stack(dev_env, channels="sms") as stack, stack.workers():
+        queue = stack.settings.temporal_task_queue
+        shards = sorted({push_outbox_id(queue, f"push:{n}") for n in range(100)})
+        first_runs = {}
+        for workflow_id in shards:
+            # Two pages a run, where production has 500 or the server's suggestion.
+            handle = await stack.env.client.start_workflow(
+                PUSH_OUTBOX_WORKFLOW, OutboxInput(pages_per_run=2), id=workflow_id, task_queue=queue
+            )
+            first_runs[workflow_id] = handle.first_execution_run_id
+        # One at a time, so each is a page of its own and every outbox continues as new,
+        # then all at once, so that some arrive while an outbox is continuing.
+        one_by_one = []
+        for n in range(16):
+            response = await stack.push(idempotency_key=f"wave1-{n}", to={"phone": _phone(n)})
+            one_by_one.append(response.json()["message_id"])
+            await stack.wait_status(one_by_one[-1], "delivered")
+        together = await asyncio.gather(
+            *(
+                stack.push(idempotency_key=f"wave2-{n}", to={"phone": _phone(n)})
+                for n in range(16, 56)
+            )
+        )
+        for response in together:
+            await stack.wait_status(response.json()["message_id"], "delivered")
+        described = {
+            workflow_id: await stack.env.client.get_workflow_handle(workflow_id).describe()
+            for workflow_id in shards
+        }
+        first = stack.env.client.get_workflow_handle(shards[0], run_id=first_runs[shards[0]])
+        await record_history(first, "push_outbox_v1_continued")
+        progress = [await _outbox(stack, workflow_id) for workflow_id in shards]
+
+    assert sorted(m.to for m in stack.twilio.messages.values()) == sorted(
+        f"+86{_phone(n)}" for n in range(56)
+    )
+    # Every outbox that sent more than two pages did so in a later run, carrying its counts.
+    assert all(d.run_id != first_runs[w] for w, d in described.items())
+    assert sum(p.counts.get("sent", 0) for p in progress) == 56
+
+
+def _phone(n: int) -> str:
+    return f"1390013{n:04d}"

@@ -32,6 +32,7 @@ def test_histories_cover_every_long_running_workflow() -> None:
         "prescription",
         "message_delivery",
         "message_batch",
+        "push_outbox",
         "payment",
         "refund",
         "consultation",
