@@ -19,13 +19,15 @@ Load: discharge events through the HIS simulator's signed webhook, with a compre
 (WeChat for half the patients, SMS for the others) and completes within the campaign; payment
 orders paid, some refunded (``harness/payment_fault_run.py``); herbal prescriptions submitted by
 the HIS, some approved by a pharmacist, the rest by the system at the review deadline; a batch
-notice to ``--batch`` patients (sent in bulk, WeChat or SMS likewise), created a few seconds in.
+notice to ``--batch`` patients (sent in bulk, WeChat or SMS likewise), created a few seconds in;
+``--pushes`` notices pushed one by one through the push API by another system, spread over the
+faults (both restarts included), each retried under its idempotency key until it is accepted.
 
 After the faults stop and everything has come to rest (polled, never slept), four figures, each
 of which must be 0, computed from our database and from what the simulators received:
 - lost steps: invitations of a run never delivered to a provider, runs not completed, orders or
   refunds not at rest, prescriptions without their conclusion in our database and at the HIS,
-  recipients of the batch notice it never reached;
+  recipients of the batch notice it never reached, accepted pushes never delivered;
 - duplicate messages: the same message (its link, or its text) received more often by WeChat and
   Twilio together than we sent it;
 - double charges: an order or a trade refunded beyond what was paid, or an order holding more
@@ -45,6 +47,7 @@ import faulthandler
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import sys
@@ -107,6 +110,7 @@ WARD = {"department_code": "orthopedics", "department_name": "骨科", "ward": "
 INVITATIONS = ("day3", "day7", "day30")
 SENT_TASK = {"sent", "read", "expired", "completed", "abnormal", "lost"}
 CHANNEL_TIMEOUT = 3.0  # our WeChat/Twilio clients' timeout; a lost answer is held longer
+BATCH_TEXT = "骨科李医生下周一上午停诊，请改约。"
 BATCH_AT = 8.0  # seconds into the load: after the first worker kills, before the server restarts
 
 
@@ -116,6 +120,7 @@ class Options:
     payments: int
     prescriptions: int
     batch: int
+    pushes: int
     kill_every: float
     workers: int
     cold_starts: bool
@@ -136,6 +141,8 @@ class Tally:
     redeliveries: int = 0
     prescriptions: list[str] = field(default_factory=list)
     batch_id: str | None = None
+    # Accepted pushes: their message ids.
+    pushes: list[str] = field(default_factory=list)
     pharmacist_decisions: int = 0
     api_retries: int = 0
     restarts: list[str] = field(default_factory=list)
@@ -332,6 +339,7 @@ async def _campaign(
                 load.create_task(_discharges(http, world, options, tally))
                 load.create_task(_prescriptions(http, world, options, tally))
                 load.create_task(_batch_notice(http, world, options, tally))
+                load.create_task(_pushes(http, world, options, tally))
             payments = payments_task.result()
         except BaseException:
             faults.cancel()
@@ -392,6 +400,7 @@ async def _campaign(
             f"({tally.pharmacist_decisions} by a pharmacist, the rest at the deadline)",
         ),
         ("batch notice", f"{figures['batch']}"),
+        ("pushes", f"{figures['pushes']}"),
         ("messages at providers", f"{figures['at_providers']}"),
         ("lost steps", f"{figures['lost_steps']}  {figures['lost_detail']}"),
         ("duplicate messages", f"{figures['duplicate_messages']}  {figures['duplicate_detail']}"),
@@ -497,7 +506,7 @@ async def _batch_notice(
     body = {
         "name": "骨科门诊停诊通知",
         "template": "notice_generic",
-        "variables": {"title": "停诊通知", "content": "骨科李医生下周一上午停诊，请改约。"},
+        "variables": {"title": "停诊通知", "content": BATCH_TEXT},
         "recipients": {"patient_ids": [f"F{n:05d}" for n in range(options.batch)]},
     }
     # Retried only on an answer saying it failed: a batch has no idempotency key, so a request
@@ -514,6 +523,39 @@ async def _batch_notice(
         await asyncio.sleep(0.5)
     assert response.status_code == 202, response.text
     tally.batch_id = response.json()["id"]
+
+
+async def _pushes(http: httpx.AsyncClient, world: PayWorld, options: Options, tally: Tally) -> None:
+    """Another system's notices, one push at a time, evenly over the faults (until after
+    PostgreSQL's restart); each is retried under its key while the platform answers 5xx."""
+    if not options.pushes:
+        return
+    token = await add_staff(world.sessions, StaffRole.INTEGRATION, None, name="预约系统")
+    patients = max(options.runs, options.batch)
+    every = (options.postgres_restart_at + 20) / options.pushes
+
+    async def one(n: int) -> None:
+        body = {
+            "idempotency_key": f"campaign-push-{n}",
+            "to": {"patient_id": f"F{n % patients:05d}"},
+            "template": "notice_generic",
+            "variables": {"title": "复诊提醒", "content": f"第{n}号通知：请按时复诊。"},
+        }
+        response = await _retry_5xx(
+            lambda: http.post(
+                f"{world.api_url}/api/messages",
+                json=body,
+                headers={"Authorization": f"Bearer {token}"},
+            ),
+            tally,
+        )
+        assert response.status_code in (200, 202), response.text
+        tally.pushes.append(response.json()["message_id"])
+
+    async with asyncio.TaskGroup() as pushing:
+        for n in range(options.pushes):
+            pushing.create_task(one(n))
+            await asyncio.sleep(every)  # the load's schedule, not a wait for anything
 
 
 async def _prescriptions(
@@ -618,14 +660,28 @@ def _link(text: str | None) -> str | None:
     return next((w for w in text.replace("：", " ").split() if "/p/" in w), None)
 
 
-# A message as a provider received it: by its link, or else (a batch notice) by its recipient
-# and text.
+# A message as a provider received it: by its link; a campaign notice (a push, or the batch
+# notice to one patient) by what it says and to whom, whichever channel carried it, so that one
+# sent by WeChat and then by SMS counts twice; else by its recipient and text.
 def _twilio_key(m: SimMessage) -> str:
-    return _link(m.body) or f"sms:{m.to}:{m.body}"
+    return _link(m.body) or _notice_key(m.body, m.to) or f"sms:{m.to}:{m.body}"
 
 
 def _wechat_key(w: SentTemplate) -> str:
-    return _link(w.url) or f"wechat:{w.touser}:{json.dumps(w.data, sort_keys=True)}"
+    text = json.dumps(w.data, sort_keys=True, ensure_ascii=False)
+    return _link(w.url) or _notice_key(text, w.touser) or f"wechat:{w.touser}:{text}"
+
+
+def _notice_key(text: str | None, recipient: str | None) -> str | None:
+    """The campaign's pushes by their number; its batch notice by its patient (the last five
+    digits of the campaign's phone numbers and openids)."""
+    if not text:
+        return None
+    if pushed := re.search(r"第(\d+)号通知", text):
+        return f"push:{pushed[1]}"
+    if BATCH_TEXT in text and recipient:
+        return f"batch:{recipient[-5:]}"
+    return None
 
 
 async def _figures(
@@ -683,12 +739,18 @@ async def _figures(
     for message in messages:
         if message.channel == "sms":
             # recipient_phone is E.164 already, as Twilio's "To" is.
-            key = sim_key(message.body, f"sms:{message.recipient_phone}:{message.body}")
+            key = sim_key(
+                message.body,
+                _notice_key(message.body, message.recipient_phone)
+                or f"sms:{message.recipient_phone}:{message.body}",
+            )
         elif message.channel == "wechat":
             data = (message.wechat_payload or {}).get("data")
+            text = json.dumps(data, sort_keys=True, ensure_ascii=False)
             key = sim_key(
                 (message.wechat_payload or {}).get("url") or message.body,
-                f"wechat:{message.recipient_openid}:{json.dumps(data, sort_keys=True)}",
+                _notice_key(text, message.recipient_openid)
+                or f"wechat:{message.recipient_openid}:{text}",
             )
         else:
             continue
@@ -714,6 +776,8 @@ async def _figures(
     for task in tasks:
         by_run[task.workflow_id][task.step_id] = task
     lost: Counter[str] = Counter()
+    # Recorded as sent, received by no provider: how each came about is printed.
+    unreceived: list[str] = []
     invitations: Counter[str] = Counter()
     past_window: list[float] = []
     for workflow_id in tally.runs:
@@ -737,6 +801,7 @@ async def _figures(
                 lost["invitation without a sent message"] += 1
             elif received.get(key_of.get(invite.id, ""), 0) == 0:
                 lost["invitation sent but at no provider"] += 1
+                unreceived.append(invite.id)
             else:
                 invitations[invite.channel or "?"] += 1
     batch_sent: Counter[str] = Counter()
@@ -750,8 +815,22 @@ async def _figures(
                 lost[f"batch notice {notice.status}: {notice.failure_reason}"] += 1
             elif received.get(key_of.get(notice.id, ""), 0) == 0:
                 lost["batch notice sent but at no provider"] += 1
+                unreceived.append(notice.id)
             else:
                 batch_sent[notice.channel or "?"] += 1
+    pushed: Counter[str] = Counter()
+    by_id = {m.id: m for m in messages}
+    for message_id in tally.pushes:
+        push = by_id.get(message_id)
+        if push is None:
+            lost["accepted push never stored"] += 1
+        elif push.status not in ("sent", "delivered"):
+            lost[f"push {push.status}: {push.failure_reason}"] += 1
+        elif received.get(key_of.get(push.id, ""), 0) == 0:
+            lost["push sent but at no provider"] += 1
+            unreceived.append(push.id)
+        else:
+            pushed[push.channel or "?"] += 1
     for order in orders:
         if order.status not in ORDER_DONE:
             lost[f"order {order.status}"] += 1
@@ -790,13 +869,14 @@ async def _figures(
         "rx_concluded": rx_concluded,
         "batch": f"{sum(batch_sent.values())} reached {dict(batch_sent)} of {len(batch_patients)}"
         f" recipients, batch {batch.status if batch else 'never created'}",
+        "pushes": f"{sum(pushed.values())} reached {dict(pushed)} of {len(tally.pushes)} accepted",
         "at_providers": f"WeChat {len(wechat.sent)}, Twilio {len(twilio.messages)}",
         "lateness": _spread(lateness),
         "lost_steps": sum(lost.values()),
         "lost_detail": dict(lost) if lost else "",
         "duplicate_messages": sum(duplicates.values()),
         "duplicate_detail": dict(duplicates) if duplicates else "",
-        "duplicate_stories": stories,
+        "duplicate_stories": stories + await _lost_stories(world, unreceived[:20]),
         "past_window": f"{len(past_window)} (composed {_spread(past_window)} s after due)"
         if past_window
         else "0",
@@ -879,8 +959,76 @@ async def _duplicate_stories(
                 f"tries, last at {at(a.updated_at.timestamp())}, status {a.status}, provider id "
                 f"{a.provider_message_id}, last error {a.error_code}"
             )
+        lines += await _recipient_timeline(world, message_ids, first)
         stories.append("\n".join(lines))
     return stories
+
+
+async def _lost_stories(world: PayWorld, message_ids: list[str]) -> list[str]:
+    """For each message we recorded as sent that no provider received: its attempts and the
+    sends and reports of its recipient around it."""
+    stories = []
+    async with world.sessions() as session:
+        ours = (
+            await session.exec(
+                select(OutboundMessage).where(col(OutboundMessage.id).in_(message_ids))
+            )
+        ).all()
+    for message in ours:
+        first = (message.sent_at or message.created_at).timestamp()
+        stories.append(
+            "\n".join(
+                [
+                    f"  lost {message.idempotency_key} ({message.status} by {message.channel}, "
+                    f"sent at +0.0s)",
+                    *await _recipient_timeline(world, [message.id], first),
+                ]
+            )
+        )
+    return stories
+
+
+async def _recipient_timeline(world: PayWorld, message_ids: list[str], first: float) -> list[str]:
+    """Every send to these messages' recipients and every report about them, in time order:
+    which send's report another claimed, read from our own records."""
+    async with world.sessions() as session:
+        indexes = set(
+            (
+                await session.exec(
+                    select(MessageAttempt.recipient_index).where(
+                        col(MessageAttempt.message_id).in_(message_ids)
+                    )
+                )
+            ).all()
+        ) - {None}
+        attempts = (
+            await session.exec(
+                select(MessageAttempt, OutboundMessage.idempotency_key)
+                .join(OutboundMessage, col(OutboundMessage.id) == MessageAttempt.message_id)
+                .where(col(MessageAttempt.recipient_index).in_(indexes))
+            )
+        ).all()
+        reports = (
+            await session.exec(
+                select(DeliveryReport).where(col(DeliveryReport.recipient_index).in_(indexes))
+            )
+        ).all()
+    events = [
+        (
+            a.created_at.timestamp(),
+            f"{a.channel} attempt of {key}: {a.tries} tries, last at "
+            f"+{a.updated_at.timestamp() - first:.1f}s, {a.status}, provider id "
+            f"{a.provider_message_id}, last error {a.error_code}",
+        )
+        for a, key in attempts
+    ] + [
+        (
+            r.received_at.timestamp(),
+            f"report of {r.provider_message_id} ({r.provider_status}) received",
+        )
+        for r in reports
+    ]
+    return [f"      recipient: +{t - first:.1f}s {what}" for t, what in sorted(events)]
 
 
 def _late_past_window(task: CareTask | None, invite: OutboundMessage | None) -> float | None:
@@ -1032,7 +1180,7 @@ def _books(
     return double, unbalanced, detail
 
 
-QUICK = {"runs": 50, "payments": 20, "prescriptions": 20, "batch": 300}
+QUICK = {"runs": 50, "payments": 20, "prescriptions": 20, "batch": 300, "pushes": 150}
 
 
 def parse(argv: list[str] | None = None) -> Options:
@@ -1042,6 +1190,9 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument("--prescriptions", type=int, default=200)
     parser.add_argument(
         "--batch", type=int, default=2000, help="recipients of one batch notice (0: none)"
+    )
+    parser.add_argument(
+        "--pushes", type=int, default=500, help="notices pushed one by one by another system"
     )
     parser.add_argument("--kill-every", type=float, default=5.0, help="seconds between kills")
     parser.add_argument(
@@ -1068,7 +1219,7 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="50 runs, 20 payments, 20 prescriptions, a batch to 300",
+        help="50 runs, 20 payments, 20 prescriptions, a batch to 300, 150 pushes",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -1080,6 +1231,7 @@ def parse(argv: list[str] | None = None) -> Options:
         payments=args.payments,
         prescriptions=args.prescriptions,
         batch=args.batch,
+        pushes=args.pushes,
         kill_every=args.kill_every,
         workers=args.workers,
         cold_starts=args.cold_starts,
