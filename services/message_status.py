@@ -226,34 +226,42 @@ async def claim_reported_send(
     answer was lost. Claims it for ``attempt`` in this transaction (its provider id), so no
     other attempt can.
 
-    Refuses to guess: while other sends to the same recipient are unresolved, a report may be
-    theirs (an answer received, not yet recorded), so one is claimed only when there are at least
-    as many unclaimed reports as unresolved sends (then every one of them went out)."""
+    Refuses to guess: a report that came after another unresolved send to the recipient began
+    may be that send's (an answer received, not yet recorded), so only a report that came before
+    every other unresolved send began is claimed. Counting reports against unresolved sends is
+    not enough: a send sent twice (after the wait) has two reports, and a try that never reached
+    the provider took one of them in the fault campaign (its message never arrived). Refused, a
+    try sends again after the wait: a duplicate rather than a loss."""
     if attempt.recipient_index is None:
         return None
     await _lock_recipient(session, attempt.recipient_index)
-    # This attempt is one of the unresolved.
-    unresolved = await session.exec(_unresolved(attempt.channel, attempt.recipient_index))
-    sends, earliest = unresolved.one()
+    others = await session.exec(
+        select(func.min(MessageAttempt.created_at)).where(
+            MessageAttempt.recipient_index == attempt.recipient_index,
+            MessageAttempt.id != attempt.id,
+            *_unresolved_sends(attempt.channel),
+        )
+    )
+    other_began = others.one()
     claimed = select(MessageAttempt.provider_message_id).where(
         MessageAttempt.channel == attempt.channel,
         col(MessageAttempt.provider_message_id).is_not(None),
     )
-    unclaimed = (
+    candidates = (
         select(DeliveryReport)
         .where(
             DeliveryReport.channel == attempt.channel,
             DeliveryReport.recipient_index == attempt.recipient_index,
+            DeliveryReport.received_at >= attempt.created_at,
             col(DeliveryReport.provider_message_id).not_in(claimed),
         )
         .order_by(col(DeliveryReport.received_at))
+        .limit(1)
     )
-    since = attempt.created_at
-    window = unclaimed.where(DeliveryReport.received_at >= min(earliest or since, since))
-    reports = list((await session.exec(window)).all())
-    if len(reports) < max(sends, 1):
-        return None
-    report = next((r for r in reports if r.received_at >= since), None)
+    if other_began is not None:
+        candidates = candidates.where(DeliveryReport.received_at < other_began)
+    found = await session.exec(candidates)
+    report = found.first()
     if report is not None:
         attempt.provider_message_id = report.provider_message_id
         await session.flush()

@@ -1,7 +1,6 @@
 """Matching WeChat's reports of sends to the tries whose answers were lost: a report is claimed
-once, only for its recipient, only when it came after the try, and only when there are as many
-unclaimed reports as sends to that patient whose outcome is unknown (else a report may be
-another send's)."""
+once, only for its recipient, only when it came after the try, and only while no other send to
+that patient has an outcome nobody knows (else a report may be that send's)."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ from services.message_status import claim_reported_send
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 
 
-async def _attempt(sessions: SessionFactory, openid: str) -> str:
+async def _attempt(sessions: SessionFactory, openid: str, began: datetime = T0) -> str:
     async with transaction(sessions) as session:
         message = OutboundMessage(
             idempotency_key=f"claim/{uuid.uuid4()}",
@@ -30,7 +29,7 @@ async def _attempt(sessions: SessionFactory, openid: str) -> str:
         session.add(message)
         await session.flush()
         attempt = MessageAttempt(
-            message_id=message.id, channel="wechat", recipient=openid, tries=1, created_at=T0
+            message_id=message.id, channel="wechat", recipient=openid, tries=1, created_at=began
         )
         session.add(attempt)
         await session.flush()
@@ -97,15 +96,41 @@ async def test_no_claim_while_another_send_to_the_same_patient_is_in_flight(
     assert await _claim(sessions, lost) == "444"
 
 
-async def test_two_sends_to_one_patient_both_answers_lost_each_claims_a_report(
+async def test_a_try_that_never_reached_wechat_does_not_take_another_sends_report(
     sessions: SessionFactory,
 ) -> None:
-    first = await _attempt(sessions, "oPatientD")
-    second = await _attempt(sessions, "oPatientD")
+    # The fault campaign's story: one message's answer was lost, it was sent again after the
+    # wait and that answer was lost too (its worker killed), so WeChat reported it twice; another
+    # message's try to the same patient failed before reaching WeChat.
+    sent_twice = await _attempt(sessions, "oPatientD")
+    never_sent = await _attempt(sessions, "oPatientD")
     await _report(sessions, "666", "oPatientD", T0 + timedelta(seconds=1))
-    await _report(sessions, "777", "oPatientD", T0 + timedelta(seconds=2))
-    # As many reports as unresolved sends: both went out, neither is sent again.
-    assert {await _claim(sessions, first), await _claim(sessions, second)} == {"666", "777"}
+    await _report(sessions, "777", "oPatientD", T0 + timedelta(seconds=30))
+    # As many reports as unresolved sends, yet both are the first message's: no guessing.
+    assert await _claim(sessions, never_sent) is None
+    assert await _claim(sessions, sent_twice) is None
+
+    # The other message is sent again (after the wait) and recorded: the first claims its own.
+    async with transaction(sessions) as session:
+        other = await session.get(MessageAttempt, never_sent)
+        assert other is not None
+        other.status = AttemptStatus.SENT
+        other.provider_message_id = "999"
+    assert await _claim(sessions, sent_twice) == "666"
+
+
+async def test_a_report_from_before_another_send_began_is_claimed_while_that_send_is_in_flight(
+    sessions: SessionFactory,
+) -> None:
+    lost = await _attempt(sessions, "oPatientF")
+    await _report(sessions, "101", "oPatientF", T0 + timedelta(seconds=1))
+    # A push to the same patient, a minute later, still in flight: the report came before it
+    # began, so it cannot be that push's.
+    later = await _attempt(sessions, "oPatientF", began=T0 + timedelta(minutes=1))
+    await _report(sessions, "202", "oPatientF", T0 + timedelta(minutes=1, seconds=1))
+    assert await _claim(sessions, lost) == "101"
+    # Then the push, its answer lost too, is the only send in flight: the later report is its own.
+    assert await _claim(sessions, later) == "202"
 
 
 async def test_a_send_the_provider_refused_does_not_hold_up_the_claim(
