@@ -804,33 +804,27 @@ async def _figures(
                 unreceived.append(invite.id)
             else:
                 invitations[invite.channel or "?"] += 1
+
+    def reached(message: OutboundMessage | None, what: str, reached_by: Counter[str]) -> None:
+        if message is None:
+            lost[f"{what} never stored"] += 1
+        elif message.status not in ("sent", "delivered"):
+            lost[f"{what} {message.status}: {message.failure_reason}"] += 1
+        elif received.get(key_of.get(message.id, ""), 0) == 0:
+            lost[f"{what} sent but at no provider"] += 1
+            unreceived.append(message.id)
+        else:
+            reached_by[message.channel or "?"] += 1
+
     batch_sent: Counter[str] = Counter()
     if tally.batch_id is not None:
         notices = {m.patient_id: m for m in messages if m.batch_id == tally.batch_id}
         for patient_id in batch_patients:
-            notice = notices.get(patient_id)
-            if notice is None:
-                lost["batch notice never composed"] += 1
-            elif notice.status not in ("sent", "delivered"):
-                lost[f"batch notice {notice.status}: {notice.failure_reason}"] += 1
-            elif received.get(key_of.get(notice.id, ""), 0) == 0:
-                lost["batch notice sent but at no provider"] += 1
-                unreceived.append(notice.id)
-            else:
-                batch_sent[notice.channel or "?"] += 1
+            reached(notices.get(patient_id), "batch notice", batch_sent)
     pushed: Counter[str] = Counter()
     by_id = {m.id: m for m in messages}
     for message_id in tally.pushes:
-        push = by_id.get(message_id)
-        if push is None:
-            lost["accepted push never stored"] += 1
-        elif push.status not in ("sent", "delivered"):
-            lost[f"push {push.status}: {push.failure_reason}"] += 1
-        elif received.get(key_of.get(push.id, ""), 0) == 0:
-            lost["push sent but at no provider"] += 1
-            unreceived.append(push.id)
-        else:
-            pushed[push.channel or "?"] += 1
+        reached(by_id.get(message_id), "push", pushed)
     for order in orders:
         if order.status not in ORDER_DONE:
             lost[f"order {order.status}"] += 1
