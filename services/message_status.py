@@ -169,9 +169,13 @@ def _unresolved_sends(channel: str) -> tuple[sa.ColumnElement[bool], ...]:
     )
 
 
-def _unresolved(channel: str, recipient_index: str) -> Select[int, datetime]:
+def _other_unresolved(attempt: MessageAttempt) -> Select[int, datetime]:
+    """How many sends to ``attempt``'s recipient, other than it, are unresolved, and when the
+    first of them began."""
     return select(func.count(), func.min(MessageAttempt.created_at)).where(
-        MessageAttempt.recipient_index == recipient_index, *_unresolved_sends(channel)
+        MessageAttempt.recipient_index == attempt.recipient_index,
+        MessageAttempt.id != attempt.id,
+        *_unresolved_sends(attempt.channel),
     )
 
 
@@ -187,9 +191,7 @@ async def another_send_unresolved(
         return False
     await _lock_recipient(session, attempt.recipient_index)
     others = await session.exec(
-        _unresolved(attempt.channel, attempt.recipient_index).where(
-            MessageAttempt.id != attempt.id, MessageAttempt.created_at >= since
-        )
+        _other_unresolved(attempt).where(MessageAttempt.created_at >= since)
     )
     count, _ = others.one()
     return count > 0
@@ -235,14 +237,8 @@ async def claim_reported_send(
     if attempt.recipient_index is None:
         return None
     await _lock_recipient(session, attempt.recipient_index)
-    others = await session.exec(
-        select(func.min(MessageAttempt.created_at)).where(
-            MessageAttempt.recipient_index == attempt.recipient_index,
-            MessageAttempt.id != attempt.id,
-            *_unresolved_sends(attempt.channel),
-        )
-    )
-    other_began = others.one()
+    others = await session.exec(_other_unresolved(attempt))
+    _, other_began = others.one()
     claimed = select(MessageAttempt.provider_message_id).where(
         MessageAttempt.channel == attempt.channel,
         col(MessageAttempt.provider_message_id).is_not(None),
