@@ -28,12 +28,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.models import StaffRole, StaffSession, StaffUser
 from core.settings import Settings
 from services import audit
-from services.staff import token_digest
+from services.staff import SESSION_TOKEN_PREFIX, token_digest
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 256
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
-SESSION_TOKEN_PREFIX = "cps_"  # noqa: S105 - a prefix that makes leaked tokens recognisable
 TOTP_STEP_SECONDS = 30
 # One step either side of now: phones whose clock is off by up to half a minute still work.
 TOTP_WINDOW = 1

@@ -16,6 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.models import DataScope, StaffRole, StaffSession, StaffUser
 from core.settings import Settings
 
+SESSION_TOKEN_PREFIX = "cps_"  # noqa: S105 - a prefix that makes leaked tokens recognisable
+
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -122,28 +124,41 @@ async def authenticate(
     """A session token from sign-in, or a static API token. Static tokens of people (every role
     but integration) are refused in production, where people sign in (SEC-5)."""
     digest = token_digest(token)
-    row = (await session.exec(_SIGNED_IN, params={"digest": digest})).first()
-    if row is not None:
-        if row.revoked_at is not None or not row.active:
-            raise NotAuthenticated("会话已结束，请重新登录")
-        idle = timedelta(minutes=settings.staff_session_idle_minutes)
-        if now >= row.expires_at or now - row.last_seen_at >= idle:
-            raise NotAuthenticated("会话已过期，请重新登录")
-        return Authentication(
-            principal_of(row),
-            session_id=row.session_id,
-            session_expires_at=row.expires_at,
-            must_change_password=row.must_change_password,
-            stale=now - row.last_seen_at >= SESSION_TOUCH_INTERVAL,
-        )
+    # Sign-in tokens carry the prefix and static ones seldom do: each is looked for where it
+    # most likely is first, so a machine's call costs one query, not a miss and then a hit.
+    signed_in_first = token.startswith(SESSION_TOKEN_PREFIX)
+    if signed_in_first and (found := await _signed_in(session, digest, settings, now)):
+        return found
     holder = (await session.exec(_STATIC, params={"digest": digest})).first()
-    if holder is None:
-        raise NotAuthenticated("invalid or revoked token")
-    if holder.role != StaffRole.INTEGRATION and not settings.static_tokens_for_people:
-        raise NotAuthenticated(
-            "个人账号不能使用静态令牌，请用用户名和密码登录（POST /api/auth/sign-in）"
-        )
-    return Authentication(principal_of(holder))
+    if holder is not None:
+        if holder.role != StaffRole.INTEGRATION and not settings.static_tokens_for_people:
+            raise NotAuthenticated(
+                "个人账号不能使用静态令牌，请用用户名和密码登录（POST /api/auth/sign-in）"
+            )
+        return Authentication(principal_of(holder))
+    if not signed_in_first and (found := await _signed_in(session, digest, settings, now)):
+        return found
+    raise NotAuthenticated("invalid or revoked token")
+
+
+async def _signed_in(
+    session: AsyncSession, digest: str, settings: Settings, now: datetime
+) -> Authentication | None:
+    row = (await session.exec(_SIGNED_IN, params={"digest": digest})).first()
+    if row is None:
+        return None
+    if row.revoked_at is not None or not row.active:
+        raise NotAuthenticated("会话已结束，请重新登录")
+    idle = timedelta(minutes=settings.staff_session_idle_minutes)
+    if now >= row.expires_at or now - row.last_seen_at >= idle:
+        raise NotAuthenticated("会话已过期，请重新登录")
+    return Authentication(
+        principal_of(row),
+        session_id=row.session_id,
+        session_expires_at=row.expires_at,
+        must_change_password=row.must_change_password,
+        stale=now - row.last_seen_at >= SESSION_TOUCH_INTERVAL,
+    )
 
 
 async def create_staff(

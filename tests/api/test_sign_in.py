@@ -22,6 +22,7 @@ from core.models import AuditEntry, StaffRole, StaffSession, StaffUser, utcnow
 from harness.settings import TEST_HIS_API_KEY, make_settings
 from harness.staff import add_person, add_staff
 from integrations.his import HisClient
+from services.staff import create_staff
 from tests.api.conftest import Api
 
 PASSWORD = "correct-horse-battery"
@@ -402,3 +403,33 @@ async def test_production_refuses_a_persons_static_token_but_not_an_integrations
         assert (await http.get("/api/tasks", headers=auth(token))).status_code == 200
     # Outside production the same static token still works (make run, the test suite).
     assert (await api.http.get("/api/tasks", headers=auth(person))).status_code == 200
+
+
+async def test_tokens_are_found_whatever_they_look_like_and_unknown_ones_refused(
+    api: Api,
+) -> None:
+    # A static token is looked for first unless it looks like a sign-in token; one that does
+    # (an administrator may choose a machine's token) is still found.
+    async with transaction(api.sessions) as session:
+        await create_staff(
+            session,
+            name="体检系统",
+            role=StaffRole.INTEGRATION,
+            department_code=None,
+            token="cps_chosen-by-the-administrator-0123456789",
+        )
+    await nurse(api)
+    signed = await sign_in(api, "wang.nurse", PASSWORD)
+    session_token = signed.json()["token"]
+
+    machine = await api.http.get(
+        "/api/auth/me", headers=auth("cps_chosen-by-the-administrator-0123456789")
+    )
+    person = await api.http.get("/api/auth/me", headers=auth(session_token))
+
+    assert machine.json()["staff"]["role"] == "integration"
+    assert person.json()["staff"]["role"] == "nurse"
+    for unknown in ("cps_" + "x" * 43, "no-such-token-anywhere"):
+        refused = await api.http.get("/api/auth/me", headers=auth(unknown))
+        assert refused.status_code == 401
+        assert refused.json()["detail"] == "invalid or revoked token"
