@@ -649,7 +649,8 @@ class MessagingActivities:
                     )
                 self._record(row, message, receipt)
         # The provider may have reported on these messages before we committed their ids;
-        # applied in a second transaction, after the ids are visible (see record_delivery_report).
+        # applied in a second transaction, after the ids are visible
+        # (see services.delivery_reports).
         async with transaction(self._sessions) as session:
             reported = await session.exec(
                 select(DeliveryReport.channel, DeliveryReport.provider_message_id)

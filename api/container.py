@@ -27,6 +27,7 @@ from integrations.his_charging import HisChargingClient
 from integrations.temporal_search import ensure_registered
 from integrations.wechatpay import NoticeVerifier
 from pathways.library import load_library
+from services.delivery_reports import DeliveryReports
 from services.enrolment import EnrolmentContext
 from services.messages import Composer, TemplateStore
 from services.pathway_definitions import DesignContext, sync_library
@@ -50,6 +51,8 @@ class Container:
     file_links: FileLinkSigner
     # The physical-exam vendor (US-K1).
     exams: ExamClient
+    # Providers' delivery reports, applied in groups as they arrive.
+    reports: DeliveryReports
     engine: AsyncEngine | None = None
 
     @classmethod
@@ -81,6 +84,7 @@ class Container:
             files=EncryptedFiles(settings.uploads_path),
             file_links=FileLinkSigner(settings.link_secret.get_secret_value()),
             exams=exam_client(settings),
+            reports=DeliveryReports(sessions),
             engine=engine,
         )
 

@@ -7,13 +7,11 @@ from collections.abc import Collection
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import load_only
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select, SelectOfScalar
 
-from core.db import insert_unless_present
 from core.logs import get_logger
 from core.models import (
     MESSAGE_STATUS_RANK,
@@ -22,12 +20,9 @@ from core.models import (
     MessageAttempt,
     MessageStatus,
     OutboundMessage,
-    new_id,
 )
 
 log = get_logger(__name__)
-
-_REPORTS = DeliveryReport.__table__  # type: ignore[attr-defined]
 
 # Twilio MessageStatus values -> ours. 'accepted', 'queued' and 'sending' add nothing we show.
 TWILIO_STATUS: dict[str, MessageStatus] = {
@@ -77,66 +72,6 @@ def _mapped(channel: str, provider_status: str) -> MessageStatus | None:
     if channel == "wechat":
         return wechat_status(provider_status)
     return TWILIO_STATUS.get(provider_status)
-
-
-async def record_delivery_report(
-    session: AsyncSession,
-    *,
-    channel: str,
-    provider_message_id: str,
-    provider_status: str,
-    error_code: str | None,
-    at: datetime,
-    recipient_index: str | None = None,
-) -> bool:
-    """Stores a provider's report, commits it, then applies it if we know the send yet; False
-    when the same report was received before (providers redeliver).
-
-    The report is committed before it is applied, and a send commits the provider's id before
-    applying pending reports, so whichever of the two commits last sees the other's row: a
-    report can never be left unapplied by the race between a fast callback and our own commit.
-
-    Storing it and looking for the send are a statement each, outside a transaction: most
-    reports outrun our record of the send (a bulk page records its sends together), and for
-    those that is all, two round trips where two transactions took six."""
-    engine = session.bind
-    assert isinstance(engine, AsyncEngine)
-    async with engine.connect() as connection:
-        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        stored = await autocommit.execute(
-            insert_unless_present(
-                connection.dialect.name,
-                _REPORTS,
-                {
-                    "id": new_id(),
-                    "channel": channel,
-                    "provider_message_id": provider_message_id,
-                    "provider_status": provider_status,
-                    "error_code": error_code,
-                    "recipient_index": recipient_index,
-                    "received_at": at,
-                },
-                ["channel", "provider_message_id", "provider_status"],
-            ).returning(_REPORTS.c.id)
-        )
-        if stored.first() is None:
-            return False
-        known = await autocommit.execute(
-            select(MessageAttempt.id)
-            .where(
-                MessageAttempt.channel == channel,
-                MessageAttempt.provider_message_id == provider_message_id,
-            )
-            .limit(1)
-        )
-        if known.first() is None:
-            log.info("delivery report ahead of our record of the send", channel=channel)
-            return True
-    await apply_pending_reports(
-        session, channel=channel, provider_message_id=provider_message_id, at=at
-    )
-    await session.commit()
-    return True
 
 
 async def _lock_recipient(session: AsyncSession, recipient_index: str) -> None:
@@ -264,20 +199,14 @@ async def claim_reported_send(
     return report
 
 
-async def apply_pending_reports(
-    session: AsyncSession, *, channel: str, provider_message_id: str, at: datetime
-) -> None:
-    """Applies every stored, not yet applied report about one provider message, oldest first.
-    Called when a report arrives."""
-    await apply_pending_reports_of(session, {(channel, provider_message_id)}, at)
-
-
 async def apply_pending_reports_of(
     session: AsyncSession, sends: Collection[tuple[str, str]], at: datetime
 ) -> None:
-    """apply_pending_reports for many provider messages, each a (channel, provider id), in three
-    statements: called when sends record the provider's ids. Locks attempts, reports, then
-    messages, as one report's application does, each kind in one order."""
+    """Applies every stored, not yet applied report about these provider messages, each a
+    (channel, provider id), oldest first, in three statements: called when sends record the
+    provider's ids, and for a group of reports as they arrive (services.delivery_reports). Locks
+    attempts, reports, then messages, each kind in one order, so two callers never wait for each
+    other in a cycle."""
     if not sends:
         return
     channels = {channel for channel, _ in sends}

@@ -15,13 +15,13 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
 from twilio.request_validator import RequestValidator
 
-from api.deps import ContainerDep, SessionDep
+from api.deps import ContainerDep
 from api.schemas import field_error
 from core.crypto import blind_index
 from core.logs import get_logger
 from core.models import utcnow
 from core.validation import Key
-from services.message_status import record_delivery_report
+from services.delivery_reports import ProviderReport
 
 router = APIRouter(prefix="/webhooks", tags=["provider webhooks"])
 log = get_logger(__name__)
@@ -57,7 +57,7 @@ WECHAT_XML = {"application/xml": {"schema": {"type": "string", "maxLength": MAX_
     status_code=status.HTTP_204_NO_CONTENT,
     openapi_extra={"requestBody": {"required": True, "content": TWILIO_FORM}},
 )
-async def twilio_status(request: Request, container: ContainerDep, session: SessionDep) -> Response:
+async def twilio_status(request: Request, container: ContainerDep) -> Response:
     if len(await request.body()) > MAX_BODY_BYTES:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "body too large")
     form = await request.form()
@@ -73,13 +73,14 @@ async def twilio_status(request: Request, container: ContainerDep, session: Sess
     if not sid or not reported:
         missing = "MessageSid" if not sid else "MessageStatus"
         raise field_error(("body", missing), f"{missing} is required")
-    await record_delivery_report(
-        session,
-        channel="sms",
-        provider_message_id=sid[:128],
-        provider_status=reported[:32],
-        error_code=params.get("ErrorCode"),
-        at=utcnow(),
+    await container.reports.record(
+        ProviderReport(
+            channel="sms",
+            provider_message_id=sid[:128],
+            provider_status=reported[:32],
+            error_code=params.get("ErrorCode"),
+            at=utcnow(),
+        )
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -120,7 +121,6 @@ async def wechat_verify(
 async def wechat_event(
     request: Request,
     container: ContainerDep,
-    session: SessionDep,
     signature: WeChatSignature,
     timestamp: WeChatTimestamp,
     nonce: WeChatNonce,
@@ -139,13 +139,14 @@ async def wechat_event(
         return "success"
     msgid, outcome = fields.get("MsgID", ""), fields.get("Status", "")
     if msgid:
-        await record_delivery_report(
-            session,
-            channel="wechat",
-            provider_message_id=msgid[:128],
-            provider_status=outcome[:32],
-            error_code=None if outcome == "success" else outcome[:32],
-            at=utcnow(),
-            recipient_index=blind_index("openid", fields.get("FromUserName")),
+        await container.reports.record(
+            ProviderReport(
+                channel="wechat",
+                provider_message_id=msgid[:128],
+                provider_status=outcome[:32],
+                error_code=None if outcome == "success" else outcome[:32],
+                at=utcnow(),
+                recipient_index=blind_index("openid", fields.get("FromUserName")),
+            )
         )
     return "success"
