@@ -11,7 +11,7 @@ Three figures, all against the Twilio simulator over loopback with the real Twil
   MessageBatchSend workflow on the same server and worker, until the simulator has every message.
 Each phase also runs with SMS limited to 5/s, to show the limit holds. Twilio's status callbacks
 are off in these phases; the batch runs once more with them on, as production has them (two per
-message, each a request to the API and two transactions), to show what they cost on the same
+message, each a request to the API, applied in groups), to show what they cost on the same
 machine. Then a batch to WeChat
 followers through the WeChat simulator (whose send reports come back to the API, which the
 client alone does not pay for), against the WeChat client alone. Prints figures; asserts
