@@ -2,8 +2,9 @@
 
 Twilio posts two status callbacks per SMS (sent, then delivered), and WeChat one event per
 template message, each a signed request to the API that stores the report and applies it to
-the send log with the others that arrived meanwhile (services.delivery_reports). A batch with the callbacks on spends more of the machine on them than on the
-sends (bench.messages_throughput), so here they are alone: ``--callbacks`` signed Twilio
+the send log with the others that arrived meanwhile (services.delivery_reports). A batch with
+the callbacks on spends more of the machine on them than on the sends
+(bench.messages_throughput), so here they are alone: ``--callbacks`` signed Twilio
 callbacks posted 8 at a time, as the simulators' notifier does, to the API's processes on
 PostgreSQL, twice:
 - for messages we have no record of yet (the report outran the send's record, which is how
