@@ -103,7 +103,12 @@ class DeliveryReports:
 
     async def record(self, report: ProviderReport) -> bool:
         """Stores and applies a report; False when the same report was received before
-        (providers send reports again), in which case it is applied only if it never was."""
+        (providers send reports again), in which case it is applied only if it never was.
+
+        The report commits before its group's transaction begins, and a send commits the
+        provider's id before it applies the reports pending for it, so whichever of the two
+        commits last sees the other's row: a report that outruns our record of the send is
+        never left unapplied."""
         if self._engine is None:
             async with self._sessions() as session:
                 assert isinstance(session.bind, AsyncEngine)
