@@ -12,8 +12,6 @@ applied, or stored ahead of our record of the send, which applies it when it com
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import enum
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from core.db import SessionFactory, insert_unless_present, transaction
+from core.grouped import GroupedCalls
 from core.logs import get_logger
 from core.models import DeliveryReport, new_id, utcnow
 from services.message_status import apply_pending_reports_of
@@ -88,18 +87,13 @@ async def store_report(engine: AsyncEngine, report: ProviderReport) -> Received:
         return Received.AGAIN if row is None or row[0] is not None else Received.AGAIN_UNAPPLIED
 
 
-_Waiter = tuple[tuple[str, str], "asyncio.Future[None]"]
-
-
 class DeliveryReports:
     """One per API process: stores each report and applies it in the next group."""
 
     def __init__(self, sessions: SessionFactory, *, group_limit: int = GROUP_LIMIT) -> None:
         self._sessions = sessions
-        self._group_limit = group_limit
         self._engine: AsyncEngine | None = None
-        self._waiting: list[_Waiter] = []
-        self._applying: asyncio.Task[None] | None = None
+        self._apply = GroupedCalls(self._apply_group, limit=group_limit)
 
     async def record(self, report: ProviderReport) -> bool:
         """Stores and applies a report; False when the same report was received before
@@ -118,52 +112,12 @@ class DeliveryReports:
             await self._apply((report.channel, report.provider_message_id))
         return received is Received.NEW
 
-    async def _apply(self, send: tuple[str, str]) -> None:
-        applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((send, applied))
-        if self._applying is None:
-            # A context of its own: the group is no more this request's than the others'.
-            self._applying = asyncio.create_task(
-                self._apply_waiting(), context=contextvars.Context()
-            )
-        await applied
-
-    async def _apply_waiting(self) -> None:
-        """Applies what is waiting, a group at a time, until nothing is. Every request of a
-        group is answered with its outcome; one that failed is a 5xx, and the provider's retry
-        applies the stored report (Received.AGAIN_UNAPPLIED)."""
-        group: list[_Waiter] = []
+    async def _apply_group(self, sends: list[tuple[str, str]]) -> None:
+        """One transaction for the group. If it fails, every request of the group is a 5xx,
+        and the provider's retry applies the stored report (Received.AGAIN_UNAPPLIED)."""
         try:
-            while self._waiting:
-                group = self._waiting[: self._group_limit]
-                del self._waiting[: self._group_limit]
-                try:
-                    async with transaction(self._sessions) as session:
-                        await apply_pending_reports_of(
-                            session, {send for send, _ in group}, utcnow()
-                        )
-                except Exception as exc:  # noqa: BLE001 - every waiter raises it as its own
-                    log.warning(
-                        "delivery reports not applied", sends=len(group), error=type(exc).__name__
-                    )
-                    _answer(group, exc)
-                else:
-                    _answer(group, None)
-                group = []
-        finally:
-            # Cancelled (the process is stopping): nobody waits for an answer that cannot come.
-            for _, applied in [*group, *self._waiting]:
-                applied.cancel()
-            self._waiting.clear()
-            self._applying = None
-
-
-def _answer(group: list[_Waiter], error: Exception | None) -> None:
-    for _, applied in group:
-        # A request whose client went away has cancelled its own wait.
-        if applied.done():
-            continue
-        if error is None:
-            applied.set_result(None)
-        else:
-            applied.set_exception(error)
+            async with transaction(self._sessions) as session:
+                await apply_pending_reports_of(session, set(sends), utcnow())
+        except Exception as exc:
+            log.warning("delivery reports not applied", sends=len(sends), error=type(exc).__name__)
+            raise
