@@ -49,6 +49,15 @@ async def _report(sessions: SessionFactory, msgid: str, openid: str, at: datetim
         )
 
 
+async def _recorded(sessions: SessionFactory, attempt_id: str, msgid: str) -> None:
+    """The attempt's answer came back: it is sent, under WeChat's ``msgid``."""
+    async with transaction(sessions) as session:
+        attempt = await session.get(MessageAttempt, attempt_id)
+        assert attempt is not None
+        attempt.status = AttemptStatus.SENT
+        attempt.provider_message_id = msgid
+
+
 async def _claim(sessions: SessionFactory, attempt_id: str) -> str | None:
     async with transaction(sessions) as session:
         attempt = await session.get(MessageAttempt, attempt_id, with_for_update=True)
@@ -88,11 +97,7 @@ async def test_no_claim_while_another_send_to_the_same_patient_is_in_flight(
     await _report(sessions, "444", "oPatientC", T0 + timedelta(seconds=1))
     assert await _claim(sessions, lost) is None
 
-    async with transaction(sessions) as session:
-        other = await session.get(MessageAttempt, in_flight)
-        assert other is not None
-        other.status = AttemptStatus.SENT
-        other.provider_message_id = "555"
+    await _recorded(sessions, in_flight, "555")
     assert await _claim(sessions, lost) == "444"
 
 
@@ -111,11 +116,7 @@ async def test_a_try_that_never_reached_wechat_does_not_take_another_sends_repor
     assert await _claim(sessions, sent_twice) is None
 
     # The other message is sent again (after the wait) and recorded: the first claims its own.
-    async with transaction(sessions) as session:
-        other = await session.get(MessageAttempt, never_sent)
-        assert other is not None
-        other.status = AttemptStatus.SENT
-        other.provider_message_id = "999"
+    await _recorded(sessions, never_sent, "999")
     assert await _claim(sessions, sent_twice) == "666"
 
 

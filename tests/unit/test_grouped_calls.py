@@ -27,13 +27,21 @@ class Held:
             raise ConnectionResetError(f"failed with {self.fail_on}")
 
 
+async def _during_a_call(
+    calls: GroupedCalls[str], action: Held, items: str
+) -> tuple[asyncio.Task[None], list[asyncio.Task[None]]]:
+    """Submits "a", and once its call is under way each of ``items``; the call is held."""
+    first = asyncio.create_task(calls("a"))
+    await action.entered.wait()
+    rest = [asyncio.create_task(calls(item)) for item in items]
+    await asyncio.sleep(0)  # one turn of the loop, not a wait: each runs up to its queueing
+    return first, rest
+
+
 async def test_what_arrives_during_a_call_goes_together_in_the_next() -> None:
     action = Held()
     calls = GroupedCalls(action, limit=10)
-    first = asyncio.create_task(calls("a"))
-    await action.entered.wait()
-    rest = [asyncio.create_task(calls(item)) for item in "bcd"]
-    await asyncio.sleep(0)  # one turn of the loop, not a wait: each runs up to its queueing
+    first, rest = await _during_a_call(calls, action, "bcd")
 
     assert not first.done()
     action.release.set()
@@ -45,10 +53,7 @@ async def test_what_arrives_during_a_call_goes_together_in_the_next() -> None:
 async def test_a_group_larger_than_the_limit_is_split() -> None:
     action = Held()
     calls = GroupedCalls(action, limit=2)
-    first = asyncio.create_task(calls("a"))
-    await action.entered.wait()
-    rest = [asyncio.create_task(calls(item)) for item in "bcde"]
-    await asyncio.sleep(0)
+    first, rest = await _during_a_call(calls, action, "bcde")
     action.release.set()
     await asyncio.gather(first, *rest)
 
@@ -58,10 +63,7 @@ async def test_a_group_larger_than_the_limit_is_split() -> None:
 async def test_a_failed_call_fails_its_own_group_only() -> None:
     action = Held(fail_on="b")
     calls = GroupedCalls(action, limit=10)
-    first = asyncio.create_task(calls("a"))
-    await action.entered.wait()
-    failing = [asyncio.create_task(calls(item)) for item in "bc"]
-    await asyncio.sleep(0)
+    first, failing = await _during_a_call(calls, action, "bc")
     action.release.set()
     await first
     outcomes = await asyncio.gather(*failing, return_exceptions=True)
@@ -74,10 +76,7 @@ async def test_a_failed_call_fails_its_own_group_only() -> None:
 async def test_a_submitter_that_hangs_up_does_not_stop_its_group() -> None:
     action = Held()
     calls = GroupedCalls(action, limit=10)
-    first = asyncio.create_task(calls("a"))
-    await action.entered.wait()
-    leaving, staying = asyncio.create_task(calls("b")), asyncio.create_task(calls("c"))
-    await asyncio.sleep(0)
+    first, (leaving, staying) = await _during_a_call(calls, action, "bc")
     leaving.cancel()
     action.release.set()
     await asyncio.gather(first, staying)
