@@ -15,6 +15,9 @@ The API signals before its transaction commits (so that a failed signal leaves n
 so a page may look for a row that is not visible yet: such an id is looked for again after a
 pause, and dropped if it never appears (the push's request failed and its caller was told so).
 Messages held by quiet hours wait in the outbox and are routed again when the hours end.
+
+A run continues as new only with no page in flight (a page's sends cannot be handed over), but
+new pushes do not wait for that: they go out in pages of their own meanwhile.
 """
 
 from __future__ import annotations
@@ -49,6 +52,14 @@ PAGE_SIZE = 200
 PAGES_IN_FLIGHT = 4
 # Waits before looking again for a row not committed yet; after the last, the id is dropped.
 LOOK_AGAIN = (timedelta(seconds=1), timedelta(seconds=5), timedelta(seconds=30))
+# A run due to continue as new waits for its pages in flight; a page waiting on a channel's
+# retries may take two minutes. Meanwhile new pushes keep going out in pages of their own, an
+# urgent one included, until the history reaches these bounds (Temporal warns at 10,240 events
+# or 10 MiB and stops a run at 51,200 or 50 MiB); past them, they wait for the new run.
+DRAIN_HISTORY_EVENTS = 10_000
+DRAIN_HISTORY_BYTES = 8 * 1024 * 1024
+# Runs from before kept every push waiting while they drained.
+SENDS_WHILE_DRAINING = "outbox-sends-while-draining"
 
 
 @workflow.defn(name=PUSH_OUTBOX_WORKFLOW)
@@ -87,31 +98,57 @@ class PushOutboxWorkflow:
     async def run(self, input: OutboxInput) -> None:  # noqa: ARG002 - held by __init__
         pages: set[asyncio.Task[None]] = set()
         started = 0
+        draining = False
         while True:
-            await self._until_work()
+            await self._until_work(draining)
             self._release_held()
-            while self._waiting and self._in_flight < PAGES_IN_FLIGHT:
+            if draining and self._in_flight == 0:
+                await self._continue_as_new()
+            while self._can_start(draining):
                 page, self._waiting = self._waiting[:PAGE_SIZE], self._waiting[PAGE_SIZE:]
                 self._in_flight += 1
                 task = asyncio.ensure_future(self._send_page(page))
                 pages.add(task)
                 task.add_done_callback(pages.discard)
                 started += 1
-            if started >= self._pages_per_run or workflow.info().is_continue_as_new_suggested():
-                await workflow.wait_condition(lambda: self._in_flight == 0)
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                self._release_held()
-                workflow.continue_as_new(self._carried())
+            if not draining and (
+                started >= self._pages_per_run or workflow.info().is_continue_as_new_suggested()
+            ):
+                if self._in_flight == 0 or not workflow.patched(SENDS_WHILE_DRAINING):
+                    await self._continue_as_new()
+                draining = True
 
-    async def _until_work(self) -> None:
-        """Until a page can start, a held message's time comes, or a page holds one sooner."""
+    async def _continue_as_new(self) -> None:
+        await workflow.wait_condition(lambda: self._in_flight == 0)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._release_held()
+        workflow.continue_as_new(self._carried())
+
+    def _can_start(self, draining: bool) -> bool:
+        if not self._waiting or self._in_flight >= PAGES_IN_FLIGHT:
+            return False
+        if not draining:
+            return True
+        info = workflow.info()
+        return (
+            info.get_current_history_length() < DRAIN_HISTORY_EVENTS
+            and info.get_current_history_size() < DRAIN_HISTORY_BYTES
+        )
+
+    async def _until_work(self, draining: bool) -> None:
+        """Until a page can start, a held message's time comes, or a page holds one sooner; and
+        while draining, until the last page in flight is done."""
         earliest = min(self._held, default=None)
 
         def woken() -> bool:
             return (
-                (bool(self._waiting) and self._in_flight < PAGES_IN_FLIGHT)
+                self._can_start(draining)
                 or min(self._held, default=None) != earliest
-                or workflow.info().is_continue_as_new_suggested()
+                or (
+                    self._in_flight == 0
+                    if draining
+                    else workflow.info().is_continue_as_new_suggested()
+                )
             )
 
         timeout = None if earliest is None else max(earliest - workflow.now(), timedelta(0))

@@ -49,6 +49,9 @@ class Faults(BaseModel):
     # The next N message creations answer with this HTTP status (e.g. 500, 503, 429).
     fail_next: int = Field(default=0, ge=0)
     fail_status: int = 503
+    # Creations to these numbers answer fail_status, for as long as they are listed (a route
+    # down for some recipients while others go through).
+    failing_numbers: list[str] = Field(default_factory=list)
     # Numbers Twilio refuses at once (400, code 21211).
     invalid_numbers: list[str] = Field(default_factory=list)
     # Numbers accepted but never delivered: the callback says undelivered (30003).
@@ -172,6 +175,8 @@ def create_app(state: TwilioState) -> FastAPI:
             faults.fail_next -= 1
             return _error(faults.fail_status, 20500, "Internal Server Error (injected)")
         to = str(form.get("To", ""))
+        if to in faults.failing_numbers:
+            return _error(faults.fail_status, 20500, "Internal Server Error (injected)")
         body = str(form.get("Body", ""))
         if not _E164.match(to) or to in faults.invalid_numbers:
             return _error(400, 21211, f"The 'To' number {to} is not a valid phone number.")

@@ -144,5 +144,71 @@ async def test_outboxes_continue_as_new_without_losing_or_repeating_a_push(
     assert sum(p.counts.get("sent", 0) for p in progress) == 56
 
 
+async def test_a_push_is_not_held_up_by_a_page_retrying_while_its_outbox_is_due_to_continue(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory, record_history: Any
+) -> None:
+    async with messaging_stack(dev_env, channels="sms") as stack, stack.workers():
+        queue = stack.settings.temporal_task_queue
+        outbox = push_outbox_id(queue, "push:draining")
+        retrying, urgent = await _composed(stack, "13900139001", "13900139002")
+        stack.twilio.faults.failing_numbers = ["+8613900139001"]
+        # One page a run: the outbox is due to continue as new as soon as its first page starts,
+        # and that page waits on Twilio's retries for its one recipient.
+        handle = await stack.env.client.start_workflow(
+            PUSH_OUTBOX_WORKFLOW,
+            OutboxInput(pages_per_run=1),
+            id=outbox,
+            task_queue=queue,
+            start_signal=SIGNAL_PUSHED,
+            start_signal_args=[Pushed(message_ids=[retrying])],
+        )
+
+        async def tried() -> bool:
+            return bool(await stack.attempts(retrying))
+
+        await eventually(tried, what="the first push's first try")
+        await handle.signal(SIGNAL_PUSHED, Pushed(message_ids=[urgent]))
+        await stack.wait_status(urgent, "delivered")
+        assert (await stack.message(retrying)).status not in {"sent", "delivered"}
+        assert (await handle.describe()).run_id == handle.first_execution_run_id
+
+        stack.twilio.faults.failing_numbers = []
+        await stack.wait_status(retrying, "delivered")
+
+        async def continued() -> bool:
+            described = await stack.env.client.get_workflow_handle(outbox).describe()
+            return described.run_id != handle.first_execution_run_id
+
+        await eventually(continued, what="the outbox to continue as new once its pages are done")
+        first = stack.env.client.get_workflow_handle(outbox, run_id=handle.first_execution_run_id)
+        await record_history(first, "push_outbox_v2_sends_while_draining")
+        progress = await _outbox(stack, outbox)
+
+    assert sorted(m.to for m in stack.twilio.messages.values()) == [
+        "+8613900139001",
+        "+8613900139002",
+    ]
+    assert progress.counts.get("sent") == 2
+
+
+async def _composed(stack: Stack, *phones: str) -> list[str]:
+    async with transaction(stack.sessions) as session:
+        messages = [
+            await stack.composer.compose(
+                session,
+                MessageRequest(
+                    key=f"composed-{phone}",
+                    template="notice_generic",
+                    phone=phone,
+                    variables=NOTICE,
+                ),
+                now=utcnow(),
+            )
+            for phone in phones
+        ]
+        await session.flush()
+        return [m.id for m in messages]
+
+
 def _phone(n: int) -> str:
     return f"1390013{n:04d}"
