@@ -177,6 +177,23 @@ async def test_work_queue_filters_by_status_and_due_date(api: Api) -> None:
     assert bad.json()["detail"][0]["loc"] == ["query", "status", 0]
 
 
+async def test_a_write_landing_after_its_run_ended_never_puts_a_task_back_on_the_queue(
+    api: Api,
+) -> None:
+    """A run that ends abandons the projection write it has in flight (workflows/local_steps.py),
+    which may then land after the end's own write."""
+    now = datetime.now(UTC)
+    run = await project_run(api.sessions, "cardiology", now - 3 * DAY)
+    await run.change("day3", status="not_needed", reason="患者转院", closed_at=now)
+    await run.change("day3", status="sent")
+    nurse = await add_staff(api.sessions)
+
+    response = await api.http.get("/api/tasks?status=pending&status=sent", headers=auth(nurse))
+    assert {t["step_id"] for t in response.json()["items"]} == {"day7", "day30"}
+    detail = await api.http.get(f"/api/tasks/{run.tasks['day3']}", headers=auth(nurse))
+    assert detail.json()["status"] == "not_needed"
+
+
 async def test_alert_is_listed_acknowledged_and_audited(api: Api) -> None:
     now = datetime.now(UTC)
     run = await project_run(api.sessions, "cardiology", now - 3 * DAY)
