@@ -17,7 +17,8 @@ PAYMENT_WORKFLOW = "PaymentSaga"
 REFUND_WORKFLOW = "RefundSaga"
 CONSULTATION_WORKFLOW = "OnlineConsultation"
 RECONCILIATION_WORKFLOW = "PaymentReconciliation"
-RECONCILIATION_SCHEDULE_ID = "payments-daily-reconciliation"
+# Before schedules were per task queue there was one per namespace, under this id.
+LEGACY_RECONCILIATION_SCHEDULE_ID = "payments-daily-reconciliation"
 
 QUERY_PAYMENT = "payment"
 QUERY_REFUND = "refund"
@@ -87,6 +88,13 @@ def refund_workflow_id(refund_id: str) -> str:
 
 def consultation_workflow_id(consultation_id: str) -> str:
     return f"consultation:{consultation_id}"
+
+
+def reconciliation_schedule_id(task_queue: str) -> str:
+    """One schedule per deployment (its task queue), as the push outboxes are: a deployment
+    sharing the namespace, or a renamed queue, never inherits a run stuck where no worker listens
+    (which the schedule's overlap policy would wait on, skipping every day after it)."""
+    return f"{LEGACY_RECONCILIATION_SCHEDULE_ID}:{task_queue}"
 
 
 def out_trade_no(order_id: str) -> str:

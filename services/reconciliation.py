@@ -19,12 +19,14 @@ from temporalio.client import (
     ScheduleSpec,
     ScheduleUpdate,
 )
+from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.payment import (
-    RECONCILIATION_SCHEDULE_ID,
+    LEGACY_RECONCILIATION_SCHEDULE_ID,
     RECONCILIATION_WORKFLOW,
     ReconcileInput,
     ReconcileSummary,
+    reconciliation_schedule_id,
 )
 from core.models import Discrepancy, Reconciliation
 from core.settings import Settings
@@ -35,7 +37,7 @@ def reconciliation_schedule(settings: Settings) -> Schedule:
         action=ScheduleActionStartWorkflow(
             RECONCILIATION_WORKFLOW,
             ReconcileInput(timezone=settings.timezone),
-            id="payments-reconciliation",
+            id=f"payments-reconciliation:{settings.temporal_task_queue}",
             task_queue=settings.temporal_task_queue,
         ),
         spec=ScheduleSpec(
@@ -56,11 +58,29 @@ def reconciliation_schedule(settings: Settings) -> Schedule:
 async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> None:
     """Creates the daily schedule, or brings an existing one in line with the settings."""
     schedule = reconciliation_schedule(settings)
+    schedule_id = reconciliation_schedule_id(settings.temporal_task_queue)
     try:
-        await client.create_schedule(RECONCILIATION_SCHEDULE_ID, schedule)
+        await client.create_schedule(schedule_id, schedule)
     except ScheduleAlreadyRunningError:
-        handle = client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID)
+        handle = client.get_schedule_handle(schedule_id)
         await handle.update(lambda _: ScheduleUpdate(schedule=schedule))
+    await _retire_legacy_schedule(client, settings)
+
+
+async def _retire_legacy_schedule(client: Client, settings: Settings) -> None:
+    """Deletes this deployment's schedule from before schedules were per task queue, which would
+    otherwise reconcile every day a second time."""
+    legacy = client.get_schedule_handle(LEGACY_RECONCILIATION_SCHEDULE_ID)
+    try:
+        action = (await legacy.describe()).schedule.action
+        if (
+            isinstance(action, ScheduleActionStartWorkflow)
+            and action.task_queue == settings.temporal_task_queue
+        ):
+            await legacy.delete()
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
 
 
 async def run_for_day(client: Client, settings: Settings, bill_date: date) -> ReconcileSummary:

@@ -7,17 +7,26 @@ import contextlib
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from temporalio.client import ScheduleActionStartWorkflow
-from temporalio.service import RPCError
+import pytest
+from temporalio.client import (
+    ScheduleActionExecutionStartWorkflow,
+    ScheduleActionStartWorkflow,
+    ScheduleHandle,
+)
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from contracts.payment import RECONCILIATION_SCHEDULE_ID, out_trade_no
+from contracts.payment import (
+    LEGACY_RECONCILIATION_SCHEDULE_ID,
+    out_trade_no,
+    reconciliation_schedule_id,
+)
 from core.db import transaction
 from core.models import LedgerEntryRow, Reconciliation, StaffRole
 from harness.payments import UNINSURED, PayWorld
 from harness.staff import add_staff
 from harness.waiting import eventually
-from services.reconciliation import ensure_reconciliation_schedule
+from services.reconciliation import ensure_reconciliation_schedule, reconciliation_schedule
 from simulators.wechatpay.app import SimTrade
 from tests.payments.conftest import WorldFactory
 
@@ -107,30 +116,89 @@ async def test_the_schedule_is_kept_in_place_and_reconciles_yesterday(
     dev_env: WorkflowEnvironment, pay_world: WorldFactory
 ) -> None:
     async with pay_world(dev_env.client, reconciliation_hour=9) as world, world.workers():
-        handle = world.client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID)
+        queue = world.settings.temporal_task_queue
+        handle = world.client.get_schedule_handle(reconciliation_schedule_id(queue))
+        # This deployment's schedule from before schedules were per task queue.
+        legacy = await world.client.create_schedule(
+            LEGACY_RECONCILIATION_SCHEDULE_ID, reconciliation_schedule(world.settings)
+        )
         try:
             await ensure_reconciliation_schedule(world.client, world.settings)
             # A worker restart with a different hour updates the schedule instead of failing.
             moved = world.settings.model_copy(update={"reconciliation_hour": 7})
             await ensure_reconciliation_schedule(world.client, moved)
             described = await handle.describe()
-            await handle.trigger()
-            yesterday = datetime.now(CST).date() - timedelta(days=1)
-
-            async def reconciled() -> Reconciliation | None:
-                async with world.sessions() as session:
-                    return await session.get(Reconciliation, yesterday)
-
-            run = await eventually(reconciled, what="yesterday's reconciliation")
+            run = await _triggered_reconciliation(world, handle)
+            with pytest.raises(RPCError) as legacy_gone:
+                await legacy.describe()
         finally:
-            with contextlib.suppress(RPCError):
-                await handle.delete()
+            for schedule in (handle, legacy):
+                with contextlib.suppress(RPCError):
+                    await schedule.delete()
 
     spec = described.schedule.spec
     assert [r.start for r in spec.calendars[0].hour] == [7]
     assert spec.time_zone_name == "Asia/Shanghai"
     action = described.schedule.action
     assert isinstance(action, ScheduleActionStartWorkflow)
-    assert action.task_queue == world.settings.temporal_task_queue
+    assert action.task_queue == queue
     assert run.provider_lines == 0
     assert run.discrepancies == 0
+    assert legacy_gone.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def test_a_run_stuck_where_no_worker_listens_does_not_stop_this_deployments_reconciliation(
+    dev_env: WorkflowEnvironment, pay_world: WorldFactory
+) -> None:
+    async with pay_world(dev_env.client) as world, world.workers():
+        # Another deployment in the namespace (or this one before its queue was renamed) whose
+        # reconciliation started and has no worker to run it.
+        gone = world.settings.model_copy(
+            update={"temporal_task_queue": f"{world.settings.temporal_task_queue}.gone"}
+        )
+        handles = [
+            world.client.get_schedule_handle(reconciliation_schedule_id(s.temporal_task_queue))
+            for s in (gone, world.settings)
+        ]
+        stuck: list[str] = []
+        try:
+            await ensure_reconciliation_schedule(world.client, gone)
+            await handles[0].trigger()
+
+            async def started() -> list[str]:
+                running = (await handles[0].describe()).info.running_actions
+                return [
+                    r.workflow_id
+                    for r in running
+                    if isinstance(r, ScheduleActionExecutionStartWorkflow)
+                ]
+
+            stuck = await eventually(started, what="the other deployment's run to start")
+            await ensure_reconciliation_schedule(world.client, world.settings)
+            run = await _triggered_reconciliation(world, handles[1])
+        finally:
+            for schedule in handles:
+                with contextlib.suppress(RPCError):
+                    await schedule.delete()
+            for workflow_id in stuck:
+                with contextlib.suppress(RPCError):
+                    await world.client.get_workflow_handle(workflow_id).terminate()
+
+    assert run.provider_lines == 0
+
+
+async def _triggered_reconciliation(world: PayWorld, handle: ScheduleHandle) -> Reconciliation:
+    """Triggers the schedule and waits for the day it reconciles: yesterday, in the hospital's
+    time zone, whichever side of midnight the run started."""
+    days = {datetime.now(CST).date() - timedelta(days=1)}
+    await handle.trigger()
+
+    async def reconciled() -> Reconciliation | None:
+        days.add(datetime.now(CST).date() - timedelta(days=1))
+        async with world.sessions() as session:
+            for day in days:
+                if found := await session.get(Reconciliation, day):
+                    return found
+        return None
+
+    return await eventually(reconciled, what="yesterday's reconciliation")
