@@ -331,6 +331,9 @@ class OutboxInput(_Msg):
     counts: dict[str, int] = Field(default_factory=dict)
     # Pages a run starts at most before continuing as new (the server usually suggests it sooner).
     pages_per_run: int = Field(default=500, ge=1)
+    # History events up to which a run due to continue as new still starts pages while it waits
+    # for those in flight: under Temporal's warning at 10,240 events (its limit is 51,200).
+    drain_history_events: int = Field(default=10_000, ge=1)
 
 
 class PreparePushed(_Msg):

@@ -54,9 +54,9 @@ PAGES_IN_FLIGHT = 4
 LOOK_AGAIN = (timedelta(seconds=1), timedelta(seconds=5), timedelta(seconds=30))
 # A run due to continue as new waits for its pages in flight; a page waiting on a channel's
 # retries may take two minutes. Meanwhile new pushes keep going out in pages of their own, an
-# urgent one included, until the history reaches these bounds (Temporal warns at 10,240 events
-# or 10 MiB and stops a run at 51,200 or 50 MiB); past them, they wait for the new run.
-DRAIN_HISTORY_EVENTS = 10_000
+# urgent one included, until the history reaches the input's `drain_history_events` or this size
+# (Temporal warns at 10,240 events or 10 MiB and stops a run at 51,200 or 50 MiB); past them,
+# they wait for the new run.
 DRAIN_HISTORY_BYTES = 8 * 1024 * 1024
 # Runs from before kept every push waiting while they drained.
 SENDS_WHILE_DRAINING = "outbox-sends-while-draining"
@@ -73,6 +73,7 @@ class PushOutboxWorkflow:
         self._looks = dict(input.looks)
         self._counts = dict(input.counts)
         self._pages_per_run = input.pages_per_run
+        self._drain_history_events = input.drain_history_events
         # Every id waiting, held or in a page in flight: a second signal of one is ignored.
         self._known = set(self._waiting) | {i for ids in self._held.values() for i in ids}
         self._in_flight = 0
@@ -131,7 +132,7 @@ class PushOutboxWorkflow:
             return True
         info = workflow.info()
         return (
-            info.get_current_history_length() < DRAIN_HISTORY_EVENTS
+            info.get_current_history_length() < self._drain_history_events
             and info.get_current_history_size() < DRAIN_HISTORY_BYTES
         )
 
@@ -172,6 +173,7 @@ class PushOutboxWorkflow:
             looks=self._looks,
             counts=self._counts,
             pages_per_run=self._pages_per_run,
+            drain_history_events=self._drain_history_events,
         )
 
     def _count(self, status: str) -> None:

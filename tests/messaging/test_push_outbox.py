@@ -191,6 +191,53 @@ async def test_a_push_is_not_held_up_by_a_page_retrying_while_its_outbox_is_due_
     assert progress.counts.get("sent") == 2
 
 
+async def test_past_its_history_bound_a_draining_outbox_leaves_new_pushes_to_its_next_run(
+    dev_env: WorkflowEnvironment, messaging_stack: StackFactory
+) -> None:
+    async with messaging_stack(dev_env, channels="sms") as stack, stack.workers():
+        queue = stack.settings.temporal_task_queue
+        outbox = push_outbox_id(queue, "push:over-bound")
+        retrying, waiting = await _composed(stack, "13900139003", "13900139004")
+        stack.twilio.faults.failing_numbers = ["+8613900139003"]
+        # Due to continue as new after its first page, with its history already past the bound.
+        handle = await stack.env.client.start_workflow(
+            PUSH_OUTBOX_WORKFLOW,
+            OutboxInput(pages_per_run=1, drain_history_events=1),
+            id=outbox,
+            task_queue=queue,
+            start_signal=SIGNAL_PUSHED,
+            start_signal_args=[Pushed(message_ids=[retrying])],
+        )
+
+        async def tried() -> bool:
+            return bool(await stack.attempts(retrying))
+
+        await eventually(tried, what="the first push's first try")
+        await handle.signal(SIGNAL_PUSHED, Pushed(message_ids=[waiting]))
+
+        async def left_waiting() -> OutboxProgress | None:
+            progress = await _outbox(stack, outbox)
+            return progress if progress.waiting else None
+
+        held_back = await eventually(left_waiting, what="the second push left waiting")
+        unsent = await stack.message(waiting)
+
+        stack.twilio.faults.failing_numbers = []
+        await stack.wait_status(waiting, "delivered")
+        described = await handle.describe()
+        progress = await _outbox(stack, outbox)
+
+    assert (held_back.waiting, held_back.pages_in_flight) == (1, 1)
+    assert unsent.status not in {"sent", "delivered"}
+    # The retrying page finished first; the new run sent what the old one left waiting.
+    assert described.run_id != handle.first_execution_run_id
+    assert sorted(m.to for m in stack.twilio.messages.values()) == [
+        "+8613900139003",
+        "+8613900139004",
+    ]
+    assert progress.counts.get("sent") == 2
+
+
 async def _composed(stack: Stack, *phones: str) -> list[str]:
     async with transaction(stack.sessions) as session:
         messages = [
