@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from sqlmodel import update
 from temporalio.client import (
     ScheduleActionExecutionStartWorkflow,
     ScheduleActionStartWorkflow,
@@ -48,10 +49,19 @@ async def test_the_bill_is_matched_and_every_kind_of_difference_is_reported(
         second = await settled_self_pay(world, 2600)
         refund = await world.refund(first["id"], 1000)
         await world.wait_refund(refund.json()["id"], "succeeded")
+        now = datetime.now(UTC)
+        # Every movement on one day, should midnight (Beijing) have passed between them: both
+        # sides date a movement by the provider's success time.
+        for trade in world.provider.trades.values():
+            if trade.success_time is not None:
+                trade.success_time = now
+        for refund_record in world.provider.refunds.values():
+            refund_record.success_time = now
+        async with transaction(world.sessions) as session:
+            await session.exec(update(LedgerEntryRow).values(at=now))
 
         # A trade paid at the provider that no saga of ours started (e.g. a cashier's manual
         # order in the merchant console).
-        now = datetime.now(UTC)
         world.provider.trades["MANUAL0001"] = SimTrade(
             out_trade_no="MANUAL0001",
             description="窗口补缴",
