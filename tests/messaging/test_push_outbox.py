@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from contracts.messages import (
@@ -148,25 +149,11 @@ async def test_a_push_is_not_held_up_by_a_page_retrying_while_its_outbox_is_due_
     dev_env: WorkflowEnvironment, messaging_stack: StackFactory, record_history: Any
 ) -> None:
     async with messaging_stack(dev_env, channels="sms") as stack, stack.workers():
-        queue = stack.settings.temporal_task_queue
-        outbox = push_outbox_id(queue, "push:draining")
+        outbox = push_outbox_id(stack.settings.temporal_task_queue, "push:draining")
         retrying, urgent = await _composed(stack, "13900139001", "13900139002")
-        stack.twilio.faults.failing_numbers = ["+8613900139001"]
-        # One page a run: the outbox is due to continue as new as soon as its first page starts,
-        # and that page waits on Twilio's retries for its one recipient.
-        handle = await stack.env.client.start_workflow(
-            PUSH_OUTBOX_WORKFLOW,
-            OutboxInput(pages_per_run=1),
-            id=outbox,
-            task_queue=queue,
-            start_signal=SIGNAL_PUSHED,
-            start_signal_args=[Pushed(message_ids=[retrying])],
+        handle = await _retrying_its_first_page(
+            stack, outbox, OutboxInput(), retrying, "13900139001"
         )
-
-        async def tried() -> bool:
-            return bool(await stack.attempts(retrying))
-
-        await eventually(tried, what="the first push's first try")
         await handle.signal(SIGNAL_PUSHED, Pushed(message_ids=[urgent]))
         await stack.wait_status(urgent, "delivered")
         assert (await stack.message(retrying)).status not in {"sent", "delivered"}
@@ -195,24 +182,11 @@ async def test_past_its_history_bound_a_draining_outbox_leaves_new_pushes_to_its
     dev_env: WorkflowEnvironment, messaging_stack: StackFactory
 ) -> None:
     async with messaging_stack(dev_env, channels="sms") as stack, stack.workers():
-        queue = stack.settings.temporal_task_queue
-        outbox = push_outbox_id(queue, "push:over-bound")
+        outbox = push_outbox_id(stack.settings.temporal_task_queue, "push:over-bound")
         retrying, waiting = await _composed(stack, "13900139003", "13900139004")
-        stack.twilio.faults.failing_numbers = ["+8613900139003"]
-        # Due to continue as new after its first page, with its history already past the bound.
-        handle = await stack.env.client.start_workflow(
-            PUSH_OUTBOX_WORKFLOW,
-            OutboxInput(pages_per_run=1, drain_history_events=1),
-            id=outbox,
-            task_queue=queue,
-            start_signal=SIGNAL_PUSHED,
-            start_signal_args=[Pushed(message_ids=[retrying])],
-        )
-
-        async def tried() -> bool:
-            return bool(await stack.attempts(retrying))
-
-        await eventually(tried, what="the first push's first try")
+        # Its history is past the bound from the start.
+        over_bound = OutboxInput(drain_history_events=1)
+        handle = await _retrying_its_first_page(stack, outbox, over_bound, retrying, "13900139003")
         await handle.signal(SIGNAL_PUSHED, Pushed(message_ids=[waiting]))
 
         async def left_waiting() -> OutboxProgress | None:
@@ -236,6 +210,29 @@ async def test_past_its_history_bound_a_draining_outbox_leaves_new_pushes_to_its
         "+8613900139004",
     ]
     assert progress.counts.get("sent") == 2
+
+
+async def _retrying_its_first_page(
+    stack: Stack, outbox: str, input: OutboxInput, message_id: str, phone: str
+) -> WorkflowHandle[Any, Any]:
+    """The outbox, started with one page a run: due to continue as new as soon as its first page
+    starts, and that page, of this message to this phone alone, waiting on Twilio's retries once
+    it has been tried."""
+    stack.twilio.faults.failing_numbers = [f"+86{phone}"]
+    handle = await stack.env.client.start_workflow(
+        PUSH_OUTBOX_WORKFLOW,
+        input.model_copy(update={"pages_per_run": 1}),
+        id=outbox,
+        task_queue=stack.settings.temporal_task_queue,
+        start_signal=SIGNAL_PUSHED,
+        start_signal_args=[Pushed(message_ids=[message_id])],
+    )
+
+    async def tried() -> bool:
+        return bool(await stack.attempts(message_id))
+
+    await eventually(tried, what="the page's first try")
+    return handle
 
 
 async def _composed(stack: Stack, *phones: str) -> list[str]:
