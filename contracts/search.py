@@ -20,6 +20,10 @@ HOSPITAL = SearchAttributeKey.for_keyword("Hospital")
 PRESCRIPTION_NO = SearchAttributeKey.for_keyword("PrescriptionNo")
 ORDER_NO = SearchAttributeKey.for_keyword("OrderNo")
 
+# Set by Temporal itself on a run a schedule starts: the schedule's nominal time for it (for a
+# run caught up after an outage, or backfilled, not when it actually started). Not registered.
+SCHEDULED_START_TIME = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
+
 ALL_KEYS = (
     PATIENT_ID,
     PATHWAY_ID,

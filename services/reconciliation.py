@@ -51,7 +51,11 @@ def reconciliation_schedule(settings: Settings) -> Schedule:
             time_zone_name=settings.timezone,
         ),
         # A run missed while the cluster was down still happens when it is back (within a day).
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(days=1)),
+        # Each run reconciles its own day, so one that comes while another is still at it (the
+        # workers were down, the provider's bill was late) waits for it rather than being dropped.
+        policy=SchedulePolicy(
+            overlap=ScheduleOverlapPolicy.BUFFER_ALL, catchup_window=timedelta(days=1)
+        ),
     )
 
 

@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         ReconcileRequest,
         ReconcileSummary,
     )
+    from contracts.search import SCHEDULED_START_TIME
     from pathways.timeline import zone
     from workflows.retries import STATEMENT_GIVE_UP, STATEMENT_RETRY, STATEMENT_TIMEOUT
 
@@ -30,7 +31,11 @@ class ReconciliationWorkflow:
     async def run(self, input: ReconcileInput) -> ReconcileSummary:
         bill_date = input.bill_date
         if bill_date is None:
-            today = workflow.now().astimezone(zone(input.timezone)).date()
+            # The day before the schedule meant it to run: a run caught up after an outage, or
+            # started late because no worker was up, or backfilled, reconciles its own day.
+            info = workflow.info()
+            meant = info.typed_search_attributes.get(SCHEDULED_START_TIME)
+            today = (meant or info.workflow_start_time).astimezone(zone(input.timezone)).date()
             bill_date = today - timedelta(days=1)
         summary: ReconcileSummary = await workflow.execute_activity(
             ACTIVITY_RECONCILE,

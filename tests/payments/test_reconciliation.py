@@ -4,14 +4,15 @@ through the API and by the Temporal Schedule the worker keeps in place."""
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlmodel import update
+from sqlmodel import select, update
 from temporalio.client import (
     ScheduleActionExecutionStartWorkflow,
     ScheduleActionStartWorkflow,
+    ScheduleBackfill,
     ScheduleHandle,
 )
 from temporalio.service import RPCError, RPCStatusCode
@@ -195,6 +196,40 @@ async def test_a_run_stuck_where_no_worker_listens_does_not_stop_this_deployment
                     await world.client.get_workflow_handle(workflow_id).terminate()
 
     assert run.provider_lines == 0
+
+
+async def test_days_the_schedule_missed_are_each_reconciled_as_their_own_day_when_backfilled(
+    dev_env: WorkflowEnvironment, pay_world: WorldFactory
+) -> None:
+    async with pay_world(dev_env.client, reconciliation_hour=10) as world, world.workers():
+        queue = world.settings.temporal_task_queue
+        handle = world.client.get_schedule_handle(reconciliation_schedule_id(queue))
+        today = datetime.now(CST).date()
+        # The schedule's 10:00 three and two days ago, missed (say, the cluster was down): an
+        # operator backfills them (`temporal schedule backfill`) and they run now.
+        missed = [datetime.combine(today - timedelta(days=d), time(10), CST) for d in (3, 2)]
+        try:
+            await ensure_reconciliation_schedule(world.client, world.settings)
+            await handle.backfill(
+                ScheduleBackfill(
+                    start_at=missed[0] - timedelta(minutes=1),
+                    end_at=missed[1] + timedelta(minutes=1),
+                )
+            )
+
+            async def two_days() -> set[date] | None:
+                async with world.sessions() as session:
+                    runs = (await session.exec(select(Reconciliation))).all()
+                found = {run.bill_date for run in runs}
+                return found if len(found) >= 2 else None
+
+            days = await eventually(two_days, what="both missed days reconciled")
+        finally:
+            with contextlib.suppress(RPCError):
+                await handle.delete()
+
+    # Each the day before its own scheduled time, not the day before today.
+    assert days == {today - timedelta(days=4), today - timedelta(days=3)}
 
 
 async def _triggered_reconciliation(world: PayWorld, handle: ScheduleHandle) -> Reconciliation:
