@@ -94,7 +94,7 @@ def reconciliation_schedule_id(task_queue: str) -> str:
     """One schedule per deployment (its task queue), as the push outboxes are: a deployment
     sharing the namespace, or a renamed queue, never inherits a run stuck where no worker listens
     (which the schedule's overlap policy would wait on, skipping every day after it)."""
-    return f"{LEGACY_RECONCILIATION_SCHEDULE_ID}:{task_queue}"
+    return f"payments-daily-reconciliation:{task_queue}"
 
 
 def out_trade_no(order_id: str) -> str:

@@ -68,7 +68,9 @@ async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> 
     except ScheduleAlreadyRunningError:
         handle = client.get_schedule_handle(schedule_id)
         await handle.update(lambda _: ScheduleUpdate(schedule=schedule))
-    await _retire_legacy_schedule(client, settings)
+    else:
+        # The first start since schedules became per task queue.
+        await _retire_legacy_schedule(client, settings)
 
 
 async def _retire_legacy_schedule(client: Client, settings: Settings) -> None:

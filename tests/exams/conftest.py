@@ -7,7 +7,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,15 @@ from simulators.exam.app import ExamVendorState, create_app
 from tests.api.conftest import Api, HisSim, _api, his_sim
 
 __all__ = ["his_sim"]
+
+
+def window_refusals(today: date) -> set[str]:
+    """The refusal of a date outside the next two weeks: from today, or from tomorrow should
+    midnight pass during the test."""
+    return {
+        f"请输入{first:%Y-%m-%d}至{first + timedelta(days=14):%Y-%m-%d}的任意日期。"
+        for first in (today, today + timedelta(days=1))
+    }
 
 
 @dataclass

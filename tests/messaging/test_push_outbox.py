@@ -150,10 +150,10 @@ async def test_a_push_is_not_held_up_by_a_page_retrying_while_its_outbox_is_due_
 ) -> None:
     async with messaging_stack(dev_env, channels="sms") as stack, stack.workers():
         outbox = push_outbox_id(stack.settings.temporal_task_queue, "push:draining")
-        retrying, urgent = await _composed(stack, "13900139001", "13900139002")
-        handle = await _retrying_its_first_page(
-            stack, outbox, OutboxInput(), retrying, "13900139001"
+        handle, retrying = await _retrying_its_first_page(
+            stack, outbox, OutboxInput(), "13900139001"
         )
+        [urgent] = await _composed(stack, "13900139002")
         await handle.signal(SIGNAL_PUSHED, Pushed(message_ids=[urgent]))
         await stack.wait_status(urgent, "delivered")
         assert (await stack.message(retrying)).status not in {"sent", "delivered"}
@@ -183,10 +183,10 @@ async def test_past_its_history_bound_a_draining_outbox_leaves_new_pushes_to_its
 ) -> None:
     async with messaging_stack(dev_env, channels="sms") as stack, stack.workers():
         outbox = push_outbox_id(stack.settings.temporal_task_queue, "push:over-bound")
-        retrying, waiting = await _composed(stack, "13900139003", "13900139004")
         # Its history is past the bound from the start.
         over_bound = OutboxInput(drain_history_events=1)
-        handle = await _retrying_its_first_page(stack, outbox, over_bound, retrying, "13900139003")
+        handle, _ = await _retrying_its_first_page(stack, outbox, over_bound, "13900139003")
+        [waiting] = await _composed(stack, "13900139004")
         await handle.signal(SIGNAL_PUSHED, Pushed(message_ids=[waiting]))
 
         async def left_waiting() -> OutboxProgress | None:
@@ -213,11 +213,12 @@ async def test_past_its_history_bound_a_draining_outbox_leaves_new_pushes_to_its
 
 
 async def _retrying_its_first_page(
-    stack: Stack, outbox: str, input: OutboxInput, message_id: str, phone: str
-) -> WorkflowHandle[Any, Any]:
+    stack: Stack, outbox: str, input: OutboxInput, phone: str
+) -> tuple[WorkflowHandle[Any, Any], str]:
     """The outbox, started with one page a run: due to continue as new as soon as its first page
-    starts, and that page, of this message to this phone alone, waiting on Twilio's retries once
-    it has been tried."""
+    starts, and that page, of one message to ``phone``, waiting on Twilio's retries once it has
+    been tried. Returns the outbox and the message."""
+    [message_id] = await _composed(stack, phone)
     stack.twilio.faults.failing_numbers = [f"+86{phone}"]
     handle = await stack.env.client.start_workflow(
         PUSH_OUTBOX_WORKFLOW,
@@ -232,7 +233,7 @@ async def _retrying_its_first_page(
         return bool(await stack.attempts(message_id))
 
     await eventually(tried, what="the page's first try")
-    return handle
+    return handle, message_id
 
 
 async def _composed(stack: Stack, *phones: str) -> list[str]:

@@ -4,6 +4,7 @@ through the API and by the Temporal Schedule the worker keeps in place."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 
@@ -128,12 +129,12 @@ async def test_the_schedule_is_kept_in_place_and_reconciles_yesterday(
 ) -> None:
     async with pay_world(dev_env.client, reconciliation_hour=9) as world, world.workers():
         queue = world.settings.temporal_task_queue
-        handle = world.client.get_schedule_handle(reconciliation_schedule_id(queue))
-        # This deployment's schedule from before schedules were per task queue.
-        legacy = await world.client.create_schedule(
-            LEGACY_RECONCILIATION_SCHEDULE_ID, reconciliation_schedule(world.settings)
-        )
-        try:
+        ids = (reconciliation_schedule_id(queue), LEGACY_RECONCILIATION_SCHEDULE_ID)
+        async with _schedules(world, *ids) as (handle, legacy):
+            # This deployment's schedule from before schedules were per task queue.
+            await world.client.create_schedule(
+                LEGACY_RECONCILIATION_SCHEDULE_ID, reconciliation_schedule(world.settings)
+            )
             await ensure_reconciliation_schedule(world.client, world.settings)
             # A worker restart with a different hour updates the schedule instead of failing.
             moved = world.settings.model_copy(update={"reconciliation_hour": 7})
@@ -142,10 +143,6 @@ async def test_the_schedule_is_kept_in_place_and_reconciles_yesterday(
             run = await _triggered_reconciliation(world, handle)
             with pytest.raises(RPCError) as legacy_gone:
                 await legacy.describe()
-        finally:
-            for schedule in (handle, legacy):
-                with contextlib.suppress(RPCError):
-                    await schedule.delete()
 
     spec = described.schedule.spec
     assert [r.start for r in spec.calendars[0].hour] == [7]
@@ -167,33 +164,17 @@ async def test_a_run_stuck_where_no_worker_listens_does_not_stop_this_deployment
         gone = world.settings.model_copy(
             update={"temporal_task_queue": f"{world.settings.temporal_task_queue}.gone"}
         )
-        handles = [
-            world.client.get_schedule_handle(reconciliation_schedule_id(s.temporal_task_queue))
-            for s in (gone, world.settings)
-        ]
-        stuck: list[str] = []
-        try:
+        ids = [reconciliation_schedule_id(s.temporal_task_queue) for s in (gone, world.settings)]
+        async with _schedules(world, *ids) as (theirs, ours):
             await ensure_reconciliation_schedule(world.client, gone)
-            await handles[0].trigger()
+            await theirs.trigger()
 
-            async def started() -> list[str]:
-                running = (await handles[0].describe()).info.running_actions
-                return [
-                    r.workflow_id
-                    for r in running
-                    if isinstance(r, ScheduleActionExecutionStartWorkflow)
-                ]
+            async def started() -> bool:
+                return bool((await theirs.describe()).info.running_actions)
 
-            stuck = await eventually(started, what="the other deployment's run to start")
+            await eventually(started, what="the other deployment's run to start")
             await ensure_reconciliation_schedule(world.client, world.settings)
-            run = await _triggered_reconciliation(world, handles[1])
-        finally:
-            for schedule in handles:
-                with contextlib.suppress(RPCError):
-                    await schedule.delete()
-            for workflow_id in stuck:
-                with contextlib.suppress(RPCError):
-                    await world.client.get_workflow_handle(workflow_id).terminate()
+            run = await _triggered_reconciliation(world, ours)
 
     assert run.provider_lines == 0
 
@@ -202,13 +183,12 @@ async def test_days_the_schedule_missed_are_each_reconciled_as_their_own_day_whe
     dev_env: WorkflowEnvironment, pay_world: WorldFactory
 ) -> None:
     async with pay_world(dev_env.client, reconciliation_hour=10) as world, world.workers():
-        queue = world.settings.temporal_task_queue
-        handle = world.client.get_schedule_handle(reconciliation_schedule_id(queue))
+        schedule_id = reconciliation_schedule_id(world.settings.temporal_task_queue)
         today = datetime.now(CST).date()
         # The schedule's 10:00 three and two days ago, missed (say, the cluster was down): an
         # operator backfills them (`temporal schedule backfill`) and they run now.
         missed = [datetime.combine(today - timedelta(days=d), time(10), CST) for d in (3, 2)]
-        try:
+        async with _schedules(world, schedule_id) as (handle,):
             await ensure_reconciliation_schedule(world.client, world.settings)
             await handle.backfill(
                 ScheduleBackfill(
@@ -224,12 +204,25 @@ async def test_days_the_schedule_missed_are_each_reconciled_as_their_own_day_whe
                 return found if len(found) >= 2 else None
 
             days = await eventually(two_days, what="both missed days reconciled")
-        finally:
-            with contextlib.suppress(RPCError):
-                await handle.delete()
 
     # Each the day before its own scheduled time, not the day before today.
     assert days == {today - timedelta(days=4), today - timedelta(days=3)}
+
+
+@contextlib.asynccontextmanager
+async def _schedules(world: PayWorld, *schedule_ids: str) -> AsyncIterator[list[ScheduleHandle]]:
+    """Handles on these schedules, deleted at the end with any run still going: both outlive
+    the test's worker."""
+    handles = [world.client.get_schedule_handle(i) for i in schedule_ids]
+    try:
+        yield handles
+    finally:
+        for handle in handles:
+            with contextlib.suppress(RPCError):
+                for action in (await handle.describe()).info.running_actions:
+                    if isinstance(action, ScheduleActionExecutionStartWorkflow):
+                        await world.client.get_workflow_handle(action.workflow_id).terminate()
+                await handle.delete()
 
 
 async def _triggered_reconciliation(world: PayWorld, handle: ScheduleHandle) -> Reconciliation:
